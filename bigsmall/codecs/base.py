@@ -1,0 +1,78 @@
+"""The codec interface and the registry of codec ids.
+
+Shape borrowed from numcodecs: a codec has an id, turns raw bytes into a ``TensorPlan`` (JSON
+params + side information + independently decodable chunks), and decodes one chunk into a
+caller-provided buffer. Decoding by chunk is what lets the shell spread a tensor over all cores
+and read a slice alone. Codecs are pure: no I/O, no clocks, no globals beyond the constant registry.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..core.types import TensorPlan, TensorSpec
+from ..errors import UnknownCodecError
+
+
+def unit_bytes(spec: TensorSpec) -> int:
+    """Chunking unit: one element for byte-aligned dtypes, one byte for packed sub-byte ones."""
+    return spec.info.itemsize or 1
+
+
+def n_units(spec: TensorSpec) -> int:
+    return spec.nbytes // unit_bytes(spec)
+
+
+def chunk_bounds(spec: TensorSpec, params: dict[str, Any], count: int) -> list[tuple[int, int]]:
+    """Byte ranges of the decoded tensor covered by each of ``count`` chunks."""
+    unit = unit_bytes(spec)
+    per = int(params.get("chunk", 0)) or max(n_units(spec), 1)
+    total = spec.nbytes
+    out = []
+    for i in range(count):
+        b = min(i * per * unit, total)
+        e = min((i + 1) * per * unit, total)
+        out.append((b, e))
+    return out
+
+
+class Codec(abc.ABC):
+    codec_id: ClassVar[str]
+
+    @abc.abstractmethod
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+        """Code ``data`` (uint8, the tensor's raw bytes); None when the codec does not apply."""
+
+    def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> Any:
+        """Parse side information once per tensor; the result is shared by every chunk."""
+        return None
+
+    @abc.abstractmethod
+    def decode_chunk(
+        self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
+        chunk: bytes | memoryview, out: np.ndarray,
+    ) -> None:
+        """Decode chunk ``index`` into ``out`` (uint8, exactly that chunk's decoded bytes)."""
+
+
+_REGISTRY: dict[str, Codec] = {}
+
+
+def register(codec: Codec) -> Codec:
+    _REGISTRY[codec.codec_id] = codec
+    return codec
+
+
+def get_codec(codec_id: str) -> Codec:
+    from . import builtin  # noqa: F401  (registers the built-in codecs)
+
+    try:
+        return _REGISTRY[codec_id]
+    except KeyError:
+        raise UnknownCodecError(
+            f"unknown codec id {codec_id!r}: this file needs a newer bigsmall "
+            f"(known: {', '.join(sorted(_REGISTRY))})"
+        ) from None
