@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
+from numba import njit
 
-#: candidate (row clusters, column clusters) grids tried by the encoder
-GRIDS: tuple[tuple[int, int], ...] = (
-    (1, 1), (2, 1), (1, 2), (2, 2), (4, 1), (1, 4), (4, 2), (2, 4), (4, 4),
-    (8, 2), (2, 8), (8, 4), (4, 8), (8, 8),
-)
 SAMPLE_SIDE = 768  # rows/columns kept in the fitting sample
+COST_SAMPLE = 1 << 21  # elements (about) on which candidate clusterings are compared
 ITERATIONS = 6
 TABLE_ENTRY_BITS = 8.0  # side information per present (context, symbol) pair, see tables.py
 
@@ -51,6 +48,28 @@ def trivial(nrows: int, ncols: int) -> Clustering:
     return Clustering(1, 1, np.zeros(nrows, np.uint8), np.zeros(ncols, np.uint8))
 
 
+@njit(nogil=True, cache=True)
+def _hist(sym, other, k_other, alpha):
+    """hist[i, other[j] * alpha + sym[i, j]] += 1: per-row histograms split by the other axis."""
+    nr, nc = sym.shape
+    out = np.zeros((nr, k_other * alpha), dtype=np.float64)
+    for i in range(nr):
+        for j in range(nc):
+            out[i, other[j] * alpha + sym[i, j]] += 1.0
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _ctx_table(sym, rows, cols, kc, nctx, alpha):
+    out = np.zeros((nctx, alpha), dtype=np.int64)
+    nr, nc = sym.shape
+    for i in range(nr):
+        base = rows[i] * kc
+        for j in range(nc):
+            out[base + cols[j], sym[i, j]] += 1
+    return out
+
+
 def _entropy_bits(counts: np.ndarray) -> float:
     c = counts[counts > 0].astype(np.float64)
     if c.size == 0:
@@ -72,29 +91,18 @@ def _init_map(values: np.ndarray, k: int) -> np.ndarray:
 
 def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd iterations on a (sample) symbol matrix; returns (row map, col map)."""
-    nr, nc = sym.shape
     rows = _init_map(sym.mean(axis=1), kr)
     cols = _init_map(sym.mean(axis=0), kc)
-    r_idx = np.arange(nr)[:, None]
-    c_idx = np.arange(nc)[None, :]
     for _ in range(ITERATIONS):
         prev = (rows.copy(), cols.copy())
         if kr > 1:
-            ctx = rows[:, None] * kc + cols[None, :]
-            table = np.bincount((ctx * alpha + sym).ravel(), minlength=kr * kc * alpha)
+            table = _ctx_table(sym, rows, cols, kc, kr * kc, alpha)
             lengths = _code_lengths(table.reshape(kr, kc * alpha))
-            hist = np.bincount(
-                (r_idx * (kc * alpha) + cols[None, :] * alpha + sym).ravel(), minlength=nr * kc * alpha
-            ).reshape(nr, kc * alpha)
-            rows = (hist @ lengths.T).argmin(axis=1)
+            rows = (_hist(sym, cols, kc, alpha) @ lengths.T).argmin(axis=1)
         if kc > 1:
-            ctx = rows[:, None] * kc + cols[None, :]
-            table = np.bincount((ctx * alpha + sym).ravel(), minlength=kr * kc * alpha)
+            table = _ctx_table(sym, rows, cols, kc, kr * kc, alpha)
             lengths = _code_lengths(table.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha))
-            hist = np.bincount(
-                (c_idx * (kr * alpha) + rows[:, None] * alpha + sym).ravel(), minlength=nc * kr * alpha
-            ).reshape(nc, kr * alpha)
-            cols = (hist @ lengths.T).argmin(axis=1)
+            cols = (_hist(sym.T, rows, kr, alpha) @ lengths.T).argmin(axis=1)
         if np.array_equal(prev[0], rows) and np.array_equal(prev[1], cols):
             break
     return rows, cols
@@ -102,20 +110,18 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.
 
 def _assign(sym: np.ndarray, alpha: int, other: np.ndarray, k_other: int, lengths: np.ndarray) -> np.ndarray:
     """Assign every row of ``sym`` given the other axis' map and per-cluster code lengths."""
-    n = sym.shape[0]
-    hist = np.bincount(
-        (np.arange(n)[:, None] * (k_other * alpha) + other[None, :] * alpha + sym).ravel(),
-        minlength=n * k_other * alpha,
-    ).reshape(n, k_other * alpha)
-    return (hist @ lengths.T).argmin(axis=1)
+    return (_hist(sym, other, k_other, alpha) @ lengths.T).argmin(axis=1)
 
 
-def context_cost_bits(sym: np.ndarray, alpha: int, cl: Clustering) -> float:
-    """Estimated coded size of ``sym`` under ``cl``: entropy + tables + maps, in bits."""
-    ctx = cl.row_ctx()[:, None] + cl.col_ctx()[None, :]
-    table = np.bincount((ctx * alpha + sym).ravel(), minlength=cl.n_contexts * alpha)
-    table = table.reshape(cl.n_contexts, alpha)
-    bits = sum(_entropy_bits(t) for t in table)
+def context_cost_bits(sym: np.ndarray, alpha: int, cl: Clustering, row_step: int = 1) -> float:
+    """Estimated coded size of ``sym`` under ``cl``: entropy + tables + maps, in bits.
+
+    With ``row_step`` > 1 the entropy is measured on every row_step-th row and scaled up.
+    """
+    sub = sym[::row_step]
+    table = _ctx_table(sub, cl.row_map[::row_step].astype(np.int64), cl.col_map.astype(np.int64),
+                       cl.kc, cl.n_contexts, alpha)
+    bits = sum(_entropy_bits(t) for t in table) * (sym.shape[0] / max(sub.shape[0], 1))
     side = float((table > 0).sum()) * TABLE_ENTRY_BITS
     if cl.kr > 1:
         side += sym.shape[0] * np.log2(cl.kr)
@@ -125,44 +131,70 @@ def context_cost_bits(sym: np.ndarray, alpha: int, cl: Clustering) -> float:
 
 
 def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
-    """Pick the cheapest clustering of the symbol matrix ``sym`` (int64[nrows, ncols])."""
+    """Pick the cheapest clustering of the symbol matrix ``sym`` (int64[nrows, ncols]).
+
+    Greedy over the grid: from 1x1, keep doubling the row or column cluster count, whichever
+    lowers the estimated size more, until neither does.
+    """
     nr, nc = sym.shape
     best = trivial(nr, nc)
     if sym.size < 4096:
         return best
-    best_cost = context_cost_bits(sym, alpha, best)
+    # compact the alphabet to the symbols present: histograms get several times smaller
+    present = np.flatnonzero(np.bincount(sym.ravel(), minlength=alpha))
+    remap = np.zeros(alpha, np.int64)
+    remap[present] = np.arange(present.size)
+    sym = remap[sym]
+    alpha = max(int(present.size), 1)
+    cost_step = max(1, sym.size // COST_SAMPLE)
+    best_cost = context_cost_bits(sym, alpha, best, cost_step)
     rstep = max(1, nr // SAMPLE_SIDE)
     cstep = max(1, nc // SAMPLE_SIDE)
     sample = sym[::rstep, ::cstep]
-    for kr, kc in GRIDS:
-        if kr * kc == 1 or kr * kc > max_contexts or kr > nr or kc > nc:
-            continue
-        srows, scols = _fit(sample, alpha, kr, kc)
-        # extend the sample's maps to the full matrix: columns from the sampled rows, then rows
-        if kc > 1:
-            if cstep == 1:
-                cols = scols
-            else:
-                ctx = srows[:, None] * kc + scols[None, :]
-                table = np.bincount((ctx * alpha + sample).ravel(), minlength=kr * kc * alpha)
-                lengths = _code_lengths(
-                    table.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha)
-                )
-                cols = _assign(sym[::rstep].T.copy(), alpha, srows, kr, lengths)
+    tried: dict[tuple[int, int], float] = {}
+    kr0, kc0 = 1, 1
+    while True:
+        moves = [(kr0 * 2, kc0), (kr0, kc0 * 2)]
+        improved = False
+        for kr, kc in moves:
+            if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > 8:
+                continue
+            cl, cost = _fit_full(sym, sample, alpha, kr, kc, rstep, cstep, cost_step)
+            tried[(kr, kc)] = cost
+            if cost < best_cost:
+                best, best_cost, improved = cl, cost, True
+        if not improved:
+            return best
+        kr0, kc0 = best.kr, best.kc
+
+
+def _fit_full(
+    sym: np.ndarray, sample: np.ndarray, alpha: int, kr: int, kc: int, rstep: int, cstep: int,
+    cost_step: int,
+) -> tuple[Clustering, float]:
+    """Fit on the sample, extend the maps to the whole matrix, return it with its cost."""
+    nr, nc = sym.shape
+    srows, scols = _fit(sample, alpha, kr, kc)
+    # extend the sample's maps to the full matrix: columns from the sampled rows, then rows
+    if kc > 1:
+        if cstep == 1:
+            cols = scols
         else:
-            cols = np.zeros(nc, np.int64)
-        if kr > 1:
-            if rstep == 1 and cstep == 1:
-                rows = srows
-            else:
-                ctx = srows[:, None] * kc + scols[None, :]
-                table = np.bincount((ctx * alpha + sample).ravel(), minlength=kr * kc * alpha)
-                lengths = _code_lengths(table.reshape(kr, kc * alpha))
-                rows = _assign(sym[:, ::cstep], alpha, cols[::cstep], kc, lengths)
+            table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
+            lengths = _code_lengths(
+                table.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha)
+            )
+            cols = _assign(sym[::rstep].T, alpha, srows, kr, lengths)
+    else:
+        cols = np.zeros(nc, np.int64)
+    if kr > 1:
+        if rstep == 1 and cstep == 1:
+            rows = srows
         else:
-            rows = np.zeros(nr, np.int64)
-        cl = Clustering(kr, kc, rows.astype(np.uint8), cols.astype(np.uint8))
-        cost = context_cost_bits(sym, alpha, cl)
-        if cost < best_cost:
-            best, best_cost = cl, cost
-    return best
+            table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
+            lengths = _code_lengths(table.reshape(kr, kc * alpha))
+            rows = _assign(sym[:, ::cstep], alpha, cols[::cstep], kc, lengths)
+    else:
+        rows = np.zeros(nr, np.int64)
+    cl = Clustering(kr, kc, rows.astype(np.uint8), cols.astype(np.uint8))
+    return cl, context_cost_bits(sym, alpha, cl, cost_step)

@@ -129,6 +129,19 @@ class _Model:
     lanes: int
     rowctx: np.ndarray
     colctx: np.ndarray
+    rshift: np.ndarray
+
+
+def _row_shifts(values: np.ndarray, lay: Layout, nrows: int, ncols: int) -> np.ndarray:
+    """Per row, how many low raw bits are zero in every element (e.g. fp16-exact fp32 rows)."""
+    if lay.p == 0 or lay.rbits == 0:
+        return np.zeros(nrows, np.int64)
+    low = (values & np.array((1 << lay.p) - 1, dtype=values.dtype)).reshape(nrows, ncols)
+    acc = np.bitwise_or.reduce(low, axis=1).astype(np.uint64)
+    tz = np.full(nrows, lay.p, np.int64)
+    for b in range(lay.p - 1, -1, -1):
+        tz[((acc >> np.uint64(b)) & np.uint64(1)) == 1] = b
+    return tz
 
 
 def _count_contexts(hi: np.ndarray, cl: context.Clustering, ncols: int, alpha: int) -> np.ndarray:
@@ -180,6 +193,9 @@ class FieldCodec(Codec):
         head += tables.pack_rows(qexp)
         if qmant is not None:
             head += tables.pack_rows(qmant)
+        rshift = _row_shifts(values, lay, nrows, ncols)
+        if rshift.any():
+            head += rshift.astype(np.uint8).tobytes()
         head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
         rowctx, colctx = cl.row_ctx(), cl.col_ctx()
         chunks = []
@@ -187,7 +203,7 @@ class FieldCodec(Codec):
             part = values[k0 : k0 + chunk_units]
             stream, raw = rans.encode_chunk(
                 part, k0, ncols, rowctx, colctx, freq, cum, PROB_BITS,
-                mfreq, mcum, mrow, MANT_PROB_BITS, LANES, lay.p, lay.eb, lay.mb,
+                mfreq, mcum, mrow, MANT_PROB_BITS, LANES, lay.p, lay.eb, lay.mb, rshift,
             )
             chunks.append(len(stream).to_bytes(4, "little") + stream.tobytes() + raw.tobytes())
         params = {
@@ -197,6 +213,7 @@ class FieldCodec(Codec):
             "prob_bits": [PROB_BITS, MANT_PROB_BITS],
             "lanes": LANES,
             "chunk": chunk_units,
+            "row_shift": bool(rshift.any()),
         }
         return TensorPlan(self.codec_id, params, head_z, tuple(chunks))
 
@@ -245,6 +262,14 @@ class FieldCodec(Codec):
                 qmant, pos = tables.unpack_rows(raw, pos, alpha, 1 << mb)
         except FormatError as exc:
             raise IntegrityError(f"tensor {spec.name!r}: {exc}") from None
+        rshift = np.zeros(nrows, np.int64)
+        if params.get("row_shift"):
+            if pos + nrows > len(raw):
+                raise IntegrityError(f"tensor {spec.name!r}: row shifts truncated")
+            rshift = np.frombuffer(raw, np.uint8, nrows, pos).astype(np.int64)
+            pos += nrows
+            if (rshift > lay.p).any():
+                raise IntegrityError(f"tensor {spec.name!r}: row shifts corrupt")
         try:
             freq = rans.normalize_weights(tables.dequantize(qexp), prob_bits)
             mfreq, mcum, mrow, mdsym = _mantissa_tables(qmant, eb, mprob_bits)
@@ -253,7 +278,7 @@ class FieldCodec(Codec):
         cum = rans.cumulative(freq)
         dsym = rans.build_decode_table(freq, cum, prob_bits)
         return _Model(lay, cl, freq, cum, dsym, prob_bits, mfreq, mcum, mrow, mdsym, mprob_bits,
-                      lanes, cl.row_ctx(), cl.col_ctx())
+                      lanes, cl.row_ctx(), cl.col_ctx(), rshift)
 
     def decode_chunk(
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,
@@ -269,16 +294,12 @@ class FieldCodec(Codec):
         stream = buf[4 : 4 + slen]
         raw = buf[4 + slen :]
         dst = out.view(_UINT[lay.width // 8])
-        n = dst.shape[0]
-        expected_raw = (n * lay.rbits + 7) // 8
-        if raw.size != expected_raw:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} has a bad raw section")
         k0 = index * int(params["chunk"])
         ncols = int(params["matrix"][1])
         rc = rans.decode_chunk(
             dst, k0, ncols, state.rowctx, state.colctx, state.dsym, state.freq, state.cum,
             state.prob_bits, state.mdsym, state.mfreq, state.mcum, state.mrow, state.mprob_bits,
-            state.lanes, lay.p, lay.eb, lay.mb, stream, raw,
+            state.lanes, lay.p, lay.eb, lay.mb, state.rshift, stream, raw,
         )
         if rc != slen:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt stream)")

@@ -46,6 +46,7 @@ def encode_chunk(
     p,
     eb,
     mb,
+    rshift,  # int64[nrows]: low raw bits known to be zero in every element of that row
 ):
     """Code one chunk; returns (stream bytes, raw bytes)."""
     n = values.shape[0]
@@ -56,23 +57,33 @@ def encode_chunk(
     lowmask = (1 << p) - 1
     # --- raw bits, forwards ---
     raw = np.zeros((n * rbits + 7) // 8 + 8, dtype=np.uint8)
+    pos = 0
     if rbits > 0:
         acc = np.uint64(0)
         nb = 0
-        pos = 0
+        i = k0 // ncols
+        j = k0 - i * ncols
+        rs = rshift[i] if n > 0 else 0
         for t in range(n):
             v = np.uint64(values[t])
-            r = (v & np.uint64(lowmask)) | ((v >> np.uint64(p + c)) << np.uint64(p))
+            r = ((v & np.uint64(lowmask)) | ((v >> np.uint64(p + c)) << np.uint64(p))) >> np.uint64(rs)
             acc |= r << np.uint64(nb)
-            nb += rbits
+            nb += rbits - rs
             while nb >= 8:
                 raw[pos] = np.uint8(acc & np.uint64(0xFF))
                 pos += 1
                 acc >>= np.uint64(8)
                 nb -= 8
+            j += 1
+            if j == ncols:
+                j = 0
+                i += 1
+                if t + 1 < n:
+                    rs = rshift[i]
         if nb > 0:
             raw[pos] = np.uint8(acc & np.uint64(0xFF))
-    raw_len = (n * rbits + 7) // 8
+            pos += 1
+    raw_len = pos
     # --- rANS, backwards: per element the mantissa symbol first, then the exponent ---
     words = np.empty(2 * n + 16, dtype=np.uint16)
     nw = 0
@@ -144,6 +155,7 @@ def decode_chunk(
     p,
     eb,
     mb,
+    rshift,
     stream,  # uint8[...]
     raw,  # uint8[...]
 ):
@@ -171,7 +183,6 @@ def decode_chunk(
     hishift = np.uint64(p + c)
     pshift = np.uint64(p)
     mbs = np.uint64(mb)
-    rmask = np.uint64((1 << rbits) - 1)
     acc = np.uint64(0)
     nb = 0
     rpos = 0
@@ -179,6 +190,10 @@ def decode_chunk(
     i = k0 // ncols
     j = k0 - i * ncols
     rc = rowctx[i]
+    rs = rshift[i]
+    rb = rbits - rs
+    rmask = np.uint64((1 << rb) - 1)
+    used = 0
     for t in range(n):
         lane = t % lanes
         x = states[lane]
@@ -207,15 +222,16 @@ def decode_chunk(
             sym = (sym << mbs) | np.uint64(m)
         states[lane] = x
         v = sym << pshift
-        if rbits > 0:
-            while nb < rbits:
+        if rb > 0:
+            while nb < rb:
                 if rpos < rlen:
                     acc |= np.uint64(raw[rpos]) << np.uint64(nb)
                 rpos += 1
                 nb += 8
-            r = acc & rmask
-            acc >>= np.uint64(rbits)
-            nb -= rbits
+            r = (acc & rmask) << np.uint64(rs)
+            acc >>= np.uint64(rb)
+            nb -= rb
+            used += rb
             v |= (r & lowmask) | ((r >> pshift) << hishift)
         out[t] = v
         j += 1
@@ -224,8 +240,11 @@ def decode_chunk(
             i += 1
             if t + 1 < n:
                 rc = rowctx[i]
-    if rpos > rlen:
-        return -1
+                rs = rshift[i]
+                rb = rbits - rs
+                rmask = np.uint64((1 << rb) - 1)
+    if (used + 7) // 8 != rlen:
+        return -4
     for ln in range(lanes):
         if states[ln] != RANS_L:
             return -2

@@ -27,8 +27,7 @@ def candidate_codecs(spec: TensorSpec) -> list[str]:
         out.append("lut")
     if base_layout(spec) is not None:
         out.append("field")
-    else:
-        out.append("zstd")
+    out.append("zstd")  # also catches repetitive float tensors (e.g. sinusoidal tables)
     return out
 
 
