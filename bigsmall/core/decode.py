@@ -1,38 +1,71 @@
-"""Decode one tensor's blob into a buffer: the serial reference every shell path mirrors."""
+"""Decode one tensor's blob: split it, parse side information once, list the chunk jobs.
+
+Pure: the shell decides where the jobs run (inline or on a thread pool) and where ``out`` lives
+(a numpy array, a torch tensor's storage, a slice of an output buffer).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 
-from ..codecs.base import chunk_bounds, get_codec
+from ..codecs.base import Codec, chunk_bounds, get_codec, n_units
 from ..errors import IntegrityError
 from .types import TensorSpec
+
+
+@attrs.frozen
+class DecodeJob:
+    codec: Codec
+    spec: TensorSpec
+    params: dict[str, Any] = attrs.field(hash=False)
+    state: Any
+    chunks: tuple[tuple[int, memoryview, int, int], ...]  # (index, coded bytes, out begin, out end)
+
+    def run(self, i: int, out: np.ndarray) -> None:
+        idx, chunk, b, e = self.chunks[i]
+        self.codec.decode_chunk(self.state, self.spec, self.params, idx, chunk, out[b:e])
+
+    def run_all(self, out: np.ndarray) -> np.ndarray:
+        for i in range(len(self.chunks)):
+            self.run(i, out)
+        return out
 
 
 def split_blob(blob: bytes | memoryview, head_len: int, chunk_lens: tuple[int, ...]) -> tuple[memoryview, list[memoryview]]:
     mv = memoryview(blob)
     if len(mv) != head_len + sum(chunk_lens):
         raise IntegrityError("blob length does not match its chunk table")
-    head = mv[:head_len]
     chunks = []
     pos = head_len
     for n in chunk_lens:
         chunks.append(mv[pos : pos + n])
         pos += n
-    return head, chunks
+    return mv[:head_len], chunks
 
 
-def decode_into(
-    spec: TensorSpec, codec_id: str, params: dict[str, Any], blob: bytes | memoryview,
-    head_len: int, chunk_lens: tuple[int, ...], out: np.ndarray,
-) -> np.ndarray:
-    """Decode every chunk of a blob into ``out`` (uint8[spec.nbytes])."""
+def plan_decode(spec: TensorSpec, codec_id: str, params: dict[str, Any], blob: bytes | memoryview,
+                head_len: int, chunk_lens: tuple[int, ...]) -> DecodeJob:
     codec = get_codec(codec_id)
     head, chunks = split_blob(blob, head_len, chunk_lens)
     state = codec.prepare(spec, params, bytes(head))
-    count = len(chunks) if codec_id != "const" else 1
-    for i, (b, e) in enumerate(chunk_bounds(spec, params, count)):
-        codec.decode_chunk(state, spec, params, i, chunks[i] if chunks else b"", out[b:e])
-    return out
+    if codec_id == "const":
+        jobs = [(0, memoryview(b""), 0, spec.nbytes)] if spec.nbytes else []
+    else:
+        per = int(params.get("chunk", 0) or 0)
+        units = n_units(spec)
+        expected = 0 if units == 0 else (-(-units // per) if per > 0 else -1)
+        if expected != len(chunks):
+            raise IntegrityError(
+                f"tensor {spec.name!r}: {len(chunks)} chunks stored, {expected} expected"
+            )
+        jobs = [(i, chunks[i], b, e) for i, (b, e) in enumerate(chunk_bounds(spec, params, len(chunks)))]
+    return DecodeJob(codec, spec, params, state, tuple(jobs))
+
+
+def decode_into(spec: TensorSpec, codec_id: str, params: dict[str, Any], blob: bytes | memoryview,
+                head_len: int, chunk_lens: tuple[int, ...], out: np.ndarray) -> np.ndarray:
+    """Serial reference: decode every chunk of a blob into ``out`` (uint8[spec.nbytes])."""
+    return plan_decode(spec, codec_id, params, blob, head_len, chunk_lens).run_all(out)

@@ -1,0 +1,62 @@
+"""The ``bigsmall`` command line.
+
+Every command: ``--help``, ``--json`` (one JSON object on stdout), a progress bar on stderr only
+when it is a TTY (``--no-progress`` to silence), and on failure a one-line message on stderr with
+exit code 1 (2 for usage errors); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__
+from . import core_commands
+
+EXIT_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bigsmall",
+        description="Lossless compression of neural-network weights (safetensors <-> .bs).",
+    )
+    p.add_argument("--version", action="version", version=f"bigsmall {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    common.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    core_commands.register(sub, common)
+    return p
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        json.dump(payload, sys.stdout, indent=None, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args, emit) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("bigsmall: interrupted; no partial output was left\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into exit codes
+        if args.debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"bigsmall {args.command}: error: {msg}\n")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

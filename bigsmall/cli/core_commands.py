@@ -1,0 +1,167 @@
+"""compress, decompress, verify, info, stat."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+Emit = Callable[[argparse.Namespace, dict[str, Any], str], None]
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if (args.no_progress or args.json) else None
+
+
+def _mb(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return str(n)
+
+
+def cmd_compress(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.compress import compress
+
+    r = compress(args.src, args.output, force=args.force, threads=args.threads,
+                 verify=not args.no_verify, progress=_progress(args))
+    emit(args, r.to_json(),
+         f"{r.src} -> {r.dst}: {_mb(r.original_bytes)} -> {_mb(r.compressed_bytes)} "
+         f"({r.ratio * 100:.2f} %), {r.tensors} tensors, {r.seconds:.2f} s "
+         f"({r.original_bytes / 1e6 / max(r.seconds, 1e-9):.0f} MB/s)")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.decompress import decompress
+
+    r = decompress(args.src, args.output, force=args.force, threads=args.threads,
+                   progress=_progress(args))
+    emit(args, r.to_json(),
+         f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified, "
+         f"{r.seconds:.2f} s ({r.bytes_written / 1e6 / max(r.seconds, 1e-9):.0f} MB/s)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io import progress as prog
+    from ..io.reader import BsFile
+
+    mode = "fast" if args.fast else "sample" if args.sample is not None else "full"
+    with BsFile(args.src) as bs, prog.bar(bs.original_size, f"verify {args.src}", _progress(args)) as bar:
+        rep = bs.verify(mode, fraction=args.sample or 0.1, progress=bar)
+    payload = {"src": args.src, "mode": rep.mode, "ok": rep.ok, "tensors_checked": rep.tensors_checked,
+               "tensors_total": rep.tensors_total, "files_checked": rep.files_checked,
+               "bytes_decoded": rep.bytes_decoded, "problems": list(rep.problems)}
+    text = (f"{args.src}: {'OK' if rep.ok else 'CORRUPT'} ({rep.mode}: {rep.tensors_checked}/"
+            f"{rep.tensors_total} tensors, {rep.files_checked} files checked)")
+    if rep.problems:
+        text += "\n" + "\n".join(f"  {p}" for p in rep.problems)
+    emit(args, payload, text)
+    return 0 if rep.ok else 3
+
+
+def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.reader import BsFile
+
+    with BsFile(args.src) as bs:
+        c = bs.container
+        layers = c.meta.get("layers", [])
+        codecs: dict[str, int] = {}
+        dtypes: dict[str, int] = {}
+        for t in c.tensors:
+            codecs[t.codec] = codecs.get(t.codec, 0) + 1
+            dtypes[t.spec.dtype] = dtypes.get(t.spec.dtype, 0) + 1
+        payload = {
+            "path": args.src, "format_version": list(c.version), "writer": c.meta.get("writer"),
+            "root": c.meta.get("root"), "original_bytes": bs.original_size,
+            "compressed_bytes": bs.compressed_size,
+            "ratio": bs.compressed_size / bs.original_size if bs.original_size else 1.0,
+            "tensors": len(c.tensors), "layers": len(layers), "dtypes": dtypes, "codecs": codecs,
+            "files": [{"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.receipt.digest}
+                      for f in c.files],
+        }
+    lines = [
+        f"{args.src}: bigsmall container format {c.version[0]}.{c.version[1]} ({payload['writer']})",
+        f"  {_mb(payload['original_bytes'])} -> {_mb(payload['compressed_bytes'])} "
+        f"({payload['ratio'] * 100:.2f} %)",
+        f"  {len(c.tensors)} tensors in {len(layers)} layers; dtypes "
+        + ", ".join(f"{k}x{v}" for k, v in sorted(dtypes.items()))
+        + "; codecs " + ", ".join(f"{k}x{v}" for k, v in sorted(codecs.items())),
+    ]
+    lines += [f"  {f['kind']:11s} {f['path']} ({_mb(f['size'])}) sha256 {f['sha256'][:16]}..." for f in payload["files"]]
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.reader import BsFile
+
+    rows = []
+    with BsFile(args.src) as bs:
+        for t in bs.container.tensors:
+            if args.tensor and args.tensor not in t.name:
+                continue
+            stored = t.length
+            rows.append({
+                "name": t.name, "dtype": t.spec.dtype, "shape": list(t.spec.shape),
+                "layer": t.layer, "codec": t.codec, "original_bytes": t.spec.nbytes,
+                "stored_bytes": stored,
+                "ratio": stored / t.spec.nbytes if t.spec.nbytes else 1.0,
+                "grid": t.params.get("grid"), "layout": t.params.get("layout"),
+            })
+    key = {"ratio": lambda r: r["ratio"], "size": lambda r: -r["original_bytes"],
+           "name": lambda r: r["name"]}[args.sort]
+    rows.sort(key=key)
+    tot_o = sum(r["original_bytes"] for r in rows)
+    tot_s = sum(r["stored_bytes"] for r in rows)
+    lines = [f"{'ratio':>8s} {'stored':>10s} {'original':>10s} {'codec':6s} {'dtype':6s} name"]
+    for r in rows:
+        lines.append(f"{r['ratio'] * 100:7.2f}% {_mb(r['stored_bytes']):>10s} {_mb(r['original_bytes']):>10s} "
+                     f"{r['codec']:6s} {r['dtype']:6s} {r['name']}")
+    lines.append(f"{(tot_s / tot_o * 100) if tot_o else 100:7.2f}% {_mb(tot_s):>10s} {_mb(tot_o):>10s} "
+                 f"total ({len(rows)} tensors)")
+    emit(args, {"tensors": rows, "original_bytes": tot_o, "stored_bytes": tot_s}, "\n".join(lines))
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("compress", parents=[common], help="safetensors file or model folder -> .bs",
+                       description="Compress a .safetensors file or a model folder (sharded or not, "
+                       "with config and tokenizer files) into one .bs container, losslessly.")
+    p.add_argument("src", help="a .safetensors file or a model folder")
+    p.add_argument("-o", "--output", help="output path (default: model.safetensors -> model.bs, folder -> folder.bs)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--no-verify", action="store_true", help="skip decoding each coded tensor again before writing it")
+    p.set_defaults(handler=cmd_compress)
+
+    p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",
+                       description="Restore the original .safetensors file (or model folder) exactly; "
+                       "the sha256 of every restored file is checked against its receipt.")
+    p.add_argument("src", help="a .bs container")
+    p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.set_defaults(handler=cmd_decompress)
+
+    p = sub.add_parser("verify", parents=[common], help="check a container against its receipts",
+                       description="Check a .bs container. Exit code 0: intact, 3: corrupt, 1: unreadable.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--fast", action="store_true", help="structure and side information only (no decoding)")
+    g.add_argument("--sample", type=float, metavar="FRACTION", help="decode a random fraction of the tensors")
+    g.add_argument("--full", action="store_true", help="decode everything and rebuild file sha256s (default)")
+    p.add_argument("src", help="a .bs container")
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("info", parents=[common], help="what a container holds",
+                       description="Summarise a .bs container: version, sizes, tensors, layers, files.")
+    p.add_argument("src", help="a .bs container")
+    p.set_defaults(handler=cmd_info)
+
+    p = sub.add_parser("stat", parents=[common], help="per-tensor codecs and ratios",
+                       description="Per-tensor table: codec, stored and original bytes, ratio.")
+    p.add_argument("src", help="a .bs container")
+    p.add_argument("--sort", choices=("ratio", "size", "name"), default="size", help="row order (default: size)")
+    p.add_argument("--tensor", metavar="SUBSTR", help="only tensors whose name contains SUBSTR")
+    p.set_defaults(handler=cmd_stat)

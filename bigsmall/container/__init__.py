@@ -1,0 +1,1 @@
+"""The ``.bs`` container: fixed header, blobs, index. Pure byte <-> value conversions."""

@@ -1,0 +1,1 @@
+"""The shell: everything with side effects (files, threads, progress) lives here."""

@@ -1,0 +1,93 @@
+"""Atomic outputs: write to a temporary sibling, then rename into place.
+
+Why: an interrupted or failed run must leave either the old state or the complete new file,
+never a partial one, and must never clobber an existing output unless asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import BigsmallIOError, OutputExistsError
+
+
+def check_target(dst: Path, force: bool) -> None:
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise OutputExistsError(f"{dst} exists; pass --force (force=True) to overwrite it")
+
+
+def _place(tmp: Path, dst: Path, force: bool) -> None:
+    if force:
+        if dst.is_dir() and not dst.is_symlink() and tmp.is_dir():
+            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+            os.replace(dst, old)
+            os.replace(tmp, dst)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        if dst.is_dir() and not dst.is_symlink():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+        return
+    if tmp.is_dir():
+        if dst.exists():
+            raise OutputExistsError(f"{dst} appeared while writing; nothing was overwritten")
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)  # fails if dst exists: no-clobber even against a racing writer
+    except FileExistsError:
+        raise OutputExistsError(f"{dst} appeared while writing; nothing was overwritten") from None
+    except OSError:
+        if dst.exists():
+            raise OutputExistsError(f"{dst} exists; nothing was overwritten") from None
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]:
+    """Yield (temp path, binary file object); on success fsync and move to ``dst``."""
+    dst = Path(dst)
+    check_target(dst, force)
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise BigsmallIOError(f"output folder {parent} does not exist")
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            yield tmp, fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        _place(tmp, dst, force)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, (OutputExistsError, BigsmallIOError)):
+            raise BigsmallIOError(f"writing {dst} failed: {exc.strerror or exc}; nothing was left behind") from exc
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder; on success rename it to ``dst``."""
+    dst = Path(dst)
+    check_target(dst, force)
+    parent = dst.parent if str(dst.parent) else Path(".")
+    if not parent.is_dir():
+        raise BigsmallIOError(f"output folder {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        _place(tmp, dst, force)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, (OutputExistsError, BigsmallIOError)):
+            raise BigsmallIOError(f"writing {dst} failed: {exc.strerror or exc}; nothing was left behind") from exc
+        raise

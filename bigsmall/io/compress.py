@@ -1,0 +1,245 @@
+"""``compress``: safetensors file or model folder -> ``.bs`` container.
+
+One pass: parse every safetensors header, order tensors (non-layer tensors first, then layer by
+layer), code them on a thread pool with a bounded window (memory stays at a few tensors), check
+each coded tensor by decoding it again (unless told not to), append blobs to a temporary file,
+then write the index and header and rename into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import xxhash
+import zstandard
+
+from .. import __version__
+from ..container import format as fmt
+from ..core import safetensors_header as sth
+from ..core.decode import decode_into
+from ..core.layers import assign_layers
+from ..codecs.base import get_codec
+from ..core.planner import CHUNK_BYTES, chunk_units_for, plan_tensor
+from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
+from ..errors import BigsmallError, BigsmallIOError, InvalidSafetensorsError
+from . import progress as prog
+from .atomic import atomic_file, check_target
+from .reader import default_threads
+from .source import FileSource
+
+
+@attrs.frozen
+class CompressResult:
+    src: str
+    dst: str
+    original_bytes: int
+    compressed_bytes: int
+    tensors: int
+    files: int
+    seconds: float
+    codecs: dict[str, int] = attrs.field(hash=False)
+
+    @property
+    def ratio(self) -> float:
+        return self.compressed_bytes / self.original_bytes if self.original_bytes else 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = attrs.asdict(self)
+        d["ratio"] = self.ratio
+        d["mb_per_s"] = self.original_bytes / 1e6 / self.seconds if self.seconds else None
+        return d
+
+
+def default_output(src: Path) -> Path:
+    """model.safetensors -> model.bs ; folder -> folder.bs"""
+    src = Path(src)
+    if src.is_dir():
+        return src.parent / (src.name.rstrip("/") + ".bs")
+    return src.with_suffix(".bs")
+
+
+@attrs.frozen
+class _Input:
+    rel: str
+    path: Path
+    kind: str  # safetensors | blob
+    size: int
+    header: sth.SafetensorsHeader | None
+
+
+def _discover(src: Path) -> tuple[list[_Input], str]:
+    if src.is_file():
+        return [_read_input(src, src.name, force_safetensors=True)], "file"
+    if src.is_dir():
+        paths = sorted(p for p in src.rglob("*") if p.is_file())
+        if not paths:
+            raise BigsmallIOError(f"{src} is an empty folder: nothing to compress")
+        inputs = [_read_input(p, p.relative_to(src).as_posix()) for p in paths]
+        if not any(i.kind == "safetensors" for i in inputs):
+            raise InvalidSafetensorsError(f"{src} holds no .safetensors file")
+        return inputs, "folder"
+    raise BigsmallIOError(f"{src}: no such file or folder")
+
+
+def _read_input(path: Path, rel: str, force_safetensors: bool = False) -> _Input:
+    size = path.stat().st_size
+    if not (force_safetensors or path.suffix == ".safetensors"):
+        return _Input(rel, path, "blob", size, None)
+    with FileSource(path) as s:
+        try:
+            n = sth.header_length(s.read(0, min(8, size)), size)
+            header = sth.parse_header(s.read(0, n), size)
+        except InvalidSafetensorsError as exc:
+            raise InvalidSafetensorsError(f"{rel}: {exc}") from None
+    return _Input(rel, path, "safetensors", size, header)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(8 << 20)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _encode_one(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bool) -> TensorPlan:
+    """Code one tensor; with ``verify``, decode it again and fall back to raw on any mismatch.
+
+    The fallback is marked (codec 'raw', params 'fallback') so a codec bug shows up in stats
+    and tests instead of as a corrupt file.
+    """
+    plan = plan_tensor(data, spec, chunk_bytes)
+    if verify and plan.codec != "raw":
+        out = np.empty(data.size, np.uint8)
+        try:
+            decode_into(spec, plan.codec, plan.params, plan.head + b"".join(plan.chunks),
+                        len(plan.head), tuple(len(c) for c in plan.chunks), out)
+            ok = np.array_equal(out, data)
+        except BigsmallError:
+            ok = False
+        if not ok:
+            raw = get_codec("raw").encode(data, spec, chunk_units_for(spec, chunk_bytes))
+            assert raw is not None
+            plan = attrs.evolve(raw, params={**raw.params, "fallback": plan.codec})
+    return plan
+
+
+def compress(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    threads: int | None = None,
+    verify: bool = True,
+    progress: bool | None = False,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> CompressResult:
+    """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container."""
+    t0 = time.perf_counter()
+    src = Path(src)
+    out = Path(dst) if dst is not None else default_output(src)
+    check_target(out, force)
+    inputs, root = _discover(src)
+    threads = threads or default_threads()
+
+    specs: list[TensorSpec] = []
+    for fi, inp in enumerate(inputs):
+        if inp.header is not None:
+            specs.extend(attrs.evolve(t, file=fi) for t in inp.header.tensors)
+    layer_of, layer_keys = assign_layers(s.name for s in specs)
+    order = sorted(range(len(specs)), key=lambda i: (
+        layer_of.get(specs[i].name, -1), specs[i].file, specs[i].begin, specs[i].end))
+    total = sum(i.size for i in inputs)
+    sources = {fi: FileSource(inp.path) for fi, inp in enumerate(inputs) if inp.kind == "safetensors"}
+    codecs: dict[str, int] = {}
+    try:
+        with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall") as pool, \
+                atomic_file(out, force) as (_tmp, fh), \
+                prog.bar(total, f"compress {src.name}", progress) as bar:
+            sha_futs = {fi: pool.submit(_sha256, inp.path) for fi, inp in enumerate(inputs)}
+            fh.write(b"\0" * fmt.HEADER_SIZE)  # type: ignore[attr-defined]
+            pos = fmt.HEADER_SIZE
+            entries: list[TensorEntry] = []
+            seen: dict[tuple[str, str, int], str] = {}
+            window: deque[tuple[TensorSpec, str, Future[TensorPlan] | None, str | None]] = deque()
+
+            def drain_one() -> None:
+                nonlocal pos
+                spec, digest, fut, ref = window.popleft()
+                layer = layer_of.get(spec.name)
+                receipt = Receipt("xxh3_128", digest)
+                if fut is None:
+                    entries.append(TensorEntry(spec, "ref", {"of": ref}, 0, 0, (), receipt, layer))
+                    codecs["ref"] = codecs.get("ref", 0) + 1
+                else:
+                    plan = fut.result()
+                    fh.write(plan.head)  # type: ignore[attr-defined]
+                    for c in plan.chunks:
+                        fh.write(c)  # type: ignore[attr-defined]
+                    entries.append(TensorEntry(spec, plan.codec, plan.params, pos if plan.coded_size else 0,
+                                               len(plan.head), tuple(len(c) for c in plan.chunks),
+                                               receipt, layer))
+                    pos += plan.coded_size
+                    codecs[plan.codec] = codecs.get(plan.codec, 0) + 1
+                bar.update(spec.nbytes)
+
+            for i in order:
+                spec = specs[i]
+                hdr = inputs[spec.file].header
+                assert hdr is not None
+                raw = sources[spec.file].read(hdr.data_start + spec.begin, spec.nbytes)
+                data = np.frombuffer(raw, dtype=np.uint8)
+                digest = xxhash.xxh3_128_hexdigest(raw)
+                key = (spec.dtype, digest, spec.nbytes)
+                ref = seen.get(key) if spec.nbytes else None
+                if ref is not None:
+                    window.append((spec, digest, None, ref))
+                else:
+                    if spec.nbytes:
+                        seen[key] = spec.name
+                    window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify), None))
+                while len(window) > 2 * threads:
+                    drain_one()
+            while window:
+                drain_one()
+
+            files: list[FileEntry] = []
+            zc = zstandard.ZstdCompressor(level=12)
+            for fi, inp in enumerate(inputs):
+                receipt = Receipt("sha256", sha_futs[fi].result())
+                if inp.kind == "safetensors":
+                    assert inp.header is not None
+                    files.append(FileEntry(inp.rel, "safetensors", inp.size, receipt, inp.header.header_bytes))
+                    bar.update(inp.header.data_start)
+                else:
+                    stored = zc.compress(inp.path.read_bytes())
+                    fh.write(stored)  # type: ignore[attr-defined]
+                    files.append(FileEntry(inp.rel, "blob", inp.size, receipt, b"", (pos, len(stored))))
+                    pos += len(stored)
+                    bar.update(inp.size)
+            container = Container(
+                fmt.VERSION, tuple(files), tuple(entries),
+                {"writer": f"bigsmall {__version__}", "root": root, "name": src.name,
+                 "layers": [list(k) for k in layer_keys]},
+            )
+            index = fmt.encode_index(container)
+            fh.write(index)  # type: ignore[attr-defined]
+            flen = pos + len(index)
+            fh.seek(0)  # type: ignore[attr-defined]
+            fh.write(fmt.pack_header(pos, len(index), flen, fmt.index_digest(index)))  # type: ignore[attr-defined]
+    finally:
+        for s in sources.values():
+            s.close()
+    return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
+                          time.perf_counter() - t0, codecs)

@@ -1,0 +1,255 @@
+"""Read-only access to a ``.bs`` container: names, specs, random access, verification.
+
+Decoding a tensor = one read of its blob (layer-contiguous, so a layer is one range), one
+``prepare`` of its side information, then its chunks decoded on the thread pool straight into
+the destination buffer. Every decoded tensor is checked against its receipt before it is
+returned: a corrupt file raises ``IntegrityError`` naming the tensor, it never yields garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import xxhash
+import zstandard
+
+from ..codecs.base import get_codec
+from ..container import format as fmt
+from ..core.decode import plan_decode
+from ..core.dtypes import NUMPY_VIEW
+from ..core.types import Container, FileEntry, TensorEntry
+from ..errors import FormatError, IntegrityError, TensorNotFoundError
+from .source import FileSource
+
+PARALLEL_MIN_BYTES = 1 << 20  # below this a tensor decodes on the calling thread
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@attrs.frozen
+class VerifyReport:
+    mode: str
+    tensors_checked: int
+    tensors_total: int
+    files_checked: int
+    bytes_decoded: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class BsFile:
+    """An open container. Thread-safe for reads; use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
+        self.path = Path(path)
+        self.source = FileSource(self.path)
+        try:
+            self.header = fmt.parse_header(self.source.read(0, min(fmt.HEADER_SIZE, self.source.size)),
+                                           self.source.size)
+            stored = self.source.read(int(self.header["index_offset"]), int(self.header["index_length"]))
+            self.container: Container = fmt.decode_index(stored, self.header)
+        except BaseException:
+            self.source.close()
+            raise
+        self._by_name = self.container.by_name()
+        self.threads = threads or default_threads()
+        self._pool: Executor | None = None
+
+    # ------------------------------------------------------------------ basics
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.source.close()
+
+    def __enter__(self) -> BsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def pool(self) -> Executor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bigsmall")
+        return self._pool
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.container.tensors]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def entry(self, name: str) -> TensorEntry:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise TensorNotFoundError(f"no tensor named {name!r} in {self.path}") from None
+
+    @property
+    def original_size(self) -> int:
+        return sum(f.size for f in self.container.files)
+
+    @property
+    def compressed_size(self) -> int:
+        return self.source.size
+
+    # ------------------------------------------------------------------ decoding
+    def _resolve(self, entry: TensorEntry) -> TensorEntry:
+        seen = 0
+        while entry.codec == "ref":
+            entry = self.entry(str(entry.params.get("of")))
+            seen += 1
+            if seen > 8:
+                raise FormatError(f"tensor {entry.name!r}: reference cycle")
+        return entry
+
+    def decode_into(self, name: str, out: np.ndarray, check: bool = True,
+                    blob: bytes | None = None) -> np.ndarray:
+        """Decode tensor ``name`` into ``out`` (uint8, exactly its byte size) and check its receipt."""
+        entry = self.entry(name)
+        src = self._resolve(entry)
+        if out.dtype != np.uint8 or out.size != entry.spec.nbytes:
+            raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
+        if blob is None:
+            blob = self.source.read(src.offset, src.length)
+        decode_blob(src, blob, out, self.pool if src.spec.nbytes >= PARALLEL_MIN_BYTES else None)
+        if check:
+            check_receipt(entry, out)
+        return out
+
+    def read_bytes(self, name: str, check: bool = True) -> np.ndarray:
+        entry = self.entry(name)
+        out = np.empty(entry.spec.nbytes, dtype=np.uint8)
+        return self.decode_into(name, out, check)
+
+    def read(self, name: str, check: bool = True) -> np.ndarray:
+        """The tensor as a numpy array (bf16/fp8 come back as uint16/uint8 bit patterns)."""
+        entry = self.entry(name)
+        raw = self.read_bytes(name, check)
+        spec = entry.spec
+        if spec.info.itemsize == 0:
+            return raw  # packed sub-byte dtypes: the packed bytes
+        return raw.view(NUMPY_VIEW[spec.dtype]).reshape(spec.shape)
+
+    def file_bytes(self, f: FileEntry) -> bytes:
+        """The full original bytes of a non-safetensors member file (config, tokenizer...)."""
+        assert f.blob is not None
+        stored = self.source.read(*f.blob)
+        try:
+            data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=max(f.size, 1))
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"file {f.path!r}: stored bytes corrupt ({exc})") from None
+        if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.receipt.digest:
+            raise IntegrityError(f"file {f.path!r}: sha256 does not match its receipt")
+        return data
+
+    def file_tensors(self, file_index: int) -> list[TensorEntry]:
+        """Tensors of one source file in their original data order."""
+        ts = [t for t in self.container.tensors if t.spec.file == file_index]
+        return sorted(ts, key=lambda t: (t.spec.begin, t.spec.end))
+
+    def iter_file_chunks(self, file_index: int, check: bool = True) -> Iterator[memoryview]:
+        """The bytes of a source safetensors file, in order, one tensor at a time.
+
+        Memory stays at about one tensor (plus the next one's blob read ahead)."""
+        f = self.container.files[file_index]
+        yield memoryview(f.header)
+        pos = 0
+        for t in self.file_tensors(file_index):
+            if t.spec.begin != pos:
+                raise FormatError(f"tensor {t.name!r}: data offsets leave a gap at {pos}")
+            out = np.empty(t.spec.nbytes, dtype=np.uint8)
+            self.decode_into(t.name, out, check)
+            pos = t.spec.end
+            yield memoryview(out)
+
+    # ------------------------------------------------------------------ verify
+    def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,
+               progress: Any = None) -> VerifyReport:
+        """'fast': structure and side information; 'sample': decode a fraction of the tensors;
+        'full': decode everything and rebuild every file's sha256."""
+        problems: list[str] = []
+        tensors = list(self.container.tensors)
+        checked = decoded = files = 0
+        if mode == "fast":
+            for t in tensors:
+                try:
+                    src = self._resolve(t)
+                    if src.length:
+                        head = self.source.read(src.offset, src.head_len)
+                        get_codec(src.codec).prepare(src.spec, src.params, head)
+                    else:
+                        get_codec(src.codec)
+                    checked += 1
+                except Exception as exc:  # noqa: BLE001 - reported, not raised
+                    problems.append(f"{t.name}: {exc}")
+            return VerifyReport(mode, checked, len(tensors), 0, 0, tuple(problems))
+        if mode == "sample":
+            k = max(1, round(len(tensors) * fraction)) if tensors else 0
+            chosen = random.Random(seed).sample(tensors, min(k, len(tensors)))
+            for t in chosen:
+                try:
+                    decoded += self.read_bytes(t.name).size
+                    checked += 1
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"{t.name}: {exc}")
+                if progress is not None:
+                    progress.update(t.spec.nbytes)
+            return VerifyReport(mode, checked, len(tensors), 0, decoded, tuple(problems))
+        if mode != "full":
+            raise ValueError(f"unknown verify mode {mode!r} (fast, sample, full)")
+        for i, f in enumerate(self.container.files):
+            try:
+                if f.kind == "blob":
+                    self.file_bytes(f)
+                else:
+                    h = hashlib.sha256()
+                    size = 0
+                    for part in self.iter_file_chunks(i):
+                        h.update(part)
+                        size += len(part)
+                        if progress is not None:
+                            progress.update(len(part))
+                    checked += len(self.file_tensors(i))
+                    decoded += size
+                    if size != f.size or h.hexdigest() != f.receipt.digest:
+                        problems.append(f"{f.path}: rebuilt file sha256 does not match its receipt")
+                files += 1
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"{f.path}: {exc}")
+        return VerifyReport(mode, checked, len(tensors), files, decoded, tuple(problems))
+
+
+def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
+    digest = xxhash.xxh3_128_hexdigest(memoryview(data))
+    if digest != entry.receipt.digest:
+        raise IntegrityError(f"tensor {entry.name!r}: decoded bytes do not match the stored checksum "
+                             "(the file is corrupt)")
+
+
+def decode_blob(entry: TensorEntry, blob: bytes, out: np.ndarray, pool: Executor | None) -> None:
+    """Decode a blob into ``out``, chunks in parallel on ``pool`` when given."""
+    job = plan_decode(entry.spec, entry.codec, entry.params, blob, entry.head_len, entry.chunk_lens)
+    n = len(job.chunks)
+    if pool is None or n < 2:
+        job.run_all(out)
+        return
+    for fut in [pool.submit(job.run, i, out) for i in range(n)]:
+        fut.result()

@@ -1,0 +1,68 @@
+"""Byte sources: read exact ranges of a container, wherever it lives.
+
+Why a tiny interface: compress, decompress, open/read, verify and (later) remote streaming all
+need just "give me bytes [offset, offset+n)"; the decode path does not care where they come from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import BigsmallIOError, TruncatedError
+
+
+class FileSource:
+    """Positional reads (``os.pread``): thread-safe, no shared file position, no mmap residency."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            raise BigsmallIOError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise BigsmallIOError(f"{self.path} is a folder, not a file") from None
+        except OSError as exc:
+            raise BigsmallIOError(f"{self.path}: cannot open ({exc.strerror})") from None
+        self.size = os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        if offset < 0 or offset + length > self.size:
+            raise TruncatedError(
+                f"{self.path}: truncated: needs bytes {offset}..{offset + length}, file has {self.size}"
+            )
+        parts = []
+        got = 0
+        while got < length:
+            chunk = os.pread(self._fd, min(length - got, 1 << 30), offset + got)
+            if not chunk:
+                raise TruncatedError(f"{self.path}: truncated at offset {offset + got}")
+            parts.append(chunk)
+            got += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        """Fill ``buf`` from ``offset`` (no intermediate bytes object)."""
+        n = len(buf)
+        if offset < 0 or offset + n > self.size:
+            raise TruncatedError(f"{self.path}: truncated: needs bytes {offset}..{offset + n}, file has {self.size}")
+        done = 0
+        while done < n:
+            got = os.preadv(self._fd, [buf[done:]], offset + done)
+            if got <= 0:
+                raise TruncatedError(f"{self.path}: truncated at offset {offset + done}")
+            done += got
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""torch integration (optional dependency): load decoded tensors straight into torch storage."""

@@ -1,0 +1,68 @@
+"""``bigsmall.load``: a ``.bs`` container -> {name: torch.Tensor}.
+
+Each tensor is decoded straight into the storage of a fresh torch tensor (no extra copy); for an
+accelerator the bytes go to pinned host memory first, then to the device.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import MissingDependencyError
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError(
+            "bigsmall.load needs torch: pip install 'bigsmall[torch]' (or pip install torch)"
+        ) from None
+    return torch
+
+
+def torch_dtype(name: str) -> Any:
+    torch = _torch()
+    table = {
+        "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
+        "U16": getattr(torch, "uint16", torch.int16), "I32": torch.int32,
+        "U32": getattr(torch, "uint32", torch.int32), "I64": torch.int64,
+        "U64": getattr(torch, "uint64", torch.int64), "F16": torch.float16,
+        "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64,
+        "C64": torch.complex64,
+        "F8_E4M3": getattr(torch, "float8_e4m3fn", torch.uint8),
+        "F8_E5M2": getattr(torch, "float8_e5m2", torch.uint8),
+        "F8_E4M3FNUZ": getattr(torch, "float8_e4m3fnuz", torch.uint8),
+        "F8_E5M2FNUZ": getattr(torch, "float8_e5m2fnuz", torch.uint8),
+        "F8_E8M0": getattr(torch, "float8_e8m0fnu", torch.uint8),
+    }
+    return table.get(name, torch.uint8)
+
+
+def decode_tensor(bs: Any, name: str, device: str | Any = "cpu") -> Any:
+    """One tensor of an open container, decoded into torch storage on ``device``."""
+    torch = _torch()
+    entry = bs.entry(name)
+    spec = entry.spec
+    dev = torch.device(device)
+    pin = dev.type == "cuda" and torch.cuda.is_available()
+    buf = torch.empty(spec.nbytes, dtype=torch.uint8, pin_memory=pin)
+    bs.decode_into(name, buf.numpy())
+    dt = torch_dtype(spec.dtype)
+    if spec.info.itemsize == 0 or dt == torch.uint8 and spec.dtype != "U8":
+        t = buf  # packed sub-byte types: the packed bytes
+    else:
+        t = buf.view(dt).reshape(spec.shape)
+    if dev.type != "cpu":
+        t = t.to(dev, non_blocking=pin)
+    return t
+
+
+def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """Load every tensor of a ``.bs`` container into torch, bit-exact, on ``device``."""
+    _torch()
+    from ..io.reader import BsFile
+
+    with BsFile(src, threads=threads) as bs:
+        return {name: decode_tensor(bs, name, device) for name in bs.names()}
