@@ -31,13 +31,14 @@ from bigsmall.testing import corpus  # noqa: E402
 TARGETS = {"minilm-bf16": 65.6, "whisper-tiny-fp16": 83.6, "minilm-fp32": 81.5}
 
 _RSS_CHILD = r"""
-import json, resource, sys, psutil
+import json, sys, psutil
 import bigsmall
 from bigsmall.io.decompress import decompress
 from bigsmall.codecs import rans  # numba kernels loaded (cached) before the baseline
 base = psutil.Process().memory_info().rss
 decompress(sys.argv[1], sys.argv[2], force=True, threads=int(sys.argv[3]))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own high-water mark (ru_maxrss can carry the parent's across exec)
+peak = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"baseline": base, "peak": peak}))
 """
 
