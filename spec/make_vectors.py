@@ -76,7 +76,7 @@ def rng(seed: int) -> np.random.Generator:
 def v_bf16_grid() -> Tensors:
     """BF16 matrix with row and column scale groups: the field codec picks a grid > 1x1."""
     g = rng(1)
-    rows, cols = 64, 128
+    rows, cols = 48, 96
     rscale = np.where(g.random(rows) < 0.5, 2.0**-9, 2.0**-3)
     cscale = np.where(g.random(cols) < 0.5, 1.0, 2.0**5)
     w = g.standard_normal((rows, cols)) * rscale[:, None] * cscale[None, :]
@@ -110,13 +110,13 @@ def v_fp32_row_shift() -> Tensors:
 
 
 def v_fp8_e4m3() -> Tensors:
-    """F8_E4M3 bit patterns with a peaked exponent (built bit by bit)."""
+    """F8_E4M3 bit patterns (built bit by bit): two groups of rows with different scales."""
     g = rng(4)
     shape = (48, 96)
-    n = shape[0] * shape[1]
-    sign = g.integers(0, 2, n)
-    expo = np.clip(np.rint(g.normal(6, 1.3, n)), 0, 15).astype(np.int64)
-    mant = g.integers(0, 8, n)
+    sign = g.integers(0, 2, shape)
+    centre = np.where(np.arange(shape[0]) % 2 == 0, 4.0, 10.0)[:, None]
+    expo = np.clip(np.rint(g.normal(centre, 1.0, shape)), 0, 15).astype(np.int64)
+    mant = np.minimum(g.geometric(0.3, shape) - 1, 7)
     b = (sign << 7) | (expo << 3) | mant
     b[b == 0x7F] = 0x7E  # keep clear of the e4m3fn NaN patterns (any byte would do)
     b[b == 0xFF] = 0xFE
@@ -126,8 +126,8 @@ def v_fp8_e4m3() -> Tensors:
 def v_int64_ids() -> Tensors:
     """I64 token ids: no float layout, > 256 distinct values, so byte planes + zstd."""
     g = rng(5)
-    ids = g.integers(0, 32000, 1024).astype(np.int64)
-    return {"input_ids": ("I64", (1024,), ids.tobytes())}
+    ids = g.integers(0, 32000, 512).astype(np.int64)
+    return {"input_ids": ("I64", (512,), ids.tobytes())}
 
 
 def v_bool_mask() -> Tensors:
@@ -137,7 +137,7 @@ def v_bool_mask() -> Tensors:
 
 
 def v_bytes_i8_f4() -> Tensors:
-    """8-bit integers and packed 4-bit floats: the field codec's whole-byte layout."""
+    """8-bit integers and packed 4-bit floats (one unit = one byte)."""
     g = rng(7)
     i8 = np.clip(np.rint(g.normal(0, 6, (48, 64))), -128, 127).astype(np.int8)
     nib = np.clip(np.rint(np.abs(g.normal(0, 2.5, 4096))), 0, 7).astype(np.uint8)
@@ -156,9 +156,9 @@ def v_const() -> Tensors:
 
 def v_tied() -> Tensors:
     g = rng(8)
-    w = bf16(g.standard_normal((64, 32)) * 0.02).tobytes()
-    return {"model.embed_tokens.weight": ("BF16", (64, 32), w),
-            "lm_head.weight": ("BF16", (64, 32), w)}
+    w = bf16(g.standard_normal((32, 32)) * 0.02).tobytes()
+    return {"model.embed_tokens.weight": ("BF16", (32, 32), w),
+            "lm_head.weight": ("BF16", (32, 32), w)}
 
 
 def v_empty() -> Tensors:
@@ -174,59 +174,59 @@ def v_lut_fp16() -> Tensors:
     """F16 with 12 distinct values (a 'quantised' tensor): value table + coded indices."""
     g = rng(9)
     levels = (np.arange(-6, 6) * 0.0371).astype(np.float16)
-    idx = np.clip(np.rint(g.normal(0, 2.0, (64, 64))) + 6, 0, 11).astype(np.int64)
-    return {"weight": ("F16", (64, 64), levels[idx].tobytes())}
+    idx = np.clip(np.rint(g.normal(0, 2.0, (48, 48))) + 6, 0, 11).astype(np.int64)
+    return {"weight": ("F16", (48, 48), levels[idx].tobytes())}
 
 
 def v_special_values() -> Tensors:
     """NaN payloads, +-inf, -0, subnormals and extremes mixed into ordinary values."""
     g = rng(10)
-    f32 = (g.standard_normal(1024) * 0.1).astype(np.float32).view(np.uint32)
+    f32 = (g.standard_normal(512) * 0.1).astype(np.float32).view(np.uint32)
     specials32 = np.array([
         0x7FC00000, 0xFFC00000, 0x7F800001, 0x7FBFFFFF, 0x7FC12345, 0xFFFFFFFF,  # NaNs
         0x7F800000, 0xFF800000, 0x00000000, 0x80000000,  # +-inf, +-0
         0x00000001, 0x807FFFFF, 0x00400000, 0x7F7FFFFF, 0xFF7FFFFF, 0x00800000,  # subnormal, extremes
     ], np.uint32)
-    f32[g.choice(1024, specials32.size * 4, replace=False)] = np.tile(specials32, 4)
-    f16 = (g.standard_normal(1024) * 0.1).astype(np.float16).view(np.uint16)
+    f32[g.choice(512, specials32.size * 4, replace=False)] = np.tile(specials32, 4)
+    f16 = (g.standard_normal(512) * 0.1).astype(np.float16).view(np.uint16)
     specials16 = np.array([0x7E00, 0xFE00, 0x7C01, 0x7DFF, 0xFFFF, 0x7C00, 0xFC00, 0x0000,
                            0x8000, 0x0001, 0x83FF, 0x7BFF, 0xFBFF, 0x0400], np.uint16)
-    f16[g.choice(1024, specials16.size * 4, replace=False)] = np.tile(specials16, 4)
-    b16 = bf16(g.standard_normal(1024) * 0.1)
+    f16[g.choice(512, specials16.size * 4, replace=False)] = np.tile(specials16, 4)
+    b16 = bf16(g.standard_normal(512) * 0.1)
     specialsb = np.array([0x7FC0, 0xFFC0, 0x7F81, 0x7FBF, 0xFFFF, 0x7F80, 0xFF80, 0x0000,
                           0x8000, 0x0001, 0x807F, 0x7F7F, 0xFF7F, 0x0080], np.uint16)
-    b16[g.choice(1024, specialsb.size * 4, replace=False)] = np.tile(specialsb, 4)
-    return {"f32": ("F32", (32, 32), f32.tobytes()),
-            "f16": ("F16", (32, 32), f16.tobytes()),
-            "bf16": ("BF16", (32, 32), b16.tobytes())}
+    b16[g.choice(512, specialsb.size * 4, replace=False)] = np.tile(specialsb, 4)
+    return {"f32": ("F32", (16, 32), f32.tobytes()),
+            "f16": ("F16", (16, 32), f16.tobytes()),
+            "bf16": ("BF16", (16, 32), b16.tobytes())}
 
 
 def v_chunked() -> Tensors:
     """Several codecs with a small chunk size (see CHUNKED): many chunks, boundaries mid-row."""
     g = rng(11)
-    w = bf16(g.standard_normal((48, 100)) * np.exp2(g.integers(-6, -2, 48))[:, None])
-    f32 = (g.standard_normal((24, 50)) * 0.05).astype(np.float32)
+    w = bf16(g.standard_normal((32, 100)) * np.exp2(g.integers(-6, -2, 32))[:, None])
+    f32 = (g.standard_normal((20, 40)) * 0.05).astype(np.float32)
     f32[::3] = f32[::3].astype(np.float16).astype(np.float32)
     levels = (np.arange(8) * 0.125 - 0.5).astype(np.float16)
-    lut = levels[g.integers(0, 8, (40, 80))]
-    ids = g.integers(0, 1000, 1000).astype(np.int64)
-    noise = g.integers(0, 256, 5000).astype(np.uint8)
+    lut = levels[g.integers(0, 8, (30, 60))]
+    ids = g.integers(0, 1000, 600).astype(np.int64)
+    noise = g.integers(0, 256, 3000).astype(np.uint8)
     return {
-        "model.layers.0.field_bf16": ("BF16", (48, 100), w.tobytes()),
-        "model.layers.0.field_f32": ("F32", (24, 50), f32.tobytes()),
-        "model.layers.1.lut_f16": ("F16", (40, 80), lut.tobytes()),
-        "ids": ("I64", (1000,), ids.tobytes()),
-        "noise": ("U8", (5000,), noise.tobytes()),
+        "model.layers.0.field_bf16": ("BF16", (32, 100), w.tobytes()),
+        "model.layers.0.field_f32": ("F32", (20, 40), f32.tobytes()),
+        "model.layers.1.lut_f16": ("F16", (30, 60), lut.tobytes()),
+        "ids": ("I64", (600,), ids.tobytes()),
+        "noise": ("U8", (3000,), noise.tobytes()),
     }
 
 
-CHUNKED = 4096  # chunk_bytes for the 'chunked' vector (the default is 1 MiB)
+CHUNKED = 2048  # chunk_bytes for the 'chunked' vector (the default is 1 MiB)
 
 
 def build_model_folder(root: Path) -> None:
     """Two shards (tensors in name order, as safetensors writes them), index json, config."""
     g = rng(12)
-    hidden, inter, vocab, nlayers = 16, 32, 64, 11
+    hidden, vocab, nlayers = 16, 32, 11
 
     def w(*shape: int, s: float = 0.05) -> bytes:
         return bf16(g.standard_normal(shape) * s).tobytes()
@@ -237,7 +237,6 @@ def build_model_folder(root: Path) -> None:
     for i in range(nlayers):
         p = f"model.layers.{i}."
         every[p + "input_layernorm.weight"] = ("BF16", (hidden,), np.full(hidden, 0x3F80, np.uint16).tobytes())
-        every[p + "mlp.up_proj.weight"] = ("BF16", (inter, hidden), w(inter, hidden))
         every[p + "self_attn.q_proj.weight"] = ("BF16", (hidden, hidden), w(hidden, hidden))
     every["model.norm.weight"] = ("BF16", (hidden,), w(hidden, s=1.0))
     every["lm_head.weight"] = ("BF16", (vocab, hidden), emb)  # tied
@@ -258,7 +257,7 @@ def build_model_folder(root: Path) -> None:
     index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
     (root / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
     config = {"architectures": ["LlamaForCausalLM"], "hidden_size": hidden,
-              "intermediate_size": inter, "num_hidden_layers": nlayers, "vocab_size": vocab,
+              "num_hidden_layers": nlayers, "vocab_size": vocab,
               "tie_word_embeddings": True, "torch_dtype": "bfloat16"}
     (root / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
@@ -272,7 +271,7 @@ FILE_VECTORS: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
     "fp8_e4m3": ("F8_E4M3 bit patterns (field, layout [8,0,4,3])", v_fp8_e4m3, None),
     "int64_ids": ("I64 token ids (zstd byte planes)", v_int64_ids, None),
     "bool_mask": ("BOOL sparse mask (field, whole-byte layout)", v_bool_mask, None),
-    "bytes_i8_f4": ("I8 and packed F4 (field, whole-byte layout)", v_bytes_i8_f4, None),
+    "bytes_i8_f4": ("I8 and packed F4 (8-bit and sub-byte units)", v_bytes_i8_f4, None),
     "const": ("all-zero F32 and constant BF16 (const)", v_const, None),
     "tied": ("two names, identical bytes (ref)", v_tied, None),
     "empty": ("tensors with zero elements (raw, no chunks)", v_empty, None),

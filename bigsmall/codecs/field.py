@@ -24,7 +24,7 @@ from .base import Codec, register
 
 PROB_BITS = 12
 MANT_PROB_BITS = 10
-LANES = 4
+LANES = rans.LANES
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -48,7 +48,7 @@ def base_layout(spec: TensorSpec) -> Layout | None:
     info = spec.info
     if info.itemsize == 0 or info.bits == 8 and not info.is_float:
         return Layout(8, 0, 8, 0)  # bytes: packed sub-byte types, int8, uint8, bool
-    if info.is_float and info.bits in (8, 16, 32, 64):
+    if info.is_float and info.bits in (8, 16, 32):  # fp64: exponent too wide for the packed tables
         if info.bits == 8:
             return Layout(8, 0, info.exp_bits, info.mant_bits)  # fp8: exponent + whole mantissa
         return Layout(info.bits, info.mant_bits, info.exp_bits, 0)
@@ -100,33 +100,30 @@ def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
 
 
 def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
-    """(mfreq, mcum, mrow, mdsym) from mantissa codes; rows only for exponents present."""
+    """(mfreq, mcum, mrow) from mantissa codes: one table row per exponent present, then an
+    all-zero sentinel row that absent exponents point to (so a corrupt stream can never index
+    outside the tables; it fails the end-of-chunk state check instead)."""
     if qmant is None:
         z = np.zeros((1, 1), np.int64)
-        return z, z, np.zeros(1 << eb, np.int64), np.zeros((1, 1), np.uint16)
+        return z, z, np.zeros(1 << eb, np.int64)
     present = np.flatnonzero(qmant.any(axis=1))
-    mrow = np.full(1 << eb, -1, np.int64)
+    mrow = np.full(1 << eb, present.size, np.int64)
     mrow[present] = np.arange(present.size)
-    w = tables.dequantize(qmant[present]) if present.size else np.zeros((1, qmant.shape[1]), np.int64)
+    w = np.zeros((present.size + 1, qmant.shape[1]), np.int64)
+    w[: present.size] = tables.dequantize(qmant[present])
     mfreq = rans.normalize_weights(w, mpbits)
-    mcum = rans.cumulative(mfreq)
-    return mfreq, mcum, mrow, rans.build_decode_table(mfreq, mcum, mpbits)
+    return mfreq, rans.cumulative(mfreq), mrow
 
 
 @attrs.frozen
 class _Model:
     lay: Layout
     cl: context.Clustering
-    freq: np.ndarray
-    cum: np.ndarray
-    dsym: np.ndarray
+    tab: np.ndarray
     prob_bits: int
-    mfreq: np.ndarray
-    mcum: np.ndarray
+    mtab: np.ndarray
     mrow: np.ndarray
-    mdsym: np.ndarray
     mprob_bits: int
-    lanes: int
     rowctx: np.ndarray
     colctx: np.ndarray
     rshift: np.ndarray
@@ -184,7 +181,7 @@ class FieldCodec(Codec):
             qmant = tables.quantize_counts(mcounts)
         freq = rans.normalize_weights(tables.dequantize(qexp), PROB_BITS)
         cum = rans.cumulative(freq)
-        mfreq, mcum, mrow, _ = _mantissa_tables(qmant, lay.eb, MANT_PROB_BITS)
+        mfreq, mcum, mrow = _mantissa_tables(qmant, lay.eb, MANT_PROB_BITS)
         head = bytearray()
         if cl.kr > 1:
             head += cl.row_map.tobytes()
@@ -201,11 +198,10 @@ class FieldCodec(Codec):
         chunks = []
         for k0 in range(0, n, chunk_units):
             part = values[k0 : k0 + chunk_units]
-            stream, raw = rans.encode_chunk(
+            chunks.append(rans.encode_chunk(
                 part, k0, ncols, rowctx, colctx, freq, cum, PROB_BITS,
-                mfreq, mcum, mrow, MANT_PROB_BITS, LANES, lay.p, lay.eb, lay.mb, rshift,
-            )
-            chunks.append(len(stream).to_bytes(4, "little") + stream.tobytes() + raw.tobytes())
+                mfreq, mcum, mrow, MANT_PROB_BITS, lay.p, lay.eb, lay.mb, rshift,
+            ).tobytes())
         params = {
             "layout": [lay.width, lay.p, lay.eb, lay.mb],
             "grid": [cl.kr, cl.kc],
@@ -231,9 +227,9 @@ class FieldCodec(Codec):
         if (
             width != unit * 8 or not 0 < lay.c <= 16 or p < 0 or p + lay.c > width
             or lay.rbits > 56 or nrows * ncols * unit != spec.nbytes
-            or not 1 <= kr <= 256 or not 1 <= kc <= 256 or not 8 <= prob_bits <= 16
-            or not 8 <= mprob_bits <= 16
-            or not 1 <= lanes <= 64
+            or not 1 <= kr <= 256 or not 1 <= kc <= 256 or not 8 <= prob_bits <= 12
+            or not 8 <= mprob_bits <= 12 or eb > 8 or mb > 8 or kr * kc > 256
+            or lanes != LANES
         ):
             raise FormatError(f"tensor {spec.name!r}: inconsistent field codec parameters")
         try:
@@ -272,13 +268,15 @@ class FieldCodec(Codec):
                 raise IntegrityError(f"tensor {spec.name!r}: row shifts corrupt")
         try:
             freq = rans.normalize_weights(tables.dequantize(qexp), prob_bits)
-            mfreq, mcum, mrow, mdsym = _mantissa_tables(qmant, eb, mprob_bits)
+            mfreq, mcum, mrow = _mantissa_tables(qmant, eb, mprob_bits)
         except ValueError as exc:
             raise IntegrityError(f"tensor {spec.name!r}: frequency table corrupt ({exc})") from None
-        cum = rans.cumulative(freq)
-        dsym = rans.build_decode_table(freq, cum, prob_bits)
-        return _Model(lay, cl, freq, cum, dsym, prob_bits, mfreq, mcum, mrow, mdsym, mprob_bits,
-                      lanes, cl.row_ctx(), cl.col_ctx(), rshift)
+        tab = rans.build_packed_table(freq, rans.cumulative(freq), prob_bits)
+        # one mantissa table per exponent value (absent exponents: the all-zero sentinel row),
+        # so the decoder indexes it by the decoded exponent directly
+        mtab = rans.build_packed_table(mfreq[mrow], mcum[mrow], mprob_bits)
+        return _Model(lay, cl, tab, prob_bits, mtab, mrow, mprob_bits, cl.row_ctx(), cl.col_ctx(),
+                      rshift)
 
     def decode_chunk(
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,
@@ -286,23 +284,15 @@ class FieldCodec(Codec):
     ) -> None:
         lay = state.lay
         buf = np.frombuffer(chunk, dtype=np.uint8)
-        if buf.size < 4:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} truncated")
-        slen = int.from_bytes(buf[:4].tobytes(), "little")
-        if 4 + slen > buf.size:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} truncated")
-        stream = buf[4 : 4 + slen]
-        raw = buf[4 + slen :]
         dst = out.view(_UINT[lay.width // 8])
         k0 = index * int(params["chunk"])
         ncols = int(params["matrix"][1])
         rc = rans.decode_chunk(
-            dst, k0, ncols, state.rowctx, state.colctx, state.dsym, state.freq, state.cum,
-            state.prob_bits, state.mdsym, state.mfreq, state.mcum, state.mrow, state.mprob_bits,
-            state.lanes, lay.p, lay.eb, lay.mb, state.rshift, stream, raw,
+            dst, k0, ncols, state.rowctx, state.colctx, state.tab, state.prob_bits, state.mtab,
+            state.mprob_bits, lay.p, lay.eb, lay.mb, state.rshift, buf,
         )
-        if rc != slen:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt stream)")
+        if rc != 0:
+            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")
 
 
 register(FieldCodec())

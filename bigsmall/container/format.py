@@ -29,6 +29,7 @@ from typing import Any
 import xxhash
 import zstandard
 
+from ..core.dtypes import DTYPES
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
 from ..errors import FormatError, IntegrityError, TruncatedError, UnsupportedVersionError
 
@@ -55,13 +56,19 @@ def parse_header(buf: bytes, file_size: int | None = None) -> dict[str, int | by
     if len(buf) < HEADER_SIZE:
         raise TruncatedError(f"truncated container: {len(buf)} bytes, header needs {HEADER_SIZE}")
     magic, major, minor, flags, ioff, ilen, flen, idig = _HDR.unpack_from(buf, 0)
-    if major > VERSION[0]:
-        raise UnsupportedVersionError(
-            f"container format {major}.{minor} is newer than this bigsmall reads "
-            f"({VERSION[0]}.{VERSION[1]}): upgrade bigsmall to a release that reads format {major}.x"
-        )
     (check,) = struct.unpack_from("<Q", buf, 56)
-    if check != xxhash.xxh3_64_intdigest(buf[:56]):
+    intact = check == xxhash.xxh3_64_intdigest(buf[:56])
+    if major != VERSION[0]:  # checked before the checksum: a new major may change bytes 12..64
+        hint = "" if intact else " (or its header is corrupt: the checksum does not match)"
+        if major > VERSION[0]:
+            raise UnsupportedVersionError(
+                f"container format {major}.{minor} is newer than this bigsmall reads "
+                f"({VERSION[0]}.{VERSION[1]}): upgrade bigsmall to a release that reads format "
+                f"{major}.x{hint}"
+            )
+        raise UnsupportedVersionError(f"container format {major}.{minor} is not supported: this "
+                                      f"bigsmall reads format {VERSION[0]}.x{hint}")
+    if not intact:
         raise IntegrityError("container header is corrupt (checksum mismatch in bytes 0-55)")
     if file_size is not None and file_size < flen:
         raise TruncatedError(f"truncated container: {file_size} bytes, header promises {flen}")
@@ -118,14 +125,14 @@ def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
         raise FormatError(f"container index unreadable: {exc}") from None
     try:
         return _container_from_doc(doc, int(header["file_length"]))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"container index malformed: {exc!r}") from None
 
 
 def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
-    if doc.get("format") != "bigsmall":
+    if not isinstance(doc, dict) or doc.get("format") != "bigsmall":
         raise FormatError("index does not describe a bigsmall container")
     files = []
     for f in doc["files"]:
@@ -148,6 +155,11 @@ def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
                           int(t["offsets"][1]), int(t["file"]))
         if not 0 <= spec.file < len(files):
             raise FormatError(f"tensor {spec.name!r}: file index {spec.file} out of range")
+        if spec.dtype not in DTYPES:
+            raise FormatError(f"tensor {spec.name!r}: unknown dtype {spec.dtype!r}")
+        if not 0 <= spec.begin <= spec.end or DTYPES[spec.dtype].nbytes(spec.numel) != spec.nbytes:
+            raise FormatError(f"tensor {spec.name!r}: data offsets [{spec.begin}, {spec.end}] do not "
+                              f"match {spec.dtype} shape {list(spec.shape)}")
         entry = TensorEntry(
             spec=spec, codec=str(t["codec"]), params=dict(t["params"]), offset=int(off),
             head_len=int(head_len), chunk_lens=tuple(int(x) for x in lens),
@@ -160,6 +172,27 @@ def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
         if min(entry.chunk_lens, default=0) < 0 or entry.head_len < 0:
             raise FormatError(f"tensor {spec.name!r}: negative chunk length")
         tensors.append(entry)
+    _check_refs(tensors)
     version = tuple(int(x) for x in doc["version"])
     return Container(version=(version[0], version[1]), files=tuple(files), tensors=tuple(tensors),
                      meta=dict(doc.get("meta", {})))
+
+
+def _check_refs(tensors: list[TensorEntry]) -> None:
+    """Names are unique; every 'ref' leads, without a cycle, to a stored tensor of the same size."""
+    by_name: dict[str, TensorEntry] = {}
+    for t in tensors:
+        if t.name in by_name:
+            raise FormatError(f"tensor {t.name!r} is listed twice in the index")
+        by_name[t.name] = t
+    for t in tensors:
+        cur, seen = t, {t.name}
+        while cur.codec == "ref":
+            target = by_name.get(str(cur.params.get("of")))
+            if target is None or target.name in seen:
+                why = "a missing tensor" if target is None else "a reference cycle"
+                raise FormatError(f"tensor {t.name!r}: reference to {cur.params.get('of')!r} is {why}")
+            seen.add(target.name)
+            cur = target
+        if cur.spec.nbytes != t.spec.nbytes:
+            raise FormatError(f"tensor {t.name!r}: refers to {cur.name!r} of a different size")

@@ -21,16 +21,27 @@ def check_target(dst: Path, force: bool) -> None:
         raise OutputExistsError(f"{dst} exists; pass --force (force=True) to overwrite it")
 
 
+def _is_real_dir(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink()
+
+
 def _place(tmp: Path, dst: Path, force: bool) -> None:
     if force:
-        if dst.is_dir() and not dst.is_symlink() and tmp.is_dir():
+        if (dst.exists() or dst.is_symlink()) and (tmp.is_dir() or _is_real_dir(dst)):
+            # a rename cannot put a folder over a file, or anything over a non-empty folder:
+            # move the old output aside, put the new one in place, then delete the old one
             old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
             os.replace(dst, old)
-            os.replace(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, dst)
+            except BaseException:
+                os.replace(old, dst)
+                raise
+            if _is_real_dir(old):
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
             return
-        if dst.is_dir() and not dst.is_symlink():
-            shutil.rmtree(dst)
         os.replace(tmp, dst)
         return
     if tmp.is_dir():
@@ -58,7 +69,10 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise BigsmallIOError(f"output folder {parent} does not exist")
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise BigsmallIOError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     tmp = Path(name)
     try:
         with os.fdopen(fd, "w+b") as fh:
@@ -82,7 +96,10 @@ def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise BigsmallIOError(f"output folder {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent))
+    except OSError as exc:
+        raise BigsmallIOError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     try:
         yield tmp
         _place(tmp, dst, force)

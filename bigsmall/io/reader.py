@@ -21,12 +21,12 @@ import numpy as np
 import xxhash
 import zstandard
 
-from ..codecs.base import get_codec
+from ..codecs.base import Codec, get_codec
 from ..container import format as fmt
 from ..core.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import Container, FileEntry, TensorEntry
-from ..errors import FormatError, IntegrityError, TensorNotFoundError
+from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCodecError
 from .source import FileSource
 
 PARALLEL_MIN_BYTES = 1 << 20  # below this a tensor decodes on the calling thread
@@ -192,12 +192,12 @@ class BsFile:
             for t in tensors:
                 try:
                     src = self._resolve(t)
+                    codec = _codec(src)
                     if src.length:
-                        head = self.source.read(src.offset, src.head_len)
-                        get_codec(src.codec).prepare(src.spec, src.params, head)
-                    else:
-                        get_codec(src.codec)
+                        codec.prepare(src.spec, src.params, self.source.read(src.offset, src.head_len))
                     checked += 1
+                except UnknownCodecError:
+                    raise  # not corruption: this bigsmall is too old to check the file
                 except Exception as exc:  # noqa: BLE001 - reported, not raised
                     problems.append(f"{t.name}: {exc}")
             return VerifyReport(mode, checked, len(tensors), 0, 0, tuple(problems))
@@ -208,6 +208,8 @@ class BsFile:
                 try:
                     decoded += self.read_bytes(t.name).size
                     checked += 1
+                except UnknownCodecError:
+                    raise
                 except Exception as exc:  # noqa: BLE001
                     problems.append(f"{t.name}: {exc}")
                 if progress is not None:
@@ -232,9 +234,19 @@ class BsFile:
                     if size != f.size or h.hexdigest() != f.receipt.digest:
                         problems.append(f"{f.path}: rebuilt file sha256 does not match its receipt")
                 files += 1
+            except UnknownCodecError:
+                raise
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{f.path}: {exc}")
         return VerifyReport(mode, checked, len(tensors), files, decoded, tuple(problems))
+
+
+def _codec(entry: TensorEntry) -> Codec:
+    """The codec of a stored tensor; an unknown id raises UnknownCodecError naming the tensor."""
+    try:
+        return get_codec(entry.codec)
+    except UnknownCodecError as exc:
+        raise UnknownCodecError(f"tensor {entry.name!r}: {exc}") from None
 
 
 def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
@@ -246,6 +258,7 @@ def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
 
 def decode_blob(entry: TensorEntry, blob: bytes, out: np.ndarray, pool: Executor | None) -> None:
     """Decode a blob into ``out``, chunks in parallel on ``pool`` when given."""
+    _codec(entry)
     job = plan_decode(entry.spec, entry.codec, entry.params, blob, entry.head_len, entry.chunk_lens)
     n = len(job.chunks)
     if pool is None or n < 2:

@@ -7,6 +7,7 @@ need just "give me bytes [offset, offset+n)"; the decode path does not care wher
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..errors import BigsmallIOError, TruncatedError
@@ -25,7 +26,11 @@ class FileSource:
             raise BigsmallIOError(f"{self.path} is a folder, not a file") from None
         except OSError as exc:
             raise BigsmallIOError(f"{self.path}: cannot open ({exc.strerror})") from None
-        self.size = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        if stat.S_ISDIR(st.st_mode):
+            os.close(self._fd)
+            raise BigsmallIOError(f"{self.path} is a folder, not a file")
+        self.size = st.st_size
 
     def read(self, offset: int, length: int) -> bytes:
         if length == 0:
@@ -37,7 +42,10 @@ class FileSource:
         parts = []
         got = 0
         while got < length:
-            chunk = os.pread(self._fd, min(length - got, 1 << 30), offset + got)
+            try:
+                chunk = os.pread(self._fd, min(length - got, 1 << 30), offset + got)
+            except OSError as exc:
+                raise BigsmallIOError(f"{self.path}: read failed at offset {offset + got} ({exc.strerror})") from None
             if not chunk:
                 raise TruncatedError(f"{self.path}: truncated at offset {offset + got}")
             parts.append(chunk)
@@ -51,7 +59,10 @@ class FileSource:
             raise TruncatedError(f"{self.path}: truncated: needs bytes {offset}..{offset + n}, file has {self.size}")
         done = 0
         while done < n:
-            got = os.preadv(self._fd, [buf[done:]], offset + done)
+            try:
+                got = os.preadv(self._fd, [buf[done:]], offset + done)
+            except OSError as exc:
+                raise BigsmallIOError(f"{self.path}: read failed at offset {offset + done} ({exc.strerror})") from None
             if got <= 0:
                 raise TruncatedError(f"{self.path}: truncated at offset {offset + done}")
             done += got
