@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import bigsmall
-from bigsmall.testing.synthetic import write_safetensors
 from bigsmall.io.reader import BsFile
+from bigsmall.testing.synthetic import write_safetensors
 
 
 def load_file(p: Path) -> dict[str, np.ndarray]:

@@ -178,7 +178,7 @@ class BsFile:
             out = np.empty(t.spec.nbytes, dtype=np.uint8)
             self.decode_into(t.name, out, check)
             pos = t.spec.end
-            yield memoryview(out)
+            yield out.data
 
     # ------------------------------------------------------------------ verify
     def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,
@@ -250,7 +250,7 @@ def _codec(entry: TensorEntry) -> Codec:
 
 
 def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
-    digest = xxhash.xxh3_128_hexdigest(memoryview(data))
+    digest = xxhash.xxh3_128_hexdigest(data.data)
     if digest != entry.receipt.digest:
         raise IntegrityError(f"tensor {entry.name!r}: decoded bytes do not match the stored checksum "
                              "(the file is corrupt)")
