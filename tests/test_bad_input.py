@@ -797,7 +797,7 @@ def test_decompress_interrupted(small_model: Path, tmp_path: Path,
     bs = compressed(small_model)
     dst = tmp_path / "restored.safetensors"
     with monkeypatch.context() as m:
-        m.setattr(reader_mod, "decode_blob", _interrupt_after(2, reader_mod.decode_blob))
+        m.setattr(reader_mod, "plan_decode", _interrupt_after(2, reader_mod.plan_decode))
         with pytest.raises(KeyboardInterrupt):
             bigsmall.decompress(bs, dst)
     assert_clean(tmp_path, {"model.safetensors", "model.bs"})

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCo
 from .source import FileSource
 
 PARALLEL_MIN_BYTES = 1 << 20  # below this a tensor decodes on the calling thread
+AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
 
 
 def default_threads() -> int:
@@ -165,20 +167,47 @@ class BsFile:
         ts = [t for t in self.container.tensors if t.spec.file == file_index]
         return sorted(ts, key=lambda t: (t.spec.begin, t.spec.end))
 
-    def iter_file_chunks(self, file_index: int, check: bool = True) -> Iterator[memoryview]:
+    def iter_file_chunks(self, file_index: int, check: bool = True,
+                         ahead_bytes: int = AHEAD_BYTES) -> Iterator[memoryview]:
         """The bytes of a source safetensors file, in order, one tensor at a time.
 
-        Memory stays at about one tensor (plus the next one's blob read ahead)."""
+        Pipelined: the calling thread reads blobs and parses side information while the pool
+        decodes the chunks of the tensors ahead, up to ``ahead_bytes`` of decoded output in
+        flight (at least one tensor), so small tensors decode in parallel too and memory stays
+        bounded by about ``ahead_bytes`` + the largest tensor.
+        """
         f = self.container.files[file_index]
         yield memoryview(f.header)
+        pending: deque[tuple[TensorEntry, np.ndarray, list[Future[None]]]] = deque()
+        inflight = 0
+
+        def finish() -> memoryview:
+            nonlocal inflight
+            t, out, futs = pending.popleft()
+            for fut in futs:
+                fut.result()
+            inflight -= out.size
+            if check:
+                check_receipt(t, out)
+            return out.data
+
         pos = 0
         for t in self.file_tensors(file_index):
             if t.spec.begin != pos:
                 raise FormatError(f"tensor {t.name!r}: data offsets leave a gap at {pos}")
-            out = np.empty(t.spec.nbytes, dtype=np.uint8)
-            self.decode_into(t.name, out, check)
             pos = t.spec.end
-            yield out.data
+            src = self._resolve(t)
+            _codec(src)  # an unknown codec id names the tensor
+            blob = self.source.read(src.offset, src.length)
+            job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
+            out = np.empty(t.spec.nbytes, dtype=np.uint8)
+            futs = [self.pool.submit(job.run, i, out) for i in range(len(job.chunks))]
+            pending.append((t, out, futs))
+            inflight += out.size
+            while pending and inflight - pending[-1][1].size >= ahead_bytes:
+                yield finish()
+        while pending:
+            yield finish()
 
     # ------------------------------------------------------------------ verify
     def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,
