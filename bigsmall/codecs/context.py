@@ -89,20 +89,29 @@ def _init_map(values: np.ndarray, k: int) -> np.ndarray:
     return np.searchsorted(qs, values).astype(np.int64)
 
 
+def _sum_by(hist: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Sum the histogram rows of each cluster: [k, hist columns]."""
+    return np.eye(k)[labels].T @ hist
+
+
 def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd iterations on a (sample) symbol matrix; returns (row map, col map)."""
+    """Lloyd iterations on a (sample) symbol matrix; returns (row map, col map).
+
+    ``sym`` should be small and C-contiguous; the column pass works on a contiguous transpose so
+    both histogram passes stream through memory."""
+    sym_t = np.ascontiguousarray(sym.T)
     rows = _init_map(sym.mean(axis=1), kr)
     cols = _init_map(sym.mean(axis=0), kc)
     for _ in range(ITERATIONS):
         prev = (rows.copy(), cols.copy())
         if kr > 1:
-            table = _ctx_table(sym, rows, cols, kc, kr * kc, alpha)
-            lengths = _code_lengths(table.reshape(kr, kc * alpha))
-            rows = (_hist(sym, cols, kc, alpha) @ lengths.T).argmin(axis=1)
+            hist = _hist(sym, cols, kc, alpha)  # [rows, kc * alpha]
+            table = _sum_by(hist, rows, kr)  # the context tables, from the same histograms
+            rows = (hist @ _code_lengths(table).T).argmin(axis=1)
         if kc > 1:
-            table = _ctx_table(sym, rows, cols, kc, kr * kc, alpha)
-            lengths = _code_lengths(table.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha))
-            cols = (_hist(sym.T, rows, kr, alpha) @ lengths.T).argmin(axis=1)
+            hist = _hist(sym_t, rows, kr, alpha)  # [cols, kr * alpha]
+            table = _sum_by(hist, cols, kc)
+            cols = (hist @ _code_lengths(table).T).argmin(axis=1)
         if np.array_equal(prev[0], rows) and np.array_equal(prev[1], cols):
             break
     return rows, cols
@@ -144,13 +153,14 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
     present = np.flatnonzero(np.bincount(sym.ravel(), minlength=alpha))
     remap = np.zeros(alpha, np.int64)
     remap[present] = np.arange(present.size)
-    sym = remap[sym]
+    sym = remap[sym].astype(np.uint8 if present.size <= 256 else np.uint16)
     alpha = max(int(present.size), 1)
     cost_step = max(1, sym.size // COST_SAMPLE)
     best_cost = context_cost_bits(sym, alpha, best, cost_step)
     rstep = max(1, nr // SAMPLE_SIDE)
     cstep = max(1, nc // SAMPLE_SIDE)
-    sample = sym[::rstep, ::cstep]
+    small = np.uint8 if alpha <= 256 else np.uint16
+    sample = np.ascontiguousarray(sym[::rstep, ::cstep], dtype=small)
     tried: dict[tuple[int, int], float] = {}
     kr0, kc0 = 1, 1
     while True:
