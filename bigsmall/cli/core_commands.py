@@ -126,6 +126,25 @@ def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.bench import run_benchmark
+
+    r = run_benchmark(args.src, repeat=args.repeat, threads=args.threads)
+    n = r["threads"]
+    text = "\n".join([
+        f"{r['src']}: {_mb(r['original_bytes'])} -> {_mb(r['compressed_bytes'])} "
+        f"({r['ratio'] * 100:.2f} %, order-0 floor {r['order0_floor_ratio'] * 100:.2f} %)",
+        f"  compress            {r['compress_MBps']:8.1f} MB/s",
+        f"  decompress          {r['decompress_MBps']:8.1f} MB/s (file -> file)",
+        f"  decode into memory  {r['decode_memory_MBps_1_thread']:8.1f} MB/s (1 thread), "
+        f"{r[f'decode_memory_MBps_{n}_threads']:.1f} MB/s ({n} threads, x{r['thread_speedup']:.2f})",
+        f"  verify              {r['verify_MBps']:8.1f} MB/s ({'OK' if r['verify_ok'] else 'FAILED'})",
+        f"  peak RSS            {r['peak_rss_MB']:8.0f} MB   (medians of {r['repeat']} runs)",
+    ])
+    emit(args, r, text)
+    return 0 if r["verify_ok"] else 3
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("compress", parents=[common], help="safetensors file or model folder -> .bs",
                        description="Compress a .safetensors file or a model folder (sharded or not, "
@@ -166,3 +185,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sort", choices=("ratio", "size", "name"), default="size", help="row order (default: size)")
     p.add_argument("--tensor", metavar="SUBSTR", help="only tensors whose name contains SUBSTR")
     p.set_defaults(handler=cmd_stat)
+
+    p = sub.add_parser("benchmark", parents=[common], help="measure ratio, speed and memory on a model",
+                       description="Compress, decompress, decode into memory (1 and N threads) and "
+                       "verify SRC in a temporary folder; print ratio, order-0 floor, MB/s, thread "
+                       "scaling and peak RSS.")
+    p.add_argument("src", help="a .safetensors file or a model folder")
+    p.add_argument("--repeat", type=int, default=3, help="runs per measurement; medians are reported")
+    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.set_defaults(handler=cmd_benchmark)

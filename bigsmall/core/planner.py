@@ -13,7 +13,7 @@ from ..codecs.base import get_codec, unit_bytes
 from ..codecs.field import base_layout
 from .types import TensorPlan, TensorSpec
 
-CHUNK_BYTES = 1 << 20  # decoded bytes per independently decodable chunk
+CHUNK_BYTES = 1 << 18  # decoded bytes per independently decodable chunk (parallel decode)
 
 
 def chunk_units_for(spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES) -> int:

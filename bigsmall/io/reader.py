@@ -12,7 +12,7 @@ import hashlib
 import os
 import random
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from ..core.types import Container, FileEntry, TensorEntry
 from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCodecError
 from .source import FileSource
 
-PARALLEL_MIN_BYTES = 1 << 20  # below this a tensor decodes on the calling thread
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
 
 
@@ -131,7 +130,7 @@ class BsFile:
             raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
         if blob is None:
             blob = self.source.read(src.offset, src.length)
-        decode_blob(src, blob, out, self.pool if src.spec.nbytes >= PARALLEL_MIN_BYTES else None)
+        decode_blob(src, blob, out, self.pool)
         if check:
             check_receipt(entry, out)
         return out
@@ -167,21 +166,22 @@ class BsFile:
         ts = [t for t in self.container.tensors if t.spec.file == file_index]
         return sorted(ts, key=lambda t: (t.spec.begin, t.spec.end))
 
-    def iter_file_chunks(self, file_index: int, check: bool = True,
-                         ahead_bytes: int = AHEAD_BYTES) -> Iterator[memoryview]:
-        """The bytes of a source safetensors file, in order, one tensor at a time.
+    def iter_decoded(
+        self, entries: list[TensorEntry], check: bool = True, ahead_bytes: int = AHEAD_BYTES,
+        alloc: Callable[[TensorEntry], np.ndarray] | None = None,
+    ) -> Iterator[tuple[TensorEntry, np.ndarray]]:
+        """Decode ``entries`` in order, pipelined: yields (entry, uint8 buffer) as each is ready.
 
-        Pipelined: the calling thread reads blobs and parses side information while the pool
-        decodes the chunks of the tensors ahead, up to ``ahead_bytes`` of decoded output in
-        flight (at least one tensor), so small tensors decode in parallel too and memory stays
-        bounded by about ``ahead_bytes`` + the largest tensor.
+        The calling thread reads blobs and parses side information while the pool decodes the
+        chunks of the tensors ahead, up to ``ahead_bytes`` of decoded output in flight (at least
+        one tensor): small tensors decode in parallel too, and memory stays bounded by about
+        ``ahead_bytes`` + the largest tensor. ``alloc`` supplies each destination buffer (e.g. a
+        torch tensor's storage); by default a fresh numpy array.
         """
-        f = self.container.files[file_index]
-        yield memoryview(f.header)
         pending: deque[tuple[TensorEntry, np.ndarray, list[Future[None]]]] = deque()
         inflight = 0
 
-        def finish() -> memoryview:
+        def finish() -> tuple[TensorEntry, np.ndarray]:
             nonlocal inflight
             t, out, futs = pending.popleft()
             for fut in futs:
@@ -189,18 +189,14 @@ class BsFile:
             inflight -= out.size
             if check:
                 check_receipt(t, out)
-            return out.data
+            return t, out
 
-        pos = 0
-        for t in self.file_tensors(file_index):
-            if t.spec.begin != pos:
-                raise FormatError(f"tensor {t.name!r}: data offsets leave a gap at {pos}")
-            pos = t.spec.end
+        for t in entries:
             src = self._resolve(t)
             _codec(src)  # an unknown codec id names the tensor
             blob = self.source.read(src.offset, src.length)
             job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
-            out = np.empty(t.spec.nbytes, dtype=np.uint8)
+            out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
             futs = [self.pool.submit(job.run, i, out) for i in range(len(job.chunks))]
             pending.append((t, out, futs))
             inflight += out.size
@@ -208,6 +204,19 @@ class BsFile:
                 yield finish()
         while pending:
             yield finish()
+
+    def iter_file_chunks(self, file_index: int, check: bool = True) -> Iterator[memoryview]:
+        """The bytes of a source safetensors file, in order (header, then tensor by tensor)."""
+        f = self.container.files[file_index]
+        yield memoryview(f.header)
+        pos = 0
+        tensors = self.file_tensors(file_index)
+        for t in tensors:
+            if t.spec.begin != pos:
+                raise FormatError(f"tensor {t.name!r}: data offsets leave a gap at {pos}")
+            pos = t.spec.end
+        for _, out in self.iter_decoded(tensors, check):
+            yield out.data
 
     # ------------------------------------------------------------------ verify
     def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,

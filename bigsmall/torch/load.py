@@ -49,6 +49,12 @@ def decode_tensor(bs: Any, name: str, device: str | Any = "cpu") -> Any:
     pin = dev.type == "cuda" and torch.cuda.is_available()
     buf = torch.empty(spec.nbytes, dtype=torch.uint8, pin_memory=pin)
     bs.decode_into(name, buf.numpy())
+    return _as_tensor(buf, spec, dev, pin)
+
+
+def _as_tensor(buf: Any, spec: Any, dev: Any, pin: bool) -> Any:
+    """View decoded bytes as the tensor's dtype and shape; move to ``dev`` if needed."""
+    torch = _torch()
     dt = torch_dtype(spec.dtype)
     if spec.info.itemsize == 0 or dt == torch.uint8 and spec.dtype != "U8":
         t = buf  # packed sub-byte types: the packed bytes
@@ -64,5 +70,18 @@ def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | 
     _torch()
     from ..io.reader import BsFile
 
+    torch = _torch()
+    dev = torch.device(device)
+    pin = dev.type == "cuda" and torch.cuda.is_available()
+    storage: dict[str, Any] = {}
+
+    def alloc(entry: Any) -> Any:
+        buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=pin)
+        storage[entry.name] = buf
+        return buf.numpy()
+
+    out: dict[str, Any] = {}
     with BsFile(src, threads=threads) as bs:
-        return {name: decode_tensor(bs, name, device) for name in bs.names()}
+        for entry, _ in bs.iter_decoded(list(bs.container.tensors), alloc=alloc):
+            out[entry.name] = _as_tensor(storage.pop(entry.name), entry.spec, dev, pin)
+    return out
