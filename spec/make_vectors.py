@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from bigsmall.testing.synthetic import write_safetensors as _write_safetensors
+
 HERE = Path(__file__).resolve().parent
 VECTORS = HERE / "vectors"
 
@@ -43,21 +45,7 @@ Tensors = dict[str, tuple[str, tuple[int, ...], bytes]]
 
 def write_safetensors(path: Path, tensors: Tensors, metadata: dict[str, str] | None = None,
                       pad: int = 0) -> None:
-    header: dict[str, Any] = {}
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    pos = 0
-    for name, (dtype, shape, data) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [pos, pos + len(data)]}
-        pos += len(data)
-    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hb += b" " * ((8 - len(hb) % 8) % 8 + pad)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(len(hb).to_bytes(8, "little"))
-        fh.write(hb)
-        for _, _, data in tensors.values():
-            fh.write(data)
+    _write_safetensors(path, tensors, metadata, pad, compact=True)
 
 
 def bf16(x: np.ndarray) -> np.ndarray:
