@@ -124,3 +124,37 @@ def test_real_models_restore_byte_identical(model: str, request: pytest.FixtureR
     assert bs.stat().st_size < src.stat().st_size * 0.9  # it actually compresses
     with BsFile(bs) as f:
         assert f.verify("full").ok
+
+
+def test_checksum_collision_is_not_deduplicated(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dedupe compares bytes, not just checksums: with every checksum forced equal, only the
+    genuinely identical tensors become references (and the wrong receipts are then caught)."""
+    import xxhash
+
+    from bigsmall.errors import IntegrityError
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.normal(size=64).astype(np.float32).tobytes() for _ in range(2))
+    src = write_safetensors(tmp_path / "m.safetensors", {
+        "a": ("F32", (64,), a), "b": ("F32", (64,), b), "a_again": ("F32", (64,), a)})
+    bs = tmp_path / "c.bs"
+    with monkeypatch.context() as m:
+        m.setattr(xxhash, "xxh3_128_hexdigest", lambda b: "0" * 32)
+        bigsmall.compress(src, bs)
+    with BsFile(bs) as f:
+        refs = {t.name: t.params["of"] for t in f.container.tensors if t.codec == "ref"}
+    assert refs == {"a_again": "a"}  # "b" has the same (forced) checksum but other bytes
+    with pytest.raises(IntegrityError):
+        bigsmall.decompress(bs, tmp_path / "out.safetensors")
+
+
+def test_outputs_get_the_usual_file_mode(small_model: Path, tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        r = bigsmall.compress(small_model, tmp_path / "m.bs")
+    finally:
+        os.umask(old)
+    assert (Path(r.dst).stat().st_mode & 0o777) == 0o644

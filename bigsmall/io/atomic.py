@@ -61,6 +61,20 @@ def _place(tmp: Path, dst: Path, force: bool) -> None:
     os.unlink(tmp)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where possible (os.umask is racy in threads)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]:
     """Yield (temp path, binary file object); on success fsync and move to ``dst``."""
@@ -75,6 +89,7 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
         raise BigsmallIOError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     tmp = Path(name)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
         with os.fdopen(fd, "w+b") as fh:
             yield tmp, fh
             fh.flush()
@@ -101,6 +116,7 @@ def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
     except OSError as exc:
         raise BigsmallIOError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
         yield tmp
         _place(tmp, dst, force)
     except BaseException as exc:

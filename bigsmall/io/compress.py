@@ -171,7 +171,7 @@ def compress(
             fh.write(b"\0" * fmt.HEADER_SIZE)  # type: ignore[attr-defined]
             pos = fmt.HEADER_SIZE
             entries: list[TensorEntry] = []
-            seen: dict[tuple[str, str, int], str] = {}
+            seen: dict[tuple[str, str, int], TensorSpec] = {}
             window: deque[tuple[TensorSpec, str, Future[TensorPlan] | None, str | None]] = deque()
 
             def drain_one() -> None:
@@ -202,12 +202,17 @@ def compress(
                 data = np.frombuffer(raw, dtype=np.uint8)
                 digest = xxhash.xxh3_128_hexdigest(raw)
                 key = (spec.dtype, digest, spec.nbytes)
-                ref = seen.get(key) if spec.nbytes else None
-                if ref is not None:
-                    window.append((spec, digest, None, ref))
+                first = seen.get(key) if spec.nbytes else None
+                if first is not None:  # same checksum: store once only if the bytes really match
+                    fhdr = inputs[first.file].header
+                    assert fhdr is not None
+                    if sources[first.file].read(fhdr.data_start + first.begin, first.nbytes) != raw:
+                        first = None
+                if first is not None:
+                    window.append((spec, digest, None, first.name))
                 else:
-                    if spec.nbytes:
-                        seen[key] = spec.name
+                    if spec.nbytes and key not in seen:
+                        seen[key] = spec
                     window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify), None))
                 while len(window) > 2 * threads:
                     drain_one()
