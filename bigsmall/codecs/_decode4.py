@@ -15,8 +15,8 @@ U24 = np.uint64(24)
 
 
 @njit(nogil=True, cache=True)
-def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb, mb,
-                 rshift, buf):
+def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits, p, eb,
+                 mb, rshift, buf):
     """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt."""
     n = out.shape[0]
     if n == 0:
@@ -125,9 +125,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
     u3 = 0
     last = n - min(n, 3 * q)  # the last lane is the shortest
     for t in range(last):
-        ent = np.int64(tab[((c0 + colctx[j0]) << pbits) + (x0 & amask)])
-        x0 = (((ent >> 8) & 0xFFF) + 1) * (x0 >> pbits) + (ent >> 20)
-        sym = ent & 0xFF
+        ctx = c0 + colctx[j0]
+        slot = x0 & amask
+        sym = np.int64(tsym[(ctx << pbits) + slot])
+        fc = np.int64(tfc[(ctx << 8) + sym])
+        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
         if x0 < RANS_L:
             if p0 + 1 < s0:
                 x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
@@ -135,9 +137,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 x0 = POISON
             p0 += 2
         if mb > 0:
-            ent = np.int64(mtab[(sym << mpbits) + (x0 & bmask)])
-            x0 = (((ent >> 8) & 0xFFF) + 1) * (x0 >> mpbits) + (ent >> 20)
-            sym = (sym << mb) | (ent & 0xFF)
+            slot = x0 & bmask
+            m = np.int64(msym[(sym << mpbits) + slot])
+            fc = np.int64(mfc[(sym << 8) + m])
+            x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+            sym = (sym << mb) | m
             if x0 < RANS_L:
                 if p0 + 1 < s0:
                     x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
@@ -171,9 +175,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 c0 = rowctx[i0]
                 r0 = rshift[i0]
                 b0 = rbits - r0
-        ent = np.int64(tab[((c1 + colctx[j1]) << pbits) + (x1 & amask)])
-        x1 = (((ent >> 8) & 0xFFF) + 1) * (x1 >> pbits) + (ent >> 20)
-        sym = ent & 0xFF
+        ctx = c1 + colctx[j1]
+        slot = x1 & amask
+        sym = np.int64(tsym[(ctx << pbits) + slot])
+        fc = np.int64(tfc[(ctx << 8) + sym])
+        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
         if x1 < RANS_L:
             if p1 + 1 < s1:
                 x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
@@ -181,9 +187,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 x1 = POISON
             p1 += 2
         if mb > 0:
-            ent = np.int64(mtab[(sym << mpbits) + (x1 & bmask)])
-            x1 = (((ent >> 8) & 0xFFF) + 1) * (x1 >> mpbits) + (ent >> 20)
-            sym = (sym << mb) | (ent & 0xFF)
+            slot = x1 & bmask
+            m = np.int64(msym[(sym << mpbits) + slot])
+            fc = np.int64(mfc[(sym << 8) + m])
+            x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+            sym = (sym << mb) | m
             if x1 < RANS_L:
                 if p1 + 1 < s1:
                     x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
@@ -217,9 +225,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 c1 = rowctx[i1]
                 r1 = rshift[i1]
                 b1 = rbits - r1
-        ent = np.int64(tab[((c2 + colctx[j2]) << pbits) + (x2 & amask)])
-        x2 = (((ent >> 8) & 0xFFF) + 1) * (x2 >> pbits) + (ent >> 20)
-        sym = ent & 0xFF
+        ctx = c2 + colctx[j2]
+        slot = x2 & amask
+        sym = np.int64(tsym[(ctx << pbits) + slot])
+        fc = np.int64(tfc[(ctx << 8) + sym])
+        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
         if x2 < RANS_L:
             if p2 + 1 < s2:
                 x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
@@ -227,9 +237,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 x2 = POISON
             p2 += 2
         if mb > 0:
-            ent = np.int64(mtab[(sym << mpbits) + (x2 & bmask)])
-            x2 = (((ent >> 8) & 0xFFF) + 1) * (x2 >> mpbits) + (ent >> 20)
-            sym = (sym << mb) | (ent & 0xFF)
+            slot = x2 & bmask
+            m = np.int64(msym[(sym << mpbits) + slot])
+            fc = np.int64(mfc[(sym << 8) + m])
+            x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+            sym = (sym << mb) | m
             if x2 < RANS_L:
                 if p2 + 1 < s2:
                     x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
@@ -263,9 +275,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 c2 = rowctx[i2]
                 r2 = rshift[i2]
                 b2 = rbits - r2
-        ent = np.int64(tab[((c3 + colctx[j3]) << pbits) + (x3 & amask)])
-        x3 = (((ent >> 8) & 0xFFF) + 1) * (x3 >> pbits) + (ent >> 20)
-        sym = ent & 0xFF
+        ctx = c3 + colctx[j3]
+        slot = x3 & amask
+        sym = np.int64(tsym[(ctx << pbits) + slot])
+        fc = np.int64(tfc[(ctx << 8) + sym])
+        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
         if x3 < RANS_L:
             if p3 + 1 < s3:
                 x3 = (x3 << 16) | np.int64(buf[p3]) | (np.int64(buf[p3 + 1]) << 8)
@@ -273,9 +287,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 x3 = POISON
             p3 += 2
         if mb > 0:
-            ent = np.int64(mtab[(sym << mpbits) + (x3 & bmask)])
-            x3 = (((ent >> 8) & 0xFFF) + 1) * (x3 >> mpbits) + (ent >> 20)
-            sym = (sym << mb) | (ent & 0xFF)
+            slot = x3 & bmask
+            m = np.int64(msym[(sym << mpbits) + slot])
+            fc = np.int64(mfc[(sym << 8) + m])
+            x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
+            sym = (sym << mb) | m
             if x3 < RANS_L:
                 if p3 + 1 < s3:
                     x3 = (x3 << 16) | np.int64(buf[p3]) | (np.int64(buf[p3 + 1]) << 8)
@@ -311,9 +327,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                 b3 = rbits - r3
     for t in range(last, q):
         if o0 + t < min(n, 1 * q):
-            ent = np.int64(tab[((c0 + colctx[j0]) << pbits) + (x0 & amask)])
-            x0 = (((ent >> 8) & 0xFFF) + 1) * (x0 >> pbits) + (ent >> 20)
-            sym = ent & 0xFF
+            ctx = c0 + colctx[j0]
+            slot = x0 & amask
+            sym = np.int64(tsym[(ctx << pbits) + slot])
+            fc = np.int64(tfc[(ctx << 8) + sym])
+            x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
             if x0 < RANS_L:
                 if p0 + 1 < s0:
                     x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
@@ -321,9 +339,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                     x0 = POISON
                 p0 += 2
             if mb > 0:
-                ent = np.int64(mtab[(sym << mpbits) + (x0 & bmask)])
-                x0 = (((ent >> 8) & 0xFFF) + 1) * (x0 >> mpbits) + (ent >> 20)
-                sym = (sym << mb) | (ent & 0xFF)
+                slot = x0 & bmask
+                m = np.int64(msym[(sym << mpbits) + slot])
+                fc = np.int64(mfc[(sym << 8) + m])
+                x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
                 if x0 < RANS_L:
                     if p0 + 1 < s0:
                         x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
@@ -358,9 +378,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                     r0 = rshift[i0]
                     b0 = rbits - r0
         if o1 + t < min(n, 2 * q):
-            ent = np.int64(tab[((c1 + colctx[j1]) << pbits) + (x1 & amask)])
-            x1 = (((ent >> 8) & 0xFFF) + 1) * (x1 >> pbits) + (ent >> 20)
-            sym = ent & 0xFF
+            ctx = c1 + colctx[j1]
+            slot = x1 & amask
+            sym = np.int64(tsym[(ctx << pbits) + slot])
+            fc = np.int64(tfc[(ctx << 8) + sym])
+            x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
             if x1 < RANS_L:
                 if p1 + 1 < s1:
                     x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
@@ -368,9 +390,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                     x1 = POISON
                 p1 += 2
             if mb > 0:
-                ent = np.int64(mtab[(sym << mpbits) + (x1 & bmask)])
-                x1 = (((ent >> 8) & 0xFFF) + 1) * (x1 >> mpbits) + (ent >> 20)
-                sym = (sym << mb) | (ent & 0xFF)
+                slot = x1 & bmask
+                m = np.int64(msym[(sym << mpbits) + slot])
+                fc = np.int64(mfc[(sym << 8) + m])
+                x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
                 if x1 < RANS_L:
                     if p1 + 1 < s1:
                         x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
@@ -405,9 +429,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                     r1 = rshift[i1]
                     b1 = rbits - r1
         if o2 + t < min(n, 3 * q):
-            ent = np.int64(tab[((c2 + colctx[j2]) << pbits) + (x2 & amask)])
-            x2 = (((ent >> 8) & 0xFFF) + 1) * (x2 >> pbits) + (ent >> 20)
-            sym = ent & 0xFF
+            ctx = c2 + colctx[j2]
+            slot = x2 & amask
+            sym = np.int64(tsym[(ctx << pbits) + slot])
+            fc = np.int64(tfc[(ctx << 8) + sym])
+            x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
             if x2 < RANS_L:
                 if p2 + 1 < s2:
                     x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
@@ -415,9 +441,11 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb
                     x2 = POISON
                 p2 += 2
             if mb > 0:
-                ent = np.int64(mtab[(sym << mpbits) + (x2 & bmask)])
-                x2 = (((ent >> 8) & 0xFFF) + 1) * (x2 >> mpbits) + (ent >> 20)
-                sym = (sym << mb) | (ent & 0xFF)
+                slot = x2 & bmask
+                m = np.int64(msym[(sym << mpbits) + slot])
+                fc = np.int64(mfc[(sym << 8) + m])
+                x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
                 if x2 < RANS_L:
                     if p2 + 1 < s2:
                         x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)

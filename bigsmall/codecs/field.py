@@ -119,10 +119,11 @@ def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
 class _Model:
     lay: Layout
     cl: context.Clustering
-    tab: np.ndarray
+    tsym: np.ndarray
+    tfc: np.ndarray
     prob_bits: int
-    mtab: np.ndarray
-    mrow: np.ndarray
+    msym: np.ndarray
+    mfc: np.ndarray
     mprob_bits: int
     rowctx: np.ndarray
     colctx: np.ndarray
@@ -271,12 +272,12 @@ class FieldCodec(Codec):
             mfreq, mcum, mrow = _mantissa_tables(qmant, eb, mprob_bits)
         except ValueError as exc:
             raise IntegrityError(f"tensor {spec.name!r}: frequency table corrupt ({exc})") from None
-        tab = rans.build_packed_table(freq, rans.cumulative(freq), prob_bits)
+        tsym, tfc = rans.build_split_tables(freq, rans.cumulative(freq), prob_bits)
         # one mantissa table per exponent value (absent exponents: the all-zero sentinel row),
         # so the decoder indexes it by the decoded exponent directly
-        mtab = rans.build_packed_table(mfreq[mrow], mcum[mrow], mprob_bits)
-        return _Model(lay, cl, tab, prob_bits, mtab, mrow, mprob_bits, cl.row_ctx(), cl.col_ctx(),
-                      rshift)
+        msym, mfc = rans.build_split_tables(mfreq[mrow], mcum[mrow], mprob_bits)
+        return _Model(lay, cl, tsym, tfc, prob_bits, msym, mfc, mprob_bits, cl.row_ctx(),
+                      cl.col_ctx(), rshift)
 
     def decode_chunk(
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,
@@ -288,8 +289,8 @@ class FieldCodec(Codec):
         k0 = index * int(params["chunk"])
         ncols = int(params["matrix"][1])
         rc = rans.decode_chunk(
-            dst, k0, ncols, state.rowctx, state.colctx, state.tab, state.prob_bits, state.mtab,
-            state.mprob_bits, lay.p, lay.eb, lay.mb, state.rshift, buf,
+            dst, k0, ncols, state.rowctx, state.colctx, state.tsym, state.tfc, state.prob_bits,
+            state.msym, state.mfc, state.mprob_bits, lay.p, lay.eb, lay.mb, state.rshift, buf,
         )
         if rc != 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")

@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 STEP = """\
-{ind}ent = np.int64(tab[((c{L} + colctx[j{L}]) << pbits) + (x{L} & amask)])
-{ind}x{L} = (((ent >> 8) & 0xFFF) + 1) * (x{L} >> pbits) + (ent >> 20)
-{ind}sym = ent & 0xFF
+{ind}ctx = c{L} + colctx[j{L}]
+{ind}slot = x{L} & amask
+{ind}sym = np.int64(tsym[(ctx << pbits) + slot])
+{ind}fc = np.int64(tfc[(ctx << 8) + sym])
+{ind}x{L} = (fc & 0xFFFF) * (x{L} >> pbits) + slot - (fc >> 16)
 {ind}if x{L} < RANS_L:
 {ind}    if p{L} + 1 < s{L}:
 {ind}        x{L} = (x{L} << 16) | np.int64(buf[p{L}]) | (np.int64(buf[p{L} + 1]) << 8)
@@ -22,9 +24,11 @@ STEP = """\
 {ind}        x{L} = POISON
 {ind}    p{L} += 2
 {ind}if mb > 0:
-{ind}    ent = np.int64(mtab[(sym << mpbits) + (x{L} & bmask)])
-{ind}    x{L} = (((ent >> 8) & 0xFFF) + 1) * (x{L} >> mpbits) + (ent >> 20)
-{ind}    sym = (sym << mb) | (ent & 0xFF)
+{ind}    slot = x{L} & bmask
+{ind}    m = np.int64(msym[(sym << mpbits) + slot])
+{ind}    fc = np.int64(mfc[(sym << 8) + m])
+{ind}    x{L} = (fc & 0xFFFF) * (x{L} >> mpbits) + slot - (fc >> 16)
+{ind}    sym = (sym << mb) | m
 {ind}    if x{L} < RANS_L:
 {ind}        if p{L} + 1 < s{L}:
 {ind}            x{L} = (x{L} << 16) | np.int64(buf[p{L}]) | (np.int64(buf[p{L} + 1]) << 8)
@@ -99,8 +103,8 @@ U24 = np.uint64(24)
 
 
 @njit(nogil=True, cache=True)
-def decode_chunk(out, k0, ncols, rowctx, colctx, tab, pbits, mtab, mpbits, p, eb, mb,
-                 rshift, buf):
+def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits, p, eb,
+                 mb, rshift, buf):
     """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt."""
     n = out.shape[0]
     if n == 0:

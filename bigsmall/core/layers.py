@@ -33,7 +33,8 @@ def layer_key(name: str) -> tuple[str, int] | None:
 
 
 def assign_layers(names: Iterable[str]) -> tuple[dict[str, int], list[tuple[str, int]]]:
-    """Global layer numbers: stacks in order of first appearance, blocks ascending within each.
+    """Global layer numbers: encoder stacks, then other stacks in order of first appearance, then
+    decoder stacks; blocks ascending within each.
 
     Returns ({tensor name: layer number} for layer tensors, [(stack, block) per layer number]).
     """
@@ -46,6 +47,12 @@ def assign_layers(names: Iterable[str]) -> tuple[dict[str, int], list[tuple[str,
         keys[n] = k
         if k[0] not in stacks:
             stacks.append(k[0])
-    order = sorted(set(keys.values()), key=lambda k: (stacks.index(k[0]), k[1]))
+    def stack_rank(stack: str) -> tuple[int, int]:
+        # an encoder runs before its decoder whatever order the names come in (HF files sort
+        # names, which puts "decoder" first); other stacks keep their order of appearance
+        low = stack.lower()
+        return (0 if "encoder" in low else 2 if "decoder" in low else 1), stacks.index(stack)
+
+    order = sorted(set(keys.values()), key=lambda k: (stack_rank(k[0]), k[1]))
     number = {k: i for i, k in enumerate(order)}
     return {n: number[k] for n, k in keys.items()}, order
