@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["compress", "decompress", "open", "load", "StreamingLoader", "__version__"]
+__all__ = ["compress", "decompress", "open", "load", "from_pretrained", "StreamingLoader",
+           "__version__"]
 
 if TYPE_CHECKING:
     from .io.compress import compress
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from .torch.load import load
 
         return load
+    if name == "from_pretrained":
+        from .torch.pretrained import from_pretrained
+
+        return from_pretrained
     if name == "StreamingLoader":
         from .torch.streaming import StreamingLoader
 
