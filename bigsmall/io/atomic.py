@@ -75,14 +75,20 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]:
-    """Yield (temp path, binary file object); on success fsync and move to ``dst``."""
-    dst = Path(dst)
+def _output_parent(dst: Path, force: bool) -> Path:
+    """Refuse an existing output (unless ``force``) and a missing folder; return the folder."""
     check_target(dst, force)
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
         raise BigsmallIOError(f"output folder {parent} does not exist")
+    return parent
+
+
+@contextlib.contextmanager
+def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]:
+    """Yield (temp path, binary file object); on success fsync and move to ``dst``."""
+    dst = Path(dst)
+    parent = _output_parent(dst, force)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
@@ -107,10 +113,7 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
 def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder; on success rename it to ``dst``."""
     dst = Path(dst)
-    check_target(dst, force)
-    parent = dst.parent if str(dst.parent) else Path(".")
-    if not parent.is_dir():
-        raise BigsmallIOError(f"output folder {parent} does not exist")
+    parent = _output_parent(dst, force)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:

@@ -40,18 +40,6 @@ def torch_dtype(name: str) -> Any:
     return table.get(name, torch.uint8)
 
 
-def decode_tensor(bs: Any, name: str, device: str | Any = "cpu") -> Any:
-    """One tensor of an open container, decoded into torch storage on ``device``."""
-    torch = _torch()
-    entry = bs.entry(name)
-    spec = entry.spec
-    dev = torch.device(device)
-    pin = dev.type == "cuda" and torch.cuda.is_available()
-    buf = torch.empty(spec.nbytes, dtype=torch.uint8, pin_memory=pin)
-    bs.decode_into(name, buf.numpy())
-    return _as_tensor(buf, spec, dev, pin)
-
-
 def _as_tensor(buf: Any, spec: Any, dev: Any, pin: bool) -> Any:
     """View decoded bytes as the tensor's dtype and shape; move to ``dev`` if needed."""
     torch = _torch()
