@@ -91,11 +91,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    models = {
-        "minilm-bf16": corpus.minilm_bf16(),
-        "whisper-tiny-fp16": corpus.whisper_tiny_safetensors(),
-        "minilm-fp32": corpus.minilm_safetensors(),
-    }
+    models = corpus.reference_models()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bigsmall-bench-") as d:
         for name, src in models.items():

@@ -50,11 +50,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    models = {
-        "minilm-fp32": corpus.minilm_safetensors(),
-        "minilm-bf16": corpus.minilm_bf16(),
-        "whisper-tiny-fp16": corpus.whisper_tiny_safetensors(),
-    }
+    models = corpus.reference_models()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bigsmall-demo-") as d:
         for name, src in models.items():

@@ -108,11 +108,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     peers_py = os.environ.get("BIGSMALL_PEERS_PYTHON")
-    models = {
-        "minilm-bf16": (corpus.minilm_bf16(), "bfloat16"),
-        "whisper-tiny-fp16": (corpus.whisper_tiny_safetensors(), "float16"),
-        "minilm-fp32": (corpus.minilm_safetensors(), "float32"),
-    }
+    zipnn_dtype = {"minilm-bf16": "bfloat16", "whisper-tiny-fp16": "float16", "minilm-fp32": "float32"}
+    models = {name: (src, zipnn_dtype[name]) for name, src in corpus.reference_models().items()}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bigsmall-peers-") as d:
         work = Path(d)

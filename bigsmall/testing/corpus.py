@@ -501,3 +501,12 @@ def minilm_fp8(cache_dir: Path | None = None) -> Path:
         lambda dst: cast_safetensors(src, dst, "fp8_e4m3fn"),
         cache_dir,
     )
+
+
+def reference_models(cache_dir: Path | None = None) -> dict[str, Path]:
+    """The real models every benchmark and the demo measure, by name (one list, not three)."""
+    return {
+        "minilm-bf16": minilm_bf16(cache_dir),
+        "whisper-tiny-fp16": whisper_tiny_safetensors(cache_dir),
+        "minilm-fp32": minilm_safetensors(),
+    }
