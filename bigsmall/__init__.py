@@ -10,34 +10,32 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["compress", "decompress", "open", "load", "from_pretrained", "StreamingLoader",
-           "__version__"]
+           "StreamingModel", "install_hook", "uninstall_hook", "hooked", "__version__"]
 
 if TYPE_CHECKING:
     from .io.compress import compress
     from .io.decompress import decompress
 
 
+_LAZY = {
+    "compress": ("io.compress", "compress"),
+    "decompress": ("io.decompress", "decompress"),
+    "load": ("torch.load", "load"),
+    "from_pretrained": ("torch.pretrained", "from_pretrained"),
+    "StreamingLoader": ("torch.streaming", "StreamingLoader"),
+    "StreamingModel": ("torch.executor", "StreamingModel"),
+    "install_hook": ("torch.hook", "install_hook"),
+    "uninstall_hook": ("torch.hook", "uninstall_hook"),
+    "hooked": ("torch.hook", "hooked"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "compress":
-        from .io.compress import compress
+    if name in _LAZY:
+        import importlib
 
-        return compress
-    if name == "decompress":
-        from .io.decompress import decompress
-
-        return decompress
-    if name == "load":
-        from .torch.load import load
-
-        return load
-    if name == "from_pretrained":
-        from .torch.pretrained import from_pretrained
-
-        return from_pretrained
-    if name == "StreamingLoader":
-        from .torch.streaming import StreamingLoader
-
-        return StreamingLoader
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     if name == "errors":
         from . import errors
 

@@ -50,3 +50,28 @@ def small_model(tmp_path: Path) -> Path:
         "fp8": ("F8_E4M3", (40,), rng.integers(0, 256, 40, dtype=np.uint8).tobytes()),
     }
     return write_safetensors(tmp_path / "model.safetensors", t, {"format": "pt"}, pad=5)
+
+
+def _compressed(tmp_path_factory: pytest.TempPathFactory, folder: Path, name: str) -> Path:
+    import bigsmall
+
+    out = tmp_path_factory.mktemp("bs") / name
+    bigsmall.compress(folder, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_folder_bs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """all-MiniLM-L6-v2's folder (fp32 weights, config, tokenizer) as one container."""
+    return _compressed(tmp_path_factory, corpus.minilm_dir(), "minilm.bs")
+
+
+@pytest.fixture(scope="session")
+def minilm_bf16_folder_bs(tmp_path_factory: pytest.TempPathFactory, corpus_cache: Path) -> Path:
+    return _compressed(tmp_path_factory, corpus.minilm_bf16_dir(corpus_cache), "minilm-bf16.bs")
+
+
+@pytest.fixture(scope="session")
+def whisper_folder_bs(tmp_path_factory: pytest.TempPathFactory, corpus_cache: Path) -> Path:
+    """Whisper tiny.en (fp16) in transformers names with its config and tokenizer."""
+    return _compressed(tmp_path_factory, corpus.whisper_tiny_hf_dir(corpus_cache), "whisper.bs")

@@ -19,13 +19,6 @@ def _digest(t: torch.Tensor) -> str:
     return hashlib.sha256(t.detach().contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def minilm_folder_bs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pretrained") / "minilm.bs"
-    bigsmall.compress(corpus.minilm_dir(), out)
-    return out
-
-
 def test_minilm_weights_and_outputs_bit_exact(minilm_folder_bs: Path) -> None:
     from safetensors.torch import load_file
 

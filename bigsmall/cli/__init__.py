@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from . import core_commands
+from . import core_commands, run_command
 
 EXIT_ERROR = 1
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     core_commands.register(sub, common)
+    run_command.register(sub, common)
     return p
 
 

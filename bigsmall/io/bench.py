@@ -8,7 +8,6 @@ source. Outputs go to a temporary folder that is removed afterwards.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -20,19 +19,9 @@ import numpy as np
 from ..core.floor import floor_bits
 from .compress import compress
 from .decompress import decompress
+from .memory import peak_rss
 from .reader import BsFile, default_threads
 from .source import FileSource
-
-
-def _peak_rss() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def order0_floor_bytes(bs: BsFile, src: Path) -> float:
@@ -92,6 +81,6 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         "decode_memory_MBps_1_thread": size / 1e6 / med(mem_1),
         f"decode_memory_MBps_{threads}_threads": size / 1e6 / med(mem_n),
         "thread_speedup": med(mem_1) / med(mem_n), "threads": threads,
-        "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": _peak_rss() / 1e6,
+        "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": peak_rss() / 1e6,
         "repeat": repeat,
     }

@@ -53,8 +53,12 @@ def _as_tensor(buf: Any, spec: Any, dev: Any, pin: bool) -> Any:
     return t
 
 
-def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None) -> dict[str, Any]:
-    """Load every tensor of a ``.bs`` container into torch, bit-exact, on ``device``."""
+def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
+         progress: Any = None) -> dict[str, Any]:
+    """Load every tensor of a ``.bs`` container into torch, bit-exact, on ``device``.
+
+    ``progress``: anything with ``update(nbytes)`` (a tqdm bar), told as each tensor lands.
+    """
     _torch()
     from ..io.reader import BsFile
 
@@ -72,4 +76,6 @@ def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | 
     with BsFile(src, threads=threads) as bs:
         for entry, _ in bs.iter_decoded(list(bs.container.tensors), alloc=alloc):
             out[entry.name] = _as_tensor(storage.pop(entry.name), entry.spec, dev, pin)
+            if progress is not None:
+                progress.update(entry.spec.nbytes)
     return out

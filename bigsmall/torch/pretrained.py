@@ -1,80 +1,71 @@
 """``bigsmall.from_pretrained``: a transformers model with the exact weights of a container.
 
 The cleanest mechanism transformers offers without patching: build the model from the config
-files stored in the container (or lying next to it) with ``from_config`` in the checkpoint's own
-dtype, then ``load_state_dict(..., assign=True)`` so the decoded tensors *become* the parameters
-(no copy, no cast): every parameter is the stored bit pattern. Missing parameters are an error,
-not a silent random initialisation.
+files stored in the container (or lying next to it) as an empty skeleton (parameters on ``meta``,
+no random initialisation, see :mod:`.skeleton`), then make each decoded tensor the parameter it
+belongs to (no copy, no cast): every parameter is the stored bit pattern. Missing parameters are
+an error, not a silent random initialisation.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import FormatError, MissingDependencyError
-
-CONFIG_FILES = ("config.json", "generation_config.json")
-
-
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise MissingDependencyError(
-            "bigsmall.from_pretrained needs transformers: pip install transformers"
-        ) from None
-    return transformers
+from ..errors import FormatError
+from .skeleton import (
+    assign,
+    checkpoint_dtype,
+    empty_model,
+    meta_parameters,
+    name_map,
+    read_config,
+    transformers_module,
+)
 
 
-def _write_configs(bs: Any, src: Path, into: Path) -> None:
-    """Config files of the model: members of a folder container, else files next to ``src``."""
-    found = False
-    for f in bs.container.files:
-        if f.kind == "blob" and Path(f.path).name in CONFIG_FILES and "/" not in f.path:
-            (into / f.path).write_bytes(bs.file_bytes(f))
-            found = found or f.path == "config.json"
-    if not found:
-        for name in CONFIG_FILES:
-            side = src.parent / name
-            if side.is_file():
-                (into / name).write_bytes(side.read_bytes())
-                found = found or name == "config.json"
-    if not found:
+def tie_and_check(model: Any, src: Path | str) -> None:
+    """Re-tie shared weights (a tied head points at the embedding), then refuse an incomplete model."""
+    if getattr(model.config, "tie_word_embeddings", False) or getattr(model, "_tied_weights_keys", None):
+        model.tie_weights()
+    missing = meta_parameters(model)
+    if missing:
         raise FormatError(
-            f"{src}: no config.json in the container or next to it; compress the model folder "
-            "(with its config.json) or put config.json beside the .bs file"
+            f"{src}: the container lacks {len(missing)} parameter(s) of {type(model).__name__}, "
+            f"e.g. {missing[0]!r}; pass the matching model_class"
         )
 
 
 def from_pretrained(src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
-                    threads: int | None = None, **kwargs: Any) -> Any:
-    """Load a transformers model (``model_class`` or ``AutoModel``) with bit-exact weights."""
-    transformers = _transformers()
+                    threads: int | None = None, progress: Any = None, **kwargs: Any) -> Any:
+    """Load a transformers model (``model_class`` or ``AutoModel``) with bit-exact weights.
+
+    ``kwargs`` go to the config (e.g. ``attn_implementation``); ``dtype``/``torch_dtype`` may only
+    name the stored dtype, since a cast would not be the stored bits.
+    """
+    transformers_module()
     import torch
 
     from ..io.reader import BsFile
     from .load import load
 
     src = Path(src)
-    with tempfile.TemporaryDirectory(prefix="bigsmall-config-") as d, BsFile(src) as bs:
-        _write_configs(bs, src, Path(d))
-        config = transformers.AutoConfig.from_pretrained(d)
-    state = load(src, device="cpu", threads=threads)
-    float_dtypes = [t.dtype for t in state.values() if t.is_floating_point()]
-    dtype = kwargs.pop("torch_dtype", float_dtypes[0] if float_dtypes else torch.float32)
-    cls = model_class or transformers.AutoModel
-    model = cls.from_config(config, torch_dtype=dtype, **kwargs)
-    result = model.load_state_dict(state, strict=False, assign=True)
-    params = {n for n, _ in model.named_parameters()}
-    missing = [k for k in result.missing_keys if k in params]
-    if missing:
+    with BsFile(src) as bs:
+        config = read_config(bs, src)
+        stored = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors)
+    dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or stored
+    if isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    if dtype not in ("auto", stored):
         raise FormatError(
-            f"{src}: the container lacks {len(missing)} parameter(s) of {type(model).__name__}, "
-            f"e.g. {missing[0]!r}; pass the matching model_class"
+            f"{src}: stored weights are {stored}; loading them as {dtype} would not be bit-exact "
+            "(cast the model after loading if that is what you want)"
         )
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
+    for key, value in kwargs.items():
+        setattr(config, key, value)
+    model = empty_model(config, model_class, stored)
+    state = load(src, device="cpu", threads=threads, progress=progress)
+    assign(model, state, name_map(model, state))
+    tie_and_check(model, src)
     return model.to(device).eval()

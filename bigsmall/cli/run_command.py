@@ -1,0 +1,73 @@
+"""``bigsmall run``: load a compressed model (or stream it layer by layer) and run a real input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .core_commands import Emit, _mb, _progress
+
+
+def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io import progress as prog
+    from ..torch.runner import run
+
+    show = _progress(args)
+
+    def bar(total: int, unit: str) -> Any:
+        return prog.bar(total, f"{'stream' if args.stream else 'load'} {args.src}", show, unit=unit)
+
+    def announce(line: str) -> None:
+        if not args.json:  # the JSON object carries the promise; stdout stays one object
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    r = run(args.src, stream=args.stream, device=args.device, prompt=args.prompt, audio=args.audio,
+            model_class=args.model_class, threads=args.threads, progress=bar, announce=announce)
+    out = r.output
+    lines = [
+        f"{r.src}: {r.model} on {r.device}, {r.tensors} tensors, {_mb(r.weight_bytes)} of weights "
+        f"{'streamed' if r.mode == 'stream' else 'loaded'} in {r.load_seconds:.2f} s; "
+        f"ran in {r.run_seconds:.2f} s",
+        f"input: {out['input']}",
+    ]
+    if out["kind"] == "embedding":
+        lines.append(f"sentence embedding: dim {out['embedding_dim']}, norm {out['embedding_norm']:.5f}, "
+                     f"head {out['embedding_head']}")
+    else:
+        lines.append(f"transcription: {out['text']!r} ({len(out['tokens'])} tokens)")
+    lines.append(f"output {out['output']} {out['shape']} sha256 {out['sha256']}")
+    if r.promise is not None and r.stream is not None:
+        s = r.stream
+        verdict = "kept" if (s["peak_weight_bytes"] <= r.promise.weight_bytes
+                             and r.peak_rss <= r.promise.process_bytes) else "BROKEN"
+        lines.append(
+            f"measured: weights peak {s['peak_weight_bytes'] / 1e6:.1f} MB ({s['peak_layers']} layers), "
+            f"process peak {r.peak_rss / 1e6:.0f} MB; promise {verdict}; "
+            f"prefetch hid {s['overlap'] * 100:.0f} % of {s['decode_seconds']:.2f} s decode "
+            f"({s['layer_loads']} layer loads, {s['passes']} passes)")
+    else:
+        lines.append(f"process peak {r.peak_rss / 1e6:.0f} MB")
+    emit(args, r.to_json(), "\n".join(lines))
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "run", parents=[common], help="load a compressed model (or stream it) and run a real input",
+        description="Load SRC into memory (or, with --stream, one transformer layer at a time) and "
+                    "run the model on a real input: a text prompt through its tokenizer (sentence "
+                    "embedding), or audio for Whisper (a 16 kHz WAV, default a generated tone). "
+                    "Needs torch and transformers; the config and tokenizer come from the container "
+                    "(compress the model folder) or from files next to SRC.")
+    p.add_argument("src", help="a .bs container of a transformers model")
+    p.add_argument("--stream", action="store_true",
+                   help="keep one layer resident (+ the next, prefetched); prints the memory promise "
+                        "before and the measured peak after")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--prompt", help="text input for text models (default: a fixed sentence)")
+    p.add_argument("--audio", metavar="WAV", help="16 kHz PCM WAV for speech models (default: a generated tone)")
+    p.add_argument("--model-class", help="transformers class name (default: the config's architecture)")
+    p.add_argument("-T", "--threads", type=int, default=None, help="decode threads (default: all cores)")
+    p.set_defaults(handler=cmd_run)

@@ -1,0 +1,303 @@
+"""The streaming executor: a transformers model's forward pass with one layer's weights resident.
+
+How: the model is an empty skeleton (parameters on ``meta``, see :mod:`.skeleton`); the
+non-layer tensors (embeddings, final norm, head) are assigned once; every transformer block gets
+a forward pre-hook that assigns its decoded tensors just before it runs and a forward hook that
+puts it back on ``meta`` right after. While block L computes, block L+1 is decoded on a
+background thread, so the decode hides behind the compute. Since the parameters are the very
+stored tensors and the operations are those of the fully loaded model, the outputs are
+bit-identical to a full load (the tests compare sha256 of the outputs).
+
+The memory promise, made before anything is decoded, from the index alone: weights resident
+never exceed non-layer bytes + 2 x the largest layer (the one computing and the one being
+prefetched). ``StreamingModel.report()`` gives the measured peak next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import FormatError
+from .pretrained import tie_and_check
+from .skeleton import (
+    assign,
+    checkpoint_dtype,
+    empty_model,
+    name_map,
+    read_config,
+    release,
+    transformers_module,
+)
+from .streaming import StreamingLoader
+
+
+@attrs.frozen
+class StreamReport:
+    """What one streaming run promised and what it measured (bytes and seconds)."""
+
+    promise_weight_bytes: int
+    peak_weight_bytes: int
+    peak_layers: int
+    non_layer_bytes: int
+    largest_layer_bytes: int
+    layers: int
+    passes: int
+    layer_loads: int
+    decode_seconds: float
+    wait_seconds: float
+
+    @property
+    def overlap(self) -> float:
+        """Fraction of decode time hidden behind compute (1.0: the caller never waited)."""
+        if self.decode_seconds <= 0:
+            return 1.0
+        return max(0.0, 1.0 - self.wait_seconds / self.decode_seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self)
+        d["overlap"] = round(self.overlap, 4)
+        return d
+
+
+class _LayerFeed:
+    """Hands out decoded layers in the order the model asks for them, one prefetched ahead.
+
+    The guess for the next layer is L+1, or at the end of a pass the first layer of the last pass
+    (a generation loop runs the decoder blocks again). A wrong guess costs a synchronous decode,
+    never a wrong result: tensors are looked up by layer number.
+    """
+
+    def __init__(self, loader: StreamingLoader):
+        self.loader = loader
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="bigsmall-stream")
+        self.pending: tuple[int, Future[dict[str, Any]]] | None = None
+        self.lock = threading.Lock()
+        self.decode_seconds = 0.0
+        self.wait_seconds = 0.0
+        self.loads = 0
+        self.first_of_pass: int | None = None
+        self.pass_first_seen: int | None = None
+
+    def _decode(self, k: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        tensors = self.loader.load_layer(k)
+        with self.lock:
+            self.decode_seconds += time.perf_counter() - t0
+            self.loads += 1
+        return tensors
+
+    def prefetch(self, k: int | None) -> None:
+        if k is None or k >= self.loader.layer_count() or self.pending is not None:
+            return
+        self.pending = (k, self.pool.submit(self._decode, k))
+
+    def _drop_pending(self) -> None:
+        if self.pending is not None:
+            fut = self.pending[1]
+            self.pending = None
+            if not fut.cancel():
+                try:
+                    fut.result()  # let it finish; its tensors die here
+                except Exception:  # noqa: BLE001 - a wrong guess's failure is not this call's
+                    pass
+
+    def take(self, k: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        if self.pending is not None and self.pending[0] == k:
+            fut = self.pending[1]
+            self.pending = None
+            tensors = fut.result()
+            del fut
+        else:
+            self._drop_pending()
+            tensors = self._decode(k)
+        self.wait_seconds += time.perf_counter() - t0
+        if self.pass_first_seen is None:
+            self.pass_first_seen = k
+        nxt: int | None = k + 1
+        if k + 1 >= self.loader.layer_count():
+            nxt = self.first_of_pass
+        self.prefetch(nxt)
+        return tensors
+
+    def start_pass(self) -> None:
+        self.pass_first_seen = None
+        self.prefetch(self.first_of_pass if self.first_of_pass is not None else 0)
+
+    def end_pass(self) -> None:
+        if self.pass_first_seen is not None:
+            self.first_of_pass = self.pass_first_seen
+
+    def close(self) -> None:
+        self._drop_pending()
+        self.pool.shutdown(wait=True)
+
+
+class StreamingModel:
+    """A transformers model whose blocks are decoded from ``src`` as the forward pass reaches them.
+
+    >>> with StreamingModel("minilm.bs") as sm:
+    ...     print(sm.promise_bytes())
+    ...     out = sm(input_ids=ids)          # same bits as the fully loaded model's output
+    ...     print(sm.report().peak_weight_bytes)
+
+    Use it for inference: ``__call__`` runs under ``torch.no_grad``. ``model`` is the skeleton
+    (blocks on ``meta`` between passes); ``generate`` works through ``sm.model.generate`` since the
+    hooks sit on the modules.
+    """
+
+    def __init__(self, src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
+                 threads: int | None = None, on_layer: Any = None, **config_overrides: Any):
+        """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook)."""
+        transformers_module()
+        self.src = Path(src)
+        self.loader = StreamingLoader(self.src, device=device, threads=threads)
+        self._handles: list[Any] = []
+        self._current: dict[int, dict[str, Any]] = {}
+        self._passes = 0
+        self._on_layer = on_layer
+        try:
+            bs = self.loader._bs
+            config = read_config(bs, self.src)
+            for key, value in config_overrides.items():
+                setattr(config, key, value)
+            dtype = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors)
+            self.model = empty_model(config, model_class, dtype)
+            self._layer_modules = self._find_layer_modules()
+            self._resident = self.loader.load_non_layer_tensors()
+            assign(self.model, self._resident, name_map(self.model, self._resident))
+            self._check_complete()
+            self._move_buffers(self.loader.device)
+            self._feed = _LayerFeed(self.loader)
+            self._install_hooks()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _find_layer_modules(self) -> list[tuple[Any, dict[str, str]]]:
+        """For each stored layer: its module in the model and {stored name: name in module}."""
+        out = []
+        for i in range(self.loader.layer_count()):
+            names = self.loader.layer_names(i)
+            mapping = name_map(self.model, names)
+            if len(mapping) != len(names):
+                lost = next(n for n in names if n not in mapping)
+                raise FormatError(f"{self.src}: stored tensor {lost!r} has no place in "
+                                  f"{type(self.model).__name__}; pass the matching model_class")
+            targets = list(mapping.values())
+            prefix = os.path.commonprefix([t.rsplit(".", 1)[0] + "." for t in targets])
+            prefix = prefix[: prefix.rfind(".")] if "." in prefix else ""
+            module = self.model.get_submodule(prefix) if prefix else self.model
+            rel = {s: t[len(prefix) + 1:] if prefix else t for s, t in mapping.items()}
+            out.append((module, rel))
+        seen: set[int] = set()
+        for module, _ in out:
+            if id(module) in seen or module is self.model:
+                raise FormatError(f"{self.src}: layers do not map to distinct blocks of "
+                                  f"{type(self.model).__name__}; streaming needs one module per layer")
+            seen.add(id(module))
+        return out
+
+    def _check_complete(self) -> None:
+        """Every parameter outside the streamed blocks must have been assigned now."""
+        saved = [(sub, dict(sub._parameters)) for m, _ in self._layer_modules for sub in m.modules()]
+        try:
+            for module, _ in self._layer_modules:  # hide the blocks' meta params from the check
+                for sub in module.modules():
+                    for attr in list(sub._parameters):
+                        sub._parameters[attr] = None
+            tie_and_check(self.model, self.src)
+        finally:
+            for module, params in saved:
+                module._parameters.update(params)
+
+    def _move_buffers(self, device: Any) -> None:
+        """Buffers were built on the CPU (real, small); the weights arrive on ``device``."""
+        for sub in self.model.modules():
+            for attr, b in list(sub._buffers.items()):
+                if b is not None and b.device != device:
+                    sub._buffers[attr] = b.to(device)
+
+    def _install_hooks(self) -> None:
+        for i, (module, _) in enumerate(self._layer_modules):
+            self._handles.append(module.register_forward_pre_hook(self._make_pre(i)))
+            self._handles.append(module.register_forward_hook(self._make_post(i)))
+        self._handles.append(self.model.register_forward_pre_hook(lambda *_: self._feed.start_pass()))
+        self._handles.append(self.model.register_forward_hook(lambda *_: self._end_pass()))
+
+    def _end_pass(self) -> None:
+        self._feed.end_pass()
+        self._passes += 1
+
+    def _make_pre(self, i: int) -> Any:
+        module, rel = self._layer_modules[i]
+
+        def pre(*_: Any) -> None:
+            tensors = self._feed.take(i)
+            assign(module, tensors, rel)
+            self._current[i] = tensors
+
+        return pre
+
+    def _make_post(self, i: int) -> Any:
+        module, _ = self._layer_modules[i]
+
+        def post(*_: Any) -> None:
+            release(module)
+            self._current.pop(i, None)  # last references: the ledger sees the layer go here
+            if self._on_layer is not None:
+                self._on_layer(i)
+
+        return post
+
+    # ------------------------------------------------------------------ use
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.model(*args, **kwargs)
+
+    def promise_bytes(self) -> int:
+        return self.loader.promise_bytes()
+
+    def largest_layer_bytes(self) -> int:
+        return max((self.loader.layer_bytes(i) for i in range(self.loader.layer_count())), default=0)
+
+    def report(self) -> StreamReport:
+        feed = self._feed
+        return StreamReport(
+            promise_weight_bytes=self.promise_bytes(),
+            peak_weight_bytes=self.loader.peak_resident_bytes,
+            peak_layers=self.loader.peak_resident_layers,
+            non_layer_bytes=self.loader.non_layer_bytes(),
+            largest_layer_bytes=self.largest_layer_bytes(),
+            layers=self.loader.layer_count(),
+            passes=self._passes,
+            layer_loads=feed.loads,
+            decode_seconds=feed.decode_seconds,
+            wait_seconds=feed.wait_seconds,
+        )
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        feed = getattr(self, "_feed", None)
+        if feed is not None:
+            feed.close()
+        self._current.clear()
+        self.loader.close()
+
+    def __enter__(self) -> StreamingModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
