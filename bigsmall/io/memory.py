@@ -48,3 +48,4 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+

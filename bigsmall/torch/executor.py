@@ -154,8 +154,11 @@ class StreamingModel:
     """
 
     def __init__(self, src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
-                 threads: int | None = None, on_layer: Any = None, **config_overrides: Any):
-        """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook)."""
+                 threads: int | None = None, on_layer: Any = None, before_weights: Any = None,
+                 **config_overrides: Any):
+        """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook);
+        ``before_weights(self)`` once the skeleton exists and before any tensor is decoded (where
+        a caller measures its runtime baseline and announces the promise)."""
         transformers_module()
         self.src = Path(src)
         self.loader = StreamingLoader(self.src, device=device, threads=threads)
@@ -171,6 +174,8 @@ class StreamingModel:
             dtype = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors)
             self.model = empty_model(config, model_class, dtype)
             self._layer_modules = self._find_layer_modules()
+            if before_weights is not None:
+                before_weights(self)
             self._resident = self.loader.load_non_layer_tensors()
             assign(self.model, self._resident, name_map(self.model, self._resident))
             self._check_complete()

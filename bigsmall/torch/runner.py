@@ -227,14 +227,20 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         run_s = time.perf_counter() - t1
         return RunResult("load", str(src), type(model).__name__, dev, tensors, weight_bytes, load_s,
                          run_s, output, None, memory.peak_rss(), None)
-    baseline = memory.current_rss()
     t0 = time.perf_counter()
     bar = None
-    with StreamingModel(src, model_class=cls, device=dev, threads=threads,
-                        on_layer=lambda i: bar.update(1) if bar is not None else None) as sm:
-        promise = Promise(sm.promise_bytes(), baseline, RUNTIME_ALLOWANCE)
+    promises: list[Promise] = []
+
+    def ready(sm: StreamingModel) -> None:
+        # the runtime baseline: torch + transformers imported, kernels loaded, skeleton on meta
+        memory.reset_peak()
+        promises.append(Promise(sm.promise_bytes(), memory.current_rss(), RUNTIME_ALLOWANCE))
         if announce is not None:
-            announce(promise.sentence())
+            announce(promises[0].sentence())
+
+    with StreamingModel(src, model_class=cls, device=dev, threads=threads, before_weights=ready,
+                        on_layer=lambda i: bar.update(1) if bar is not None else None) as sm:
+        promise = promises[0]
         load_s = time.perf_counter() - t0
         bar = progress(sm.loader.layer_count(), "layer") if progress else None
         t1 = time.perf_counter()

@@ -25,6 +25,21 @@ from .load import _as_tensor, _torch
 _MAX_LIVE_LAYERS = 2
 
 
+def _mapped(nbytes: int) -> Any:
+    """A writable buffer of its own anonymous mapping, unmapped when its last user is gone.
+
+    Why not the allocator: glibc raises its mmap threshold after large frees, after which
+    layer-sized blocks come from the heap and stay resident once freed, so a streamed run's RSS
+    would creep towards every layer it decoded. A mapping per tensor goes back to the OS the
+    moment the layer is dropped, without changing how the rest of the process allocates.
+    """
+    import mmap
+
+    import numpy as np
+
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.uint8)
+
+
 class _Stopped(Exception):
     """The iteration was abandoned while a prefetch waited for its turn."""
 
@@ -170,7 +185,10 @@ class StreamingLoader:
         storage: dict[str, Any] = {}
 
         def alloc(entry: TensorEntry) -> Any:
-            buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=self._pin)
+            if self._pin or entry.spec.nbytes == 0:
+                buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=self._pin)
+            else:
+                buf = torch.from_numpy(_mapped(entry.spec.nbytes))
             storage[entry.name] = buf
             return buf.numpy()
 
