@@ -61,3 +61,28 @@ def test_never_expands_on_random_bytes():
     plan = plan_tensor(data, spec)
     assert plan.codec == "raw"
     assert plan.coded_size == data.size
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(td=tensor_bytes(dtypes=["BF16", "F16", "F32", "U8", "F8_E4M3"]),
+       chunk=st.sampled_from([5, 333, 4096]), seed=st.integers(0, 2**32 - 1))
+def test_field_corrupt_chunks_fail_cleanly(td, chunk, seed):
+    """The decode kernel reads without bounds checks (positions are clamped or proven in range):
+    corrupt chunk bytes must give IntegrityError or some output, never a crash or a hang."""
+    from bigsmall.errors import IntegrityError
+
+    spec, data = td
+    plan = get_codec("field").encode(data, spec, chunk)
+    if plan is None or not plan.chunks:
+        return
+    rng = np.random.default_rng(seed)
+    chunks = [bytearray(c) for c in plan.chunks]
+    for _ in range(int(rng.integers(1, 6))):
+        c = chunks[int(rng.integers(len(chunks)))]
+        c[int(rng.integers(len(c)))] = int(rng.integers(256))
+    out = np.empty(data.size, np.uint8)
+    try:
+        decode_into(spec, plan.codec, plan.params, plan.head + b"".join(bytes(c) for c in chunks),
+                    len(plan.head), tuple(len(c) for c in chunks), out)
+    except IntegrityError:
+        pass

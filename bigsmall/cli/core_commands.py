@@ -63,10 +63,12 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
-    from ..io.reader import BsFile
+    # the index alone (no numpy, no numba): describing a container must start instantly
+    from ..io.source import FileSource, read_container
 
-    with BsFile(args.src) as bs:
-        c = bs.container
+    with FileSource(args.src) as source:
+        _, c = read_container(source)
+        original = sum(f.size for f in c.files)
         layers = c.meta.get("layers", [])
         codecs: dict[str, int] = {}
         dtypes: dict[str, int] = {}
@@ -75,9 +77,9 @@ def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
             dtypes[t.spec.dtype] = dtypes.get(t.spec.dtype, 0) + 1
         payload = {
             "path": args.src, "format_version": list(c.version), "writer": c.meta.get("writer"),
-            "root": c.meta.get("root"), "original_bytes": bs.original_size,
-            "compressed_bytes": bs.compressed_size,
-            "ratio": bs.compressed_size / bs.original_size if bs.original_size else 1.0,
+            "root": c.meta.get("root"), "original_bytes": original,
+            "compressed_bytes": source.size,
+            "ratio": source.size / original if original else 1.0,
             "tensors": len(c.tensors), "layers": len(layers), "dtypes": dtypes, "codecs": codecs,
             "files": [{"path": f.path, "kind": f.kind, "size": f.size, "sha256": f.receipt.digest}
                       for f in c.files],
@@ -96,11 +98,11 @@ def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
-    from ..io.reader import BsFile
+    from ..io.source import FileSource, read_container
 
     rows = []
-    with BsFile(args.src) as bs:
-        for t in bs.container.tensors:
+    with FileSource(args.src) as source:
+        for t in read_container(source)[1].tensors:
             if args.tensor and args.tensor not in t.name:
                 continue
             stored = t.length

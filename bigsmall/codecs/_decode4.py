@@ -6,18 +6,67 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .loads import ld, ld16, ld64, st
+
 RANS_L = 1 << 16
-POISON = -(1 << 40)
-ONE = np.uint64(1)
-U8 = np.uint64(8)
-U16 = np.uint64(16)
-U24 = np.uint64(24)
+
+
+@njit(nogil=True, cache=True)
+def _tail64(buf, idx):
+    """Up to 8 bytes from ``idx``, zeros past the buffer (the cold end-of-chunk path)."""
+    a = 0
+    for z in range(8):
+        if idx + z < buf.shape[0]:
+            a |= np.int64(buf[idx + z]) << (8 * z)
+    return a
 
 
 @njit(nogil=True, cache=True)
 def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits, p, eb,
                  mb, rshift, buf):
     """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt."""
+    return _kernel(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits, p, eb,
+                   mb, rshift, buf)
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks(out, first, step, per, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc,
+                  mpbits, p, eb, mb, rshift, blob, offs):
+    """Decode chunks ``first``, ``first + step``, ... of a whole tensor in one call; chunk ``i``
+    is ``blob[offs[i]:offs[i + 1]]`` and covers units ``[i * per, (i + 1) * per)`` of ``out``.
+
+    Why: a pool thread then takes the GIL once per share of a tensor instead of once per 256 KiB
+    chunk, and the per-chunk Python (dispatch, views, futures) disappears. Returns -1, or the
+    index of the first chunk that does not decode.
+    """
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if decode_chunk(out[b:e], b, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits,
+                        p, eb, mb, rshift, blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits, p, eb, mb, rshift,
+        buf):
+    """The 4-lane kernel.
+
+    The four lanes advance in lock-step over *segments* in which no lane crosses a matrix row,
+    so the inner loop carries no row bookkeeping; it is written out once per combination of
+    "has mantissa symbols", "has raw bits" and "some row shift" so it carries no such tests.
+
+    Safety without bounds checks: table indices are in range by construction (symbols < 2**eb,
+    contexts < kr*kc, checked by ``prepare``). Each segment is also cut to the elements whose
+    stream reads (<= 2 bytes per symbol) and raw reads (<= rbits bits per element, one
+    unaligned 64-bit load) provably stay inside the buffer; when none do (the last bytes of a
+    chunk, or corrupt data), one element per lane is decoded with every read clamped into the
+    buffer. Reading past a lane's own bytes only happens for corrupt data, which then fails
+    checks (a)-(c) of the spec: an overrun leaves a stream position past its end.
+    checks (a)-(c) of the spec.
+    """
     n = out.shape[0]
     if n == 0:
         return 0 if buf.shape[0] == 0 else -5
@@ -38,18 +87,20 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
     for s in range(4):
         roff[s] = off
         off += lens[4 + s]
+    lim8 = buf.shape[0] - 8
+    plim = buf.shape[0] - 2
     nrows = rowctx.shape[0]
     c = eb + mb
     rbits = out.itemsize * 8 - c
     amask = (1 << pbits) - 1
     bmask = (1 << mpbits) - 1
-    lowmask = np.uint64((1 << p) - 1)
-    hishift = np.uint64(p + c)
-    pshift = np.uint64(p)
+    lowmask = (1 << p) - 1
+    hishift = p + c
+    rmask = (1 << rbits) - 1
     q = (n + 3) // 4
-    b = min(n, 0 * q)
-    o0 = b
-    k = k0 + b
+    o0 = min(n, 0 * q)
+    f0 = min(n, (0 + 1) * q)
+    k = k0 + o0
     i0 = k // ncols
     j0 = k - i0 * ncols
     c0 = rowctx[i0] if i0 < nrows else 0
@@ -60,15 +111,10 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
     x0 = (np.int64(buf[soff[0]]) | (np.int64(buf[soff[0] + 1]) << 8)
           | (np.int64(buf[soff[0] + 2]) << 16) | (np.int64(buf[soff[0] + 3]) << 24))
     p0 = soff[0] + 4
-    s0 = soff[0] + lens[0]
-    q0 = roff[0]
-    e0 = roff[0] + lens[4 + 0]
-    a0 = np.uint64(0)
-    n0 = 0
-    u0 = 0
-    b = min(n, 1 * q)
-    o1 = b
-    k = k0 + b
+    u0 = roff[0] * 8
+    o1 = min(n, 1 * q)
+    f1 = min(n, (1 + 1) * q)
+    k = k0 + o1
     i1 = k // ncols
     j1 = k - i1 * ncols
     c1 = rowctx[i1] if i1 < nrows else 0
@@ -79,15 +125,10 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
     x1 = (np.int64(buf[soff[1]]) | (np.int64(buf[soff[1] + 1]) << 8)
           | (np.int64(buf[soff[1] + 2]) << 16) | (np.int64(buf[soff[1] + 3]) << 24))
     p1 = soff[1] + 4
-    s1 = soff[1] + lens[1]
-    q1 = roff[1]
-    e1 = roff[1] + lens[4 + 1]
-    a1 = np.uint64(0)
-    n1 = 0
-    u1 = 0
-    b = min(n, 2 * q)
-    o2 = b
-    k = k0 + b
+    u1 = roff[1] * 8
+    o2 = min(n, 2 * q)
+    f2 = min(n, (2 + 1) * q)
+    k = k0 + o2
     i2 = k // ncols
     j2 = k - i2 * ncols
     c2 = rowctx[i2] if i2 < nrows else 0
@@ -98,15 +139,10 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
     x2 = (np.int64(buf[soff[2]]) | (np.int64(buf[soff[2] + 1]) << 8)
           | (np.int64(buf[soff[2] + 2]) << 16) | (np.int64(buf[soff[2] + 3]) << 24))
     p2 = soff[2] + 4
-    s2 = soff[2] + lens[2]
-    q2 = roff[2]
-    e2 = roff[2] + lens[4 + 2]
-    a2 = np.uint64(0)
-    n2 = 0
-    u2 = 0
-    b = min(n, 3 * q)
-    o3 = b
-    k = k0 + b
+    u2 = roff[2] * 8
+    o3 = min(n, 3 * q)
+    f3 = min(n, (3 + 1) * q)
+    k = k0 + o3
     i3 = k // ncols
     j3 = k - i3 * ncols
     c3 = rowctx[i3] if i3 < nrows else 0
@@ -117,56 +153,368 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
     x3 = (np.int64(buf[soff[3]]) | (np.int64(buf[soff[3] + 1]) << 8)
           | (np.int64(buf[soff[3] + 2]) << 16) | (np.int64(buf[soff[3] + 3]) << 24))
     p3 = soff[3] + 4
-    s3 = soff[3] + lens[3]
-    q3 = roff[3]
-    e3 = roff[3] + lens[4 + 3]
-    a3 = np.uint64(0)
-    n3 = 0
-    u3 = 0
-    last = n - min(n, 3 * q)  # the last lane is the shortest
-    for t in range(last):
-        ctx = c0 + colctx[j0]
-        slot = x0 & amask
-        sym = np.int64(tsym[(ctx << pbits) + slot])
-        fc = np.int64(tfc[(ctx << 8) + sym])
-        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-        if x0 < RANS_L:
-            if p0 + 1 < s0:
-                x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
+    u3 = roff[3] * 8
+    rstep = max(rbits, 1)
+    glen = f3 - o3
+    t = 0
+    while t < glen:
+        seg = min(glen - t, min(ncols - j0, min(ncols - j1, min(ncols - j2, ncols - j3))))
+        # elements every lane can decode with all reads in the buffer, unclamped: a symbol
+        # moves the stream by <= 2 bytes, an element the raw bits by <= rbits
+        room = min((plim - max(p0, max(p1, max(p2, p3)))) // 4,
+                   (lim8 * 8 - max(u0, max(u1, max(u2, u3)))) // rstep)
+        if room >= 1:
+            seg = min(seg, room)
+            shifted = (r0 | r1 | r2 | r3) != 0
+            if mb > 0 and rbits > 0 and not shifted:
+                for z in range(seg):
+                    ctx = c0 + ld(colctx, j0 + z)
+                    slot = x0 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+                    w = (x0 << 16) | ld16(buf, p0)
+                    p0 = p0 + 2 if x0 < RANS_L else p0
+                    x0 = w if x0 < RANS_L else x0
+                    slot = x0 & bmask
+                    m = ld(msym, (sym << mpbits) + slot)
+                    fc = ld(mfc, (sym << 8) + m)
+                    x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+                    sym = (sym << mb) | m
+                    w = (x0 << 16) | ld16(buf, p0)
+                    p0 = p0 + 2 if x0 < RANS_L else p0
+                    x0 = w if x0 < RANS_L else x0
+                    v = sym << p
+                    idx = u0 >> 3
+                    r = ((ld64(buf, idx) >> (u0 & 7)) & rmask)
+                    u0 += rbits
+                    v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o0 + z, v)
+                    ctx = c1 + ld(colctx, j1 + z)
+                    slot = x1 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
+                    w = (x1 << 16) | ld16(buf, p1)
+                    p1 = p1 + 2 if x1 < RANS_L else p1
+                    x1 = w if x1 < RANS_L else x1
+                    slot = x1 & bmask
+                    m = ld(msym, (sym << mpbits) + slot)
+                    fc = ld(mfc, (sym << 8) + m)
+                    x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+                    sym = (sym << mb) | m
+                    w = (x1 << 16) | ld16(buf, p1)
+                    p1 = p1 + 2 if x1 < RANS_L else p1
+                    x1 = w if x1 < RANS_L else x1
+                    v = sym << p
+                    idx = u1 >> 3
+                    r = ((ld64(buf, idx) >> (u1 & 7)) & rmask)
+                    u1 += rbits
+                    v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o1 + z, v)
+                    ctx = c2 + ld(colctx, j2 + z)
+                    slot = x2 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
+                    w = (x2 << 16) | ld16(buf, p2)
+                    p2 = p2 + 2 if x2 < RANS_L else p2
+                    x2 = w if x2 < RANS_L else x2
+                    slot = x2 & bmask
+                    m = ld(msym, (sym << mpbits) + slot)
+                    fc = ld(mfc, (sym << 8) + m)
+                    x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+                    sym = (sym << mb) | m
+                    w = (x2 << 16) | ld16(buf, p2)
+                    p2 = p2 + 2 if x2 < RANS_L else p2
+                    x2 = w if x2 < RANS_L else x2
+                    v = sym << p
+                    idx = u2 >> 3
+                    r = ((ld64(buf, idx) >> (u2 & 7)) & rmask)
+                    u2 += rbits
+                    v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o2 + z, v)
+                    ctx = c3 + ld(colctx, j3 + z)
+                    slot = x3 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
+                    w = (x3 << 16) | ld16(buf, p3)
+                    p3 = p3 + 2 if x3 < RANS_L else p3
+                    x3 = w if x3 < RANS_L else x3
+                    slot = x3 & bmask
+                    m = ld(msym, (sym << mpbits) + slot)
+                    fc = ld(mfc, (sym << 8) + m)
+                    x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
+                    sym = (sym << mb) | m
+                    w = (x3 << 16) | ld16(buf, p3)
+                    p3 = p3 + 2 if x3 < RANS_L else p3
+                    x3 = w if x3 < RANS_L else x3
+                    v = sym << p
+                    idx = u3 >> 3
+                    r = ((ld64(buf, idx) >> (u3 & 7)) & rmask)
+                    u3 += rbits
+                    v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o3 + z, v)
             else:
-                x0 = POISON
-            p0 += 2
+                for z in range(seg):
+                    ctx = c0 + ld(colctx, j0 + z)
+                    slot = x0 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+                    w = (x0 << 16) | ld16(buf, p0)
+                    p0 = p0 + 2 if x0 < RANS_L else p0
+                    x0 = w if x0 < RANS_L else x0
+                    if mb > 0:
+                        slot = x0 & bmask
+                        m = ld(msym, (sym << mpbits) + slot)
+                        fc = ld(mfc, (sym << 8) + m)
+                        x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+                        sym = (sym << mb) | m
+                        w = (x0 << 16) | ld16(buf, p0)
+                        p0 = p0 + 2 if x0 < RANS_L else p0
+                        x0 = w if x0 < RANS_L else x0
+                    v = sym << p
+                    if rbits > 0:
+                        idx = u0 >> 3
+                        r = ((ld64(buf, idx) >> (u0 & 7)) & ((1 << b0) - 1)) << r0
+                        u0 += b0
+                        v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o0 + z, v)
+                    ctx = c1 + ld(colctx, j1 + z)
+                    slot = x1 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
+                    w = (x1 << 16) | ld16(buf, p1)
+                    p1 = p1 + 2 if x1 < RANS_L else p1
+                    x1 = w if x1 < RANS_L else x1
+                    if mb > 0:
+                        slot = x1 & bmask
+                        m = ld(msym, (sym << mpbits) + slot)
+                        fc = ld(mfc, (sym << 8) + m)
+                        x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+                        sym = (sym << mb) | m
+                        w = (x1 << 16) | ld16(buf, p1)
+                        p1 = p1 + 2 if x1 < RANS_L else p1
+                        x1 = w if x1 < RANS_L else x1
+                    v = sym << p
+                    if rbits > 0:
+                        idx = u1 >> 3
+                        r = ((ld64(buf, idx) >> (u1 & 7)) & ((1 << b1) - 1)) << r1
+                        u1 += b1
+                        v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o1 + z, v)
+                    ctx = c2 + ld(colctx, j2 + z)
+                    slot = x2 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
+                    w = (x2 << 16) | ld16(buf, p2)
+                    p2 = p2 + 2 if x2 < RANS_L else p2
+                    x2 = w if x2 < RANS_L else x2
+                    if mb > 0:
+                        slot = x2 & bmask
+                        m = ld(msym, (sym << mpbits) + slot)
+                        fc = ld(mfc, (sym << 8) + m)
+                        x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+                        sym = (sym << mb) | m
+                        w = (x2 << 16) | ld16(buf, p2)
+                        p2 = p2 + 2 if x2 < RANS_L else p2
+                        x2 = w if x2 < RANS_L else x2
+                    v = sym << p
+                    if rbits > 0:
+                        idx = u2 >> 3
+                        r = ((ld64(buf, idx) >> (u2 & 7)) & ((1 << b2) - 1)) << r2
+                        u2 += b2
+                        v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o2 + z, v)
+                    ctx = c3 + ld(colctx, j3 + z)
+                    slot = x3 & amask
+                    sym = ld(tsym, (ctx << pbits) + slot)
+                    fc = ld(tfc, (ctx << 8) + sym)
+                    x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
+                    w = (x3 << 16) | ld16(buf, p3)
+                    p3 = p3 + 2 if x3 < RANS_L else p3
+                    x3 = w if x3 < RANS_L else x3
+                    if mb > 0:
+                        slot = x3 & bmask
+                        m = ld(msym, (sym << mpbits) + slot)
+                        fc = ld(mfc, (sym << 8) + m)
+                        x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
+                        sym = (sym << mb) | m
+                        w = (x3 << 16) | ld16(buf, p3)
+                        p3 = p3 + 2 if x3 < RANS_L else p3
+                        x3 = w if x3 < RANS_L else x3
+                    v = sym << p
+                    if rbits > 0:
+                        idx = u3 >> 3
+                        r = ((ld64(buf, idx) >> (u3 & 7)) & ((1 << b3) - 1)) << r3
+                        u3 += b3
+                        v |= (r & lowmask) | ((r >> p) << hishift)
+                    st(out, o3 + z, v)
+        else:
+            seg = 1
+            ctx = c0 + ld(colctx, j0)
+            slot = x0 & amask
+            sym = ld(tsym, (ctx << pbits) + slot)
+            fc = ld(tfc, (ctx << 8) + sym)
+            x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+            w = (x0 << 16) | ld16(buf, min(p0, plim))
+            p0 = p0 + 2 if x0 < RANS_L else p0
+            x0 = w if x0 < RANS_L else x0
+            if mb > 0:
+                slot = x0 & bmask
+                m = ld(msym, (sym << mpbits) + slot)
+                fc = ld(mfc, (sym << 8) + m)
+                x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
+                w = (x0 << 16) | ld16(buf, min(p0, plim))
+                p0 = p0 + 2 if x0 < RANS_L else p0
+                x0 = w if x0 < RANS_L else x0
+            v = sym << p
+            if rbits > 0:
+                idx = u0 >> 3
+                r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u0 & 7)) & ((1 << b0) - 1)) << r0
+                u0 += b0
+                v |= (r & lowmask) | ((r >> p) << hishift)
+            st(out, o0, v)
+            ctx = c1 + ld(colctx, j1)
+            slot = x1 & amask
+            sym = ld(tsym, (ctx << pbits) + slot)
+            fc = ld(tfc, (ctx << 8) + sym)
+            x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
+            w = (x1 << 16) | ld16(buf, min(p1, plim))
+            p1 = p1 + 2 if x1 < RANS_L else p1
+            x1 = w if x1 < RANS_L else x1
+            if mb > 0:
+                slot = x1 & bmask
+                m = ld(msym, (sym << mpbits) + slot)
+                fc = ld(mfc, (sym << 8) + m)
+                x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
+                w = (x1 << 16) | ld16(buf, min(p1, plim))
+                p1 = p1 + 2 if x1 < RANS_L else p1
+                x1 = w if x1 < RANS_L else x1
+            v = sym << p
+            if rbits > 0:
+                idx = u1 >> 3
+                r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u1 & 7)) & ((1 << b1) - 1)) << r1
+                u1 += b1
+                v |= (r & lowmask) | ((r >> p) << hishift)
+            st(out, o1, v)
+            ctx = c2 + ld(colctx, j2)
+            slot = x2 & amask
+            sym = ld(tsym, (ctx << pbits) + slot)
+            fc = ld(tfc, (ctx << 8) + sym)
+            x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
+            w = (x2 << 16) | ld16(buf, min(p2, plim))
+            p2 = p2 + 2 if x2 < RANS_L else p2
+            x2 = w if x2 < RANS_L else x2
+            if mb > 0:
+                slot = x2 & bmask
+                m = ld(msym, (sym << mpbits) + slot)
+                fc = ld(mfc, (sym << 8) + m)
+                x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
+                w = (x2 << 16) | ld16(buf, min(p2, plim))
+                p2 = p2 + 2 if x2 < RANS_L else p2
+                x2 = w if x2 < RANS_L else x2
+            v = sym << p
+            if rbits > 0:
+                idx = u2 >> 3
+                r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u2 & 7)) & ((1 << b2) - 1)) << r2
+                u2 += b2
+                v |= (r & lowmask) | ((r >> p) << hishift)
+            st(out, o2, v)
+            ctx = c3 + ld(colctx, j3)
+            slot = x3 & amask
+            sym = ld(tsym, (ctx << pbits) + slot)
+            fc = ld(tfc, (ctx << 8) + sym)
+            x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
+            w = (x3 << 16) | ld16(buf, min(p3, plim))
+            p3 = p3 + 2 if x3 < RANS_L else p3
+            x3 = w if x3 < RANS_L else x3
+            if mb > 0:
+                slot = x3 & bmask
+                m = ld(msym, (sym << mpbits) + slot)
+                fc = ld(mfc, (sym << 8) + m)
+                x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
+                sym = (sym << mb) | m
+                w = (x3 << 16) | ld16(buf, min(p3, plim))
+                p3 = p3 + 2 if x3 < RANS_L else p3
+                x3 = w if x3 < RANS_L else x3
+            v = sym << p
+            if rbits > 0:
+                idx = u3 >> 3
+                r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u3 & 7)) & ((1 << b3) - 1)) << r3
+                u3 += b3
+                v |= (r & lowmask) | ((r >> p) << hishift)
+            st(out, o3, v)
+        t += seg
+        j0 += seg
+        o0 += seg
+        if j0 == ncols:
+            j0 = 0
+            i0 += 1
+            if i0 < nrows:
+                c0 = rowctx[i0]
+                r0 = rshift[i0]
+                b0 = rbits - r0
+        j1 += seg
+        o1 += seg
+        if j1 == ncols:
+            j1 = 0
+            i1 += 1
+            if i1 < nrows:
+                c1 = rowctx[i1]
+                r1 = rshift[i1]
+                b1 = rbits - r1
+        j2 += seg
+        o2 += seg
+        if j2 == ncols:
+            j2 = 0
+            i2 += 1
+            if i2 < nrows:
+                c2 = rowctx[i2]
+                r2 = rshift[i2]
+                b2 = rbits - r2
+        j3 += seg
+        o3 += seg
+        if j3 == ncols:
+            j3 = 0
+            i3 += 1
+            if i3 < nrows:
+                c3 = rowctx[i3]
+                r3 = rshift[i3]
+                b3 = rbits - r3
+    while o0 < f0:
+        ctx = c0 + ld(colctx, j0)
+        slot = x0 & amask
+        sym = ld(tsym, (ctx << pbits) + slot)
+        fc = ld(tfc, (ctx << 8) + sym)
+        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+        w = (x0 << 16) | ld16(buf, min(p0, plim))
+        p0 = p0 + 2 if x0 < RANS_L else p0
+        x0 = w if x0 < RANS_L else x0
         if mb > 0:
             slot = x0 & bmask
-            m = np.int64(msym[(sym << mpbits) + slot])
-            fc = np.int64(mfc[(sym << 8) + m])
+            m = ld(msym, (sym << mpbits) + slot)
+            fc = ld(mfc, (sym << 8) + m)
             x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
             sym = (sym << mb) | m
-            if x0 < RANS_L:
-                if p0 + 1 < s0:
-                    x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
-                else:
-                    x0 = POISON
-                p0 += 2
-        v = np.uint64(sym) << pshift
-        if b0 > 0:
-            if n0 < b0:
-                if q0 + 4 <= e0:
-                    a0 |= (np.uint64(buf[q0]) | (np.uint64(buf[q0 + 1]) << U8)
-                             | (np.uint64(buf[q0 + 2]) << U16) | (np.uint64(buf[q0 + 3]) << U24)) << np.uint64(n0)
-                    q0 += 4
-                    n0 += 32
-                while n0 < b0:
-                    if q0 < e0:
-                        a0 |= np.uint64(buf[q0]) << np.uint64(n0)
-                    q0 += 1
-                    n0 += 8
-            r = (a0 & ((ONE << np.uint64(b0)) - ONE)) << np.uint64(r0)
-            a0 >>= np.uint64(b0)
-            n0 -= b0
+            w = (x0 << 16) | ld16(buf, min(p0, plim))
+            p0 = p0 + 2 if x0 < RANS_L else p0
+            x0 = w if x0 < RANS_L else x0
+        v = sym << p
+        if rbits > 0:
+            idx = u0 >> 3
+            r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u0 & 7)) & ((1 << b0) - 1)) << r0
             u0 += b0
-            v |= (r & lowmask) | ((r >> pshift) << hishift)
-        out[o0 + t] = v
+            v |= (r & lowmask) | ((r >> p) << hishift)
+        st(out, o0, v)
+        o0 += 1
         j0 += 1
         if j0 == ncols:
             j0 = 0
@@ -175,48 +523,32 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
                 c0 = rowctx[i0]
                 r0 = rshift[i0]
                 b0 = rbits - r0
-        ctx = c1 + colctx[j1]
+    while o1 < f1:
+        ctx = c1 + ld(colctx, j1)
         slot = x1 & amask
-        sym = np.int64(tsym[(ctx << pbits) + slot])
-        fc = np.int64(tfc[(ctx << 8) + sym])
+        sym = ld(tsym, (ctx << pbits) + slot)
+        fc = ld(tfc, (ctx << 8) + sym)
         x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-        if x1 < RANS_L:
-            if p1 + 1 < s1:
-                x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
-            else:
-                x1 = POISON
-            p1 += 2
+        w = (x1 << 16) | ld16(buf, min(p1, plim))
+        p1 = p1 + 2 if x1 < RANS_L else p1
+        x1 = w if x1 < RANS_L else x1
         if mb > 0:
             slot = x1 & bmask
-            m = np.int64(msym[(sym << mpbits) + slot])
-            fc = np.int64(mfc[(sym << 8) + m])
+            m = ld(msym, (sym << mpbits) + slot)
+            fc = ld(mfc, (sym << 8) + m)
             x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
             sym = (sym << mb) | m
-            if x1 < RANS_L:
-                if p1 + 1 < s1:
-                    x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
-                else:
-                    x1 = POISON
-                p1 += 2
-        v = np.uint64(sym) << pshift
-        if b1 > 0:
-            if n1 < b1:
-                if q1 + 4 <= e1:
-                    a1 |= (np.uint64(buf[q1]) | (np.uint64(buf[q1 + 1]) << U8)
-                             | (np.uint64(buf[q1 + 2]) << U16) | (np.uint64(buf[q1 + 3]) << U24)) << np.uint64(n1)
-                    q1 += 4
-                    n1 += 32
-                while n1 < b1:
-                    if q1 < e1:
-                        a1 |= np.uint64(buf[q1]) << np.uint64(n1)
-                    q1 += 1
-                    n1 += 8
-            r = (a1 & ((ONE << np.uint64(b1)) - ONE)) << np.uint64(r1)
-            a1 >>= np.uint64(b1)
-            n1 -= b1
+            w = (x1 << 16) | ld16(buf, min(p1, plim))
+            p1 = p1 + 2 if x1 < RANS_L else p1
+            x1 = w if x1 < RANS_L else x1
+        v = sym << p
+        if rbits > 0:
+            idx = u1 >> 3
+            r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u1 & 7)) & ((1 << b1) - 1)) << r1
             u1 += b1
-            v |= (r & lowmask) | ((r >> pshift) << hishift)
-        out[o1 + t] = v
+            v |= (r & lowmask) | ((r >> p) << hishift)
+        st(out, o1, v)
+        o1 += 1
         j1 += 1
         if j1 == ncols:
             j1 = 0
@@ -225,48 +557,32 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
                 c1 = rowctx[i1]
                 r1 = rshift[i1]
                 b1 = rbits - r1
-        ctx = c2 + colctx[j2]
+    while o2 < f2:
+        ctx = c2 + ld(colctx, j2)
         slot = x2 & amask
-        sym = np.int64(tsym[(ctx << pbits) + slot])
-        fc = np.int64(tfc[(ctx << 8) + sym])
+        sym = ld(tsym, (ctx << pbits) + slot)
+        fc = ld(tfc, (ctx << 8) + sym)
         x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-        if x2 < RANS_L:
-            if p2 + 1 < s2:
-                x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
-            else:
-                x2 = POISON
-            p2 += 2
+        w = (x2 << 16) | ld16(buf, min(p2, plim))
+        p2 = p2 + 2 if x2 < RANS_L else p2
+        x2 = w if x2 < RANS_L else x2
         if mb > 0:
             slot = x2 & bmask
-            m = np.int64(msym[(sym << mpbits) + slot])
-            fc = np.int64(mfc[(sym << 8) + m])
+            m = ld(msym, (sym << mpbits) + slot)
+            fc = ld(mfc, (sym << 8) + m)
             x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
             sym = (sym << mb) | m
-            if x2 < RANS_L:
-                if p2 + 1 < s2:
-                    x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
-                else:
-                    x2 = POISON
-                p2 += 2
-        v = np.uint64(sym) << pshift
-        if b2 > 0:
-            if n2 < b2:
-                if q2 + 4 <= e2:
-                    a2 |= (np.uint64(buf[q2]) | (np.uint64(buf[q2 + 1]) << U8)
-                             | (np.uint64(buf[q2 + 2]) << U16) | (np.uint64(buf[q2 + 3]) << U24)) << np.uint64(n2)
-                    q2 += 4
-                    n2 += 32
-                while n2 < b2:
-                    if q2 < e2:
-                        a2 |= np.uint64(buf[q2]) << np.uint64(n2)
-                    q2 += 1
-                    n2 += 8
-            r = (a2 & ((ONE << np.uint64(b2)) - ONE)) << np.uint64(r2)
-            a2 >>= np.uint64(b2)
-            n2 -= b2
+            w = (x2 << 16) | ld16(buf, min(p2, plim))
+            p2 = p2 + 2 if x2 < RANS_L else p2
+            x2 = w if x2 < RANS_L else x2
+        v = sym << p
+        if rbits > 0:
+            idx = u2 >> 3
+            r = (((ld64(buf, idx) if idx <= lim8 else _tail64(buf, idx)) >> (u2 & 7)) & ((1 << b2) - 1)) << r2
             u2 += b2
-            v |= (r & lowmask) | ((r >> pshift) << hishift)
-        out[o2 + t] = v
+            v |= (r & lowmask) | ((r >> p) << hishift)
+        st(out, o2, v)
+        o2 += 1
         j2 += 1
         if j2 == ncols:
             j2 = 0
@@ -275,215 +591,12 @@ def decode_chunk(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mp
                 c2 = rowctx[i2]
                 r2 = rshift[i2]
                 b2 = rbits - r2
-        ctx = c3 + colctx[j3]
-        slot = x3 & amask
-        sym = np.int64(tsym[(ctx << pbits) + slot])
-        fc = np.int64(tfc[(ctx << 8) + sym])
-        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-        if x3 < RANS_L:
-            if p3 + 1 < s3:
-                x3 = (x3 << 16) | np.int64(buf[p3]) | (np.int64(buf[p3 + 1]) << 8)
-            else:
-                x3 = POISON
-            p3 += 2
-        if mb > 0:
-            slot = x3 & bmask
-            m = np.int64(msym[(sym << mpbits) + slot])
-            fc = np.int64(mfc[(sym << 8) + m])
-            x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
-            sym = (sym << mb) | m
-            if x3 < RANS_L:
-                if p3 + 1 < s3:
-                    x3 = (x3 << 16) | np.int64(buf[p3]) | (np.int64(buf[p3 + 1]) << 8)
-                else:
-                    x3 = POISON
-                p3 += 2
-        v = np.uint64(sym) << pshift
-        if b3 > 0:
-            if n3 < b3:
-                if q3 + 4 <= e3:
-                    a3 |= (np.uint64(buf[q3]) | (np.uint64(buf[q3 + 1]) << U8)
-                             | (np.uint64(buf[q3 + 2]) << U16) | (np.uint64(buf[q3 + 3]) << U24)) << np.uint64(n3)
-                    q3 += 4
-                    n3 += 32
-                while n3 < b3:
-                    if q3 < e3:
-                        a3 |= np.uint64(buf[q3]) << np.uint64(n3)
-                    q3 += 1
-                    n3 += 8
-            r = (a3 & ((ONE << np.uint64(b3)) - ONE)) << np.uint64(r3)
-            a3 >>= np.uint64(b3)
-            n3 -= b3
-            u3 += b3
-            v |= (r & lowmask) | ((r >> pshift) << hishift)
-        out[o3 + t] = v
-        j3 += 1
-        if j3 == ncols:
-            j3 = 0
-            i3 += 1
-            if i3 < nrows:
-                c3 = rowctx[i3]
-                r3 = rshift[i3]
-                b3 = rbits - r3
-    for t in range(last, q):
-        if o0 + t < min(n, 1 * q):
-            ctx = c0 + colctx[j0]
-            slot = x0 & amask
-            sym = np.int64(tsym[(ctx << pbits) + slot])
-            fc = np.int64(tfc[(ctx << 8) + sym])
-            x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-            if x0 < RANS_L:
-                if p0 + 1 < s0:
-                    x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
-                else:
-                    x0 = POISON
-                p0 += 2
-            if mb > 0:
-                slot = x0 & bmask
-                m = np.int64(msym[(sym << mpbits) + slot])
-                fc = np.int64(mfc[(sym << 8) + m])
-                x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
-                sym = (sym << mb) | m
-                if x0 < RANS_L:
-                    if p0 + 1 < s0:
-                        x0 = (x0 << 16) | np.int64(buf[p0]) | (np.int64(buf[p0 + 1]) << 8)
-                    else:
-                        x0 = POISON
-                    p0 += 2
-            v = np.uint64(sym) << pshift
-            if b0 > 0:
-                if n0 < b0:
-                    if q0 + 4 <= e0:
-                        a0 |= (np.uint64(buf[q0]) | (np.uint64(buf[q0 + 1]) << U8)
-                                 | (np.uint64(buf[q0 + 2]) << U16) | (np.uint64(buf[q0 + 3]) << U24)) << np.uint64(n0)
-                        q0 += 4
-                        n0 += 32
-                    while n0 < b0:
-                        if q0 < e0:
-                            a0 |= np.uint64(buf[q0]) << np.uint64(n0)
-                        q0 += 1
-                        n0 += 8
-                r = (a0 & ((ONE << np.uint64(b0)) - ONE)) << np.uint64(r0)
-                a0 >>= np.uint64(b0)
-                n0 -= b0
-                u0 += b0
-                v |= (r & lowmask) | ((r >> pshift) << hishift)
-            out[o0 + t] = v
-            j0 += 1
-            if j0 == ncols:
-                j0 = 0
-                i0 += 1
-                if i0 < nrows:
-                    c0 = rowctx[i0]
-                    r0 = rshift[i0]
-                    b0 = rbits - r0
-        if o1 + t < min(n, 2 * q):
-            ctx = c1 + colctx[j1]
-            slot = x1 & amask
-            sym = np.int64(tsym[(ctx << pbits) + slot])
-            fc = np.int64(tfc[(ctx << 8) + sym])
-            x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-            if x1 < RANS_L:
-                if p1 + 1 < s1:
-                    x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
-                else:
-                    x1 = POISON
-                p1 += 2
-            if mb > 0:
-                slot = x1 & bmask
-                m = np.int64(msym[(sym << mpbits) + slot])
-                fc = np.int64(mfc[(sym << 8) + m])
-                x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
-                sym = (sym << mb) | m
-                if x1 < RANS_L:
-                    if p1 + 1 < s1:
-                        x1 = (x1 << 16) | np.int64(buf[p1]) | (np.int64(buf[p1 + 1]) << 8)
-                    else:
-                        x1 = POISON
-                    p1 += 2
-            v = np.uint64(sym) << pshift
-            if b1 > 0:
-                if n1 < b1:
-                    if q1 + 4 <= e1:
-                        a1 |= (np.uint64(buf[q1]) | (np.uint64(buf[q1 + 1]) << U8)
-                                 | (np.uint64(buf[q1 + 2]) << U16) | (np.uint64(buf[q1 + 3]) << U24)) << np.uint64(n1)
-                        q1 += 4
-                        n1 += 32
-                    while n1 < b1:
-                        if q1 < e1:
-                            a1 |= np.uint64(buf[q1]) << np.uint64(n1)
-                        q1 += 1
-                        n1 += 8
-                r = (a1 & ((ONE << np.uint64(b1)) - ONE)) << np.uint64(r1)
-                a1 >>= np.uint64(b1)
-                n1 -= b1
-                u1 += b1
-                v |= (r & lowmask) | ((r >> pshift) << hishift)
-            out[o1 + t] = v
-            j1 += 1
-            if j1 == ncols:
-                j1 = 0
-                i1 += 1
-                if i1 < nrows:
-                    c1 = rowctx[i1]
-                    r1 = rshift[i1]
-                    b1 = rbits - r1
-        if o2 + t < min(n, 3 * q):
-            ctx = c2 + colctx[j2]
-            slot = x2 & amask
-            sym = np.int64(tsym[(ctx << pbits) + slot])
-            fc = np.int64(tfc[(ctx << 8) + sym])
-            x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-            if x2 < RANS_L:
-                if p2 + 1 < s2:
-                    x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
-                else:
-                    x2 = POISON
-                p2 += 2
-            if mb > 0:
-                slot = x2 & bmask
-                m = np.int64(msym[(sym << mpbits) + slot])
-                fc = np.int64(mfc[(sym << 8) + m])
-                x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
-                sym = (sym << mb) | m
-                if x2 < RANS_L:
-                    if p2 + 1 < s2:
-                        x2 = (x2 << 16) | np.int64(buf[p2]) | (np.int64(buf[p2 + 1]) << 8)
-                    else:
-                        x2 = POISON
-                    p2 += 2
-            v = np.uint64(sym) << pshift
-            if b2 > 0:
-                if n2 < b2:
-                    if q2 + 4 <= e2:
-                        a2 |= (np.uint64(buf[q2]) | (np.uint64(buf[q2 + 1]) << U8)
-                                 | (np.uint64(buf[q2 + 2]) << U16) | (np.uint64(buf[q2 + 3]) << U24)) << np.uint64(n2)
-                        q2 += 4
-                        n2 += 32
-                    while n2 < b2:
-                        if q2 < e2:
-                            a2 |= np.uint64(buf[q2]) << np.uint64(n2)
-                        q2 += 1
-                        n2 += 8
-                r = (a2 & ((ONE << np.uint64(b2)) - ONE)) << np.uint64(r2)
-                a2 >>= np.uint64(b2)
-                n2 -= b2
-                u2 += b2
-                v |= (r & lowmask) | ((r >> pshift) << hishift)
-            out[o2 + t] = v
-            j2 += 1
-            if j2 == ncols:
-                j2 = 0
-                i2 += 1
-                if i2 < nrows:
-                    c2 = rowctx[i2]
-                    r2 = rshift[i2]
-                    b2 = rbits - r2
     if x0 != RANS_L or x1 != RANS_L or x2 != RANS_L or x3 != RANS_L:
         return -2
-    if p0 != s0 or p1 != s1 or p2 != s2 or p3 != s3:
-        return -3
-    if ((u0 + 7) // 8 != e0 - roff[0] or (u1 + 7) // 8 != e1 - roff[1]
-            or (u2 + 7) // 8 != e2 - roff[2] or (u3 + 7) // 8 != e3 - roff[3]):
-        return -4
+    for s in range(4):
+        if (p0, p1, p2, p3)[s] != soff[s] + lens[s]:
+            return -3
+    for s in range(4):
+        if ((u0, u1, u2, u3)[s] - 8 * roff[s] + 7) // 8 != lens[4 + s]:
+            return -4
     return 0

@@ -57,6 +57,17 @@ class Codec(abc.ABC):
     ) -> None:
         """Decode chunk ``index`` into ``out`` (uint8, exactly that chunk's decoded bytes)."""
 
+    def decode_strided(
+        self, state: Any, spec: TensorSpec, params: dict[str, Any], blob: np.ndarray,
+        offsets: np.ndarray, first: int, step: int, out: np.ndarray,
+    ) -> bool:
+        """Decode chunks ``first``, ``first + step``, ... (chunk ``i`` is
+        ``blob[offsets[i]:offsets[i + 1]]``) into the whole tensor's ``out`` in one call, or
+        return False and let the caller loop over ``decode_chunk``. A codec whose kernel releases
+        the GIL overrides this so that a thread decodes its share of a tensor without coming
+        back to Python (and to the GIL) between chunks."""
+        return False
+
 
 _REGISTRY: dict[str, Codec] = {}
 

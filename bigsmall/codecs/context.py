@@ -70,6 +70,37 @@ def _ctx_table(sym, rows, cols, kc, nctx, alpha):
     return out
 
 
+@njit(nogil=True, cache=True)
+def _sum_rows(hist, labels, k):
+    """out[c] = sum of the rows i of ``hist`` with labels[i] == c (exact: integer counts)."""
+    out = np.zeros((k, hist.shape[1]), dtype=np.float64)
+    for i in range(hist.shape[0]):
+        c = labels[i]
+        for b in range(hist.shape[1]):
+            out[c, b] += hist[i, b]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _argmin_cost(hist, lengths):
+    """argmin over clusters c of hist[i] . lengths[c], for every row i (first minimum wins)."""
+    nr, w = hist.shape
+    k = lengths.shape[0]
+    out = np.zeros(nr, dtype=np.int64)
+    for i in range(nr):
+        best = np.inf
+        for c in range(k):
+            s = 0.0
+            for b in range(w):
+                h = hist[i, b]
+                if h != 0.0:
+                    s += h * lengths[c, b]
+            if s < best:
+                best = s
+                out[i] = c
+    return out
+
+
 def _entropy_bits(counts: np.ndarray) -> float:
     c = counts[counts > 0].astype(np.float64)
     if c.size == 0:
@@ -90,28 +121,53 @@ def _init_map(values: np.ndarray, k: int) -> np.ndarray:
 
 
 def _sum_by(hist: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Sum the histogram rows of each cluster: [k, hist columns]."""
-    return np.eye(k)[labels].T @ hist
+    """Sum the histogram rows of each cluster: [k, hist columns].
+
+    numba loops, not ``np.eye(k)[labels].T @ hist``: BLAS calls this small, from the encoder's
+    worker threads, spent most of their time in BLAS' own thread start-up and spinning."""
+    return _sum_rows(hist, labels.astype(np.int64), k)
 
 
-def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
+         memo: dict[tuple[int, int, bytes], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd iterations on a (sample) symbol matrix; returns (row map, col map).
 
     ``sym`` should be small and C-contiguous; the column pass works on a contiguous transpose so
-    both histogram passes stream through memory."""
-    sym_t = np.ascontiguousarray(sym.T)
+    both histogram passes stream through memory. A pass whose other axis' map did not change
+    since the last pass reuses that pass' histograms instead of counting again, and ``memo``
+    (one per matrix) keeps the transpose and the histograms of the one-cluster maps, which
+    every candidate with one row or column cluster shares; the results are the same."""
+    if memo is None:
+        memo = {}
+    sym_t = memo.get((-1, 0, b""))
+    if sym_t is None:
+        sym_t = memo[(-1, 0, b"")] = np.ascontiguousarray(sym.T)
+    last: dict[int, tuple[bytes, np.ndarray]] = {}
+
+    def hist(axis: int, other: np.ndarray, k_other: int) -> np.ndarray:
+        key = other.tobytes()
+        if axis in last and last[axis][0] == key:
+            return last[axis][1]
+        h = memo.get((axis, k_other, key)) if k_other == 1 else None
+        if h is None:
+            h = _hist(sym if axis == 0 else sym_t, other, k_other, alpha)
+            if k_other == 1:
+                memo[(axis, k_other, key)] = h
+        last[axis] = (key, h)
+        return h
+
     rows = _init_map(sym.mean(axis=1), kr)
     cols = _init_map(sym.mean(axis=0), kc)
     for _ in range(ITERATIONS):
         prev = (rows.copy(), cols.copy())
         if kr > 1:
-            hist = _hist(sym, cols, kc, alpha)  # [rows, kc * alpha]
-            table = _sum_by(hist, rows, kr)  # the context tables, from the same histograms
-            rows = (hist @ _code_lengths(table).T).argmin(axis=1)
+            h = hist(0, cols, kc)  # [rows, kc * alpha]
+            table = _sum_by(h, rows, kr)  # the context tables, from the same histograms
+            rows = _argmin_cost(h, _code_lengths(table))
         if kc > 1:
-            hist = _hist(sym_t, rows, kr, alpha)  # [cols, kr * alpha]
-            table = _sum_by(hist, cols, kc)
-            cols = (hist @ _code_lengths(table).T).argmin(axis=1)
+            h = hist(1, rows, kr)  # [cols, kr * alpha]
+            table = _sum_by(h, cols, kc)
+            cols = _argmin_cost(h, _code_lengths(table))
         if np.array_equal(prev[0], rows) and np.array_equal(prev[1], cols):
             break
     return rows, cols
@@ -119,7 +175,7 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.
 
 def _assign(sym: np.ndarray, alpha: int, other: np.ndarray, k_other: int, lengths: np.ndarray) -> np.ndarray:
     """Assign every row of ``sym`` given the other axis' map and per-cluster code lengths."""
-    return (_hist(sym, other, k_other, alpha) @ lengths.T).argmin(axis=1)
+    return _argmin_cost(_hist(sym, other, k_other, alpha), lengths)
 
 
 def context_cost_bits(sym: np.ndarray, alpha: int, cl: Clustering, row_step: int = 1) -> float:
@@ -151,9 +207,9 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
         return best
     # compact the alphabet to the symbols present: histograms get several times smaller
     present = np.flatnonzero(np.bincount(sym.ravel(), minlength=alpha))
-    remap = np.zeros(alpha, np.int64)
+    remap = np.zeros(alpha, np.uint8 if present.size <= 256 else np.uint16)
     remap[present] = np.arange(present.size)
-    sym = remap[sym].astype(np.uint8 if present.size <= 256 else np.uint16)
+    sym = remap[sym]  # a small-typed lookup: no int64 copy of the matrix
     alpha = max(int(present.size), 1)
     cost_step = max(1, sym.size // COST_SAMPLE)
     best_cost = context_cost_bits(sym, alpha, best, cost_step)
@@ -162,6 +218,7 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
     small = np.uint8 if alpha <= 256 else np.uint16
     sample = np.ascontiguousarray(sym[::rstep, ::cstep], dtype=small)
     tried: dict[tuple[int, int], float] = {}
+    memo: dict[tuple[int, int, bytes], np.ndarray] = {}
     kr0, kc0 = 1, 1
     while True:
         moves = [(kr0 * 2, kc0), (kr0, kc0 * 2)]
@@ -169,7 +226,7 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
         for kr, kc in moves:
             if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > 8:
                 continue
-            cl, cost = _fit_full(sym, sample, alpha, kr, kc, rstep, cstep, cost_step)
+            cl, cost = _fit_full(sym, sample, alpha, kr, kc, rstep, cstep, cost_step, memo)
             tried[(kr, kc)] = cost
             if cost < best_cost:
                 best, best_cost, improved = cl, cost, True
@@ -180,11 +237,11 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
 
 def _fit_full(
     sym: np.ndarray, sample: np.ndarray, alpha: int, kr: int, kc: int, rstep: int, cstep: int,
-    cost_step: int,
+    cost_step: int, memo: dict[tuple[int, int, bytes], np.ndarray] | None = None,
 ) -> tuple[Clustering, float]:
     """Fit on the sample, extend the maps to the whole matrix, return it with its cost."""
     nr, nc = sym.shape
-    srows, scols = _fit(sample, alpha, kr, kc)
+    srows, scols = _fit(sample, alpha, kr, kc, memo)
     # extend the sample's maps to the full matrix: columns from the sampled rows, then rows
     if kc > 1:
         if cstep == 1:

@@ -11,7 +11,7 @@ normalised to ``2**prob_bits``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -19,12 +19,19 @@ import zstandard
 
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
-from . import context, rans, tables
+from . import tables
 from .base import Codec, register
+
+if TYPE_CHECKING:
+    from . import context
+
+# ``context`` and ``rans`` (numba kernels) are imported where they are used, not here: this
+# module is imported to register the codec, and a container without field-coded tensors (or a
+# command that only reads the index) should not pay numba's import.
 
 PROB_BITS = 12
 MANT_PROB_BITS = 10
-LANES = rans.LANES
+LANES = 4  # == rans.LANES (checked in encode)
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -56,19 +63,20 @@ def base_layout(spec: TensorSpec) -> Layout | None:
 
 
 def _fields(values: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """(exponent part, mantissa-top part) of every element, as int64 arrays."""
-    v = values.astype(np.uint64, copy=False)
-    hi = ((v >> np.uint64(lay.p + lay.mb)) & np.uint64((1 << lay.eb) - 1)).astype(np.int64)
+    """(exponent part, mantissa-top part) of every element, as uint16 arrays.
+
+    Computed in the values' own width (no uint64/int64 copies of the tensor); uint16 holds both
+    parts and also ``hi << mb | lo``, because the coded field has at most 16 bits."""
+    hi = ((values >> (lay.p + lay.mb)) & ((1 << lay.eb) - 1)).astype(np.uint16)
     if lay.mb == 0:
-        return hi, np.zeros(0, np.int64)
-    lo = ((v >> np.uint64(lay.p)) & np.uint64((1 << lay.mb) - 1)).astype(np.int64)
+        return hi, np.zeros(0, np.uint16)
+    lo = ((values >> lay.p) & ((1 << lay.mb) - 1)).astype(np.uint16)
     return hi, lo
 
 
-def _cond_entropy_bits(hi: np.ndarray, lo: np.ndarray, mb: int) -> tuple[float, int]:
-    """H(lo | hi) * n in bits, and the number of present (hi, lo) pairs."""
-    joint = np.bincount((hi << mb) | lo)
-    marg = np.bincount(hi)
+def _cond_entropy_bits(joint: np.ndarray, marg: np.ndarray) -> tuple[float, int]:
+    """H(lo | hi) * n in bits from the (hi, lo) and hi histograms, and the number of present
+    (hi, lo) pairs."""
     j = joint[joint > 0].astype(np.float64)
     m = marg[marg > 0].astype(np.float64)
     hj = -(j * np.log2(j)).sum()
@@ -77,7 +85,11 @@ def _cond_entropy_bits(hi: np.ndarray, lo: np.ndarray, mb: int) -> tuple[float, 
 
 
 def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
-    """Move mantissa bits into the coded field while that saves more than the table costs."""
+    """Move mantissa bits into the coded field while that saves more than the table costs.
+
+    One histogram of (exponent, top 3 mantissa bits) serves every candidate: the histograms
+    for fewer bits are its sums (same counts, same order, so the same figures as counting
+    each candidate on its own)."""
     info = spec.info
     if not info.is_float or info.bits == 8:
         return lay
@@ -86,13 +98,17 @@ def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
         return lay
     sample = values[:: max(1, n // (1 << 20))]
     ns = sample.shape[0]
+    top = min(3, info.mant_bits)
+    if top == 0:
+        return lay
+    key = (sample >> (info.mant_bits - top)) & ((1 << (lay.eb + top)) - 1)
+    joint_top = np.bincount(key, minlength=1 << (lay.eb + top))
+    marg = joint_top.reshape(-1, 1 << top).sum(axis=1)
     best, best_gain = lay, 0.0
-    for mb in (1, 2, 3):
-        if mb > info.mant_bits:
-            break
+    for mb in range(1, top + 1):
         cand = Layout(lay.width, info.mant_bits - mb, lay.eb, mb)
-        hi, lo = _fields(sample, cand)
-        h, present = _cond_entropy_bits(hi, lo, mb)
+        joint = joint_top.reshape(-1, 1 << (top - mb)).sum(axis=1)
+        h, present = _cond_entropy_bits(joint, marg)
         gain = (mb * ns - h) * (n / ns) - present * 8 - 0.002 * n * mb  # small speed/precision margin
         if gain > best_gain:
             best, best_gain = cand, gain
@@ -103,6 +119,8 @@ def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
     """(mfreq, mcum, mrow) from mantissa codes: one table row per exponent present, then an
     all-zero sentinel row that absent exponents point to (so a corrupt stream can never index
     outside the tables; it fails the end-of-chunk state check instead)."""
+    from . import rans
+
     if qmant is None:
         z = np.zeros((1, 1), np.int64)
         return z, z, np.zeros(1 << eb, np.int64)
@@ -161,6 +179,9 @@ class FieldCodec(Codec):
     codec_id = "field"
 
     def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+        from . import context, rans
+
+        assert rans.LANES == LANES
         lay0 = base_layout(spec)
         if lay0 is None or spec.numel == 0:
             return None
@@ -215,6 +236,8 @@ class FieldCodec(Codec):
         return TensorPlan(self.codec_id, params, head_z, tuple(chunks))
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Model:
+        from . import context, decode_tables
+
         try:
             width, p, eb, mb = (int(x) for x in params["layout"])
             kr, kc = (int(x) for x in params["grid"])
@@ -251,14 +274,14 @@ class FieldCodec(Codec):
         if (row_map >= kr).any() or (col_map >= kc).any():
             raise IntegrityError(f"tensor {spec.name!r}: cluster maps corrupt")
         cl = context.Clustering(kr, kc, row_map, col_map)
-        alpha = 1 << eb
-        try:
-            qexp, pos = tables.unpack_rows(raw, pos, kr * kc, alpha)
-            qmant = None
-            if mb:
-                qmant, pos = tables.unpack_rows(raw, pos, alpha, 1 << mb)
-        except FormatError as exc:
-            raise IntegrityError(f"tensor {spec.name!r}: {exc}") from None
+        rawa = np.frombuffer(raw, np.uint8)
+        tsym, tfc, msym, mfc, pos, err = decode_tables.build_tables(
+            rawa, pos, kr * kc, eb, mb, prob_bits, mprob_bits)
+        if err:
+            what = {decode_tables.TRUNCATED: "frequency table truncated",
+                    decode_tables.OUT_OF_RANGE: "frequency table out of range"}.get(
+                        err, "frequency table corrupt (more distinct symbols than table slots)")
+            raise IntegrityError(f"tensor {spec.name!r}: {what}")
         rshift = np.zeros(nrows, np.int64)
         if params.get("row_shift"):
             if pos + nrows > len(raw):
@@ -267,15 +290,6 @@ class FieldCodec(Codec):
             pos += nrows
             if (rshift > lay.p).any():
                 raise IntegrityError(f"tensor {spec.name!r}: row shifts corrupt")
-        try:
-            freq = rans.normalize_weights(tables.dequantize(qexp), prob_bits)
-            mfreq, mcum, mrow = _mantissa_tables(qmant, eb, mprob_bits)
-        except ValueError as exc:
-            raise IntegrityError(f"tensor {spec.name!r}: frequency table corrupt ({exc})") from None
-        tsym, tfc = rans.build_split_tables(freq, rans.cumulative(freq), prob_bits)
-        # one mantissa table per exponent value (absent exponents: the all-zero sentinel row),
-        # so the decoder indexes it by the decoded exponent directly
-        msym, mfc = rans.build_split_tables(mfreq[mrow], mcum[mrow], mprob_bits)
         return _Model(lay, cl, tsym, tfc, prob_bits, msym, mfc, mprob_bits, cl.row_ctx(),
                       cl.col_ctx(), rshift)
 
@@ -283,6 +297,8 @@ class FieldCodec(Codec):
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,
         chunk: bytes | memoryview, out: np.ndarray,
     ) -> None:
+        from . import rans
+
         lay = state.lay
         buf = np.frombuffer(chunk, dtype=np.uint8)
         dst = out.view(_UINT[lay.width // 8])
@@ -295,5 +311,22 @@ class FieldCodec(Codec):
         if rc != 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")
 
+
+    def decode_strided(
+        self, state: _Model, spec: TensorSpec, params: dict[str, Any], blob: np.ndarray,
+        offsets: np.ndarray, first: int, step: int, out: np.ndarray,
+    ) -> bool:
+        from ._decode4 import decode_chunks
+
+        lay = state.lay
+        bad = decode_chunks(
+            out.view(_UINT[lay.width // 8]), first, step, int(params["chunk"]),
+            int(params["matrix"][1]), state.rowctx, state.colctx, state.tsym, state.tfc,
+            state.prob_bits, state.msym, state.mfc, state.mprob_bits, lay.p, lay.eb, lay.mb,
+            state.rshift, blob, offsets,
+        )
+        if bad >= 0:
+            raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
+        return True
 
 register(FieldCodec())

@@ -23,14 +23,28 @@ class DecodeJob:
     params: dict[str, Any] = attrs.field(hash=False)
     state: Any
     chunks: tuple[tuple[int, memoryview, int, int], ...]  # (index, coded bytes, out begin, out end)
+    blob: np.ndarray = attrs.field(eq=False)  # the whole blob (uint8)
+    offsets: np.ndarray = attrs.field(eq=False)  # chunk i is blob[offsets[i]:offsets[i + 1]]
 
     def run(self, i: int, out: np.ndarray) -> None:
         idx, chunk, b, e = self.chunks[i]
         self.codec.decode_chunk(self.state, self.spec, self.params, idx, chunk, out[b:e])
 
+    def run_group(self, first: int, step: int, out: np.ndarray) -> None:
+        """Decode chunks ``first``, ``first + step``, ...: one call into the codec's kernel when
+        it can take them all (no Python and no GIL between chunks), else chunk by chunk."""
+        if not self.codec.decode_strided(self.state, self.spec, self.params, self.blob,
+                                         self.offsets, first, step, out):
+            for i in range(first, len(self.chunks), step):
+                self.run(i, out)
+
+    def groups(self, workers: int) -> int:
+        """How many strided groups to split the chunks into for ``workers`` threads."""
+        return max(1, min(workers, len(self.chunks)))
+
     def run_all(self, out: np.ndarray) -> np.ndarray:
-        for i in range(len(self.chunks)):
-            self.run(i, out)
+        if self.chunks:
+            self.run_group(0, 1, out)
         return out
 
 
@@ -62,7 +76,8 @@ def plan_decode(spec: TensorSpec, codec_id: str, params: dict[str, Any], blob: b
                 f"tensor {spec.name!r}: {len(chunks)} chunks stored, {expected} expected"
             )
         jobs = [(i, chunks[i], b, e) for i, (b, e) in enumerate(chunk_bounds(spec, params, len(chunks)))]
-    return DecodeJob(codec, spec, params, state, tuple(jobs))
+    offsets = np.cumsum((head_len, *chunk_lens), dtype=np.int64) if chunk_lens else np.zeros(1, np.int64)
+    return DecodeJob(codec, spec, params, state, tuple(jobs), np.frombuffer(blob, np.uint8), offsets)
 
 
 def decode_into(spec: TensorSpec, codec_id: str, params: dict[str, Any], blob: bytes | memoryview,

@@ -23,12 +23,11 @@ import xxhash
 import zstandard
 
 from ..codecs.base import Codec, get_codec
-from ..container import format as fmt
 from ..core.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
-from ..core.types import Container, FileEntry, TensorEntry
+from ..core.types import FileEntry, TensorEntry
 from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCodecError
-from .source import FileSource
+from .source import FileSource, read_container
 
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
 
@@ -58,10 +57,7 @@ class BsFile:
         self.path = Path(path)
         self.source = FileSource(self.path)
         try:
-            self.header = fmt.parse_header(self.source.read(0, min(fmt.HEADER_SIZE, self.source.size)),
-                                           self.source.size)
-            stored = self.source.read(int(self.header["index_offset"]), int(self.header["index_length"]))
-            self.container: Container = fmt.decode_index(stored, self.header)
+            self.header, self.container = read_container(self.source)
         except BaseException:
             self.source.close()
             raise
@@ -130,7 +126,7 @@ class BsFile:
             raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
         if blob is None:
             blob = self.source.read(src.offset, src.length)
-        decode_blob(src, blob, out, self.pool)
+        decode_blob(src, blob, out, self.pool, self.threads)
         if check:
             check_receipt(entry, out)
         return out
@@ -197,7 +193,8 @@ class BsFile:
             blob = self.source.read(src.offset, src.length)
             job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
             out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
-            futs = [self.pool.submit(job.run, i, out) for i in range(len(job.chunks))]
+            g = job.groups(self.threads)  # one task per thread's share, not one per chunk
+            futs = [self.pool.submit(job.run_group, k, g, out) for k in range(g)]
             pending.append((t, out, futs))
             inflight += out.size
             while pending and inflight - pending[-1][1].size >= ahead_bytes:
@@ -294,13 +291,21 @@ def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
                              "(the file is corrupt)")
 
 
-def decode_blob(entry: TensorEntry, blob: bytes, out: np.ndarray, pool: Executor | None) -> None:
-    """Decode a blob into ``out``, chunks in parallel on ``pool`` when given."""
+def decode_blob(entry: TensorEntry, blob: bytes, out: np.ndarray, pool: Executor | None,
+                workers: int = 1) -> None:
+    """Decode a blob into ``out``: its chunks in ``workers`` strided shares, one of them on the
+    calling thread (which would otherwise sit idle waiting) and the others on ``pool``."""
     _codec(entry)
     job = plan_decode(entry.spec, entry.codec, entry.params, blob, entry.head_len, entry.chunk_lens)
-    n = len(job.chunks)
-    if pool is None or n < 2:
+    g = job.groups(workers) if pool is not None else 1
+    if g < 2:
         job.run_all(out)
         return
-    for fut in [pool.submit(job.run, i, out) for i in range(n)]:
+    futs = [pool.submit(job.run_group, k, g, out) for k in range(1, g)]  # type: ignore[union-attr]
+    try:
+        job.run_group(0, g, out)
+    finally:
+        for fut in futs:  # never return (or raise) while a worker still writes into ``out``
+            fut.exception()
+    for fut in futs:
         fut.result()

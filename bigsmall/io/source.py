@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BigsmallIOError, TruncatedError
+
+if TYPE_CHECKING:
+    from ..core.types import Container
 
 
 class FileSource:
@@ -77,3 +81,16 @@ class FileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_container(source: FileSource) -> tuple[dict[str, Any], Container]:
+    """The fixed header and the checked index of the container in ``source``: two reads.
+
+    Kept apart from ``reader.BsFile`` (numpy, codecs) so that commands that only describe a
+    container (``info``, ``stat``) start without importing numpy or numba.
+    """
+    from ..container import format as fmt
+
+    header = fmt.parse_header(source.read(0, min(fmt.HEADER_SIZE, source.size)), source.size)
+    stored = source.read(int(header["index_offset"]), int(header["index_length"]))
+    return header, fmt.decode_index(stored, header)

@@ -1,0 +1,135 @@
+"""The ``field`` decoder's tables from the stored q-codes, in one compiled pass.
+
+Why compiled: ``prepare`` runs once per tensor on the calling thread, before any chunk can start.
+Done with numpy (row-by-row parsing, per-row sorts for the normalisation, table fills) it took
+~1.4 ms per tensor, as long as decoding the tensor's chunks once the kernel got fast; this pass
+takes microseconds. It computes exactly what ``tables.unpack_rows`` + ``tables.dequantize`` +
+``rans.normalize_weights`` + ``rans.build_split_tables`` compute (spec §14.3-14.4, normative bit
+for bit); ``tests/test_decode_tables.py`` checks it against them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+TRUNCATED = 1  # a row header or its codes run past the side information
+OUT_OF_RANGE = 2  # lo + span > alphabet
+TOO_MANY = 3  # more present symbols than table slots
+
+
+@njit(nogil=True, cache=True)
+def _row(raw, pos, alpha, q):
+    """Parse one ``pack_rows`` row into ``q`` (zeroed, length alpha): (new pos, error)."""
+    if pos + 4 > raw.shape[0]:
+        return pos, TRUNCATED
+    lo = np.int64(raw[pos]) | (np.int64(raw[pos + 1]) << 8)
+    span = np.int64(raw[pos + 2]) | (np.int64(raw[pos + 3]) << 8)
+    pos += 4
+    if lo + span > alpha or pos + span > raw.shape[0]:
+        return pos, OUT_OF_RANGE
+    for s in range(alpha):
+        q[s] = 0
+    for s in range(span):
+        q[lo + s] = raw[pos + s]
+    return pos + span, 0
+
+
+@njit(nogil=True, cache=True)
+def _normalize(q, alpha, bits, f):
+    """Spec §14.4 ``normalize`` of the weights of codes ``q`` into ``f``; error code or 0."""
+    total = 1 << bits
+    w = np.zeros(alpha, np.int64)
+    rem = np.zeros(alpha, np.int64)
+    wsum = 0
+    npres = 0
+    for s in range(alpha):
+        f[s] = 0
+        if q[s] > 0:
+            c = np.int64(q[s]) - 1
+            w[s] = (16 + (c & 15)) << (c >> 4)
+            wsum += w[s]
+            npres += 1
+    if npres == 0:
+        return 0
+    if npres > total:
+        return TOO_MANY
+    fsum = 0
+    for s in range(alpha):
+        if w[s] > 0:  # wsum < 2**28 and total <= 2**12: the product fits int64
+            f[s] = max((w[s] * total) // wsum, 1)
+            rem[s] = (w[s] * total) % wsum
+            fsum += f[s]
+    diff = total - fsum
+    present = np.empty(npres, np.int64)
+    key = np.empty(npres, np.int64)
+    k = 0
+    for s in range(alpha):
+        if w[s] > 0:
+            present[k] = s
+            k += 1
+    if diff > 0:
+        for k in range(npres):  # largest remainder first, ties: lower symbol (keys are unique)
+            key[k] = (wsum - rem[present[k]]) * 256 + present[k]
+        order = present[np.argsort(key)]
+        for k in range(diff):
+            f[order[k % npres]] += 1
+    while diff < 0:
+        for k in range(npres):  # largest frequency first, ties: lower symbol
+            key[k] = (total + 1 - f[present[k]]) * 256 + present[k]
+        order = present[np.argsort(key)]
+        for s in order:
+            if diff == 0:
+                break
+            if f[s] > 1:
+                f[s] -= 1
+                diff += 1
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def _fill(f, alpha, row, bits, tsym, tfc):
+    """Slot -> symbol and symbol -> freq | cum << 16 of one normalised row."""
+    cum = 0
+    base = row << bits
+    for s in range(alpha):
+        tfc[(row << 8) + s] = f[s] | (cum << 16)
+        for slot in range(cum, cum + f[s]):
+            tsym[base + slot] = s
+        cum += f[s]
+
+
+@njit(nogil=True, cache=True)
+def build_tables(raw, pos, nctx, eb, mb, pbits, mpbits):
+    """Decode tables of a ``field`` tensor from its side information at ``pos``.
+
+    Returns (tsym, tfc, msym, mfc, pos after the tables, error): ``tsym[(ctx << pbits) + slot]``
+    is the exponent symbol of a slot, ``tfc[(ctx << 8) + e]`` its freq | cum << 16; ``msym`` and
+    ``mfc`` the same for the mantissa symbol, one row per exponent value (all zero for absent
+    rows and when ``mb`` is 0).
+    """
+    alpha = 1 << eb
+    tsym = np.zeros(nctx << pbits, np.uint8)
+    tfc = np.zeros(nctx << 8, np.uint32)
+    mrows = alpha if mb > 0 else 1
+    msym = np.zeros(mrows << mpbits, np.uint8)
+    mfc = np.zeros(mrows << 8, np.uint32)
+    q = np.zeros(256, np.uint8)  # either alphabet (exponent 2**eb, mantissa 2**mb) fits
+    f = np.zeros(256, np.int64)
+    for ctx in range(nctx):
+        pos, err = _row(raw, pos, alpha, q)
+        if err == 0:
+            err = _normalize(q, alpha, pbits, f)
+        if err != 0:
+            return tsym, tfc, msym, mfc, pos, err
+        _fill(f, alpha, ctx, pbits, tsym, tfc)
+    if mb > 0:
+        ma = 1 << mb
+        for e in range(alpha):
+            pos, err = _row(raw, pos, ma, q)
+            if err == 0:
+                err = _normalize(q, ma, mpbits, f)
+            if err != 0:
+                return tsym, tfc, msym, mfc, pos, err
+            _fill(f, ma, e, mpbits, msym, mfc)
+    return tsym, tfc, msym, mfc, pos, 0
