@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -110,8 +111,11 @@ print(json.dumps(out))
 
 
 def child(mode: str, src: Path, repeat: int, threads: int) -> dict[str, Any]:
+    env = dict(os.environ)
+    if mode == "stream":  # as `bigsmall run --stream` does (see bigsmall/cli/run_command.py)
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     r = subprocess.run([sys.executable, "-c", CHILD, mode, str(src), str(repeat), str(threads)],
-                       capture_output=True, text=True, check=False)
+                       capture_output=True, text=True, check=False, env=env)
     if r.returncode != 0:
         raise SystemExit(f"child {mode} {src} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -131,7 +135,6 @@ def main() -> int:
     ap.add_argument("--models", default="", help="comma-separated subset")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    import os
 
     import bigsmall
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -10,6 +11,12 @@ from .core_commands import Emit, _mb, _progress
 
 
 def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
+    if args.stream:
+        # torch's OpenMP workers spin while waiting for work, and with the prefetch decoding on
+        # the same cores they steal its time: passive waiting made the streamed MiniLM bf16 pass
+        # ~20 % faster on 2 cores (benchmarks/bench_load.py). Must be set before torch loads;
+        # a value the user set wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..io import memory
     from ..io import progress as prog
     from ..torch.runner import run
