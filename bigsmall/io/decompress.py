@@ -1,14 +1,30 @@
 """``decompress``: ``.bs`` -> the original file or folder, byte for byte.
 
-Tensors are decoded one at a time in data order and written as they come, so memory stays at
-about one tensor; each file's sha256 is rebuilt on the way and must equal its receipt before the
-output is renamed into place.
+Tensors are decoded in data order through the pipelined ``BsFile.iter_decoded`` (the pool
+decodes the tensors ahead while this thread writes the one that is ready), so memory stays at
+about ``AHEAD_BYTES`` + one tensor; each file's sha256 is rebuilt on the way and must equal its
+receipt before the output is renamed into place.
+
+Where the time goes besides the kernel, and what this module does about it:
+
+- the bytes go from each decoded tensor's buffer to the file in one ``write`` (the OS's copy
+  into its page cache; no Python-side copy). A shared writable ``mmap`` of the output, decoded
+  into directly, was measured slower on ext4 (45 MB: 113 ms to fill vs 42 ms to ``write``; its
+  page faults and dirty tracking cost more than the copy). Recycling decode buffers between
+  tensors of the same size was measured too and dropped: glibc already hands freed blocks back
+  to the next allocation, and buffers held aside only made it map fresh pages (more faults);
+- durability: ``atomic_file`` fsyncs before the rename; ``_Sink`` asks the OS to start writing
+  each few MiB back as soon as it is written (``sync_file_range``), so the disk works while the
+  kernel decodes and the final fsync only waits for the tail (MiniLM bf16: 29 -> 3 ms).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +34,9 @@ import attrs
 from ..errors import IntegrityError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
-from .reader import BsFile
+from .reader import AHEAD_BYTES, BsFile
+
+WRITEBACK_BYTES = 8 << 20  # start the OS's writeback of the output every this many bytes
 
 
 @attrs.frozen
@@ -44,25 +62,65 @@ def default_output(src: Path, bs: BsFile) -> Path:
     return src.parent / Path(name).name
 
 
-def _write_member(bs: BsFile, index: int, fh: Any, bar: Any) -> int:
+def _sync_file_range() -> Any:
+    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNC_FILE_RANGE = _sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2  # start writeback of dirty pages in the range; do not wait
+
+
+class _Sink:
+    """One output file being restored: writes each part in order, feeds its sha256, moves the
+    progress bar and, when the file will be fsynced (``durable``), starts the OS's writeback of
+    every ``WRITEBACK_BYTES`` written, so the final fsync has little left to wait for.
+
+    Writes go through the file object (its ``write`` of a large buffer is one system call,
+    no copy), which is also what the full-disk tests intercept."""
+
+    def __init__(self, fh: Any, bar: Any, durable: bool):
+        self.fh = fh
+        self.bar = bar
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._kicked = 0
+        self._fd = fh.fileno() if durable and _SYNC_FILE_RANGE is not None else -1
+
+    def write(self, part: Any) -> None:
+        mv = memoryview(part)
+        self.fh.write(mv)
+        self.sha.update(mv)
+        self.size += mv.nbytes
+        self.bar.update(mv.nbytes)
+        if self._fd >= 0 and self.size - self._kicked >= WRITEBACK_BYTES:
+            # only a hint: an error here (e.g. a filesystem without it) changes nothing, the
+            # fsync before the rename still makes the file durable and reports write errors
+            _SYNC_FILE_RANGE(self._fd, self._kicked, self.size - self._kicked, _SYNC_FILE_RANGE_WRITE)
+            self._kicked = self.size
+
+
+def _write_member(bs: BsFile, index: int, fh: Any, bar: Any, durable: bool) -> int:
     f = bs.container.files[index]
-    h = hashlib.sha256()
-    size = 0
+    sink = _Sink(fh, bar, durable)
     if f.kind == "blob":
-        data = bs.file_bytes(f)
-        fh.write(data)
-        h.update(data)
-        size = len(data)
-        bar.update(size)
+        sink.write(bs.file_bytes(f))
     else:
-        for part in bs.iter_file_chunks(index):
-            fh.write(part)
-            h.update(part)
-            size += len(part)
-            bar.update(len(part))
-    if size != f.size or h.hexdigest() != f.receipt.digest:
+        sink.write(f.header)
+        for _, out in bs.iter_decoded(bs.data_tensors(index), ahead_bytes=AHEAD_BYTES):
+            sink.write(out)
+    if sink.size != f.size or sink.sha.hexdigest() != f.receipt.digest:
         raise IntegrityError(f"{f.path}: rebuilt file does not match its sha256 receipt")
-    return size
+    return sink.size
 
 
 def decompress(
@@ -90,9 +148,9 @@ def decompress(
                             raise IntegrityError(f"refusing unsafe member path {f.path!r}")
                         target.parent.mkdir(parents=True, exist_ok=True)
                         with open(target, "wb") as fh:
-                            written += _write_member(bs, i, fh, bar)
+                            written += _write_member(bs, i, fh, bar, durable=False)
             else:
                 with atomic_file(out, force) as (_tmp, fh):
-                    written += _write_member(bs, 0, fh, bar)
+                    written += _write_member(bs, 0, fh, bar, durable=True)
     return DecompressResult(str(src), str(out), written, len(bs.container.files),
                             time.perf_counter() - t0)

@@ -202,17 +202,22 @@ class BsFile:
         while pending:
             yield finish()
 
-    def iter_file_chunks(self, file_index: int, check: bool = True) -> Iterator[memoryview]:
-        """The bytes of a source safetensors file, in order (header, then tensor by tensor)."""
-        f = self.container.files[file_index]
-        yield memoryview(f.header)
+    def data_tensors(self, file_index: int) -> list[TensorEntry]:
+        """``file_tensors``, checked to tile the file's data section with no gap: what a
+        restore writes after the header, in order."""
         pos = 0
         tensors = self.file_tensors(file_index)
         for t in tensors:
             if t.spec.begin != pos:
                 raise FormatError(f"tensor {t.name!r}: data offsets leave a gap at {pos}")
             pos = t.spec.end
-        for _, out in self.iter_decoded(tensors, check):
+        return tensors
+
+    def iter_file_chunks(self, file_index: int, check: bool = True) -> Iterator[memoryview]:
+        """The bytes of a source safetensors file, in order (header, then tensor by tensor)."""
+        f = self.container.files[file_index]
+        yield memoryview(f.header)
+        for _, out in self.iter_decoded(self.data_tensors(file_index), check):
             yield out.data
 
     # ------------------------------------------------------------------ verify
