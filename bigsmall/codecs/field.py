@@ -161,18 +161,15 @@ def _row_shifts(values: np.ndarray, lay: Layout, nrows: int, ncols: int) -> np.n
 
 
 def _count_contexts(hi: np.ndarray, cl: context.Clustering, ncols: int, alpha: int) -> np.ndarray:
-    """Exponent counts per context over every element, in row blocks to bound memory."""
+    """Exponent counts per context over every element.
+
+    One pass of the numba counting kernel of ``context`` (the same integer counts as a
+    ``bincount`` of ``ctx * alpha + e``, without its int64 temporaries: ~3x faster)."""
+    from . import context
+
     nrows = cl.row_map.shape[0]
-    counts = np.zeros(cl.n_contexts * alpha, np.int64)
-    rctx = cl.row_ctx()
-    cctx = cl.col_ctx()
-    block = max(1, (1 << 22) // max(ncols, 1))
-    h2 = hi.reshape(nrows, ncols)
-    for r0 in range(0, nrows, block):
-        part = h2[r0 : r0 + block]
-        ctx = rctx[r0 : r0 + block, None] + cctx[None, :]
-        counts += np.bincount((ctx * alpha + part).ravel(), minlength=counts.size)
-    return counts.reshape(cl.n_contexts, alpha)
+    return context._ctx_table(hi.reshape(nrows, ncols), cl.row_map.astype(np.int64),
+                              cl.col_map.astype(np.int64), cl.kc, cl.n_contexts, alpha)
 
 
 class FieldCodec(Codec):
@@ -217,12 +214,14 @@ class FieldCodec(Codec):
             head += rshift.astype(np.uint8).tobytes()
         head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
         rowctx, colctx = cl.row_ctx(), cl.col_ctx()
+        etab = rans.encoder_table(freq, cum, PROB_BITS)  # once per tensor, shared by its chunks
+        mtab = rans.encoder_table(mfreq, mcum, MANT_PROB_BITS)
         chunks = []
         for k0 in range(0, n, chunk_units):
             part = values[k0 : k0 + chunk_units]
-            chunks.append(rans.encode_chunk(
-                part, k0, ncols, rowctx, colctx, freq, cum, PROB_BITS,
-                mfreq, mcum, mrow, MANT_PROB_BITS, lay.p, lay.eb, lay.mb, rshift,
+            chunks.append(rans.encode_chunk_fast(
+                part, k0, ncols, rowctx, colctx, etab, freq.shape[1], mtab, mrow, mfreq.shape[1],
+                lay.p, lay.eb, lay.mb, rshift,
             ).tobytes())
         params = {
             "layout": [lay.width, lay.p, lay.eb, lay.mb],

@@ -1,0 +1,147 @@
+"""The fast encoder kernels write exactly the bytes of the reference ones.
+
+``rans.encode_chunk`` (lane by lane, hardware division) is the reference; ``encode_chunk_fast``
+(lanes in lock-step, multiply-and-shift division) must match it byte for byte on any input,
+because the format is pinned by the bytes the encoder writes. Likewise the context-modelling
+kernels must count and choose exactly as their plain loops do, so the clustering, and the file,
+stay the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bigsmall.codecs import context, rans, tables
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _tables(rng: np.random.Generator, rows: int, alpha: int, pbits: int, present: int,
+            skew: float) -> tuple[np.ndarray, np.ndarray]:
+    """Random normalised tables; row r has ``present`` symbols (at least one), skewed counts."""
+    counts = np.zeros((rows, alpha), np.int64)
+    for r in range(rows):
+        syms = rng.choice(alpha, size=min(present, alpha), replace=False)
+        counts[r, syms] = (np.minimum(rng.pareto(skew, syms.size), 1e6) * 1000).astype(np.int64) + 1
+    freq = rans.normalize_weights(tables.dequantize(tables.quantize_counts(counts)), pbits)
+    return freq, rans.cumulative(freq)
+
+
+def _draw_values(rng: np.random.Generator, freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray,
+                 n: int, width: int, p: int, eb: int, mb: int, rowctx: np.ndarray,
+                 colctx: np.ndarray, k0: int, ncols: int) -> np.ndarray:
+    """Values whose coded fields only use symbols present in their context's table."""
+    dt = {8: np.uint8, 16: np.uint16, 32: np.uint32}[width]
+    v = rng.integers(0, 1 << width, n, dtype=np.uint64)
+    k = np.arange(k0, k0 + n)
+    ctx = rowctx[k // ncols] + colctx[k % ncols]
+    out = np.empty(n, np.uint64)
+    for t in range(n):
+        e = rng.choice(np.flatnonzero(freq[ctx[t]]))
+        field = np.uint64(e)
+        if mb:
+            m = rng.choice(np.flatnonzero(mfreq[mrow[e]]))
+            field = (field << np.uint64(mb)) | np.uint64(m)
+        keep = ~(((np.uint64(1) << np.uint64(eb + mb)) - np.uint64(1)) << np.uint64(p))
+        out[t] = (v[t] & keep) | (field << np.uint64(p))
+    return out.astype(dt)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from([0, 1, 2, 3, 4, 5, 7, 8, 9, 31, 257, 1000]),
+    kind=st.sampled_from([(16, 7, 8, 0), (16, 4, 8, 3), (16, 10, 5, 0), (16, 8, 5, 2),
+                          (32, 23, 8, 0), (32, 20, 8, 3), (8, 0, 8, 0), (8, 0, 4, 3)]),
+    ncols=st.sampled_from([1, 3, 16, 97]),
+    grid=st.sampled_from([(1, 1), (2, 1), (1, 4), (4, 8)]),
+    present=st.sampled_from([1, 2, 5, 40]),
+    pbits=st.sampled_from([8, 12]),
+    skew=st.sampled_from([0.3, 1.0, 5.0]),
+    shifted=st.booleans(),
+)
+def test_fast_encoder_matches_reference(seed, n, kind, ncols, grid, present, pbits, skew, shifted):
+    width, p, eb, mb = kind
+    rng = np.random.default_rng(seed)
+    kr, kc = grid
+    k0 = int(rng.integers(0, 5)) * ncols + int(rng.integers(0, ncols))
+    nrows = (k0 + n) // ncols + 1
+    rowctx = rng.integers(0, kr, nrows).astype(np.int64) * kc
+    colctx = rng.integers(0, kc, ncols).astype(np.int64)
+    freq, cum = _tables(rng, kr * kc, 1 << eb, pbits, present, skew)
+    if mb:
+        mfreq, mcum = _tables(rng, (1 << eb) + 1, 1 << mb, 10, present, skew)
+        mfreq[-1] = 0
+        mcum[-1] = 0
+        mrow = rng.permutation(1 << eb).astype(np.int64)
+    else:
+        mfreq = mcum = np.zeros((1, 1), np.int64)
+        mrow = np.zeros(1 << eb, np.int64)
+    values = _draw_values(rng, freq, mfreq, mrow, n, width, p, eb, mb, rowctx, colctx, k0, ncols)
+    rshift = np.zeros(nrows, np.int64)
+    if shifted and p:
+        rshift = rng.integers(0, p + 1, nrows).astype(np.int64)
+        k = np.arange(k0, k0 + n)
+        low = (np.uint64(1) << rshift[k // ncols].astype(np.uint64)) - np.uint64(1)
+        values = (values.astype(np.uint64) & ~low).astype(values.dtype)
+    ref = rans.encode_chunk(values, k0, ncols, rowctx, colctx, freq, cum, pbits, mfreq, mcum,
+                            mrow, 10, p, eb, mb, rshift)
+    etab = rans.encoder_table(freq, cum, pbits)
+    mtab = rans.encoder_table(mfreq, mcum, 10)
+    fast = rans.encode_chunk_fast(values, k0, ncols, rowctx, colctx, etab, freq.shape[1], mtab,
+                                  mrow, mfreq.shape[1], p, eb, mb, rshift)
+    assert fast.tobytes() == ref.tobytes()
+
+
+def test_encoder_table_division_is_exact():
+    """The multiply-and-shift quotient equals ``x // f`` at the edges of the state range."""
+    f = np.arange(1, 4097, dtype=np.int64)
+    tab = rans.encoder_table(f[None, :], np.zeros((1, f.size), np.int64), 12)
+    xs = np.array([0, 1, 2, 4095, 4096, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1],
+                  dtype=np.uint64)
+    xs = np.concatenate([xs, np.random.default_rng(0).integers(0, 2**32, 2000, dtype=np.uint64)])
+    magic, shift = tab[:, 1], tab[:, 2]
+    for x in xs:
+        q = (x + ((x * magic) >> np.uint64(32))) >> shift
+        assert (q == x // f.astype(np.uint64)).all(), int(x)
+
+
+def _hist_ref(sym, other, k_other, alpha):
+    out = np.zeros((sym.shape[0], k_other * alpha))
+    for i in range(sym.shape[0]):
+        np.add.at(out[i], other * alpha + sym[i], 1.0)
+    return out
+
+
+def _argmin_ref(hist, lengths):
+    out = np.zeros(hist.shape[0], np.int64)
+    for i in range(hist.shape[0]):
+        best = np.inf
+        for c in range(lengths.shape[0]):
+            s = 0.0
+            for b in range(hist.shape[1]):
+                if hist[i, b] != 0.0:
+                    s += hist[i, b] * lengths[c, b]
+            if s < best:
+                best, out[i] = s, c
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nr=st.integers(1, 40), nc=st.integers(1, 70),
+       k=st.integers(1, 8), alpha=st.sampled_from([1, 3, 40]))
+def test_context_kernels_match_plain_loops(seed, nr, nc, k, alpha):
+    rng = np.random.default_rng(seed)
+    sym = rng.integers(0, alpha, (nr, nc)).astype(np.uint8)
+    other = rng.integers(0, k, nc).astype(np.int64)
+    h = context._hist(sym, other, k, alpha)
+    assert np.array_equal(h, _hist_ref(sym, other, k, alpha))
+    lengths = context._code_lengths(rng.integers(0, 50, (k, k * alpha)))
+    assert np.array_equal(context._argmin_cost(h, lengths), _argmin_ref(h, lengths))
+    rows = rng.integers(0, k, nr).astype(np.int64)
+    t = context._ctx_table(sym, rows, other, k, k * k, alpha)
+    ref = np.zeros((k * k, alpha), np.int64)
+    np.add.at(ref, (rows[:, None] * k + other[None, :], sym), 1)
+    assert np.array_equal(t, ref)
