@@ -9,7 +9,10 @@ see the same background load on a shared machine; the figures are medians of ``-
 table says whether both variants wrote byte-identical containers.
 
     python benchmarks/bench_compress.py [--repeat 3] [--threads N] [--baseline DIR] [--verify]
-                                        [--json]
+                                        [--levels default,fast] [--json]
+
+With several ``--levels`` each level is a row of its own (ratio included); a baseline from
+before levels existed is only asked for ``default``.
 """
 
 from __future__ import annotations
@@ -32,15 +35,17 @@ with tempfile.TemporaryDirectory() as d:
     out = Path(d) / "m.bs"
     warm = set()
     for line in sys.stdin:
-        src, threads = line.split("\t")
-        if src not in warm:
-            bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads))
-            warm.add(src)
+        src, threads, level = line.rstrip("\n").split("\t")
+        kw = {} if level == "default" else {"level": level}
+        if (src, level) not in warm:
+            bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads), **kw)
+            warm.add((src, level))
         t = time.perf_counter()
-        bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads))
+        bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads), **kw)
         dt = time.perf_counter() - t
-        digest = hashlib.sha256(out.read_bytes()).hexdigest()
-        print(json.dumps({"seconds": dt, "sha256": digest}), flush=True)
+        data = out.read_bytes()
+        print(json.dumps({"seconds": dt, "sha256": hashlib.sha256(data).hexdigest(),
+                          "bytes": len(data)}), flush=True)
 """
 
 
@@ -52,9 +57,9 @@ class Child:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env)
 
-    def run(self, src: Path, threads: int) -> dict[str, Any]:
+    def run(self, src: Path, threads: int, level: str) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{src}\t{threads}\n")
+        self.proc.stdin.write(f"{src}\t{threads}\t{level}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -73,8 +78,10 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="N (default: all cores)")
     ap.add_argument("--baseline", type=Path, help="also time the bigsmall package in this folder")
     ap.add_argument("--verify", action="store_true", help="time compress with its verify pass")
+    ap.add_argument("--levels", default="default", help="comma-separated levels (default: default)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    levels = args.levels.split(",")
     from bigsmall.testing import corpus
 
     here = Path(__file__).resolve().parent.parent
@@ -87,17 +94,21 @@ def main() -> int:
     try:
         for name, src in corpus.reference_models().items():
             mb = src.stat().st_size / 1e6
-            for threads in sorted({1, n}):
-                row: dict[str, Any] = {"model": name, "MB": round(mb, 1), "threads": threads}
-                times: dict[str, list[float]] = {tag: [] for tag in children}
-                for _ in range(args.repeat):
-                    for tag, ch in children.items():
-                        r = ch.run(src, threads)
-                        times[tag].append(r["seconds"])
-                        row[f"{tag}_sha256"] = r["sha256"]
-                for tag, ts in times.items():
-                    row[f"{tag}_MBps"] = round(mb / statistics.median(ts), 2)
-                rows.append(row)
+            for level in levels:
+                tags = [t for t in children if t == "this" or level == "default"]
+                for threads in sorted({1, n}):
+                    row: dict[str, Any] = {"model": name, "MB": round(mb, 1), "level": level,
+                                           "threads": threads}
+                    times: dict[str, list[float]] = {tag: [] for tag in tags}
+                    for _ in range(args.repeat):
+                        for tag in tags:
+                            r = children[tag].run(src, threads, level)
+                            times[tag].append(r["seconds"])
+                            row[f"{tag}_sha256"] = r["sha256"]
+                            row[f"{tag}_ratio"] = round(100 * r["bytes"] / src.stat().st_size, 2)
+                    for tag, ts in times.items():
+                        row[f"{tag}_MBps"] = round(mb / statistics.median(ts), 2)
+                    rows.append(row)
     finally:
         for ch in children.values():
             ch.close()
@@ -107,7 +118,8 @@ def main() -> int:
     what = "with verify" if args.verify else "no verify"
     print(f"compress MB/s (medians of {args.repeat}, {what}, page cache warm, runs interleaved)\n")
     for r in rows:
-        line = f"  {r['model']:18s} {r['MB']:6.1f} MB  {r['threads']} thread(s)  {r['this_MBps']:7.2f} MB/s"
+        line = (f"  {r['model']:18s} {r['MB']:6.1f} MB  {r['level']:7s} {r['threads']} thread(s)"
+                f"  {r['this_MBps']:7.2f} MB/s  {r['this_ratio']:6.2f} %")
         if "baseline_MBps" in r:
             same = "byte-identical" if r["baseline_sha256"] == r["this_sha256"] else "OUTPUT DIFFERS"
             line += (f"   baseline {r['baseline_MBps']:7.2f} MB/s  x{r['this_MBps'] / r['baseline_MBps']:.2f}"

@@ -54,3 +54,7 @@ class TensorNotFoundError(BigsmallError, KeyError):
 
 class MissingDependencyError(BigsmallError, ImportError):
     """An optional dependency (torch, transformers, huggingface_hub) is needed but not installed."""
+
+
+class InvalidOptionError(BigsmallError, ValueError):
+    """An option has a value bigsmall does not accept (e.g. an unknown compression level)."""

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bigsmall.codecs.base import get_codec
+from bigsmall.codecs.base import LEVELS, get_codec
 from bigsmall.core.decode import decode_into
 from bigsmall.core.planner import plan_tensor
 
@@ -24,10 +24,10 @@ def _roundtrip(spec, data, plan):
 
 
 @SETTINGS
-@given(tensor_bytes(), st.sampled_from([7, 64, 1000, 1 << 20]))
-def test_planner_roundtrip_any_dtype(td, chunk_bytes):
+@given(tensor_bytes(), st.sampled_from([7, 64, 1000, 1 << 20]), st.sampled_from(LEVELS))
+def test_planner_roundtrip_any_dtype(td, chunk_bytes, level):
     spec, data = td
-    plan = plan_tensor(data, spec, chunk_bytes)
+    plan = plan_tensor(data, spec, chunk_bytes, level)
     assert plan.coded_size <= max(data.size, 0) or plan.codec == "raw"
     _roundtrip(spec, data, plan)
 
@@ -42,11 +42,11 @@ def test_byte_types_roundtrip(td, chunk_bytes):
 
 @pytest.mark.parametrize("codec", ["field", "lut", "zstd", "raw", "const"])
 @SETTINGS
-@given(td=tensor_bytes(), chunk=st.sampled_from([1, 5, 333, 4096]))
-def test_each_codec_directly(codec, td, chunk):
+@given(td=tensor_bytes(), chunk=st.sampled_from([1, 5, 333, 4096]), level=st.sampled_from(LEVELS))
+def test_each_codec_directly(codec, td, chunk, level):
     """Force each codec (not just the one the planner picks) through its round trip."""
     spec, data = td
-    plan = get_codec(codec).encode(data, spec, chunk)
+    plan = get_codec(codec).encode(data, spec, chunk, level=level)
     if plan is None:
         return  # the codec declined this input (e.g. const on non-constant data)
     _roundtrip(spec, data, plan)

@@ -39,12 +39,21 @@ def chunk_bounds(spec: TensorSpec, params: dict[str, Any], count: int) -> list[t
     return out
 
 
+LEVELS = ("fast", "default")
+"""Encoder effort levels: ``fast`` skips the search for row/column contexts (one context per
+tensor: ~3x faster compress, ~0.2-1.6 points larger on the corpus); ``default`` searches."""
+
+
 class Codec(abc.ABC):
     codec_id: ClassVar[str]
 
     @abc.abstractmethod
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
-        """Code ``data`` (uint8, the tensor's raw bytes); None when the codec does not apply."""
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
+        """Code ``data`` (uint8, the tensor's raw bytes); None when the codec does not apply.
+
+        ``level`` (one of ``LEVELS``) trades encoder effort for size; it never changes what a
+        decoder needs: every level writes the same format, only the choices in it differ."""
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> Any:
         """Parse side information once per tensor; the result is shared by every chunk."""

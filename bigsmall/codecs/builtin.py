@@ -25,7 +25,8 @@ _WORD = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 class RawCodec(Codec):
     codec_id = "raw"
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan:
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan:
         step = chunk_units * unit_bytes(spec)
         chunks = tuple(data[i : i + step].tobytes() for i in range(0, data.size, step))
         return TensorPlan(self.codec_id, {"chunk": chunk_units}, b"", chunks)
@@ -40,7 +41,8 @@ class RawCodec(Codec):
 class ConstCodec(Codec):
     codec_id = "const"
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
         unit = unit_bytes(spec)
         if data.size == 0 or data.size % unit:
             return None
@@ -74,7 +76,8 @@ class LutCodec(Codec):
     codec_id = "lut"
     _U8 = TensorSpec("", "U8", (0,))
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
         unit = spec.info.itemsize
         if unit < 2 or data.size == 0:
             return None
@@ -124,7 +127,8 @@ class ZstdPlanesCodec(Codec):
     codec_id = "zstd"
     LEVEL = 3
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
         unit = unit_bytes(spec)
         step = chunk_units * unit
         cctx = zstandard.ZstdCompressor(level=self.LEVEL)

@@ -175,7 +175,8 @@ def _count_contexts(hi: np.ndarray, cl: context.Clustering, ncols: int, alpha: i
 class FieldCodec(Codec):
     codec_id = "field"
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int) -> TensorPlan | None:
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
         from . import context, rans
 
         assert rans.LANES == LANES
@@ -191,7 +192,10 @@ class FieldCodec(Codec):
             nrows, ncols = spec.matrix
         hi, lo = _fields(values, lay)
         alpha = 1 << lay.eb
-        cl = context.choose(hi.reshape(nrows, ncols), alpha)
+        if level == "fast":  # no context search: one exponent table per tensor
+            cl = context.trivial(nrows, ncols)
+        else:
+            cl = context.choose(hi.reshape(nrows, ncols), alpha)
         counts = _count_contexts(hi, cl, ncols, alpha)
         qexp = tables.quantize_counts(counts)
         qmant = None

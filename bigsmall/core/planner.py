@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs.base import get_codec, unit_bytes
+from ..codecs.base import LEVELS, get_codec, unit_bytes
 from ..codecs.field import base_layout
+from ..errors import InvalidOptionError
 from .types import TensorPlan, TensorSpec
 
 CHUNK_BYTES = 1 << 18  # decoded bytes per independently decodable chunk (parallel decode)
@@ -51,8 +52,13 @@ def _zstd_may_win(data: np.ndarray, spec: TensorSpec, chunk_units: int, best: Te
     return probe.coded_size <= ZSTD_PROBE_MARGIN * len(best.chunks[0])
 
 
-def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES) -> TensorPlan:
-    """Code one tensor's raw bytes (uint8 array) with the smallest applicable codec."""
+def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES,
+                level: str = "default") -> TensorPlan:
+    """Code one tensor's raw bytes (uint8 array) with the smallest applicable codec.
+
+    ``level``: encoder effort (``codecs.base.LEVELS``); raises InvalidOptionError on an unknown one."""
+    if level not in LEVELS:
+        raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     chunk_units = chunk_units_for(spec, chunk_bytes)
     raw = get_codec("raw")
     if data.size == 0:
@@ -61,7 +67,7 @@ def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYT
     for cid in candidate_codecs(spec):
         if cid == "zstd" and best is not None and not _zstd_may_win(data, spec, chunk_units, best):
             continue
-        plan = get_codec(cid).encode(data, spec, chunk_units)
+        plan = get_codec(cid).encode(data, spec, chunk_units, level=level)
         if plan is None:
             continue
         if best is None or plan.coded_size < best.coded_size:

@@ -53,7 +53,8 @@ def _decode_all(path: Path, threads: int) -> float:
     return time.perf_counter() - t
 
 
-def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | None = None) -> dict[str, Any]:
+def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | None = None,
+                  level: str = "default") -> dict[str, Any]:
     src = Path(src)
     threads = threads or default_threads()
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else src.stat().st_size
@@ -62,7 +63,7 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         out = Path(d) / "restored"
         c_t, d_t = [], []
         for _ in range(repeat):
-            r = compress(src, bs_path, force=True, threads=threads)
+            r = compress(src, bs_path, force=True, threads=threads, level=level)
             c_t.append(r.seconds)
         for _ in range(repeat):
             t = time.perf_counter()
@@ -85,5 +86,5 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         f"decode_memory_MBps_{threads}_threads": size / 1e6 / med(mem_n),
         "thread_speedup": med(mem_1) / med(mem_n), "threads": threads,
         "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": peak_rss() / 1e6,
-        "repeat": repeat,
+        "repeat": repeat, "level": level,
     }
