@@ -158,3 +158,20 @@ def test_outputs_get_the_usual_file_mode(small_model: Path, tmp_path: Path) -> N
     finally:
         os.umask(old)
     assert (Path(r.dst).stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize("window", [0, 1 << 40])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_container_bytes_do_not_depend_on_the_window(small_model: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     window: int, threads: int) -> None:
+    """The writer's in-flight bound (tensors and bytes) only changes when it waits, never what it
+    writes: the container is the same bytes for any window and thread count."""
+    import bigsmall.io.compress as compress_mod
+
+    ref = tmp_path / "ref.bs"
+    bigsmall.compress(small_model, ref, threads=1)
+    monkeypatch.setattr(compress_mod, "WINDOW_BYTES", window)
+    out = tmp_path / "w.bs"
+    bigsmall.compress(small_model, out, threads=threads)
+    assert out.read_bytes() == ref.read_bytes()

@@ -103,6 +103,9 @@ def _read_input(path: Path, rel: str, force_safetensors: bool = False) -> _Input
     return _Input(rel, path, "safetensors", size, header)
 
 
+WINDOW_BYTES = 256 << 20  # input bytes in flight before the writer waits for the oldest tensor
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -183,6 +186,7 @@ def compress(
             entries: list[TensorEntry] = []
             seen: dict[tuple[str, str, int], TensorSpec] = {}
             window: deque[tuple[TensorSpec, str, Future[TensorPlan] | None, str | None]] = deque()
+            inflight = 0  # input bytes of the tensors in ``window``
 
             def drain_one() -> None:
                 nonlocal pos
@@ -224,7 +228,12 @@ def compress(
                     if spec.nbytes and key not in seen:
                         seen[key] = spec
                     window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level), None))
-                while len(window) > 2 * threads:
+                inflight += spec.nbytes
+                # Bound the tensors held (input copies and plans) by count *and* bytes: a count
+                # alone stalls every thread behind one big tensor (MiniLM's embedding is half the
+                # model; with 4 tensors in flight the other thread ran dry while it was coded).
+                while len(window) > 2 * threads and inflight > WINDOW_BYTES:
+                    inflight -= window[0][0].nbytes
                     drain_one()
             while window:
                 drain_one()
