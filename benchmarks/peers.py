@@ -1,10 +1,15 @@
-"""Issue #3 benchmark: bigsmall next to zstd-3, byte-grouped zstd-3 and (optionally) ZipNN.
+"""Issue #3 benchmark: bigsmall next to zstd-3, byte-grouped zstd-3 and (optionally) ZipNN and the
+bigsmall 4.0 package from PyPI.
+
+bigsmall runs at both levels (``bigsmall``: default, ``bigsmall_fast``: ``level="fast"``), each
+with compress's default verify pass (every coded tensor decoded again before it is written).
 
 All tools run in the same invocation on the same files (page cache warm), file -> file, medians
 of --repeat runs. Peers are never imported from this project: set BIGSMALL_PEERS_PYTHON to the
 python of a separate venv that has them (``python -m venv /tmp/peers &&
-/tmp/peers/bin/pip install torch==2.13.0 numpy zstandard safetensors && /tmp/peers/bin/pip install
---no-deps zipnn``); a child process runs them there.
+/tmp/peers/bin/pip install torch==2.13.0 numpy zstandard safetensors blosc2 constriction numba tqdm
+huggingface-hub && /tmp/peers/bin/pip install --no-deps zipnn bigsmall==4.0.0``); a child
+process runs them there (bigsmall 4.0 with its PyPI version check disabled).
 
     python benchmarks/peers.py [--repeat 3] [--json]
 """
@@ -20,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -75,10 +81,11 @@ def time_zstd(src: Path, work: Path, repeat: int, grouped: bool) -> dict[str, fl
             "decompress_MBps": size / 1e6 / statistics.median(dt) if not grouped else float("nan")}
 
 
-def time_bigsmall(src: Path, work: Path, repeat: int, threads: int) -> dict[str, float]:
+def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str = "default") -> dict[str, float]:
+    """bigsmall as a user runs it: ``compress`` with its default verify pass, then ``decompress``."""
     ct, dt = [], []
     for _ in range(repeat):
-        r = bigsmall.compress(src, work / "m.bs", force=True, threads=threads)
+        r = bigsmall.compress(src, work / "m.bs", force=True, threads=threads, level=level)
         ct.append(r.seconds)
     for _ in range(repeat):
         t = time.perf_counter()
@@ -87,6 +94,42 @@ def time_bigsmall(src: Path, work: Path, repeat: int, threads: int) -> dict[str,
     size = src.stat().st_size
     return {"ratio": r.ratio, "compress_MBps": size / 1e6 / statistics.median(ct),
             "decompress_MBps": size / 1e6 / statistics.median(dt)}
+
+
+_BS4_CHILD = r"""
+import hashlib, json, os, statistics, sys, time
+os.environ["BIGSMALL_DISABLE_VERSION_CHECK"] = "1"  # 4.0 pings PyPI on import otherwise
+import bigsmall
+src, work, repeat, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+raw = open(src, "rb").read()
+ct, dt = [], []
+for _ in range(repeat):
+    t = time.perf_counter(); bigsmall.compress(src, work + "/m4.bs", workers=threads, progress=False)
+    ct.append(time.perf_counter() - t)
+for _ in range(repeat):
+    if os.path.exists(work + "/m4.out"):
+        os.remove(work + "/m4.out")
+    t = time.perf_counter(); bigsmall.decompress(work + "/m4.bs", work + "/m4.out", progress=False)
+    dt.append(time.perf_counter() - t)
+same = open(work + "/m4.out", "rb").read() == raw
+print(json.dumps({"ratio": os.path.getsize(work + "/m4.bs") / len(raw), "compress_s": statistics.median(ct),
+                  "decompress_s": statistics.median(dt), "file_identical": same}))
+"""
+
+
+def time_bigsmall4(py: str, src: Path, work: Path, repeat: int, threads: int) -> dict[str, Any] | None:
+    """The bigsmall 4.0 package (PyPI), from the peers venv; says whether its restored file is
+    byte-identical to the original (the tensors may be while the file is not)."""
+    env = {**os.environ, "BIGSMALL_DISABLE_VERSION_CHECK": "1", "PYTHONPATH": ""}
+    res = subprocess.run([py, "-c", _BS4_CHILD, str(src), str(work), str(repeat), str(threads)],
+                         capture_output=True, text=True, env=env, cwd=str(work))
+    if res.returncode != 0:
+        print(f"bigsmall 4.0 failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    size = src.stat().st_size
+    return {"ratio": d["ratio"], "compress_MBps": size / 1e6 / d["compress_s"],
+            "decompress_MBps": size / 1e6 / d["decompress_s"], "file_identical": d["file_identical"]}
 
 
 def time_zipnn(py: str, src: Path, work: Path, repeat: int, threads: int, dtype: str) -> dict[str, float] | None:
@@ -116,10 +159,12 @@ def main() -> int:
         for name, (src, zdtype) in models.items():
             row: dict[str, object] = {"model": name, "MB": src.stat().st_size / 1e6}
             row["bigsmall"] = time_bigsmall(src, work, args.repeat, args.threads)
+            row["bigsmall_fast"] = time_bigsmall(src, work, args.repeat, args.threads, "fast")
             row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
             row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
             if peers_py:
                 row["zipnn"] = time_zipnn(peers_py, src, work, args.repeat, args.threads, zdtype)
+                row["bigsmall_4.0"] = time_bigsmall4(peers_py, src, work, args.repeat, args.threads)
             rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -127,13 +172,16 @@ def main() -> int:
     print(f"threads={args.threads} repeat={args.repeat} (medians; file -> file, page cache warm)")
     for row in rows:
         print(f"\n{row['model']} ({row['MB']:.1f} MB)")
-        for tool in ("bigsmall", "zstd3", "byte_grouped_zstd3", "zipnn"):
+        for tool in ("bigsmall", "bigsmall_fast", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
             r = row.get(tool)
             if isinstance(r, dict):
                 dec = r["decompress_MBps"]
                 dec_s = "    n/a" if dec != dec else f"{dec:7.1f}"  # NaN: not measured
+                extra = ""
+                if "file_identical" in r:
+                    extra = "  restored file identical" if r["file_identical"] else "  restored file DIFFERS"
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
-                      f"decompress {dec_s} MB/s")
+                      f"decompress {dec_s} MB/s{extra}")
         z, b = row.get("zipnn"), row["bigsmall"]
         if isinstance(z, dict) and isinstance(b, dict):
             print(f"  bigsmall / zipnn: decompress speed x{b['decompress_MBps'] / z['decompress_MBps']:.2f}, "
