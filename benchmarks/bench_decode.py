@@ -1,4 +1,4 @@
-"""Decode speed: the ``field`` kernel alone on real chunks, and whole decode-into-memory.
+"""Decode speed: the ``field`` / ``field8`` kernels alone on real chunks, and whole decode-into-memory.
 
 Why both: the kernel figure (elements/s on one core, no Python in the loop) says how fast the
 entropy decoder itself is; the decode-into-memory figure (open + read every tensor, receipts
@@ -10,7 +10,9 @@ against which the pipelined path's speed-up should be judged.
 
     python benchmarks/bench_decode.py [SRC.bs | SRC.safetensors] [--repeat 5] [--threads 2]
 
-Without SRC it compresses the bf16 MiniLM of the test corpus into a temporary file first.
+Without SRC it compresses the bf16 MiniLM of the test corpus into a temporary file first; a
+``.safetensors`` SRC is compressed twice, as format 1.1 (``field8``) and as format 1.0
+(``field``), and both containers are measured in this run.
 All figures are medians of ``--repeat`` runs taken in this one process; MB/s counts decoded
 (original) bytes. The kernel figure is CPU time of the decoding thread; decode-into-memory is
 wall time (what a user waits), so it also shows how busy the machine is.
@@ -29,17 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bigsmall.codecs import rans
-from bigsmall.codecs.field import _UINT
 from bigsmall.core.decode import DecodeJob, plan_decode
 from bigsmall.io.reader import BsFile
 
 
 def _field_jobs(bs: BsFile) -> list[tuple[DecodeJob, np.ndarray]]:
-    """(prepared job, output buffer) of every ``field`` tensor: the kernel's real inputs."""
+    """(prepared job, output buffer) of every ``field``/``field8`` tensor: the kernels' real inputs."""
     jobs = []
     for t in bs.container.tensors:
-        if t.codec != "field":
+        if t.codec not in ("field", "field8"):
             continue
         blob = bs.source.read(t.offset, t.length)
         job = plan_decode(t.spec, t.codec, t.params, blob, t.head_len, t.chunk_lens)
@@ -51,23 +51,13 @@ def _kernel_pass(jobs: list[tuple[DecodeJob, np.ndarray]]) -> tuple[float, int]:
     """One single-threaded pass of the numba kernel over every chunk: (CPU seconds of this
     thread, elements). CPU time, not wall time: on a shared machine other processes' load then
     does not count against the kernel."""
-    calls = []
-    for job, out in jobs:
-        st = job.state
-        lay = st.lay
-        per = int(job.params["chunk"])
-        ncols = int(job.params["matrix"][1])
-        for idx, chunk, b, e in job.chunks:
-            dst = out[b:e].view(_UINT[lay.width // 8])
-            calls.append((dst, idx * per, ncols, st, lay, np.frombuffer(chunk, np.uint8)))
     n = 0
     t0 = time.thread_time()
-    for dst, k0, ncols, st, lay, buf in calls:
-        rc = rans.decode_chunk(dst, k0, ncols, st.rowctx, st.colctx, st.tsym, st.tfc, st.prob_bits,
-                               st.msym, st.mfc, st.mprob_bits, lay.p, lay.eb, lay.mb, st.rshift, buf)
-        if rc != 0:
-            raise RuntimeError(f"kernel returned {rc}")
-        n += dst.shape[0]
+    for job, out in jobs:  # one GIL-free kernel call per tensor (all its chunks)
+        if not job.codec.decode_strided(job.state, job.spec, job.params, job.blob, job.offsets, 0, 1,
+                                        out):
+            raise RuntimeError(f"{job.spec.name}: no strided kernel")
+        n += out.size // (job.state.lay.width // 8)
     return time.thread_time() - t0, n
 
 
@@ -132,36 +122,45 @@ def main(argv: list[str] | None = None) -> int:
         if src.suffix != ".bs":
             import bigsmall
 
-            path = Path(d) / "model.bs"
-            bigsmall.compress(src, path, force=True)
+            paths = []
+            for version in ("1.1", "1.0"):
+                paths.append(Path(d) / f"model-{version}.bs")
+                bigsmall.compress(src, paths[-1], force=True, format_version=version)
         else:
-            path = src
-        with BsFile(path, threads=1) as bs:
-            size = bs.original_size
-            jobs = _field_jobs(bs)
-        _kernel_pass(jobs)  # JIT / cache load, page faults of the outputs
-        med = statistics.median
-        ks, n = [], 0
-        for _ in range(args.repeat):
-            s, n = _kernel_pass(jobs)
-            ks.append(s)
-        fbytes = sum(out.size for _, out in jobs)
-        print(f"{path} ({size / 1e6:.1f} MB, field: {n} elements, {fbytes / 1e6:.1f} MB), "
-              f"repeat={args.repeat}, medians")
-        print(f"  kernel, 1 thread     {n / med(ks) / 1e6:8.1f} M elements/s  "
-              f"{fbytes / med(ks) / 1e6:8.1f} MB/s   (CPU time; best run "
-              f"{n / min(ks) / 1e6:.1f} M elements/s)")
-        _decode_all(path, 1)
-        for label, fn in (("kernel, no shell", lambda _p, th: _kernel_threads(jobs, th)),
-                          ("read_bytes", _decode_all), ("iter_decoded", _iter_all)):
-            t1, tn = [], []
-            for _ in range(args.repeat):  # interleaved: both see the same machine load
-                t1.append(fn(path, 1))
-                tn.append(fn(path, args.threads))
-            print(f"  {label:<16} 1 thread  {size / med(t1) / 1e6:8.1f} MB/s   "
-                  f"{args.threads} threads {size / med(tn) / 1e6:8.1f} MB/s   "
-                  f"speed-up x{med(t1) / med(tn):.2f}")
+            paths = [src]
+        for path in paths:
+            _measure(path, args.repeat, args.threads)
     return 0
+
+
+def _measure(path: Path, repeat: int, threads: int) -> None:
+    """Print the kernel and decode-into-memory figures of one container."""
+    with BsFile(path, threads=1) as bs:
+        size = bs.original_size
+        jobs = _field_jobs(bs)
+        codecs = sorted({job.codec.codec_id for job, _ in jobs})
+    _kernel_pass(jobs)  # JIT / cache load, page faults of the outputs
+    med = statistics.median
+    ks, n = [], 0
+    for _ in range(repeat):
+        s, n = _kernel_pass(jobs)
+        ks.append(s)
+    fbytes = sum(out.size for _, out in jobs)
+    print(f"{path.name} ({size / 1e6:.1f} MB, {'/'.join(codecs)}: {n} elements, "
+          f"{fbytes / 1e6:.1f} MB), repeat={repeat}, medians")
+    print(f"  kernel, 1 thread     {n / med(ks) / 1e6:8.1f} M elements/s  "
+          f"{fbytes / med(ks) / 1e6:8.1f} MB/s   (CPU time; best run "
+          f"{n / min(ks) / 1e6:.1f} M elements/s)")
+    _decode_all(path, 1)
+    for label, fn in (("kernel, no shell", lambda _p, th: _kernel_threads(jobs, th)),
+                      ("read_bytes", _decode_all), ("iter_decoded", _iter_all)):
+        t1, tn = [], []
+        for _ in range(repeat):  # interleaved: both see the same machine load
+            t1.append(fn(path, 1))
+            tn.append(fn(path, threads))
+        print(f"  {label:<16} 1 thread  {size / med(t1) / 1e6:8.1f} MB/s   "
+              f"{threads} threads {size / med(tn) / 1e6:8.1f} MB/s   "
+              f"speed-up x{med(t1) / med(tn):.2f}")
 
 
 if __name__ == "__main__":

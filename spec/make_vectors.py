@@ -268,6 +268,14 @@ FILE_VECTORS: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
     "special_values": ("NaN payloads, +-inf, -0, subnormals in F32/F16/BF16", v_special_values, None),
     "chunked": (f"field, lut, zstd, raw with chunk_bytes={CHUNKED} (many chunks)", v_chunked, CHUNKED),
 }
+# format 1.1 (field8, spec §18): the float/byte vectors again, written at the default format
+# (the ones above are written as format 1.0 and stay byte-identical forever)
+FILE_VECTORS_11: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
+    f"v11_{name}": (FILE_VECTORS[name][0].replace("field", "field8"), FILE_VECTORS[name][1],
+                    FILE_VECTORS[name][2])
+    for name in ("bf16_grid", "fp16_mantissa", "fp32_row_shift", "fp8_e4m3", "bool_mask",
+                 "bytes_i8_f4", "special_values", "chunked")
+}
 FOLDER_VECTORS: dict[str, tuple[str, Callable[[Path], None], int | None]] = {
     "tiny_model": ("model folder: two shards, index json, config; 11 layers, tied head",
                    build_model_folder, None),
@@ -286,23 +294,27 @@ def build(out: Path) -> dict[str, Any]:
 
     out.mkdir(parents=True, exist_ok=True)
     vectors: dict[str, Any] = {}
-    jobs: list[tuple[str, str, Path, int | None, str]] = []
+    jobs: list[tuple[str, str, Path, int | None, str, str]] = []
     for name, (desc, make, chunk) in FILE_VECTORS.items():
         src = out / f"{name}.safetensors"
         write_safetensors(src, make())
-        jobs.append((name, desc, src, chunk, "file"))
+        jobs.append((name, desc, src, chunk, "file", "1.0"))
     for name, (desc, make_dir, chunk) in FOLDER_VECTORS.items():
         src = out / name
         if src.exists():
             shutil.rmtree(src)
         src.mkdir()
         make_dir(src)
-        jobs.append((name, desc, src, chunk, "folder"))
+        jobs.append((name, desc, src, chunk, "folder", "1.0"))
+    for name, (desc, make, chunk) in FILE_VECTORS_11.items():
+        src = out / f"{name}.safetensors"
+        write_safetensors(src, make())
+        jobs.append((name, desc, src, chunk, "file", "1.1"))
     writer = None
-    for name, desc, src, chunk, kind in jobs:
+    for name, desc, src, chunk, kind, version in jobs:
         dst = out / f"{name}.bs"
-        kw = {} if chunk is None else {"chunk_bytes": chunk}
-        bigsmall.compress(src, dst, force=True, progress=False, **kw)
+        kw: dict[str, Any] = {} if chunk is None else {"chunk_bytes": chunk}
+        bigsmall.compress(src, dst, force=True, progress=False, format_version=version, **kw)
         if kind == "file":
             files = {src.name: sha256(src)}
         else:
@@ -314,6 +326,7 @@ def build(out: Path) -> dict[str, Any]:
         vectors[name] = {
             "description": desc, "kind": kind, "source": src.name, "bs": dst.name,
             "bs_sha256": sha256(dst), "chunk_bytes": chunk, "files": files, "codecs": codecs,
+            "format_version": [int(x) for x in version.split(".")],
         }
     return {
         "format_version": list(fmt.VERSION),

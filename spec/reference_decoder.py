@@ -184,6 +184,8 @@ class Table:
 # ------------------------------------------------------------------------- §14 field
 
 class Field:
+    LANES = 4
+
     def __init__(self, params: dict[str, Any], unit: int, nbytes: int, head: bytes):
         self.width, self.p, self.eb, self.mb = (int(x) for x in params["layout"])
         self.kr, self.kc = (int(x) for x in params["grid"])
@@ -197,7 +199,7 @@ class Field:
                 and self.p >= 0 and self.p + self.c <= self.width and self.rbits <= 56
                 and self.nrows * self.ncols * unit == nbytes and 1 <= self.kr <= 256
                 and 1 <= self.kc <= 256 and self.kr * self.kc <= 256 and 8 <= self.pb <= 12
-                and 8 <= self.mpb <= 12 and self.lanes == 4):
+                and 8 <= self.mpb <= 12 and self.lanes == self.LANES):
             raise DecodeError("field params")
         raw = _zstd(head, 1 << 30)
         pos = 0
@@ -301,6 +303,80 @@ class Field:
         return out
 
 
+# ------------------------------------------------------------------------- §18 field8
+
+class Field8(Field):
+    """§18: the model of ``field``; eight lanes interleaved by unit, 63-bit states, one 32-bit
+    renormalisation per unit, one raw bit stream per chunk."""
+
+    LANES = 8
+
+    def decode_chunk(self, ci: int, chunk: bytes, n: int) -> list[int]:
+        L8 = 1 << 31
+        if len(chunk) < 68:
+            raise DecodeError("chunk truncated")
+        (slen,) = struct.unpack_from("<I", chunk, 0)
+        x = list(struct.unpack_from("<8Q", chunk, 4))
+        k0 = ci * self.chunk
+        rows = [(k0 + t) // self.ncols for t in range(n)]
+        nbits = sum(self.rbits - self.rshift[i] for i in rows)
+        if slen % 4 or 68 + slen + (nbits + 7) // 8 != len(chunk):
+            raise DecodeError("chunk lengths")
+        words = chunk[68 : 68 + slen]
+        raw = chunk[68 + slen :]
+        wpos = 0
+        p, c, mb = self.p, self.c, self.mb
+        syms = [0] * n
+        for g in range(0, n, 8):
+            units = range(g, min(n, g + 8))
+            es = {}
+            for t in units:  # phase 1: exponents
+                i, j = divmod(k0 + t, self.ncols)
+                tab = self.etab[self.row_map[i] * self.kc + self.col_map[j]]
+                if tab.empty:
+                    raise DecodeError("symbol from an empty context")
+                lane = t % 8
+                slot = x[lane] & ((1 << tab.bits) - 1)
+                e = tab.sym[slot]
+                x[lane] = tab.freq[e] * (x[lane] >> tab.bits) + slot - tab.cum[e]
+                es[t] = e
+            for t in units:  # phase 2: mantissas
+                m = 0
+                if mb:
+                    mt = self.mtab[es[t]]
+                    if mt is None:
+                        raise DecodeError("no mantissa table for this exponent")
+                    lane = t % 8
+                    slot = x[lane] & ((1 << mt.bits) - 1)
+                    m = mt.sym[slot]
+                    x[lane] = mt.freq[m] * (x[lane] >> mt.bits) + slot - mt.cum[m]
+                syms[t] = (es[t] << mb) | m
+            for t in units:  # phase 3: renormalisation
+                lane = t % 8
+                if x[lane] < L8:
+                    if wpos + 4 > slen:
+                        raise DecodeError("stream exhausted")
+                    (w,) = struct.unpack_from("<I", words, wpos)
+                    x[lane] = (x[lane] << 32) | w
+                    wpos += 4
+        if any(v != L8 for v in x) or wpos != slen:
+            raise DecodeError("chunk does not end cleanly")
+        out = []
+        acc = nb = rpos = 0
+        for t in range(n):
+            rs = self.rshift[rows[t]]
+            rb = self.rbits - rs
+            while nb < rb:
+                acc |= (raw[rpos] if rpos < len(raw) else 0) << nb
+                rpos += 1
+                nb += 8
+            r = (acc & ((1 << rb) - 1)) << rs
+            acc >>= rb
+            nb -= rb
+            out.append((syms[t] << p) | (r & ((1 << p) - 1)) | ((r >> p) << (p + c)))
+        return out
+
+
 # ------------------------------------------------------------------------- §8 - §13 tensors
 
 def tensor_bytes(buf: bytes, index: dict[str, Any], name: str, hops: int = 0) -> bytes:
@@ -341,7 +417,7 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
         if len(value) != unit:
             raise DecodeError("const width")
         return value * (nbytes // unit)
-    if codec not in ("raw", "zstd", "lut", "field"):
+    if codec not in ("raw", "zstd", "lut", "field", "field8"):
         raise UnknownCodec(codec)
     per = int(params["chunk"])
     expected = 0 if n_units == 0 else -(-n_units // per)
@@ -351,6 +427,8 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
     state: Any = None
     if codec == "field":
         state = Field(params, unit, nbytes, head)
+    elif codec == "field8":  # §18
+        state = Field8(params, unit, nbytes, head)
     elif codec == "lut":  # §13
         ih = int(params["inner_head"])
         tbytes = head_len - ih
@@ -376,7 +454,7 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
             for k in range(unit):
                 part[k::unit] = planes[k * m : (k + 1) * m]
             out += part
-        elif codec == "field":  # §14
+        elif codec in ("field", "field8"):  # §14, §18
             for v in state.decode_chunk(ci, chunk, m):
                 out += v.to_bytes(unit, "little")
         else:  # lut

@@ -81,7 +81,10 @@ def test_vector_verifies_full(name: str) -> None:
         assert rep.tensors_checked == rep.tensors_total
         assert rep.files_checked == len(v["files"])
         assert sorted({t.codec for t in bs.container.tensors}) == v["codecs"]
-        assert tuple(bs.container.version) == tuple(MANIFEST["format_version"])
+        assert tuple(bs.container.version) == tuple(v["format_version"])
+        with open(VECTORS / v["bs"], "rb") as fh:
+            h = fmt.parse_header(fh.read(64))
+        assert (h["major"], h["minor"]) == tuple(v["format_version"])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -111,8 +114,9 @@ def test_every_codec_has_a_vector() -> None:
     )
 
 
-def test_vectors_cover_field_features() -> None:
-    """The field codec's optional parts each appear in some vector (grid, mb, row shift, chunks)."""
+@pytest.mark.parametrize("codec", ["field", "field8"])
+def test_vectors_cover_field_features(codec: str) -> None:
+    """The field codecs' optional parts each appear in some vector (grid, mb, row shift, chunks)."""
     seen: dict[str, bool] = dict.fromkeys(
         ("grid_rows", "grid_cols", "mantissa", "row_shift", "multi_chunk", "fp8", "bytes", "lut"),
         False)
@@ -121,7 +125,7 @@ def test_vectors_cover_field_features() -> None:
             for t in bs.container.tensors:
                 if t.codec == "lut":
                     seen["lut"] = True
-                if t.codec != "field":
+                if t.codec != codec:
                     continue
                 width, p, eb, mb = t.params["layout"]
                 kr, kc = t.params["grid"]
@@ -132,7 +136,7 @@ def test_vectors_cover_field_features() -> None:
                 seen["multi_chunk"] |= len(t.chunk_lens) > 1
                 seen["fp8"] |= (width, p, eb, mb) == (8, 0, 4, 3)
                 seen["bytes"] |= (width, p, eb, mb) == (8, 0, 8, 0)
-    assert all(seen.values()), f"no vector exercises: {[k for k, v in seen.items() if not v]}"
+    assert all(seen.values()), f"no {codec} vector exercises: {[k for k, v in seen.items() if not v]}"
 
 
 def _index_doc(data: bytes) -> dict[str, Any]:
@@ -177,7 +181,9 @@ def test_encoder_output_is_pinned(name: str, tmp_path: Path, monkeypatch: pytest
     compress_mod = importlib.import_module("bigsmall.io.compress")
     monkeypatch.setattr(compress_mod, "__version__", writer.split(" ", 1)[1])
     out = tmp_path / v["bs"]
-    kw = {} if v["chunk_bytes"] is None else {"chunk_bytes": int(v["chunk_bytes"])}
+    kw: dict[str, Any] = {} if v["chunk_bytes"] is None else {"chunk_bytes": int(v["chunk_bytes"])}
+    if tuple(v["format_version"]) != tuple(fmt.VERSION):  # the newest format is the default
+        kw["format_version"] = ".".join(str(x) for x in v["format_version"])
     bigsmall.compress(VECTORS / v["source"], out, progress=False, **kw)
     old = (VECTORS / v["bs"]).read_bytes()
     new = out.read_bytes()

@@ -25,7 +25,8 @@ def cmd_compress(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.compress import compress
 
     r = compress(args.src, args.output, force=args.force, threads=args.threads,
-                 verify=not args.no_verify, progress=_progress(args), level=args.level)
+                 verify=not args.no_verify, progress=_progress(args), level=args.level,
+                 format_version=args.format_version)
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.original_bytes)} -> {_mb(r.compressed_bytes)} "
          f"({r.ratio * 100:.2f} %), {r.tensors} tensors, {r.seconds:.2f} s "
@@ -159,6 +160,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
                    help="encoder effort: 'fast' skips the context search (~3x faster, files a "
                    "little larger); same format either way (default: default)")
+    p.add_argument("--format-version", choices=("1.1", "1.0"), default="1.1",
+                   help="container format to write: 1.1 decodes ~1.8x faster (field8 codec); 1.0 "
+                   "is read by every bigsmall (default: 1.1)")
     p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",

@@ -66,3 +66,9 @@ def st(typingctx: Any, arr: Any, idx: Any, val: Any) -> Any:
         return context.get_dummy_value()
 
     return types.none(arr, types.intp, types.int64), codegen
+
+
+@intrinsic
+def ld32(typingctx: Any, buf: Any, idx: Any) -> Any:
+    """u32 little-endian at byte ``idx`` of a uint8 array (unaligned), as int64."""
+    return types.int64(buf, types.intp), lambda c, b, s, a: _load_le(c, b, s, a, 32)

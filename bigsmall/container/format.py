@@ -34,15 +34,18 @@ from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
 from ..errors import FormatError, IntegrityError, TruncatedError, UnsupportedVersionError
 
 MAGIC = b"\x89BSM\r\n\x1a\n"
-VERSION = (1, 0)
+VERSION = (1, 1)  # the newest format this bigsmall reads and writes
+FORMATS = {"1.0": (1, 0), "1.1": (1, 1)}
+"""Formats the writer can produce: 1.1 adds the ``field8`` codec (spec §18); 1.0 files are
+read by every bigsmall (``compress(format_version="1.0")`` for older readers)."""
 HEADER_SIZE = 64
 FLAG_INDEX_ZSTD = 1
 _HDR = struct.Struct("<8sHHIQQQ16s")
 
 
 def pack_header(index_offset: int, index_length: int, file_length: int, index_digest: bytes,
-                flags: int = FLAG_INDEX_ZSTD) -> bytes:
-    body = _HDR.pack(MAGIC, VERSION[0], VERSION[1], flags, index_offset, index_length,
+                flags: int = FLAG_INDEX_ZSTD, version: tuple[int, int] = VERSION) -> bytes:
+    body = _HDR.pack(MAGIC, version[0], version[1], flags, index_offset, index_length,
                      file_length, index_digest)
     return body + struct.pack("<Q", xxhash.xxh3_64_intdigest(body))
 

@@ -47,6 +47,7 @@ class CompressResult:
     seconds: float
     codecs: dict[str, int] = attrs.field(hash=False)
     level: str = "default"
+    format_version: str = "1.1"
 
     @property
     def ratio(self) -> float:
@@ -118,13 +119,13 @@ def _sha256(path: Path) -> str:
 
 
 def _encode_one(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bool,
-                level: str = "default") -> TensorPlan:
+                level: str = "default", version: tuple[int, int] = fmt.VERSION) -> TensorPlan:
     """Code one tensor; with ``verify``, decode it again and fall back to raw on any mismatch.
 
     The fallback is marked (codec 'raw', params 'fallback') so a codec bug shows up in stats
     and tests instead of as a corrupt file.
     """
-    plan = plan_tensor(data, spec, chunk_bytes, level)
+    plan = plan_tensor(data, spec, chunk_bytes, level, version)
     if verify and plan.codec != "raw":
         out = np.empty(data.size, np.uint8)
         try:
@@ -150,8 +151,12 @@ def compress(
     progress: bool | None = False,
     chunk_bytes: int = CHUNK_BYTES,
     level: str = "default",
+    format_version: str = "1.1",
 ) -> CompressResult:
     """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container.
+
+    ``format_version``: ``"1.1"`` (default) codes floats with ``field8`` (faster decoding);
+    ``"1.0"`` writes files that every bigsmall reads.
 
     ``level``: ``"default"`` searches each float tensor's row/column contexts (smallest files);
     ``"fast"`` uses one context per tensor (~3x faster, slightly larger). Both write the same
@@ -159,6 +164,10 @@ def compress(
     """
     if level not in LEVELS:
         raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    if format_version not in fmt.FORMATS:
+        raise InvalidOptionError(f"unknown format version {format_version!r}; this bigsmall writes "
+                                 f"{', '.join(fmt.FORMATS)}")
+    version = fmt.FORMATS[format_version]
     t0 = time.perf_counter()
     src = Path(src)
     out = Path(dst) if dst is not None else default_output(src)
@@ -227,7 +236,7 @@ def compress(
                 else:
                     if spec.nbytes and key not in seen:
                         seen[key] = spec
-                    window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level), None))
+                    window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level, version), None))
                 inflight += spec.nbytes
                 # Bound the tensors held (input copies and plans) by count *and* bytes: a count
                 # alone stalls every thread behind one big tensor (MiniLM's embedding is half the
@@ -253,7 +262,7 @@ def compress(
                     pos += len(stored)
                     bar.update(inp.size)
             container = Container(
-                fmt.VERSION, tuple(files), tuple(entries),
+                version, tuple(files), tuple(entries),
                 {"writer": f"bigsmall {__version__}", "root": root, "name": src.name,
                  "layers": [list(k) for k in layer_keys]},
             )
@@ -261,9 +270,9 @@ def compress(
             fh.write(index)  # type: ignore[attr-defined]
             flen = pos + len(index)
             fh.seek(0)  # type: ignore[attr-defined]
-            fh.write(fmt.pack_header(pos, len(index), flen, fmt.index_digest(index)))  # type: ignore[attr-defined]
+            fh.write(fmt.pack_header(pos, len(index), flen, fmt.index_digest(index), version=version))  # type: ignore[attr-defined]
     finally:
         for s in sources.values():
             s.close()
     return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
-                          time.perf_counter() - t0, codecs, level)
+                          time.perf_counter() - t0, codecs, level, format_version)
