@@ -173,13 +173,17 @@ def _count_contexts(hi: np.ndarray, cl: context.Clustering, ncols: int, alpha: i
 
 
 class FieldCodec(Codec):
+    """Four lanes over the chunk's quarters (spec §14). Subclasses (``field8``) keep the model,
+    head and parameters and replace only the chunk layout: ``lanes``, ``_encode_chunks`` and
+    ``_kernels``."""
+
     codec_id = "field"
+    lanes = LANES
 
     def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
                level: str = "default") -> TensorPlan | None:
         from . import context, rans
 
-        assert rans.LANES == LANES
         lay0 = base_layout(spec)
         if lay0 is None or spec.numel == 0:
             return None
@@ -217,26 +221,42 @@ class FieldCodec(Codec):
         if rshift.any():
             head += rshift.astype(np.uint8).tobytes()
         head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
-        rowctx, colctx = cl.row_ctx(), cl.col_ctx()
-        etab = rans.encoder_table(freq, cum, PROB_BITS)  # once per tensor, shared by its chunks
-        mtab = rans.encoder_table(mfreq, mcum, MANT_PROB_BITS)
-        chunks = []
-        for k0 in range(0, n, chunk_units):
-            part = values[k0 : k0 + chunk_units]
-            chunks.append(rans.encode_chunk_fast(
-                part, k0, ncols, rowctx, colctx, etab, freq.shape[1], mtab, mrow, mfreq.shape[1],
-                lay.p, lay.eb, lay.mb, rshift,
-            ).tobytes())
+        chunks = self._encode_chunks(values, chunk_units, ncols, cl.row_ctx(), cl.col_ctx(), freq,
+                                     cum, mfreq, mcum, mrow, lay, rshift)
         params = {
             "layout": [lay.width, lay.p, lay.eb, lay.mb],
             "grid": [cl.kr, cl.kc],
             "matrix": [nrows, ncols],
             "prob_bits": [PROB_BITS, MANT_PROB_BITS],
-            "lanes": LANES,
+            "lanes": self.lanes,
             "chunk": chunk_units,
             "row_shift": bool(rshift.any()),
         }
-        return TensorPlan(self.codec_id, params, head_z, tuple(chunks))
+        return TensorPlan(self.codec_id, params, head_z, chunks)
+
+    def _encode_chunks(self, values: np.ndarray, chunk_units: int, ncols: int,
+                       rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
+                       mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: Layout,
+                       rshift: np.ndarray) -> tuple[bytes, ...]:
+        """The coded chunks of ``values`` (spec §14.5-14.8)."""
+        from . import rans
+
+        assert rans.LANES == LANES
+        etab = rans.encoder_table(freq, cum, PROB_BITS)  # once per tensor, shared by its chunks
+        mtab = rans.encoder_table(mfreq, mcum, MANT_PROB_BITS)
+        return tuple(
+            rans.encode_chunk_fast(
+                values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, etab, freq.shape[1],
+                mtab, mrow, mfreq.shape[1], lay.p, lay.eb, lay.mb, rshift,
+            ).tobytes()
+            for k0 in range(0, values.shape[0], chunk_units)
+        )
+
+    def _kernels(self) -> tuple[Any, Any]:
+        """(one-chunk kernel, strided multi-chunk kernel) of this chunk layout."""
+        from ._decode4 import decode_chunk, decode_chunks
+
+        return decode_chunk, decode_chunks
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Model:
         from . import context, decode_tables
@@ -248,7 +268,7 @@ class FieldCodec(Codec):
             prob_bits, mprob_bits = (int(x) for x in params["prob_bits"])
             lanes = int(params["lanes"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"tensor {spec.name!r}: bad field codec parameters: {exc}") from None
+            raise FormatError(f"tensor {spec.name!r}: bad {self.codec_id} codec parameters: {exc}") from None
         lay = Layout(width, p, eb, mb)
         unit = spec.info.itemsize or 1
         if (
@@ -256,9 +276,9 @@ class FieldCodec(Codec):
             or lay.rbits > 56 or nrows * ncols * unit != spec.nbytes
             or not 1 <= kr <= 256 or not 1 <= kc <= 256 or not 8 <= prob_bits <= 12
             or not 8 <= mprob_bits <= 12 or eb > 8 or mb > 8 or kr * kc > 256
-            or lanes != LANES
+            or lanes != self.lanes
         ):
-            raise FormatError(f"tensor {spec.name!r}: inconsistent field codec parameters")
+            raise FormatError(f"tensor {spec.name!r}: inconsistent {self.codec_id} codec parameters")
         try:
             raw = zstandard.ZstdDecompressor().decompress(head, max_output_size=1 << 30)
         except zstandard.ZstdError as exc:
@@ -300,14 +320,13 @@ class FieldCodec(Codec):
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,
         chunk: bytes | memoryview, out: np.ndarray,
     ) -> None:
-        from . import rans
-
+        decode_chunk, _ = self._kernels()
         lay = state.lay
         buf = np.frombuffer(chunk, dtype=np.uint8)
         dst = out.view(_UINT[lay.width // 8])
         k0 = index * int(params["chunk"])
         ncols = int(params["matrix"][1])
-        rc = rans.decode_chunk(
+        rc = decode_chunk(
             dst, k0, ncols, state.rowctx, state.colctx, state.tsym, state.tfc, state.prob_bits,
             state.msym, state.mfc, state.mprob_bits, lay.p, lay.eb, lay.mb, state.rshift, buf,
         )
@@ -319,8 +338,7 @@ class FieldCodec(Codec):
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], blob: np.ndarray,
         offsets: np.ndarray, first: int, step: int, out: np.ndarray,
     ) -> bool:
-        from ._decode4 import decode_chunks
-
+        _, decode_chunks = self._kernels()
         lay = state.lay
         bad = decode_chunks(
             out.view(_UINT[lay.width // 8]), first, step, int(params["chunk"]),

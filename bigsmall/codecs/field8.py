@@ -30,15 +30,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import zstandard
 
-from ..core.types import TensorPlan, TensorSpec
-from ..errors import FormatError, IntegrityError
-from . import field, tables
+from . import field
 from .base import register
 
 LANES = 8
-HEADER = 4 + 8 * LANES
 
 
 def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
@@ -64,109 +60,25 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
 
 
 class Field8Codec(field.FieldCodec):
+    """``field``'s model, head and parameters (``lanes = 8``) with the chunk layout above."""
+
     codec_id = "field8"
+    lanes = LANES
 
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
-               level: str = "default") -> TensorPlan | None:
-        from . import context, rans
-
-        lay0 = field.base_layout(spec)
-        if lay0 is None or spec.numel == 0:
-            return None
-        values = data.view(field._UINT[lay0.width // 8])
-        n = values.shape[0]
-        lay = field._choose_layout(values, lay0, spec)
-        if spec.info.itemsize == 0:
-            nrows, ncols = 1, n
-        else:
-            nrows, ncols = spec.matrix
-        hi, lo = field._fields(values, lay)
-        alpha = 1 << lay.eb
-        if level == "fast":
-            cl = context.trivial(nrows, ncols)
-        else:
-            cl = context.choose(hi.reshape(nrows, ncols), alpha)
-        counts = field._count_contexts(hi, cl, ncols, alpha)
-        qexp = tables.quantize_counts(counts)
-        qmant = None
-        if lay.mb:
-            mcounts = np.bincount((hi << lay.mb) | lo, minlength=alpha << lay.mb).reshape(alpha, -1)
-            qmant = tables.quantize_counts(mcounts)
-        freq = rans.normalize_weights(tables.dequantize(qexp), field.PROB_BITS)
-        cum = rans.cumulative(freq)
-        mfreq, mcum, mrow = field._mantissa_tables(qmant, lay.eb, field.MANT_PROB_BITS)
-        head = bytearray()
-        if cl.kr > 1:
-            head += cl.row_map.tobytes()
-        if cl.kc > 1:
-            head += cl.col_map.tobytes()
-        head += tables.pack_rows(qexp)
-        if qmant is not None:
-            head += tables.pack_rows(qmant)
-        rshift = field._row_shifts(values, lay, nrows, ncols)
-        if rshift.any():
-            head += rshift.astype(np.uint8).tobytes()
-        head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
-        rowctx, colctx = cl.row_ctx(), cl.col_ctx()
-        chunks = tuple(
+    def _encode_chunks(self, values: np.ndarray, chunk_units: int, ncols: int,
+                       rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
+                       mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
+                       rshift: np.ndarray) -> tuple[bytes, ...]:
+        return tuple(
             encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, freq, cum,
                          mfreq, mcum, mrow, lay, rshift)
-            for k0 in range(0, n, chunk_units)
+            for k0 in range(0, values.shape[0], chunk_units)
         )
-        params = {
-            "layout": [lay.width, lay.p, lay.eb, lay.mb],
-            "grid": [cl.kr, cl.kc],
-            "matrix": [nrows, ncols],
-            "prob_bits": [field.PROB_BITS, field.MANT_PROB_BITS],
-            "lanes": LANES,
-            "chunk": chunk_units,
-            "row_shift": bool(rshift.any()),
-        }
-        return TensorPlan(self.codec_id, params, head_z, chunks)
 
-    def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> Any:
-        try:
-            lanes = int(params["lanes"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"tensor {spec.name!r}: bad field8 codec parameters: {exc}") from None
-        if lanes != LANES:
-            raise FormatError(f"tensor {spec.name!r}: inconsistent field8 codec parameters")
-        return super().prepare(spec, {**params, "lanes": field.LANES}, head)
+    def _kernels(self) -> tuple[Any, Any]:
+        from ._decode8 import decode_chunk, decode_chunks
 
-    def decode_chunk(
-        self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
-        chunk: bytes | memoryview, out: np.ndarray,
-    ) -> None:
-        from ._decode8 import decode_chunk
-
-        lay = state.lay
-        buf = np.frombuffer(chunk, dtype=np.uint8)
-        dst = out.view(field._UINT[lay.width // 8])
-        k0 = index * int(params["chunk"])
-        ncols = int(params["matrix"][1])
-        rc = decode_chunk(
-            dst, k0, ncols, state.rowctx, state.colctx, state.tsym, state.tfc, state.prob_bits,
-            state.msym, state.mfc, state.mprob_bits, lay.p, lay.eb, lay.mb, state.rshift, buf,
-        )
-        if rc != 0:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")
-
-    def decode_strided(
-        self, state: Any, spec: TensorSpec, params: dict[str, Any], blob: np.ndarray,
-        offsets: np.ndarray, first: int, step: int, out: np.ndarray,
-    ) -> bool:
-        from ._decode8 import decode_chunks
-
-        lay = state.lay
-        bad = decode_chunks(
-            out.view(field._UINT[lay.width // 8]), first, step, int(params["chunk"]),
-            int(params["matrix"][1]), state.rowctx, state.colctx, state.tsym, state.tfc,
-            state.prob_bits, state.msym, state.mfc, state.mprob_bits, lay.p, lay.eb, lay.mb,
-            state.rshift, blob, offsets,
-        )
-        if bad >= 0:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
-        return True
+        return decode_chunk, decode_chunks
 
 
 register(Field8Codec())

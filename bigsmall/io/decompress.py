@@ -20,8 +20,7 @@ Where the time goes besides the kernel, and what this module does about it:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import hashlib
 import os
 import sys
@@ -62,13 +61,19 @@ def default_output(src: Path, bs: BsFile) -> Path:
     return src.parent / Path(name).name
 
 
+@functools.cache
 def _sync_file_range() -> Any:
-    """libc's ``sync_file_range`` (Linux), or None where there is none."""
+    """libc's ``sync_file_range`` (Linux), or None where there is none.
+
+    Looked up on first use, not at import: ``ctypes.util.find_library`` runs ``ldconfig`` (~30
+    ms), which every ``bigsmall decompress`` would otherwise pay at start-up; the symbols of
+    the libc already loaded into the process (``CDLL(None)``) are enough."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.sync_file_range
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -76,7 +81,6 @@ def _sync_file_range() -> Any:
     return fn
 
 
-_SYNC_FILE_RANGE = _sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2  # start writeback of dirty pages in the range; do not wait
 
 
@@ -94,7 +98,8 @@ class _Sink:
         self.sha = hashlib.sha256()
         self.size = 0
         self._kicked = 0
-        self._fd = fh.fileno() if durable and _SYNC_FILE_RANGE is not None else -1
+        self._sync = _sync_file_range() if durable else None
+        self._fd = fh.fileno() if self._sync is not None else -1  # fileno only when it is used
 
     def write(self, part: Any) -> None:
         mv = memoryview(part)
@@ -102,10 +107,10 @@ class _Sink:
         self.sha.update(mv)
         self.size += mv.nbytes
         self.bar.update(mv.nbytes)
-        if self._fd >= 0 and self.size - self._kicked >= WRITEBACK_BYTES:
+        if self._sync is not None and self.size - self._kicked >= WRITEBACK_BYTES:
             # only a hint: an error here (e.g. a filesystem without it) changes nothing, the
             # fsync before the rename still makes the file durable and reports write errors
-            _SYNC_FILE_RANGE(self._fd, self._kicked, self.size - self._kicked, _SYNC_FILE_RANGE_WRITE)
+            self._sync(self._fd, self._kicked, self.size - self._kicked, _SYNC_FILE_RANGE_WRITE)
             self._kicked = self.size
 
 
