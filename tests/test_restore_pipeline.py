@@ -83,11 +83,56 @@ def test_iter_decoded_matches_read_bytes_unchecked(chunked_model: tuple[Path, Pa
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decompress_pipelined_with_writeback(chunked_model: tuple[Path, Path], tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
-    """A few tensors in flight and the writeback hint after nearly every write: still the
+    """A few tensors in flight and a background sync after nearly every write: still the
     original file, byte for byte."""
     src, bs = chunked_model
-    monkeypatch.setattr(decompress_mod, "WRITEBACK_BYTES", 1000)
+    monkeypatch.setattr(decompress_mod, "FLUSH_BYTES", 1000)
     monkeypatch.setattr(decompress_mod, "AHEAD_BYTES", 20000)
     out = tmp_path / "restored.safetensors"
     bigsmall.decompress(bs, out, threads=threads)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
+
+
+def test_background_sync_error_fails_the_restore(chunked_model: tuple[Path, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write error seen by the background fdatasync (the kernel reports it once per open file,
+    so the final fsync would not) fails the restore, and nothing is left behind."""
+    import errno
+    import os
+
+    _, bs = chunked_model
+    monkeypatch.setattr(decompress_mod, "FLUSH_BYTES", 1000)
+    calls = []
+
+    def broken(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    out = tmp_path / "restored.safetensors"
+    with pytest.raises(bigsmall.errors.BigsmallIOError, match="Input/output error"):
+        bigsmall.decompress(bs, out)
+    assert calls, "the background sync never ran"
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bs", "model.safetensors"]
+
+
+def test_file_source_view_is_zero_copy_and_bounded(chunked_model: tuple[Path, Path]) -> None:
+    from bigsmall.errors import TruncatedError
+    from bigsmall.io.source import FileSource
+
+    _, bs = chunked_model
+    raw = bs.read_bytes()
+    src = FileSource(bs)
+    v = src.view(10, 100)
+    assert bytes(v) == raw[10:110] and v.readonly
+    assert bytes(src.view(len(raw) - 5, 5)) == raw[-5:]
+    assert len(src.view(len(raw), 0)) == 0
+    with pytest.raises(TruncatedError):
+        src.view(len(raw) - 5, 6)
+    with pytest.raises(TruncatedError):
+        src.view(-1, 2)
+    src.close()  # a view still in use keeps its map alive; close does not fail
+    assert bytes(v[:4]) == raw[10:14]
+    with pytest.raises(bigsmall.errors.BigsmallIOError):
+        src.view(0, 1)  # after close: a clear error, not a crash
