@@ -1,4 +1,5 @@
-"""Decode speed: the ``field`` / ``field8`` kernels alone on real chunks, and whole decode-into-memory.
+"""Decode speed: the ``field`` / ``field8`` / ``fieldp`` kernels alone on real chunks, and whole
+decode-into-memory.
 
 Why both: the kernel figure (elements/s on one core, no Python in the loop) says how fast the
 entropy decoder itself is; the decode-into-memory figure (open + read every tensor, receipts
@@ -11,8 +12,9 @@ against which the pipelined path's speed-up should be judged.
     python benchmarks/bench_decode.py [SRC.bs | SRC.safetensors] [--repeat 5] [--threads 2]
 
 Without SRC it compresses the bf16 MiniLM of the test corpus into a temporary file first; a
-``.safetensors`` SRC is compressed twice, as format 1.1 (``field8``) and as format 1.0
-(``field``), and both containers are measured in this run.
+``.safetensors`` SRC is compressed three times, with the prefix coder (format 1.2, ``fieldp``),
+as format 1.1 (``field8``, the default) and as format 1.0 (``field``), and all three containers
+are measured in this run.
 All figures are medians of ``--repeat`` runs taken in this one process; MB/s counts decoded
 (original) bytes. The kernel figure is CPU time of the decoding thread; decode-into-memory is
 wall time (what a user waits), so it also shows how busy the machine is.
@@ -39,7 +41,7 @@ def _field_jobs(bs: BsFile) -> list[tuple[DecodeJob, np.ndarray]]:
     """(prepared job, output buffer) of every ``field``/``field8`` tensor: the kernels' real inputs."""
     jobs = []
     for t in bs.container.tensors:
-        if t.codec not in ("field", "field8"):
+        if t.codec not in ("field", "field8", "fieldp"):
             continue
         blob = bs.source.read(t.offset, t.length)
         job = plan_decode(t.spec, t.codec, t.params, blob, t.head_len, t.chunk_lens)
@@ -123,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             import bigsmall
 
             paths = []
-            for version in ("1.1", "1.0"):
-                paths.append(Path(d) / f"model-{version}.bs")
-                bigsmall.compress(src, paths[-1], force=True, format_version=version)
+            for version, coder in (("1.2", "prefix"), ("1.1", "rans"), ("1.0", "rans")):
+                paths.append(Path(d) / f"model-{version}-{coder}.bs")
+                bigsmall.compress(src, paths[-1], force=True, format_version=version,
+                                  coder=coder)
         else:
             paths = [src]
         for path in paths:

@@ -135,6 +135,14 @@ def v_bytes_i8_f4() -> Tensors:
             "q.weight_fp4": ("F4", (4096,), packed.tobytes())}
 
 
+def v_int8_quant() -> Tensors:
+    """8-bit quantised weights with a broad distribution: a byte field a prefix code suits."""
+    g = rng(17)
+    scale = np.array([2.0, 8.0, 30.0, 60.0])[np.arange(64) % 4][:, None]  # per-row scales
+    q = np.clip(np.rint(g.normal(0, 1, (64, 512)) * scale), -127, 127).astype(np.int8)
+    return {"model.layers.0.mlp.weight": ("I8", (64, 512), q.tobytes())}
+
+
 def v_const() -> Tensors:
     return {
         "zeros": ("F32", (32, 32), np.zeros((32, 32), np.float32).tobytes()),
@@ -276,6 +284,15 @@ FILE_VECTORS_11: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
     for name in ("bf16_grid", "fp16_mantissa", "fp32_row_shift", "fp8_e4m3", "bool_mask",
                  "bytes_i8_f4", "special_values", "chunked")
 }
+# format 1.2 (fieldp, spec §19, the prefix coder): the same float/byte vectors
+FILE_VECTORS_12: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
+    f"v12_{name}": (FILE_VECTORS[name][0].replace("field", "fieldp"), FILE_VECTORS[name][1],
+                    FILE_VECTORS[name][2])
+    for name in ("bf16_grid", "fp16_mantissa", "fp32_row_shift", "fp8_e4m3", "bool_mask",
+                 "bytes_i8_f4", "special_values", "chunked")
+}
+FILE_VECTORS_12["v12_int8_quant"] = ("I8 quantised weights (fieldp, whole-byte layout)",
+                                     v_int8_quant, None)
 FOLDER_VECTORS: dict[str, tuple[str, Callable[[Path], None], int | None]] = {
     "tiny_model": ("model folder: two shards, index json, config; 11 layers, tied head",
                    build_model_folder, None),
@@ -294,27 +311,32 @@ def build(out: Path) -> dict[str, Any]:
 
     out.mkdir(parents=True, exist_ok=True)
     vectors: dict[str, Any] = {}
-    jobs: list[tuple[str, str, Path, int | None, str, str]] = []
+    jobs: list[tuple[str, str, Path, int | None, str, str, str]] = []
     for name, (desc, make, chunk) in FILE_VECTORS.items():
         src = out / f"{name}.safetensors"
         write_safetensors(src, make())
-        jobs.append((name, desc, src, chunk, "file", "1.0"))
+        jobs.append((name, desc, src, chunk, "file", "1.0", "rans"))
     for name, (desc, make_dir, chunk) in FOLDER_VECTORS.items():
         src = out / name
         if src.exists():
             shutil.rmtree(src)
         src.mkdir()
         make_dir(src)
-        jobs.append((name, desc, src, chunk, "folder", "1.0"))
+        jobs.append((name, desc, src, chunk, "folder", "1.0", "rans"))
     for name, (desc, make, chunk) in FILE_VECTORS_11.items():
         src = out / f"{name}.safetensors"
         write_safetensors(src, make())
-        jobs.append((name, desc, src, chunk, "file", "1.1"))
+        jobs.append((name, desc, src, chunk, "file", "1.1", "rans"))
+    for name, (desc, make, chunk) in FILE_VECTORS_12.items():
+        src = out / f"{name}.safetensors"
+        write_safetensors(src, make())
+        jobs.append((name, desc, src, chunk, "file", "1.2", "prefix"))
     writer = None
-    for name, desc, src, chunk, kind, version in jobs:
+    for name, desc, src, chunk, kind, version, coder in jobs:
         dst = out / f"{name}.bs"
         kw: dict[str, Any] = {} if chunk is None else {"chunk_bytes": chunk}
-        bigsmall.compress(src, dst, force=True, progress=False, format_version=version, **kw)
+        bigsmall.compress(src, dst, force=True, progress=False, format_version=version,
+                          coder=coder, **kw)
         if kind == "file":
             files = {src.name: sha256(src)}
         else:
@@ -326,7 +348,7 @@ def build(out: Path) -> dict[str, Any]:
         vectors[name] = {
             "description": desc, "kind": kind, "source": src.name, "bs": dst.name,
             "bs_sha256": sha256(dst), "chunk_bytes": chunk, "files": files, "codecs": codecs,
-            "format_version": [int(x) for x in version.split(".")],
+            "format_version": [int(x) for x in version.split(".")], "coder": coder,
         }
     return {
         "format_version": list(fmt.VERSION),

@@ -1,4 +1,4 @@
-"""An independent decoder of container format 1.0, written from ``spec/FORMAT.md`` alone.
+"""An independent decoder of container format 1.x (1.0 - 1.2), written from ``spec/FORMAT.md`` alone.
 
 It imports nothing from ``bigsmall``: only the standard library, ``zstandard`` and ``xxhash``.
 It is slow (pure Python, one element at a time) and meant for small files: its job is to prove
@@ -16,6 +16,7 @@ import hashlib
 import json
 import struct
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +378,130 @@ class Field8(Field):
         return out
 
 
+# ------------------------------------------------------------------------- §19 fieldp
+
+LMAX = 15
+
+
+def code_lengths(weights: dict[int, int]) -> dict[int, int]:
+    """§19.2: package-merge, literally (multisets as Counters), with the spec's tie rules."""
+    items = sorted(weights.items(), key=lambda kv: (kv[1], kv[0]))
+    n = len(items)
+    if n <= 1:
+        return {s: 0 for s, _ in items}
+    leaves = [(w, Counter({s: 1})) for s, w in items]
+    lst = leaves
+    for _ in range(LMAX - 1):
+        pkgs = [(lst[2 * i][0] + lst[2 * i + 1][0], lst[2 * i][1] + lst[2 * i + 1][1])
+                for i in range(len(lst) // 2)]
+        merged, a, b = [], 0, 0
+        while a < len(leaves) or b < len(pkgs):
+            if b >= len(pkgs) or (a < len(leaves) and leaves[a][0] <= pkgs[b][0]):
+                merged.append(leaves[a])
+                a += 1
+            else:
+                merged.append(pkgs[b])
+                b += 1
+        lst = merged
+    lens: Counter[int] = Counter()
+    for _, ms in lst[: 2 * n - 2]:
+        lens.update(ms)
+    return dict(lens)
+
+
+def canonical(lens: dict[int, int]) -> dict[tuple[int, int], int]:
+    """§19.2: (length, code) -> symbol of the canonical code."""
+    table = {}
+    code = prev = 0
+    for ln, s in sorted((ln, s) for s, ln in lens.items() if ln > 0):
+        code <<= ln - prev
+        prev = ln
+        table[(ln, code)] = s
+        code += 1
+    return table
+
+
+class FieldP(Field):
+    """§19: the model of ``field``; each unit's joint symbol prefix-coded, four lanes
+    interleaved by unit, each lane one LSB-first bit stream of code then raw bits."""
+
+    LANES = 4
+
+    def __init__(self, params: dict[str, Any], unit: int, nbytes: int, head: bytes):
+        super().__init__(params, unit, nbytes, head)
+        if self.width > 32 or self.c > 12:
+            raise DecodeError("fieldp params")
+        self.codes: dict[int, tuple[int, dict[tuple[int, int], int], int]] = {}
+
+    def _code(self, ctx: int) -> tuple[int, dict[tuple[int, int], int], int]:
+        """(number of symbols, canonical table, the only symbol if there is one) of a context."""
+        if ctx not in self.codes:
+            et = self.etab[ctx]
+            w = {}
+            for e, f in enumerate(et.freq):
+                if f == 0:
+                    continue
+                if self.mb == 0:
+                    w[e] = f
+                    continue
+                mt = self.mtab[e]
+                for m, g in enumerate(mt.freq if mt is not None else []):
+                    if g:
+                        w[(e << self.mb) | m] = f * g
+            lens = code_lengths(w)
+            self.codes[ctx] = (len(w), canonical(lens), next(iter(w)) if len(w) == 1 else -1)
+        return self.codes[ctx]
+
+    def decode_chunk(self, ci: int, chunk: bytes, n: int) -> list[int]:
+        if len(chunk) < 16:
+            raise DecodeError("chunk truncated")
+        sizes = struct.unpack_from("<4I", chunk, 0)
+        if 16 + sum(sizes) != len(chunk):
+            raise DecodeError("chunk lengths")
+        streams, pos = [], 16
+        for sz in sizes:
+            streams.append(chunk[pos : pos + sz])
+            pos += sz
+        bitpos = [0, 0, 0, 0]
+
+        def bit(lane: int) -> int:
+            b = bitpos[lane]
+            if b >= 8 * len(streams[lane]):
+                raise DecodeError("lane read past its stream")
+            bitpos[lane] = b + 1
+            return (streams[lane][b >> 3] >> (b & 7)) & 1
+
+        k0 = ci * self.chunk
+        p, c = self.p, self.c
+        out = []
+        for t in range(n):
+            lane = t % 4
+            i, j = divmod(k0 + t, self.ncols)
+            nsym, table, only = self._code(self.row_map[i] * self.kc + self.col_map[j])
+            if nsym == 0:
+                raise DecodeError("symbol from an empty context")
+            if nsym == 1:
+                s = only
+            else:
+                v = ln = 0
+                while (ln, v) not in table:
+                    if ln == LMAX:
+                        raise DecodeError("no code matches")
+                    v = (v << 1) | bit(lane)
+                    ln += 1
+                s = table[(ln, v)]
+            rs = self.rshift[i]
+            r = 0
+            for z in range(self.rbits - rs):
+                r |= bit(lane) << z
+            r <<= rs
+            out.append((s << p) | (r & ((1 << p) - 1)) | ((r >> p) << (p + c)))
+        for lane in range(4):
+            if (bitpos[lane] + 7) // 8 != len(streams[lane]):
+                raise DecodeError("lane does not end cleanly")
+        return out
+
+
 # ------------------------------------------------------------------------- §8 - §13 tensors
 
 def tensor_bytes(buf: bytes, index: dict[str, Any], name: str, hops: int = 0) -> bytes:
@@ -417,7 +542,7 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
         if len(value) != unit:
             raise DecodeError("const width")
         return value * (nbytes // unit)
-    if codec not in ("raw", "zstd", "lut", "field", "field8"):
+    if codec not in ("raw", "zstd", "lut", "field", "field8", "fieldp"):
         raise UnknownCodec(codec)
     per = int(params["chunk"])
     expected = 0 if n_units == 0 else -(-n_units // per)
@@ -429,6 +554,8 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
         state = Field(params, unit, nbytes, head)
     elif codec == "field8":  # §18
         state = Field8(params, unit, nbytes, head)
+    elif codec == "fieldp":  # §19
+        state = FieldP(params, unit, nbytes, head)
     elif codec == "lut":  # §13
         ih = int(params["inner_head"])
         tbytes = head_len - ih
@@ -454,7 +581,7 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
             for k in range(unit):
                 part[k::unit] = planes[k * m : (k + 1) * m]
             out += part
-        elif codec in ("field", "field8"):  # §14, §18
+        elif codec in ("field", "field8", "fieldp"):  # §14, §18, §19
             for v in state.decode_chunk(ci, chunk, m):
                 out += v.to_bytes(unit, "little")
         else:  # lut

@@ -34,10 +34,12 @@ from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
 from ..errors import FormatError, IntegrityError, TruncatedError, UnsupportedVersionError
 
 MAGIC = b"\x89BSM\r\n\x1a\n"
-VERSION = (1, 1)  # the newest format this bigsmall reads and writes
-FORMATS = {"1.0": (1, 0), "1.1": (1, 1)}
-"""Formats the writer can produce: 1.1 adds the ``field8`` codec (spec §18); 1.0 files are
-read by every bigsmall (``compress(format_version="1.0")`` for older readers)."""
+VERSION = (1, 2)  # the newest format this bigsmall reads and writes
+FORMATS = {"1.0": (1, 0), "1.1": (1, 1), "1.2": (1, 2)}
+"""Formats the writer can produce: 1.1 adds the ``field8`` codec (spec §18), 1.2 the
+prefix-coded ``fieldp`` (§19, ``coder="prefix"``); 1.0 files are read by every bigsmall
+(``compress(format_version="1.0")`` for older readers). Files are labelled with the format
+they were asked for, not the newest: a 1.1 reader opens a default (1.1) file."""
 HEADER_SIZE = 64
 FLAG_INDEX_ZSTD = 1
 _HDR = struct.Struct("<8sHHIQQQ16s")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs.base import LEVELS, get_codec, unit_bytes
+from ..codecs.base import CODERS, LEVELS, get_codec, unit_bytes
 from ..codecs.field import base_layout
 from ..errors import InvalidOptionError
 from .types import TensorPlan, TensorSpec
@@ -21,19 +21,35 @@ def chunk_units_for(spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // unit_bytes(spec))
 
 
-def candidate_codecs(spec: TensorSpec, format_version: tuple[int, int] = (1, 1)) -> list[str]:
+def candidate_codecs(spec: TensorSpec, format_version: tuple[int, int] = (1, 1),
+                     coder: str = "rans") -> list[str]:
     """Codec ids worth trying for this dtype, cheapest-to-check first.
 
     Format 1.1 codes floats with ``field8`` (the model of ``field``, a decoder about 1.8x faster
-    per core, spec §18); format 1.0 with ``field``, which every bigsmall reads."""
+    per core, spec §18); format 1.0 with ``field``, which every bigsmall reads; the ``prefix``
+    coder (format 1.2) with ``fieldp`` (same model, prefix-coded, §19)."""
     out = ["const"]
     if spec.info.itemsize >= 2:
         out.append("lut")
-    if base_layout(spec) is not None:
-        out.append("field8" if format_version >= (1, 1) else "field")
+    lay = base_layout(spec)
+    if lay is not None:
+        if coder == "prefix":
+            out.append("fieldp")
+            if lay.eb == 8 and lay.mb == 0 and lay.width == 8:
+                out.append("field8")  # whole bytes: see PREFIX_MARGIN
+        else:
+            out.append("field8" if format_version >= (1, 1) else "field")
     out.append("zstd")  # also catches repetitive float tensors (e.g. sinusoidal tables)
     return out
 
+
+PREFIX_MARGIN = 0.95
+"""With the prefix coder, ``field8`` replaces ``fieldp`` only when it is this much smaller.
+
+Why tried at all: a prefix code spends at least one bit per unit, so on skewed byte data
+(attention masks, sparse bool buffers) it can be twice rANS's size (bool mask vector: 13 % vs
+7.5 %); float fields, whose joint symbols are never that skewed, stay within ~0.3 % and are
+only coded with ``fieldp``. The margin keeps the faster codec when the saving is small."""
 
 ZSTD_PROBE_MARGIN = 1.02  # skip the zstd trial when its first chunk is this much larger
 
@@ -56,24 +72,33 @@ def _zstd_may_win(data: np.ndarray, spec: TensorSpec, chunk_units: int, best: Te
 
 
 def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES,
-                level: str = "default", format_version: tuple[int, int] = (1, 1)) -> TensorPlan:
+                level: str = "default", format_version: tuple[int, int] = (1, 1),
+                coder: str = "rans") -> TensorPlan:
     """Code one tensor's raw bytes (uint8 array) with the smallest applicable codec.
 
-    ``level``: encoder effort (``codecs.base.LEVELS``); raises InvalidOptionError on an unknown one."""
+    ``level``: encoder effort (``codecs.base.LEVELS``); ``coder``: entropy stage
+    (``codecs.base.CODERS``; ``prefix`` needs format 1.2). InvalidOptionError on a bad one."""
     if level not in LEVELS:
         raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    if coder not in CODERS:
+        raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
+    if coder == "prefix" and format_version < (1, 2):
+        raise InvalidOptionError("the prefix coder needs format 1.2 or later")
     chunk_units = chunk_units_for(spec, chunk_bytes)
     raw = get_codec("raw")
     if data.size == 0:
         return raw.encode(data, spec, chunk_units)  # type: ignore[return-value]
     best: TensorPlan | None = None
-    for cid in candidate_codecs(spec, format_version):
+    for cid in candidate_codecs(spec, format_version, coder):
         if cid == "zstd" and best is not None and not _zstd_may_win(data, spec, chunk_units, best):
             continue
         plan = get_codec(cid).encode(data, spec, chunk_units, level=level)
         if plan is None:
             continue
-        if best is None or plan.coded_size < best.coded_size:
+        bar = best.coded_size if best is not None else 0
+        if best is not None and cid == "field8" and best.codec == "fieldp":
+            bar = int(bar * PREFIX_MARGIN)
+        if best is None or plan.coded_size < bar:
             best = plan
         if cid == "const":
             break  # nothing beats a constant

@@ -54,7 +54,7 @@ def _decode_all(path: Path, threads: int) -> float:
 
 
 def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | None = None,
-                  level: str = "default") -> dict[str, Any]:
+                  level: str = "default", coder: str = "rans") -> dict[str, Any]:
     src = Path(src)
     threads = threads or default_threads()
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else src.stat().st_size
@@ -63,7 +63,7 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         out = Path(d) / "restored"
         c_t, d_t = [], []
         for _ in range(repeat):
-            r = compress(src, bs_path, force=True, threads=threads, level=level)
+            r = compress(src, bs_path, force=True, threads=threads, level=level, coder=coder)
             c_t.append(r.seconds)
         for _ in range(repeat):
             t = time.perf_counter()
@@ -86,5 +86,5 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         f"decode_memory_MBps_{threads}_threads": size / 1e6 / med(mem_n),
         "thread_speedup": med(mem_1) / med(mem_n), "threads": threads,
         "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": peak_rss() / 1e6,
-        "repeat": repeat, "level": level,
+        "repeat": repeat, "level": level, "coder": coder,
     }

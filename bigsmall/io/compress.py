@@ -22,7 +22,7 @@ import xxhash
 import zstandard
 
 from .. import __version__
-from ..codecs.base import LEVELS, get_codec
+from ..codecs.base import CODERS, LEVELS, get_codec
 from ..container import format as fmt
 from ..core import safetensors_header as sth
 from ..core.decode import decode_into
@@ -48,6 +48,7 @@ class CompressResult:
     codecs: dict[str, int] = attrs.field(hash=False)
     level: str = "default"
     format_version: str = "1.1"
+    coder: str = "rans"
 
     @property
     def ratio(self) -> float:
@@ -119,13 +120,14 @@ def _sha256(path: Path) -> str:
 
 
 def _encode_one(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bool,
-                level: str = "default", version: tuple[int, int] = fmt.VERSION) -> TensorPlan:
+                level: str = "default", version: tuple[int, int] = fmt.VERSION,
+                coder: str = "rans") -> TensorPlan:
     """Code one tensor; with ``verify``, decode it again and fall back to raw on any mismatch.
 
     The fallback is marked (codec 'raw', params 'fallback') so a codec bug shows up in stats
     and tests instead of as a corrupt file.
     """
-    plan = plan_tensor(data, spec, chunk_bytes, level, version)
+    plan = plan_tensor(data, spec, chunk_bytes, level, version, coder)
     if verify and plan.codec != "raw":
         out = np.empty(data.size, np.uint8)
         try:
@@ -151,12 +153,17 @@ def compress(
     progress: bool | None = False,
     chunk_bytes: int = CHUNK_BYTES,
     level: str = "default",
-    format_version: str = "1.1",
+    format_version: str | None = None,
+    coder: str = "rans",
 ) -> CompressResult:
     """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container.
 
     ``format_version``: ``"1.1"`` (default) codes floats with ``field8`` (faster decoding);
-    ``"1.0"`` writes files that every bigsmall reads.
+    ``"1.0"`` writes files that every bigsmall reads; ``"1.2"`` is needed by (and the default
+    of) ``coder="prefix"``.
+
+    ``coder``: ``"rans"`` (default, smallest files) or ``"prefix"`` (the same model with a
+    prefix code, codec ``fieldp``: decodes ~1.6x faster, ~0.2 points larger on the corpus).
 
     ``level``: ``"default"`` searches each float tensor's row/column contexts (smallest files);
     ``"fast"`` uses one context per tensor (~3x faster, slightly larger). Both write the same
@@ -164,10 +171,16 @@ def compress(
     """
     if level not in LEVELS:
         raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    if coder not in CODERS:
+        raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
+    if format_version is None:
+        format_version = "1.2" if coder == "prefix" else "1.1"
     if format_version not in fmt.FORMATS:
         raise InvalidOptionError(f"unknown format version {format_version!r}; this bigsmall writes "
                                  f"{', '.join(fmt.FORMATS)}")
     version = fmt.FORMATS[format_version]
+    if coder == "prefix" and version < (1, 2):
+        raise InvalidOptionError(f"the prefix coder needs format 1.2 or later, not {format_version}")
     t0 = time.perf_counter()
     src = Path(src)
     out = Path(dst) if dst is not None else default_output(src)
@@ -236,7 +249,7 @@ def compress(
                 else:
                     if spec.nbytes and key not in seen:
                         seen[key] = spec
-                    window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level, version), None))
+                    window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level, version, coder), None))
                 inflight += spec.nbytes
                 # Bound the tensors held (input copies and plans) by count *and* bytes: a count
                 # alone stalls every thread behind one big tensor (MiniLM's embedding is half the
@@ -275,4 +288,4 @@ def compress(
         for s in sources.values():
             s.close()
     return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
-                          time.perf_counter() - t0, codecs, level, format_version)
+                          time.perf_counter() - t0, codecs, level, format_version, coder)

@@ -1,0 +1,234 @@
+"""Prefix (Huffman) codes for the ``fieldp`` codec, derived from ``field``'s stored tables.
+
+Why derived, not stored: the joint weight of a symbol ``s = e << mb | m`` in a context is the
+product of the context's exponent frequency and the exponent's mantissa frequency, both already
+in the head (spec §14.4). Optimal length-limited code lengths of those weights (package-merge,
+``LMAX`` bits) are a deterministic function of them, so encoder and decoder build the same code
+and the side information does not grow by a byte.
+
+Decode tables (per context, ``L1`` index bits, uint16 entries ``sym | len << 12``):
+
+- ``t1[ctx << L1 | next L1 bits]``: the symbol and its length for codes of at most ``L1`` bits;
+  ``len`` field ``LONG`` for a longer code (then ``dirs`` at the same index gives
+  ``offset << 4 | sub_bits`` of its second-level table in ``t2``, indexed by the next
+  ``sub_bits`` bits); ``len`` field ``EMPTY`` in a context that holds no symbol (a unit there
+  is corrupt data). A context with one symbol has a zero-length code.
+- ``t2``: uint16 ``sym | len << 12`` (``L1 < len <= LMAX``).
+
+Bits are read LSB first; a code's most significant bit is read first (canonical codes, as in
+DEFLATE), so the table index is the code bit-reversed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+LMAX = 15  # longest code (a 4-bit length field)
+L1 = 11  # first-level table index bits: 4 KiB of table per context
+SYM_BITS = 12  # entry = symbol | length << 12: joint symbols have at most 12 bits
+EMPTY = 14  # length field of a t1 entry in an empty context
+LONG = 15  # length field of a t1 entry whose code is longer than L1
+
+
+@njit(nogil=True, cache=True)
+def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
+    """Optimal code lengths (<= ``lmax``) for the weights ``w`` (int64; 0 = absent symbol).
+
+    Package-merge (spec §19.2), with the selected items counted level by level instead of
+    materialising their leaf sets: the selected items of every list are a prefix of it, and the
+    leaves in a prefix of a merged list are a prefix of the sorted leaves, so the length of
+    the leaf of rank r is the number of lists whose selected prefix holds more than r leaves.
+    Ties: leaves sorted by (weight, symbol); in a merge, a leaf goes before a package of equal
+    weight. One present symbol: length 0. Requires n <= 2**lmax present symbols."""
+    a = w.shape[0]
+    out = np.zeros(a, np.int64)
+    present = np.flatnonzero(w > 0)
+    n = present.shape[0]
+    if n <= 1:
+        return out  # 0 symbols: no code; 1 symbol: a zero-length code
+    order = np.argsort(w[present], kind="mergesort")  # stable: equal weights by symbol
+    leaf = present[order]
+    lw = w[leaf]
+    cap = 2 * n
+    lists = np.empty((lmax, cap), np.int64)  # weights of each level's merged list
+    nleaf = np.empty((lmax, cap + 1), np.int64)  # leaves among the first k items of each list
+    nleaf[:, 0] = 0
+    size = np.zeros(lmax, np.int64)
+    for i in range(n):
+        lists[0, i] = lw[i]
+        nleaf[0, i + 1] = i + 1
+    size[0] = n
+    for j in range(1, lmax):
+        npk = size[j - 1] // 2
+        x = 0  # next leaf
+        y = 0  # next package
+        k = 0
+        pw = 0
+        while x < n or y < npk:
+            if y < npk:
+                pw = lists[j - 1, 2 * y] + lists[j - 1, 2 * y + 1]
+            if y >= npk or (x < n and lw[x] <= pw):
+                lists[j, k] = lw[x]
+                nleaf[j, k + 1] = nleaf[j, k] + 1
+                x += 1
+            else:
+                lists[j, k] = pw
+                nleaf[j, k + 1] = nleaf[j, k]
+                y += 1
+            k += 1
+        size[j] = k
+    sel = np.zeros(lmax, np.int64)  # leaves selected at each level
+    k = 2 * n - 2
+    for j in range(lmax - 1, 0, -1):
+        leaves = nleaf[j, k]
+        sel[j] = leaves
+        k = 2 * (k - leaves)
+    sel[0] = k
+    for r in range(n):
+        c = 0
+        for j in range(lmax):
+            if r < sel[j]:
+                c += 1
+        out[leaf[r]] = c
+    return out
+
+
+@njit(nogil=True, cache=True)
+def canonical_codes(lens: np.ndarray) -> np.ndarray:
+    """Canonical codes of ``lens`` (in order of length, then symbol: the first code of each
+    length follows the last of the shorter ones, as in DEFLATE), bit-reversed: ready to be
+    written LSB first so that the code's most significant bit comes first."""
+    a = lens.shape[0]
+    count = np.zeros(LMAX + 2, np.int64)
+    for s in range(a):
+        count[lens[s]] += 1
+    count[0] = 0
+    nxt = np.zeros(LMAX + 2, np.int64)
+    code = 0
+    for ln in range(1, LMAX + 1):
+        code = (code + count[ln - 1]) << 1
+        nxt[ln] = code
+    codes = np.zeros(a, np.int64)
+    for s in range(a):
+        ln = lens[s]
+        if ln == 0:
+            continue
+        c = nxt[ln]
+        nxt[ln] += 1
+        rev = 0
+        for z in range(ln):
+            rev |= ((c >> z) & 1) << (ln - 1 - z)
+        codes[s] = rev
+    return codes
+
+
+@njit(nogil=True, cache=True)
+def joint_weights(tfc: np.ndarray, mfc: np.ndarray, nctx: int, eb: int, mb: int) -> np.ndarray:
+    """int64[nctx, 2**(eb+mb)]: f_ctx[e] * mf_e[m] (f_ctx[e] if mb == 0), read from the decode
+    tables of ``decode_tables.build_tables`` (``tfc``/``mfc``: freq in the low 16 bits of the
+    entry of (row << 8) + symbol)."""
+    ae = 1 << eb
+    am = 1 << mb
+    w = np.zeros((nctx, ae * am), np.int64)
+    for c in range(nctx):
+        for e in range(ae):
+            f = np.int64(tfc[(c << 8) + e] & 0xFFFF)
+            if f == 0:
+                continue
+            if mb == 0:
+                w[c, e] = f
+            else:
+                for m in range(am):
+                    w[c, (e << mb) + m] = f * np.int64(mfc[(e << 8) + m] & 0xFFFF)
+    return w
+
+
+@njit(nogil=True, cache=True)
+def build(w: np.ndarray):  # type: ignore[no-untyped-def]
+    """(sym, lens, codes, t1, dirs, t2, ok) for the joint weights ``w`` (int64[nctx, A],
+    A <= 2**SYM_BITS): ``sym`` the symbols present in some context (ascending), ``lens`` and
+    ``codes`` int64[nctx, len(sym)] their code lengths and bit-reversed codes per context,
+    then the decode tables. ``ok`` is False only if a code is not complete (cannot happen for
+    package-merge output; checked so that no table entry is ever left unset)."""
+    nctx, a = w.shape
+    t1 = np.empty(nctx << L1, np.uint16)
+    dirs = np.zeros(nctx << L1, np.int64)
+    # the symbols present in some context: per-context work runs over these only (a bf16
+    # tensor has ~200 of its 2048 joint symbols); ascending, so compact order = symbol order
+    anyw = np.zeros(a, np.bool_)
+    for c in range(nctx):
+        for s in range(a):
+            if w[c, s] > 0:
+                anyw[s] = True
+    sym = np.flatnonzero(anyw)
+    na = sym.shape[0]
+    wc = np.empty(na, np.int64)
+    lens = np.zeros((nctx, na), np.int64)
+    codes = np.zeros((nctx, na), np.int64)
+    sub = np.zeros(1 << L1, np.int64)  # per L1-bit prefix: longest code length - L1
+    # second level: grown as needed (long codes are rare)
+    t2 = np.zeros(64, np.uint16)
+    used = 0
+    single = 0
+    for c in range(nctx):
+        base = c << L1
+        npres = 0
+        for x in range(na):
+            wc[x] = w[c, sym[x]]
+            if wc[x] > 0:
+                npres += 1
+                single = sym[x]
+        if npres == 0:
+            t1[base : base + (1 << L1)] = EMPTY << SYM_BITS
+            continue
+        if npres == 1:  # the zero-length code: every slot is the symbol, no bits read
+            t1[base : base + (1 << L1)] = single
+            continue
+        lc = code_lengths(wc, LMAX)
+        cc = canonical_codes(lc)
+        kraft = 0
+        lens[c] = lc
+        codes[c] = cc
+        for x in range(na):
+            if lc[x] > 0:
+                kraft += 1 << (LMAX - lc[x])
+        if kraft != 1 << LMAX:
+            return sym, lens, codes, t1, dirs, t2[:1], False
+        # short codes fill their slots of t1; long codes: group by their first L1 bits
+        for x in range(na):
+            ln = lc[x]
+            if ln == 0:
+                continue
+            if ln <= L1:
+                e = sym[x] | (ln << SYM_BITS)
+                for idx in range(cc[x], 1 << L1, 1 << ln):
+                    t1[base + idx] = e
+            else:
+                pre = cc[x] & ((1 << L1) - 1)
+                sub[pre] = max(sub[pre], ln - L1)
+        for x in range(na):
+            if lc[x] <= L1:
+                continue
+            pre = cc[x] & ((1 << L1) - 1)
+            if sub[pre] == 0:  # this prefix's table is placed already
+                continue
+            size = 1 << sub[pre]
+            while used + size > t2.shape[0]:
+                grown = np.zeros(2 * t2.shape[0], np.uint16)
+                grown[:used] = t2[:used]
+                t2 = grown
+            t1[base + pre] = LONG << SYM_BITS
+            dirs[base + pre] = (used << 4) | sub[pre]
+            used += size
+            sub[pre] = 0
+        for x in range(na):
+            ln = lc[x]
+            if ln <= L1:
+                continue
+            d = dirs[base + (cc[x] & ((1 << L1) - 1))]
+            off = d >> 4
+            e = sym[x] | (ln << SYM_BITS)
+            for idx in range(cc[x] >> L1, 1 << (d & 15), 1 << (ln - L1)):
+                t2[off + idx] = e
+    return sym, lens, codes, t1, dirs, t2[: max(used, 1)].copy(), True
