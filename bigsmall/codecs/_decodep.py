@@ -24,13 +24,14 @@ def _tail64(buf, idx):
 
 
 @njit(nogil=True, cache=True)
-def decode_chunk(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf):
-    """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt."""
-    return _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf)
+def decode_chunk(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf):
+    """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt.
+    ``colsh``: the column contexts shifted left by L1 (``colctx << L1``)."""
+    return _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
 
 
 @njit(nogil=True, cache=True)
-def decode_chunks(out, first, step, per, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift,
+def decode_chunks(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift,
                   blob, offs):
     """Decode chunks ``first``, ``first + step``, ... of a whole tensor in one call; chunk ``i``
     is ``blob[offs[i]:offs[i + 1]]`` and covers units ``[i * per, (i + 1) * per)`` of ``out``.
@@ -39,14 +40,14 @@ def decode_chunks(out, first, step, per, ncols, rowctx, colctx, t1, dirs, t2, p,
     for i in range(first, offs.shape[0] - 1, step):
         b = min(n, i * per)
         e = min(n, b + per)
-        if decode_chunk(out[b:e], b, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift,
+        if decode_chunk(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift,
                         blob[offs[i]:offs[i + 1]]) != 0:
             return i
     return -1
 
 
 @njit(nogil=True, cache=True)
-def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf):
+def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf):
     """The 4-lane kernel.
 
     Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
@@ -97,56 +98,54 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
         G = min(G, (lim - q3) // adv)
         if G >= 1:
             rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
             bm = (1 << bw) - 1
             if rs == 0:
                 for _g in range(G):
-                    cx = rc + ld(colctx, j + 0)
                     w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & bm
                     q0 += ln_ + bw
                     st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 1)
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & bm
                     q1 += ln_ + bw
                     st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 2)
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & bm
                     q2 += ln_ + bw
                     st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 3)
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & bm
@@ -156,53 +155,49 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
                     j += 4
             else:
                 for _g in range(G):
-                    cx = rc + ld(colctx, j + 0)
                     w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q0 += ln_ + bw
                     st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 1)
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q1 += ln_ + bw
                     st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 2)
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q2 += ln_ + bw
                     st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                    cx = rc + ld(colctx, j + 3)
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
-                    ti = (cx << L1) | (w_ & 2047)
-                    e_ = ld(t1, ti)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
                             return -4
-                        d_ = ld(dirs, ti)
+                        d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
@@ -214,7 +209,7 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
             if t + 0 < n:
                 k_ = k0 + t + 0
                 i_ = k_ // ncols
-                cx = ld(rowctx, i_) + ld(colctx, k_ - i_ * ncols)
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
                 h_ = ld(rshift, i_)
                 b_ = rbits - h_
                 bi_ = q0 >> 3
@@ -236,7 +231,7 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
             if t + 1 < n:
                 k_ = k0 + t + 1
                 i_ = k_ // ncols
-                cx = ld(rowctx, i_) + ld(colctx, k_ - i_ * ncols)
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
                 h_ = ld(rshift, i_)
                 b_ = rbits - h_
                 bi_ = q1 >> 3
@@ -258,7 +253,7 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
             if t + 2 < n:
                 k_ = k0 + t + 2
                 i_ = k_ // ncols
-                cx = ld(rowctx, i_) + ld(colctx, k_ - i_ * ncols)
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
                 h_ = ld(rshift, i_)
                 b_ = rbits - h_
                 bi_ = q2 >> 3
@@ -280,7 +275,7 @@ def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf
             if t + 3 < n:
                 k_ = k0 + t + 3
                 i_ = k_ // ncols
-                cx = ld(rowctx, i_) + ld(colctx, k_ - i_ * ncols)
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
                 h_ = ld(rshift, i_)
                 b_ = rbits - h_
                 bi_ = q3 >> 3

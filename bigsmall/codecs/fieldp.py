@@ -44,6 +44,7 @@ class _PModel(field._Model):
     t1: np.ndarray
     dirs: np.ndarray
     t2: np.ndarray
+    colsh: np.ndarray  # colctx << prefix.L1: the kernel's column part of a table index
 
 
 class FieldPCodec(field.FieldCodec):
@@ -105,7 +106,8 @@ class FieldPCodec(field.FieldCodec):
         _sym, _lens, _codes, t1, dirs, t2, ok = prefix.build(w)
         if not ok:
             raise IntegrityError(f"tensor {spec.name!r}: side information corrupt (no prefix code)")
-        return _PModel(**attrs.asdict(base, recurse=False), t1=t1, dirs=dirs, t2=t2)
+        return _PModel(**attrs.asdict(base, recurse=False), t1=t1, dirs=dirs, t2=t2,
+                       colsh=base.colctx << prefix.L1)
 
     def decode_chunk(self, state: field._Model, spec: TensorSpec, params: dict[str, Any], index: int,
                      chunk: bytes | memoryview, out: np.ndarray) -> None:
@@ -115,7 +117,7 @@ class FieldPCodec(field.FieldCodec):
         b = state
         lay = b.lay
         rc = decode_chunk(out.view(field._UINT[lay.width // 8]), index * int(params["chunk"]),
-                          int(params["matrix"][1]), b.rowctx, b.colctx, state.t1, state.dirs,
+                          int(params["matrix"][1]), b.rowctx, state.colsh, state.t1, state.dirs,
                           state.t2, lay.p, lay.eb, lay.mb, b.rshift,
                           np.frombuffer(chunk, dtype=np.uint8))
         if rc != 0:
@@ -130,7 +132,7 @@ class FieldPCodec(field.FieldCodec):
         b = state
         lay = b.lay
         bad = decode_chunks(out.view(field._UINT[lay.width // 8]), first, step,
-                            int(params["chunk"]), int(params["matrix"][1]), b.rowctx, b.colctx,
+                            int(params["chunk"]), int(params["matrix"][1]), b.rowctx, state.colsh,
                             state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb, b.rshift, blob,
                             offsets)
         if bad >= 0:

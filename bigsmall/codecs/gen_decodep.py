@@ -39,13 +39,14 @@ def _tail64(buf, idx):
 
 
 @njit(nogil=True, cache=True)
-def decode_chunk(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf):
-    """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt."""
-    return _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf)
+def decode_chunk(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf):
+    """Decode one chunk (``buf``: its bytes) into ``out``; 0 on success, < 0 if corrupt.
+    ``colsh``: the column contexts shifted left by L1 (``colctx << L1``)."""
+    return _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
 
 
 @njit(nogil=True, cache=True)
-def decode_chunks(out, first, step, per, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift,
+def decode_chunks(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift,
                   blob, offs):
     """Decode chunks ``first``, ``first + step``, ... of a whole tensor in one call; chunk ``i``
     is ``blob[offs[i]:offs[i + 1]]`` and covers units ``[i * per, (i + 1) * per)`` of ``out``.
@@ -54,32 +55,35 @@ def decode_chunks(out, first, step, per, ncols, rowctx, colctx, t1, dirs, t2, p,
     for i in range(first, offs.shape[0] - 1, step):
         b = min(n, i * per)
         e = min(n, b + per)
-        if decode_chunk(out[b:e], b, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift,
+        if decode_chunk(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift,
                         blob[offs[i]:offs[i + 1]]) != 0:
             return i
     return -1
 '''
 
 
-def _lookup(ind: str) -> list[str]:
-    """``e_``: the entry of the code at the front of ``w_`` in context ``cx`` (both levels)."""
-    return [f"{ind}ti = (cx << L1) | (w_ & 2047)",
-            f"{ind}e_ = ld(t1, ti)",
+def _lookup(ind: str, t1: str = "t1", dirs: str = "dirs") -> list[str]:
+    """``e_``: the entry of the code at the front of ``w_`` at table index ``ti`` (both
+    levels; ``t1``/``dirs``: the tables, or their rows of the current row context)."""
+    return [f"{ind}e_ = ld({t1}, ti)",
             f"{ind}if e_ >= 0xE000:",  # length field EMPTY (14) or LONG (15): rare
             f"{ind}    if e_ < 0xF000:",
             f"{ind}        return -4",
-            f"{ind}    d_ = ld(dirs, ti)",
+            f"{ind}    d_ = ld({dirs}, ti)",
             f"{ind}    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))",
             f"{ind}ln_ = e_ >> 12"]
 
 
 def _fast_group(ind: str, shifted: bool) -> list[str]:
-    """One group of 4 units inside one matrix row; every load proven inside the buffer."""
+    """One group of 4 units inside one matrix row; every load proven inside the buffer.
+    ``t1r``/``dirsr`` are the row context's part of the tables and ``colsh`` holds the column
+    contexts pre-shifted, so the table index is one OR (measured +8-10 % on MiniLM bf16 over
+    ``(rowctx + colctx) << L1``: fewer live values in the loop, fewer spills)."""
     o: list[str] = []
     for ln in range(N):
-        o += [f"cx = rc + ld(colctx, j + {ln})",
-              f"w_ = ld64(buf, q{ln} >> 3) >> (q{ln} & 7)"]
-        o += _lookup("")
+        o += [f"w_ = ld64(buf, q{ln} >> 3) >> (q{ln} & 7)",
+              f"ti = ld(colsh, j + {ln}) | (w_ & 2047)"]
+        o += _lookup("", "t1r", "dirsr")
         if shifted:
             o.append("r_ = ((w_ >> ln_) & bm) << rs")
         else:
@@ -96,12 +100,13 @@ def _slow_group(ind: str) -> list[str]:
         o += [f"if t + {ln} < n:",
               f"    k_ = k0 + t + {ln}",
               "    i_ = k_ // ncols",
-              "    cx = ld(rowctx, i_) + ld(colctx, k_ - i_ * ncols)",
+              "    cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)",
               "    h_ = ld(rshift, i_)",
               "    b_ = rbits - h_",
               f"    bi_ = q{ln} >> 3",
               "    a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)",
-              f"    w_ = a_ >> (q{ln} & 7)"]
+              f"    w_ = a_ >> (q{ln} & 7)",
+              "    ti = (cx << L1) | (w_ & 2047)"]
         o += _lookup("    ")
         o += ["    r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_",
               f"    q{ln} += ln_ + b_",
@@ -117,7 +122,7 @@ def generate() -> str:
     w("")
     w("")
     w("@njit(nogil=True, cache=True)")
-    w("def _kernel(out, k0, ncols, rowctx, colctx, t1, dirs, t2, p, eb, mb, rshift, buf):")
+    w("def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf):")
     w('    """The 4-lane kernel.')
     w("")
     w("    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.")
@@ -160,6 +165,8 @@ def generate() -> str:
         w(f"        G = min(G, (lim - q{ln}) // adv)")
     w("        if G >= 1:")
     w("            rc = ld(rowctx, i)")
+    w("            t1r = t1[rc << L1:]")
+    w("            dirsr = dirs[rc << L1:]")
     w("            bm = (1 << bw) - 1")
     for shifted, cond in ((False, "if rs == 0:"), (True, "else:")):
         w(f"            {cond}")
