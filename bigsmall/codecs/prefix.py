@@ -49,39 +49,48 @@ def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
         return out  # 0 symbols: no code; 1 symbol: a zero-length code
     order = np.argsort(w[present], kind="mergesort")  # stable: equal weights by symbol
     leaf = present[order]
-    lw = w[leaf]
+    big = np.int64(1) << 61  # sentinel: above any real weight or package (< 2**35)
+    lw = np.empty(n + 1, np.int64)
+    lw[:n] = w[leaf]
+    lw[n] = big
     cap = 2 * n
-    lists = np.empty((lmax, cap), np.int64)  # weights of each level's merged list
-    nleaf = np.empty((lmax, cap + 1), np.int64)  # leaves among the first k items of each list
-    nleaf[:, 0] = 0
-    size = np.zeros(lmax, np.int64)
-    for i in range(n):
-        lists[0, i] = lw[i]
-        nleaf[0, i + 1] = i + 1
-    size[0] = n
+    # weights of the previous and current merged list, each followed by two sentinels, and
+    # per level whether each item of its merged list is a leaf
+    prev = np.empty(cap + 2, np.int64)
+    cur = np.empty(cap + 2, np.int64)
+    isleaf = np.empty(lmax * cap, np.uint8)
+    prev[:n] = lw[:n]
+    prev[n] = big
+    prev[n + 1] = big
+    size = n
     for j in range(1, lmax):
-        npk = size[j - 1] // 2
+        npk = size // 2
         x = 0  # next leaf
         y = 0  # next package
-        k = 0
-        pw = 0
-        while x < n or y < npk:
-            if y < npk:
-                pw = lists[j - 1, 2 * y] + lists[j - 1, 2 * y + 1]
-            if y >= npk or (x < n and lw[x] <= pw):
-                lists[j, k] = lw[x]
-                nleaf[j, k + 1] = nleaf[j, k] + 1
+        base = j * cap
+        for k in range(n + npk):
+            # a leaf goes first on a tie; past either end the sentinels make the other win
+            pw = prev[2 * y] + prev[2 * y + 1]
+            lv = lw[x]
+            if lv <= pw:
+                cur[k] = lv
+                isleaf[base + k] = 1
                 x += 1
             else:
-                lists[j, k] = pw
-                nleaf[j, k + 1] = nleaf[j, k]
+                cur[k] = pw
+                isleaf[base + k] = 0
                 y += 1
-            k += 1
-        size[j] = k
+        size = n + npk
+        cur[size] = big
+        cur[size + 1] = big
+        prev, cur = cur, prev
     sel = np.zeros(lmax, np.int64)  # leaves selected at each level
     k = 2 * n - 2
     for j in range(lmax - 1, 0, -1):
-        leaves = nleaf[j, k]
+        base = j * cap
+        leaves = 0
+        for z in range(k):
+            leaves += isleaf[base + z]
         sel[j] = leaves
         k = 2 * (k - leaves)
     sel[0] = k
