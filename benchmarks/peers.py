@@ -1,8 +1,9 @@
 """Issue #3 benchmark: bigsmall next to zstd-3, byte-grouped zstd-3 and (optionally) ZipNN and the
 bigsmall 4.0 package from PyPI.
 
-bigsmall runs at both levels (``bigsmall``: default, ``bigsmall_fast``: ``level="fast"``), each
-with compress's default verify pass (every coded tensor decoded again before it is written).
+bigsmall runs at both levels (``bigsmall``: default, ``bigsmall_fast``: ``level="fast"``) and
+with the prefix coder (``bigsmall_prefix``: ``coder="prefix"``, format 1.2), each with compress's
+default verify pass (every coded tensor decoded again before it is written).
 
 All tools run in the same invocation on the same files (page cache warm), file -> file, medians
 of --repeat runs. Peers are never imported from this project: set BIGSMALL_PEERS_PYTHON to the
@@ -81,11 +82,13 @@ def time_zstd(src: Path, work: Path, repeat: int, grouped: bool) -> dict[str, fl
             "decompress_MBps": size / 1e6 / statistics.median(dt) if not grouped else float("nan")}
 
 
-def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str = "default") -> dict[str, float]:
+def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str = "default",
+                  coder: str = "rans") -> dict[str, float]:
     """bigsmall as a user runs it: ``compress`` with its default verify pass, then ``decompress``."""
     ct, dt = [], []
     for _ in range(repeat):
-        r = bigsmall.compress(src, work / "m.bs", force=True, threads=threads, level=level)
+        r = bigsmall.compress(src, work / "m.bs", force=True, threads=threads, level=level,
+                              coder=coder)
         ct.append(r.seconds)
     for _ in range(repeat):
         t = time.perf_counter()
@@ -160,6 +163,8 @@ def main() -> int:
             row: dict[str, object] = {"model": name, "MB": src.stat().st_size / 1e6}
             row["bigsmall"] = time_bigsmall(src, work, args.repeat, args.threads)
             row["bigsmall_fast"] = time_bigsmall(src, work, args.repeat, args.threads, "fast")
+            row["bigsmall_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
+                                                   coder="prefix")
             row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
             row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
             if peers_py:
@@ -172,7 +177,7 @@ def main() -> int:
     print(f"threads={args.threads} repeat={args.repeat} (medians; file -> file, page cache warm)")
     for row in rows:
         print(f"\n{row['model']} ({row['MB']:.1f} MB)")
-        for tool in ("bigsmall", "bigsmall_fast", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
+        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
             r = row.get(tool)
             if isinstance(r, dict):
                 dec = r["decompress_MBps"]
@@ -182,10 +187,12 @@ def main() -> int:
                     extra = "  restored file identical" if r["file_identical"] else "  restored file DIFFERS"
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
                       f"decompress {dec_s} MB/s{extra}")
-        z, b = row.get("zipnn"), row["bigsmall"]
-        if isinstance(z, dict) and isinstance(b, dict):
-            print(f"  bigsmall / zipnn: decompress speed x{b['decompress_MBps'] / z['decompress_MBps']:.2f}, "
-                  f"size x{b['ratio'] / z['ratio']:.3f}")
+        z = row.get("zipnn")
+        for tool in ("bigsmall", "bigsmall_prefix"):
+            b = row[tool]
+            if isinstance(z, dict) and isinstance(b, dict):
+                print(f"  {tool} / zipnn: decompress speed x{b['decompress_MBps'] / z['decompress_MBps']:.2f}, "
+                      f"size x{b['ratio'] / z['ratio']:.3f}")
     return 0
 
 
