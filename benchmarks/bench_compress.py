@@ -53,7 +53,9 @@ class Child:
     """One variant's worker process: send (file, threads), read back seconds and sha256."""
 
     def __init__(self, env: dict[str, str], verify: bool) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, "1" if verify else "0"],
+        # -P: do not put the working directory first on the import path, or a run from the
+        # repository root imports ./bigsmall in both children whatever PYTHONPATH says
+        self.proc = subprocess.Popen([sys.executable, "-P", "-c", CHILD, "1" if verify else "0"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=env)
 

@@ -62,16 +62,19 @@ def base_layout(spec: TensorSpec) -> Layout | None:
     return None
 
 
-def _fields(values: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """(exponent part, mantissa-top part) of every element, as uint16 arrays.
+def _fields(values: np.ndarray, lay: Layout, lo: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(exponent part, mantissa-top part) of every element, as uint16 arrays (the second one
+    empty without ``lo`` or mantissa bits).
 
-    Computed in the values' own width (no uint64/int64 copies of the tensor); uint16 holds both
-    parts and also ``hi << mb | lo``, because the coded field has at most 16 bits."""
-    hi = ((values >> (lay.p + lay.mb)) & ((1 << lay.eb) - 1)).astype(np.uint16)
-    if lay.mb == 0:
+    One pass of a numba kernel per part (no uint64/int64 copies of the tensor, no numpy
+    temporaries); uint16 holds both parts and also ``hi << mb | lo``, because the coded field
+    has at most 16 bits."""
+    from . import context
+
+    hi = context._bit_field(values, lay.p + lay.mb, lay.eb)
+    if lay.mb == 0 or not lo:
         return hi, np.zeros(0, np.uint16)
-    lo = ((values >> lay.p) & ((1 << lay.mb) - 1)).astype(np.uint16)
-    return hi, lo
+    return hi, context._bit_field(values, lay.p, lay.mb)
 
 
 def _cond_entropy_bits(joint: np.ndarray, marg: np.ndarray) -> tuple[float, int]:
@@ -101,8 +104,10 @@ def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
     top = min(3, info.mant_bits)
     if top == 0:
         return lay
-    key = (sample >> (info.mant_bits - top)) & ((1 << (lay.eb + top)) - 1)
-    joint_top = np.bincount(key, minlength=1 << (lay.eb + top))
+    from . import context
+
+    # np.bincount((sample >> (mant_bits - top)) & mask), without its int64 copy of the keys
+    joint_top = context._field_counts(sample, info.mant_bits - top, lay.eb + top)
     marg = joint_top.reshape(-1, 1 << top).sum(axis=1)
     best, best_gain = lay, 0.0
     for mb in range(1, top + 1):
@@ -152,8 +157,9 @@ def _row_shifts(values: np.ndarray, lay: Layout, nrows: int, ncols: int) -> np.n
     """Per row, how many low raw bits are zero in every element (e.g. fp16-exact fp32 rows)."""
     if lay.p == 0 or lay.rbits == 0:
         return np.zeros(nrows, np.int64)
-    low = (values & np.array((1 << lay.p) - 1, dtype=values.dtype)).reshape(nrows, ncols)
-    acc = np.bitwise_or.reduce(low, axis=1).astype(np.uint64)
+    from . import context
+
+    acc = context._row_or(values, (1 << lay.p) - 1, nrows, ncols)  # one pass, no temporaries
     tz = np.full(nrows, lay.p, np.int64)
     for b in range(lay.p - 1, -1, -1):
         tz[((acc >> np.uint64(b)) & np.uint64(1)) == 1] = b
@@ -194,7 +200,7 @@ class FieldCodec(Codec):
             nrows, ncols = 1, n
         else:
             nrows, ncols = spec.matrix
-        hi, lo = _fields(values, lay)
+        hi, _ = _fields(values, lay, lo=False)  # the mantissa part is only counted, below
         alpha = 1 << lay.eb
         if level == "fast":  # no context search: one exponent table per tensor
             cl = context.trivial(nrows, ncols)
@@ -204,7 +210,8 @@ class FieldCodec(Codec):
         qexp = tables.quantize_counts(counts)
         qmant = None
         if lay.mb:
-            mcounts = np.bincount((hi << lay.mb) | lo, minlength=alpha << lay.mb).reshape(alpha, -1)
+            # counts of the whole field ``hi << mb | lo``, straight from the values
+            mcounts = context._field_counts(values, lay.p, lay.c).reshape(alpha, -1)
             qmant = tables.quantize_counts(mcounts)
         freq = rans.normalize_weights(tables.dequantize(qexp), PROB_BITS)
         cum = rans.cumulative(freq)

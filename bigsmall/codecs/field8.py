@@ -43,17 +43,12 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
                  rshift: np.ndarray) -> bytes:
     """One ``field8`` chunk of ``values`` (units ``k0 ..`` of the tensor)."""
     from . import rans
-    from ._encode8 import encode_symbols
+    from ._encode8 import MAGIC, SHIFT, encode_values
 
-    alpha = freq.shape[1]
-    malpha = mfreq.shape[1]
-    es, ms = rans._symbols(values, k0, ncols, rowctx, colctx, alpha, mrow, malpha, lay.p,
-                           lay.eb, lay.mb)
-    hasm = lay.mb > 0
-    if not hasm:
-        ms = np.zeros(0, np.int32)
-    xs, words = encode_symbols(es, ms, freq.ravel(), cum.ravel(), mfreq.ravel(), mcum.ravel(),
-                           field.PROB_BITS, field.MANT_PROB_BITS, hasm)
+    xs, words = encode_values(values, k0, ncols, rowctx, colctx, freq.shape[1], mrow,
+                              mfreq.shape[1], lay.p, lay.eb, lay.mb, freq.ravel(), cum.ravel(),
+                              mfreq.ravel(), mcum.ravel(), field.PROB_BITS, field.MANT_PROB_BITS,
+                              MAGIC, SHIFT)
     raw = rans._raw_lane_fast(values, k0, 0, values.shape[0], ncols, lay.p, lay.c, rshift)
     return (int(words.nbytes).to_bytes(4, "little") + xs.astype("<u8").tobytes()
             + words.astype("<u4").tobytes() + raw.tobytes())
