@@ -73,7 +73,8 @@ class FieldPCodec(field.FieldCodec):
         else:
             w = freq
         w = np.ascontiguousarray(w, dtype=np.int64)
-        sym, lc, cc, _t1, _dirs, _t2, ok = prefix.build(w)
+        sym = np.flatnonzero((w > 0).any(axis=0))  # as prefix.joint_weights finds them
+        lc, cc, _t1, _dirs, _t2, ok = prefix.build(sym, np.ascontiguousarray(w[:, sym]))
         if not ok:
             raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
         lens = np.zeros(w.shape, np.int64)
@@ -102,8 +103,8 @@ class FieldPCodec(field.FieldCodec):
         base = super().prepare(spec, params, head)
         lay = base.lay
         nctx = base.cl.n_contexts
-        w = prefix.joint_weights(base.tfc, base.mfc, nctx, lay.eb, lay.mb)
-        _sym, _lens, _codes, t1, dirs, t2, ok = prefix.build(w)
+        sym, w = prefix.joint_weights(base.tfc, base.mfc, nctx, lay.eb, lay.mb)
+        _lens, _codes, t1, dirs, t2, ok = prefix.build(sym, w)
         if not ok:
             raise IntegrityError(f"tensor {spec.name!r}: side information corrupt (no prefix code)")
         return _PModel(**attrs.asdict(base, recurse=False), t1=t1, dirs=dirs, t2=t2,

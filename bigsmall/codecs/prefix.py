@@ -133,45 +133,65 @@ def canonical_codes(lens: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def joint_weights(tfc: np.ndarray, mfc: np.ndarray, nctx: int, eb: int, mb: int) -> np.ndarray:
-    """int64[nctx, 2**(eb+mb)]: f_ctx[e] * mf_e[m] (f_ctx[e] if mb == 0), read from the decode
+def joint_weights(tfc: np.ndarray, mfc: np.ndarray, nctx: int, eb: int, mb: int):  # type: ignore[no-untyped-def]
+    """(sym, w): the joint symbols present in some context (ascending) and their weights
+    int64[nctx, len(sym)] = f_ctx[e] * mf_e[m] (f_ctx[e] if mb == 0), read from the decode
     tables of ``decode_tables.build_tables`` (``tfc``/``mfc``: freq in the low 16 bits of the
-    entry of (row << 8) + symbol)."""
+    entry of (row << 8) + symbol). Compact: a bf16 tensor has ~100-200 of its 2048 joint
+    symbols, so nothing is sized or scanned by the full alphabet."""
     ae = 1 << eb
     am = 1 << mb
-    w = np.zeros((nctx, ae * am), np.int64)
+    used = np.zeros(ae, np.bool_)
     for c in range(nctx):
         for e in range(ae):
-            f = np.int64(tfc[(c << 8) + e] & 0xFFFF)
-            if f == 0:
-                continue
+            if tfc[(c << 8) + e] & 0xFFFF:
+                used[e] = True
+    na = 0
+    for e in range(ae):
+        if used[e]:
             if mb == 0:
-                w[c, e] = f
+                na += 1
             else:
                 for m in range(am):
-                    w[c, (e << mb) + m] = f * np.int64(mfc[(e << 8) + m] & 0xFFFF)
-    return w
+                    if mfc[(e << 8) + m] & 0xFFFF:
+                        na += 1
+    sym = np.empty(na, np.int64)
+    fe = np.empty(na, np.int64)  # the symbol's exponent
+    fm = np.empty(na, np.int64)  # its mantissa weight (1 if mb == 0)
+    x = 0
+    for e in range(ae):
+        if not used[e]:
+            continue
+        if mb == 0:
+            sym[x] = e
+            fe[x] = e
+            fm[x] = 1
+            x += 1
+            continue
+        for m in range(am):
+            g = np.int64(mfc[(e << 8) + m] & 0xFFFF)
+            if g:
+                sym[x] = (e << mb) | m
+                fe[x] = e
+                fm[x] = g
+                x += 1
+    w = np.empty((nctx, na), np.int64)
+    for c in range(nctx):
+        for x in range(na):
+            w[c, x] = np.int64(tfc[(c << 8) + fe[x]] & 0xFFFF) * fm[x]
+    return sym, w
 
 
 @njit(nogil=True, cache=True)
-def build(w: np.ndarray):  # type: ignore[no-untyped-def]
-    """(sym, lens, codes, t1, dirs, t2, ok) for the joint weights ``w`` (int64[nctx, A],
-    A <= 2**SYM_BITS): ``sym`` the symbols present in some context (ascending), ``lens`` and
-    ``codes`` int64[nctx, len(sym)] their code lengths and bit-reversed codes per context,
-    then the decode tables. ``ok`` is False only if a code is not complete (cannot happen for
-    package-merge output; checked so that no table entry is ever left unset)."""
-    nctx, a = w.shape
+def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
+    """(lens, codes, t1, dirs, t2, ok) for the joint symbols ``sym`` (ascending, < 2**SYM_BITS)
+    with weights ``w`` (int64[nctx, len(sym)], ``joint_weights``): their code lengths and
+    bit-reversed codes per context (int64[nctx, len(sym)]), then the decode tables (``dirs``
+    is only defined where ``t1`` says LONG). ``ok`` is False only if a code is not complete
+    (cannot happen for package-merge output; checked so that no table entry is left unset)."""
+    nctx, na = w.shape
     t1 = np.empty(nctx << L1, np.uint16)
-    dirs = np.zeros(nctx << L1, np.int64)
-    # the symbols present in some context: per-context work runs over these only (a bf16
-    # tensor has ~200 of its 2048 joint symbols); ascending, so compact order = symbol order
-    anyw = np.zeros(a, np.bool_)
-    for c in range(nctx):
-        for s in range(a):
-            if w[c, s] > 0:
-                anyw[s] = True
-    sym = np.flatnonzero(anyw)
-    na = sym.shape[0]
+    dirs = np.empty(nctx << L1, np.int64)
     wc = np.empty(na, np.int64)
     lens = np.zeros((nctx, na), np.int64)
     codes = np.zeros((nctx, na), np.int64)
@@ -184,7 +204,7 @@ def build(w: np.ndarray):  # type: ignore[no-untyped-def]
         base = c << L1
         npres = 0
         for x in range(na):
-            wc[x] = w[c, sym[x]]
+            wc[x] = w[c, x]
             if wc[x] > 0:
                 npres += 1
                 single = sym[x]
@@ -203,7 +223,7 @@ def build(w: np.ndarray):  # type: ignore[no-untyped-def]
             if lc[x] > 0:
                 kraft += 1 << (LMAX - lc[x])
         if kraft != 1 << LMAX:
-            return sym, lens, codes, t1, dirs, t2[:1], False
+            return lens, codes, t1, dirs, t2[:1], False
         # short codes fill their slots of t1; long codes: group by their first L1 bits
         for x in range(na):
             ln = lc[x]
@@ -240,4 +260,4 @@ def build(w: np.ndarray):  # type: ignore[no-untyped-def]
             e = sym[x] | (ln << SYM_BITS)
             for idx in range(cc[x] >> L1, 1 << (d & 15), 1 << (ln - L1)):
                 t2[off + idx] = e
-    return sym, lens, codes, t1, dirs, t2[: max(used, 1)].copy(), True
+    return lens, codes, t1, dirs, t2[: max(used, 1)].copy(), True
