@@ -132,6 +132,11 @@ def test_file_source_view_is_zero_copy_and_bounded(chunked_model: tuple[Path, Pa
         src.view(len(raw) - 5, 6)
     with pytest.raises(TruncatedError):
         src.view(-1, 2)
+    whole = src.view(0, len(raw))
+    assert bytes(whole) == raw
+    src.release(0, len(raw))  # pages leave the process; the bytes stay readable through views
+    src.release(3, 10)  # no whole page inside: nothing to do
+    assert bytes(whole) == raw and bytes(v) == raw[10:110]
     src.close()  # a view still in use keeps its map alive; close does not fail
     assert bytes(v[:4]) == raw[10:14]
     with pytest.raises(bigsmall.errors.BigsmallIOError):

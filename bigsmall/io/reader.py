@@ -126,7 +126,12 @@ class BsFile:
             raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
         if blob is None:
             blob = self.source.view(src.offset, src.length)
-        decode_blob(src, blob, out, self.pool, self.threads)
+            try:
+                decode_blob(src, blob, out, self.pool, self.threads)
+            finally:
+                self.source.release(src.offset, src.length)
+        else:
+            decode_blob(src, blob, out, self.pool, self.threads)
         if check:
             check_receipt(entry, out)
         return out
@@ -182,6 +187,8 @@ class BsFile:
             t, out, start = pending.popleft()
             for fut in start.result():
                 fut.result()
+            src = self._resolve(t)
+            self.source.release(src.offset, src.length)  # its coded pages leave our RSS
             inflight -= out.size
             if check:
                 check_receipt(t, out)

@@ -71,6 +71,27 @@ class FileSource:
                 m = self._map
         return memoryview(m)[offset : offset + length]
 
+    def release(self, offset: int, length: int) -> None:
+        """Drop this process's mapping of the whole pages inside ``[offset, offset + length)``.
+
+        Why: pages of a file mapping count in the process's resident set once touched, so
+        decoding a container through ``view`` would grow RSS by the container's size, layer
+        after layer (measured on the streamed MiniLM fp32: +117 -> +191 MB). The page cache
+        keeps the pages; a later ``view`` of the range faults them back in, with the same
+        bytes (a shared read-only mapping), so it is safe while other views exist."""
+        m = self._map
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if m is None or advice is None or length <= 0:
+            return
+        page = mmap.PAGESIZE
+        lo = -(-offset // page) * page
+        hi = (offset + length) // page * page
+        if hi > lo:
+            try:
+                m.madvise(advice, lo, hi - lo)
+            except (OSError, ValueError):  # only a memory hint: never fail a read over it
+                pass
+
     def read(self, offset: int, length: int) -> bytes:
         if length == 0:
             return b""
