@@ -351,46 +351,12 @@ def test_field8_byte_kernels(dtype):
 def test_field8_kernel_bounds_checked_build():
     """The generated kernel rebuilt with bounds-checked loads and stores (the production build
     uses unchecked intrinsics), fed corrupt chunks: every read and write stays in bounds."""
-    from numba import njit
-
     from bigsmall.codecs import gen_decode8
     from bigsmall.core.types import TensorSpec
 
-    @njit
-    def ld(arr, i):
-        if i < 0 or i >= arr.shape[0]:
-            raise IndexError("ld out of bounds")
-        return np.int64(arr[i])
+    from .checked_loads import checked_build
 
-    @njit
-    def ld32(buf, i):
-        if i < 0 or i + 4 > buf.shape[0]:
-            raise IndexError("ld32 out of bounds")
-        a = 0
-        for z in range(4):
-            a |= np.int64(buf[i + z]) << (8 * z)
-        return a
-
-    @njit
-    def ld64(buf, i):
-        if i < 0 or i + 8 > buf.shape[0]:
-            raise IndexError("ld64 out of bounds")
-        a = 0
-        for z in range(8):
-            a |= np.int64(buf[i + z]) << (8 * z)
-        return a
-
-    @njit
-    def st(out, i, v):
-        if i < 0 or i >= out.shape[0]:
-            raise IndexError("st out of bounds")
-        out[i] = v
-
-    src = (gen_decode8.generate().replace("from .loads import ld, ld32, ld64, st", "")
-           .replace("cache=True", "cache=False"))
-    ns = {"ld": ld, "ld32": ld32, "ld64": ld64, "st": st}
-    exec(compile(src, "<bounds-checked _decode8>", "exec"), ns)
-    dec = ns["decode_chunk"]
+    dec = checked_build(gen_decode8.generate(), "_decode8")["decode_chunk"]
     rng = np.random.default_rng(0)
     x = (rng.standard_t(5, (40, 203)) * 0.02).astype(np.float32)
     bf = (x.view(np.uint32) >> 16).astype(np.uint16)

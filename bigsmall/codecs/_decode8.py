@@ -6,20 +6,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld32, ld64, st
+from .loads import ld, ld32, ld64, st, tail64 as _tail64
 
 RL = 1 << 31  # lower bound of the state interval [2^31, 2^63)
 HEADER = 4 + 8 * 8
-
-
-@njit(nogil=True, cache=True)
-def _tail64(buf, idx):
-    """Up to 8 bytes from ``idx``, zeros past the buffer (the cold end-of-chunk path)."""
-    a = 0
-    for z in range(8):
-        if 0 <= idx + z < buf.shape[0]:
-            a |= np.int64(buf[idx + z]) << (8 * z)
-    return a
 
 
 @njit(nogil=True, cache=True)

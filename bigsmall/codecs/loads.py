@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 _I64 = ir.IntType(64)
@@ -72,3 +73,14 @@ def st(typingctx: Any, arr: Any, idx: Any, val: Any) -> Any:
 def ld32(typingctx: Any, buf: Any, idx: Any) -> Any:
     """u32 little-endian at byte ``idx`` of a uint8 array (unaligned), as int64."""
     return types.int64(buf, types.intp), lambda c, b, s, a: _load_le(c, b, s, a, 32)
+
+
+@njit(nogil=True, cache=True)
+def tail64(buf: Any, idx: int) -> int:
+    """Up to 8 bytes of ``buf`` from ``idx`` as a little-endian int64, zeros past either end:
+    the bounds-checked load of the kernels' cold end-of-chunk paths (shared by all of them)."""
+    a = 0
+    for z in range(8):
+        if 0 <= idx + z < buf.shape[0]:
+            a |= np.int64(buf[idx + z]) << (8 * z)
+    return a
