@@ -141,3 +141,39 @@ def test_file_source_view_is_zero_copy_and_bounded(chunked_model: tuple[Path, Pa
     assert bytes(v[:4]) == raw[10:14]
     with pytest.raises(bigsmall.errors.BigsmallIOError):
         src.view(0, 1)  # after close: a clear error, not a crash
+
+
+def test_folder_restore_is_durable(chunked_model: tuple[Path, Path], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder restore syncs every member file and every folder (entries, then the rename),
+    like a single-file restore, and restores the tree byte for byte."""
+    import os
+
+    src, _ = chunked_model
+    model_folder = tmp_path / "repo"
+    (model_folder / "tok").mkdir(parents=True)
+    src.rename(model_folder / "model.safetensors")
+    (model_folder / "config.json").write_text('{"hidden": 96}\n')
+    (model_folder / "tok" / "vocab.txt").write_text("a\nb\nc\n" * 100)
+
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(model_folder, bs)
+    real = os.fsync
+    synced: list[str] = []
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else "?")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = tmp_path / "restored"
+    bigsmall.decompress(bs, out)
+    files = sorted(p.relative_to(model_folder) for p in model_folder.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    for rel in files:
+        assert (out / rel).read_bytes() == (model_folder / rel).read_bytes()
+    if os.path.exists("/proc/self/fd"):
+        names = {Path(s).name for s in synced}
+        assert {rel.name for rel in files} <= names  # every member file
+        assert str(tmp_path) in synced  # the parent, after the rename
+    assert len(synced) >= len(files) + 2

@@ -61,6 +61,24 @@ def _place(tmp: Path, dst: Path, force: bool) -> None:
     os.unlink(tmp)
 
 
+def sync_dir(path: Path) -> None:
+    """fsync a folder, so the names created, renamed or removed in it survive a crash.
+
+    Best effort: some platforms and filesystems cannot open or sync a folder (Windows, some
+    network mounts); the data itself was synced already, so that only weakens the rename's
+    durability and is not an error."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     """The process umask, read without changing it where possible (os.umask is racy in threads)."""
     try:
@@ -101,6 +119,7 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
             fh.flush()
             os.fsync(fh.fileno())
         _place(tmp, dst, force)
+        sync_dir(dst.parent)  # the rename itself
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -111,7 +130,10 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
 
 @contextlib.contextmanager
 def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder; on success rename it to ``dst``."""
+    """Yield a temporary folder; on success make its folders durable and rename it to ``dst``.
+
+    The caller fsyncs the files it writes (``decompress`` does); this syncs every folder of
+    the tree (their entries), then the parent after the rename."""
     dst = Path(dst)
     parent = _output_parent(dst, force)
     try:
@@ -121,7 +143,10 @@ def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
         yield tmp
+        for sub, _dirs, _files in os.walk(tmp, topdown=False):
+            sync_dir(Path(sub))
         _place(tmp, dst, force)
+        sync_dir(dst.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, (OutputExistsError, BigsmallIOError)):

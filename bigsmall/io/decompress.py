@@ -196,8 +196,10 @@ def decompress(
                         if ".." in Path(f.path).parts or Path(f.path).is_absolute():
                             raise IntegrityError(f"refusing unsafe member path {f.path!r}")
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        with open(target, "wb") as fh:
-                            written += _write_member(bs, i, fh, bar, durable=False)
+                        with open(target, "wb") as fh:  # durable like a single file
+                            written += _write_member(bs, i, fh, bar, durable=True)
+                            fh.flush()
+                            os.fsync(fh.fileno())
             else:
                 with atomic_file(out, force) as (_tmp, fh):
                     written += _write_member(bs, 0, fh, bar, durable=True)
