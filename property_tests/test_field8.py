@@ -127,12 +127,14 @@ def test_field8_matches_format_description(td, chunk):
     assert got == data[: len(plan.chunks) * chunk * unit].tobytes()
 
 
+@pytest.mark.parametrize("codec_id", ["field8", "fieldp"])
 @SETTINGS
 @given(td=tensor_bytes(dtypes=["BF16", "F16", "F32", "F8_E5M2", "U8", "I8"]),
        chunk=st.sampled_from([1, 7, 100, 333, 4096]), step=st.integers(1, 4))
-def test_field8_strided_equals_chunks(td, chunk, step):
+def test_strided_equals_chunks(codec_id, td, chunk, step):
+    """The multi-chunk kernel call gives what chunk-by-chunk decoding gives (both lane layouts)."""
     spec, data = td
-    codec = get_codec("field8")
+    codec = get_codec(codec_id)
     plan = codec.encode(data, spec, chunk)
     if plan is None:
         return

@@ -145,30 +145,6 @@ def test_canonical_codes_are_prefix_free_and_canonical():
                for i in range(len(order) - 1))
 
 
-@SETTINGS
-@given(td=tensor_bytes(dtypes=["BF16", "F16", "F32", "F8_E5M2", "U8", "I8"]),
-       chunk=st.sampled_from([1, 7, 100, 333, 4096]), step=st.integers(1, 4))
-def test_fieldp_strided_equals_chunks(td, chunk, step):
-    spec, data = td
-    codec = get_codec("fieldp")
-    plan = codec.encode(data, spec, chunk)
-    if plan is None:
-        return
-    state = codec.prepare(spec, plan.params, plan.head)
-    unit = spec.info.itemsize or 1
-    one = np.full(data.size, 0x5A, np.uint8)
-    for i, c in enumerate(plan.chunks):
-        b, e = i * chunk * unit, min(data.size, (i + 1) * chunk * unit)
-        codec.decode_chunk(state, spec, plan.params, i, c, one[b:e])
-    blob = np.frombuffer(plan.head + b"".join(plan.chunks), np.uint8)
-    offsets = np.cumsum((len(plan.head), *(len(c) for c in plan.chunks)), dtype=np.int64)
-    many = np.full(data.size, 0x5A, np.uint8)
-    for first in range(step):
-        assert codec.decode_strided(state, spec, plan.params, blob, offsets, first, step, many)
-    assert one.tobytes() == data.tobytes()
-    assert many.tobytes() == data.tobytes()
-
-
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(td=tensor_bytes(dtypes=["BF16", "F16", "F32", "U8", "F8_E4M3"]),
        chunk=st.sampled_from([5, 9, 333, 4096]), seed=st.integers(0, 2**32 - 1),

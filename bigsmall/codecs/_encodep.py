@@ -32,7 +32,7 @@ def encode_chunk(values, k0, ncols, rowctx, colctx, w, lens, codes, p, eb, mb, r
         bits[t & 3] += lens[ctx, s] + rbits - rshift[i]
     size = (bits + 7) // 8
     total = 4 * LANES + size.sum()
-    out = np.zeros(total + 8, np.uint8)  # 8 bytes of slack for the last flush
+    out = np.zeros(total, np.uint8)
     pos = np.zeros(LANES, np.int64)
     start = 4 * LANES
     for lane in range(LANES):
@@ -67,4 +67,4 @@ def encode_chunk(values, k0, ncols, rowctx, colctx, w, lens, codes, p, eb, mb, r
     for lane in range(LANES):
         if nb[lane] > 0:
             out[pos[lane]] = acc[lane] & 0xFF
-    return out[:total]
+    return out

@@ -5,8 +5,8 @@ coded symbol (``field8``: an exponent step and a mantissa step per element); a p
 spends one table lookup and an add. ``fieldp`` codes the joint symbol ``e << mb | m`` of each
 element with a canonical prefix code derived from the very tables ``field`` stores (see
 ``prefix.py``), so the head is unchanged and only the chunks differ. The price is the prefix
-code's whole-bit rounding: +0.1-0.2 points of size on the corpus (measured by
-``benchmarks/bench_fieldp.py``), for a kernel about twice as fast as ``field8``'s. It is what
+code's whole-bit rounding: +0.1-0.2 points of size on the corpus (``benchmarks/peers.py``), for
+a kernel about twice as fast as ``field8``'s (``benchmarks/bench_decode.py``). It is what
 ``compress(coder="prefix")`` writes (format 1.2); the default stays ``field8``.
 
 Chunk of ``n >= 1`` units (little-endian)::
@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..core.types import TensorPlan, TensorSpec
+from ..core.types import TensorSpec
 from ..errors import FormatError, IntegrityError
 from . import field
 from .base import register
@@ -52,13 +52,6 @@ class FieldPCodec(field.FieldCodec):
 
     codec_id = "fieldp"
     lanes = LANES
-
-    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
-               level: str = "default") -> TensorPlan | None:
-        lay0 = field.base_layout(spec)
-        if lay0 is None or lay0.width > 32:
-            return None
-        return super().encode(data, spec, chunk_units, level=level)
 
     def _encode_chunks(self, values: np.ndarray, chunk_units: int, ncols: int,
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
@@ -115,11 +108,10 @@ class FieldPCodec(field.FieldCodec):
         from ._decodep import decode_chunk
 
         assert isinstance(state, _PModel)
-        b = state
-        lay = b.lay
+        lay = state.lay
         rc = decode_chunk(out.view(field._UINT[lay.width // 8]), index * int(params["chunk"]),
-                          int(params["matrix"][1]), b.rowctx, state.colsh, state.t1, state.dirs,
-                          state.t2, lay.p, lay.eb, lay.mb, b.rshift,
+                          int(params["matrix"][1]), state.rowctx, state.colsh, state.t1,
+                          state.dirs, state.t2, lay.p, lay.eb, lay.mb, state.rshift,
                           np.frombuffer(chunk, dtype=np.uint8))
         if rc != 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")
@@ -130,12 +122,11 @@ class FieldPCodec(field.FieldCodec):
         from ._decodep import decode_chunks
 
         assert isinstance(state, _PModel)
-        b = state
-        lay = b.lay
+        lay = state.lay
         bad = decode_chunks(out.view(field._UINT[lay.width // 8]), first, step,
-                            int(params["chunk"]), int(params["matrix"][1]), b.rowctx, state.colsh,
-                            state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb, b.rshift, blob,
-                            offsets)
+                            int(params["chunk"]), int(params["matrix"][1]), state.rowctx,
+                            state.colsh, state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
+                            state.rshift, blob, offsets)
         if bad >= 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
         return True

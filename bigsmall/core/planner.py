@@ -71,6 +71,19 @@ def _zstd_may_win(data: np.ndarray, spec: TensorSpec, chunk_units: int, best: Te
     return probe.coded_size <= ZSTD_PROBE_MARGIN * len(best.chunks[0])
 
 
+def check_options(level: str, coder: str, format_version: tuple[int, int]) -> None:
+    """InvalidOptionError for an unknown level or coder, or the prefix coder before format
+    1.2. One place for the rule: ``compress`` calls it before touching any file, and
+    ``plan_tensor`` for callers of the core alone."""
+    if level not in LEVELS:
+        raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+    if coder not in CODERS:
+        raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
+    if coder == "prefix" and format_version < (1, 2):
+        raise InvalidOptionError("the prefix coder needs format 1.2 or later, not "
+                                 f"{format_version[0]}.{format_version[1]}")
+
+
 def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES,
                 level: str = "default", format_version: tuple[int, int] = (1, 1),
                 coder: str = "rans") -> TensorPlan:
@@ -78,12 +91,7 @@ def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYT
 
     ``level``: encoder effort (``codecs.base.LEVELS``); ``coder``: entropy stage
     (``codecs.base.CODERS``; ``prefix`` needs format 1.2). InvalidOptionError on a bad one."""
-    if level not in LEVELS:
-        raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-    if coder not in CODERS:
-        raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
-    if coder == "prefix" and format_version < (1, 2):
-        raise InvalidOptionError("the prefix coder needs format 1.2 or later")
+    check_options(level, coder, format_version)
     chunk_units = chunk_units_for(spec, chunk_bytes)
     raw = get_codec("raw")
     if data.size == 0:

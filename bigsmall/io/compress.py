@@ -22,12 +22,12 @@ import xxhash
 import zstandard
 
 from .. import __version__
-from ..codecs.base import CODERS, LEVELS, get_codec
+from ..codecs.base import get_codec
 from ..container import format as fmt
 from ..core import safetensors_header as sth
 from ..core.decode import decode_into
 from ..core.layers import assign_layers
-from ..core.planner import CHUNK_BYTES, chunk_units_for, plan_tensor
+from ..core.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
 from . import progress as prog
@@ -169,18 +169,13 @@ def compress(
     ``"fast"`` uses one context per tensor (~3x faster, slightly larger). Both write the same
     format; any bigsmall reads either. Checked before anything is read or written.
     """
-    if level not in LEVELS:
-        raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-    if coder not in CODERS:
-        raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
     if format_version is None:
         format_version = "1.2" if coder == "prefix" else "1.1"
     if format_version not in fmt.FORMATS:
         raise InvalidOptionError(f"unknown format version {format_version!r}; this bigsmall writes "
                                  f"{', '.join(fmt.FORMATS)}")
     version = fmt.FORMATS[format_version]
-    if coder == "prefix" and version < (1, 2):
-        raise InvalidOptionError(f"the prefix coder needs format 1.2 or later, not {format_version}")
+    check_options(level, coder, version)
     t0 = time.perf_counter()
     src = Path(src)
     out = Path(dst) if dst is not None else default_output(src)

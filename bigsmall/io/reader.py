@@ -175,19 +175,19 @@ class BsFile:
 
         The calling thread only queues work: the pool parses each tensor's side information and
         decodes the chunks of the tensors ahead (blobs are read zero-copy from the file's map),
-        up to ``ahead_bytes`` of decoded output in flight (at least one tensor): small tensors decode in parallel too, and memory stays bounded by about
-        ``ahead_bytes`` + the largest tensor. ``alloc`` supplies each destination buffer (e.g. a
+        up to ``ahead_bytes`` of decoded output in flight (at least one tensor): small tensors
+        decode in parallel too, and memory stays bounded by about ``ahead_bytes`` + the largest
+        tensor. ``alloc`` supplies each destination buffer (e.g. a
         torch tensor's storage); by default a fresh numpy array.
         """
-        pending: deque[tuple[TensorEntry, np.ndarray, Future[list[Future[None]]]]] = deque()
+        pending: deque[tuple[TensorEntry, TensorEntry, np.ndarray, Future[list[Future[None]]]]] = deque()
         inflight = 0
 
         def finish() -> tuple[TensorEntry, np.ndarray]:
             nonlocal inflight
-            t, out, start = pending.popleft()
+            t, src, out, start = pending.popleft()
             for fut in start.result():
                 fut.result()
-            src = self._resolve(t)
             self.source.release(src.offset, src.length)  # its coded pages leave our RSS
             inflight -= out.size
             if check:
@@ -199,9 +199,9 @@ class BsFile:
             _codec(src)  # an unknown codec id names the tensor
             blob = self.source.view(src.offset, src.length)
             out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
-            pending.append((t, out, self.pool.submit(self._start, src, blob, out)))
+            pending.append((t, src, out, self.pool.submit(self._start, src, blob, out)))
             inflight += out.size
-            while pending and inflight - pending[-1][1].size >= ahead_bytes:
+            while pending and inflight - pending[-1][2].size >= ahead_bytes:
                 yield finish()
         while pending:
             yield finish()
