@@ -70,6 +70,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
     if z3 != blen:
         return -1
     rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
     lowmask = (1 << p) - 1
     hishift = p + eb + mb
     lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
@@ -102,8 +103,8 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
                         d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
-                    r_ = (w_ >> ln_) & bm
-                    q0 += ln_ + bw
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
                     st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
                     ti = ld(colsh, j + 1) | (w_ & 2047)
@@ -114,8 +115,8 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
                         d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
-                    r_ = (w_ >> ln_) & bm
-                    q1 += ln_ + bw
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
                     st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
                     ti = ld(colsh, j + 2) | (w_ & 2047)
@@ -126,8 +127,8 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
                         d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
-                    r_ = (w_ >> ln_) & bm
-                    q2 += ln_ + bw
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
                     st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
                     ti = ld(colsh, j + 3) | (w_ & 2047)
@@ -138,8 +139,8 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
                         d_ = ld(dirsr, ti)
                         e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
                     ln_ = e_ >> 12
-                    r_ = (w_ >> ln_) & bm
-                    q3 += ln_ + bw
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
                     st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     t += 4
                     j += 4
@@ -288,3 +289,4088 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf)
     if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
         return -3
     return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_7_8_0(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 7, 8, 0)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_7_8_0(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_7_8_0(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 7
+    eb = 8
+    mb = 0
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_6_8_1(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 6, 8, 1)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_6_8_1(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_6_8_1(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 6
+    eb = 8
+    mb = 1
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_5_8_2(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 5, 8, 2)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_5_8_2(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_5_8_2(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 5
+    eb = 8
+    mb = 2
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_4_8_3(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 4, 8, 3)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_4_8_3(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_4_8_3(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 4
+    eb = 8
+    mb = 3
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_10_5_0(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 10, 5, 0)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_10_5_0(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_10_5_0(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 10
+    eb = 5
+    mb = 0
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_9_5_1(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 9, 5, 1)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_9_5_1(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_9_5_1(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 9
+    eb = 5
+    mb = 1
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_8_5_2(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 8, 5, 2)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_8_5_2(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_8_5_2(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 8
+    eb = 5
+    mb = 2
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_16_7_5_3(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (16, 7, 5, 3)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_16_7_5_3(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_16_7_5_3(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 7
+    eb = 5
+    mb = 3
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_32_23_8_0(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (32, 23, 8, 0)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_32_23_8_0(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_32_23_8_0(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 23
+    eb = 8
+    mb = 0
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_32_22_8_1(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (32, 22, 8, 1)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_32_22_8_1(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_32_22_8_1(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 22
+    eb = 8
+    mb = 1
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_32_21_8_2(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (32, 21, 8, 2)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_32_21_8_2(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_32_21_8_2(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 21
+    eb = 8
+    mb = 2
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_32_20_8_3(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (32, 20, 8, 3)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_32_20_8_3(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_32_20_8_3(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 20
+    eb = 8
+    mb = 3
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_8_0_4_3(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (8, 0, 4, 3)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_8_0_4_3(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_8_0_4_3(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 0
+    eb = 4
+    mb = 3
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_8_0_5_2(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (8, 0, 5, 2)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_8_0_5_2(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_8_0_5_2(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 0
+    eb = 5
+    mb = 2
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+@njit(nogil=True, cache=True)
+def decode_chunks_8_0_8_0(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
+    """``decode_chunks`` for layout (8, 0, 8, 0)."""
+    n = out.shape[0]
+    for i in range(first, offs.shape[0] - 1, step):
+        b = min(n, i * per)
+        e = min(n, b + per)
+        if _kernel_8_0_8_0(out[b:e], b, ncols, rowctx, colsh, t1, dirs, t2, rshift,
+                blob[offs[i]:offs[i + 1]]) != 0:
+            return i
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def _kernel_8_0_8_0(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
+    """The 4-lane kernel.
+
+    Lane l's stream is ``buf[a_l:z_l]``; its bit position ``q_l`` starts at ``8 a_l``.
+    Groups of 4 units inside one matrix row whose loads provably stay inside the buffer
+    (a unit moves a lane by at most MAXCODE + raw bits) run without row bookkeeping or
+    bounds tests; every other group (row crossings, the chunk's end, the last bytes of the
+    buffer) runs the slow form, which tests each load and stops a lane that runs past
+    its stream. Table indices are in range by construction (contexts < kr*kc, checked by
+    ``prepare``; ``dirs`` is set wherever ``t1`` says LONG). A chunk is valid only if
+    every lane ends inside the last byte of its own stream.
+    """
+    p = 0
+    eb = 8
+    mb = 0
+    n = out.shape[0]
+    blen = buf.shape[0]
+    if n == 0:
+        return 0 if blen == 0 else -1
+    if blen < HEADER:
+        return -1
+    a0 = HEADER
+    z0 = a0 + ld32(buf, 0)
+    q0 = 8 * a0
+    a1 = z0
+    z1 = a1 + ld32(buf, 4)
+    q1 = 8 * a1
+    a2 = z1
+    z2 = a2 + ld32(buf, 8)
+    q2 = 8 * a2
+    a3 = z2
+    z3 = a3 + ld32(buf, 12)
+    q3 = 8 * a3
+    if z3 != blen:
+        return -1
+    rbits = out.itemsize * 8 - eb - mb
+    rmask = (1 << rbits) - 1
+    lowmask = (1 << p) - 1
+    hishift = p + eb + mb
+    lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
+    t = 0
+    while t < n:
+        k = k0 + t
+        i = k // ncols
+        j = k - i * ncols
+        rs = ld(rshift, i)
+        bw = rbits - rs
+        adv = MAXCODE + bw
+        G = min((ncols - j) // 4, (n - t) // 4)
+        G = min(G, (lim - q0) // adv)
+        G = min(G, (lim - q1) // adv)
+        G = min(G, (lim - q2) // adv)
+        G = min(G, (lim - q3) // adv)
+        if G >= 1:
+            rc = ld(rowctx, i)
+            t1r = t1[rc << L1:]
+            dirsr = dirs[rc << L1:]
+            bm = (1 << bw) - 1
+            if rs == 0:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q0 += ln_ + rbits
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q1 += ln_ + rbits
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q2 += ln_ + rbits
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = (w_ >> ln_) & rmask
+                    q3 += ln_ + rbits
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+            else:
+                for _g in range(G):
+                    w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
+                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q0 += ln_ + bw
+                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
+                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q1 += ln_ + bw
+                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
+                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q2 += ln_ + bw
+                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
+                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    e_ = ld(t1r, ti)
+                    if e_ >= 0xE000:
+                        if e_ < 0xF000:
+                            return -4
+                        d_ = ld(dirsr, ti)
+                        e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                    ln_ = e_ >> 12
+                    r_ = ((w_ >> ln_) & bm) << rs
+                    q3 += ln_ + bw
+                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    t += 4
+                    j += 4
+        else:
+            if t + 0 < n:
+                k_ = k0 + t + 0
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q0 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q0 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q0 += ln_ + b_
+                if q0 > 8 * z0:
+                    return -3
+                st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 1 < n:
+                k_ = k0 + t + 1
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q1 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q1 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q1 += ln_ + b_
+                if q1 > 8 * z1:
+                    return -3
+                st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 2 < n:
+                k_ = k0 + t + 2
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q2 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q2 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q2 += ln_ + b_
+                if q2 > 8 * z2:
+                    return -3
+                st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            if t + 3 < n:
+                k_ = k0 + t + 3
+                i_ = k_ // ncols
+                cx = ld(rowctx, i_) + (ld(colsh, k_ - i_ * ncols) >> L1)
+                h_ = ld(rshift, i_)
+                b_ = rbits - h_
+                bi_ = q3 >> 3
+                a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
+                w_ = a_ >> (q3 & 7)
+                ti = (cx << L1) | (w_ & 2047)
+                e_ = ld(t1, ti)
+                if e_ >= 0xE000:
+                    if e_ < 0xF000:
+                        return -4
+                    d_ = ld(dirs, ti)
+                    e_ = ld(t2, (d_ >> 4) + ((w_ >> L1) & ((1 << (d_ & 15)) - 1)))
+                ln_ = e_ >> 12
+                r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_
+                q3 += ln_ + b_
+                if q3 > 8 * z3:
+                    return -3
+                st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+            t += 4
+    if (q0 + 7) >> 3 != z0 or (q1 + 7) >> 3 != z1 or (q2 + 7) >> 3 != z2 or (q3 + 7) >> 3 != z3:
+        return -3
+    return 0
+
+
+# (width, p, eb, mb) -> that layout's own decode_chunks
+STRIDED = {
+    (16, 7, 8, 0): decode_chunks_16_7_8_0,
+    (16, 6, 8, 1): decode_chunks_16_6_8_1,
+    (16, 5, 8, 2): decode_chunks_16_5_8_2,
+    (16, 4, 8, 3): decode_chunks_16_4_8_3,
+    (16, 10, 5, 0): decode_chunks_16_10_5_0,
+    (16, 9, 5, 1): decode_chunks_16_9_5_1,
+    (16, 8, 5, 2): decode_chunks_16_8_5_2,
+    (16, 7, 5, 3): decode_chunks_16_7_5_3,
+    (32, 23, 8, 0): decode_chunks_32_23_8_0,
+    (32, 22, 8, 1): decode_chunks_32_22_8_1,
+    (32, 21, 8, 2): decode_chunks_32_21_8_2,
+    (32, 20, 8, 3): decode_chunks_32_20_8_3,
+    (8, 0, 4, 3): decode_chunks_8_0_4_3,
+    (8, 0, 5, 2): decode_chunks_8_0_5_2,
+    (8, 0, 8, 0): decode_chunks_8_0_8_0,
+}

@@ -153,6 +153,29 @@ class _Model:
     rshift: np.ndarray
 
 
+@attrs.frozen
+class _Head:
+    """A tensor's parameters and side information, parsed up to the frequency tables."""
+
+    lay: Layout
+    cl: context.Clustering
+    raw: np.ndarray  # the unpacked side information (uint8)
+    pos: int  # where the frequency tables start in ``raw``
+    prob_bits: int
+    mprob_bits: int
+    nrows: int
+
+
+def table_error(spec: TensorSpec, err: int) -> IntegrityError:
+    """The error for a ``decode_tables`` error code."""
+    from . import decode_tables
+
+    what = {decode_tables.TRUNCATED: "frequency table truncated",
+            decode_tables.OUT_OF_RANGE: "frequency table out of range"}.get(
+                err, "frequency table corrupt (more distinct symbols than table slots)")
+    return IntegrityError(f"tensor {spec.name!r}: {what}")
+
+
 def _row_shifts(values: np.ndarray, lay: Layout, nrows: int, ncols: int) -> np.ndarray:
     """Per row, how many low raw bits are zero in every element (e.g. fp16-exact fp32 rows)."""
     if lay.p == 0 or lay.rbits == 0:
@@ -266,7 +289,22 @@ class FieldCodec(Codec):
         return decode_chunk, decode_chunks
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Model:
-        from . import context, decode_tables
+        from . import decode_tables
+
+        h = self._parse_head(spec, params, head)
+        lay = h.lay
+        tsym, tfc, msym, mfc, pos, err = decode_tables.build_tables(
+            h.raw, h.pos, h.cl.n_contexts, lay.eb, lay.mb, h.prob_bits, h.mprob_bits)
+        if err:
+            raise table_error(spec, err)
+        rshift = self._stored_row_shifts(spec, params, h, pos)
+        return _Model(lay, h.cl, tsym, tfc, h.prob_bits, msym, mfc, h.mprob_bits, h.cl.row_ctx(),
+                      h.cl.col_ctx(), rshift)
+
+    def _parse_head(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Head:
+        """The parameters checked and the side information unpacked up to the frequency
+        tables (spec §14.3): what every ``field``-model codec reads the same way."""
+        from . import context
 
         try:
             width, p, eb, mb = (int(x) for x in params["layout"])
@@ -304,24 +342,20 @@ class FieldCodec(Codec):
         if (row_map >= kr).any() or (col_map >= kc).any():
             raise IntegrityError(f"tensor {spec.name!r}: cluster maps corrupt")
         cl = context.Clustering(kr, kc, row_map, col_map)
-        rawa = np.frombuffer(raw, np.uint8)
-        tsym, tfc, msym, mfc, pos, err = decode_tables.build_tables(
-            rawa, pos, kr * kc, eb, mb, prob_bits, mprob_bits)
-        if err:
-            what = {decode_tables.TRUNCATED: "frequency table truncated",
-                    decode_tables.OUT_OF_RANGE: "frequency table out of range"}.get(
-                        err, "frequency table corrupt (more distinct symbols than table slots)")
-            raise IntegrityError(f"tensor {spec.name!r}: {what}")
-        rshift = np.zeros(nrows, np.int64)
-        if params.get("row_shift"):
-            if pos + nrows > len(raw):
-                raise IntegrityError(f"tensor {spec.name!r}: row shifts truncated")
-            rshift = np.frombuffer(raw, np.uint8, nrows, pos).astype(np.int64)
-            pos += nrows
-            if (rshift > lay.p).any():
-                raise IntegrityError(f"tensor {spec.name!r}: row shifts corrupt")
-        return _Model(lay, cl, tsym, tfc, prob_bits, msym, mfc, mprob_bits, cl.row_ctx(),
-                      cl.col_ctx(), rshift)
+        return _Head(lay, cl, np.frombuffer(raw, np.uint8), pos, prob_bits, mprob_bits, nrows)
+
+    @staticmethod
+    def _stored_row_shifts(spec: TensorSpec, params: dict[str, Any], h: _Head, pos: int) -> np.ndarray:
+        """The row shifts stored after the frequency tables (spec §14.3), or zeros."""
+        nrows = h.nrows
+        if not params.get("row_shift"):
+            return np.zeros(nrows, np.int64)
+        if pos + nrows > h.raw.shape[0]:
+            raise IntegrityError(f"tensor {spec.name!r}: row shifts truncated")
+        rshift = h.raw[pos: pos + nrows].astype(np.int64)
+        if (rshift > h.lay.p).any():
+            raise IntegrityError(f"tensor {spec.name!r}: row shifts corrupt")
+        return rshift
 
     def decode_chunk(
         self, state: _Model, spec: TensorSpec, params: dict[str, Any], index: int,

@@ -38,13 +38,16 @@ SYM_BITS = 12  # == prefix.SYM_BITS: joint symbols of at most 12 bits
 
 
 @attrs.frozen
-class _PModel(field._Model):
-    """``field``'s parsed model plus the prefix decode tables (``prefix.build``)."""
+class _PModel:
+    """What the ``fieldp`` kernel needs: the layout, contexts and prefix decode tables."""
 
+    lay: field.Layout
+    rowctx: np.ndarray
+    colsh: np.ndarray  # colctx << prefix.L1: the kernel's column part of a table index
+    rshift: np.ndarray
     t1: np.ndarray
     dirs: np.ndarray
     t2: np.ndarray
-    colsh: np.ndarray  # colctx << prefix.L1: the kernel's column part of a table index
 
 
 class FieldPCodec(field.FieldCodec):
@@ -83,7 +86,7 @@ class FieldPCodec(field.FieldCodec):
             out.append(chunk.tobytes())
         return tuple(out)
 
-    def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:
+    def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:  # type: ignore[override]
         from . import prefix
 
         try:
@@ -93,17 +96,18 @@ class FieldPCodec(field.FieldCodec):
         if width > 32 or eb + mb > SYM_BITS:
             raise FormatError(f"tensor {spec.name!r}: fieldp needs width <= 32 and eb + mb <= "
                               f"{SYM_BITS}")
-        base = super().prepare(spec, params, head)
-        lay = base.lay
-        nctx = base.cl.n_contexts
-        sym, w = prefix.joint_weights(base.tfc, base.mfc, nctx, lay.eb, lay.mb)
-        _lens, _codes, t1, dirs, t2, ok = prefix.build(sym, w)
-        if not ok:
+        h = self._parse_head(spec, params, head)
+        lay = h.lay
+        t1, dirs, t2, pos, err = prefix.decode_model(h.raw, h.pos, h.cl.n_contexts, lay.eb,
+                                                     lay.mb, h.prob_bits, h.mprob_bits)
+        if err == prefix.NO_CODE:
             raise IntegrityError(f"tensor {spec.name!r}: side information corrupt (no prefix code)")
-        return _PModel(**attrs.asdict(base, recurse=False), t1=t1, dirs=dirs, t2=t2,
-                       colsh=base.colctx << prefix.L1)
+        if err:
+            raise field.table_error(spec, err)
+        return _PModel(lay, h.cl.row_ctx(), h.cl.col_ctx() << prefix.L1,
+                       self._stored_row_shifts(spec, params, h, pos), t1, dirs, t2)
 
-    def decode_chunk(self, state: field._Model, spec: TensorSpec, params: dict[str, Any], index: int,
+    def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
                      chunk: bytes | memoryview, out: np.ndarray) -> None:
         from ._decodep import decode_chunk
 
@@ -116,17 +120,23 @@ class FieldPCodec(field.FieldCodec):
         if rc != 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} does not decode (corrupt data)")
 
-    def decode_strided(self, state: field._Model, spec: TensorSpec, params: dict[str, Any],
+    def decode_strided(self, state: Any, spec: TensorSpec, params: dict[str, Any],
                        blob: np.ndarray, offsets: np.ndarray, first: int, step: int,
                        out: np.ndarray) -> bool:
-        from ._decodep import decode_chunks
+        from ._decodep import STRIDED, decode_chunks
 
         assert isinstance(state, _PModel)
         lay = state.lay
-        bad = decode_chunks(out.view(field._UINT[lay.width // 8]), first, step,
-                            int(params["chunk"]), int(params["matrix"][1]), state.rowctx,
-                            state.colsh, state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
-                            state.rshift, blob, offsets)
+        dst = out.view(field._UINT[lay.width // 8])
+        per, ncols = int(params["chunk"]), int(params["matrix"][1])
+        own = STRIDED.get((lay.width, lay.p, lay.eb, lay.mb))  # constants folded: faster
+        if own is not None:
+            bad = own(dst, first, step, per, ncols, state.rowctx, state.colsh, state.t1,
+                      state.dirs, state.t2, state.rshift, blob, offsets)
+        else:
+            bad = decode_chunks(dst, first, step, per, ncols, state.rowctx, state.colsh,
+                                state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
+                                state.rshift, blob, offsets)
         if bad >= 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
         return True

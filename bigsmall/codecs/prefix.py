@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .decode_tables import read_freqs
+
 LMAX = 15  # longest code (a 4-bit length field)
 L1 = 11  # first-level table index bits: 4 KiB of table per context
 SYM_BITS = 12  # entry = symbol | length << 12: joint symbols have at most 12 bits
@@ -133,18 +135,18 @@ def canonical_codes(lens: np.ndarray) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def joint_weights(tfc: np.ndarray, mfc: np.ndarray, nctx: int, eb: int, mb: int):  # type: ignore[no-untyped-def]
+def joint_weights(fe: np.ndarray, fm: np.ndarray, eb: int, mb: int):  # type: ignore[no-untyped-def]
     """(sym, w): the joint symbols present in some context (ascending) and their weights
-    int64[nctx, len(sym)] = f_ctx[e] * mf_e[m] (f_ctx[e] if mb == 0), read from the decode
-    tables of ``decode_tables.build_tables`` (``tfc``/``mfc``: freq in the low 16 bits of the
-    entry of (row << 8) + symbol). Compact: a bf16 tensor has ~100-200 of its 2048 joint
-    symbols, so nothing is sized or scanned by the full alphabet."""
+    int64[nctx, len(sym)] = fe[ctx, e] * fm[e, m] (fe[ctx, e] if mb == 0), from the normalised
+    frequencies of ``decode_tables.read_freqs``. Compact: a bf16 tensor has ~100-200 of its
+    2048 joint symbols, so nothing is sized or scanned by the full alphabet."""
+    nctx = fe.shape[0]
     ae = 1 << eb
     am = 1 << mb
     used = np.zeros(ae, np.bool_)
     for c in range(nctx):
         for e in range(ae):
-            if tfc[(c << 8) + e] & 0xFFFF:
+            if fe[c, e]:
                 used[e] = True
     na = 0
     for e in range(ae):
@@ -153,33 +155,52 @@ def joint_weights(tfc: np.ndarray, mfc: np.ndarray, nctx: int, eb: int, mb: int)
                 na += 1
             else:
                 for m in range(am):
-                    if mfc[(e << 8) + m] & 0xFFFF:
+                    if fm[e, m]:
                         na += 1
     sym = np.empty(na, np.int64)
-    fe = np.empty(na, np.int64)  # the symbol's exponent
-    fm = np.empty(na, np.int64)  # its mantissa weight (1 if mb == 0)
+    se = np.empty(na, np.int64)  # the symbol's exponent
+    sm = np.empty(na, np.int64)  # its mantissa weight (1 if mb == 0)
     x = 0
     for e in range(ae):
         if not used[e]:
             continue
         if mb == 0:
             sym[x] = e
-            fe[x] = e
-            fm[x] = 1
+            se[x] = e
+            sm[x] = 1
             x += 1
             continue
         for m in range(am):
-            g = np.int64(mfc[(e << 8) + m] & 0xFFFF)
+            g = fm[e, m]
             if g:
                 sym[x] = (e << mb) | m
-                fe[x] = e
-                fm[x] = g
+                se[x] = e
+                sm[x] = g
                 x += 1
     w = np.empty((nctx, na), np.int64)
     for c in range(nctx):
         for x in range(na):
-            w[c, x] = np.int64(tfc[(c << 8) + fe[x]] & 0xFFFF) * fm[x]
+            w[c, x] = fe[c, se[x]] * sm[x]
     return sym, w
+
+
+NO_CODE = 16  # decode_model's error: the weights give no complete prefix code
+
+
+@njit(nogil=True, cache=True)
+def decode_model(raw: np.ndarray, pos: int, nctx: int, eb: int, mb: int, pbits: int,
+                 mpbits: int):  # type: ignore[no-untyped-def]
+    """(t1, dirs, t2, pos after the tables, error) of a ``fieldp`` tensor from its side
+    information at ``pos``: frequencies, joint weights and decode tables in one compiled call
+    (three calls and their arrays cost as much Python dispatch as table building on the many
+    small tensors of a model). ``error``: a ``decode_tables`` code, or NO_CODE."""
+    fe, fm, pos, err = read_freqs(raw, pos, nctx, eb, mb, pbits, mpbits)
+    if err != 0:
+        e16 = np.zeros(1, np.uint16)
+        return e16, np.zeros(1, np.int64), e16, pos, err
+    sym, w = joint_weights(fe, fm, eb, mb)
+    _lens, _codes, t1, dirs, t2, ok = build(sym, w)
+    return t1, dirs, t2, pos, 0 if ok else NO_CODE
 
 
 @njit(nogil=True, cache=True)
