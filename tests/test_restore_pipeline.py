@@ -13,6 +13,7 @@ import pytest
 
 import bigsmall
 import bigsmall.io.decompress as decompress_mod
+import bigsmall.io.reader as reader_mod
 from bigsmall.core.types import TensorEntry
 from bigsmall.io.reader import BsFile
 from bigsmall.testing.synthetic import write_safetensors
@@ -83,11 +84,12 @@ def test_iter_decoded_matches_read_bytes_unchecked(chunked_model: tuple[Path, Pa
 @pytest.mark.parametrize("threads", [1, 2])
 def test_decompress_pipelined_with_writeback(chunked_model: tuple[Path, Path], tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
-    """A few tensors in flight and a background sync after nearly every write: still the
-    original file, byte for byte."""
+    """A few tensors in flight, each in pieces of a few chunks, and a background sync after
+    nearly every write: still the original file, byte for byte."""
     src, bs = chunked_model
     monkeypatch.setattr(decompress_mod, "FLUSH_BYTES", 1000)
-    monkeypatch.setattr(decompress_mod, "AHEAD_BYTES", 20000)
+    monkeypatch.setattr(reader_mod, "AHEAD_BYTES", 20000)
+    monkeypatch.setattr(reader_mod, "PIECE_BYTES", 10000)
     out = tmp_path / "restored.safetensors"
     bigsmall.decompress(bs, out, threads=threads)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
@@ -177,3 +179,70 @@ def test_folder_restore_is_durable(chunked_model: tuple[Path, Path], tmp_path: P
         assert {rel.name for rel in files} <= names  # every member file
         assert str(tmp_path) in synced  # the parent, after the rename
     assert len(synced) >= len(files) + 2
+
+
+@pytest.mark.parametrize("piece", [1, 9000, 1 << 30])
+def test_iter_pieces_tile_the_tensors(chunked_model: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                      piece: int) -> None:
+    """``iter_pieces`` yields every tensor's bytes in order, cut at chunk boundaries into
+    pieces no larger than needed (a piece per chunk at the smallest setting), and the pieces
+    of one tensor joined are the tensor."""
+    _, bs = chunked_model
+    monkeypatch.setattr(reader_mod, "PIECE_BYTES", piece)
+    with BsFile(bs, threads=2) as f:
+        ts = f.data_tensors(0)
+        want = b"".join(f.read_bytes(t.name).tobytes() for t in ts)
+        pieces = [bytes(p) for p in f.iter_pieces(ts)]
+        chunks = sum(max(1, len(f._resolve(t).chunk_lens)) for t in ts if t.spec.nbytes)
+    assert b"".join(pieces) == want
+    chunk_bytes = max(int(t.params.get("chunk", 0)) * (t.spec.info.itemsize or 1) for t in ts)
+    assert chunk_bytes > 0
+    if piece == 1:  # a piece per chunk
+        assert len(pieces) == chunks
+    assert max(len(p) for p in pieces) <= max(piece + chunk_bytes, max(t.spec.nbytes for t in ts)
+                                              if piece > 1 << 20 else 0)
+
+
+def test_iter_pieces_corrupt_tensor_raises(chunked_model: tuple[Path, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tensor whose bytes do not match its receipt raises after its last piece, naming it."""
+    from bigsmall.errors import IntegrityError
+
+    _, bs = chunked_model
+    monkeypatch.setattr(reader_mod, "PIECE_BYTES", 9000)
+    with BsFile(bs) as f:
+        ts = f.data_tensors(0)
+        victim = max(ts, key=lambda t: t.spec.nbytes)
+    monkeypatch.setattr(reader_mod, "xxhash", _WrongDigest(victim))
+    with BsFile(bs, threads=2) as f, pytest.raises(IntegrityError, match=victim.name):
+        for _ in f.iter_pieces(f.data_tensors(0)):
+            pass
+
+
+class _WrongDigest:
+    """``xxhash`` whose streaming digest is wrong for one tensor's size: a corrupt tensor."""
+
+    def __init__(self, victim: TensorEntry) -> None:
+        import xxhash
+
+        self._x = xxhash
+        self._n = victim.spec.nbytes
+
+    def xxh3_128(self) -> Any:
+        real = self._x.xxh3_128()
+        n = self._n
+
+        class H:
+            size = 0
+
+            def update(self, b: Any) -> None:
+                self.size += len(b)
+                real.update(b)
+
+            def hexdigest(self) -> str:
+                return "0" * 32 if self.size == n else real.hexdigest()
+
+        return H()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._x, name)

@@ -42,6 +42,28 @@ class DecodeJob:
         """How many strided groups to split the chunks into for ``workers`` threads."""
         return max(1, min(workers, len(self.chunks)))
 
+    def run_range(self, first: int, end: int, out: np.ndarray) -> None:
+        """Decode chunks ``first`` .. ``end - 1``: one kernel call when the codec has one (the
+        offsets cut at ``end`` bound its loop; chunk indices, hence row contexts, stay absolute)."""
+        if not self.codec.decode_strided(self.state, self.spec, self.params, self.blob,
+                                         self.offsets[: end + 1], first, 1, out):
+            for i in range(first, end):
+                self.run(i, out)
+
+    def ranges(self, workers: int, piece_bytes: int) -> list[tuple[int, int, int, int]]:
+        """The chunks cut into contiguous ranges ``(first, end, out begin, out end)``: at least
+        one per worker (as ``groups``), more for a large tensor so that no range decodes more
+        than about ``piece_bytes``. In order, so a consumer can take the decoded bytes range by
+        range (a restore writes and hashes the first megabytes of a large tensor while its
+        last ones still decode)."""
+        n = len(self.chunks)
+        if n == 0:
+            return []
+        size = self.chunks[-1][3] - self.chunks[0][2]
+        k = max(1, min(n, max(workers, -(-size // max(1, piece_bytes)))))
+        cuts = [n * j // k for j in range(k + 1)]
+        return [(a, b, self.chunks[a][2], self.chunks[b - 1][3]) for a, b in zip(cuts, cuts[1:])]
+
     def run_all(self, out: np.ndarray) -> np.ndarray:
         if self.chunks:
             self.run_group(0, 1, out)

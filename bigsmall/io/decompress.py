@@ -1,9 +1,10 @@
 """``decompress``: ``.bs`` -> the original file or folder, byte for byte.
 
-Tensors are decoded in data order through the pipelined ``BsFile.iter_decoded`` (the pool
-decodes the tensors ahead while this thread writes the one that is ready), so memory stays at
-about ``AHEAD_BYTES`` + one tensor; each file's sha256 is rebuilt on the way and must equal its
-receipt before the output is renamed into place.
+Tensors are decoded in data order through the pipelined ``BsFile.iter_pieces`` (the pool
+decodes the tensors ahead while this thread writes the bytes that are ready, a large tensor in
+pieces of ``PIECE_BYTES`` as they complete), so memory stays at about ``AHEAD_BYTES`` + one
+tensor; each file's sha256 is rebuilt on the way and must equal its receipt before the output
+is renamed into place.
 
 Where the time goes besides the kernel, and what this module does about it:
 
@@ -32,7 +33,7 @@ import attrs
 from ..errors import IntegrityError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
-from .reader import AHEAD_BYTES, BsFile
+from .reader import BsFile
 
 FLUSH_BYTES = 16 << 20  # a background fdatasync of the output every this many bytes written
 
@@ -160,9 +161,8 @@ def _write_member(bs: BsFile, index: int, fh: Any, bar: Any, durable: bool) -> i
         if f.kind == "blob":
             sink.write(bs.file_bytes(f))
         else:
-            sink.write(f.header)
-            for _, out in bs.iter_decoded(bs.data_tensors(index), ahead_bytes=AHEAD_BYTES):
-                sink.write(out)
+            for part in bs.iter_file_chunks(index):  # the header, then decoded pieces in order
+                sink.write(part)
     except BaseException:
         sink.close(report=False)  # the first error is the one to see
         raise

@@ -30,6 +30,7 @@ from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCo
 from .source import FileSource, read_container
 
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
+PIECE_BYTES = 2 << 20  # a large tensor decodes in ranges of about this many bytes, in order
 
 
 def default_threads() -> int:
@@ -180,19 +181,57 @@ class BsFile:
         tensor. ``alloc`` supplies each destination buffer (e.g. a
         torch tensor's storage); by default a fresh numpy array.
         """
-        pending: deque[tuple[TensorEntry, TensorEntry, np.ndarray, Future[list[Future[None]]]]] = deque()
-        inflight = 0
-
-        def finish() -> tuple[TensorEntry, np.ndarray]:
-            nonlocal inflight
-            t, src, out, start = pending.popleft()
-            for fut in start.result():
+        for t, src, out, ranges in self._pipeline(entries, ahead_bytes, alloc):
+            for fut, _lo, _hi in ranges:
                 fut.result()
             self.source.release(src.offset, src.length)  # its coded pages leave our RSS
-            inflight -= out.size
             if check:
                 check_receipt(t, out)
-            return t, out
+            yield t, out
+
+    def iter_pieces(self, entries: list[TensorEntry], check: bool = True,
+                    ahead_bytes: int | None = None) -> Iterator[memoryview]:
+        """The decoded bytes of ``entries``, in order, in pieces of about ``PIECE_BYTES``
+        (a small tensor is one piece), each yielded as soon as it is decoded.
+
+        What a restore wants: it writes and hashes the first megabytes of a large tensor
+        while the pool still decodes the rest (with whole tensors, the thread that writes
+        waited for all of MiniLM's 23 MB embedding before its first byte). Each tensor's
+        receipt is hashed piece by piece and checked after its last piece: a corrupt tensor
+        raises ``IntegrityError`` before the piece after it, so a consumer must not keep
+        what it received (a restore writes a temporary file and removes it). A piece is a
+        view of a buffer that is reused once the iterator moves on: use it before then."""
+        ahead = AHEAD_BYTES if ahead_bytes is None else ahead_bytes
+        for t, src, out, ranges in self._pipeline(entries, ahead, None):
+            h = xxhash.xxh3_128() if check else None
+            data = memoryview(out).cast("B")
+            for fut, lo, hi in ranges:
+                fut.result()
+                piece = data[lo:hi]
+                if h is not None:
+                    h.update(piece)
+                yield piece
+            self.source.release(src.offset, src.length)
+            if h is not None and h.hexdigest() != t.receipt.digest:
+                raise IntegrityError(f"tensor {t.name!r}: decoded bytes do not match the stored "
+                                     "checksum (the file is corrupt)")
+
+    def _pipeline(
+        self, entries: list[TensorEntry], ahead_bytes: int,
+        alloc: Callable[[TensorEntry], np.ndarray] | None,
+    ) -> Iterator[tuple[TensorEntry, TensorEntry, np.ndarray, list[tuple[Future[None], int, int]]]]:
+        """Queue the decoding of ``entries`` ahead (up to ``ahead_bytes`` of output in flight,
+        at least one tensor) and yield, in order, (entry, resolved entry, buffer, its ranges as
+        (future, byte begin, byte end)); the consumer waits on the futures it needs."""
+        pending: deque[tuple[TensorEntry, TensorEntry, np.ndarray,
+                             Future[list[tuple[Future[None], int, int]]]]] = deque()
+        inflight = 0
+
+        def finish() -> tuple[TensorEntry, TensorEntry, np.ndarray, list[tuple[Future[None], int, int]]]:
+            nonlocal inflight
+            t, src, out, start = pending.popleft()
+            inflight -= out.size
+            return t, src, out, start.result()
 
         for t in entries:
             src = self._resolve(t)
@@ -206,16 +245,18 @@ class BsFile:
         while pending:
             yield finish()
 
-    def _start(self, src: TensorEntry, blob: memoryview, out: np.ndarray) -> list[Future[None]]:
-        """Pool task: parse one tensor's side information, then queue its chunk groups.
+    def _start(self, src: TensorEntry, blob: memoryview, out: np.ndarray) -> list[tuple[Future[None], int, int]]:
+        """Pool task: parse one tensor's side information, then queue its chunk ranges.
 
-        Parsing (zstd of the head, building the decode tables: ~0.3-0.6 ms a tensor) runs on
+        Parsing (zstd of the head, building the decode tables: ~0.1-0.5 ms a tensor) runs on
         the pool rather than on the thread that iterates, which in a restore also hashes and
         writes the output: measured on MiniLM fp32, that thread was the bottleneck. The task
-        never waits for the groups it queues, so it cannot deadlock the pool."""
+        never waits for the ranges it queues, so it cannot deadlock the pool. Ranges are
+        contiguous and queued in order (``DecodeJob.ranges``): at least one per thread, and
+        pieces of about ``PIECE_BYTES`` for a large tensor."""
         job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
-        g = job.groups(self.threads)  # one task per thread's share, not one per chunk
-        return [self.pool.submit(job.run_group, k, g, out) for k in range(g)]
+        return [(self.pool.submit(job.run_range, a, b, out), lo, hi)
+                for a, b, lo, hi in job.ranges(self.threads, PIECE_BYTES)]
 
     def data_tensors(self, file_index: int) -> list[TensorEntry]:
         """``file_tensors``, checked to tile the file's data section with no gap: what a
@@ -232,8 +273,7 @@ class BsFile:
         """The bytes of a source safetensors file, in order (header, then tensor by tensor)."""
         f = self.container.files[file_index]
         yield memoryview(f.header)
-        for _, out in self.iter_decoded(self.data_tensors(file_index), check):
-            yield out.data
+        yield from self.iter_pieces(self.data_tensors(file_index), check)
 
     # ------------------------------------------------------------------ verify
     def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,
