@@ -62,7 +62,7 @@ class DecodeJob:
         size = self.chunks[-1][3] - self.chunks[0][2]
         k = max(1, min(n, max(workers, -(-size // max(1, piece_bytes)))))
         cuts = [n * j // k for j in range(k + 1)]
-        return [(a, b, self.chunks[a][2], self.chunks[b - 1][3]) for a, b in zip(cuts, cuts[1:])]
+        return [(a, b, self.chunks[a][2], self.chunks[b - 1][3]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
     def run_all(self, out: np.ndarray) -> np.ndarray:
         if self.chunks:
