@@ -204,7 +204,7 @@ class BsFile:
         ahead = AHEAD_BYTES if ahead_bytes is None else ahead_bytes
         for t, src, out, ranges in self._pipeline(entries, ahead, None):
             h = xxhash.xxh3_128() if check else None
-            data = memoryview(out).cast("B")
+            data = out.data.cast("B")
             for fut, lo, hi in ranges:
                 fut.result()
                 piece = data[lo:hi]
