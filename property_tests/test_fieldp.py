@@ -324,6 +324,7 @@ def test_layout_kernels_match_generic(lay, monkeypatch):
     for chunk in (5, 333, 1 << 20):
         plan = codec.encode(data, spec, chunk)
         assert tuple(plan.params["layout"]) == lay
+        assert plan.params["row_shift"] == (width > 8)  # floats: the shifted fast loop runs too
         assert _decode(spec, plan).tobytes() == data.tobytes()  # the layout's own kernel
         s = codec.prepare(spec, plan.params, plan.head)
         blob = np.frombuffer(plan.head + b"".join(plan.chunks), np.uint8)
