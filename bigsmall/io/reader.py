@@ -181,7 +181,7 @@ class BsFile:
         tensor. ``alloc`` supplies each destination buffer (e.g. a
         torch tensor's storage); by default a fresh numpy array.
         """
-        for t, src, out, ranges in self._pipeline(entries, ahead_bytes, alloc):
+        for t, src, out, ranges in self._pipeline(entries, ahead_bytes, alloc, pieces=False):
             for fut, _lo, _hi in ranges:
                 fut.result()
             self.source.release(src.offset, src.length)  # its coded pages leave our RSS
@@ -202,7 +202,7 @@ class BsFile:
         what it received (a restore writes a temporary file and removes it). A piece is a
         view of a buffer that is reused once the iterator moves on: use it before then."""
         ahead = AHEAD_BYTES if ahead_bytes is None else ahead_bytes
-        for t, src, out, ranges in self._pipeline(entries, ahead, None):
+        for t, src, out, ranges in self._pipeline(entries, ahead, None, pieces=True):
             h = xxhash.xxh3_128() if check else None
             data = out.data.cast("B")
             for fut, lo, hi in ranges:
@@ -218,11 +218,14 @@ class BsFile:
 
     def _pipeline(
         self, entries: list[TensorEntry], ahead_bytes: int,
-        alloc: Callable[[TensorEntry], np.ndarray] | None,
+        alloc: Callable[[TensorEntry], np.ndarray] | None, pieces: bool,
     ) -> Iterator[tuple[TensorEntry, TensorEntry, np.ndarray, list[tuple[Future[None], int, int]]]]:
         """Queue the decoding of ``entries`` ahead (up to ``ahead_bytes`` of output in flight,
-        at least one tensor) and yield, in order, (entry, resolved entry, buffer, its ranges as
-        (future, byte begin, byte end)); the consumer waits on the futures it needs."""
+        at least one tensor) and yield, in order, (entry, resolved entry, buffer, its parts as
+        (future, byte begin, byte end)); the consumer waits on the futures it needs. Parts:
+        with ``pieces``, contiguous ranges in order; else one strided group per thread (byte
+        bounds 0, 0), measured 8-12 % faster on 2 threads for whole tensors (MiniLM bf16, both
+        coders, interleaved runs) but complete only all together."""
         pending: deque[tuple[TensorEntry, TensorEntry, np.ndarray,
                              Future[list[tuple[Future[None], int, int]]]]] = deque()
         inflight = 0
@@ -238,15 +241,17 @@ class BsFile:
             _codec(src)  # an unknown codec id names the tensor
             blob = self.source.view(src.offset, src.length)
             out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
-            pending.append((t, src, out, self.pool.submit(self._start, src, blob, out)))
+            pending.append((t, src, out, self.pool.submit(self._start, src, blob, out, pieces)))
             inflight += out.size
             while pending and inflight - pending[-1][2].size >= ahead_bytes:
                 yield finish()
         while pending:
             yield finish()
 
-    def _start(self, src: TensorEntry, blob: memoryview, out: np.ndarray) -> list[tuple[Future[None], int, int]]:
-        """Pool task: parse one tensor's side information, then queue its chunk ranges.
+    def _start(self, src: TensorEntry, blob: memoryview, out: np.ndarray,
+               pieces: bool) -> list[tuple[Future[None], int, int]]:
+        """Pool task: parse one tensor's side information, then queue its chunk groups or
+        ranges (``_pipeline``).
 
         Parsing (zstd of the head, building the decode tables: ~0.1-0.5 ms a tensor) runs on
         the pool rather than on the thread that iterates, which in a restore also hashes and
@@ -255,6 +260,9 @@ class BsFile:
         contiguous and queued in order (``DecodeJob.ranges``): at least one per thread, and
         pieces of about ``PIECE_BYTES`` for a large tensor."""
         job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
+        if not pieces:
+            g = job.groups(self.threads)
+            return [(self.pool.submit(job.run_group, k, g, out), 0, 0) for k in range(g)]
         return [(self.pool.submit(job.run_range, a, b, out), lo, hi)
                 for a, b, lo, hi in job.ranges(self.threads, PIECE_BYTES)]
 
