@@ -238,6 +238,11 @@ def test_generated_kernel_is_current():
 
     assert gen_decodep.TARGET.read_text() == gen_decodep.generate(), \
         "run `python -m bigsmall.codecs.gen_decodep`"
+    files = gen_decodep.generate_layouts()
+    assert sorted(p.name for p in gen_decodep.LAYOUT_DIR.glob("*.py")) == sorted(files)
+    for name, text in files.items():
+        assert (gen_decodep.LAYOUT_DIR / name).read_text() == text, \
+            f"{name}: run `python -m bigsmall.codecs.gen_decodep`"
 
 
 def test_fieldp_kernel_bounds_checked_build():
@@ -299,10 +304,10 @@ def test_fieldp_kernel_bounds_checked_build():
 @pytest.mark.parametrize("lay", __import__("bigsmall.codecs.gen_decodep", fromlist=["LAYOUTS"]).LAYOUTS,
                          ids=lambda lay: "_".join(map(str, lay)))
 def test_layout_kernels_match_generic(lay, monkeypatch):
-    """Every layout with its own kernel (``_decodep.STRIDED``, constants folded) decodes what
+    """Every layout with its own kernel (``fieldp.layout_kernel``, constants folded) decodes what
     the generic kernel decodes: the encoder is made to pick that layout (mantissa split), the
     data has row shifts and rare long codes, and both kernels must restore it exactly."""
-    from bigsmall.codecs import _decodep, field
+    from bigsmall.codecs import _decodep, field, fieldp
 
     width, p, eb, mb = lay
     monkeypatch.setattr(field, "_choose_layout", lambda values, lay0, spec: field.Layout(*lay))
@@ -334,6 +339,6 @@ def test_layout_kernels_match_generic(lay, monkeypatch):
                                       s.t2, p, eb, mb, s.rshift, blob, offs) == -1
         assert out.tobytes() == data.tobytes()
         own = np.zeros_like(out)
-        assert _decodep.STRIDED[lay](own, 1, 2, chunk, cols, s.rowctx, s.colsh, s.t1, s.dirs,
+        assert fieldp.layout_kernel(lay)(own, 1, 2, chunk, cols, s.rowctx, s.colsh, s.t1, s.dirs,
                                      s.t2, s.rshift, blob, offs) == -1
         assert own[chunk: 2 * chunk].tobytes() == out[chunk: 2 * chunk].tobytes()

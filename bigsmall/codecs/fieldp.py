@@ -20,6 +20,8 @@ first, zero-padded to a byte.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from typing import Any
 
 import attrs
@@ -123,13 +125,13 @@ class FieldPCodec(field.FieldCodec):
     def decode_strided(self, state: Any, spec: TensorSpec, params: dict[str, Any],
                        blob: np.ndarray, offsets: np.ndarray, first: int, step: int,
                        out: np.ndarray) -> bool:
-        from ._decodep import STRIDED, decode_chunks
+        from ._decodep import decode_chunks
 
         assert isinstance(state, _PModel)
         lay = state.lay
         dst = out.view(field._UINT[lay.width // 8])
         per, ncols = int(params["chunk"]), int(params["matrix"][1])
-        own = STRIDED.get((lay.width, lay.p, lay.eb, lay.mb))  # constants folded: faster
+        own = layout_kernel((lay.width, lay.p, lay.eb, lay.mb))  # constants folded: faster
         if own is not None:
             bad = own(dst, first, step, per, ncols, state.rowctx, state.colsh, state.t1,
                       state.dirs, state.t2, state.rshift, blob, offsets)
@@ -140,6 +142,19 @@ class FieldPCodec(field.FieldCodec):
         if bad >= 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
         return True
+
+
+@functools.cache
+def layout_kernel(lay: tuple[int, int, int, int]) -> Any:
+    """The multi-chunk kernel of layout ``lay`` (width, p, eb, mb) with its constants folded
+    in, or None if it has none (the generic ``_decodep.decode_chunks`` then serves). Its
+    module is imported on first use: only the layouts a file uses cost import time."""
+    from ._decodep_layouts import LAYOUTS
+
+    if lay not in LAYOUTS:
+        return None
+    mod = importlib.import_module(f"{__package__}._decodep_layouts.k_{'_'.join(map(str, lay))}")
+    return mod.decode_chunks
 
 
 register(FieldPCodec())
