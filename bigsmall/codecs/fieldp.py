@@ -72,7 +72,7 @@ class FieldPCodec(field.FieldCodec):
             w = freq
         w = np.ascontiguousarray(w, dtype=np.int64)
         sym = np.flatnonzero((w > 0).any(axis=0))  # as prefix.joint_weights finds them
-        lc, cc, _t1, _dirs, _t2, ok = prefix.build(sym, np.ascontiguousarray(w[:, sym]))
+        lc, cc, ok = prefix.code_table(np.ascontiguousarray(w[:, sym]))  # no decode tables
         if not ok:
             raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
         lens = np.zeros(w.shape, np.int64)

@@ -204,29 +204,58 @@ def decode_model(raw: np.ndarray, pos: int, nctx: int, eb: int, mb: int, pbits: 
 
 
 @njit(nogil=True, cache=True)
-def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
-    """(lens, codes, t1, dirs, t2, ok) for the joint symbols ``sym`` (ascending, < 2**SYM_BITS)
-    with weights ``w`` (int64[nctx, len(sym)], ``joint_weights``): their code lengths and
-    bit-reversed codes per context (int64[nctx, len(sym)]), then the decode tables (``dirs``
-    is only defined where ``t1`` says LONG). ``ok`` is False only if a code is not complete
-    (cannot happen for package-merge output; checked so that no table entry is left unset)."""
+def code_table(w: np.ndarray):  # type: ignore[no-untyped-def]
+    """(lens, codes, ok): per context (row of ``w``, int64[nctx, na]) the code lengths and
+    bit-reversed canonical codes of its present symbols (int64[nctx, na]; 0 for absent ones
+    and for a context's only symbol: a zero-length code). ``ok`` is False only if a code is
+    not complete (cannot happen for package-merge output). What the encoder needs; ``build``
+    adds the decode tables."""
     nctx, na = w.shape
-    t1 = np.empty(nctx << L1, np.uint16)
-    dirs = np.empty(nctx << L1, np.int64)
-    wc = np.empty(na, np.int64)
     lens = np.zeros((nctx, na), np.int64)
     codes = np.zeros((nctx, na), np.int64)
-    sub = np.zeros(1 << L1, np.int64)  # per L1-bit prefix: longest code length - L1
-    # second level: grown as needed (long codes are rare)
-    t2 = np.zeros(64, np.uint16)
-    used = 0
-    single = 0
+    wc = np.empty(na, np.int64)
     for c in range(nctx):
-        base = c << L1
         npres = 0
         for x in range(na):
             wc[x] = w[c, x]
             if wc[x] > 0:
+                npres += 1
+        if npres <= 1:
+            continue
+        lc = code_lengths(wc, LMAX)
+        cc = canonical_codes(lc)
+        kraft = 0
+        for x in range(na):
+            if lc[x] > 0:
+                kraft += 1 << (LMAX - lc[x])
+        if kraft != 1 << LMAX:
+            return lens, codes, False
+        lens[c] = lc
+        codes[c] = cc
+    return lens, codes, True
+
+
+@njit(nogil=True, cache=True)
+def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
+    """(lens, codes, t1, dirs, t2, ok) for the joint symbols ``sym`` (ascending, < 2**SYM_BITS)
+    with weights ``w`` (int64[nctx, len(sym)], ``joint_weights``): ``code_table``, then the
+    decode tables (``dirs`` is only defined where ``t1`` says LONG). ``ok`` is False only if
+    a code is not complete (then the tables are not filled)."""
+    nctx, na = w.shape
+    t1 = np.empty(nctx << L1, np.uint16)
+    dirs = np.empty(nctx << L1, np.int64)
+    t2 = np.zeros(64, np.uint16)  # second level: grown as needed (long codes are rare)
+    lens, codes, ok = code_table(w)
+    if not ok:
+        return lens, codes, t1, dirs, t2[:1], False
+    sub = np.zeros(1 << L1, np.int64)  # per L1-bit prefix: longest code length - L1
+    used = 0
+    for c in range(nctx):
+        base = c << L1
+        npres = 0
+        single = 0
+        for x in range(na):
+            if w[c, x] > 0:
                 npres += 1
                 single = sym[x]
         if npres == 0:
@@ -235,32 +264,22 @@ def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
         if npres == 1:  # the zero-length code: every slot is the symbol, no bits read
             t1[base : base + (1 << L1)] = single
             continue
-        lc = code_lengths(wc, LMAX)
-        cc = canonical_codes(lc)
-        kraft = 0
-        lens[c] = lc
-        codes[c] = cc
-        for x in range(na):
-            if lc[x] > 0:
-                kraft += 1 << (LMAX - lc[x])
-        if kraft != 1 << LMAX:
-            return lens, codes, t1, dirs, t2[:1], False
         # short codes fill their slots of t1; long codes: group by their first L1 bits
         for x in range(na):
-            ln = lc[x]
+            ln = lens[c, x]
             if ln == 0:
                 continue
             if ln <= L1:
                 e = sym[x] | (ln << SYM_BITS)
-                for idx in range(cc[x], 1 << L1, 1 << ln):
+                for idx in range(codes[c, x], 1 << L1, 1 << ln):
                     t1[base + idx] = e
             else:
-                pre = cc[x] & ((1 << L1) - 1)
+                pre = codes[c, x] & ((1 << L1) - 1)
                 sub[pre] = max(sub[pre], ln - L1)
         for x in range(na):
-            if lc[x] <= L1:
+            if lens[c, x] <= L1:
                 continue
-            pre = cc[x] & ((1 << L1) - 1)
+            pre = codes[c, x] & ((1 << L1) - 1)
             if sub[pre] == 0:  # this prefix's table is placed already
                 continue
             size = 1 << sub[pre]
@@ -273,12 +292,12 @@ def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
             used += size
             sub[pre] = 0
         for x in range(na):
-            ln = lc[x]
+            ln = lens[c, x]
             if ln <= L1:
                 continue
-            d = dirs[base + (cc[x] & ((1 << L1) - 1))]
+            d = dirs[base + (codes[c, x] & ((1 << L1) - 1))]
             off = d >> 4
             e = sym[x] | (ln << SYM_BITS)
-            for idx in range(cc[x] >> L1, 1 << (d & 15), 1 << (ln - L1)):
+            for idx in range(codes[c, x] >> L1, 1 << (d & 15), 1 << (ln - L1)):
                 t2[off + idx] = e
     return lens, codes, t1, dirs, t2[: max(used, 1)].copy(), True
