@@ -36,15 +36,10 @@ def _row(raw, pos, alpha, q):
 
 
 @njit(nogil=True, cache=True)
-def _normalize(q, alpha, bits, f):
-    """Spec §14.4 ``normalize`` of the weights of codes ``q`` into ``f``; error code or 0."""
-    return _normalize_into(q, alpha, bits, f, np.empty(alpha, np.int64), np.empty(alpha, np.int64))
-
-
-@njit(nogil=True, cache=True)
-def _normalize_into(q, alpha, bits, f, w, rem):
-    """``_normalize`` with caller-owned scratch ``w``/``rem`` (length >= alpha): a tensor's
-    ~300 rows then allocate nothing."""
+def _normalize(q, alpha, bits, f, w, rem):
+    """Spec §14.4 ``normalize`` of the weights of codes ``q`` into ``f``; error code or 0.
+    ``w``/``rem``: the caller's scratch (length >= alpha), so a tensor's ~300 rows allocate
+    nothing."""
     total = 1 << bits
     for s in range(alpha):
         w[s] = 0
@@ -114,7 +109,8 @@ def build_tables(raw, pos, nctx, eb, mb, pbits, mpbits):
     Returns (tsym, tfc, msym, mfc, pos after the tables, error): ``tsym[(ctx << pbits) + slot]``
     is the exponent symbol of a slot, ``tfc[(ctx << 8) + e]`` its freq | cum << 16; ``msym`` and
     ``mfc`` the same for the mantissa symbol, one row per exponent value (all zero for absent
-    rows and when ``mb`` is 0).
+    rows and when ``mb`` is 0). The frequencies are ``read_freqs``'; on an error the tables
+    are left empty.
     """
     alpha = 1 << eb
     tsym = np.zeros(nctx << pbits, np.uint8)
@@ -122,57 +118,46 @@ def build_tables(raw, pos, nctx, eb, mb, pbits, mpbits):
     mrows = alpha if mb > 0 else 1
     msym = np.zeros(mrows << mpbits, np.uint8)
     mfc = np.zeros(mrows << 8, np.uint32)
-    q = np.zeros(256, np.uint8)  # either alphabet (exponent 2**eb, mantissa 2**mb) fits
-    f = np.zeros(256, np.int64)
+    fe, fm, pos, err = read_freqs(raw, pos, nctx, eb, mb, pbits, mpbits)
+    if err != 0:
+        return tsym, tfc, msym, mfc, pos, err
     for ctx in range(nctx):
-        pos, err = _row(raw, pos, alpha, q)
-        if err == 0:
-            err = _normalize(q, alpha, pbits, f)
-        if err != 0:
-            return tsym, tfc, msym, mfc, pos, err
-        _fill(f, alpha, ctx, pbits, tsym, tfc)
-    if mb > 0:
-        ma = 1 << mb
-        for e in range(alpha):
-            pos, err = _row(raw, pos, ma, q)
-            if err == 0:
-                err = _normalize(q, ma, mpbits, f)
-            if err != 0:
-                return tsym, tfc, msym, mfc, pos, err
-            _fill(f, ma, e, mpbits, msym, mfc)
+        _fill(fe[ctx], alpha, ctx, pbits, tsym, tfc)
+    for e in range(fm.shape[0]):
+        _fill(fm[e], fm.shape[1], e, mpbits, msym, mfc)
     return tsym, tfc, msym, mfc, pos, 0
 
 
 @njit(nogil=True, cache=True)
+def _read_rows(raw, pos, dst, alpha, bits, q, f, w, rem):
+    """Parse and normalise ``dst.shape[0]`` rows of ``alpha`` codes into ``dst``: (pos, error)."""
+    for r in range(dst.shape[0]):
+        pos, err = _row(raw, pos, alpha, q)
+        if err == 0:
+            err = _normalize(q, alpha, bits, f, w, rem)
+        if err != 0:
+            return pos, err
+        dst[r, :] = f[:alpha]
+    return pos, 0
+
+
+@njit(nogil=True, cache=True)
 def read_freqs(raw, pos, nctx, eb, mb, pbits, mpbits):
-    """The normalised frequencies alone, compact: what ``build_tables`` stores in ``tfc``/``mfc``
-    without the slot tables (the ``fieldp`` decoder derives prefix codes from them and never
-    looks a slot up: the slot tables were a third of its table time and 0.3 MB of zeroed
-    memory for a bf16 tensor).
+    """The normalised frequencies of a ``field`` tensor, compact: what ``build_tables`` stores
+    in ``tfc``/``mfc``, without its slot tables (the ``fieldp`` decoder derives prefix codes
+    from them and never looks a slot up: the slot tables were a third of its table time and
+    0.3 MB of zeroed memory for a bf16 tensor).
 
     Returns (fe int64[nctx, 2**eb], fm int64[2**eb, 2**mb] (shape (0, 1) when mb is 0),
-    pos after the tables, error): the same rows, the same checks, the same errors."""
+    pos after the tables, error)."""
     alpha = 1 << eb
-    ma = 1 << mb
     fe = np.zeros((nctx, alpha), np.int64)
-    fm = np.zeros((alpha if mb > 0 else 0, ma), np.int64)
-    q = np.zeros(256, np.uint8)
+    fm = np.zeros((alpha if mb > 0 else 0, 1 << mb), np.int64)
+    q = np.zeros(256, np.uint8)  # either alphabet (exponent 2**eb, mantissa 2**mb) fits
     f = np.zeros(256, np.int64)
     w = np.empty(256, np.int64)
     rem = np.empty(256, np.int64)
-    for ctx in range(nctx):
-        pos, err = _row(raw, pos, alpha, q)
-        if err == 0:
-            err = _normalize_into(q, alpha, pbits, f, w, rem)
-        if err != 0:
-            return fe, fm, pos, err
-        fe[ctx, :] = f[:alpha]
-    if mb > 0:
-        for e in range(alpha):
-            pos, err = _row(raw, pos, ma, q)
-            if err == 0:
-                err = _normalize_into(q, ma, mpbits, f, w, rem)
-            if err != 0:
-                return fe, fm, pos, err
-            fm[e, :] = f[:ma]
-    return fe, fm, pos, 0
+    pos, err = _read_rows(raw, pos, fe, alpha, pbits, q, f, w, rem)
+    if err == 0:
+        pos, err = _read_rows(raw, pos, fm, 1 << mb, mpbits, q, f, w, rem)
+    return fe, fm, pos, err

@@ -213,8 +213,7 @@ class BsFile:
                 yield piece
             self.source.release(src.offset, src.length)
             if h is not None and h.hexdigest() != t.receipt.digest:
-                raise IntegrityError(f"tensor {t.name!r}: decoded bytes do not match the stored "
-                                     "checksum (the file is corrupt)")
+                raise _receipt_error(t)
 
     def _pipeline(
         self, entries: list[TensorEntry], ahead_bytes: int,
@@ -353,10 +352,13 @@ def _codec(entry: TensorEntry) -> Codec:
 
 
 def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
-    digest = xxhash.xxh3_128_hexdigest(data.data)
-    if digest != entry.receipt.digest:
-        raise IntegrityError(f"tensor {entry.name!r}: decoded bytes do not match the stored checksum "
-                             "(the file is corrupt)")
+    if xxhash.xxh3_128_hexdigest(data.data) != entry.receipt.digest:
+        raise _receipt_error(entry)
+
+
+def _receipt_error(entry: TensorEntry) -> IntegrityError:
+    return IntegrityError(f"tensor {entry.name!r}: decoded bytes do not match the stored checksum "
+                          "(the file is corrupt)")
 
 
 def decode_blob(entry: TensorEntry, blob: bytes | memoryview, out: np.ndarray, pool: Executor | None,
