@@ -165,3 +165,80 @@ def test_pack_rows_layout_and_inverse(rows, cols, density, seed):
     back, pos = tables.unpack_rows(packed, 0, rows, cols)
     assert pos == len(packed)
     assert np.array_equal(back, q)
+
+
+def _choose_every_row(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> context.Clustering:
+    """``context.choose`` as it was before candidates skipped rows: every candidate's row map
+    assigned on the whole matrix, then costed. The reference the shortcut must equal."""
+    nr, nc = sym.shape
+    best = context.trivial(nr, nc)
+    if sym.size < 4096:
+        return best
+    counts = np.bincount(sym.ravel(), minlength=alpha)
+    present = np.flatnonzero(counts)
+    remap = np.zeros(alpha, np.uint8)
+    remap[present] = np.arange(present.size)
+    sym = remap[sym]
+    alpha = max(int(present.size), 1)
+    cost_step = max(1, sym.size // context.COST_SAMPLE)
+    best_cost = context.context_cost_bits(sym, alpha, best, cost_step)
+    rstep = max(1, nr // context.SAMPLE_SIDE)
+    cstep = max(1, nc // context.SAMPLE_SIDE)
+    sample = np.ascontiguousarray(sym[::rstep, ::cstep], dtype=np.uint8)
+    tried: set[tuple[int, int]] = set()
+    kr0, kc0 = 1, 1
+    while True:
+        improved = False
+        for kr, kc in ((kr0 * 2, kc0), (kr0, kc0 * 2)):
+            if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > 8:
+                continue
+            tried.add((kr, kc))
+            srows, scols = context._fit(sample, alpha, kr, kc)
+            tab = context._ctx_table(sample, srows, scols, kc, kr * kc, alpha)
+            if kc == 1:
+                cols = np.zeros(nc, np.int64)
+            elif cstep == 1:
+                cols = scols
+            else:
+                lengths = context._code_lengths(
+                    tab.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha))
+                cols = context._assign(np.ascontiguousarray(sym[::rstep].T), alpha, srows, kr,
+                                       lengths)
+            if kr == 1:
+                rows = np.zeros(nr, np.int64)
+            elif rstep == 1 and cstep == 1:
+                rows = srows
+            else:
+                rows = context._assign(sym[:, ::cstep], alpha, cols[::cstep], kc,
+                                       context._code_lengths(tab.reshape(kr, kc * alpha)))
+            cl = context.Clustering(kr, kc, rows.astype(np.uint8), cols.astype(np.uint8))
+            cost = context.context_cost_bits(sym, alpha, cl, cost_step)
+            if cost < best_cost:
+                best, best_cost, improved = cl, cost, True
+        if not improved:
+            return best
+        kr0, kc0 = best.kr, best.kc
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(40, 300), st.integers(40, 300),
+       st.sampled_from([(16, 256), (64, 1024)]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_choose_assigns_rows_as_if_every_candidate_had_all(seed: int, nr: int, nc: int,
+                                                           sizes: tuple[int, int]) -> None:
+    """Candidates assign only the rows their cost reads and the winner the rest: the same
+    clustering as assigning every row of every candidate (small sample and cost sizes, so
+    that the row and cost strides exceed 1 on small matrices)."""
+    side, cost_sample = sizes
+    rng = np.random.default_rng(seed)
+    scale = rng.normal(0, 1.0, (nr, 1)) + rng.normal(0, 0.7, (1, nc))
+    sym = np.clip(np.round(rng.normal(8, 1.5, (nr, nc)) + scale), 0, 31).astype(np.int64)
+    old = (context.SAMPLE_SIDE, context.COST_SAMPLE)
+    context.SAMPLE_SIDE, context.COST_SAMPLE = side, cost_sample
+    try:
+        got = context.choose(sym, 32)
+        want = _choose_every_row(sym, 32)
+    finally:
+        context.SAMPLE_SIDE, context.COST_SAMPLE = old
+    assert (got.kr, got.kc) == (want.kr, want.kc)
+    assert np.array_equal(got.row_map, want.row_map)
+    assert np.array_equal(got.col_map, want.col_map)

@@ -482,24 +482,35 @@ def context_cost_bits(sym: np.ndarray, alpha: int, cl: Clustering, row_step: int
     (per-column) symbol counts that every such candidate shares, instead of counting the
     matrix again: the same integer table.
     """
+    return _cost_bits(sym, alpha, cl.kr, cl.kc, cl.row_map[::row_step], cl.col_map, row_step,
+                      memo)
+
+
+def _cost_bits(sym: np.ndarray, alpha: int, kr: int, kc: int, sub_rows: np.ndarray,
+               cols: np.ndarray, row_step: int,
+               memo: dict[tuple[int, int, bytes], np.ndarray] | None) -> float:
+    """``context_cost_bits`` from the row map of the measured rows only (``sub_rows``: the
+    clusters of rows 0, row_step, 2 row_step, ...): all that the estimate reads, so a
+    candidate need not assign the other rows (``choose``)."""
     sub = sym[::row_step]
-    if memo is not None and (cl.kr == 1 or cl.kc == 1):
-        axis = 0 if cl.kc == 1 else 1
+    nctx = kr * kc
+    if memo is not None and (kr == 1 or kc == 1):
+        axis = 0 if kc == 1 else 1
         key = (-5 - axis, row_step, b"")
         counts = memo.get(key)
         if counts is None:
             counts = memo[key] = _line_counts(sub, axis, alpha)
-        labels = cl.row_map[::row_step] if axis == 0 else cl.col_map
-        table = _sum_lines(counts, labels.astype(np.int64), cl.n_contexts)
+        labels = sub_rows if axis == 0 else cols
+        table = _sum_lines(counts, labels.astype(np.int64), nctx)
     else:
-        table = _ctx_table(sub, cl.row_map[::row_step].astype(np.int64),
-                           cl.col_map.astype(np.int64), cl.kc, cl.n_contexts, alpha)
+        table = _ctx_table(sub, sub_rows.astype(np.int64), cols.astype(np.int64), kc, nctx,
+                           alpha)
     bits = sum(_entropy_bits(t) for t in table) * (sym.shape[0] / max(sub.shape[0], 1))
     side = float((table > 0).sum()) * TABLE_ENTRY_BITS
-    if cl.kr > 1:
-        side += sym.shape[0] * np.log2(cl.kr)
-    if cl.kc > 1:
-        side += sym.shape[1] * np.log2(cl.kc)
+    if kr > 1:
+        side += sym.shape[0] * np.log2(kr)
+    if kc > 1:
+        side += sym.shape[1] * np.log2(kc)
     return bits + side
 
 
@@ -507,7 +518,11 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
     """Pick the cheapest clustering of the symbol matrix ``sym`` (int64[nrows, ncols]).
 
     Greedy over the grid: from 1x1, keep doubling the row or column cluster count, whichever
-    lowers the estimated size more, until neither does.
+    lowers the estimated size more, until neither does. A candidate assigns only the rows that
+    its cost estimate reads (every ``cost_step``-th); the winner's other rows are assigned at
+    the end. Rows are assigned independently of each other, so the maps and the choice are
+    those of assigning every row of every candidate, at a fraction of the cost on large
+    matrices (MiniLM's embedding: 5 of 6 candidates' full-matrix passes skipped).
     """
     nr, nc = sym.shape
     best = trivial(nr, nc)
@@ -525,6 +540,7 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
     cost_step = max(1, sym.size // COST_SAMPLE)
     memo: dict[tuple[int, int, bytes], np.ndarray] = {}
     best_cost = context_cost_bits(sym, alpha, best, cost_step, memo)
+    best_fit: _Candidate | None = None
     rstep = max(1, nr // SAMPLE_SIDE)
     cstep = max(1, nc // SAMPLE_SIDE)
     small = np.uint8 if alpha <= 256 else np.uint16
@@ -537,20 +553,47 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
         for kr, kc in moves:
             if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > 8:
                 continue
-            cl, cost = _fit_full(sym, sample, alpha, kr, kc, rstep, cstep, cost_step, memo)
-            tried[(kr, kc)] = cost
-            if cost < best_cost:
-                best, best_cost, improved = cl, cost, True
+            fit = _fit_candidate(sym, sample, alpha, kr, kc, rstep, cstep, cost_step, memo)
+            tried[(kr, kc)] = fit.cost
+            if fit.cost < best_cost:
+                best_fit, best_cost, improved = fit, fit.cost, True
         if not improved:
-            return best
-        kr0, kc0 = best.kr, best.kc
+            return best if best_fit is None else _complete(sym, alpha, best_fit, cstep)
+        kr0, kc0 = best_fit.kr, best_fit.kc  # type: ignore[union-attr]
 
 
-def _fit_full(
+@attrs.frozen
+class _Candidate:
+    """A fitted clustering whose row map covers only the rows its cost reads (``rows``: the
+    clusters of rows 0, step, 2 step, ...; every row when ``step`` is 1); ``lengths``: the
+    code lengths that assign the others (``_complete``)."""
+
+    kr: int
+    kc: int
+    rows: np.ndarray
+    step: int
+    cols: np.ndarray
+    lengths: np.ndarray | None
+    cost: float
+
+
+def _complete(sym: np.ndarray, alpha: int, fit: _Candidate, cstep: int) -> Clustering:
+    """The winner's full clustering: its rows not yet assigned get their clusters now."""
+    rows = fit.rows
+    if fit.step > 1:
+        if fit.lengths is None:  # one row cluster: every row is in it
+            rows = np.zeros(sym.shape[0], np.int64)
+        else:
+            rows = _assign(sym[:, ::cstep], alpha, fit.cols[::cstep], fit.kc, fit.lengths)
+    return Clustering(fit.kr, fit.kc, rows.astype(np.uint8), fit.cols.astype(np.uint8))
+
+
+def _fit_candidate(
     sym: np.ndarray, sample: np.ndarray, alpha: int, kr: int, kc: int, rstep: int, cstep: int,
     cost_step: int, memo: dict[tuple[int, int, bytes], np.ndarray] | None = None,
-) -> tuple[Clustering, float]:
-    """Fit on the sample, extend the maps to the whole matrix, return it with its cost."""
+) -> _Candidate:
+    """Fit on the sample, extend the column map to the whole matrix and the row map to the
+    rows the cost estimate reads (every ``cost_step``-th), and cost it."""
     nr, nc = sym.shape
     srows, scols = _fit(sample, alpha, kr, kc, memo)
     # extend the sample's maps to the full matrix: columns from the sampled rows, then rows
@@ -572,14 +615,19 @@ def _fit_full(
             cols = _assign(sub_t, alpha, srows, kr, lengths)
     else:
         cols = np.zeros(nc, np.int64)
+    row_lengths = None
+    step = cost_step
     if kr > 1:
         if rstep == 1 and cstep == 1:
             rows = srows
+            step = 1
         else:
             table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
-            lengths = _code_lengths(table.reshape(kr, kc * alpha))
-            rows = _assign(sym[:, ::cstep], alpha, cols[::cstep], kc, lengths)
+            row_lengths = _code_lengths(table.reshape(kr, kc * alpha))
+            rows = _assign(sym[::cost_step, ::cstep], alpha, cols[::cstep], kc, row_lengths)
     else:
-        rows = np.zeros(nr, np.int64)
-    cl = Clustering(kr, kc, rows.astype(np.uint8), cols.astype(np.uint8))
-    return cl, context_cost_bits(sym, alpha, cl, cost_step, memo)
+        rows = np.zeros(-(-nr // cost_step), np.int64)
+    sub_rows = rows[::cost_step] if step == 1 else rows
+    cost = _cost_bits(sym, alpha, kr, kc, sub_rows.astype(np.uint8), cols.astype(np.uint8),
+                      cost_step, memo)
+    return _Candidate(kr, kc, rows, step, cols, row_lengths, cost)
