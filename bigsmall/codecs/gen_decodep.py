@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .prefix import L1, LMAX
+
+MASK = (1 << L1) - 1  # the first-level table index: the next L1 bits
+
 N = 4
 
 # Layouts with their own kernel (a module of ``_decodep_layouts``), constants folded:
@@ -37,8 +41,8 @@ from numba import njit
 from .loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
-MAXCODE = 15  # longest code (prefix.LMAX)
-L1 = 11  # prefix.L1
+MAXCODE = @LMAX@  # longest code (prefix.LMAX)
+L1 = @L1@  # prefix.L1
 
 
 @njit(nogil=True, cache=True)
@@ -85,7 +89,7 @@ def _fast_group(ind: str, shifted: bool) -> list[str]:
     o: list[str] = []
     for ln in range(N):
         o += [f"w_ = ld64(buf, q{ln} >> 3) >> (q{ln} & 7)",
-              f"ti = ld(colsh, j + {ln}) | (w_ & 2047)"]
+              f"ti = ld(colsh, j + {ln}) | (w_ & {MASK})"]
         o += _lookup("", "t1r", "dirsr")
         if shifted:
             o += ["r_ = ((w_ >> ln_) & bm) << rs", f"q{ln} += ln_ + bw"]
@@ -109,7 +113,7 @@ def _slow_group(ind: str) -> list[str]:
               f"    bi_ = q{ln} >> 3",
               "    a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)",
               f"    w_ = a_ >> (q{ln} & 7)",
-              "    ti = (cx << L1) | (w_ & 2047)"]
+              f"    ti = (cx << L1) | (w_ & {MASK})"]
         o += _lookup("    ")
         o += ["    r_ = ((w_ >> ln_) & ((1 << b_) - 1)) << h_",
               f"    q{ln} += ln_ + b_",
@@ -213,8 +217,8 @@ from numba import njit
 from ..loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
-MAXCODE = 15  # longest code (prefix.LMAX)
-L1 = 11  # prefix.L1
+MAXCODE = @LMAX@  # longest code (prefix.LMAX)
+L1 = @L1@  # prefix.L1
 
 
 @njit(nogil=True, cache=True)
@@ -241,9 +245,14 @@ LAYOUTS = frozenset({{
 '''
 
 
+def _constants(head: str) -> str:
+    """``head`` with the table constants of ``prefix`` filled in."""
+    return head.replace("@L1@", str(L1)).replace("@LMAX@", str(LMAX))
+
+
 def generate() -> str:
     """The generic kernel module (``_decodep.py``)."""
-    return HEAD + _kernel_text(None)
+    return _constants(HEAD) + _kernel_text(None)
 
 
 def generate_layouts() -> dict[str, str]:
@@ -252,7 +261,7 @@ def generate_layouts() -> dict[str, str]:
     rows = "".join(f"    {lay},\n" for lay in LAYOUTS)
     files = {"__init__.py": PACKAGE_INIT.format(rows=rows)}
     for lay in LAYOUTS:
-        files[f"k_{_suffix(lay)}.py"] = LAYOUT_HEAD.format(lay=lay) + _kernel_text(lay)
+        files[f"k_{_suffix(lay)}.py"] = _constants(LAYOUT_HEAD.format(lay=lay)) + _kernel_text(lay)
     return files
 
 

@@ -11,7 +11,7 @@ from ..loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
 MAXCODE = 15  # longest code (prefix.LMAX)
-L1 = 11  # prefix.L1
+L1 = 10  # prefix.L1
 
 
 @njit(nogil=True, cache=True)
@@ -89,7 +89,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
             if rs == 0:
                 for _g in range(G):
                     w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
-                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    ti = ld(colsh, j + 0) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -101,7 +101,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q0 += ln_ + rbits
                     st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
-                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    ti = ld(colsh, j + 1) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -113,7 +113,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q1 += ln_ + rbits
                     st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
-                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    ti = ld(colsh, j + 2) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -125,7 +125,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q2 += ln_ + rbits
                     st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
-                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    ti = ld(colsh, j + 3) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -141,7 +141,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
             else:
                 for _g in range(G):
                     w_ = ld64(buf, q0 >> 3) >> (q0 & 7)
-                    ti = ld(colsh, j + 0) | (w_ & 2047)
+                    ti = ld(colsh, j + 0) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -153,7 +153,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q0 += ln_ + bw
                     st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
-                    ti = ld(colsh, j + 1) | (w_ & 2047)
+                    ti = ld(colsh, j + 1) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -165,7 +165,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q1 += ln_ + bw
                     st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
-                    ti = ld(colsh, j + 2) | (w_ & 2047)
+                    ti = ld(colsh, j + 2) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -177,7 +177,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     q2 += ln_ + bw
                     st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
-                    ti = ld(colsh, j + 3) | (w_ & 2047)
+                    ti = ld(colsh, j + 3) | (w_ & 1023)
                     e_ = ld(t1r, ti)
                     if e_ >= 0xE000:
                         if e_ < 0xF000:
@@ -200,7 +200,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                 bi_ = q0 >> 3
                 a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
                 w_ = a_ >> (q0 & 7)
-                ti = (cx << L1) | (w_ & 2047)
+                ti = (cx << L1) | (w_ & 1023)
                 e_ = ld(t1, ti)
                 if e_ >= 0xE000:
                     if e_ < 0xF000:
@@ -222,7 +222,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                 bi_ = q1 >> 3
                 a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
                 w_ = a_ >> (q1 & 7)
-                ti = (cx << L1) | (w_ & 2047)
+                ti = (cx << L1) | (w_ & 1023)
                 e_ = ld(t1, ti)
                 if e_ >= 0xE000:
                     if e_ < 0xF000:
@@ -244,7 +244,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                 bi_ = q2 >> 3
                 a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
                 w_ = a_ >> (q2 & 7)
-                ti = (cx << L1) | (w_ & 2047)
+                ti = (cx << L1) | (w_ & 1023)
                 e_ = ld(t1, ti)
                 if e_ >= 0xE000:
                     if e_ < 0xF000:
@@ -266,7 +266,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                 bi_ = q3 >> 3
                 a_ = ld64(buf, bi_) if bi_ + 8 <= blen else _tail64(buf, bi_)
                 w_ = a_ >> (q3 & 7)
-                ti = (cx << L1) | (w_ & 2047)
+                ti = (cx << L1) | (w_ & 1023)
                 e_ = ld(t1, ti)
                 if e_ >= 0xE000:
                     if e_ < 0xF000:
