@@ -8,7 +8,11 @@ filesystems, the cost of replacing an existing output), so side-by-side figures 
 fairly. The no-fsync variant replaces ``os.fsync`` with a no-op *in this process only*; the
 library has no such option.
 
-    python benchmarks/bench_restore_io.py [--repeat 5] [--threads 2]
+With ``--flush-mib 4,16`` it instead compares sizes of the background ``fdatasync`` step
+(``decompress.FLUSH_BYTES``) on the three reference models, runs interleaved (one restore
+with each size in turn, ``--repeat`` rounds): the figures behind the default.
+
+    python benchmarks/bench_restore_io.py [--repeat 5] [--threads 2] [--flush-mib 4,16]
 """
 
 from __future__ import annotations
@@ -21,14 +25,45 @@ import time
 from pathlib import Path
 
 import bigsmall
+from bigsmall.io import decompress as decompress_mod
 from bigsmall.testing import corpus
+
+
+def flush_sizes(sizes_mib: list[int], repeat: int, threads: int) -> None:
+    """Restore time per flush size on every reference model, sizes interleaved."""
+    print(f"decompress (fsync, fresh output), {threads} threads, medians of {repeat}, "
+          "sizes interleaved")
+    with tempfile.TemporaryDirectory(prefix="bigsmall-restore-io-") as d:
+        work = Path(d)
+        for name, src in corpus.reference_models().items():
+            bs = work / f"{name}.bs"
+            bigsmall.compress(src, bs, verify=False)
+            times: dict[int, list[float]] = {m: [] for m in sizes_mib}
+            for k in range(repeat + 1):  # the first round warms up and is not counted
+                for m in sizes_mib:
+                    decompress_mod.FLUSH_BYTES = m << 20
+                    out = work / "out"
+                    t = time.perf_counter()
+                    bigsmall.decompress(bs, out, threads=threads)
+                    if k:
+                        times[m].append(time.perf_counter() - t)
+                    out.unlink()
+            base = statistics.median(times[sizes_mib[-1]])
+            cells = "   ".join(f"{m:3d} MiB {1000 * statistics.median(times[m]):6.0f} ms "
+                               f"(x{statistics.median(times[m]) / base:.2f})" for m in sizes_mib)
+            print(f"  {name:<18} {cells}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--flush-mib", help="compare these FLUSH_BYTES sizes (MiB, comma-separated; "
+                    "ratios against the last)")
     args = ap.parse_args()
+    if args.flush_mib:
+        flush_sizes([int(x) for x in args.flush_mib.split(",")], args.repeat, args.threads)
+        return 0
     src = corpus.reference_models()["minilm-bf16"]
     mb = src.stat().st_size / 1e6
     real_fsync = os.fsync
