@@ -246,3 +246,41 @@ class _WrongDigest:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._x, name)
+
+
+def test_pipeline_decodes_in_order_before_parsing_ahead(chunked_model: tuple[Path, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one worker and everything queued ahead, the pool parses a tensor, decodes all of its
+    ranges, and only then parses the next: the ranges a parse queues rank before the parses of
+    later tensors that were queued first (a first-in-first-out pool parsed every tensor ahead
+    before decoding the first one's ranges)."""
+    from bigsmall.core import decode as decode_mod
+
+    log: list[tuple[str, str]] = []
+    plan = reader_mod.plan_decode
+    run_range = decode_mod.DecodeJob.run_range
+
+    def logged_plan(spec: Any, *a: Any, **k: Any) -> Any:
+        log.append(("plan", spec.name))
+        return plan(spec, *a, **k)
+
+    def logged_range(self: Any, first: int, end: int, out: np.ndarray) -> None:
+        log.append(("range", self.spec.name))
+        run_range(self, first, end, out)
+
+    monkeypatch.setattr(reader_mod, "plan_decode", logged_plan)
+    monkeypatch.setattr(decode_mod.DecodeJob, "run_range", logged_range)
+    monkeypatch.setattr(reader_mod, "PIECE_BYTES", 4096)
+    with BsFile(chunked_model[1], threads=1) as f:
+        entries = [t for t in f.data_tensors(0) if t.codec != "ref"]
+        pieces = list(f.iter_pieces(entries, ahead_bytes=1 << 30))
+    assert sum(len(p) for p in pieces) == sum(t.spec.nbytes for t in entries)
+    names = [name for kind, name in log if kind == "plan"]
+    assert names == [t.name for t in entries]
+    # every tensor's ranges follow its own parse, before the next tensor's parse
+    expect: list[tuple[str, str]] = []
+    for t in entries:
+        expect.append(("plan", t.name))
+        expect.extend(("range", t.name) for kind, name in log if kind == "range" and name == t.name)
+    assert log == expect
+    assert sum(kind == "range" for kind, _ in log) > len(entries)  # several ranges per tensor

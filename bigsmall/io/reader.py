@@ -13,7 +13,7 @@ import os
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..core.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import FileEntry, TensorEntry
 from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCodecError
+from .pool import PriorityPool
 from .source import FileSource, read_container
 
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
@@ -64,7 +65,7 @@ class BsFile:
             raise
         self._by_name = self.container.by_name()
         self.threads = threads or default_threads()
-        self._pool: Executor | None = None
+        self._pool: PriorityPool | None = None
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
@@ -80,9 +81,10 @@ class BsFile:
         self.close()
 
     @property
-    def pool(self) -> Executor:
+    def pool(self) -> PriorityPool:
+        """The decode pool (``pool.PriorityPool``: a pipeline's tasks ranked by tensor)."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="bigsmall")
+            self._pool = PriorityPool(self.threads)
         return self._pool
 
     def names(self) -> list[str]:
@@ -235,19 +237,20 @@ class BsFile:
             inflight -= out.size
             return t, src, out, start.result()
 
-        for t in entries:
+        for rank, t in enumerate(entries):  # the pool runs a lower rank first
             src = self._resolve(t)
             _codec(src)  # an unknown codec id names the tensor
             blob = self.source.view(src.offset, src.length)
             out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
-            pending.append((t, src, out, self.pool.submit(self._start, src, blob, out, pieces)))
+            pending.append((t, src, out, self.pool.submit_ranked(rank, self._start, rank, src, blob, out,
+                                                                 pieces)))
             inflight += out.size
             while pending and inflight - pending[-1][2].size >= ahead_bytes:
                 yield finish()
         while pending:
             yield finish()
 
-    def _start(self, src: TensorEntry, blob: memoryview, out: np.ndarray,
+    def _start(self, rank: int, src: TensorEntry, blob: memoryview, out: np.ndarray,
                pieces: bool) -> list[tuple[Future[None], int, int]]:
         """Pool task: parse one tensor's side information, then queue its chunk groups or
         ranges (``_pipeline``).
@@ -257,12 +260,14 @@ class BsFile:
         writes the output: measured on MiniLM fp32, that thread was the bottleneck. The task
         never waits for the ranges it queues, so it cannot deadlock the pool. Ranges are
         contiguous and queued in order (``DecodeJob.ranges``): at least one per thread, and
-        pieces of about ``PIECE_BYTES`` for a large tensor."""
+        pieces of about ``PIECE_BYTES`` for a large tensor. They are queued with the tensor's
+        ``rank``: ahead of the parsing of every later tensor (``pool.PriorityPool``)."""
         job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
         if not pieces:
             g = job.groups(self.threads)
-            return [(self.pool.submit(job.run_group, k, g, out), 0, 0) for k in range(g)]
-        return [(self.pool.submit(job.run_range, a, b, out), lo, hi)
+            return [(self.pool.submit_ranked(rank, job.run_group, k, g, out), 0, 0)
+                    for k in range(g)]
+        return [(self.pool.submit_ranked(rank, job.run_range, a, b, out), lo, hi)
                 for a, b, lo, hi in job.ranges(self.threads, PIECE_BYTES)]
 
     def data_tensors(self, file_index: int) -> list[TensorEntry]:
