@@ -522,7 +522,8 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
     its cost estimate reads (every ``cost_step``-th); the winner's other rows are assigned at
     the end. Rows are assigned independently of each other, so the maps and the choice are
     those of assigning every row of every candidate, at a fraction of the cost on large
-    matrices (MiniLM's embedding: 5 of 6 candidates' full-matrix passes skipped).
+    matrices (the losing candidates' full-matrix row passes are skipped: MiniLM's embedding
+    0.29 -> 0.20 s CPU).
     """
     nr, nc = sym.shape
     best = trivial(nr, nc)
@@ -557,9 +558,11 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
             tried[(kr, kc)] = fit.cost
             if fit.cost < best_cost:
                 best_fit, best_cost, improved = fit, fit.cost, True
+        if best_fit is None:
+            return best
         if not improved:
-            return best if best_fit is None else _complete(sym, alpha, best_fit, cstep)
-        kr0, kc0 = best_fit.kr, best_fit.kc  # type: ignore[union-attr]
+            return _complete(sym, alpha, best_fit, cstep)
+        kr0, kc0 = best_fit.kr, best_fit.kc
 
 
 @attrs.frozen
