@@ -65,7 +65,7 @@ def _reference_decode(spec, plan, state, index, chunk: bytes) -> np.ndarray:
             ctx = int(state.rowctx[k // ncols] + state.colctx[k % ncols])
             slot = xs[ln] & ((1 << pb) - 1)
             e[t] = tsym[(ctx << pb) + slot]
-            fc = tfc[(ctx << 8) + e[t]]
+            fc = tfc[(ctx << lay.eb) + e[t]]
             xs[ln] = (fc & 0xFFFF) * (xs[ln] >> pb) + slot - (fc >> 16)
         for t in units:  # phase 2: mantissas
             ln = t % 8
@@ -73,7 +73,7 @@ def _reference_decode(spec, plan, state, index, chunk: bytes) -> np.ndarray:
             if lay.mb:
                 slot = xs[ln] & ((1 << mpb) - 1)
                 m[t] = msym[(e[t] << mpb) + slot]
-                fc = mfc[(e[t] << 8) + m[t]]
+                fc = mfc[(e[t] << lay.mb) + m[t]]
                 assert fc & 0xFFFF, "absent mantissa table"
                 xs[ln] = (fc & 0xFFFF) * (xs[ln] >> mpb) + slot - (fc >> 16)
         for t in units:  # phase 3: renormalisation

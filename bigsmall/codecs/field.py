@@ -297,9 +297,16 @@ class FieldCodec(Codec):
             h.raw, h.pos, h.cl.n_contexts, lay.eb, lay.mb, h.prob_bits, h.mprob_bits)
         if err:
             raise table_error(spec, err)
+        tfc, mfc = self._table_rows(tfc, mfc, lay)
         rshift = self._stored_row_shifts(spec, params, h, pos)
         return _Model(lay, h.cl, tsym, tfc, h.prob_bits, msym, mfc, h.mprob_bits, h.cl.row_ctx(),
                       h.cl.col_ctx(), rshift)
+
+    @staticmethod
+    def _table_rows(tfc: np.ndarray, mfc: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
+        """The freq | cum tables as this codec's kernel indexes them: rows of 256 entries
+        (``decode_tables.build_tables``' layout) for ``field``."""
+        return tfc, mfc
 
     def _parse_head(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Head:
         """The parameters checked and the side information unpacked up to the frequency

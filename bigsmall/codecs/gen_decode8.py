@@ -78,13 +78,13 @@ def _fast_group(ind: str, mant: bool, raw: str) -> list[str]:
         o += [f"cx{ln} = rc + ld(colctx, j + {ln})",
               f"slot = x{ln} & amask",
               f"s{ln} = ld(tsym, (cx{ln} << pbits) + slot)",
-              f"fc = ld(tfc, (cx{ln} << 8) + s{ln})",
+              f"fc = ld(tfc, (cx{ln} << eb) + s{ln})",
               f"x{ln} = (fc & 0xFFFF) * (x{ln} >> pbits) + slot - (fc >> 16)"]
     if mant:
         for ln in range(N):
             o += [f"slot = x{ln} & bmask",
                   f"m_ = ld(msym, (s{ln} << mpbits) + slot)",
-                  f"fc = ld(mfc, (s{ln} << 8) + m_)",
+                  f"fc = ld(mfc, (s{ln} << mb) + m_)",
                   f"x{ln} = (fc & 0xFFFF) * (x{ln} >> mpbits) + slot - (fc >> 16)",
                   f"s{ln} = (s{ln} << mb) | m_"]
     for ln in range(N):
@@ -123,14 +123,14 @@ def _slow_group(ind: str) -> list[str]:
         o += [f"if t + {ln} < n:",
               f"    slot = x{ln} & amask",
               f"    s{ln} = ld(tsym, (cx{ln} << pbits) + slot)",
-              f"    fc = ld(tfc, (cx{ln} << 8) + s{ln})",
+              f"    fc = ld(tfc, (cx{ln} << eb) + s{ln})",
               f"    x{ln} = (fc & 0xFFFF) * (x{ln} >> pbits) + slot - (fc >> 16)"]
     o.append("if mb > 0:")
     for ln in range(N):
         o += [f"    if t + {ln} < n:",
               f"        slot = x{ln} & bmask",
               f"        m_ = ld(msym, (s{ln} << mpbits) + slot)",
-              f"        fc = ld(mfc, (s{ln} << 8) + m_)",
+              f"        fc = ld(mfc, (s{ln} << mb) + m_)",
               f"        x{ln} = (fc & 0xFFFF) * (x{ln} >> mpbits) + slot - (fc >> 16)",
               f"        s{ln} = (s{ln} << mb) | m_"]
     for ln in range(N):
