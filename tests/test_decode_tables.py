@@ -47,8 +47,9 @@ def _random_codes(rng: np.random.Generator, rows: int, alpha: int) -> np.ndarray
     return q
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("seed", range(12))
-def test_build_tables_matches_reference(seed: int) -> None:
+def test_build_tables_matches_reference(seed: int, compact: bool) -> None:
     rng = np.random.default_rng(seed)
     eb, mb = [(8, 3), (8, 0), (5, 2), (4, 3), (2, 3), (8, 8)][seed % 6]
     pbits, mpbits = [(12, 10), (8, 8), (12, 12), (10, 9)][seed % 4]
@@ -59,7 +60,12 @@ def test_build_tables_matches_reference(seed: int) -> None:
         raw += tables.pack_rows(_random_codes(rng, 1 << eb, 1 << mb))
     raw += b"tail"
     tsym, tfc, msym, mfc, pos = _reference(raw, nctx, eb, mb, pbits, mpbits)
-    got = decode_tables.build_tables(np.frombuffer(raw, np.uint8), 0, nctx, eb, mb, pbits, mpbits)
+    got = decode_tables.build_tables(np.frombuffer(raw, np.uint8), 0, nctx, eb, mb, pbits, mpbits,
+                                     compact)
+    if compact:  # rows of 2**eb / 2**mb entries: the reference's 256-wide rows, cut
+        tfc = tfc.reshape(-1, 256)[:, : 1 << eb].ravel()
+        if mb:
+            mfc = mfc.reshape(-1, 256)[:, : 1 << mb].ravel()
     assert got[5] == 0 and got[4] == pos == len(raw) - 4
     assert np.array_equal(got[0], tsym) and np.array_equal(got[1], tfc)
     if mb:
@@ -69,8 +75,8 @@ def test_build_tables_matches_reference(seed: int) -> None:
 def test_build_tables_errors() -> None:
     ok = tables.pack_rows(np.full((2, 256), 7, np.uint8))
     short = np.frombuffer(ok[: len(ok) // 2 + 2], np.uint8)  # cut inside the 2nd row header
-    assert decode_tables.build_tables(short, 0, 2, 8, 0, 12, 10)[5] == decode_tables.TRUNCATED
+    assert decode_tables.build_tables(short, 0, 2, 8, 0, 12, 10, False)[5] == decode_tables.TRUNCATED
     cut = np.frombuffer(ok[:-1], np.uint8)  # codes cut short: "out of range", as unpack_rows
-    assert decode_tables.build_tables(cut, 0, 2, 8, 0, 12, 10)[5] == decode_tables.OUT_OF_RANGE
+    assert decode_tables.build_tables(cut, 0, 2, 8, 0, 12, 10, False)[5] == decode_tables.OUT_OF_RANGE
     bad = np.frombuffer(bytes([250, 0, 10, 0]) + bytes(10), np.uint8)  # lo + span > 256
-    assert decode_tables.build_tables(bad, 0, 1, 8, 0, 12, 10)[5] == decode_tables.OUT_OF_RANGE
+    assert decode_tables.build_tables(bad, 0, 1, 8, 0, 12, 10, False)[5] == decode_tables.OUT_OF_RANGE

@@ -91,40 +91,45 @@ def _normalize(q, alpha, bits, f, w, rem):
 
 
 @njit(nogil=True, cache=True)
-def _fill(f, alpha, row, bits, tsym, tfc):
-    """Slot -> symbol and symbol -> freq | cum << 16 of one normalised row."""
+def _fill(f, alpha, row, bits, rowbits, tsym, tfc):
+    """Slot -> symbol and symbol -> freq | cum << 16 of one normalised row (``tfc`` rows of
+    ``2**rowbits`` entries)."""
     cum = 0
     base = row << bits
     for s in range(alpha):
-        tfc[(row << 8) + s] = f[s] | (cum << 16)
+        tfc[(row << rowbits) + s] = f[s] | (cum << 16)
         for slot in range(cum, cum + f[s]):
             tsym[base + slot] = s
         cum += f[s]
 
 
 @njit(nogil=True, cache=True)
-def build_tables(raw, pos, nctx, eb, mb, pbits, mpbits):
+def build_tables(raw, pos, nctx, eb, mb, pbits, mpbits, compact):
     """Decode tables of a ``field`` tensor from its side information at ``pos``.
 
     Returns (tsym, tfc, msym, mfc, pos after the tables, error): ``tsym[(ctx << pbits) + slot]``
-    is the exponent symbol of a slot, ``tfc[(ctx << 8) + e]`` its freq | cum << 16; ``msym`` and
-    ``mfc`` the same for the mantissa symbol, one row per exponent value (all zero for absent
-    rows and when ``mb`` is 0). The frequencies are ``read_freqs``'; on an error the tables
-    are left empty.
+    is the exponent symbol of a slot, ``tfc[(ctx << R) + e]`` its freq | cum << 16; ``msym`` and
+    ``mfc`` (``mfc[(e << R') + m]``) the same for the mantissa symbol, one row per exponent
+    value (all zero for absent rows and when ``mb`` is 0). Rows of 256 entries (R = R' = 8),
+    or with ``compact`` of ``2**eb`` / ``2**mb`` (R = eb, R' = mb: what the ``field8`` kernel
+    indexes; a bf16 tensor's mantissa rows then take 8 KiB instead of 256). The frequencies
+    are ``read_freqs``'; on an error the tables are left empty.
     """
     alpha = 1 << eb
+    er = eb if compact else 8
+    mr = mb if compact else 8
     tsym = np.zeros(nctx << pbits, np.uint8)
-    tfc = np.zeros(nctx << 8, np.uint32)
+    tfc = np.zeros(nctx << er, np.uint32)
     mrows = alpha if mb > 0 else 1
     msym = np.zeros(mrows << mpbits, np.uint8)
-    mfc = np.zeros(mrows << 8, np.uint32)
+    mfc = np.zeros(mrows << mr, np.uint32)
     fe, fm, pos, err = read_freqs(raw, pos, nctx, eb, mb, pbits, mpbits)
     if err != 0:
         return tsym, tfc, msym, mfc, pos, err
     for ctx in range(nctx):
-        _fill(fe[ctx], alpha, ctx, pbits, tsym, tfc)
+        _fill(fe[ctx], alpha, ctx, pbits, er, tsym, tfc)
     for e in range(fm.shape[0]):
-        _fill(fm[e], fm.shape[1], e, mpbits, msym, mfc)
+        _fill(fm[e], fm.shape[1], e, mpbits, mr, msym, mfc)
     return tsym, tfc, msym, mfc, pos, 0
 
 

@@ -208,6 +208,7 @@ class FieldCodec(Codec):
 
     codec_id = "field"
     lanes = LANES
+    compact_rows = False  # the kernel's freq | cum rows: 256 entries (``build_tables``)
 
     def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
                level: str = "default") -> TensorPlan | None:
@@ -294,19 +295,13 @@ class FieldCodec(Codec):
         h = self._parse_head(spec, params, head)
         lay = h.lay
         tsym, tfc, msym, mfc, pos, err = decode_tables.build_tables(
-            h.raw, h.pos, h.cl.n_contexts, lay.eb, lay.mb, h.prob_bits, h.mprob_bits)
+            h.raw, h.pos, h.cl.n_contexts, lay.eb, lay.mb, h.prob_bits, h.mprob_bits,
+            self.compact_rows)
         if err:
             raise table_error(spec, err)
-        tfc, mfc = self._table_rows(tfc, mfc, lay)
         rshift = self._stored_row_shifts(spec, params, h, pos)
         return _Model(lay, h.cl, tsym, tfc, h.prob_bits, msym, mfc, h.mprob_bits, h.cl.row_ctx(),
                       h.cl.col_ctx(), rshift)
-
-    @staticmethod
-    def _table_rows(tfc: np.ndarray, mfc: np.ndarray, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
-        """The freq | cum tables as this codec's kernel indexes them: rows of 256 entries
-        (``decode_tables.build_tables``' layout) for ``field``."""
-        return tfc, mfc
 
     def _parse_head(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Head:
         """The parameters checked and the side information unpacked up to the frequency
