@@ -1,8 +1,9 @@
 """Issue #3 benchmark: bigsmall next to zstd-3, byte-grouped zstd-3 and (optionally) ZipNN and the
 bigsmall 4.0 package from PyPI.
 
-bigsmall runs at both levels (``bigsmall``: default, ``bigsmall_fast``: ``level="fast"``) and
-with the prefix coder (``bigsmall_prefix``: ``coder="prefix"``, format 1.2), each with compress's
+bigsmall runs at both levels (``bigsmall``: default, coder ``auto``; ``bigsmall_fast``:
+``level="fast"``) and with each entropy coder forced (``bigsmall_rans``: ``coder="rans"``,
+format 1.1; ``bigsmall_prefix``: ``coder="prefix"``, format 1.2), each with compress's
 default verify pass (every coded tensor decoded again before it is written).
 
 All tools run in the same invocation on the same files (page cache warm), file -> file, medians
@@ -91,7 +92,7 @@ def time_zstd(src: Path, work: Path, repeat: int, grouped: bool) -> dict[str, fl
 
 
 def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str = "default",
-                  coder: str = "rans") -> dict[str, float]:
+                  coder: str = "auto") -> dict[str, float]:
     """bigsmall as a user runs it: ``compress`` with its default verify pass, then ``decompress``."""
     ct, dt = [], []
     for _ in range(repeat):
@@ -172,6 +173,8 @@ def main() -> int:
             row: dict[str, object] = {"model": name, "MB": src.stat().st_size / 1e6}
             row["bigsmall"] = time_bigsmall(src, work, args.repeat, args.threads)
             row["bigsmall_fast"] = time_bigsmall(src, work, args.repeat, args.threads, "fast")
+            row["bigsmall_rans"] = time_bigsmall(src, work, args.repeat, args.threads,
+                                                 coder="rans")
             row["bigsmall_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
                                                    coder="prefix")
             row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
@@ -186,7 +189,7 @@ def main() -> int:
     print(f"threads={args.threads} repeat={args.repeat} (medians; file -> file, page cache warm)")
     for row in rows:
         print(f"\n{row['model']} ({row['MB']:.1f} MB)")
-        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
+        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
             r = row.get(tool)
             if isinstance(r, dict):
                 dec = r["decompress_MBps"]
@@ -199,7 +202,7 @@ def main() -> int:
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
                       f"decompress {dec_s} MB/s{extra}")
         z = row.get("zipnn")
-        for tool in ("bigsmall", "bigsmall_prefix"):
+        for tool in ("bigsmall", "bigsmall_rans", "bigsmall_prefix"):
             b = row[tool]
             if isinstance(z, dict) and isinstance(b, dict):
                 print(f"  {tool} / zipnn: decompress speed x{b['decompress_MBps'] / z['decompress_MBps']:.2f} "

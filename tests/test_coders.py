@@ -1,5 +1,6 @@
-"""Entropy coders: ``prefix`` (codec ``fieldp``, format 1.2) next to the default ``rans``
-(``field8``, format 1.1): same model, exact restores, the version and codec rules."""
+"""Entropy coders: ``prefix`` (codec ``fieldp``, format 1.2), ``rans`` (``field8``, format 1.1)
+and the default ``auto`` (either, per tensor, format 1.2): same model, exact restores, the
+version and codec rules."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_prefix_restores_bit_for_bit_and_is_labelled_1_2(tmp_path: Path) -> None
     src = _model(tmp_path)
     p, r = tmp_path / "p.bs", tmp_path / "r.bs"
     rp = bigsmall.compress(src, p, coder="prefix", chunk_bytes=8192)
-    rr = bigsmall.compress(src, r, chunk_bytes=8192)
+    rr = bigsmall.compress(src, r, chunk_bytes=8192, coder="rans")
     assert (rp.coder, rp.format_version, rr.coder, rr.format_version) == ("prefix", "1.2", "rans", "1.1")
     with BsFile(p) as f, BsFile(r) as g:
         assert tuple(f.container.version) == (1, 2) and tuple(g.container.version) == (1, 1)
@@ -87,3 +88,75 @@ def test_cli_coder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                  "--format-version", "1.0"]) != 0
     assert "needs format 1.2" in capsys.readouterr().err
     assert not (tmp_path / "y.bs").exists()
+
+
+def _chunk_bytes(f: BsFile, name: str) -> int:
+    e = f.entry(name)
+    return e.length - e.head_len
+
+
+def test_auto_picks_per_tensor_by_size_and_restores_bit_for_bit(tmp_path: Path) -> None:
+    from bigsmall.codecs import auto
+
+    src = _model(tmp_path)
+    paths = {c: tmp_path / f"{c}.bs" for c in ("auto", "rans", "prefix")}
+    res = {c: bigsmall.compress(src, p, coder=c, chunk_bytes=8192) for c, p in paths.items()}
+    assert (res["auto"].coder, res["auto"].format_version) == ("auto", "1.2")
+    with BsFile(paths["auto"]) as a, BsFile(paths["rans"]) as r, BsFile(paths["prefix"]) as p:
+        assert tuple(a.container.version) == (1, 2)
+        chosen = {t.name: t.codec for t in a.container.tensors}
+        for t in a.container.tensors:
+            if r.entry(t.name).codec != "field8" or p.entry(t.name).codec != "fieldp":
+                continue
+            assert t.codec in ("field8", "fieldp")
+            other = p if t.codec == "fieldp" else r
+            # the same model and side information, the very chunks of the forced coder
+            assert a.source.read(t.offset, t.length) == other.source.read(
+                other.entry(t.name).offset, other.entry(t.name).length)
+            rb, pb = _chunk_bytes(r, t.name), _chunk_bytes(p, t.name)
+            slack = 4 * len(t.chunk_lens) + 8  # padding bytes the estimate rounds over
+            if t.codec == "fieldp":
+                assert pb <= rb * (1 + auto.MARGIN) + slack
+            else:
+                assert pb >= rb * (1 + auto.MARGIN) - slack
+    # the skewed bool mask keeps rANS (a prefix code spends >= 1 bit a unit); the broad fp32
+    # tensor is within the margin
+    assert chosen["mask"] == "field8" and chosen["model.layers.0.f"] == "fieldp"
+    out = tmp_path / "out.safetensors"
+    bigsmall.decompress(paths["auto"], out)
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_auto_estimate_matches_the_coded_sizes(tmp_path: Path) -> None:
+    """``auto.estimate`` is what decides: it must be close to what each coder writes."""
+    from bigsmall.codecs import auto
+    from bigsmall.codecs.base import get_codec
+    from bigsmall.core.planner import chunk_units_for
+    from bigsmall.core.types import TensorSpec
+
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((96, 300)) * 0.05).astype(np.float32)
+    for dtype, data in (("F32", w), ("F16", w.astype(np.float16)),
+                        ("BF16", (w.view(np.uint32) >> 16).astype(np.uint16))):
+        spec = TensorSpec("x", dtype, w.shape, 0, data.nbytes)
+        raw = np.frombuffer(data.tobytes(), np.uint8)
+        cu = chunk_units_for(spec, 8192)
+        f8, fp = get_codec("field8"), get_codec("fieldp")
+        m = f8.model(raw, spec)  # type: ignore[attr-defined]
+        rans_est, prefix_est = auto.estimate(m, cu)
+        rans_real = sum(len(c) for c in f8.plan(m, cu).chunks)  # type: ignore[attr-defined]
+        prefix_real = sum(len(c) for c in fp.plan(m, cu).chunks)  # type: ignore[attr-defined]
+        nch = -(-w.size // cu)
+        assert abs(rans_est - rans_real) <= 0.001 * rans_real + 8 * nch, dtype
+        assert abs(prefix_est - prefix_real) <= 4 * nch, dtype
+
+
+def test_cli_default_coder_is_auto(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _model(tmp_path)
+    assert main(["compress", str(src), "-o", str(tmp_path / "d.bs"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["coder"], out["format_version"]) == ("auto", "1.2")
+    assert main(["compress", str(src), "-o", str(tmp_path / "e.bs"), "--coder", "auto",
+                 "--format-version", "1.1"]) != 0
+    assert "needs format 1.2" in capsys.readouterr().err
+    assert not (tmp_path / "e.bs").exists()

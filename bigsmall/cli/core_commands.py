@@ -162,13 +162,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
                    help="encoder effort: 'fast' skips the context search (~3x faster, files a "
                    "little larger); same format either way (default: default)")
-    p.add_argument("--coder", choices=("rans", "prefix"), default="rans",
+    p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage: 'rans' gives the smallest files; 'prefix' decodes ~1.6x "
-                   "faster for ~0.2 points of size (format 1.2, codec fieldp) (default: rans)")
+                   "faster for ~0.1-0.2 points of size (format 1.2, codec fieldp); 'auto' picks "
+                   "prefix per tensor where it costs <= 0.25 %% of its size, else rans "
+                   "(format 1.2) (default: auto)")
     p.add_argument("--format-version", choices=("1.2", "1.1", "1.0"), default=None,
                    help="container format to write: 1.1 decodes ~1.8x faster than 1.0 (field8 "
-                   "codec); 1.0 is read by every bigsmall; 1.2 is needed by --coder prefix "
-                   "(default: 1.1, or 1.2 with --coder prefix)")
+                   "codec); 1.0 is read by every bigsmall; 1.2 is needed by --coder prefix/auto "
+                   "(default: 1.2; 1.1 with --coder rans)")
     p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",
@@ -210,6 +212,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
                    help="compression level to measure (see `bigsmall compress --help`)")
-    p.add_argument("--coder", choices=("rans", "prefix"), default="rans",
+    p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage to measure (see `bigsmall compress --help`)")
     p.set_defaults(handler=cmd_benchmark)

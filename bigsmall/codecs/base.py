@@ -39,10 +39,11 @@ def chunk_bounds(spec: TensorSpec, params: dict[str, Any], count: int) -> list[t
     return out
 
 
-CODERS = ("rans", "prefix")
-"""Entropy stages of the float/byte codecs: ``rans`` (``field8``, the default: smallest files)
-and ``prefix`` (``fieldp``, format 1.2: the same model with a prefix code, ~1.6x faster to
-decode, ~0.2 points larger on the corpus)."""
+CODERS = ("rans", "prefix", "auto")
+"""Entropy stages of the float/byte codecs: ``rans`` (``field8``, format 1.1: smallest files),
+``prefix`` (``fieldp``, format 1.2: the same model with a prefix code, ~1.6x faster to decode,
+~0.1-0.2 points larger on the corpus) and ``auto`` (format 1.2): per tensor, ``prefix`` where
+it costs at most 0.25 % of the tensor's size, else ``rans`` (``codecs/auto.py``)."""
 
 LEVELS = ("fast", "default")
 """Encoder effort levels: ``fast`` skips the search for row/column contexts (one context per

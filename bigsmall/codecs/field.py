@@ -154,6 +154,25 @@ class _Model:
 
 
 @attrs.frozen
+class EncModel:
+    """An encoder's model of one tensor (``FieldCodec.model``): the values as units, layout,
+    clustering, normalised tables and row shifts, and the compressed side information."""
+
+    values: np.ndarray
+    lay: Layout
+    cl: context.Clustering
+    nrows: int
+    ncols: int
+    freq: np.ndarray  # [contexts, 2**eb] exponent frequencies (sum 2**PROB_BITS)
+    cum: np.ndarray
+    mfreq: np.ndarray  # [exponent rows + 1, 2**mb] mantissa frequencies (sum 2**MANT_PROB_BITS)
+    mcum: np.ndarray
+    mrow: np.ndarray  # exponent -> its mantissa row
+    rshift: np.ndarray
+    head_z: bytes
+
+
+@attrs.frozen
 class _Head:
     """A tensor's parameters and side information, parsed up to the frequency tables."""
 
@@ -212,6 +231,14 @@ class FieldCodec(Codec):
 
     def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
                level: str = "default") -> TensorPlan | None:
+        model = self.model(data, spec, level)
+        return None if model is None else self.plan(model, chunk_units)
+
+    def model(self, data: np.ndarray, spec: TensorSpec, level: str = "default") -> EncModel | None:
+        """The tensor's model and side information (spec §14.1-14.4): everything but the
+        chunks, and the same for every codec of this family (``field``, ``field8``,
+        ``fieldp`` differ only in the chunks), so one model can be planned by any of them
+        (``auto.encode``). None when the family does not apply."""
         from . import context, rans
 
         lay0 = base_layout(spec)
@@ -252,18 +279,24 @@ class FieldCodec(Codec):
         if rshift.any():
             head += rshift.astype(np.uint8).tobytes()
         head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
-        chunks = self._encode_chunks(values, chunk_units, ncols, cl.row_ctx(), cl.col_ctx(), freq,
-                                     cum, mfreq, mcum, mrow, lay, rshift)
+        return EncModel(values, lay, cl, nrows, ncols, freq, cum, mfreq, mcum, mrow, rshift,
+                        head_z)
+
+    def plan(self, m: EncModel, chunk_units: int) -> TensorPlan:
+        """The tensor coded with this codec's chunks under the model ``m``."""
+        chunks = self._encode_chunks(m.values, chunk_units, m.ncols, m.cl.row_ctx(),
+                                     m.cl.col_ctx(), m.freq, m.cum, m.mfreq, m.mcum, m.mrow,
+                                     m.lay, m.rshift)
         params = {
-            "layout": [lay.width, lay.p, lay.eb, lay.mb],
-            "grid": [cl.kr, cl.kc],
-            "matrix": [nrows, ncols],
+            "layout": [m.lay.width, m.lay.p, m.lay.eb, m.lay.mb],
+            "grid": [m.cl.kr, m.cl.kc],
+            "matrix": [m.nrows, m.ncols],
             "prob_bits": [PROB_BITS, MANT_PROB_BITS],
             "lanes": self.lanes,
             "chunk": chunk_units,
-            "row_shift": bool(rshift.any()),
+            "row_shift": bool(m.rshift.any()),
         }
-        return TensorPlan(self.codec_id, params, head_z, chunks)
+        return TensorPlan(self.codec_id, params, m.head_z, chunks)
 
     def _encode_chunks(self, values: np.ndarray, chunk_units: int, ncols: int,
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,

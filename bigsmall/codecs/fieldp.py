@@ -62,23 +62,9 @@ class FieldPCodec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        from . import prefix
         from ._encodep import encode_chunk
 
-        nctx = freq.shape[0]
-        if lay.mb:
-            w = (freq[:, :, None] * mfreq[mrow][None, :, :]).reshape(nctx, -1)
-        else:
-            w = freq
-        w = np.ascontiguousarray(w, dtype=np.int64)
-        sym = np.flatnonzero((w > 0).any(axis=0))  # as prefix.joint_weights finds them
-        lc, cc, ok = prefix.code_table(np.ascontiguousarray(w[:, sym]))  # no decode tables
-        if not ok:
-            raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
-        lens = np.zeros(w.shape, np.int64)
-        codes = np.zeros(w.shape, np.int64)
-        lens[:, sym] = lc
-        codes[:, sym] = cc
+        w, lens, codes = joint_code(freq, mfreq, mrow, lay)
         out = []
         for k0 in range(0, values.shape[0], chunk_units):
             chunk = encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, w,
@@ -142,6 +128,31 @@ class FieldPCodec(field.FieldCodec):
         if bad >= 0:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {bad} does not decode (corrupt data)")
         return True
+
+
+def joint_code(freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray,
+               lay: field.Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(w, lens, codes), each int64[contexts, 2**(eb + mb)]: the joint weights of every
+    (context, symbol ``e << mb | m``) from ``field``'s normalised tables (``freq[ctx, e] *
+    mfreq[mrow[e], m]``, or ``freq`` without mantissa bits) and the prefix code derived from
+    them (spec §19.2; lengths 0 for absent symbols and a context's only symbol)."""
+    from . import prefix
+
+    nctx = freq.shape[0]
+    if lay.mb:
+        w = (freq[:, :, None] * mfreq[mrow][None, :, :]).reshape(nctx, -1)
+    else:
+        w = freq
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    sym = np.flatnonzero((w > 0).any(axis=0))  # as prefix.joint_weights finds them
+    lc, cc, ok = prefix.code_table(np.ascontiguousarray(w[:, sym]))  # no decode tables
+    if not ok:
+        raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
+    lens = np.zeros(w.shape, np.int64)
+    codes = np.zeros(w.shape, np.int64)
+    lens[:, sym] = lc
+    codes[:, sym] = cc
+    return w, lens, codes
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codecs import auto
 from ..codecs.base import CODERS, LEVELS, get_codec, unit_bytes
 from ..codecs.field import base_layout
 from ..errors import InvalidOptionError
@@ -27,13 +28,16 @@ def candidate_codecs(spec: TensorSpec, format_version: tuple[int, int] = (1, 1),
 
     Format 1.1 codes floats with ``field8`` (the model of ``field``, a decoder about 1.8x faster
     per core, spec §18); format 1.0 with ``field``, which every bigsmall reads; the ``prefix``
-    coder (format 1.2) with ``fieldp`` (same model, prefix-coded, §19)."""
+    coder (format 1.2) with ``fieldp`` (same model, prefix-coded, §19); the ``auto`` coder
+    (format 1.2) with whichever of the two ``codecs.auto`` picks for the tensor."""
     out = ["const"]
     if spec.info.itemsize >= 2:
         out.append("lut")
     lay = base_layout(spec)
     if lay is not None:
-        if coder == "prefix":
+        if coder == "auto":
+            out.append("field8")  # planned by ``codecs.auto``: field8 or fieldp
+        elif coder == "prefix":
             out.append("fieldp")
             if lay.eb == 8 and lay.mb == 0 and lay.width == 8:
                 out.append("field8")  # whole bytes: see PREFIX_MARGIN
@@ -79,8 +83,8 @@ def check_options(level: str, coder: str, format_version: tuple[int, int]) -> No
         raise InvalidOptionError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
     if coder not in CODERS:
         raise InvalidOptionError(f"unknown coder {coder!r}; expected one of {', '.join(CODERS)}")
-    if coder == "prefix" and format_version < (1, 2):
-        raise InvalidOptionError("the prefix coder needs format 1.2 or later, not "
+    if coder in ("prefix", "auto") and format_version < (1, 2):
+        raise InvalidOptionError(f"the {coder} coder needs format 1.2 or later, not "
                                  f"{format_version[0]}.{format_version[1]}")
 
 
@@ -100,7 +104,10 @@ def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYT
     for cid in candidate_codecs(spec, format_version, coder):
         if cid == "zstd" and best is not None and not _zstd_may_win(data, spec, chunk_units, best):
             continue
-        plan = get_codec(cid).encode(data, spec, chunk_units, level=level)
+        if cid == "field8" and coder == "auto":
+            plan = auto.encode(data, spec, chunk_units, level)
+        else:
+            plan = get_codec(cid).encode(data, spec, chunk_units, level=level)
         if plan is None:
             continue
         bar = best.coded_size if best is not None else 0

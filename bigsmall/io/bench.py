@@ -54,7 +54,7 @@ def _decode_all(path: Path, threads: int) -> float:
 
 
 def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | None = None,
-                  level: str = "default", coder: str = "rans") -> dict[str, Any]:
+                  level: str = "default", coder: str = "auto") -> dict[str, Any]:
     src = Path(src)
     threads = threads or default_threads()
     size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) if src.is_dir() else src.stat().st_size

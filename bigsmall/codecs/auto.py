@@ -1,0 +1,74 @@
+"""The ``auto`` coder: per tensor, ``fieldp`` (prefix code) when it is within ``MARGIN`` of
+``field8`` (rANS), else ``field8``.
+
+Why per tensor and by size: both codecs code the same model with the same side information
+(``field.FieldCodec.model``); only the entropy stage differs. The prefix code's whole-bit
+lengths cost a fixed share of each tensor's coded size, and that share depends on the data:
+measured on the corpus (per-tensor size of ``fieldp`` over ``field8``, weighted by bytes) it is
+0.25-0.31 % on MiniLM bf16, 0.19-0.22 % on Whisper tiny fp16 and 0.09-0.12 % on MiniLM fp32,
+and far more on skewed byte buffers (a bool mask: 13 % vs 7.5 % of its bytes). Its decoder is
+~1.7-2x faster per core (``benchmarks/bench_decode.py``). ``MARGIN`` buys that speed where it
+costs at most a quarter of a percent, so the bf16 ratio (whose target has no room for the
+prefix code's 0.3 %) keeps rANS.
+
+Both sizes are computed, not guessed: the joint symbol counts per context (one counting pass)
+times the prefix code's lengths, against the same counts times rANS's ideal cost
+``-log2(freq * mfreq / 2**(PROB_BITS + MANT_PROB_BITS))`` (within 0.1 % plus a few bytes a
+chunk of what rANS writes, ``tests/test_coders.py``), plus each layout's chunk headers. Only
+the chosen codec then codes the chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.types import TensorPlan, TensorSpec
+from . import field
+from .base import get_codec
+
+MARGIN = 0.0025  # fieldp is kept when at most this much larger than field8 (fraction)
+# field8 (field8.py): u32 stream length + eight u64 states, of which about two bytes each are
+# coded data (a final encoder state lies anywhere in [2^31, 2^63), ~16 bits above its floor on
+# average; measured: the estimate was 15.6 bytes per chunk high without this)
+FIELD8_CHUNK_HEADER = 4 + 8 * 8 - 8 * 2
+FIELDP_CHUNK_HEADER = 4 * 4  # four u32 lane lengths (fieldp.py), plus up to 4 padding bytes
+
+
+def estimate(m: field.EncModel, chunk_units: int) -> tuple[float, float]:
+    """(field8 bytes, fieldp bytes) of the chunks of a tensor coded under ``m``."""
+    from . import context
+    from .fieldp import joint_code
+
+    lay = m.lay
+    joint = context._bit_field(m.values, lay.p, lay.c).reshape(m.nrows, m.ncols)
+    # cluster labels, not contexts: the kernel multiplies rows by kc itself (and does not
+    # check its indices)
+    counts = context._ctx_table(joint, m.cl.row_map.astype(np.int64),
+                                m.cl.col_map.astype(np.int64), m.cl.kc, m.cl.n_contexts,
+                                1 << lay.c)
+    w, lens, _codes = joint_code(m.freq, m.mfreq, m.mrow, lay)
+    used = counts > 0
+    if (w[used] <= 0).any():  # a symbol the tables do not cover: cannot happen; keep rANS
+        return 0.0, float("inf")
+    pbits = field.PROB_BITS + (field.MANT_PROB_BITS if lay.mb else 0)
+    rans_bits = float((counts[used] * (pbits - np.log2(w[used]))).sum())
+    prefix_bits = float((counts * lens).sum())
+    raw_bits = float(m.ncols * (lay.rbits * m.nrows - m.rshift.sum()))
+    nchunks = -(-m.values.shape[0] // chunk_units)
+    return ((rans_bits + raw_bits) / 8 + FIELD8_CHUNK_HEADER * nchunks,
+            (prefix_bits + raw_bits) / 8 + (FIELDP_CHUNK_HEADER + 2) * nchunks)
+
+
+def encode(data: np.ndarray, spec: TensorSpec, chunk_units: int,
+           level: str = "default") -> TensorPlan | None:
+    """The tensor coded by ``fieldp`` or ``field8`` (see the module's docstring); None when
+    neither applies."""
+    f8 = get_codec("field8")
+    assert isinstance(f8, field.FieldCodec)
+    m = f8.model(data, spec, level)
+    if m is None:
+        return None
+    rans_size, prefix_size = estimate(m, chunk_units)
+    codec = get_codec("fieldp") if prefix_size <= rans_size * (1 + MARGIN) else f8
+    assert isinstance(codec, field.FieldCodec)
+    return codec.plan(m, chunk_units)
