@@ -149,6 +149,21 @@ def test_ct2_to_safetensors_synthetic(tmp_path: Path) -> None:
     assert json.loads(meta["ct2.aliases"]) == {"dec.proj": "enc.w"}
     assert meta["ct2.spec_name"] == "TestSpec"
     assert [p.name for p in dst.parent.iterdir()] == ["model.safetensors"]  # no temp leftovers
+    # the same conversion gives the same bytes: metadata keys sorted, not in the random order
+    # of safetensors' hash map (checked across processes: that order changes per process)
+    n = struct.unpack("<Q", dst.read_bytes()[:8])[0]
+    header = json.loads(dst.read_bytes()[8 : 8 + n], object_pairs_hook=list)
+    keys = [k for k, _ in dict(header)["__metadata__"]]
+    assert keys == sorted(keys) and len(keys) == 4
+    import subprocess
+    import sys
+
+    again = tmp_path / "again.safetensors"
+    code = ("import sys; from pathlib import Path; from bigsmall.testing.corpus import "
+            "ct2_to_safetensors as c; c(Path(sys.argv[1]), Path(sys.argv[2]))")
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", code, str(src), str(again)], check=True)
+        assert again.read_bytes() == dst.read_bytes()
 
 
 # ------------------------------------------------------------------------------ real models

@@ -111,8 +111,6 @@ class FieldPCodec(field.FieldCodec):
     def decode_strided(self, state: Any, spec: TensorSpec, params: dict[str, Any],
                        blob: np.ndarray, offsets: np.ndarray, first: int, step: int,
                        out: np.ndarray) -> bool:
-        from ._decodep import decode_chunks
-
         assert isinstance(state, _PModel)
         lay = state.lay
         dst = out.view(field._UINT[lay.width // 8])
@@ -121,7 +119,9 @@ class FieldPCodec(field.FieldCodec):
         if own is not None:
             bad = own(dst, first, step, per, ncols, state.rowctx, state.colsh, state.t1,
                       state.dirs, state.t2, state.rshift, blob, offsets)
-        else:
+        else:  # the generic kernel: imported only here (~3 ms of a cold start otherwise)
+            from ._decodep import decode_chunks
+
             bad = decode_chunks(dst, first, step, per, ncols, state.rowctx, state.colsh,
                                 state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
                                 state.rshift, blob, offsets)

