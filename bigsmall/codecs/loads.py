@@ -75,6 +75,20 @@ def ld32(typingctx: Any, buf: Any, idx: Any) -> Any:
     return types.int64(buf, types.intp), lambda c, b, s, a: _load_le(c, b, s, a, 32)
 
 
+@intrinsic
+def st64(typingctx: Any, buf: Any, idx: Any, val: Any) -> Any:
+    """Store ``val`` as u64 little-endian at byte ``idx`` of a uint8 array (unaligned): the
+    encoders' bit writer (8 bytes at once; the caller leaves 8 bytes of room)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        p = builder.bitcast(_ptr(context, builder, sig.args[0], args[0], args[1]),
+                            _I64.as_pointer())
+        builder.store(args[2], p, align=1)
+        return context.get_dummy_value()
+
+    return types.none(buf, types.intp, types.int64), codegen
+
+
 @njit(nogil=True, cache=True)
 def tail64(buf: Any, idx: int) -> int:
     """Up to 8 bytes of ``buf`` from ``idx`` as a little-endian int64, zeros past either end:
