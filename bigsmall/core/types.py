@@ -15,7 +15,9 @@ from .dtypes import DTYPES, DTypeInfo
 
 
 def _tuple_int(v: Any) -> tuple[int, ...]:
-    return tuple(int(x) for x in v)
+    # map, not a generator expression: ~2x faster, and an index of many tensors converts two
+    # tuples per tensor (``bigsmall.open`` on a 936-tensor file spent 9 ms here)
+    return tuple(map(int, v))
 
 
 @attrs.frozen

@@ -1,0 +1,55 @@
+"""The container index: parsed by orjson, with ``json`` for what orjson refuses; the same
+Container either way."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bigsmall.container import format as fmt
+from bigsmall.core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
+from bigsmall.errors import FormatError
+
+
+def _container(meta: dict[str, object]) -> Container:
+    spec = TensorSpec("w", "F32", (2, 3), 0, 24, 0)
+    t = TensorEntry(spec=spec, codec="raw", params={"chunk": 6}, offset=fmt.HEADER_SIZE,
+                    head_len=0, chunk_lens=(24,), receipt=Receipt("xxh3_128", "0" * 32), layer=3)
+    f = FileEntry(path="m.safetensors", kind="safetensors", size=100,
+                  receipt=Receipt("sha256", "0" * 64), header=b"\x08\x00")
+    return Container(version=fmt.VERSION, files=(f,), tensors=(t,), meta=meta)
+
+
+def _round_trip(c: Container) -> Container:
+    stored = fmt.encode_index(c)
+    header = {"index_digest": fmt.index_digest(stored), "flags": fmt.FLAG_INDEX_ZSTD,
+              "file_length": fmt.HEADER_SIZE + 1000}
+    return fmt.decode_index(stored, header)
+
+
+def test_index_round_trips() -> None:
+    c = _container({"tool": "bigsmall", "n": 3})
+    d = _round_trip(c)
+    assert d.tensors == c.tensors and d.files == c.files and d.meta == c.meta
+    assert d.tensors[0].spec.shape == (2, 3) and d.tensors[0].chunk_lens == (24,)
+
+
+def test_what_orjson_refuses_is_read_by_json() -> None:
+    """``json.dumps`` writes NaN and integers beyond 64 bits; orjson refuses both."""
+    c = _container({"nan": math.nan, "big": 1 << 70, "neg": -(1 << 63) - 1})
+    d = _round_trip(c)
+    assert math.isnan(d.meta["nan"])
+    assert d.meta["big"] == 1 << 70 and isinstance(d.meta["big"], int)
+    assert d.meta["neg"] == -(1 << 63) - 1 and isinstance(d.meta["neg"], int)
+    # why the digit check exists: orjson alone would hand back a float
+    assert isinstance(fmt.orjson.loads(b'{"big": 1180591620717411303424}')["big"], float)
+
+
+def test_malformed_index_is_a_format_error() -> None:
+    for raw in (b"{not json", b"\xff\xfe", b'{"format": "bigsmall"'):
+        stored = fmt.zstandard.ZstdCompressor().compress(raw)
+        header = {"index_digest": fmt.index_digest(stored), "flags": fmt.FLAG_INDEX_ZSTD,
+                  "file_length": 10_000}
+        with pytest.raises(FormatError):
+            fmt.decode_index(stored, header)
