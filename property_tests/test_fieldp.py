@@ -117,6 +117,17 @@ def test_code_lengths_are_optimal_and_complete(w, lmax):
         assert {s: int(lens[s]) for s in ref} == ref
 
 
+@settings(max_examples=200, deadline=None)
+@given(w=st.lists(st.integers(0, 6), min_size=0, max_size=200))
+def test_stable_order_is_numpys_stable_argsort(w):
+    """``prefix._stable_order`` (the hand-written merge sort) is ``np.argsort(kind=
+    "mergesort")``: the package-merge ties depend on it. Few distinct weights: many ties."""
+    wa = np.array(w, np.int64)
+    idx = np.flatnonzero(wa > 0).astype(np.int64)
+    got = prefix._stable_order(wa, idx)
+    assert got.tolist() == idx[np.argsort(wa[idx], kind="mergesort")].tolist()
+
+
 def _huffman_depth_ok(w: list[int], lmax: int) -> bool:
     """Whether some Huffman tree of ``w`` has depth <= lmax (checked on one: heap order)."""
     h = [(x, 0) for x in w]

@@ -40,6 +40,38 @@ LONG = 15  # length field of a t1 entry whose code is longer than L1
 
 
 @njit(nogil=True, cache=True)
+def _stable_order(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``idx`` sorted by ``w[idx]``, equal weights in their order in ``idx``: what
+    ``idx[np.argsort(w[idx], kind="mergesort")]`` gives (a stable sort's order is unique),
+    by a bottom-up merge sort written out. Why not numpy's: compiled code that calls
+    ``np.argsort``, ``np.flatnonzero`` or array comparisons makes numba import its numpy
+    implementation modules when the cached kernel is loaded (tens of ms of every cold
+    ``decompress`` of a prefix-coded file)."""
+    n = idx.shape[0]
+    a = idx.copy()
+    b = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            x = lo
+            y = mid
+            for k in range(lo, hi):
+                if x < mid and (y >= hi or w[a[x]] <= w[a[y]]):
+                    b[k] = a[x]
+                    x += 1
+                else:
+                    b[k] = a[y]
+                    y += 1
+            lo = hi
+        a, b = b, a
+        width *= 2
+    return a
+
+
+@njit(nogil=True, cache=True)
 def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
     """Optimal code lengths (<= ``lmax``) for the weights ``w`` (int64; 0 = absent symbol).
 
@@ -51,15 +83,23 @@ def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
     weight. One present symbol: length 0. Requires n <= 2**lmax present symbols."""
     a = w.shape[0]
     out = np.zeros(a, np.int64)
-    present = np.flatnonzero(w > 0)
-    n = present.shape[0]
+    n = 0
+    for s in range(a):
+        if w[s] > 0:
+            n += 1
     if n <= 1:
         return out  # 0 symbols: no code; 1 symbol: a zero-length code
-    order = np.argsort(w[present], kind="mergesort")  # stable: equal weights by symbol
-    leaf = present[order]
+    present = np.empty(n, np.int64)
+    n = 0
+    for s in range(a):
+        if w[s] > 0:
+            present[n] = s
+            n += 1
+    leaf = _stable_order(w, present)  # equal weights by symbol
     big = np.int64(1) << 61  # sentinel: above any real weight or package (< 2**35)
     lw = np.empty(n + 1, np.int64)
-    lw[:n] = w[leaf]
+    for r in range(n):
+        lw[r] = w[leaf[r]]
     lw[n] = big
     cap = 2 * n
     # weights of the previous and current merged list, each followed by two sentinels, and
@@ -67,7 +107,8 @@ def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
     prev = np.empty(cap + 2, np.int64)
     cur = np.empty(cap + 2, np.int64)
     isleaf = np.empty(lmax * cap, np.uint8)
-    prev[:n] = lw[:n]
+    for r in range(n):
+        prev[r] = lw[r]
     prev[n] = big
     prev[n + 1] = big
     size = n
@@ -236,8 +277,9 @@ def code_table(w: np.ndarray):  # type: ignore[no-untyped-def]
                 kraft += 1 << (LMAX - lc[x])
         if kraft != 1 << LMAX:
             return lens, codes, False
-        lens[c] = lc
-        codes[c] = cc
+        for x in range(na):
+            lens[c, x] = lc[x]
+            codes[c, x] = cc[x]
     return lens, codes, True
 
 
@@ -264,11 +306,10 @@ def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
             if w[c, x] > 0:
                 npres += 1
                 single = sym[x]
-        if npres == 0:
-            t1[base : base + (1 << L1)] = EMPTY << SYM_BITS
-            continue
-        if npres == 1:  # the zero-length code: every slot is the symbol, no bits read
-            t1[base : base + (1 << L1)] = single
+        if npres <= 1:  # no symbol; or the zero-length code: every slot is the symbol
+            fill = EMPTY << SYM_BITS if npres == 0 else single
+            for idx in range(base, base + (1 << L1)):
+                t1[idx] = fill
             continue
         # short codes fill their slots of t1; long codes: group by their first L1 bits
         for x in range(na):
@@ -291,7 +332,8 @@ def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
             size = 1 << sub[pre]
             while used + size > t2.shape[0]:
                 grown = np.zeros(2 * t2.shape[0], np.uint16)
-                grown[:used] = t2[:used]
+                for z in range(used):
+                    grown[z] = t2[z]
                 t2 = grown
             t1[base + pre] = LONG << SYM_BITS
             dirs[base + pre] = (used << 4) | sub[pre]
@@ -306,4 +348,7 @@ def build(sym: np.ndarray, w: np.ndarray):  # type: ignore[no-untyped-def]
             e = sym[x] | (ln << SYM_BITS)
             for idx in range(codes[c, x] >> L1, 1 << (d & 15), 1 << (ln - L1)):
                 t2[off + idx] = e
-    return lens, codes, t1, dirs, t2[: max(used, 1)].copy(), True
+    t2out = np.empty(max(used, 1), np.uint16)
+    for z in range(t2out.shape[0]):
+        t2out[z] = t2[z]
+    return lens, codes, t1, dirs, t2out, True
