@@ -181,6 +181,39 @@ def test_folder_restore_is_durable(chunked_model: tuple[Path, Path], tmp_path: P
     assert len(synced) >= len(files) + 2
 
 
+def test_no_fsync_restores_the_same_bytes_without_any_sync(
+        chunked_model: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``durable=False`` (``--no-fsync``): no fsync or fdatasync at all, the same bytes, the
+    same atomic placement (no temporary left); the default syncs."""
+    import os
+
+    from bigsmall.cli import main
+
+    src, bs = chunked_model
+    calls: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append("fdatasync")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    out = tmp_path / "fast.safetensors"
+    r = bigsmall.decompress(bs, out, durable=False)
+    assert calls == [] and not r.durable and r.to_json()["durable"] is False
+    assert out.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert main(["decompress", str(bs), "-o", str(tmp_path / "cli.safetensors"), "--no-fsync"]) == 0
+    assert calls == [] and (tmp_path / "cli.safetensors").read_bytes() == src.read_bytes()
+    bigsmall.decompress(bs, tmp_path / "durable.safetensors")
+    assert "fsync" in calls  # the default is durable
+
+
 @pytest.mark.parametrize("piece", [1, 9000, 1 << 30])
 def test_iter_pieces_tile_the_tensors(chunked_model: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                                       piece: int) -> None:

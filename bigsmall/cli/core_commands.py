@@ -38,9 +38,10 @@ def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.decompress import decompress
 
     r = decompress(args.src, args.output, force=args.force, threads=args.threads,
-                   progress=_progress(args))
+                   progress=_progress(args), durable=not args.no_fsync)
     emit(args, r.to_json(),
-         f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified, "
+         f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified"
+         f"{'' if r.durable else ', not fsynced'}, "
          f"{r.seconds:.2f} s ({r.bytes_written / 1e6 / max(r.seconds, 1e-9):.0f} MB/s)")
     return 0
 
@@ -180,6 +181,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="do not fsync the output before renaming it into place: faster where the "
+                   "disk is slower than decoding, but a crash or power loss soon after may lose "
+                   "or truncate it (still written to a temporary file, checked, then renamed)")
     p.set_defaults(handler=cmd_decompress)
 
     p = sub.add_parser("verify", parents=[common], help="check a container against its receipts",

@@ -103,8 +103,11 @@ def _output_parent(dst: Path, force: bool) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]:
-    """Yield (temp path, binary file object); on success fsync and move to ``dst``."""
+def atomic_file(dst: Path, force: bool = False,
+                durable: bool = True) -> Iterator[tuple[Path, object]]:
+    """Yield (temp path, binary file object); on success fsync (unless not ``durable``) and
+    move to ``dst``. Without ``durable`` the move is still atomic for readers (no one sees a
+    partial file), but a crash or power loss soon after may lose or truncate the output."""
     dst = Path(dst)
     parent = _output_parent(dst, force)
     try:
@@ -117,9 +120,11 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
         with os.fdopen(fd, "w+b") as fh:
             yield tmp, fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         _place(tmp, dst, force)
-        sync_dir(dst.parent)  # the rename itself
+        if durable:
+            sync_dir(dst.parent)  # the rename itself
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -129,11 +134,12 @@ def atomic_file(dst: Path, force: bool = False) -> Iterator[tuple[Path, object]]
 
 
 @contextlib.contextmanager
-def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
+def atomic_dir(dst: Path, force: bool = False, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary folder; on success make its folders durable and rename it to ``dst``.
 
     The caller fsyncs the files it writes (``decompress`` does); this syncs every folder of
-    the tree (their entries), then the parent after the rename."""
+    the tree (their entries), then the parent after the rename (none of it without
+    ``durable``: see ``atomic_file``)."""
     dst = Path(dst)
     parent = _output_parent(dst, force)
     try:
@@ -143,10 +149,12 @@ def atomic_dir(dst: Path, force: bool = False) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual mode
         yield tmp
-        for sub, _dirs, _files in os.walk(tmp, topdown=False):
-            sync_dir(Path(sub))
+        if durable:
+            for sub, _dirs, _files in os.walk(tmp, topdown=False):
+                sync_dir(Path(sub))
         _place(tmp, dst, force)
-        sync_dir(dst.parent)
+        if durable:
+            sync_dir(dst.parent)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, (OutputExistsError, BigsmallIOError)):
