@@ -160,3 +160,25 @@ def test_cli_default_coder_is_auto(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--format-version", "1.1"]) != 0
     assert "needs format 1.2" in capsys.readouterr().err
     assert not (tmp_path / "e.bs").exists()
+
+
+def test_cli_benchmark_reports_the_codec_mix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``bigsmall benchmark``: a verified round trip, its figures, and which codecs the
+    coder chose (by original tensor bytes) in JSON and in the text."""
+    src = _model(tmp_path)
+    assert main(["benchmark", str(src), "--repeat", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["verify_ok"] and r["coder"] == "auto" and 0 < r["ratio"] < 1
+    by = r["tensor_bytes_by_codec"]
+    with BsFile(_compressed(src, tmp_path)) as f:  # the same input, the same choices
+        assert sum(by.values()) == sum(t.spec.nbytes for t in f.container.tensors)
+        assert set(by) == {t.codec for t in f.container.tensors}
+    assert main(["benchmark", str(src), "--repeat", "1", "--coder", "rans"]) == 0
+    text = capsys.readouterr().out
+    assert "tensor bytes by codec: field8" in text and "fieldp" not in text
+
+
+def _compressed(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "probe.bs"
+    bigsmall.compress(src, dst, force=True)
+    return dst

@@ -136,11 +136,14 @@ def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
     r = run_benchmark(args.src, repeat=args.repeat, threads=args.threads, level=args.level,
                       coder=args.coder)
     n = r["threads"]
+    by = r["tensor_bytes_by_codec"]
+    total = max(1, sum(by.values()))
+    mix = ", ".join(f"{c} {b / total * 100:.0f} %" for c, b in by.items() if b / total >= 0.005)
     text = "\n".join([
         f"{r['src']}: {_mb(r['original_bytes'])} -> {_mb(r['compressed_bytes'])} "
         f"({r['ratio'] * 100:.2f} %, order-0 floor {r['order0_floor_ratio'] * 100:.2f} %)",
         f"  compress            {r['compress_MBps']:8.1f} MB/s (level {r['level']}, coder "
-        f"{r['coder']}, with verify)",
+        f"{r['coder']}, with verify; tensor bytes by codec: {mix})",
         f"  decompress          {r['decompress_MBps']:8.1f} MB/s (file -> file)",
         f"  decode into memory  {r['decode_memory_MBps_1_thread']:8.1f} MB/s (1 thread), "
         f"{r[f'decode_memory_MBps_{n}_threads']:.1f} MB/s ({n} threads, x{r['thread_speedup']:.2f})",

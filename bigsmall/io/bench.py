@@ -76,6 +76,9 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
             ok = bs.verify("full").ok
             v_t = time.perf_counter() - t
             floor = order0_floor_bytes(bs, src)
+            by_codec: dict[str, int] = {}
+            for e in bs.container.tensors:  # which entropy stage ``auto`` chose, by bytes
+                by_codec[e.codec] = by_codec.get(e.codec, 0) + e.spec.nbytes
         coded = bs_path.stat().st_size
     med = statistics.median
     return {
@@ -87,4 +90,5 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         "thread_speedup": med(mem_1) / med(mem_n), "threads": threads,
         "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": peak_rss() / 1e6,
         "repeat": repeat, "level": level, "coder": coder,
+        "tensor_bytes_by_codec": dict(sorted(by_codec.items(), key=lambda kv: -kv[1])),
     }
