@@ -26,7 +26,6 @@ import json
 import struct
 from typing import Any
 
-import orjson
 import xxhash
 import zstandard
 
@@ -126,7 +125,7 @@ def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
         raw = stored
         if int(header["flags"]) & FLAG_INDEX_ZSTD:
             raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=1 << 31)
-        doc = _loads(raw)
+        doc = json.loads(raw.decode("utf-8"))
     except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"container index unreadable: {exc}") from None
     try:
@@ -135,32 +134,6 @@ def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"container index malformed: {exc!r}") from None
-
-
-# Finding an integer token of 19+ digits (what orjson might not hold exactly: beyond i64):
-# digits -> '0', the characters a number token follows (':', ',', '[') -> ':', '-' kept,
-# everything else -> 'x', whitespace deleted; then a token is ':' ['-'] and 19 '0's. Digits
-# inside strings (names, hex digests) only match after one of those characters, which only
-# costs a slower parse. Two C passes (~0.5 ms on a 936-tensor index; a regex took 8).
-_NUM_CLASS = bytes((48 if 48 <= b <= 57 else 58 if b in b":,[" else b if b == 45 else 120)
-                   for b in range(256))
-_LONG_TOKENS = (b":" + b"0" * 19, b":-" + b"0" * 19)
-
-
-def _loads(raw: bytes) -> Any:
-    """The index JSON, parsed by orjson (2-2.5x faster than ``json`` on a 936-tensor index,
-    most of the gain of a 40 -> 28 ms ``open``). ``json`` reads what orjson would refuse
-    (NaN, which ``json.dumps`` writes) or not read exactly: orjson turns an integer beyond
-    64 bits into a float without a word, so any number token of 19 digits or more (every
-    integer outside i64 has that many) sends the index to ``json``; then a malformed index
-    raises the error the caller reports."""
-    classes = raw.translate(_NUM_CLASS, b" \t\n\r")
-    if not any(tok in classes for tok in _LONG_TOKENS):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(raw.decode("utf-8"))
 
 
 def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
