@@ -36,6 +36,19 @@ def _row(raw, pos, alpha, q):
 
 
 @njit(nogil=True, cache=True)
+def present_symbols(w, alpha, n):
+    """The ``n`` symbols ``s < alpha`` with ``w[s] > 0``, ascending (a loop, not
+    ``np.flatnonzero``: see ``prefix._stable_order`` on why compiled code avoids it)."""
+    out = np.empty(n, np.int64)
+    k = 0
+    for s in range(alpha):
+        if w[s] > 0:
+            out[k] = s
+            k += 1
+    return out
+
+
+@njit(nogil=True, cache=True)
 def _normalize(q, alpha, bits, f, w, rem):
     """Spec §14.4 ``normalize`` of the weights of codes ``q`` into ``f``; error code or 0.
     ``w``/``rem``: the caller's scratch (length >= alpha), so a tensor's ~300 rows allocate
@@ -64,13 +77,8 @@ def _normalize(q, alpha, bits, f, w, rem):
             rem[s] = (w[s] * total) % wsum
             fsum += f[s]
     diff = total - fsum
-    present = np.empty(npres, np.int64)
+    present = present_symbols(w, alpha, npres)
     key = np.empty(npres, np.int64)
-    k = 0
-    for s in range(alpha):
-        if w[s] > 0:
-            present[k] = s
-            k += 1
     if diff > 0:
         for k in range(npres):  # largest remainder first, ties: lower symbol (keys are unique)
             key[k] = (wsum - rem[present[k]]) * 256 + present[k]

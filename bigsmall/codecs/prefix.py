@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .decode_tables import read_freqs
+from .decode_tables import present_symbols, read_freqs
 
 LMAX = 15  # longest code (a 4-bit length field)
 L1 = 10  # first-level table index bits: 2 KiB of table per context (see below)
@@ -89,13 +89,7 @@ def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
             n += 1
     if n <= 1:
         return out  # 0 symbols: no code; 1 symbol: a zero-length code
-    present = np.empty(n, np.int64)
-    n = 0
-    for s in range(a):
-        if w[s] > 0:
-            present[n] = s
-            n += 1
-    leaf = _stable_order(w, present)  # equal weights by symbol
+    leaf = _stable_order(w, present_symbols(w, a, n))  # equal weights by symbol
     big = np.int64(1) << 61  # sentinel: above any real weight or package (< 2**35)
     lw = np.empty(n + 1, np.int64)
     for r in range(n):
