@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bigsmall.codecs.base import LEVELS, get_codec
+from bigsmall.codecs.base import CODERS, LEVELS, get_codec
 from bigsmall.core.decode import decode_into
 from bigsmall.core.planner import plan_tensor
 
@@ -24,11 +24,16 @@ def _roundtrip(spec, data, plan):
 
 
 @SETTINGS
-@given(tensor_bytes(), st.sampled_from([7, 64, 1000, 1 << 20]), st.sampled_from(LEVELS))
-def test_planner_roundtrip_any_dtype(td, chunk_bytes, level):
+@given(tensor_bytes(), st.sampled_from([7, 64, 1000, 1 << 20]), st.sampled_from(LEVELS),
+       st.sampled_from(CODERS))
+def test_planner_roundtrip_any_dtype(td, chunk_bytes, level, coder):
+    """Every coder (``auto``, the default, picks field8 or fieldp per tensor by size)."""
     spec, data = td
-    plan = plan_tensor(data, spec, chunk_bytes, level)
+    version = (1, 1) if coder == "rans" else (1, 2)
+    plan = plan_tensor(data, spec, chunk_bytes, level, version, coder)
     assert plan.coded_size <= max(data.size, 0) or plan.codec == "raw"
+    if coder == "rans":
+        assert plan.codec != "fieldp"
     _roundtrip(spec, data, plan)
 
 
