@@ -174,7 +174,7 @@ def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
             receipt=Receipt("xxh3_128", str(t["xxh3"])),
             layer=None if layer is None else int(layer),
         )
-        length = entry.head_len + sum(entry.chunk_lens)
+        length = entry.length
         if length and (entry.offset < HEADER_SIZE or entry.offset + length > file_length):
             raise FormatError(f"tensor {spec.name!r}: blob range {entry.offset}+{length} "
                               f"outside the container ({file_length} bytes)")

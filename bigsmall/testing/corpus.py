@@ -322,15 +322,22 @@ def _sort_metadata(path: Path) -> None:
         fh.write(len(hb).to_bytes(8, "little") + hb + data)
 
 
-def _save_numpy(tensors: dict[str, np.ndarray], dst: Path, metadata: dict[str, str]) -> Path:
-    """``safetensors.numpy.save_file``, atomically, with sorted metadata (``_sort_metadata``)."""
-    from safetensors.numpy import save_file
+def _save_sorted(save_file: Callable[..., object], tensors: Any, dst: Path,
+                 metadata: dict[str, str] | None) -> Path:
+    """``save_file`` (safetensors' numpy or torch one) atomically, then the metadata keys
+    sorted (``_sort_metadata``)."""
 
     def write(tmp: Path) -> None:
         save_file(tensors, str(tmp), metadata=metadata)
         _sort_metadata(tmp)
 
-    return _atomic_write(dst, write)
+    return _atomic_write(Path(dst), write)
+
+
+def _save_numpy(tensors: dict[str, np.ndarray], dst: Path, metadata: dict[str, str]) -> Path:
+    from safetensors.numpy import save_file
+
+    return _save_sorted(save_file, tensors, dst, metadata)
 
 
 def _ct2_checkpoint_to_safetensors(ckpt: Ct2Checkpoint, dst: Path) -> Path:
@@ -435,11 +442,7 @@ def cast_safetensors(src: Path, dst: Path, dtype: str) -> Path:
         scale = torch.tensor(amax / fmax if amax > 0 else 1.0, dtype=torch.float32)
         out[name] = (t32 / scale).clamp(-fmax, fmax).to(target).contiguous()
         out[scale_name] = scale
-    def write(tmp: Path) -> None:
-        save_file(out, str(tmp), metadata=metadata)
-        _sort_metadata(tmp)
-
-    return _atomic_write(Path(dst), write)
+    return _save_sorted(save_file, out, dst, metadata)
 
 
 # --------------------------------------------------------------------------------------------
