@@ -242,3 +242,59 @@ def test_choose_assigns_rows_as_if_every_candidate_had_all(seed: int, nr: int, n
     assert (got.kr, got.kc) == (want.kr, want.kc)
     assert np.array_equal(got.row_map, want.row_map)
     assert np.array_equal(got.col_map, want.col_map)
+
+
+# The compiled cost code must produce numpy's float64 bits: the encoder compares costs, so one
+# ulp of difference can flip a choice and change the file (the golden vectors pin its bytes).
+
+def _entropy_bits_numpy(counts: np.ndarray) -> float:
+    c = counts[counts > 0].astype(np.float64)
+    if c.size == 0:
+        return 0.0
+    return float(-(c * np.log2(c / c.sum())).sum())
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.one_of(st.integers(0, 300), st.integers(300, 20000)),
+       scale=st.floats(-30, 30))
+def test_pairwise_sum_is_numpys_sum(seed, n, scale):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n) * np.exp(rng.normal(0.0, abs(scale) + 1e-9, n)) * 2.0**scale
+    lo = int(rng.integers(0, 5))
+    padded = np.concatenate([rng.normal(size=lo), a])
+    got = 0.0 + context._pairwise_sum(padded, lo, n)
+    assert np.array_equal(np.float64(got), a.sum()), (got, a.sum())
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 64), w=st.integers(1, 400),
+       density=st.floats(0.0, 1.0), big=st.booleans(), floats=st.booleans())
+def test_cost_kernels_are_numpys_floats(seed, k, w, density, big, floats):
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, 10**9 if big else 50, (k, w)) * (rng.random((k, w)) < density)
+    if floats:
+        table = table.astype(np.float64)
+    t = table.astype(np.float64) + 0.05
+    ref = -np.log2(t / t.sum(axis=-1, keepdims=True))
+    assert np.array_equal(context._code_lengths(table), ref)
+    # a non-contiguous view codes as its copy
+    assert np.array_equal(context._code_lengths(table.T), context._code_lengths(table.T.copy()))
+    ints = table.astype(np.int64)
+    ent, present = context._entropy_rows(ints)
+    assert ent == sum(_entropy_bits_numpy(r) for r in ints)
+    assert present == int((ints > 0).sum())
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nr=st.integers(1, 200), nc=st.integers(1, 200),
+       k=st.integers(2, 8), alpha=st.sampled_from([2, 3, 17, 255]), axis=st.sampled_from([0, 1]))
+def test_start_maps_are_numpys_quantiles(seed, nr, nc, k, alpha, axis):
+    rng = np.random.default_rng(seed)
+    sym = (rng.integers(0, alpha, (nr, nc)) * (rng.random((nr, nc)) < rng.random())).astype(np.uint8)
+    means = sym.mean(axis=axis)
+    assert np.array_equal(context._line_means(sym, axis), means)
+    qs = np.linspace(0.0, 1.0, k + 1)[1:-1]
+    assert np.array_equal(context._quantiles(means, qs), np.quantile(means, qs))
+    assert np.array_equal(context._init_map(means, k), np.searchsorted(np.quantile(means, qs), means))
+    noisy = means + rng.normal(size=means.size) * 10.0 ** rng.integers(-12, 3)
+    assert np.array_equal(context._quantiles(noisy, qs), np.quantile(noisy, qs))
