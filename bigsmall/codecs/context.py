@@ -584,6 +584,74 @@ def _start_map(sym: np.ndarray, axis: int, k: int,
     return m.copy()
 
 
+@njit(nogil=True, cache=True)
+def _axis_hist(mat, other, k_other, alpha, shared, have, prev_map, prev_h, own):
+    """The histograms of one axis' lines for the other axis' map ``other`` (``_fit``'s pass),
+    from the last pass' state (``have``: there is one; ``prev_map``/``prev_h``: its map and
+    histograms; ``own``: they may be updated in place). Returns (histograms, their map, own).
+
+    Unchanged map: the last histograms. Fewer than half the lines moved: their counts move
+    (integer counts in float64: exactly a recount). One cluster: ``shared`` (every candidate
+    with one cluster on the other axis has these; never updated in place). Else count."""
+    if have:
+        moved = 0
+        for j in range(other.shape[0]):
+            moved += prev_map[j] != other[j]
+        if moved == 0:
+            return prev_h, prev_map, own
+        if 2 * moved < other.shape[0]:
+            idx = np.empty(moved, dtype=np.int64)
+            m = 0
+            for j in range(other.shape[0]):
+                if prev_map[j] != other[j]:
+                    idx[m] = j
+                    m += 1
+            h = _hist_move(mat, prev_h if own else prev_h.copy(), idx, prev_map, other, alpha)
+            return h, other.copy(), True
+    if k_other == 1:
+        return shared, other.copy(), False
+    return _hist(mat, other, k_other, alpha), other.copy(), True
+
+
+@njit(nogil=True, cache=True)
+def _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, iterations):
+    """Lloyd iterations from the start maps ``rows``/``cols``: rows to their cheapest row
+    cluster given the column map, then columns given the row map, until neither changes or
+    ``iterations`` rounds; one compiled call, so the encoder's threads do not wait for the
+    GIL between the steps. ``shared_*``: the one-cluster histograms (``_hist`` with the other
+    axis all in cluster 0), used when that axis has one cluster."""
+    have0 = False
+    have1 = False
+    map0 = cols.copy()
+    map1 = rows.copy()
+    h0 = shared_rows
+    h1 = shared_cols
+    own0 = False
+    own1 = False
+    for _ in range(iterations):
+        prev_rows = rows.copy()
+        prev_cols = cols.copy()
+        if kr > 1:
+            h0, map0, own0 = _axis_hist(sym, cols, kc, alpha, shared_rows, have0, map0, h0, own0)
+            have0 = True
+            rows = _reassign(h0, rows, kr)
+        if kc > 1:
+            h1, map1, own1 = _axis_hist(sym_t, rows, kr, alpha, shared_cols, have1, map1, h1,
+                                        own1)
+            have1 = True
+            cols = _reassign(h1, cols, kc)
+        same = True
+        for i in range(rows.shape[0]):
+            if rows[i] != prev_rows[i]:
+                same = False
+        for j in range(cols.shape[0]):
+            if cols[j] != prev_cols[j]:
+                same = False
+        if same:
+            break
+    return rows, cols
+
+
 def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
          memo: dict[tuple[int, int, bytes], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd iterations on a (sample) symbol matrix; returns (row map, col map).
@@ -600,46 +668,18 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
     sym_t = memo.get((-1, 0, b""))
     if sym_t is None:
         sym_t = memo[(-1, 0, b"")] = np.ascontiguousarray(sym.T)
-    # per axis: (other axis' map, histograms, whether they are ours to update in place)
-    last: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
-
-    def hist(axis: int, other: np.ndarray, k_other: int) -> np.ndarray:
-        mat = sym if axis == 0 else sym_t
-        if axis in last:
-            prev_map, prev_h, own = last[axis]
-            moved = np.flatnonzero(prev_map != other)
-            if moved.size == 0:
-                return prev_h
-            if 2 * moved.size < other.size:  # few lines changed cluster: move their counts
-                # in place unless ``memo`` shares them: the caller is done with the last ones
-                h = _hist_move(mat, prev_h if own else prev_h.copy(), moved, prev_map, other,
-                               alpha)
-                last[axis] = (other.copy(), h, True)
-                return h
-        key = other.tobytes()
-        h = memo.get((axis, k_other, key)) if k_other == 1 else None
-        own = h is None
-        if h is None:
-            h = _hist(mat, other, k_other, alpha)
-            if k_other == 1:
-                memo[(axis, k_other, key)] = h
-                own = False
-        last[axis] = (other.copy(), h, own)
-        return h
-
+    none = np.zeros((0, 0), np.float64)
+    shared = [none, none]
+    for axis, needed in ((0, kr > 1 and kc == 1), (1, kc > 1 and kr == 1)):
+        if needed:
+            h = memo.get((axis, 1, b""))
+            if h is None:
+                mat = sym if axis == 0 else sym_t
+                h = memo[(axis, 1, b"")] = _hist(mat, np.zeros(mat.shape[1], np.int64), 1, alpha)
+            shared[axis] = h
     rows = _start_map(sym, 1, kr, memo)
     cols = _start_map(sym, 0, kc, memo)
-    for _ in range(ITERATIONS):
-        prev = (rows.copy(), cols.copy())
-        if kr > 1:
-            h = hist(0, cols, kc)  # [rows, kc * alpha]
-            rows = _reassign(h, rows, kr)  # the context tables, from the same histograms
-        if kc > 1:
-            h = hist(1, rows, kr)  # [cols, kr * alpha]
-            cols = _reassign(h, cols, kc)
-        if np.array_equal(prev[0], rows) and np.array_equal(prev[1], cols):
-            break
-    return rows, cols
+    return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared[0], shared[1], ITERATIONS)
 
 
 def _assign(sym: np.ndarray, alpha: int, other: np.ndarray, k_other: int, lengths: np.ndarray) -> np.ndarray:
