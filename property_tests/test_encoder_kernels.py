@@ -298,3 +298,19 @@ def test_start_maps_are_numpys_quantiles(seed, nr, nc, k, alpha, axis):
     assert np.array_equal(context._init_map(means, k), np.searchsorted(np.quantile(means, qs), means))
     noisy = means + rng.normal(size=means.size) * 10.0 ** rng.integers(-12, 3)
     assert np.array_equal(context._quantiles(noisy, qs), np.quantile(noisy, qs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(0, 40), alpha=st.sampled_from([1, 2, 8, 32, 256]),
+       density=st.floats(0.0, 1.0), scale=st.sampled_from([10, 10**4, 10**9, 2**60]),
+       bits=st.sampled_from([8, 10, 12]))
+def test_encoder_tables_match_numpy_reference(seed, rows, alpha, density, scale, bits):
+    from bigsmall.codecs import enc_tables
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, scale, (rows, alpha), dtype=np.int64) * (rng.random((rows, alpha)) < density)
+    q = enc_tables.quantize_counts(counts)
+    assert np.array_equal(q, tables.quantize_counts(counts))
+    assert enc_tables.pack_rows(q) == tables.pack_rows(q)
+    ref = rans.normalize_weights(tables.dequantize(q), bits)  # alpha <= 2**bits: no error
+    assert np.array_equal(enc_tables.normalize_codes(q, bits), ref)

@@ -19,7 +19,6 @@ import zstandard
 
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
-from . import tables
 from .base import Codec, register
 
 if TYPE_CHECKING:
@@ -124,7 +123,7 @@ def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
     """(mfreq, mcum, mrow) from mantissa codes: one table row per exponent present, then an
     all-zero sentinel row that absent exponents point to (so a corrupt stream can never index
     outside the tables; it fails the end-of-chunk state check instead)."""
-    from . import rans
+    from . import enc_tables, rans
 
     if qmant is None:
         z = np.zeros((1, 1), np.int64)
@@ -132,9 +131,9 @@ def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
     present = np.flatnonzero(qmant.any(axis=1))
     mrow = np.full(1 << eb, present.size, np.int64)
     mrow[present] = np.arange(present.size)
-    w = np.zeros((present.size + 1, qmant.shape[1]), np.int64)
-    w[: present.size] = tables.dequantize(qmant[present])
-    mfreq = rans.normalize_weights(w, mpbits)
+    q = np.zeros((present.size + 1, qmant.shape[1]), np.uint8)  # last: the sentinel row
+    q[: present.size] = qmant[present]
+    mfreq = enc_tables.normalize_codes(q, mpbits)
     return mfreq, rans.cumulative(mfreq), mrow
 
 
@@ -239,7 +238,7 @@ class FieldCodec(Codec):
         chunks, and the same for every codec of this family (``field``, ``field8``,
         ``fieldp`` differ only in the chunks), so one model can be planned by any of them
         (``auto.encode``). None when the family does not apply."""
-        from . import context, rans
+        from . import context, enc_tables, rans
 
         lay0 = base_layout(spec)
         if lay0 is None or spec.numel == 0:
@@ -258,13 +257,13 @@ class FieldCodec(Codec):
         else:
             cl = context.choose(hi.reshape(nrows, ncols), alpha)
         counts = _count_contexts(hi, cl, ncols, alpha)
-        qexp = tables.quantize_counts(counts)
+        qexp = enc_tables.quantize_counts(counts)
         qmant = None
         if lay.mb:
             # counts of the whole field ``hi << mb | lo``, straight from the values
             mcounts = context._field_counts(values, lay.p, lay.c).reshape(alpha, -1)
-            qmant = tables.quantize_counts(mcounts)
-        freq = rans.normalize_weights(tables.dequantize(qexp), PROB_BITS)
+            qmant = enc_tables.quantize_counts(mcounts)
+        freq = enc_tables.normalize_codes(qexp, PROB_BITS)
         cum = rans.cumulative(freq)
         mfreq, mcum, mrow = _mantissa_tables(qmant, lay.eb, MANT_PROB_BITS)
         head = bytearray()
@@ -272,9 +271,9 @@ class FieldCodec(Codec):
             head += cl.row_map.tobytes()
         if cl.kc > 1:
             head += cl.col_map.tobytes()
-        head += tables.pack_rows(qexp)
+        head += enc_tables.pack_rows(qexp)
         if qmant is not None:
-            head += tables.pack_rows(qmant)
+            head += enc_tables.pack_rows(qmant)
         rshift = _row_shifts(values, lay, nrows, ncols)
         if rshift.any():
             head += rshift.astype(np.uint8).tobytes()

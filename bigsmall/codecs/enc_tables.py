@@ -1,0 +1,126 @@
+"""The encoder's side-information tables, compiled: quantised weights, packed rows, frequencies.
+
+Why: ``tables.quantize_counts``, ``tables.pack_rows`` and ``rans.normalize_weights`` are numpy
+code on small arrays (one tensor's tables: a few hundred rows), so the encoder's worker threads
+spent their time there holding the GIL, and on more cores waited for each other. These
+kernels compute exactly what those functions compute (the numpy versions stay as the reference
+and the spec's wording; ``property_tests/test_encoder_kernels.py`` compares them), without the
+GIL. The frequencies come from the decoder's own normalisation (``decode_tables._normalize``),
+which the decoder runs on the stored codes: encoder and decoder share one implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import tables
+from .decode_tables import TOO_MANY, _normalize
+
+_LOGW = tables._LOGW
+_TOP = tables.TOP
+
+
+@njit(nogil=True, cache=True)
+def _quantize(counts, logw, top):
+    """``tables.quantize_counts`` of a 2-d count table (same float operations, same order)."""
+    nr, a = counts.shape
+    n = logw.shape[0]
+    out = np.zeros((nr, a), dtype=np.uint8)
+    for r in range(nr):
+        peak = 0.0
+        for s in range(a):
+            peak = max(peak, np.float64(counts[r, s]))
+        if peak == 0.0:
+            peak = 1.0
+        for s in range(a):
+            c = np.float64(counts[r, s])
+            if c <= 0.0:
+                continue
+            v = np.log2(c / peak * top)
+            lo = 0
+            hi = n
+            while lo < hi:  # np.searchsorted(logw, v): first entry >= v
+                mid = (lo + hi) >> 1
+                if logw[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            idx = min(lo, n - 1)
+            lower = max(idx - 1, 0)
+            if abs(v - logw[lower]) < abs(logw[idx] - v):
+                idx = lower
+            out[r, s] = idx + 1
+    return out
+
+
+def quantize_counts(counts: np.ndarray) -> np.ndarray:
+    """``tables.quantize_counts`` of a 2-d count table, compiled (uint8 codes)."""
+    return _quantize(np.ascontiguousarray(counts), _LOGW, _TOP)
+
+
+@njit(nogil=True, cache=True)
+def _pack(q):
+    """``tables.pack_rows`` into a byte array: (buffer, used length)."""
+    nr, w = q.shape
+    out = np.empty(nr * (4 + w), dtype=np.uint8)
+    p = 0
+    for r in range(nr):
+        lo = 0
+        while lo < w and q[r, lo] == 0:
+            lo += 1
+        hi = w
+        while hi > lo and q[r, hi - 1] == 0:
+            hi -= 1
+        if lo == w:  # no present symbol: an empty row at 0
+            lo = 0
+            hi = 0
+        span = hi - lo
+        out[p] = lo & 255
+        out[p + 1] = lo >> 8
+        out[p + 2] = span & 255
+        out[p + 3] = span >> 8
+        p += 4
+        for s in range(lo, hi):
+            out[p] = q[r, s]
+            p += 1
+    return out, p
+
+
+def pack_rows(q: np.ndarray) -> bytes:
+    """``tables.pack_rows``, compiled."""
+    q2 = np.ascontiguousarray(np.atleast_2d(q), dtype=np.uint8)
+    if q2.shape[0] == 0:
+        return b""
+    buf, n = _pack(q2)
+    return buf[:n].tobytes()
+
+
+@njit(nogil=True, cache=True)
+def _normalize_rows(q, bits):
+    nr, a = q.shape
+    out = np.zeros((nr, a), dtype=np.int64)
+    f = np.zeros(a, np.int64)
+    w = np.empty(a, np.int64)
+    rem = np.empty(a, np.int64)
+    for r in range(nr):
+        err = _normalize(q[r], a, bits, f, w, rem)
+        if err != 0:
+            return out, err
+        out[r, :] = f
+    return out, 0
+
+
+def normalize_codes(q: np.ndarray, bits: int) -> np.ndarray:
+    """``rans.normalize_weights(tables.dequantize(q), bits)`` of uint8 codes ``q[rows, alpha]``:
+    the frequencies the decoder rebuilds from them. ValueError as there when a row has more
+    symbols than slots."""
+    q2 = np.ascontiguousarray(q, dtype=np.uint8)
+    if q2.shape[1] > 256:  # the shared kernel breaks ties with 8-bit symbol keys
+        from . import rans
+
+        return rans.normalize_weights(tables.dequantize(q2), bits)
+    out, err = _normalize_rows(q2, bits)
+    if err == TOO_MANY:
+        raise ValueError("more distinct symbols than table slots")
+    return out
