@@ -50,8 +50,9 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
                               mfreq.ravel(), mcum.ravel(), field.PROB_BITS, field.MANT_PROB_BITS,
                               MAGIC, SHIFT)
     raw = rans._raw_lane_fast(values, k0, 0, values.shape[0], ncols, lay.p, lay.c, rshift)
-    return (int(words.nbytes).to_bytes(4, "little") + xs.astype("<u8").tobytes()
-            + words.astype("<u4").tobytes() + raw.tobytes())
+    # one copy into the chunk (``+`` of bytes copied the lanes' words up to four times)
+    return b"".join((int(words.nbytes).to_bytes(4, "little"), xs.astype("<u8", copy=False),
+                     words.astype("<u4", copy=False), raw))
 
 
 class Field8Codec(field.FieldCodec):
