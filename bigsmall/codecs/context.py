@@ -14,6 +14,8 @@ tensors; the final tables are always counted on every element.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import numpy as np
 from numba import njit
@@ -614,17 +616,20 @@ def _axis_hist(mat, other, k_other, alpha, shared, have, prev_map, prev_h, own):
 
 
 @njit(nogil=True, cache=True)
-def _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, iterations):
+def _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, first_rows,
+           iterations):
     """Lloyd iterations from the start maps ``rows``/``cols``: rows to their cheapest row
     cluster given the column map, then columns given the row map, until neither changes or
     ``iterations`` rounds; one compiled call, so the encoder's threads do not wait for the
     GIL between the steps. ``shared_*``: the one-cluster histograms (``_hist`` with the other
-    axis all in cluster 0), used when that axis has one cluster."""
-    have0 = False
+    axis all in cluster 0), used when that axis has one cluster; ``first_rows`` (unless
+    empty): the rows' histograms for the start column map, which candidates with the same
+    column count share (the first row pass then finds its map unchanged and reuses them)."""
+    have0 = first_rows.shape[0] > 0
     have1 = False
     map0 = cols.copy()
     map1 = rows.copy()
-    h0 = shared_rows
+    h0 = first_rows if have0 else shared_rows
     h1 = shared_cols
     own0 = False
     own1 = False
@@ -679,7 +684,13 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
             shared[axis] = h
     rows = _start_map(sym, 1, kr, memo)
     cols = _start_map(sym, 0, kc, memo)
-    return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared[0], shared[1], ITERATIONS)
+    first = none
+    if kr > 1 and kc > 1:  # the first row pass: the same for every candidate with kc columns
+        first = memo.get((2, kc, b""))
+        if first is None:
+            first = memo[(2, kc, b"")] = _hist(sym, cols, kc, alpha)
+    return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared[0], shared[1], first,
+                  ITERATIONS)
 
 
 def _assign(sym: np.ndarray, alpha: int, other: np.ndarray, k_other: int, lengths: np.ndarray) -> np.ndarray:
@@ -806,6 +817,17 @@ def _complete(sym: np.ndarray, alpha: int, fit: _Candidate, cstep: int) -> Clust
     return Clustering(fit.kr, fit.kc, rows.astype(np.uint8), fit.cols.astype(np.uint8))
 
 
+def _memo_copy(memo: dict[tuple[int, int, bytes], np.ndarray] | None, tag: int, step: int,
+               view: Callable[[], np.ndarray]) -> np.ndarray:
+    """A contiguous copy of a strided view of the matrix, kept in ``memo`` under (tag, step)."""
+    out = memo.get((tag, step, b"")) if memo is not None else None
+    if out is None:
+        out = np.ascontiguousarray(view())
+        if memo is not None:
+            memo[(tag, step, b"")] = out
+    return out
+
+
 def _fit_candidate(
     sym: np.ndarray, sample: np.ndarray, alpha: int, kr: int, kc: int, rstep: int, cstep: int,
     cost_step: int, memo: dict[tuple[int, int, bytes], np.ndarray] | None = None,
@@ -814,22 +836,22 @@ def _fit_candidate(
     rows the cost estimate reads (every ``cost_step``-th), and cost it."""
     nr, nc = sym.shape
     srows, scols = _fit(sample, alpha, kr, kc, memo)
+    # the sample's context table, for both extensions below (counted once)
+    table = None
+    if kr * kc > 1 and (rstep > 1 or cstep > 1):
+        table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
     # extend the sample's maps to the full matrix: columns from the sampled rows, then rows
     if kc > 1:
         if cstep == 1:
             cols = scols
         else:
-            table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
+            assert table is not None
             lengths = _code_lengths(
                 table.reshape(kr, kc, alpha).transpose(1, 0, 2).reshape(kc, kr * alpha)
             )
             # the sampled rows' transpose, contiguous: the same for every candidate, and
             # counting a strided view costs more than copying it once
-            sub_t = memo.get((-2, rstep, b"")) if memo is not None else None
-            if sub_t is None:
-                sub_t = np.ascontiguousarray(sym[::rstep].T)
-                if memo is not None:
-                    memo[(-2, rstep, b"")] = sub_t
+            sub_t = _memo_copy(memo, -2, rstep, lambda: sym[::rstep].T)
             cols = _assign(sub_t, alpha, srows, kr, lengths)
     else:
         cols = np.zeros(nc, np.int64)
@@ -840,9 +862,11 @@ def _fit_candidate(
             rows = srows
             step = 1
         else:
-            table = _ctx_table(sample, srows, scols, kc, kr * kc, alpha)
+            assert table is not None
             row_lengths = _code_lengths(table.reshape(kr, kc * alpha))
-            rows = _assign(sym[::cost_step, ::cstep], alpha, cols[::cstep], kc, row_lengths)
+            # the rows the cost reads, on the sampled columns: the same for every candidate
+            sub = _memo_copy(memo, -7 - cstep, cost_step, lambda: sym[::cost_step, ::cstep])
+            rows = _assign(sub, alpha, cols[::cstep], kc, row_lengths)
     else:
         rows = np.zeros(-(-nr // cost_step), np.int64)
     sub_rows = rows[::cost_step] if step == 1 else rows
