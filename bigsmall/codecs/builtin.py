@@ -137,7 +137,7 @@ class ZstdPlanesCodec(Codec):
         chunks = []
         for i in range(0, data.size, step):
             part = data[i : i + step].reshape(-1, unit).T  # planes
-            chunks.append(cctx.compress(np.ascontiguousarray(part)))  # no bytes copy
+            chunks.append(cctx.compress(np.ascontiguousarray(part).reshape(-1).data))  # no copy
         return TensorPlan(self.codec_id, {"chunk": chunk_units, "planes": unit}, b"", tuple(chunks))
 
     def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,

@@ -686,9 +686,10 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
     cols = _start_map(sym, 0, kc, memo)
     first = none
     if kr > 1 and kc > 1:  # the first row pass: the same for every candidate with kc columns
-        first = memo.get((2, kc, b""))
-        if first is None:
-            first = memo[(2, kc, b"")] = _hist(sym, cols, kc, alpha)
+        h = memo.get((2, kc, b""))
+        if h is None:
+            h = memo[(2, kc, b"")] = _hist(sym, cols, kc, alpha)
+        first = h
     return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared[0], shared[1], first,
                   ITERATIONS)
 
