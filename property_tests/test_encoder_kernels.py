@@ -314,3 +314,74 @@ def test_encoder_tables_match_numpy_reference(seed, rows, alpha, density, scale,
     assert enc_tables.pack_rows(q) == tables.pack_rows(q)
     ref = rans.normalize_weights(tables.dequantize(q), bits)  # alpha <= 2**bits: no error
     assert np.array_equal(enc_tables.normalize_codes(q, bits), ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nrows=st.integers(1, 30), ncols=st.integers(1, 40),
+       width=st.sampled_from([16, 32]), p=st.integers(1, 23), zeros=st.integers(0, 24))
+def test_row_low_zeros_and_distinct_counts(seed, nrows, ncols, width, p, zeros):
+    rng = np.random.default_rng(seed)
+    dt = np.uint16 if width == 16 else np.uint32
+    p = min(p, width - 1)
+    v = rng.integers(0, 1 << width, nrows * ncols, dtype=np.uint64)
+    v &= ~np.uint64((1 << min(zeros, p)) - 1)  # rows with at least ``zeros`` low zero bits
+    v[rng.random(v.size) < 0.3] = 0
+    v = v.astype(dt)
+    acc = np.bitwise_or.reduce((v.astype(np.uint64) & np.uint64((1 << p) - 1)).reshape(nrows, ncols),
+                               axis=1)
+    ref = np.full(nrows, p, np.int64)
+    for b in range(p - 1, -1, -1):
+        ref[((acc >> np.uint64(b)) & np.uint64(1)) == 1] = b
+    assert np.array_equal(context._row_low_zeros(v, p, nrows, ncols), ref)
+    for limit in (0, 1, 5, 256):
+        few = v % dt(max(1, int(rng.integers(1, 300))))
+        assert context._more_distinct_than(few, limit) == (np.unique(few).size > limit)
+        assert context._more_distinct_than(few[::3], limit) == (np.unique(few[::3]).size > limit)
+
+
+def _joint_code_numpy(freq, mfreq, mrow, mb):
+    """The numpy formulation of ``fieldp.joint_code`` that the compiled one replaced."""
+    from bigsmall.codecs import prefix
+
+    nctx = freq.shape[0]
+    w = (freq[:, :, None] * mfreq[mrow][None, :, :]).reshape(nctx, -1) if mb else freq
+    w = np.ascontiguousarray(w, dtype=np.int64)
+    sym = np.flatnonzero((w > 0).any(axis=0))
+    lc, cc, ok = prefix.code_table(np.ascontiguousarray(w[:, sym]))
+    lens = np.zeros(w.shape, np.int64)
+    codes = np.zeros(w.shape, np.int64)
+    lens[:, sym] = lc
+    codes[:, sym] = cc
+    return w, lens, codes, ok
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), nctx=st.integers(1, 12), eb=st.sampled_from([1, 4, 5, 8]),
+       mb=st.sampled_from([0, 1, 3]), present=st.sampled_from([1, 2, 7, 40]),
+       skew=st.floats(0.3, 3.0))
+def test_joint_code_and_estimate_match_numpy(seed, nctx, eb, mb, present, skew):
+    from bigsmall.codecs import enc_tables
+
+    rng = np.random.default_rng(seed)
+    freq, _ = _tables(rng, nctx, 1 << eb, 12, present, skew)
+    if mb:
+        mfreq, _ = _tables(rng, 1 << eb, 1 << mb, 10, present, skew)
+        mrow = rng.integers(0, 1 << eb, 1 << eb)
+    else:
+        mfreq, mrow = np.zeros((1, 1), np.int64), np.zeros(1 << eb, np.int64)
+    got = enc_tables.joint_code(freq, mfreq, mrow, mb)
+    ref = _joint_code_numpy(freq, mfreq, mrow, mb)
+    assert got[3] == ref[3]
+    for a, b in zip(got[:3], ref[:3], strict=True):
+        assert np.array_equal(a, b)
+    w, lens = ref[0], ref[1]
+    counts = rng.integers(0, 10**6, w.shape) * (rng.random(w.shape) < 0.5)
+    if seed % 4:  # mostly symbols the tables cover (the encoder's case); else some that they do not
+        counts *= w > 0
+    pbits = 12 + (10 if mb else 0)
+    used = counts > 0
+    covered, rans_bits, plen = enc_tables.estimate_bits(counts, w, lens, pbits)
+    assert covered == (not (w[used] <= 0).any())
+    if covered:
+        assert rans_bits == float((counts[used] * (pbits - np.log2(w[used]))).sum())
+        assert plen == int((counts * lens).sum())

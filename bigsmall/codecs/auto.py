@@ -36,7 +36,7 @@ FIELDP_CHUNK_HEADER = 4 * 4  # four u32 lane lengths (fieldp.py), plus up to 4 p
 
 def estimate(m: field.EncModel, chunk_units: int) -> tuple[float, float]:
     """(field8 bytes, fieldp bytes) of the chunks of a tensor coded under ``m``."""
-    from . import context
+    from . import context, enc_tables
     from .fieldp import joint_code
 
     lay = m.lay
@@ -47,12 +47,11 @@ def estimate(m: field.EncModel, chunk_units: int) -> tuple[float, float]:
                                 m.cl.col_map.astype(np.int64), m.cl.kc, m.cl.n_contexts,
                                 1 << lay.c)
     w, lens, _codes = joint_code(m.freq, m.mfreq, m.mrow, lay)
-    used = counts > 0
-    if (w[used] <= 0).any():  # a symbol the tables do not cover: cannot happen; keep rANS
-        return 0.0, float("inf")
     pbits = field.PROB_BITS + (field.MANT_PROB_BITS if lay.mb else 0)
-    rans_bits = float((counts[used] * (pbits - np.log2(w[used]))).sum())
-    prefix_bits = float((counts * lens).sum())
+    covered, rans_bits, prefix_len = enc_tables.estimate_bits(counts, w, lens, pbits)
+    if not covered:  # a symbol the tables do not cover: cannot happen; keep rANS
+        return 0.0, float("inf")
+    prefix_bits = float(prefix_len)
     raw_bits = float(m.ncols * (lay.rbits * m.nrows - m.rshift.sum()))
     nchunks = -(-m.values.shape[0] // chunk_units)
     return ((rans_bits + raw_bits) / 8 + FIELD8_CHUNK_HEADER * nchunks,

@@ -318,6 +318,48 @@ def _row_or(values, mask, nrows, ncols):
 
 
 @njit(nogil=True, cache=True)
+def _row_low_zeros(values, p, nrows, ncols):
+    """Per row of the ``nrows x ncols`` matrix ``values``: how many of the low ``p`` bits are
+    zero in every element (``p`` when all are): the trailing zeros of the OR of ``v & (2**p -
+    1)`` over the row, capped at ``p`` (int64)."""
+    acc = _row_or(values, (1 << p) - 1, nrows, ncols)
+    out = np.empty(nrows, dtype=np.int64)
+    for i in range(nrows):
+        a = acc[i]
+        z = 0
+        while z < p and ((a >> np.uint64(z)) & np.uint64(1)) == 0:
+            z += 1
+        out[i] = z
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _more_distinct_than(values, limit):
+    """Whether ``values`` (unsigned integers) hold more than ``limit`` distinct values, i.e.
+    ``np.unique(values).size > limit``, stopping at the first value past the limit (an open
+    addressing set of at least 4 x limit slots)."""
+    size = 16
+    while size < 4 * (limit + 1):
+        size *= 2
+    slots = np.zeros(size, dtype=np.uint64)
+    used = np.zeros(size, dtype=np.bool_)
+    mask = size - 1
+    n = 0
+    for t in range(values.shape[0]):
+        v = np.uint64(values[t])
+        h = np.int64(((v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & np.uint64(mask))
+        while used[h] and slots[h] != v:
+            h = (h + 1) & mask
+        if not used[h]:
+            used[h] = True
+            slots[h] = v
+            n += 1
+            if n > limit:
+                return True
+    return False
+
+
+@njit(nogil=True, cache=True)
 def _symbol_counts(sym, alpha):
     """``np.bincount(sym.ravel(), minlength=alpha)`` of a 2-d unsigned matrix, without numpy's
     int64 copy of the matrix (four sub-counts, as in ``_hist``); an empty result if a symbol

@@ -15,7 +15,9 @@ import numpy as np
 from numba import njit
 
 from . import tables
+from .context import _pairwise_sum
 from .decode_tables import TOO_MANY, _normalize
+from .prefix import code_table
 
 _LOGW = tables._LOGW
 _TOP = tables.TOP
@@ -124,3 +126,70 @@ def normalize_codes(q: np.ndarray, bits: int) -> np.ndarray:
     if err == TOO_MANY:
         raise ValueError("more distinct symbols than table slots")
     return out
+
+
+@njit(nogil=True, cache=True)
+def joint_code(freq, mfreq, mrow, mb):
+    """``fieldp.joint_code``'s (w, lens, codes) plus whether the code is complete, in one
+    compiled call: the joint weights ``freq[ctx, e] * mfreq[mrow[e], m]`` at ``e << mb | m``
+    (``freq`` itself without mantissa bits), the prefix code of the symbols present in any
+    context (``prefix.code_table``), scattered back to every (context, symbol)."""
+    nctx, a = freq.shape
+    if mb:
+        ma = mfreq.shape[1]
+        w = np.empty((nctx, a * ma), dtype=np.int64)
+        for c in range(nctx):
+            for e in range(a):
+                for m in range(ma):
+                    w[c, e * ma + m] = freq[c, e] * mfreq[mrow[e], m]
+    else:
+        w = freq.astype(np.int64)
+    nsym = w.shape[1]
+    present = np.zeros(nsym, dtype=np.bool_)
+    n = 0
+    for s in range(nsym):
+        for c in range(nctx):
+            if w[c, s] > 0:
+                present[s] = True
+                n += 1
+                break
+    sym = np.empty(n, dtype=np.int64)
+    k = 0
+    for s in range(nsym):
+        if present[s]:
+            sym[k] = s
+            k += 1
+    sub = np.empty((nctx, n), dtype=np.int64)
+    for c in range(nctx):
+        for t in range(n):
+            sub[c, t] = w[c, sym[t]]
+    lc, cc, ok = code_table(sub)
+    lens = np.zeros((nctx, nsym), dtype=np.int64)
+    codes = np.zeros((nctx, nsym), dtype=np.int64)
+    for c in range(nctx):
+        for t in range(n):
+            lens[c, sym[t]] = lc[c, t]
+            codes[c, sym[t]] = cc[c, t]
+    return w, lens, codes, ok
+
+
+@njit(nogil=True, cache=True)
+def estimate_bits(counts, w, lens, pbits):
+    """(covered, rANS bits, prefix bits) of ``auto.estimate``: Σ count x (pbits - log2 w) over
+    the symbols that occur, summed as numpy sums ``counts[used] * (pbits - np.log2(w[used]))``
+    (the same float64: the choice between the coders must not move), and Σ count x length
+    (integers). ``covered`` is False when a symbol that occurs has no weight."""
+    nctx, a = counts.shape
+    terms = np.empty(nctx * a, dtype=np.float64)
+    m = 0
+    plen = 0
+    for c in range(nctx):
+        for s in range(a):
+            k = counts[c, s]
+            plen += k * lens[c, s]
+            if k > 0:
+                if w[c, s] <= 0:
+                    return False, 0.0, 0
+                terms[m] = np.float64(k) * (np.float64(pbits) - np.log2(np.float64(w[c, s])))
+                m += 1
+    return True, 0.0 + _pairwise_sum(terms, 0, m), plen

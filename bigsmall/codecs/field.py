@@ -200,11 +200,7 @@ def _row_shifts(values: np.ndarray, lay: Layout, nrows: int, ncols: int) -> np.n
         return np.zeros(nrows, np.int64)
     from . import context
 
-    acc = context._row_or(values, (1 << lay.p) - 1, nrows, ncols)  # one pass, no temporaries
-    tz = np.full(nrows, lay.p, np.int64)
-    for b in range(lay.p - 1, -1, -1):
-        tz[((acc >> np.uint64(b)) & np.uint64(1)) == 1] = b
-    return tz
+    return context._row_low_zeros(values, lay.p, nrows, ncols)  # one pass, no temporaries
 
 
 def _count_contexts(hi: np.ndarray, cl: context.Clustering, ncols: int, alpha: int) -> np.ndarray:

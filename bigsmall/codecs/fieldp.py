@@ -136,22 +136,11 @@ def joint_code(freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray,
     (context, symbol ``e << mb | m``) from ``field``'s normalised tables (``freq[ctx, e] *
     mfreq[mrow[e], m]``, or ``freq`` without mantissa bits) and the prefix code derived from
     them (spec §19.2; lengths 0 for absent symbols and a context's only symbol)."""
-    from . import prefix
+    from . import enc_tables
 
-    nctx = freq.shape[0]
-    if lay.mb:
-        w = (freq[:, :, None] * mfreq[mrow][None, :, :]).reshape(nctx, -1)
-    else:
-        w = freq
-    w = np.ascontiguousarray(w, dtype=np.int64)
-    sym = np.flatnonzero((w > 0).any(axis=0))  # as prefix.joint_weights finds them
-    lc, cc, ok = prefix.code_table(np.ascontiguousarray(w[:, sym]))  # no decode tables
+    w, lens, codes, ok = enc_tables.joint_code(freq, mfreq, mrow, lay.mb)  # one compiled call
     if not ok:
         raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
-    lens = np.zeros(w.shape, np.int64)
-    codes = np.zeros(w.shape, np.int64)
-    lens[:, sym] = lc
-    codes[:, sym] = cc
     return w, lens, codes
 
 
