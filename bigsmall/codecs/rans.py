@@ -535,6 +535,8 @@ def normalize_weights(weights: np.ndarray, prob_bits: int) -> np.ndarray:
     Integer-only and deterministic (stable sorts on integer keys), because the decoder rebuilds
     the very same table from the stored weights: any platform difference here would be data loss.
     Every symbol with weight > 0 gets frequency >= 1. ``weights`` is ``int64[nctx, A]``.
+    The reference: encoder and decoder run ``decode_tables._normalize`` (compiled, from the
+    stored codes), which must equal this (``tests/test_decode_tables.py``).
     """
     w = np.asarray(weights, dtype=np.int64)
     target = 1 << prob_bits

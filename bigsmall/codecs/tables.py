@@ -21,7 +21,9 @@ TOP = float(WEIGHTS[-1])
 
 
 def quantize_counts(counts: np.ndarray) -> np.ndarray:
-    """Counts (any shape, last axis = alphabet) -> uint8 codes, scaled per row to use the range."""
+    """Counts (any shape, last axis = alphabet) -> uint8 codes, scaled per row to use the range.
+
+    The reference: the encoder runs ``enc_tables.quantize_counts``, compiled, same codes."""
     c = np.asarray(counts, dtype=np.float64)
     peak = c.max(axis=-1, keepdims=True)
     peak[peak == 0] = 1.0
@@ -43,6 +45,8 @@ def dequantize(q: np.ndarray) -> np.ndarray:
 
 def pack_rows(q: np.ndarray) -> bytes:
     """Serialise rows of codes as (u16 first present symbol, u16 span, span bytes).
+
+    The reference: the encoder runs ``enc_tables.pack_rows``, compiled, same bytes.
 
     The bounds of every row come from two vectorised passes; the loop only slices bytes (a
     mantissa table has a row per exponent value: 256 ``flatnonzero`` calls per tensor cost
