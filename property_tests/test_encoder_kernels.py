@@ -385,3 +385,49 @@ def test_joint_code_and_estimate_match_numpy(seed, nctx, eb, mb, present, skew):
     if covered:
         assert rans_bits == float((counts[used] * (pbits - np.log2(w[used]))).sum())
         assert plen == int((counts * lens).sum())
+
+
+def _fit_numpy(sym: np.ndarray, alpha: int, kr: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd iterations as plain numpy and loops, recounting every pass (the compiled ``_fit``
+    reuses and moves histogram counts; integer counts make that exactly a recount)."""
+    def start(means: np.ndarray, k: int) -> np.ndarray:
+        if k == 1:
+            return np.zeros(means.size, np.int64)
+        return np.searchsorted(np.quantile(means, np.linspace(0.0, 1.0, k + 1)[1:-1]), means)
+
+    def step(mat: np.ndarray, labels: np.ndarray, other: np.ndarray, k: int, k_other: int):
+        h = _hist_ref(mat, other, k_other, alpha)
+        table = np.zeros((k, h.shape[1]))
+        for i, c in enumerate(labels):
+            table[c] += h[i]
+        t = table + 0.05
+        return _argmin_ref(h, -np.log2(t / t.sum(axis=-1, keepdims=True)))
+
+    rows, cols = start(sym.mean(axis=1), kr), start(sym.mean(axis=0), kc)
+    for _ in range(context.ITERATIONS):
+        prev = rows.copy(), cols.copy()
+        if kr > 1:
+            rows = step(sym, rows, cols, kr, kc)
+        if kc > 1:
+            cols = step(sym.T, cols, rows, kc, kr)
+        if np.array_equal(prev[0], rows) and np.array_equal(prev[1], cols):
+            break
+    return rows, cols
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), nr=st.integers(2, 48), nc=st.integers(2, 48),
+       kr=st.sampled_from([1, 2, 4, 8]), kc=st.sampled_from([1, 2, 4, 8]),
+       alpha=st.sampled_from([2, 5, 12]))
+def test_fit_matches_plain_lloyd(seed, nr, nc, kr, kc, alpha):
+    """The compiled Lloyd loop (``_lloyd``, shared first-pass histograms and all) chooses the
+    clusters the plain formulation chooses; a memo shared by several fits changes nothing."""
+    rng = np.random.default_rng(seed)
+    # rows and columns with their own scales, so that clusters are worth finding
+    scale = rng.integers(0, alpha, nr)[:, None] + rng.integers(0, alpha, nc)[None, :]
+    sym = np.clip(scale // 2 + rng.integers(-1, 2, (nr, nc)), 0, alpha - 1).astype(np.uint8)
+    memo: dict = {}
+    for k in ((kr, kc), (kr, max(1, kc // 2)), (kr, kc)):  # later fits reuse the memo
+        got = context._fit(sym, alpha, k[0], k[1], memo)
+        ref = _fit_numpy(sym, alpha, k[0], k[1])
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), k
