@@ -431,3 +431,11 @@ def test_fit_matches_plain_lloyd(seed, nr, nc, kr, kc, alpha):
         got = context._fit(sym, alpha, k[0], k[1], memo)
         ref = _fit_numpy(sym, alpha, k[0], k[1])
         assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1]), k
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0.0, -0.0, 1.5]),
+                max_size=300))
+def test_sorted_is_numpys_sort(xs):
+    v = np.array(xs, dtype=np.float64)
+    assert np.array_equal(context._sorted(v), np.sort(v))
