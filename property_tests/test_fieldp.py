@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bigsmall.codecs import prefix
+from bigsmall.codecs import decode_tables, prefix
 from bigsmall.codecs.base import LEVELS, get_codec
 from bigsmall.core.decode import decode_into
 from bigsmall.core.types import TensorSpec
@@ -120,11 +120,11 @@ def test_code_lengths_are_optimal_and_complete(w, lmax):
 @settings(max_examples=200, deadline=None)
 @given(w=st.lists(st.integers(0, 6), min_size=0, max_size=200))
 def test_stable_order_is_numpys_stable_argsort(w):
-    """``prefix._stable_order`` (the hand-written merge sort) is ``np.argsort(kind=
+    """``decode_tables.stable_order`` (the hand-written merge sort) is ``np.argsort(kind=
     "mergesort")``: the package-merge ties depend on it. Few distinct weights: many ties."""
     wa = np.array(w, np.int64)
     idx = np.flatnonzero(wa > 0).astype(np.int64)
-    got = prefix._stable_order(wa, idx)
+    got = decode_tables.stable_order(wa, idx)
     assert got.tolist() == idx[np.argsort(wa[idx], kind="mergesort")].tolist()
 
 

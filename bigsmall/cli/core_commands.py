@@ -164,7 +164,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-verify", action="store_true", help="skip decoding each coded tensor again before writing it")
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
-                   help="encoder effort: 'fast' skips the context search (~3x faster, files a "
+                   help="encoder effort: 'fast' skips the context search (~2-2.5x faster, files a "
                    "little larger); same format either way (default: default)")
     p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage: 'rans' gives the smallest files; 'prefix' decodes ~1.6x "

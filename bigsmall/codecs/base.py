@@ -47,7 +47,7 @@ it costs at most 0.25 % of the tensor's size, else ``rans`` (``codecs/auto.py``)
 
 LEVELS = ("fast", "default")
 """Encoder effort levels: ``fast`` skips the search for row/column contexts (one context per
-tensor: ~3x faster compress, ~0.2-1.6 points larger on the corpus); ``default`` searches."""
+tensor: ~2-2.5x faster compress, ~0.2-1.6 points larger on the corpus); ``default`` searches."""
 
 
 class Codec(abc.ABC):

@@ -38,7 +38,7 @@ def _row(raw, pos, alpha, q):
 @njit(nogil=True, cache=True)
 def present_symbols(w, alpha, n):
     """The ``n`` symbols ``s < alpha`` with ``w[s] > 0``, ascending (a loop, not
-    ``np.flatnonzero``: see ``prefix._stable_order`` on why compiled code avoids it)."""
+    ``np.flatnonzero``: see ``stable_order`` on why compiled code avoids it)."""
     out = np.empty(n, np.int64)
     k = 0
     for s in range(alpha):
@@ -46,6 +46,40 @@ def present_symbols(w, alpha, n):
             out[k] = s
             k += 1
     return out
+
+
+@njit(nogil=True, cache=True)
+def stable_order(w, idx):
+    """``idx`` sorted by ``w[idx]``, equal weights in their order in ``idx``: what
+    ``idx[np.argsort(w[idx], kind="mergesort")]`` gives (a stable sort's order is unique),
+    by a bottom-up merge sort written out (any comparable ``w``: int weights for the prefix
+    code's leaves, float means for the encoder's start maps). Why not numpy's: compiled code
+    that calls
+    ``np.argsort``, ``np.flatnonzero`` or array comparisons makes numba import its numpy
+    implementation modules when the cached kernel is loaded (tens of ms of every cold
+    ``decompress`` of a prefix-coded file)."""
+    n = idx.shape[0]
+    a = idx.copy()
+    b = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            x = lo
+            y = mid
+            for k in range(lo, hi):
+                if x < mid and (y >= hi or w[a[x]] <= w[a[y]]):
+                    b[k] = a[x]
+                    x += 1
+                else:
+                    b[k] = a[y]
+                    y += 1
+            lo = hi
+        a, b = b, a
+        width *= 2
+    return a
 
 
 @njit(nogil=True, cache=True)

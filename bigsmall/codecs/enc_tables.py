@@ -17,7 +17,7 @@ from numba import njit
 from . import tables
 from .context import _pairwise_sum
 from .decode_tables import TOO_MANY, _normalize
-from .prefix import code_table
+from .prefix import code_table, joint_weights
 
 _LOGW = tables._LOGW
 _TOP = tables.TOP
@@ -118,10 +118,8 @@ def normalize_codes(q: np.ndarray, bits: int) -> np.ndarray:
     the frequencies the decoder rebuilds from them. ValueError as there when a row has more
     symbols than slots."""
     q2 = np.ascontiguousarray(q, dtype=np.uint8)
-    if q2.shape[1] > 256:  # the shared kernel breaks ties with 8-bit symbol keys
-        from . import rans
-
-        return rans.normalize_weights(tables.dequantize(q2), bits)
+    if q2.shape[1] > 256:  # the format's alphabets (eb, mb <= 8); the kernel's tie keys are 8-bit
+        raise ValueError(f"alphabet of {q2.shape[1]} symbols; at most 256")
     out, err = _normalize_rows(q2, bits)
     if err == TOO_MANY:
         raise ValueError("more distinct symbols than table slots")
@@ -129,45 +127,26 @@ def normalize_codes(q: np.ndarray, bits: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True)
-def joint_code(freq, mfreq, mrow, mb):
+def joint_code(freq, mfreq, mrow, eb, mb):
     """``fieldp.joint_code``'s (w, lens, codes) plus whether the code is complete, in one
-    compiled call: the joint weights ``freq[ctx, e] * mfreq[mrow[e], m]`` at ``e << mb | m``
-    (``freq`` itself without mantissa bits), the prefix code of the symbols present in any
-    context (``prefix.code_table``), scattered back to every (context, symbol)."""
+    compiled call: the joint weights ``freq[ctx, e] * mfreq[mrow[e], m]`` of the symbols present
+    in some context, as the decoder derives them (``prefix.joint_weights``), their prefix code
+    (``prefix.code_table``), both scattered to every (context, symbol ``e << mb | m``)."""
     nctx, a = freq.shape
-    if mb:
-        ma = mfreq.shape[1]
-        w = np.empty((nctx, a * ma), dtype=np.int64)
-        for c in range(nctx):
-            for e in range(a):
-                for m in range(ma):
-                    w[c, e * ma + m] = freq[c, e] * mfreq[mrow[e], m]
-    else:
-        w = freq.astype(np.int64)
-    nsym = w.shape[1]
-    present = np.zeros(nsym, dtype=np.bool_)
-    n = 0
-    for s in range(nsym):
-        for c in range(nctx):
-            if w[c, s] > 0:
-                present[s] = True
-                n += 1
-                break
-    sym = np.empty(n, dtype=np.int64)
-    k = 0
-    for s in range(nsym):
-        if present[s]:
-            sym[k] = s
-            k += 1
-    sub = np.empty((nctx, n), dtype=np.int64)
-    for c in range(nctx):
-        for t in range(n):
-            sub[c, t] = w[c, sym[t]]
+    ma = mfreq.shape[1]
+    fm = np.empty((a, ma), dtype=np.int64)  # the mantissa weights of each exponent
+    for e in range(a):
+        for m in range(ma):
+            fm[e, m] = mfreq[mrow[e], m]
+    sym, sub = joint_weights(freq, fm, eb, mb)
     lc, cc, ok = code_table(sub)
+    nsym = a << mb
+    w = np.zeros((nctx, nsym), dtype=np.int64)
     lens = np.zeros((nctx, nsym), dtype=np.int64)
     codes = np.zeros((nctx, nsym), dtype=np.int64)
     for c in range(nctx):
-        for t in range(n):
+        for t in range(sym.shape[0]):
+            w[c, sym[t]] = sub[c, t]
             lens[c, sym[t]] = lc[c, t]
             codes[c, sym[t]] = cc[c, t]
     return w, lens, codes, ok

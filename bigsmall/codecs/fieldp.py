@@ -138,7 +138,7 @@ def joint_code(freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray,
     them (spec §19.2; lengths 0 for absent symbols and a context's only symbol)."""
     from . import enc_tables
 
-    w, lens, codes, ok = enc_tables.joint_code(freq, mfreq, mrow, lay.mb)  # one compiled call
+    w, lens, codes, ok = enc_tables.joint_code(freq, mfreq, mrow, lay.eb, lay.mb)
     if not ok:
         raise AssertionError("fieldp: incomplete prefix code (package-merge bug)")
     return w, lens, codes

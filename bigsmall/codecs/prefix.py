@@ -30,45 +30,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .decode_tables import present_symbols, read_freqs
+from .decode_tables import present_symbols, read_freqs, stable_order
 
 LMAX = 15  # longest code (a 4-bit length field)
 L1 = 10  # first-level table index bits: 2 KiB of table per context (see below)
 SYM_BITS = 12  # entry = symbol | length << 12: joint symbols have at most 12 bits
 EMPTY = 14  # length field of a t1 entry in an empty context
 LONG = 15  # length field of a t1 entry whose code is longer than L1
-
-
-@njit(nogil=True, cache=True)
-def _stable_order(w: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``idx`` sorted by ``w[idx]``, equal weights in their order in ``idx``: what
-    ``idx[np.argsort(w[idx], kind="mergesort")]`` gives (a stable sort's order is unique),
-    by a bottom-up merge sort written out. Why not numpy's: compiled code that calls
-    ``np.argsort``, ``np.flatnonzero`` or array comparisons makes numba import its numpy
-    implementation modules when the cached kernel is loaded (tens of ms of every cold
-    ``decompress`` of a prefix-coded file)."""
-    n = idx.shape[0]
-    a = idx.copy()
-    b = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            x = lo
-            y = mid
-            for k in range(lo, hi):
-                if x < mid and (y >= hi or w[a[x]] <= w[a[y]]):
-                    b[k] = a[x]
-                    x += 1
-                else:
-                    b[k] = a[y]
-                    y += 1
-            lo = hi
-        a, b = b, a
-        width *= 2
-    return a
 
 
 @njit(nogil=True, cache=True)
@@ -89,7 +57,7 @@ def code_lengths(w: np.ndarray, lmax: int) -> np.ndarray:
             n += 1
     if n <= 1:
         return out  # 0 symbols: no code; 1 symbol: a zero-length code
-    leaf = _stable_order(w, present_symbols(w, a, n))  # equal weights by symbol
+    leaf = stable_order(w, present_symbols(w, a, n))  # equal weights by symbol
     big = np.int64(1) << 61  # sentinel: above any real weight or package (< 2**35)
     lw = np.empty(n + 1, np.int64)
     for r in range(n):

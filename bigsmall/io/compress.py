@@ -169,7 +169,7 @@ def compress(
     it applies: decodes ~1.6x faster than rANS, ~0.1-0.2 points larger).
 
     ``level``: ``"default"`` searches each float tensor's row/column contexts (smallest files);
-    ``"fast"`` uses one context per tensor (~3x faster, slightly larger). Both write the same
+    ``"fast"`` uses one context per tensor (~2-2.5x faster, slightly larger). Both write the same
     format; any bigsmall reads either. Checked before anything is read or written.
     """
     if format_version is None:
