@@ -399,3 +399,46 @@ def test_field8_kernel_bounds_checked_build():
                         cc[0:4] = (sl % (1 << 32)).to_bytes(4, "little")
                     rejected += dec(out, *args, np.frombuffer(bytes(cc), np.uint8)) != 0
     assert rejected > 0
+
+
+@pytest.mark.parametrize("case", ["u8-no-raw", "16bit-shifted-away"])
+def test_field8_fast_loop_without_raw_bits(monkeypatch, case):
+    """Groups whose row has no raw bits left (``rbits == 0``, or a row shift that removes
+    them all) with mantissa symbols: the fast loop reads its (masked-off) raw bits from the
+    buffer's start then. Layouts forced, as the encoder's own choice rarely gives these:
+    bit-exact with the production kernel, and every read in bounds in the checked build."""
+    from bigsmall.codecs import field, gen_decode8
+    from bigsmall.core.types import TensorSpec
+
+    from .checked_loads import checked_build
+
+    rng = np.random.default_rng(3)
+    if case == "u8-no-raw":
+        lay = field.Layout(8, 0, 5, 3)  # c == width: no raw bits at all
+        v = np.clip(rng.normal(128, 9, (60, 203)), 0, 255).astype(np.uint8)
+        dtype = "U8"
+    else:
+        lay = field.Layout(16, 5, 8, 3)  # rbits 5 == p: a row shift of 5 leaves none
+        v = np.clip(rng.normal(9000, 700, (60, 203)), 0, 65535).astype(np.uint16)
+        v[::2] &= 0xFFE0  # every other row: low 5 bits zero, shifted away
+        dtype = "BF16"  # any 16-bit float: the layout is forced
+    monkeypatch.setattr(field, "_choose_layout", lambda values, lay0, spec: lay)
+    data = v.view(np.uint8).reshape(-1)
+    spec = TensorSpec("t", dtype, v.shape, 0, data.size)
+    codec = get_codec("field8")
+    dec = checked_build(gen_decode8.generate(), "_decode8")["decode_chunk"]
+    unit = v.itemsize
+    for chunk in (333, 1 << 20):
+        plan = codec.encode(data, spec, chunk)
+        assert tuple(plan.params["layout"]) == (lay.width, lay.p, lay.eb, lay.mb)
+        assert plan.params["row_shift"] == (case != "u8-no-raw")
+        assert _decode(spec, plan).tobytes() == data.tobytes()
+        s = codec.prepare(spec, plan.params, plan.head)
+        for ci, c in enumerate(plan.chunks):
+            n = min(chunk, v.size - ci * chunk)
+            out = np.empty(n, v.dtype)
+            args = (ci * chunk, v.shape[1], s.rowctx, s.colctx, s.tsym, s.tfc, s.prob_bits,
+                    s.msym, s.mfc, s.mprob_bits, lay.p, lay.eb, lay.mb, s.rshift)
+            assert dec(out, *args, np.frombuffer(c, np.uint8)) == 0
+            b = ci * chunk * unit
+            assert out.view(np.uint8).tobytes() == data[b: b + n * unit].tobytes()

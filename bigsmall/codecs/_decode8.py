@@ -57,8 +57,10 @@ def _kernel(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits,
 
     Groups of 8 units that lie in one matrix row and whose reads provably stay inside the
     buffer (a group moves the word position by <= 32 bytes and the raw position by <= 8 *
-    rbits bits) run a loop without row bookkeeping or bounds tests, written out once per
-    combination of "has mantissa symbols" and "raw bits: none / no row shift / shifted".
+    rbits bits) run a loop without row bookkeeping or bounds tests, written out once with
+    and once without mantissa symbols (one raw-bits form serves every row shift, a row
+    without raw bits reading masked-off bits at the buffer's start: a third of the code
+    and of the first run's compile time of one form per raw-bits case, same speed).
     Every other group (row crossings, the chunk's end, the last bytes of the buffer) runs
     the slow form, which tests every read. Safety: table indices are in range by
     construction (symbols < 2**eb, contexts < kr*kc, checked by ``prepare``); the word
@@ -114,700 +116,251 @@ def _kernel(out, k0, ncols, rowctx, colctx, tsym, tfc, pbits, msym, mfc, mpbits,
         if G >= 1:
             rc = ld(rowctx, i)
             bm = (1 << bw) - 1
+            ub = u if bw > 0 else 0
             if mb > 0:
-                if bw > 0 and rs == 0:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        slot = x0 & bmask
-                        m_ = ld(msym, (s0 << mpbits) + slot)
-                        fc = ld(mfc, (s0 << mb) + m_)
-                        x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
-                        s0 = (s0 << mb) | m_
-                        slot = x1 & bmask
-                        m_ = ld(msym, (s1 << mpbits) + slot)
-                        fc = ld(mfc, (s1 << mb) + m_)
-                        x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
-                        s1 = (s1 << mb) | m_
-                        slot = x2 & bmask
-                        m_ = ld(msym, (s2 << mpbits) + slot)
-                        fc = ld(mfc, (s2 << mb) + m_)
-                        x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
-                        s2 = (s2 << mb) | m_
-                        slot = x3 & bmask
-                        m_ = ld(msym, (s3 << mpbits) + slot)
-                        fc = ld(mfc, (s3 << mb) + m_)
-                        x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
-                        s3 = (s3 << mb) | m_
-                        slot = x4 & bmask
-                        m_ = ld(msym, (s4 << mpbits) + slot)
-                        fc = ld(mfc, (s4 << mb) + m_)
-                        x4 = (fc & 0xFFFF) * (x4 >> mpbits) + slot - (fc >> 16)
-                        s4 = (s4 << mb) | m_
-                        slot = x5 & bmask
-                        m_ = ld(msym, (s5 << mpbits) + slot)
-                        fc = ld(mfc, (s5 << mb) + m_)
-                        x5 = (fc & 0xFFFF) * (x5 >> mpbits) + slot - (fc >> 16)
-                        s5 = (s5 << mb) | m_
-                        slot = x6 & bmask
-                        m_ = ld(msym, (s6 << mpbits) + slot)
-                        fc = ld(mfc, (s6 << mb) + m_)
-                        x6 = (fc & 0xFFFF) * (x6 >> mpbits) + slot - (fc >> 16)
-                        s6 = (s6 << mb) | m_
-                        slot = x7 & bmask
-                        m_ = ld(msym, (s7 << mpbits) + slot)
-                        fc = ld(mfc, (s7 << mb) + m_)
-                        x7 = (fc & 0xFFFF) * (x7 >> mpbits) + slot - (fc >> 16)
-                        s7 = (s7 << mb) | m_
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        q_ = u + 0 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 1 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 2 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 3 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 4 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 5 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 6 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 7 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        u += 8 * bw
-                        t += 8
-                        j += 8
-                elif bw > 0:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        slot = x0 & bmask
-                        m_ = ld(msym, (s0 << mpbits) + slot)
-                        fc = ld(mfc, (s0 << mb) + m_)
-                        x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
-                        s0 = (s0 << mb) | m_
-                        slot = x1 & bmask
-                        m_ = ld(msym, (s1 << mpbits) + slot)
-                        fc = ld(mfc, (s1 << mb) + m_)
-                        x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
-                        s1 = (s1 << mb) | m_
-                        slot = x2 & bmask
-                        m_ = ld(msym, (s2 << mpbits) + slot)
-                        fc = ld(mfc, (s2 << mb) + m_)
-                        x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
-                        s2 = (s2 << mb) | m_
-                        slot = x3 & bmask
-                        m_ = ld(msym, (s3 << mpbits) + slot)
-                        fc = ld(mfc, (s3 << mb) + m_)
-                        x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
-                        s3 = (s3 << mb) | m_
-                        slot = x4 & bmask
-                        m_ = ld(msym, (s4 << mpbits) + slot)
-                        fc = ld(mfc, (s4 << mb) + m_)
-                        x4 = (fc & 0xFFFF) * (x4 >> mpbits) + slot - (fc >> 16)
-                        s4 = (s4 << mb) | m_
-                        slot = x5 & bmask
-                        m_ = ld(msym, (s5 << mpbits) + slot)
-                        fc = ld(mfc, (s5 << mb) + m_)
-                        x5 = (fc & 0xFFFF) * (x5 >> mpbits) + slot - (fc >> 16)
-                        s5 = (s5 << mb) | m_
-                        slot = x6 & bmask
-                        m_ = ld(msym, (s6 << mpbits) + slot)
-                        fc = ld(mfc, (s6 << mb) + m_)
-                        x6 = (fc & 0xFFFF) * (x6 >> mpbits) + slot - (fc >> 16)
-                        s6 = (s6 << mb) | m_
-                        slot = x7 & bmask
-                        m_ = ld(msym, (s7 << mpbits) + slot)
-                        fc = ld(mfc, (s7 << mb) + m_)
-                        x7 = (fc & 0xFFFF) * (x7 >> mpbits) + slot - (fc >> 16)
-                        s7 = (s7 << mb) | m_
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        q_ = u + 0 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 1 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 2 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 3 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 4 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 5 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 6 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 7 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        u += 8 * bw
-                        t += 8
-                        j += 8
-                else:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        slot = x0 & bmask
-                        m_ = ld(msym, (s0 << mpbits) + slot)
-                        fc = ld(mfc, (s0 << mb) + m_)
-                        x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
-                        s0 = (s0 << mb) | m_
-                        slot = x1 & bmask
-                        m_ = ld(msym, (s1 << mpbits) + slot)
-                        fc = ld(mfc, (s1 << mb) + m_)
-                        x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
-                        s1 = (s1 << mb) | m_
-                        slot = x2 & bmask
-                        m_ = ld(msym, (s2 << mpbits) + slot)
-                        fc = ld(mfc, (s2 << mb) + m_)
-                        x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
-                        s2 = (s2 << mb) | m_
-                        slot = x3 & bmask
-                        m_ = ld(msym, (s3 << mpbits) + slot)
-                        fc = ld(mfc, (s3 << mb) + m_)
-                        x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
-                        s3 = (s3 << mb) | m_
-                        slot = x4 & bmask
-                        m_ = ld(msym, (s4 << mpbits) + slot)
-                        fc = ld(mfc, (s4 << mb) + m_)
-                        x4 = (fc & 0xFFFF) * (x4 >> mpbits) + slot - (fc >> 16)
-                        s4 = (s4 << mb) | m_
-                        slot = x5 & bmask
-                        m_ = ld(msym, (s5 << mpbits) + slot)
-                        fc = ld(mfc, (s5 << mb) + m_)
-                        x5 = (fc & 0xFFFF) * (x5 >> mpbits) + slot - (fc >> 16)
-                        s5 = (s5 << mb) | m_
-                        slot = x6 & bmask
-                        m_ = ld(msym, (s6 << mpbits) + slot)
-                        fc = ld(mfc, (s6 << mb) + m_)
-                        x6 = (fc & 0xFFFF) * (x6 >> mpbits) + slot - (fc >> 16)
-                        s6 = (s6 << mb) | m_
-                        slot = x7 & bmask
-                        m_ = ld(msym, (s7 << mpbits) + slot)
-                        fc = ld(mfc, (s7 << mb) + m_)
-                        x7 = (fc & 0xFFFF) * (x7 >> mpbits) + slot - (fc >> 16)
-                        s7 = (s7 << mb) | m_
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        st(out, t + 0, s0 << p)
-                        st(out, t + 1, s1 << p)
-                        st(out, t + 2, s2 << p)
-                        st(out, t + 3, s3 << p)
-                        st(out, t + 4, s4 << p)
-                        st(out, t + 5, s5 << p)
-                        st(out, t + 6, s6 << p)
-                        st(out, t + 7, s7 << p)
-                        t += 8
-                        j += 8
+                for _g in range(G):
+                    cx0 = rc + ld(colctx, j + 0)
+                    slot = x0 & amask
+                    s0 = ld(tsym, (cx0 << pbits) + slot)
+                    fc = ld(tfc, (cx0 << eb) + s0)
+                    x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+                    cx1 = rc + ld(colctx, j + 1)
+                    slot = x1 & amask
+                    s1 = ld(tsym, (cx1 << pbits) + slot)
+                    fc = ld(tfc, (cx1 << eb) + s1)
+                    x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
+                    cx2 = rc + ld(colctx, j + 2)
+                    slot = x2 & amask
+                    s2 = ld(tsym, (cx2 << pbits) + slot)
+                    fc = ld(tfc, (cx2 << eb) + s2)
+                    x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
+                    cx3 = rc + ld(colctx, j + 3)
+                    slot = x3 & amask
+                    s3 = ld(tsym, (cx3 << pbits) + slot)
+                    fc = ld(tfc, (cx3 << eb) + s3)
+                    x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
+                    cx4 = rc + ld(colctx, j + 4)
+                    slot = x4 & amask
+                    s4 = ld(tsym, (cx4 << pbits) + slot)
+                    fc = ld(tfc, (cx4 << eb) + s4)
+                    x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
+                    cx5 = rc + ld(colctx, j + 5)
+                    slot = x5 & amask
+                    s5 = ld(tsym, (cx5 << pbits) + slot)
+                    fc = ld(tfc, (cx5 << eb) + s5)
+                    x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
+                    cx6 = rc + ld(colctx, j + 6)
+                    slot = x6 & amask
+                    s6 = ld(tsym, (cx6 << pbits) + slot)
+                    fc = ld(tfc, (cx6 << eb) + s6)
+                    x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
+                    cx7 = rc + ld(colctx, j + 7)
+                    slot = x7 & amask
+                    s7 = ld(tsym, (cx7 << pbits) + slot)
+                    fc = ld(tfc, (cx7 << eb) + s7)
+                    x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
+                    slot = x0 & bmask
+                    m_ = ld(msym, (s0 << mpbits) + slot)
+                    fc = ld(mfc, (s0 << mb) + m_)
+                    x0 = (fc & 0xFFFF) * (x0 >> mpbits) + slot - (fc >> 16)
+                    s0 = (s0 << mb) | m_
+                    slot = x1 & bmask
+                    m_ = ld(msym, (s1 << mpbits) + slot)
+                    fc = ld(mfc, (s1 << mb) + m_)
+                    x1 = (fc & 0xFFFF) * (x1 >> mpbits) + slot - (fc >> 16)
+                    s1 = (s1 << mb) | m_
+                    slot = x2 & bmask
+                    m_ = ld(msym, (s2 << mpbits) + slot)
+                    fc = ld(mfc, (s2 << mb) + m_)
+                    x2 = (fc & 0xFFFF) * (x2 >> mpbits) + slot - (fc >> 16)
+                    s2 = (s2 << mb) | m_
+                    slot = x3 & bmask
+                    m_ = ld(msym, (s3 << mpbits) + slot)
+                    fc = ld(mfc, (s3 << mb) + m_)
+                    x3 = (fc & 0xFFFF) * (x3 >> mpbits) + slot - (fc >> 16)
+                    s3 = (s3 << mb) | m_
+                    slot = x4 & bmask
+                    m_ = ld(msym, (s4 << mpbits) + slot)
+                    fc = ld(mfc, (s4 << mb) + m_)
+                    x4 = (fc & 0xFFFF) * (x4 >> mpbits) + slot - (fc >> 16)
+                    s4 = (s4 << mb) | m_
+                    slot = x5 & bmask
+                    m_ = ld(msym, (s5 << mpbits) + slot)
+                    fc = ld(mfc, (s5 << mb) + m_)
+                    x5 = (fc & 0xFFFF) * (x5 >> mpbits) + slot - (fc >> 16)
+                    s5 = (s5 << mb) | m_
+                    slot = x6 & bmask
+                    m_ = ld(msym, (s6 << mpbits) + slot)
+                    fc = ld(mfc, (s6 << mb) + m_)
+                    x6 = (fc & 0xFFFF) * (x6 >> mpbits) + slot - (fc >> 16)
+                    s6 = (s6 << mb) | m_
+                    slot = x7 & bmask
+                    m_ = ld(msym, (s7 << mpbits) + slot)
+                    fc = ld(mfc, (s7 << mb) + m_)
+                    x7 = (fc & 0xFFFF) * (x7 >> mpbits) + slot - (fc >> 16)
+                    s7 = (s7 << mb) | m_
+                    w_ = (x0 << 32) | ld32(buf, sp)
+                    c_ = x0 < RL
+                    sp = sp + 4 if c_ else sp
+                    x0 = w_ if c_ else x0
+                    w_ = (x1 << 32) | ld32(buf, sp)
+                    c_ = x1 < RL
+                    sp = sp + 4 if c_ else sp
+                    x1 = w_ if c_ else x1
+                    w_ = (x2 << 32) | ld32(buf, sp)
+                    c_ = x2 < RL
+                    sp = sp + 4 if c_ else sp
+                    x2 = w_ if c_ else x2
+                    w_ = (x3 << 32) | ld32(buf, sp)
+                    c_ = x3 < RL
+                    sp = sp + 4 if c_ else sp
+                    x3 = w_ if c_ else x3
+                    w_ = (x4 << 32) | ld32(buf, sp)
+                    c_ = x4 < RL
+                    sp = sp + 4 if c_ else sp
+                    x4 = w_ if c_ else x4
+                    w_ = (x5 << 32) | ld32(buf, sp)
+                    c_ = x5 < RL
+                    sp = sp + 4 if c_ else sp
+                    x5 = w_ if c_ else x5
+                    w_ = (x6 << 32) | ld32(buf, sp)
+                    c_ = x6 < RL
+                    sp = sp + 4 if c_ else sp
+                    x6 = w_ if c_ else x6
+                    w_ = (x7 << 32) | ld32(buf, sp)
+                    c_ = x7 < RL
+                    sp = sp + 4 if c_ else sp
+                    x7 = w_ if c_ else x7
+                    q_ = ub + 0 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 1 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 2 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 3 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 4 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 5 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 6 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 7 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    ub += 8 * bw
+                    t += 8
+                    j += 8
             else:
-                if bw > 0 and rs == 0:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        q_ = u + 0 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 1 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 2 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 3 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 4 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 5 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 6 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 7 * bw
-                        r_ = (ld64(buf, q_ >> 3) >> (q_ & 7)) & bm
-                        st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        u += 8 * bw
-                        t += 8
-                        j += 8
-                elif bw > 0:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        q_ = u + 0 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 1 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 2 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 3 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 4 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 5 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 6 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        q_ = u + 7 * bw
-                        r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
-                        st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
-                        u += 8 * bw
-                        t += 8
-                        j += 8
-                else:
-                    for _g in range(G):
-                        cx0 = rc + ld(colctx, j + 0)
-                        slot = x0 & amask
-                        s0 = ld(tsym, (cx0 << pbits) + slot)
-                        fc = ld(tfc, (cx0 << eb) + s0)
-                        x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
-                        cx1 = rc + ld(colctx, j + 1)
-                        slot = x1 & amask
-                        s1 = ld(tsym, (cx1 << pbits) + slot)
-                        fc = ld(tfc, (cx1 << eb) + s1)
-                        x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
-                        cx2 = rc + ld(colctx, j + 2)
-                        slot = x2 & amask
-                        s2 = ld(tsym, (cx2 << pbits) + slot)
-                        fc = ld(tfc, (cx2 << eb) + s2)
-                        x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
-                        cx3 = rc + ld(colctx, j + 3)
-                        slot = x3 & amask
-                        s3 = ld(tsym, (cx3 << pbits) + slot)
-                        fc = ld(tfc, (cx3 << eb) + s3)
-                        x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
-                        cx4 = rc + ld(colctx, j + 4)
-                        slot = x4 & amask
-                        s4 = ld(tsym, (cx4 << pbits) + slot)
-                        fc = ld(tfc, (cx4 << eb) + s4)
-                        x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
-                        cx5 = rc + ld(colctx, j + 5)
-                        slot = x5 & amask
-                        s5 = ld(tsym, (cx5 << pbits) + slot)
-                        fc = ld(tfc, (cx5 << eb) + s5)
-                        x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
-                        cx6 = rc + ld(colctx, j + 6)
-                        slot = x6 & amask
-                        s6 = ld(tsym, (cx6 << pbits) + slot)
-                        fc = ld(tfc, (cx6 << eb) + s6)
-                        x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
-                        cx7 = rc + ld(colctx, j + 7)
-                        slot = x7 & amask
-                        s7 = ld(tsym, (cx7 << pbits) + slot)
-                        fc = ld(tfc, (cx7 << eb) + s7)
-                        x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
-                        w_ = (x0 << 32) | ld32(buf, sp)
-                        c_ = x0 < RL
-                        sp = sp + 4 if c_ else sp
-                        x0 = w_ if c_ else x0
-                        w_ = (x1 << 32) | ld32(buf, sp)
-                        c_ = x1 < RL
-                        sp = sp + 4 if c_ else sp
-                        x1 = w_ if c_ else x1
-                        w_ = (x2 << 32) | ld32(buf, sp)
-                        c_ = x2 < RL
-                        sp = sp + 4 if c_ else sp
-                        x2 = w_ if c_ else x2
-                        w_ = (x3 << 32) | ld32(buf, sp)
-                        c_ = x3 < RL
-                        sp = sp + 4 if c_ else sp
-                        x3 = w_ if c_ else x3
-                        w_ = (x4 << 32) | ld32(buf, sp)
-                        c_ = x4 < RL
-                        sp = sp + 4 if c_ else sp
-                        x4 = w_ if c_ else x4
-                        w_ = (x5 << 32) | ld32(buf, sp)
-                        c_ = x5 < RL
-                        sp = sp + 4 if c_ else sp
-                        x5 = w_ if c_ else x5
-                        w_ = (x6 << 32) | ld32(buf, sp)
-                        c_ = x6 < RL
-                        sp = sp + 4 if c_ else sp
-                        x6 = w_ if c_ else x6
-                        w_ = (x7 << 32) | ld32(buf, sp)
-                        c_ = x7 < RL
-                        sp = sp + 4 if c_ else sp
-                        x7 = w_ if c_ else x7
-                        st(out, t + 0, s0 << p)
-                        st(out, t + 1, s1 << p)
-                        st(out, t + 2, s2 << p)
-                        st(out, t + 3, s3 << p)
-                        st(out, t + 4, s4 << p)
-                        st(out, t + 5, s5 << p)
-                        st(out, t + 6, s6 << p)
-                        st(out, t + 7, s7 << p)
-                        t += 8
-                        j += 8
+                for _g in range(G):
+                    cx0 = rc + ld(colctx, j + 0)
+                    slot = x0 & amask
+                    s0 = ld(tsym, (cx0 << pbits) + slot)
+                    fc = ld(tfc, (cx0 << eb) + s0)
+                    x0 = (fc & 0xFFFF) * (x0 >> pbits) + slot - (fc >> 16)
+                    cx1 = rc + ld(colctx, j + 1)
+                    slot = x1 & amask
+                    s1 = ld(tsym, (cx1 << pbits) + slot)
+                    fc = ld(tfc, (cx1 << eb) + s1)
+                    x1 = (fc & 0xFFFF) * (x1 >> pbits) + slot - (fc >> 16)
+                    cx2 = rc + ld(colctx, j + 2)
+                    slot = x2 & amask
+                    s2 = ld(tsym, (cx2 << pbits) + slot)
+                    fc = ld(tfc, (cx2 << eb) + s2)
+                    x2 = (fc & 0xFFFF) * (x2 >> pbits) + slot - (fc >> 16)
+                    cx3 = rc + ld(colctx, j + 3)
+                    slot = x3 & amask
+                    s3 = ld(tsym, (cx3 << pbits) + slot)
+                    fc = ld(tfc, (cx3 << eb) + s3)
+                    x3 = (fc & 0xFFFF) * (x3 >> pbits) + slot - (fc >> 16)
+                    cx4 = rc + ld(colctx, j + 4)
+                    slot = x4 & amask
+                    s4 = ld(tsym, (cx4 << pbits) + slot)
+                    fc = ld(tfc, (cx4 << eb) + s4)
+                    x4 = (fc & 0xFFFF) * (x4 >> pbits) + slot - (fc >> 16)
+                    cx5 = rc + ld(colctx, j + 5)
+                    slot = x5 & amask
+                    s5 = ld(tsym, (cx5 << pbits) + slot)
+                    fc = ld(tfc, (cx5 << eb) + s5)
+                    x5 = (fc & 0xFFFF) * (x5 >> pbits) + slot - (fc >> 16)
+                    cx6 = rc + ld(colctx, j + 6)
+                    slot = x6 & amask
+                    s6 = ld(tsym, (cx6 << pbits) + slot)
+                    fc = ld(tfc, (cx6 << eb) + s6)
+                    x6 = (fc & 0xFFFF) * (x6 >> pbits) + slot - (fc >> 16)
+                    cx7 = rc + ld(colctx, j + 7)
+                    slot = x7 & amask
+                    s7 = ld(tsym, (cx7 << pbits) + slot)
+                    fc = ld(tfc, (cx7 << eb) + s7)
+                    x7 = (fc & 0xFFFF) * (x7 >> pbits) + slot - (fc >> 16)
+                    w_ = (x0 << 32) | ld32(buf, sp)
+                    c_ = x0 < RL
+                    sp = sp + 4 if c_ else sp
+                    x0 = w_ if c_ else x0
+                    w_ = (x1 << 32) | ld32(buf, sp)
+                    c_ = x1 < RL
+                    sp = sp + 4 if c_ else sp
+                    x1 = w_ if c_ else x1
+                    w_ = (x2 << 32) | ld32(buf, sp)
+                    c_ = x2 < RL
+                    sp = sp + 4 if c_ else sp
+                    x2 = w_ if c_ else x2
+                    w_ = (x3 << 32) | ld32(buf, sp)
+                    c_ = x3 < RL
+                    sp = sp + 4 if c_ else sp
+                    x3 = w_ if c_ else x3
+                    w_ = (x4 << 32) | ld32(buf, sp)
+                    c_ = x4 < RL
+                    sp = sp + 4 if c_ else sp
+                    x4 = w_ if c_ else x4
+                    w_ = (x5 << 32) | ld32(buf, sp)
+                    c_ = x5 < RL
+                    sp = sp + 4 if c_ else sp
+                    x5 = w_ if c_ else x5
+                    w_ = (x6 << 32) | ld32(buf, sp)
+                    c_ = x6 < RL
+                    sp = sp + 4 if c_ else sp
+                    x6 = w_ if c_ else x6
+                    w_ = (x7 << 32) | ld32(buf, sp)
+                    c_ = x7 < RL
+                    sp = sp + 4 if c_ else sp
+                    x7 = w_ if c_ else x7
+                    q_ = ub + 0 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 0, (s0 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 1 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 1, (s1 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 2 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 2, (s2 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 3 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 3, (s3 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 4 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 4, (s4 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 5 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 5, (s5 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 6 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 6, (s6 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    q_ = ub + 7 * bw
+                    r_ = ((ld64(buf, q_ >> 3) >> (q_ & 7)) & bm) << rs
+                    st(out, t + 7, (s7 << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    ub += 8 * bw
+                    t += 8
+                    j += 8
+            if bw > 0:
+                u = ub
         else:
             cx0 = 0
             b0 = 0
