@@ -44,12 +44,27 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
 
+def _compile_notice() -> None:
+    """Said once when numba starts compiling (first use after an install): the ~1-2 minutes
+    it takes on a small machine would otherwise look like a hang."""
+    msg = ("bigsmall: compiling the kernels for this machine (first use after an install; "
+           "cached for later runs; may take a minute or two)")
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None:  # a progress bar may be on screen: print above it
+        tqdm.tqdm.write(msg, file=sys.stderr)
+    else:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ..io import numba_cache
 
     numba_cache.install()  # a command's start-up: cached kernels load without numba's full refresh
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not (getattr(args, "no_progress", False) or getattr(args, "json", False)) and sys.stderr.isatty():
+        numba_cache.on_first_compile(_compile_notice)
     try:
         code = int(args.handler(args, emit) or 0)
         # The process ends right after: let the interpreter's final garbage collections skip

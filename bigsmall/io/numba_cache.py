@@ -11,17 +11,37 @@ load, compile on a miss) whenever that does not give a kernel.
 The patch is installed lazily, when ``numba.core.caching`` is first imported, so a command
 that never needs a kernel (``info``, raw/zstd-only containers) does not import numba for it.
 Only the CLI installs it: it owns its process; a library caller keeps numba as it is.
+
+The same hook sees a cache miss first: ``on_first_compile`` lets the CLI say, once, that the
+kernels are being compiled (a fresh install's first ``compress`` compiles for ~1-2 minutes on
+a small machine; without a word it looks hung).
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
 _MODULE = "numba.core.caching"
+_on_miss: list[Callable[[], None]] = []  # called once, at the first cache miss (then emptied)
+
+
+def on_first_compile(callback: Callable[[], None]) -> None:
+    """Call ``callback`` (once, from whichever thread compiles) when a kernel is not in the
+    on-disk cache and numba is about to compile it. Needs ``install()``."""
+    _on_miss[:] = [callback]
+
+
+def _missed() -> None:
+    if _on_miss:
+        callback = _on_miss.pop()
+        try:
+            callback()
+        except Exception:  # noqa: BLE001, S110 - a notice must never break a compile
+            pass
 
 
 def _patch(caching: ModuleType) -> None:
@@ -43,7 +63,9 @@ def _patch(caching: ModuleType) -> None:
         except Exception:  # noqa: BLE001 - any doubt: numba's own path below decides
             data = None
         if data is None:
-            return original(self, sig, target_context)
+            data = original(self, sig, target_context)
+            if data is None:  # not cached: numba compiles it next
+                _missed()
         return data
 
     load_overload._bigsmall = True  # type: ignore[attr-defined]

@@ -1,0 +1,104 @@
+"""First run after an install: how long the first ``bigsmall compress`` / ``decompress`` spend
+compiling numba kernels, and which kernels cost the most.
+
+numba compiles each kernel on first use and caches the machine code on disk (``cache=True``);
+a fresh install (or a CI clone) pays the compile once. Each run here is a fresh process
+(``python -m bigsmall``) with ``NUMBA_CACHE_DIR`` pointed at an empty temporary folder, which
+numba uses instead of ``__pycache__``: a cold cache without touching the checkout's. Then the
+same commands again on the now warm cache. With ``--kernels`` a third, cold, in-process compress
+records every compile (numba's ``numba:compile`` events; nested compiles subtracted, so the
+times add up) and prints the costliest kernels.
+
+    python benchmarks/first_run.py [--src FILE.safetensors] [--kernels 15] [--json]
+
+Without ``--src`` it uses MiniLM bf16 from the test corpus. ``compress`` verifies (decodes every
+tensor again), so it compiles the decoder's kernels too; ``decompress`` then finds them cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROBE = r"""
+import collections, json, sys, time
+from numba.core import event as ev
+own, stack = collections.Counter(), []
+
+class Listener(ev.Listener):
+    def on_start(self, e):
+        stack.append([time.perf_counter(), 0.0])
+
+    def on_end(self, e):
+        t0, nested = stack.pop()
+        d = time.perf_counter() - t0
+        f = e.data["dispatcher"].py_func
+        own[f"{f.__module__}.{f.__qualname__}"] += d - nested
+        if stack:
+            stack[-1][1] += d
+
+ev.register("numba:compile", Listener())
+import bigsmall
+bigsmall.compress(sys.argv[1], sys.argv[2], force=True)
+json.dump(own.most_common(), sys.stdout)
+"""
+
+
+def _timed(cmd: list[str], env: dict[str, str], cwd: str) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--src", help=".safetensors file (default: MiniLM bf16 of the test corpus)")
+    ap.add_argument("--kernels", type=int, default=0,
+                    help="also list the N costliest kernel compiles (one more cold compress)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.src:
+        src = Path(args.src)
+    else:
+        from bigsmall.testing.corpus import minilm_bf16
+
+        src = Path(minilm_bf16())
+    res: dict[str, object] = {"src": src.name, "size_mb": round(src.stat().st_size / 1e6, 1)}
+    with tempfile.TemporaryDirectory(prefix="bigsmall-first-run-") as d:
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(d) / "numba-cache"))
+        bs, out = Path(d) / "m.bs", Path(d) / "m.safetensors"
+        py = [sys.executable, "-m", "bigsmall"]
+        for phase in ("cold", "warm"):
+            res[f"compress_{phase}_s"] = round(
+                _timed([*py, "compress", str(src), "-o", str(bs), "--force", "--no-progress"], env, d), 1)
+            res[f"decompress_{phase}_s"] = round(
+                _timed([*py, "decompress", str(bs), "-o", str(out), "--force", "--no-progress"], env, d), 1)
+        if args.kernels:
+            env["NUMBA_CACHE_DIR"] = str(Path(d) / "numba-cache-2")
+            r = subprocess.run([sys.executable, "-c", PROBE, str(src), str(bs)], check=True,
+                               capture_output=True, text=True, env=env, cwd=d)
+            own = json.loads(r.stdout)
+            res["compile_total_s"] = round(sum(s for _, s in own), 1)
+            res["kernels"] = [[k, round(s, 2)] for k, s in own[: args.kernels]]
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"{res['src']} ({res['size_mb']} MB), fresh process each, NUMBA_CACHE_DIR empty then warm")
+    for phase in ("cold", "warm"):
+        print(f"  {phase:4}  compress {res[f'compress_{phase}_s']:7.1f} s   "
+              f"decompress {res[f'decompress_{phase}_s']:6.1f} s")
+    if args.kernels:
+        print(f"  compile time of a cold compress, in all: {res['compile_total_s']} s; costliest:")
+        for k, s in res["kernels"]:  # type: ignore[union-attr]
+            print(f"    {s:6.2f} s  {k}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
