@@ -62,13 +62,14 @@ class FieldPCodec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        from ._encodep import encode_chunk
+        from ._encodep import code_entries, encode_chunk
 
         w, lens, codes = joint_code(freq, mfreq, mrow, lay)
+        tab = code_entries(w, lens, codes)
         out = []
         for k0 in range(0, values.shape[0], chunk_units):
-            chunk = encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, w,
-                                 lens, codes, lay.p, lay.eb, lay.mb, rshift)
+            chunk = encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, tab,
+                                 w.shape[1], lay.p, lay.eb, lay.mb, rshift)
             if chunk.size == 0:
                 raise AssertionError(f"fieldp: a symbol without a code at chunk {k0 // chunk_units}")
             out.append(chunk.tobytes())
