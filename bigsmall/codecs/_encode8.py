@@ -80,10 +80,14 @@ def encode_values(values, k0, ncols, rowctx, colctx, alpha, mrow, malpha, p, eb,
     loop with divisions (which either change alone does not gain), same bytes. Table reads
     are ``loads.ld`` (no negative-index fix-up; ~1.3x): every index is in range by
     construction (``e < 2**eb == alpha``, ``m < 2**mb == malpha``, contexts below the table
-    rows, frequencies ``<= MAX_FREQ``)."""
+    rows, frequencies ``<= MAX_FREQ``). The eight lane states are scalars, a group's eight
+    steps written out (the state went through an array before): 11-23 % less CPU time, same
+    bytes (median of 7 interleaved passes over every field8 chunk of MiniLM bf16 / fp32 and
+    Whisper tiny fp16, ``level=fast``: 13.3 -> 10.3, 10.8 -> 9.6, 13.0 -> 10.8 ns a unit);
+    its first compile takes ~3.8 s instead of ~2 s."""
     n = values.shape[0]
     hasm = mb > 0
-    xs = np.full(LANES, RL, np.uint64)
+    x0 = x1 = x2 = x3 = x4 = x5 = x6 = x7 = np.uint64(RL)
     words = np.empty(n + 1, np.uint32)
     nw = 0
     cbase = np.empty(ncols, dtype=np.int64)
@@ -106,32 +110,219 @@ def encode_values(values, k0, ncols, rowctx, colctx, alpha, mrow, malpha, p, eb,
         i = k // ncols
         j = k - i * ncols
         rb = rowctx[i] * alpha
-        for t in range(n - 1, -1, -1):
-            v = ld(values, t)
-            ex = (v >> sh_e) & emask
-            es = rb + ld(cbase, j) + ex
-            ei = ld(efreq, es)
-            ms = 0
-            mi = 1
-            if hasm:
-                ms = ld(mbase, ex) + ((v >> p) & mmask)
-                mi = ld(mfreq, ms)
-            ln = t & (LANES - 1)
-            x = np.uint64(ld(xs, ln))
-            if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
-                words[nw] = np.uint32(x & m32)
-                nw += 1
-                x = x >> s32
-            if hasm:
-                q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
-                x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
-            q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
-            xs[ln] = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
-            j -= 1
-            if j < 0 and t > 0:
-                j = ncols - 1
-                i -= 1
-                rb = rowctx[i] * alpha
+        # groups of LANES units, last to first; unit ``base + L`` is lane L's (only the first
+        # group handled, the last of the chunk, can be partial)
+        for g in range((n - 1) // LANES, -1, -1):
+            base = g * LANES
+            if base + 7 < n:
+                v = ld(values, base + 7)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x7
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x7 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 7 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 6 < n:
+                v = ld(values, base + 6)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x6
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x6 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 6 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 5 < n:
+                v = ld(values, base + 5)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x5
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x5 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 5 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 4 < n:
+                v = ld(values, base + 4)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x4
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x4 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 4 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 3 < n:
+                v = ld(values, base + 3)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x3
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x3 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 3 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 2 < n:
+                v = ld(values, base + 2)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x2
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x2 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 2 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 1 < n:
+                v = ld(values, base + 1)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x1
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x1 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 1 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+            if base + 0 < n:
+                v = ld(values, base + 0)
+                ex = (v >> sh_e) & emask
+                es = rb + ld(cbase, j) + ex
+                ei = ld(efreq, es)
+                ms = 0
+                mi = 1
+                if hasm:
+                    ms = ld(mbase, ex) + ((v >> p) & mmask)
+                    mi = ld(mfreq, ms)
+                x = x0
+                if (x >> s32) >= ((np.uint64(ei) * np.uint64(mi)) << kshift):
+                    words[nw] = np.uint32(x & m32)
+                    nw += 1
+                    x = x >> s32
+                if hasm:
+                    q = _umulhi(x << one, np.uint64(ld(magic, mi))) >> np.uint64(ld(shift, mi))
+                    x = (q << pm) + (x - q * np.uint64(mi)) + np.uint64(ld(mcum, ms))
+                q = _umulhi(x << one, np.uint64(ld(magic, ei))) >> np.uint64(ld(shift, ei))
+                x0 = (q << pe) + (x - q * np.uint64(ei)) + np.uint64(ld(ecum, es))
+                j -= 1
+                if j < 0 and base + 0 > 0:
+                    j = ncols - 1
+                    i -= 1
+                    rb = rowctx[i] * alpha
+    xs = np.empty(LANES, np.uint64)
+    xs[0] = x0
+    xs[1] = x1
+    xs[2] = x2
+    xs[3] = x3
+    xs[4] = x4
+    xs[5] = x5
+    xs[6] = x6
+    xs[7] = x7
     out = np.empty(nw, np.uint32)
     for w in range(nw):
         out[w] = words[nw - 1 - w]
