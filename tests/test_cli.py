@@ -311,3 +311,12 @@ def test_text_outputs(bs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("info", "stat"):
         rc, out, err = run(capsys, command, str(bs))
         assert rc == 0 and err == "" and out.strip()
+
+
+def test_rate_text_keeps_small_speeds_visible() -> None:
+    """A slow first run (kernels compiling) printed "0 MB/s"; below 10 MB/s one decimal shows."""
+    from bigsmall.cli.core_commands import _rate
+
+    assert _rate(45_400_000, 114.9) == "0.4 MB/s"
+    assert _rate(45_400_000, 0.25) == "182 MB/s"
+    assert _rate(0, 0.0) == "0.0 MB/s"
