@@ -320,3 +320,61 @@ def test_rate_text_keeps_small_speeds_visible() -> None:
     assert _rate(45_400_000, 114.9) == "0.4 MB/s"
     assert _rate(45_400_000, 0.25) == "182 MB/s"
     assert _rate(0, 0.0) == "0.0 MB/s"
+
+
+def test_codec_commands_leave_no_cyclic_garbage(tmp_path) -> None:
+    """The CLI runs compress/decompress/verify with the cyclic collector off (``cli.
+    NO_GC_COMMANDS``): that is only safe while their steady state frees everything by
+    reference counting. Second runs (kernels already loaded) must leave zero unreachable
+    cycles behind; a change that creates cycles per tensor fails here. (Through the API:
+    the CLI's ``gc.freeze`` at exit would hide garbage from ``gc.collect``.)"""
+    import gc
+
+    import numpy as np
+
+    import bigsmall
+    from bigsmall.cli import NO_GC_COMMANDS
+    from bigsmall.io.reader import BsFile
+    from bigsmall.testing.synthetic import write_safetensors
+
+    assert {"compress", "decompress", "verify"} <= NO_GC_COMMANDS
+    rng = np.random.default_rng(0)
+    x = (rng.standard_t(5, (256, 300)) * 0.02).astype(np.float32)
+    src = write_safetensors(tmp_path / "m.safetensors", {
+        "a.weight": ("BF16", (256, 300), (x.view(np.uint32) >> 16).astype(np.uint16).tobytes()),
+        "b.weight": ("F32", (256, 300), x.tobytes()),
+        "c.bias": ("F32", (300,), x[0].tobytes())})
+    bs, out = tmp_path / "m.bs", tmp_path / "r.safetensors"
+
+    def once() -> None:
+        bigsmall.compress(src, bs, force=True)
+        bigsmall.decompress(bs, out, force=True)
+        with BsFile(bs) as f:
+            assert f.verify("full").ok
+
+    once()  # first: kernels load (numba's own objects)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        once()
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_cli_restores_the_collector(tmp_path) -> None:
+    import gc
+
+    from bigsmall.cli import _on_first_compile, main
+
+    assert gc.isenabled()
+    assert main(["info", str(tmp_path / "missing.bs")]) != 0
+    assert gc.isenabled()  # off during the command, back on after (even on an error)
+    gc.disable()
+    try:
+        _on_first_compile(False)  # a compile turns it back on
+        assert gc.isenabled()
+    finally:
+        gc.enable()
