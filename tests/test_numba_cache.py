@@ -53,3 +53,13 @@ def test_notice_text(capsys) -> None:
     cli._compile_notice()
     err = capsys.readouterr().err
     assert err.startswith("bigsmall: compiling the kernels") and err.endswith("\n")
+
+
+def test_cli_forgets_its_callback() -> None:
+    """A command that compiled nothing must not leave its callback to fire in a later compile
+    of the caller's process (tests call ``main`` in-process)."""
+    from bigsmall.cli import main
+    from bigsmall.io import numba_cache
+
+    assert main(["info", "/nonexistent.bs"]) != 0
+    assert numba_cache._on_miss == []

@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"bigsmall {args.command}: error: {msg}\n")
         return EXIT_ERROR
     finally:
+        numba_cache.on_first_compile(None)
         if gc_was_on:  # a caller's process (tests call ``main``) gets its collector back
             gc.enable()
 

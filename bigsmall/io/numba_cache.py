@@ -29,10 +29,11 @@ _MODULE = "numba.core.caching"
 _on_miss: list[Callable[[], None]] = []  # called once, at the first cache miss (then emptied)
 
 
-def on_first_compile(callback: Callable[[], None]) -> None:
+def on_first_compile(callback: Callable[[], None] | None) -> None:
     """Call ``callback`` (once, from whichever thread compiles) when a kernel is not in the
-    on-disk cache and numba is about to compile it. Needs ``install()``."""
-    _on_miss[:] = [callback]
+    on-disk cache and numba is about to compile it; None forgets a callback not yet called.
+    Needs ``install()``."""
+    _on_miss[:] = [] if callback is None else [callback]
 
 
 def _missed() -> None:
