@@ -6,10 +6,11 @@ Why one pass: the first version sized the lanes in a pass of its own, then wrote
 and found each element's matrix row by a division; it was ~20 % of a default-level fp32
 compress. This one (row tracked incrementally, whole-word stores) writes the same bytes 2.5-2.9x
 faster (CPU time, every chunk of the three reference models, interleaved A/B; outputs compared
-byte for byte). Then the lanes' states became scalars (the four steps of a group written out)
-and the code a single table of ``code | length << 32`` entries: another 10-20 % (median of 7
-interleaved CPU-time passes over every chunk of MiniLM fp32 / bf16 / Whisper tiny fp16,
-``coder=prefix``, ``level=fast``: 103 -> 122, 97 -> 107, 108 -> 131 M units/s; same bytes)."""
+byte for byte). Then the lanes' states became scalars (the four steps of a group written out
+by ``gen_encode.py``) and the code a single table of ``code | length << 32`` entries: another
+10-20 % (median of 7 interleaved CPU-time passes over every chunk of MiniLM fp32 / bf16 /
+Whisper tiny fp16, ``coder=prefix``, ``level=fast``: 103 -> 122, 97 -> 107, 108 -> 131 M
+units/s; same bytes)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def encode_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb, rshift
     h = rshift[i]
     bw = rbits - h
     for t in range(0, n, LANES):
+        # >>> gen_encode: prefix4_steps
         ctx = rc + colctx[j]
         v = np.int64(values[t + 0])
         e = tab[ctx * nsym + ((v >> p) & smask)]
@@ -141,6 +143,7 @@ def encode_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb, rshift
                 rc = rowctx[i]
                 h = rshift[i]
                 bw = rbits - h
+        # <<< prefix4_steps
     size = np.empty(LANES, np.int64)
     size[0] = q0 + (1 if b0 > 0 else 0)
     size[1] = q1 - cap + (1 if b1 > 0 else 0)
