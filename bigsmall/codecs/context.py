@@ -619,13 +619,13 @@ def _init_map(values: np.ndarray, k: int) -> np.ndarray:
     return _quantile_map(values, np.linspace(0.0, 1.0, k + 1)[1:-1])
 
 
-Memo = dict[tuple[int, int, bytes], np.ndarray]
-"""What one matrix's candidates share (``choose``): keys (tag, number, b""); tags -1/-2 and
--8... transposes and strided copies, -3/-4 start maps, -5/-6 line counts, 0/1 one-cluster
-histograms, 2 first row passes."""
+Memo = dict[tuple[int, ...], np.ndarray]
+"""What one matrix's candidates share (``choose``), keyed (tag, parameters...): -1 / -2
+transposes, -7 strided copies (column step, row step), -3 / -4 start maps, -5 / -6 line
+counts, 0 / 1 one-cluster histograms, 2 first row passes (column clusters)."""
 
 
-def _memo(memo: Memo | None, key: tuple[int, int, bytes], make: Callable[[], np.ndarray]) -> np.ndarray:
+def _memo(memo: Memo | None, key: tuple[int, ...], make: Callable[[], np.ndarray]) -> np.ndarray:
     """``memo[key]``, made by ``make()`` on first use (always made without a memo)."""
     if memo is None:
         return make()
@@ -641,7 +641,7 @@ def _start_map(sym: np.ndarray, axis: int, k: int,
     clusters on that axis starts from the same map (a copy: ``_fit`` may not change it)."""
     if k == 1:
         return np.zeros(sym.shape[1 - axis], np.int64)
-    return _memo(memo, (-3 - axis, k, b""), lambda: _init_map(_line_means(sym, axis), k)).copy()
+    return _memo(memo, (-3 - axis, k), lambda: _init_map(_line_means(sym, axis), k)).copy()
 
 
 @njit(nogil=True, cache=True)
@@ -728,21 +728,22 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
     every candidate with one row or column cluster shares; the results are the same."""
     if memo is None:
         memo = {}
-    sym_t = _memo(memo, (-1, 0, b""), lambda: np.ascontiguousarray(sym.T))
+    sym_t = _memo(memo, (-1, 0), lambda: np.ascontiguousarray(sym.T))
+
     def one_cluster(mat: np.ndarray) -> np.ndarray:  # the other axis all in cluster 0
         return _hist(mat, np.zeros(mat.shape[1], np.int64), 1, alpha)
 
     none = np.zeros((0, 0), np.float64)
     shared_rows = shared_cols = none
     if kr > 1 and kc == 1:
-        shared_rows = _memo(memo, (0, 1, b""), lambda: one_cluster(sym))
+        shared_rows = _memo(memo, (0, 1), lambda: one_cluster(sym))
     if kc > 1 and kr == 1:
-        shared_cols = _memo(memo, (1, 1, b""), lambda: one_cluster(sym_t))
+        shared_cols = _memo(memo, (1, 1), lambda: one_cluster(sym_t))
     rows = _start_map(sym, 1, kr, memo)
     cols = _start_map(sym, 0, kc, memo)
     first = none
     if kr > 1 and kc > 1:  # the first row pass: the same for every candidate with kc columns
-        first = _memo(memo, (2, kc, b""), lambda: _hist(sym, cols, kc, alpha))
+        first = _memo(memo, (2, kc), lambda: _hist(sym, cols, kc, alpha))
     return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, first,
                   ITERATIONS)
 
@@ -775,7 +776,7 @@ def _cost_bits(sym: np.ndarray, alpha: int, kr: int, kc: int, sub_rows: np.ndarr
     nctx = kr * kc
     if memo is not None and (kr == 1 or kc == 1):
         axis = 0 if kc == 1 else 1
-        counts = _memo(memo, (-5 - axis, row_step, b""), lambda: _line_counts(sub, axis, alpha))
+        counts = _memo(memo, (-5 - axis, row_step), lambda: _line_counts(sub, axis, alpha))
         labels = sub_rows if axis == 0 else cols
         table = _sum_lines(counts, labels.astype(np.int64), nctx)
     else:
@@ -891,7 +892,7 @@ def _fit_candidate(
             )
             # the sampled rows' transpose, contiguous: the same for every candidate, and
             # counting a strided view costs more than copying it once
-            sub_t = _memo(memo, (-2, rstep, b""), lambda: np.ascontiguousarray(sym[::rstep].T))
+            sub_t = _memo(memo, (-2, rstep), lambda: np.ascontiguousarray(sym[::rstep].T))
             cols = _assign(sub_t, alpha, srows, kr, lengths)
     else:
         cols = np.zeros(nc, np.int64)
@@ -905,7 +906,7 @@ def _fit_candidate(
             assert table is not None
             row_lengths = _code_lengths(table.reshape(kr, kc * alpha))
             # the rows the cost reads, on the sampled columns: the same for every candidate
-            sub = _memo(memo, (-7 - cstep, cost_step, b""),
+            sub = _memo(memo, (-7, cstep, cost_step),
                         lambda: np.ascontiguousarray(sym[::cost_step, ::cstep]))
             rows = _assign(sub, alpha, cols[::cstep], kc, row_lengths)
     else:
