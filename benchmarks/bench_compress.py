@@ -6,7 +6,9 @@ own long-lived child process that compresses each file once to warm the kernels 
 request. The variants' runs are *interleaved* (this, baseline, this, baseline, ...) so that both
 see the same background load on a shared machine; the figures are medians of ``--repeat`` runs
 (no verify pass unless ``--verify``, file in page cache, output to a temporary folder), and the
-table says whether both variants wrote byte-identical containers.
+table says whether both variants wrote byte-identical containers. Next to the wall-time ratio
+it prints the ratio of the median process CPU times (all threads): on a shared machine the
+neighbours' load moves wall time far more than the CPU a compress needs.
 
     python benchmarks/bench_compress.py [--repeat 3] [--threads N] [--baseline DIR] [--verify]
                                         [--levels default,fast] [--json]
@@ -40,11 +42,11 @@ with tempfile.TemporaryDirectory() as d:
         if (src, level) not in warm:
             bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads), **kw)
             warm.add((src, level))
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         bigsmall.compress(src, out, force=True, verify=verify, threads=int(threads), **kw)
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, time.process_time() - c
         data = out.read_bytes()
-        print(json.dumps({"seconds": dt, "sha256": hashlib.sha256(data).hexdigest(),
+        print(json.dumps({"seconds": dt, "cpu": dc, "sha256": hashlib.sha256(data).hexdigest(),
                           "bytes": len(data)}), flush=True)
 """
 
@@ -102,14 +104,17 @@ def main() -> int:
                     row: dict[str, Any] = {"model": name, "MB": round(mb, 1), "level": level,
                                            "threads": threads}
                     times: dict[str, list[float]] = {tag: [] for tag in tags}
+                    cpus: dict[str, list[float]] = {tag: [] for tag in tags}
                     for _ in range(args.repeat):
                         for tag in tags:
                             r = children[tag].run(src, threads, level)
                             times[tag].append(r["seconds"])
+                            cpus[tag].append(r["cpu"])
                             row[f"{tag}_sha256"] = r["sha256"]
                             row[f"{tag}_ratio"] = round(100 * r["bytes"] / src.stat().st_size, 2)
                     for tag, ts in times.items():
                         row[f"{tag}_MBps"] = round(mb / statistics.median(ts), 2)
+                        row[f"{tag}_cpu_s"] = round(statistics.median(cpus[tag]), 3)
                     rows.append(row)
     finally:
         for ch in children.values():
@@ -125,7 +130,7 @@ def main() -> int:
         if "baseline_MBps" in r:
             same = "byte-identical" if r["baseline_sha256"] == r["this_sha256"] else "OUTPUT DIFFERS"
             line += (f"   baseline {r['baseline_MBps']:7.2f} MB/s  x{r['this_MBps'] / r['baseline_MBps']:.2f}"
-                     f"  ({same})")
+                     f"  CPU time x{r['this_cpu_s'] / r['baseline_cpu_s']:.2f}  ({same})")
         print(line)
     return 0
 

@@ -1,0 +1,79 @@
+"""The planner's zstd gate: a probe decides whether the full zstd trial runs.
+
+The gate may only save time: where zstd wins (repetitive tables) it must still be tried and
+chosen, whatever the tensor's size; where it cannot win, the trial must stay a probe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bigsmall.codecs.base import get_codec
+from bigsmall.core import planner
+from bigsmall.core.decode import decode_into
+from bigsmall.core.types import TensorSpec
+
+
+def _spec(rows: int, cols: int, dtype: str = "BF16") -> TensorSpec:
+    return TensorSpec("w", dtype, (rows, cols), 0, rows * cols * 2)
+
+
+def _gaussian_bf16(rows: int, cols: int) -> np.ndarray:
+    w = np.random.default_rng(5).normal(0, 0.02, (rows, cols)).astype(np.float32)
+    return (w.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8).reshape(-1)
+
+
+def _repetitive_bf16(rows: int, cols: int) -> np.ndarray:
+    """One random row repeated: the exponent model cannot see it, zstd's history can."""
+    row = _gaussian_bf16(1, cols).view(np.uint16)
+    return np.tile(row, rows).view(np.uint8)
+
+
+def _zstd_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Byte sizes handed to the zstd codec's encoder, recorded."""
+    codec = get_codec("zstd")
+    calls: list[int] = []
+    real = codec.encode
+
+    def spy(data: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        calls.append(int(data.size))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(codec, "encode", spy)
+    return calls
+
+
+@pytest.mark.parametrize("rows", [384, 1536])  # two chunks (small probe); six (first-chunk probe)
+@pytest.mark.parametrize("level", ["default", "fast"])
+def test_zstd_still_wins_where_it_should(rows: int, level: str) -> None:
+    data = _repetitive_bf16(rows, 384)
+    spec = _spec(rows, 384)
+    plan = planner.plan_tensor(data, spec, level=level, format_version=(1, 2), coder="auto")
+    assert plan.codec == "zstd"
+    assert plan.coded_size < data.size // 20
+    out = np.empty(data.size, np.uint8)
+    decode_into(spec, plan.codec, plan.params, plan.head + b"".join(plan.chunks), len(plan.head),
+                tuple(len(c) for c in plan.chunks), out)
+    assert np.array_equal(out, data)
+
+
+@pytest.mark.parametrize("rows,probe", [(384, planner.SMALL_PROBE_BYTES),
+                                        (1536, planner.CHUNK_BYTES)])
+def test_zstd_trial_stays_a_probe_on_weights(monkeypatch: pytest.MonkeyPatch, rows: int,
+                                             probe: int) -> None:
+    calls = _zstd_calls(monkeypatch)
+    data = _gaussian_bf16(rows, 384)
+    plan = planner.plan_tensor(data, _spec(rows, 384), level="fast", format_version=(1, 2),
+                               coder="auto")
+    assert plan.codec in ("field8", "fieldp")
+    assert calls == [probe]  # one probe of the tensor's first bytes, no full trial
+
+
+def test_tensor_no_larger_than_its_probe_is_tried_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _zstd_calls(monkeypatch)
+    data = _gaussian_bf16(64, 256)  # 32 KiB: one chunk, smaller than the probe
+    planner.plan_tensor(data, _spec(64, 256), level="fast", format_version=(1, 2), coder="auto")
+    assert calls == [data.size]
