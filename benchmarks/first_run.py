@@ -7,9 +7,11 @@ a fresh install (or a CI clone) pays the compile once. Each run here is a fresh 
 numba uses instead of ``__pycache__``: a cold cache without touching the checkout's. Then the
 same commands again on the now warm cache. With ``--kernels`` a third, cold, in-process compress
 records every compile (numba's ``numba:compile`` events; nested compiles subtracted, so the
-times add up) and prints the costliest kernels.
+times add up) and prints the costliest kernels. With ``--warmup`` (a list of process counts)
+it also times, each on its own empty cache, ``bigsmall warmup -j N`` and then the first
+``compress`` and ``decompress`` after it: what an install that runs the warm-up costs.
 
-    python benchmarks/first_run.py [--src FILE.safetensors] [--kernels 15] [--json]
+    python benchmarks/first_run.py [--src FILE.safetensors] [--kernels 15] [--warmup 1,2] [--json]
 
 Without ``--src`` it uses MiniLM bf16 from the test corpus. ``compress`` verifies (decodes every
 tensor again), so it compiles the decoder's kernels too; ``decompress`` then finds them cached.
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", help=".safetensors file (default: MiniLM bf16 of the test corpus)")
     ap.add_argument("--kernels", type=int, default=0,
                     help="also list the N costliest kernel compiles (one more cold compress)")
+    ap.add_argument("--warmup", default="",
+                    help="comma-separated process counts: time `bigsmall warmup -j N` on an "
+                    "empty cache, then the first compress/decompress after it")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.src:
@@ -79,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                 _timed([*py, "compress", str(src), "-o", str(bs), "--force", "--no-progress"], env, d), 1)
             res[f"decompress_{phase}_s"] = round(
                 _timed([*py, "decompress", str(bs), "-o", str(out), "--force", "--no-progress"], env, d), 1)
+        for n in [int(x) for x in args.warmup.split(",") if x]:
+            env["NUMBA_CACHE_DIR"] = str(Path(d) / f"numba-cache-warmup-{n}")
+            res[f"warmup_{n}_s"] = round(_timed([*py, "warmup", "-j", str(n), "--no-progress"], env, d), 1)
+            res[f"warmup_{n}_then_compress_s"] = round(
+                _timed([*py, "compress", str(src), "-o", str(bs), "--force", "--no-progress"], env, d), 1)
+            res[f"warmup_{n}_then_decompress_s"] = round(
+                _timed([*py, "decompress", str(bs), "-o", str(out), "--force", "--no-progress"], env, d), 1)
         if args.kernels:
             env["NUMBA_CACHE_DIR"] = str(Path(d) / "numba-cache-2")
             r = subprocess.run([sys.executable, "-c", PROBE, str(src), str(bs)], check=True,
@@ -93,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     for phase in ("cold", "warm"):
         print(f"  {phase:4}  compress {res[f'compress_{phase}_s']:7.1f} s   "
               f"decompress {res[f'decompress_{phase}_s']:6.1f} s")
+    for n in [int(x) for x in args.warmup.split(",") if x]:
+        print(f"  warmup -j {n} {res[f'warmup_{n}_s']:7.1f} s, then compress "
+              f"{res[f'warmup_{n}_then_compress_s']:.1f} s, decompress "
+              f"{res[f'warmup_{n}_then_decompress_s']:.1f} s")
     if args.kernels:
         print(f"  compile time of a cold compress, in all: {res['compile_total_s']} s; costliest:")
         for k, s in res["kernels"]:  # type: ignore[union-attr]

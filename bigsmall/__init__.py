@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["compress", "decompress", "open", "load", "from_pretrained", "StreamingLoader",
-           "StreamingModel", "install_hook", "uninstall_hook", "hooked", "__version__"]
+           "StreamingModel", "install_hook", "uninstall_hook", "hooked", "warmup", "__version__"]
 
 if TYPE_CHECKING:
     from .io.compress import compress
@@ -27,6 +27,7 @@ _LAZY = {
     "install_hook": ("torch.hook", "install_hook"),
     "uninstall_hook": ("torch.hook", "uninstall_hook"),
     "hooked": ("torch.hook", "hooked"),
+    "warmup": ("io.warmup", "warmup"),
 }
 
 

@@ -58,3 +58,7 @@ class MissingDependencyError(BigsmallError, ImportError):
 
 class InvalidOptionError(BigsmallError, ValueError):
     """An option has a value bigsmall does not accept (e.g. an unknown compression level)."""
+
+
+class WarmupError(BigsmallError, RuntimeError):
+    """``bigsmall warmup``: a kernel failed to compile, or a worker process died."""

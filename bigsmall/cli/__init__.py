@@ -65,7 +65,8 @@ def _compile_notice() -> None:
     """Said once when numba starts compiling (first use after an install): the ~1-2 minutes
     it takes on a small machine would otherwise look like a hang."""
     msg = ("bigsmall: compiling the kernels for this machine (first use after an install; "
-           "cached for later runs; may take a minute or two)")
+           "cached for later runs; may take a minute or two; `bigsmall warmup` compiles them "
+           "on every core at once)")
     tqdm = sys.modules.get("tqdm")
     if tqdm is not None:  # a progress bar may be on screen: print above it
         tqdm.tqdm.write(msg, file=sys.stderr)

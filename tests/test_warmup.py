@@ -1,0 +1,119 @@
+"""``bigsmall warmup``: compiles the common commands' kernels ahead of use, in parallel.
+
+The end-to-end check is the one that matters: with numba's cache empty, ``warmup`` on two
+processes, then the common commands on every dtype compile nothing (they load every kernel
+from the cache). It also catches a stale ``kernels.json`` (rerun
+``scripts/record_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bigsmall.cli import main
+from bigsmall.errors import InvalidOptionError, WarmupError
+from bigsmall.io import warmup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COUNT_COMPILES = r"""
+import json, sys
+from pathlib import Path
+from numba.core import event as ev
+seen = []
+
+class Listener(ev.Listener):
+    def on_start(self, e):
+        f = e.data["dispatcher"].py_func
+        if f.__module__.startswith("bigsmall."):
+            seen.append(f"{f.__module__}.{f.__qualname__}")
+
+    def on_end(self, e):
+        pass
+
+ev.register("numba:compile", Listener())
+from bigsmall.testing import kernel_workload
+kernel_workload.run(Path(sys.argv[1]))
+print(json.dumps(seen))
+"""
+
+
+def test_manifest_entries_resolve_to_cached_kernels() -> None:
+    kernels = warmup.load_manifest()
+    assert len(kernels) >= 20
+    for k in kernels:
+        d = warmup.dispatcher(k)
+        assert hasattr(d, "compile") and d.py_func.__name__ == k.name, k.label
+        assert type(d._cache).__name__ == "FunctionCache", f"{k.label} is not cache=True"
+        for s in k.sig:
+            assert str(warmup.parse_type(s)) == s
+
+
+@pytest.mark.parametrize("text", ["array(uint8, 1d, C)", "readonly array(uint16, 1d, A)",
+                                  "unaligned readonly array(uint64, 2d, C)", "int64", "bool",
+                                  "float64"])
+def test_parse_type_round_trips(text: str) -> None:
+    assert str(warmup.parse_type(text)) == text
+
+
+@pytest.mark.parametrize("text", ["array(nope, 1d, C)", "Tuple(int64, int64)", "Array", ""])
+def test_parse_type_refuses_what_it_cannot_build(text: str) -> None:
+    with pytest.raises(ValueError):
+        warmup.parse_type(text)
+
+
+def test_a_kernel_that_does_not_compile_is_an_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    bad = warmup.Kernel("bigsmall.codecs.prefix", "canonical_codes", ("float64",))
+    with pytest.raises(WarmupError, match="canonical_codes"):
+        warmup.warmup(2, [bad])
+
+
+def test_processes_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(InvalidOptionError):
+        warmup.warmup(0, [])
+    assert main(["warmup", "-j", "0", "--json"]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.startswith("bigsmall warmup: error: processes must be at least 1")
+    assert cap.err.count("\n") == 1
+
+
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["warmup", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: bigsmall warmup")
+    for flag in ("--json", "--debug", "--no-progress", "--processes"):
+        assert flag in out
+
+
+def test_after_warmup_the_common_commands_compile_nothing(tmp_path: Path) -> None:
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-P", "-m", "bigsmall", "warmup", "-j", "2", "--json"],
+                       env=env, capture_output=True, text=True, cwd=tmp_path, timeout=1200)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["kernels"] == len(warmup.load_manifest()) and rep["processes"] == 2
+    work = tmp_path / "work"
+    work.mkdir()
+    r = subprocess.run([sys.executable, "-P", "-c", COUNT_COMPILES, str(work)], env=env,
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == []  # every kernel came from the cache
+    # and a cold cache does compile: the listener would have seen it
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "cold")
+    r = subprocess.run([sys.executable, "-P", "-c", COUNT_COMPILES.replace(
+        "kernel_workload.run(Path(sys.argv[1]))",
+        "from bigsmall.codecs import prefix; import numpy as np; "
+        "prefix.canonical_codes(np.zeros(4, np.int64))"), str(work)],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert json.loads(r.stdout.splitlines()[-1]) == ["bigsmall.codecs.prefix.canonical_codes"]
