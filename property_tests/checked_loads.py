@@ -53,7 +53,7 @@ def checked_build(src: str, name: str) -> dict[str, Any]:
     ``from .loads import ...`` line dropped, numba's disk cache off)."""
     from bigsmall.codecs.loads import tail64  # already bounds-checked
 
-    src = re.sub(r"^from \.loads import .*$", "", src, flags=re.M).replace("cache=True", "cache=False")
+    src = re.sub(r"^from \.+loads import .*$", "", src, flags=re.M).replace("cache=True", "cache=False")
     ns: dict[str, Any] = {"ld": ld, "ld32": ld32, "ld64": ld64, "st": st, "_tail64": tail64}
     exec(compile(src, f"<bounds-checked {name}>", "exec"), ns)
     return ns

@@ -266,6 +266,15 @@ def test_fieldp_kernel_bounds_checked_build():
     from .checked_loads import checked_build
 
     dec = checked_build(gen_decodep.generate(), "_decodep")["decode_chunk"]
+    layout_src = gen_decodep.generate_layouts()
+    own: dict[tuple[int, ...], object] = {}  # the layout kernels (raw-bit tables), checked too
+
+    def own_kernel(lay: tuple[int, ...]):  # type: ignore[no-untyped-def]
+        if lay not in own:
+            name = f"k_{'_'.join(map(str, lay))}.py"
+            own[lay] = (checked_build(layout_src[name], name)["_kernel"]
+                        if name in layout_src else None)
+        return own[lay]
     rng = np.random.default_rng(0)
     x = (rng.standard_t(5, (40, 203)) * 0.02).astype(np.float32)
     bf = (x.view(np.uint32) >> 16).astype(np.uint16)
@@ -275,6 +284,7 @@ def test_fieldp_kernel_bounds_checked_build():
              ("U8", np.clip(rng.normal(128, 9, x.size), 0, 255).astype(np.uint8))]
     codec = get_codec("fieldp")
     rejected = 0
+    tabled = 0
     for dtype, data in cases:
         spec = TensorSpec("t", dtype, (40, 203), 0, data.size)
         unit = spec.info.itemsize or 1
@@ -290,6 +300,13 @@ def test_fieldp_kernel_bounds_checked_build():
                 assert dec(out, *args, np.frombuffer(c, np.uint8)) == 0
                 b = ci * chunk * unit
                 assert out.view(np.uint8).tobytes() == data[b: b + n * unit].tobytes()
+                kern = own_kernel((lay.width, lay.p, lay.eb, lay.mb))
+                tabled += kern is not None and lay.width == 16
+                kargs = (ci * chunk, 203, s.rowctx, s.colsh, s.t1, s.dirs, s.t2, s.rshift)
+                if kern is not None:
+                    out2 = np.zeros_like(out)
+                    assert kern(out2, *kargs, np.frombuffer(c, np.uint8)) == 0
+                    assert np.array_equal(out2, out)
                 for trial in range(100):
                     cc = bytearray(c)
                     how = trial % 4
@@ -308,8 +325,12 @@ def test_fieldp_kernel_bounds_checked_build():
                     else:  # all-ones tail: the longest codes, second-level lookups
                         z = int(rng.integers(16, len(cc)))
                         cc[z:] = b"\xff" * (len(cc) - z)
-                    rejected += dec(out, *args, np.frombuffer(bytes(cc), np.uint8)) != 0
+                    rc = dec(out, *args, np.frombuffer(bytes(cc), np.uint8))
+                    rejected += rc != 0
+                    if kern is not None:  # in bounds on corrupt input too; same verdict
+                        assert (kern(out2, *kargs, np.frombuffer(bytes(cc), np.uint8)) != 0) == (rc != 0)
     assert rejected > 0
+    assert tabled > 0  # a 16-bit layout kernel (raw bits through its table) was exercised
 
 
 @pytest.mark.parametrize("lay", __import__("bigsmall.codecs.gen_decodep", fromlist=["LAYOUTS"]).LAYOUTS,

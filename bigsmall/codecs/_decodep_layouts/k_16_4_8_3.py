@@ -67,6 +67,10 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
     rmask = (1 << rbits) - 1
     lowmask = (1 << p) - 1
     hishift = p + eb + mb
+    # the raw bits' places in a unit, per value: one load instead of four operations
+    rawt = np.empty(1 << rbits, np.uint16)
+    for r_ in range(1 << rbits):
+        rawt[r_] = (r_ & lowmask) | ((r_ >> p) << hishift)
     lim = 8 * (blen - 8)  # a 64-bit load at bit q is inside the buffer if q <= lim
     t = 0
     while t < n:
@@ -99,7 +103,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & rmask
                     q0 += ln_ + rbits
-                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 0, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
                     ti = ld(colsh, j + 1) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -111,7 +115,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & rmask
                     q1 += ln_ + rbits
-                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 1, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
                     ti = ld(colsh, j + 2) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -123,7 +127,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & rmask
                     q2 += ln_ + rbits
-                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 2, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
                     ti = ld(colsh, j + 3) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -135,7 +139,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = (w_ >> ln_) & rmask
                     q3 += ln_ + rbits
-                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 3, ((e_ & 4095) << p) | ld(rawt, r_))
                     t += 4
                     j += 4
             else:
@@ -151,7 +155,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q0 += ln_ + bw
-                    st(out, t + 0, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 0, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q1 >> 3) >> (q1 & 7)
                     ti = ld(colsh, j + 1) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -163,7 +167,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q1 += ln_ + bw
-                    st(out, t + 1, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 1, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q2 >> 3) >> (q2 & 7)
                     ti = ld(colsh, j + 2) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -175,7 +179,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q2 += ln_ + bw
-                    st(out, t + 2, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 2, ((e_ & 4095) << p) | ld(rawt, r_))
                     w_ = ld64(buf, q3 >> 3) >> (q3 & 7)
                     ti = ld(colsh, j + 3) | (w_ & 1023)
                     e_ = ld(t1r, ti)
@@ -187,7 +191,7 @@ def _kernel(out, k0, ncols, rowctx, colsh, t1, dirs, t2, rshift, buf):
                     ln_ = e_ >> 12
                     r_ = ((w_ >> ln_) & bm) << rs
                     q3 += ln_ + bw
-                    st(out, t + 3, ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift))
+                    st(out, t + 3, ((e_ & 4095) << p) | ld(rawt, r_))
                     t += 4
                     j += 4
         else:

@@ -1,0 +1,131 @@
+"""The ``fieldp`` layout kernels of this tree against another checkout's, interleaved in one
+process: M elements/s per layout, CPU time of the decoding thread.
+
+Why in one process: on a shared VM the same kernel's speed moves by ±30 % between processes
+(measured: 219-311 M elements/s for one unchanged kernel in three runs), more than most kernel
+changes gain. Here both versions of a layout's kernel (``bigsmall/codecs/_decodep_layouts``)
+are loaded side by side, fed the same prepared chunks of real tensors, and timed in alternate
+rounds; the figure that matters is the median of the per-round speed-ups.
+
+    python benchmarks/bench_layouts.py --baseline DIR [SRC.bs ...] [--rounds 15] [--json]
+
+``DIR`` holds the other ``bigsmall`` package (``git archive <commit> bigsmall | tar -x -C DIR``).
+Without SRC it compresses MiniLM bf16 with ``--coder prefix`` and Whisper tiny fp16 with the
+default coder (both mostly ``fieldp``) into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bigsmall.codecs import field
+from bigsmall.core.decode import DecodeJob, plan_decode
+from bigsmall.io.reader import BsFile
+
+
+def _load(layout_dir: Path, lay: tuple[int, ...], tag: str) -> Any:
+    """``decode_chunks`` of one layout module, loaded under its own name inside the package
+    (its relative imports resolve to this tree's ``loads``, the same for both versions)."""
+    name = "k_" + "_".join(map(str, lay))
+    spec = importlib.util.spec_from_file_location(
+        f"bigsmall.codecs._decodep_layouts.{tag}_{name}", layout_dir / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.decode_chunks
+
+
+def _jobs(path: Path) -> dict[tuple[int, ...], list[tuple[DecodeJob, np.ndarray]]]:
+    """The prepared ``fieldp`` jobs of a container and output buffers, by layout."""
+    by: dict[tuple[int, ...], list[tuple[DecodeJob, np.ndarray]]] = defaultdict(list)
+    with BsFile(path, threads=1) as bs:
+        for t in bs.container.tensors:
+            if t.codec != "fieldp":
+                continue
+            blob = bs.source.read(t.offset, t.length)
+            job = plan_decode(t.spec, t.codec, t.params, blob, t.head_len, t.chunk_lens)
+            lay = tuple(int(x) for x in t.params["layout"])
+            by[lay].append((job, np.empty(t.spec.nbytes, np.uint8)))
+    return by
+
+
+def _pass(kernel: Any, jobs: list[tuple[DecodeJob, np.ndarray]]) -> tuple[float, int]:
+    t0 = time.thread_time()
+    n = 0
+    for job, out in jobs:
+        s = job.state
+        dst = out.view(field._UINT[s.lay.width // 8])
+        bad = kernel(dst, 0, 1, int(job.params["chunk"]), int(job.params["matrix"][1]),
+                     s.rowctx, s.colsh, s.t1, s.dirs, s.t2, s.rshift, job.blob, job.offsets)
+        if bad >= 0:
+            raise RuntimeError(f"{job.spec.name}: chunk {bad} does not decode")
+        n += dst.size
+    return time.thread_time() - t0, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src", nargs="*", type=Path, help=".bs containers (default: see above)")
+    ap.add_argument("--baseline", type=Path, required=True,
+                    help="folder holding the other bigsmall package")
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    base_dir = args.baseline.resolve() / "bigsmall" / "codecs" / "_decodep_layouts"
+    this_dir = Path(__file__).resolve().parent.parent / "bigsmall" / "codecs" / "_decodep_layouts"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bigsmall-bench-layouts-") as d:
+        srcs = list(args.src)
+        if not srcs:
+            import bigsmall
+            from bigsmall.testing.corpus import reference_models
+
+            models = reference_models()
+            for name, coder in (("minilm-bf16", "prefix"), ("whisper-tiny-fp16", "auto")):
+                srcs.append(Path(d) / f"{name}.bs")
+                bigsmall.compress(models[name], srcs[-1], coder=coder)
+        for src in srcs:
+            by = _jobs(src)
+            for lay, jobs in sorted(by.items(), key=lambda kv: -sum(o.size for _, o in kv[1])):
+                if not (base_dir / f"k_{'_'.join(map(str, lay))}.py").exists():
+                    continue  # a layout without its own kernel in one of the trees
+                kern = {"baseline": _load(base_dir, lay, "baseline"), "this": _load(this_dir, lay, "this")}
+                for k in kern.values():
+                    _pass(k, jobs)  # compile / load, and the outputs' page faults
+                times: dict[str, list[float]] = {"baseline": [], "this": []}
+                n = 0
+                for _ in range(args.rounds):
+                    for tag in ("baseline", "this"):
+                        s, n = _pass(kern[tag], jobs)
+                        times[tag].append(s)
+                speedups = [b / a for a, b in zip(times["this"], times["baseline"], strict=True)]
+                rows.append({"file": src.name, "layout": list(lay), "elements": n,
+                             "baseline_Mel_s": round(n / statistics.median(times["baseline"]) / 1e6, 1),
+                             "this_Mel_s": round(n / statistics.median(times["this"]) / 1e6, 1),
+                             "speedup_median": round(statistics.median(speedups), 3)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"fieldp layout kernels, this tree vs {args.baseline} (CPU time, {args.rounds} "
+          "interleaved rounds)")
+    for r in rows:
+        print(f"  {r['file']:24s} {str(tuple(r['layout'])):16s} {r['elements']:>10d} el  "
+              f"baseline {r['baseline_Mel_s']:7.1f}  this {r['this_Mel_s']:7.1f} M el/s  "
+              f"per-round speed-up x{r['speedup_median']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
