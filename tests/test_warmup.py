@@ -117,3 +117,17 @@ def test_after_warmup_the_common_commands_compile_nothing(tmp_path: Path) -> Non
         "prefix.canonical_codes(np.zeros(4, np.int64))"), str(work)],
         env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert json.loads(r.stdout.splitlines()[-1]) == ["bigsmall.codecs.prefix.canonical_codes"]
+
+
+def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process that is gone (here: one that exits at once) fails the warm-up with a
+    message; it must not pass as a warm-up that compiled nothing."""
+    real = subprocess.Popen
+
+    def exiting(argv: list[str], **kw: object) -> subprocess.Popen[str]:
+        return real([sys.executable, "-c", "pass"], **kw)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(warmup.subprocess, "Popen", exiting)
+    k = warmup.Kernel("bigsmall.codecs.prefix", "canonical_codes", ("array(int64, 1d, C)",))
+    with pytest.raises(WarmupError, match="worker process died"):
+        warmup.warmup(2, [k, k, k])

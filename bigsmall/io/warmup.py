@@ -136,9 +136,12 @@ def warmup(processes: int | None = None, kernels: list[Kernel] | None = None,
                     if not todo or errors:
                         break
                     k = todo.pop(0)
-                proc.stdin.write(json.dumps(attrs.asdict(k)) + "\n")
-                proc.stdin.flush()
-                line = proc.stdout.readline()
+                try:
+                    proc.stdin.write(json.dumps(attrs.asdict(k)) + "\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                except OSError:  # the worker is gone (a broken pipe)
+                    line = ""
                 res: dict[str, Any] = (json.loads(line) if line
                                        else {"ok": False, "error": "worker process died"})
                 with lock:
@@ -149,7 +152,10 @@ def warmup(processes: int | None = None, kernels: list[Kernel] | None = None,
                     if progress is not None:
                         progress(k, float(res["seconds"]))
         finally:
-            proc.stdin.close()
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
             proc.wait()
 
     t0 = time.perf_counter()
