@@ -162,23 +162,12 @@ def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_warmup(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io import progress as prog
     from ..io.warmup import load_manifest, warmup
 
     kernels = load_manifest()
-    bar = None
-    if _progress(args) is None:
-        import sys
-
-        from tqdm import tqdm
-
-        if sys.stderr.isatty():
-            bar = tqdm(total=len(kernels), unit="kernel", desc="compiling", file=sys.stderr)
-    try:
-        r = warmup(args.processes, kernels,
-                   progress=(lambda _k, _s: bar.update(1)) if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
+    with prog.bar(len(kernels), "compiling", _progress(args), unit="kernel") as bar:
+        r = warmup(args.processes, kernels, progress=lambda _k, _s: bar.update(1))
     emit(args, {"kernels": r.kernels, "processes": r.processes, "seconds": round(r.seconds, 2),
                 "compile_seconds": round(r.compile_seconds, 2)},
          f"{r.kernels} kernels compiled or found cached in {r.seconds:.1f} s on {r.processes} "

@@ -74,11 +74,12 @@ def _zstd_may_win(data: np.ndarray, spec: TensorSpec, chunk_units: int, best: Te
     embedding above then misses its trial (+0.1 points of size). A tensor no larger than its
     probe is tried in full.
     """
-    unit = unit_bytes(spec)
     if not best.chunks:
         return True
-    units = chunk_units if len(best.chunks) > 2 else max(1, min(chunk_units,
-                                                                 SMALL_PROBE_BYTES // unit))
+    unit = unit_bytes(spec)
+    units = chunk_units
+    if len(best.chunks) <= 2:
+        units = max(1, min(chunk_units, SMALL_PROBE_BYTES // unit))
     n = units * unit
     if n >= data.size:
         return True

@@ -21,7 +21,6 @@ bigsmall.io.warmup --worker``, each compiling what it is handed on stdin.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -122,7 +121,9 @@ def warmup(processes: int | None = None, kernels: list[Kernel] | None = None,
     if processes is not None and processes < 1:
         raise InvalidOptionError(f"processes must be at least 1, not {processes}")
     todo = sorted(load_manifest() if kernels is None else kernels, key=lambda k: -k.seconds)
-    n = max(1, min(processes or _cores(), len(todo) or 1))
+    from .reader import default_threads  # the cores available to this process
+
+    n = max(1, min(processes or default_threads(), len(todo) or 1))
     lock = threading.Lock()
     errors: list[str] = []
     spent: list[float] = []
@@ -176,13 +177,6 @@ def warmup(processes: int | None = None, kernels: list[Kernel] | None = None,
     if errors:
         raise WarmupError(f"kernel compile failed: {errors[0]}")
     return WarmupReport(len(every), n, time.perf_counter() - t0, sum(spent))
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 if __name__ == "__main__":
