@@ -169,6 +169,9 @@ class EncModel:
     mrow: np.ndarray  # exponent -> its mantissa row
     rshift: np.ndarray
     head_z: bytes
+    # [contexts, 2**c] counts of the joint field ``e << mb | m`` when the model already has
+    # them (one context: ``--level fast``), else None (``auto.estimate`` counts them)
+    joint_counts: np.ndarray | None = None
 
 
 @attrs.frozen
@@ -246,19 +249,29 @@ class FieldCodec(Codec):
             nrows, ncols = 1, n
         else:
             nrows, ncols = spec.matrix
-        hi, _ = _fields(values, lay, lo=False)  # the mantissa part is only counted, below
         alpha = 1 << lay.eb
+        # counts of the whole field ``hi << mb | lo``, straight from the values: the mantissa
+        # tables' counts and, with one context, the exponent counts (its row sums) and the
+        # joint counts ``auto.estimate`` needs, so ``--level fast`` makes one counting pass
+        # instead of four (the same integers: the same files)
+        field_counts = None
+        if lay.mb or level == "fast":
+            field_counts = context._field_counts(values, lay.p, lay.c).reshape(alpha, -1)
+        joint_counts = None
         if level == "fast":  # no context search: one exponent table per tensor
+            assert field_counts is not None
             cl = context.trivial(nrows, ncols)
+            counts = field_counts.sum(axis=1).reshape(1, alpha)
+            joint_counts = field_counts.reshape(1, -1)
         else:
+            hi, _ = _fields(values, lay, lo=False)
             cl = context.choose(hi.reshape(nrows, ncols), alpha)
-        counts = _count_contexts(hi, cl, ncols, alpha)
+            counts = _count_contexts(hi, cl, ncols, alpha)
         qexp = enc_tables.quantize_counts(counts)
         qmant = None
         if lay.mb:
-            # counts of the whole field ``hi << mb | lo``, straight from the values
-            mcounts = context._field_counts(values, lay.p, lay.c).reshape(alpha, -1)
-            qmant = enc_tables.quantize_counts(mcounts)
+            assert field_counts is not None
+            qmant = enc_tables.quantize_counts(field_counts)
         freq = enc_tables.normalize_codes(qexp, PROB_BITS)
         cum = rans.cumulative(freq)
         mfreq, mcum, mrow = _mantissa_tables(qmant, lay.eb, MANT_PROB_BITS)
@@ -275,7 +288,7 @@ class FieldCodec(Codec):
             head += rshift.astype(np.uint8).tobytes()
         head_z = zstandard.ZstdCompressor(level=19).compress(bytes(head))
         return EncModel(values, lay, cl, nrows, ncols, freq, cum, mfreq, mcum, mrow, rshift,
-                        head_z)
+                        head_z, joint_counts)
 
     def plan(self, m: EncModel, chunk_units: int) -> TensorPlan:
         """The tensor coded with this codec's chunks under the model ``m``."""
