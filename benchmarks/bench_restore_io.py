@@ -9,7 +9,7 @@ fairly. The no-fsync variant replaces ``os.fsync`` with a no-op *in this process
 library has no such option.
 
 With ``--flush-mib 4,16`` it instead compares sizes of the background ``fdatasync`` step
-(``decompress.FLUSH_BYTES``) on the three reference models, runs interleaved (one restore
+(``flush.FLUSH_BYTES``) on the three reference models, runs interleaved (one restore
 with each size in turn, ``--repeat`` rounds): the figures behind the default.
 
     python benchmarks/bench_restore_io.py [--repeat 5] [--threads 2] [--flush-mib 4,16]
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import bigsmall
-from bigsmall.io import decompress as decompress_mod
+from bigsmall.io import flush as flush_mod
 from bigsmall.testing import corpus
 
 
@@ -41,7 +41,7 @@ def flush_sizes(sizes_mib: list[int], repeat: int, threads: int) -> None:
             times: dict[int, list[float]] = {m: [] for m in sizes_mib}
             for k in range(repeat + 1):  # the first round warms up and is not counted
                 for m in sizes_mib:
-                    decompress_mod.FLUSH_BYTES = m << 20
+                    flush_mod.FLUSH_BYTES = m << 20
                     out = work / "out"
                     t = time.perf_counter()
                     bigsmall.decompress(bs, out, threads=threads)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import bigsmall
-import bigsmall.io.decompress as decompress_mod
+import bigsmall.io.flush as flush_mod
 import bigsmall.io.reader as reader_mod
 from bigsmall.core.types import TensorEntry
 from bigsmall.io.reader import BsFile
@@ -87,7 +87,7 @@ def test_decompress_pipelined_with_writeback(chunked_model: tuple[Path, Path], t
     """A few tensors in flight, each in pieces of a few chunks, and a background sync after
     nearly every write: still the original file, byte for byte."""
     src, bs = chunked_model
-    monkeypatch.setattr(decompress_mod, "FLUSH_BYTES", 1000)
+    monkeypatch.setattr(flush_mod, "FLUSH_BYTES", 1000)
     monkeypatch.setattr(reader_mod, "AHEAD_BYTES", 20000)
     monkeypatch.setattr(reader_mod, "PIECE_BYTES", 10000)
     out = tmp_path / "restored.safetensors"
@@ -103,7 +103,7 @@ def test_background_sync_error_fails_the_restore(chunked_model: tuple[Path, Path
     import os
 
     _, bs = chunked_model
-    monkeypatch.setattr(decompress_mod, "FLUSH_BYTES", 1000)
+    monkeypatch.setattr(flush_mod, "FLUSH_BYTES", 1000)
     calls = []
 
     def broken(fd: int) -> None:
@@ -317,3 +317,37 @@ def test_pipeline_decodes_in_order_before_parsing_ahead(chunked_model: tuple[Pat
         expect.extend(("range", t.name) for kind, name in log if kind == "range" and name == t.name)
     assert log == expect
     assert sum(kind == "range" for kind, _ in log) > len(entries)  # several ranges per tensor
+
+
+def test_compress_with_background_syncs(chunked_model: tuple[Path, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compress syncs its output in the background too: with a sync after nearly every
+    tensor the file is the same, byte for byte; a write error seen by one of those syncs
+    fails the compress and leaves nothing behind."""
+    import errno
+    import os
+
+    src, bs = chunked_model
+    monkeypatch.setattr(flush_mod, "FLUSH_BYTES", 1000)
+    real = os.fdatasync
+    calls: list[int] = []
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counted)
+    again = tmp_path / "again.bs"
+    bigsmall.compress(src, again, chunk_bytes=4096)
+    assert calls, "no background sync ran"
+    assert again.read_bytes() == bs.read_bytes()
+
+    def broken(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(bigsmall.errors.BigsmallIOError, match="Input/output error"):
+        bigsmall.compress(src, tmp_path / "broken.bs", chunk_bytes=4096)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

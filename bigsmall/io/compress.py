@@ -32,6 +32,7 @@ from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan,
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
 from . import progress as prog
 from .atomic import atomic_file, check_target
+from .flush import flushing
 from .reader import default_threads
 from .source import FileSource
 
@@ -198,7 +199,7 @@ def compress(
     codecs: dict[str, int] = {}
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall") as pool, \
-                atomic_file(out, force) as (_tmp, fh), \
+                atomic_file(out, force) as (_tmp, fh), flushing(fh) as flusher, \
                 prog.bar(total, f"compress {src.name}", progress) as bar:
             sha_futs = {fi: pool.submit(_sha256, inp.path) for fi, inp in enumerate(inputs)}
             fh.write(b"\0" * fmt.HEADER_SIZE)  # type: ignore[attr-defined]
@@ -226,6 +227,8 @@ def compress(
                                                receipt, layer))
                     pos += plan.coded_size
                     codecs[plan.codec] = codecs.get(plan.codec, 0) + 1
+                    if flusher is not None:
+                        flusher.wrote(pos)
                 bar.update(spec.nbytes)
 
             for i in order:

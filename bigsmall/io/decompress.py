@@ -15,10 +15,10 @@ Where the time goes besides the kernel, and what this module does about it:
   tensors of the same size was measured too and dropped: glibc already hands freed blocks back
   to the next allocation, and buffers held aside only made it map fresh pages (more faults);
 - durability: ``atomic_file`` fsyncs before the rename; ``_Sink`` has a background thread
-  ``fdatasync`` each ``FLUSH_BYTES`` as soon as they are written (``_Flusher``), so the disk
-  flushes while the pool decodes and the final fsync only waits for the tail. 4 MiB steps
-  rather than 16: the disk starts earlier and the tail is shorter (restore x0.93 / x0.94 /
-  x0.98 of the 16 MiB time on MiniLM bf16 / whisper-tiny fp16 / MiniLM fp32,
+  ``fdatasync`` each ``flush.FLUSH_BYTES`` as soon as they are written (``flush.Flusher``), so
+  the disk flushes while the pool decodes and the final fsync only waits for the tail. 4 MiB
+  steps rather than 16: the disk starts earlier and the tail is shorter (restore x0.93 /
+  x0.94 / x0.98 of the 16 MiB time on MiniLM bf16 / whisper-tiny fp16 / MiniLM fp32,
   ``benchmarks/bench_restore_io.py --flush-mib 2,4,16``; 2 MiB was no better).
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,8 @@ import attrs
 from ..errors import IntegrityError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
+from .flush import Flusher
 from .reader import BsFile
-
-FLUSH_BYTES = 4 << 20  # a background fdatasync of the output every this many bytes written
 
 
 @attrs.frozen
@@ -65,65 +63,10 @@ def default_output(src: Path, bs: BsFile) -> Path:
     return src.parent / Path(name).name
 
 
-class _Flusher:
-    """A thread that makes the output durable while it is still being written.
-
-    Each ``kick`` asks for an ``fdatasync`` of everything written so far; the thread runs them
-    one after the other (a kick that arrives during a sync is served by the next one), so the
-    disk flushes the first megabytes while the pool decodes the rest and the fsync before the
-    rename only waits for the tail. Measured on this VM's virtio disk, where a flush costs in
-    proportion to the data not yet flushed (~650 MB/s): ``sync_file_range`` (start writeback,
-    no flush) left 100 ms of a 90 MB restore to the final fsync; syncing in the background cut
-    the restore 405-468 -> 305-340 ms (MiniLM fp32).
-
-    An error of a background sync is kept and raised by ``close``: the kernel reports a write
-    error once per open file, so the final fsync would not see it again."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-        self._cv = threading.Condition()
-        self._want = self._done = 0
-        self._stop = False
-        self.error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="bigsmall-flush", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while self._want <= self._done and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                want = self._want
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                with self._cv:
-                    self.error = self.error or exc
-                    return
-            with self._cv:
-                self._done = want
-
-    def kick(self, written: int) -> None:
-        with self._cv:
-            self._want = written
-            self._cv.notify()
-
-    def close(self) -> None:
-        """Stop (after the sync in progress, if any); raise the first error of a sync."""
-        with self._cv:
-            self._stop = True
-            self._cv.notify()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
 class _Sink:
     """One output file being restored: writes each part in order, feeds its sha256, moves the
-    progress bar and, when the file will be fsynced (``durable``), has a ``_Flusher`` sync every
-    ``FLUSH_BYTES`` written, so the final fsync has little left to wait for.
+    progress bar and, when the file will be fsynced (``durable``), has a ``flush.Flusher`` sync
+    every ``flush.FLUSH_BYTES`` written, so the final fsync has little left to wait for.
 
     Writes go through the file object (its ``write`` of a large buffer is one system call,
     no copy), which is also what the full-disk tests intercept. ``close`` must be called (it
@@ -134,8 +77,7 @@ class _Sink:
         self.bar = bar
         self.sha = hashlib.sha256()
         self.size = 0
-        self._kicked = 0
-        self._flusher = _Flusher(fh.fileno()) if durable and hasattr(os, "fdatasync") else None
+        self._flusher = Flusher.start(fh, durable)
 
     def write(self, part: Any) -> None:
         mv = memoryview(part)
@@ -143,19 +85,13 @@ class _Sink:
         self.sha.update(mv)
         self.size += mv.nbytes
         self.bar.update(mv.nbytes)
-        if self._flusher is not None and self.size - self._kicked >= FLUSH_BYTES:
-            self.fh.flush()  # the few buffered bytes (the header) reach the OS before the sync
-            self._flusher.kick(self.size)
-            self._kicked = self.size
+        if self._flusher is not None:
+            self._flusher.wrote(self.size)
 
     def close(self, report: bool = True) -> None:
         if self._flusher is not None:
             flusher, self._flusher = self._flusher, None
-            try:
-                flusher.close()
-            except OSError:
-                if report:
-                    raise
+            flusher.close(report)
 
 
 def _write_member(bs: BsFile, index: int, fh: Any, bar: Any, durable: bool) -> int:
