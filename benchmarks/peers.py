@@ -3,8 +3,9 @@ bigsmall 4.0 package from PyPI.
 
 bigsmall runs at both levels (``bigsmall``: default, coder ``auto``; ``bigsmall_fast``:
 ``level="fast"``) and with each entropy coder forced (``bigsmall_rans``: ``coder="rans"``,
-format 1.1; ``bigsmall_prefix``: ``coder="prefix"``, format 1.2), each with compress's
-default verify pass (every coded tensor decoded again before it is written).
+format 1.1; ``bigsmall_prefix``: ``coder="prefix"``, format 1.2), plus the fastest setting
+(``bigsmall_fast_prefix``: ``level="fast", coder="prefix"``), each with compress's default
+verify pass (every coded tensor decoded again before it is written).
 
 All tools run in the same invocation on the same files (page cache warm), file -> file, medians
 of --repeat runs. bigsmall's ``decompress`` is durable by default (its output is fsynced before
@@ -185,6 +186,8 @@ def main() -> int:
                                                  coder="rans")
             row["bigsmall_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
                                                    coder="prefix")
+            row["bigsmall_fast_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
+                                                        "fast", coder="prefix")
             row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
             row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
             if peers_py:
@@ -197,7 +200,8 @@ def main() -> int:
     print(f"threads={args.threads} repeat={args.repeat} (medians; file -> file, page cache warm)")
     for row in rows:
         print(f"\n{row['model']} ({row['MB']:.1f} MB)")
-        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
+        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix",
+                     "bigsmall_fast_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
             r = row.get(tool)
             if isinstance(r, dict):
                 dec = r["decompress_MBps"]
@@ -212,13 +216,14 @@ def main() -> int:
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
                       f"decompress {dec_s} MB/s{extra}")
         z = row.get("zipnn")
-        for tool in ("bigsmall", "bigsmall_rans", "bigsmall_prefix"):
+        for tool in ("bigsmall", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix"):
             b = row[tool]
             if isinstance(z, dict) and isinstance(b, dict):
                 print(f"  {tool} / zipnn: decompress speed, both durable (fsync) "
                       f"x{b['decompress_MBps'] / z['decompress_fsync_MBps']:.2f}, neither "
                       f"x{b['decompress_nofsync_MBps'] / z['decompress_MBps']:.2f}, bigsmall "
                       f"durable vs ZipNN not x{b['decompress_MBps'] / z['decompress_MBps']:.2f}; "
+                      f"compress x{b['compress_MBps'] / z['compress_MBps']:.2f}; "
                       f"size x{b['ratio'] / z['ratio']:.3f}")
     return 0
 
