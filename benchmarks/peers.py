@@ -17,7 +17,10 @@ python of a separate venv that has them (``python -m venv /tmp/peers &&
 huggingface-hub && /tmp/peers/bin/pip install --no-deps zipnn bigsmall==4.0.0``); a child
 process runs them there (bigsmall 4.0 with its PyPI version check disabled).
 
-    python benchmarks/peers.py [--repeat 3] [--json]
+    python benchmarks/peers.py [--repeat 3] [--json] [--plot peers.png]
+
+``--plot`` draws ratio against restore speed per tool and model (``bigsmall/io/plot.py``,
+needs matplotlib); ``benchmarks/plots.py peers FILE.json`` redraws it from a saved ``--json``.
 """
 
 from __future__ import annotations
@@ -171,7 +174,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--plot", metavar="PNG", help="also write a chart of ratio vs restore speed")
     args = ap.parse_args()
+    if args.plot:  # before minutes of measuring: a missing matplotlib fails now
+        from bigsmall.io.plot import require_matplotlib
+
+        require_matplotlib()
     peers_py = os.environ.get("BIGSMALL_PEERS_PYTHON")
     zipnn_dtype = {"minilm-bf16": "bfloat16", "whisper-tiny-fp16": "float16", "minilm-fp32": "float32"}
     models = {name: (src, zipnn_dtype[name]) for name, src in corpus.reference_models().items()}
@@ -194,6 +202,10 @@ def main() -> int:
                 row["zipnn"] = time_zipnn(peers_py, src, work, args.repeat, args.threads, zdtype)
                 row["bigsmall_4.0"] = time_bigsmall4(peers_py, src, work, args.repeat, args.threads)
             rows.append(row)
+    if args.plot:
+        from bigsmall.io.plot import plot_peers
+
+        print(f"chart: {plot_peers(rows, args.plot)}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -44,6 +44,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bigsmall' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """What ``dir(bigsmall)`` and tab completion show: the module's own names plus the lazy
+    public API, which ``__getattr__`` only materialises on first use (so a plain ``dir()`` would
+    hide ``compress``, ``load`` and the rest until then)."""
+    return sorted(set(globals()) | set(_LAZY) | {"errors"})
+
+
 def open(path: Any, threads: int | None = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
     """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``."""
     from .io.reader import BsFile

@@ -140,6 +140,10 @@ def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
 def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.bench import run_benchmark
 
+    if getattr(args, "plot", None):  # fail before minutes of measuring, not after
+        from ..io.plot import require_matplotlib
+
+        require_matplotlib()
     r = run_benchmark(args.src, repeat=args.repeat, threads=args.threads, level=args.level,
                       coder=args.coder)
     n = r["threads"]
@@ -157,6 +161,11 @@ def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
         f"  verify              {r['verify_MBps']:8.1f} MB/s ({'OK' if r['verify_ok'] else 'FAILED'})",
         f"  peak RSS            {r['peak_rss_MB']:8.0f} MB   (medians of {r['repeat']} runs)",
     ])
+    if getattr(args, "plot", None):
+        from ..io.plot import plot_benchmark
+
+        r["plot"] = str(plot_benchmark(r, args.plot))
+        text += f"\n  chart               {r['plot']}"
     emit(args, r, text)
     return 0 if r["verify_ok"] else 3
 
@@ -243,6 +252,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="compression level to measure (see `bigsmall compress --help`)")
     p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage to measure (see `bigsmall compress --help`)")
+    p.add_argument("--plot", metavar="PNG", default=None,
+                   help="also draw the results as a PNG chart (needs matplotlib: pip install "
+                   "'bigsmall[plot]')")
     p.set_defaults(handler=cmd_benchmark)
 
     p = sub.add_parser("warmup", parents=[common], help="compile the kernels now, on every core",

@@ -20,6 +20,7 @@ from ..core.floor import floor_bits
 from .compress import compress
 from .decompress import decompress
 from .memory import peak_rss
+from .plot import tensor_class
 from .reader import BsFile, default_threads
 from .source import FileSource
 
@@ -77,8 +78,13 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
             v_t = time.perf_counter() - t
             floor = order0_floor_bytes(bs, src)
             by_codec: dict[str, int] = {}
+            by_class: dict[str, dict[str, int]] = {}  # the --plot chart's ratio per class
             for e in bs.container.tensors:  # which entropy stage ``auto`` chose, by bytes
                 by_codec[e.codec] = by_codec.get(e.codec, 0) + e.spec.nbytes
+                cls = by_class.setdefault(tensor_class(e.name, len(e.spec.shape)),
+                                          {"original": 0, "stored": 0})
+                cls["original"] += e.spec.nbytes
+                cls["stored"] += e.length
         coded = bs_path.stat().st_size
     med = statistics.median
     return {
@@ -91,4 +97,5 @@ def run_benchmark(src: str | os.PathLike[str], repeat: int = 3, threads: int | N
         "verify_ok": ok, "verify_MBps": size / 1e6 / v_t, "peak_rss_MB": peak_rss() / 1e6,
         "repeat": repeat, "level": level, "coder": coder,
         "tensor_bytes_by_codec": dict(sorted(by_codec.items(), key=lambda kv: -kv[1])),
+        "bytes_by_class": by_class,
     }
