@@ -97,6 +97,7 @@ def plot_benchmark(result: Mapping[str, Any], out: str | os.PathLike[str]) -> Pa
     ax = axes[0]
     bars = ax.bar([o for o, _ in ops], [v for _, v in ops], color="#4C72B0")
     ax.bar_label(bars, fmt="%.0f")
+    ax.margins(y=0.12)
     ax.set_ylabel("MB/s of the original (higher is better)")
     ax.set_title(f"speed, {n} thread(s), medians of {result['repeat']}", fontsize=10)
 
@@ -107,6 +108,7 @@ def plot_benchmark(result: Mapping[str, Any], out: str | os.PathLike[str]) -> Pa
     ax.plot(threads, [speeds[0] * t for t in threads], ls="--", color="grey",
             label="linear scaling")
     ax.set_xticks(threads)
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("threads")
     ax.set_ylabel("decode into memory, MB/s")
     ax.set_title(f"decode speed vs threads (x{result['thread_speedup']:.2f})", fontsize=10)
