@@ -22,6 +22,13 @@ def ld(arr, i):  # type: ignore[no-untyped-def]
 
 
 @njit
+def ld16(buf, i):  # type: ignore[no-untyped-def]
+    if i < 0 or i + 2 > buf.shape[0]:
+        raise IndexError("ld16 out of bounds")
+    return np.int64(buf[i]) | (np.int64(buf[i + 1]) << 8)
+
+
+@njit
 def ld32(buf, i):  # type: ignore[no-untyped-def]
     if i < 0 or i + 4 > buf.shape[0]:
         raise IndexError("ld32 out of bounds")
@@ -54,6 +61,6 @@ def checked_build(src: str, name: str) -> dict[str, Any]:
     from bigsmall.codecs.loads import tail64  # already bounds-checked
 
     src = re.sub(r"^from \.+loads import .*$", "", src, flags=re.M).replace("cache=True", "cache=False")
-    ns: dict[str, Any] = {"ld": ld, "ld32": ld32, "ld64": ld64, "st": st, "_tail64": tail64}
+    ns: dict[str, Any] = {"ld": ld, "ld16": ld16, "ld32": ld32, "ld64": ld64, "st": st, "_tail64": tail64}
     exec(compile(src, f"<bounds-checked {name}>", "exec"), ns)
     return ns

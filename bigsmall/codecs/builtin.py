@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
+from ..container.format import zstd_decompress
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
 from . import field as _field  # noqa: F401  (registers "field")
@@ -104,10 +105,17 @@ class LutCodec(Codec):
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> Any:
         unit = spec.info.itemsize
         try:
-            ih = int(params["inner_head"])
+            ih = params["inner_head"]
             inner_params = params["inner"]
+            if type(ih) is not int:
+                raise TypeError
         except (KeyError, TypeError, ValueError):
             raise FormatError(f"tensor {spec.name!r}: bad lut parameters") from None
+        if (not isinstance(inner_params, dict) or inner_params.get("chunk") != params.get("chunk")
+                or unit < 2):
+            # the inner code's chunk size places each chunk's row contexts (k0 = index *
+            # chunk): it must be the chunking the outer tensor is cut by
+            raise FormatError(f"tensor {spec.name!r}: bad lut parameters")
         tbytes = len(head) - ih
         if ih < 0 or tbytes <= 0 or tbytes % unit or tbytes // unit > 256:
             raise IntegrityError(f"tensor {spec.name!r}: lut table corrupt")
@@ -145,10 +153,7 @@ class ZstdPlanesCodec(Codec):
     def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
                      chunk: bytes | memoryview, out: np.ndarray) -> None:
         unit = unit_bytes(spec)
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(chunk, max_output_size=out.size)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"tensor {spec.name!r}: chunk {index} corrupt ({exc})") from None
+        raw = zstd_decompress(chunk, out.size, f"tensor {spec.name!r}: chunk {index}")
         if len(raw) != out.size:
             raise IntegrityError(f"tensor {spec.name!r}: chunk {index} has the wrong size")
         out.reshape(-1, unit)[:] = np.frombuffer(raw, np.uint8).reshape(unit, -1).T

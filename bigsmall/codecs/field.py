@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 import zstandard
 
+from ..container.format import zstd_decompress
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
 from .base import Codec, register
@@ -48,6 +49,23 @@ class Layout:
     @property
     def rbits(self) -> int:
         return self.width - self.c
+
+
+def _ints(spec: TensorSpec, params: dict[str, Any], key: str, n: int) -> tuple[int, ...]:
+    """``params[key]``: a list of ``n`` integers (``n == 0``: one integer), exactly: a bool,
+    a float or a numeric string in their place is a malformed index, not something to coerce."""
+    v = params.get(key)
+    items = [v] if n == 0 else v if isinstance(v, list) and len(v) == n else None
+    if items is None or not all(type(x) is int for x in items):
+        raise FormatError(f"tensor {spec.name!r}: bad codec parameter {key!r}: {v!r:.60}")
+    return tuple(items)
+
+
+def _head_limit(nrows: int, ncols: int) -> int:
+    """Most bytes a tensor's side information can hold (row and column maps, row shifts, at
+    most 256 contexts of tables): a bound for its zstd frame, so a corrupt frame header cannot
+    ask for gigabytes."""
+    return 2 * nrows + ncols + (4 << 20)
 
 
 def base_layout(spec: TensorSpec) -> Layout | None:
@@ -349,28 +367,25 @@ class FieldCodec(Codec):
         tables (spec §14.3): what every ``field``-model codec reads the same way."""
         from . import context
 
-        try:
-            width, p, eb, mb = (int(x) for x in params["layout"])
-            kr, kc = (int(x) for x in params["grid"])
-            nrows, ncols = (int(x) for x in params["matrix"])
-            prob_bits, mprob_bits = (int(x) for x in params["prob_bits"])
-            lanes = int(params["lanes"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FormatError(f"tensor {spec.name!r}: bad {self.codec_id} codec parameters: {exc}") from None
+        width, p, eb, mb = _ints(spec, params, "layout", 4)
+        kr, kc = _ints(spec, params, "grid", 2)
+        nrows, ncols = _ints(spec, params, "matrix", 2)
+        prob_bits, mprob_bits = _ints(spec, params, "prob_bits", 2)
+        (lanes,) = _ints(spec, params, "lanes", 0)
         lay = Layout(width, p, eb, mb)
         unit = spec.info.itemsize or 1
+        # Every value a kernel or table builder trusts, bounded here (the kernels index
+        # without checks): widths and field positions, grid and table sizes, a matrix that is
+        # exactly the tensor (row and column context arrays are indexed by k // ncols, k % ncols).
         if (
-            width != unit * 8 or not 0 < lay.c <= 16 or p < 0 or p + lay.c > width
-            or lay.rbits > 56 or nrows * ncols * unit != spec.nbytes
+            width != unit * 8 or not 1 <= eb <= 8 or not 0 <= mb <= 8 or p < 0
+            or p + lay.c > width or lay.rbits > 56 or nrows < 1 or ncols < 1
+            or nrows * ncols * unit != spec.nbytes
             or not 1 <= kr <= 256 or not 1 <= kc <= 256 or not 8 <= prob_bits <= 12
-            or not 8 <= mprob_bits <= 12 or eb > 8 or mb > 8 or kr * kc > 256
-            or lanes != self.lanes
+            or not 8 <= mprob_bits <= 12 or kr * kc > 256 or lanes != self.lanes
         ):
             raise FormatError(f"tensor {spec.name!r}: inconsistent {self.codec_id} codec parameters")
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(head, max_output_size=1 << 30)
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"tensor {spec.name!r}: side information corrupt ({exc})") from None
+        raw = zstd_decompress(head, _head_limit(nrows, ncols), f"tensor {spec.name!r}: side information")
         pos = 0
         row_map = np.zeros(nrows, np.uint8)
         col_map = np.zeros(ncols, np.uint8)

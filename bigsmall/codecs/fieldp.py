@@ -78,15 +78,11 @@ class FieldPCodec(field.FieldCodec):
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:  # type: ignore[override]
         from . import prefix
 
-        try:
-            width, _p, eb, mb = (int(x) for x in params["layout"])
-        except (KeyError, TypeError, ValueError):
-            width = eb = mb = 0  # the base check below names the problem
-        if width > 32 or eb + mb > SYM_BITS:
+        h = self._parse_head(spec, params, head)  # every parameter checked, exactly typed
+        lay = h.lay
+        if lay.width > 32 or lay.c > SYM_BITS:
             raise FormatError(f"tensor {spec.name!r}: fieldp needs width <= 32 and eb + mb <= "
                               f"{SYM_BITS}")
-        h = self._parse_head(spec, params, head)
-        lay = h.lay
         t1, dirs, t2, pos, err = prefix.decode_model(h.raw, h.pos, h.cl.n_contexts, lay.eb,
                                                      lay.mb, h.prob_bits, h.mprob_bits)
         if err == prefix.NO_CODE:

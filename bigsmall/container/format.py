@@ -29,9 +29,16 @@ from typing import Any
 import xxhash
 import zstandard
 
-from ..core.dtypes import DTYPES
+from ..core.safetensors_header import parse_header as parse_safetensors_header
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
-from ..errors import FormatError, IntegrityError, TruncatedError, UnsupportedVersionError
+from ..errors import (
+    FormatError,
+    IntegrityError,
+    InvalidSafetensorsError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+from . import schema
 
 MAGIC = b"\x89BSM\r\n\x1a\n"
 VERSION = (1, 2)  # the newest format this bigsmall reads and writes
@@ -118,73 +125,96 @@ def encode_index(c: Container) -> bytes:
 
 
 def decode_index(stored: bytes, header: dict[str, Any]) -> Container:
-    """Stored index bytes -> Container, checking digest and structure."""
+    """Stored index bytes -> Container: digest, then one schema validation of every field
+    (``schema.check_doc``), then the cross-checks that need the built values (references,
+    each safetensors member's verbatim header against its tensors). Any index that passes is
+    safe to hand to the decoder; anything else is a ``FormatError``."""
     if index_digest(stored) != header["index_digest"]:
         raise IntegrityError("container index is corrupt (checksum mismatch)")
+    raw = stored
+    if int(header["flags"]) & FLAG_INDEX_ZSTD:
+        raw = zstd_decompress(stored, schema.MAX_INDEX_BYTES, "container index")
+    elif len(raw) > schema.MAX_INDEX_BYTES:
+        raise FormatError(f"container index of {len(raw)} bytes is larger than any real one")
+    doc = schema.load_json(raw)
+    schema.check_doc(doc, int(header["index_offset"]))
     try:
-        raw = stored
-        if int(header["flags"]) & FLAG_INDEX_ZSTD:
-            raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=1 << 31)
-        doc = json.loads(raw.decode("utf-8"))
-    except (zstandard.ZstdError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"container index unreadable: {exc}") from None
-    try:
-        return _container_from_doc(doc, int(header["file_length"]))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        if isinstance(exc, FormatError):
-            raise
+        return _container_from_doc(doc)
+    except FormatError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+        # unreachable once ``check_doc`` passed; kept so that a gap in it stays a typed error
         raise FormatError(f"container index malformed: {exc!r}") from None
 
 
-def _container_from_doc(doc: dict[str, Any], file_length: int) -> Container:
-    if not isinstance(doc, dict) or doc.get("format") != "bigsmall":
-        raise FormatError("index does not describe a bigsmall container")
+def zstd_decompress(data: bytes | memoryview, max_size: int, what: str) -> bytes:
+    """One zstd frame decoded into at most ``max_size`` bytes; any failure is an
+    ``IntegrityError`` naming ``what``.
+
+    Why not a bare ``ZstdDecompressor().decompress``: a frame header states its content size
+    and python-zstandard allocates it up front, so one flipped bit there raised ``MemoryError``
+    (or asked for gigabytes) instead of reporting corruption. The declared size is checked
+    first, and every exception the library raises on bad bytes becomes ours."""
+    try:
+        declared = zstandard.frame_content_size(data)
+    except (zstandard.ZstdError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"{what}: not a valid zstd frame ({exc})") from None
+    if declared > max_size:  # -1: unknown size, bounded by max_output_size below
+        raise IntegrityError(f"{what}: zstd frame declares {declared} bytes, more than the "
+                             f"{max_size} it may hold (corrupt)")
+    try:
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=max(max_size, 1))
+    except (zstandard.ZstdError, MemoryError, ValueError, OverflowError) as exc:
+        raise IntegrityError(f"{what}: stored bytes corrupt ({type(exc).__name__}: {exc})") from None
+
+
+def _container_from_doc(doc: dict[str, Any]) -> Container:
+    """Build the Container from a document ``schema.check_doc`` accepted."""
     files = []
     for f in doc["files"]:
         kind = f["kind"]
-        if kind not in ("safetensors", "blob"):
-            raise FormatError(f"file {f['path']!r}: unknown kind {kind!r}")
-        blob = tuple(int(x) for x in f["blob"]) if kind == "blob" else None
-        if blob is not None and (blob[0] < HEADER_SIZE or blob[0] + blob[1] > file_length):
-            raise FormatError(f"file {f['path']!r}: blob range outside the container")
         files.append(FileEntry(
-            path=str(f["path"]), kind=kind, size=int(f["size"]),
-            receipt=Receipt("sha256", str(f["sha256"])),
+            path=f["path"], kind=kind, size=f["size"], receipt=Receipt("sha256", f["sha256"]),
             header=base64.b64decode(f["header"]) if kind == "safetensors" else b"",
-            blob=blob, codec=str(f.get("codec", "zstd")),  # type: ignore[arg-type]
+            blob=tuple(f["blob"]) if kind == "blob" else None,  # type: ignore[arg-type]
+            codec=f.get("codec", "zstd"),
         ))
     tensors = []
-    nfiles = len(files)
     for t in doc["tensors"]:
         off, head_len, lens = t["blob"]
-        spec = TensorSpec(str(t["name"]), str(t["dtype"]), t["shape"], int(t["offsets"][0]),
-                          int(t["offsets"][1]), int(t["file"]))
-        if not 0 <= spec.file < nfiles:
-            raise FormatError(f"tensor {spec.name!r}: file index {spec.file} out of range")
-        info = DTYPES.get(spec.dtype)
-        if info is None:
-            raise FormatError(f"tensor {spec.name!r}: unknown dtype {spec.dtype!r}")
-        if not 0 <= spec.begin <= spec.end or info.nbytes(spec.numel) != spec.nbytes:
-            raise FormatError(f"tensor {spec.name!r}: data offsets [{spec.begin}, {spec.end}] do not "
-                              f"match {spec.dtype} shape {list(spec.shape)}")
-        layer = t.get("layer")
-        entry = TensorEntry(
-            spec=spec, codec=str(t["codec"]), params=dict(t["params"]), offset=int(off),
-            head_len=int(head_len), chunk_lens=lens,  # the converter makes a tuple of ints
-            receipt=Receipt("xxh3_128", str(t["xxh3"])),
-            layer=None if layer is None else int(layer),
-        )
-        length = entry.length
-        if length and (entry.offset < HEADER_SIZE or entry.offset + length > file_length):
-            raise FormatError(f"tensor {spec.name!r}: blob range {entry.offset}+{length} "
-                              f"outside the container ({file_length} bytes)")
-        if (entry.chunk_lens and min(entry.chunk_lens) < 0) or entry.head_len < 0:
-            raise FormatError(f"tensor {spec.name!r}: negative chunk length")
-        tensors.append(entry)
+        spec = TensorSpec(t["name"], t["dtype"], t["shape"], t["offsets"][0], t["offsets"][1],
+                          t["file"])
+        tensors.append(TensorEntry(
+            spec=spec, codec=t["codec"], params=t["params"], offset=off, head_len=head_len,
+            chunk_lens=lens, receipt=Receipt("xxh3_128", t["xxh3"]), layer=t.get("layer"),
+        ))
     _check_refs(tensors)
-    version = tuple(int(x) for x in doc["version"])
+    _check_headers(files, tensors)
+    version = doc["version"]
     return Container(version=(version[0], version[1]), files=tuple(files), tensors=tuple(tensors),
                      meta=dict(doc.get("meta", {})))
+
+
+def _check_headers(files: list[FileEntry], tensors: list[TensorEntry]) -> None:
+    """Each safetensors member's verbatim header (what a restore writes first) describes
+    exactly the tensors the index lists for that file: same names, dtypes, shapes and byte
+    ranges, tiling its data section. A restore, a ``read`` by name and a load then all agree
+    on what each byte is."""
+    by_file: dict[int, set[tuple[str, str, tuple[int, ...], int, int]]] = {}
+    for t in tensors:
+        s = t.spec
+        by_file.setdefault(s.file, set()).add((s.name, s.dtype, s.shape, s.begin, s.end))
+    for i, f in enumerate(files):
+        if f.kind != "safetensors":
+            continue
+        try:
+            parsed = parse_safetensors_header(f.header, f.size, i)
+        except InvalidSafetensorsError as exc:
+            raise FormatError(f"file {f.path!r}: stored safetensors header invalid: {exc}") from None
+        want = {(s.name, s.dtype, s.shape, s.begin, s.end) for s in parsed.tensors}
+        if want != by_file.get(i, set()):
+            raise FormatError(f"file {f.path!r}: the index's tensors do not match the file's "
+                              "stored safetensors header")
 
 
 def _check_refs(tensors: list[TensorEntry]) -> None:

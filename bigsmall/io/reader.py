@@ -20,9 +20,9 @@ from typing import Any
 import attrs
 import numpy as np
 import xxhash
-import zstandard
 
 from ..codecs.base import Codec, get_codec
+from ..container.format import zstd_decompress
 from ..core.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import FileEntry, TensorEntry
@@ -157,10 +157,7 @@ class BsFile:
         """The full original bytes of a non-safetensors member file (config, tokenizer...)."""
         assert f.blob is not None
         stored = self.source.read(*f.blob)
-        try:
-            data = zstandard.ZstdDecompressor().decompress(stored, max_output_size=max(f.size, 1))
-        except zstandard.ZstdError as exc:
-            raise IntegrityError(f"file {f.path!r}: stored bytes corrupt ({exc})") from None
+        data = zstd_decompress(stored, f.size, f"file {f.path!r}")
         if len(data) != f.size or hashlib.sha256(data).hexdigest() != f.receipt.digest:
             raise IntegrityError(f"file {f.path!r}: sha256 does not match its receipt")
         return data
