@@ -62,3 +62,8 @@ class InvalidOptionError(BigsmallError, ValueError):
 
 class WarmupError(BigsmallError, RuntimeError):
     """``bigsmall warmup``: a kernel failed to compile, or a worker process died."""
+
+
+class InsufficientMemoryError(BigsmallError, MemoryError):
+    """A tensor needs more memory than the machine has available: refused before allocating
+    (a crafted index can declare a terabyte-sized constant tensor in a few bytes)."""

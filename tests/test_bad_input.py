@@ -7,8 +7,10 @@ byte-identical unless ``force`` was given.
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
+import math
 import os
 import struct
 import threading
@@ -422,7 +424,58 @@ def _doc_edits() -> dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]]
         e["codec"], e["params"] = "ref", {"of": "lm_head.weight"}
         return doc
 
+    def field_tensor(doc: dict[str, Any]) -> dict[str, Any]:
+        return next(t for t in doc["tensors"] if "layout" in t["params"])
+
+    def neg_mantissa(doc: dict[str, Any]) -> Any:
+        """Issue 22's segfault: a layout with mb < 0 and eb + mb still in range."""
+        t = field_tensor(doc)
+        w, p, eb, mb = t["params"]["layout"]
+        t["params"]["layout"] = [w, p, eb, -1]
+        return doc
+
+    def neg_matrix(doc: dict[str, Any]) -> Any:
+        t = field_tensor(doc)
+        r, c = t["params"]["matrix"]
+        t["params"]["matrix"] = [-r, -c]
+        return doc
+
+    def field_param(key: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+        def edit(doc: dict[str, Any]) -> Any:
+            field_tensor(doc)["params"][key] = value
+            return doc
+        return edit
+
+    def file_key(key: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+        def edit(doc: dict[str, Any]) -> Any:
+            doc["files"][0][key] = value
+            return doc
+        return edit
+
+    def meta_name(doc: dict[str, Any]) -> Any:
+        doc["meta"]["name"] = "."
+        return doc
+
+    def shape_not_header(doc: dict[str, Any]) -> Any:
+        tensor(doc, "fp8")["shape"] = [5, 8]  # same size, not what the stored header says
+        return doc
+
     return {
+        # issue 22: crafted indexes (checksums recomputed) that crashed or got untyped errors
+        "chunk_as_list": (field_param("chunk", [16]), ["chunk"]),
+        "chunk_as_string": (field_param("chunk", "16"), ["chunk"]),
+        "layer_infinity": (set_("fp8", "layer", math.inf), ["Infinity"]),
+        "layer_nan": (set_("fp8", "layer", math.nan), ["NaN"]),
+        "layer_huge": (set_("fp8", "layer", 1 << 40), ["'fp8'", "layer"]),
+        "offsets_float": (set_("fp8", "offsets", [0.0, 40.0]), ["'fp8'", "offsets"]),
+        "size_2_63": (file_key("size", 1 << 63), ["files[0].size"]),
+        "blob_4_items": (set_("fp8", "blob", [100, 0, [40], 1]), ["'fp8'", "blob"]),
+        "blob_lens_not_list": (set_("fp8", "blob", [100, 0, 40]), ["'fp8'", "blob"]),
+        "nul_in_path": (file_key("path", "model\x00.safetensors"), ["path"]),
+        "dot_path": (file_key("path", "."), ["path"]),
+        "dot_name": (meta_name, ["meta.name"]),
+        "lone_surrogate": (set_("fp8", "name", "\ud800"), ["surrogate"]),
+        "shape_not_header": (shape_not_header, ["header"]),
         "not_an_object": (lambda doc: [doc], ["index"]),
         "not_bigsmall": (lambda doc: {**doc, "format": "zip"}, ["index"]),
         "missing_key": (drop_tensor_key, ["index", "blob"]),
@@ -443,6 +496,47 @@ def _doc_edits() -> dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]]
         "ref_other_size": (set_("lm_head.weight", "params", {"of": "fp8"}),
                            ["'lm_head.weight'", "'fp8'", "size"]),
     }
+
+
+def _param_edits() -> dict[str, Callable[[dict[str, Any]], Any]]:
+    """Codec parameters a stranger's index may hold, checked by the codec before any kernel
+    runs (issue 22: a negative mantissa width with ``eb + mb`` in range segfaulted ``fieldp``)."""
+    def field_tensor(doc: dict[str, Any]) -> dict[str, Any]:
+        return next(t for t in doc["tensors"] if "layout" in t["params"])
+
+    def edit(key: str, fn: Callable[[list[int]], Any]) -> Callable[[dict[str, Any]], Any]:
+        def apply(doc: dict[str, Any]) -> Any:
+            t = field_tensor(doc)
+            t["params"][key] = fn(t["params"][key])
+            return doc
+        return apply
+
+    return {
+        "neg_mantissa_width": edit("layout", lambda v: [v[0], v[1], v[2], -1]),
+        "neg_exponent_width": edit("layout", lambda v: [v[0], v[1], -1, v[2] + v[3] + 1]),
+        "neg_matrix": edit("matrix", lambda v: [-v[0], -v[1]]),
+        "zero_rows": edit("matrix", lambda v: [0, v[0] * v[1]]),
+        "layout_as_floats": edit("layout", lambda v: [float(x) for x in v]),
+        "bool_lanes": edit("lanes", lambda v: True),
+        "grid_zero": edit("grid", lambda v: [0, 1]),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_param_edits()))
+def test_hostile_codec_parameters(case: str, small_model: Path) -> None:
+    bs = compressed(small_model)
+    bad = with_index(bs, stored_index(_param_edits()[case](index_doc(bs))))
+    folder = bad.parent
+    before = set(listing(folder))
+    with pytest.raises(FormatError) as info:
+        read_all(bad)
+    one_line(info.value, "embed.weight", "parameter")
+    with bigsmall.open(bad) as f:
+        report = f.verify("full")
+    assert not report.ok and "embed.weight" in report.problems[0]
+    with pytest.raises(FormatError):
+        bigsmall.decompress(bad, folder / "restored.safetensors")
+    assert_clean(folder, before)
 
 
 @pytest.mark.parametrize("case", sorted(_doc_edits()))
@@ -824,3 +918,29 @@ def test_write_safetensors_helper_is_valid(tmp_path: Path) -> None:
     bs = compressed(p, "ok.bs")
     with bigsmall.open(bs) as f:
         assert f.read("w").tolist() == [0.0, 0.0]
+
+
+def test_declared_terabyte_tensor_is_refused(tmp_path: Path) -> None:
+    """A few bytes of index can declare a huge constant tensor (its stored header rewritten to
+    agree): reading it is an InsufficientMemoryError before any allocation, never an OOM kill."""
+    from bigsmall.errors import InsufficientMemoryError
+
+    src = tmp_path / "z.safetensors"
+    src.write_bytes(_st({"z": _f32("z", [1000], [0, 4000])["z"]}, bytes(4000)))
+    bs = compressed(src)
+    doc = index_doc(bs)
+    (t,) = doc["tensors"]
+    assert t["codec"] == "const"
+    n = 1 << 40
+    header = _st({"z": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]}})
+    t["shape"], t["offsets"] = [n], [0, 4 * n]
+    doc["files"][0]["header"] = base64.b64encode(header).decode()
+    doc["files"][0]["size"] = len(header) + 4 * n
+    bad = with_index(bs, stored_index(doc))
+    before = set(listing(tmp_path))
+    with pytest.raises(InsufficientMemoryError) as info:
+        read_all(bad)
+    one_line(info.value, "'z'", str(4 * n))
+    with pytest.raises(BigsmallError):
+        bigsmall.decompress(bad, tmp_path / "restored.safetensors")
+    assert_clean(tmp_path, before)

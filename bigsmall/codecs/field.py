@@ -384,7 +384,8 @@ class FieldCodec(Codec):
             or not 1 <= kr <= 256 or not 1 <= kc <= 256 or not 8 <= prob_bits <= 12
             or not 8 <= mprob_bits <= 12 or kr * kc > 256 or lanes != self.lanes
         ):
-            raise FormatError(f"tensor {spec.name!r}: inconsistent {self.codec_id} codec parameters")
+            raise FormatError(f"tensor {spec.name!r}: inconsistent {self.codec_id} codec parameters "
+                              f"(layout {[width, p, eb, mb]}, grid {[kr, kc]}, matrix {[nrows, ncols]})")
         raw = zstd_decompress(head, _head_limit(nrows, ncols), f"tensor {spec.name!r}: side information")
         pos = 0
         row_map = np.zeros(nrows, np.uint8)

@@ -26,7 +26,13 @@ from ..container.format import zstd_decompress
 from ..core.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import FileEntry, TensorEntry
-from ..errors import FormatError, IntegrityError, TensorNotFoundError, UnknownCodecError
+from ..errors import (
+    FormatError,
+    InsufficientMemoryError,
+    IntegrityError,
+    TensorNotFoundError,
+    UnknownCodecError,
+)
 from .pool import PriorityPool
 from .source import FileSource, read_container
 
@@ -141,8 +147,7 @@ class BsFile:
 
     def read_bytes(self, name: str, check: bool = True) -> np.ndarray:
         entry = self.entry(name)
-        out = np.empty(entry.spec.nbytes, dtype=np.uint8)
-        return self.decode_into(name, out, check)
+        return self.decode_into(name, alloc_bytes(entry), check)
 
     def read(self, name: str, check: bool = True) -> np.ndarray:
         """The tensor as a numpy array (bf16/fp8 come back as uint16/uint8 bit patterns)."""
@@ -238,7 +243,7 @@ class BsFile:
             src = self._resolve(t)
             _codec(src)  # an unknown codec id names the tensor
             blob = self.source.view(src.offset, src.length)
-            out = alloc(t) if alloc is not None else np.empty(t.spec.nbytes, dtype=np.uint8)
+            out = alloc_bytes(t, alloc)
             pending.append((t, src, out, self.pool.submit_ranked(rank, self._start, rank, src, blob, out,
                                                                  pieces)))
             inflight += out.size
@@ -343,6 +348,28 @@ class BsFile:
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{f.path}: {exc}")
         return VerifyReport(mode, checked, len(tensors), files, decoded, tuple(problems))
+
+
+def alloc_bytes(entry: TensorEntry, alloc: Callable[[TensorEntry], Any] | None = None) -> Any:
+    """The destination buffer of a tensor (``alloc``'s, else a numpy uint8 array), refused
+    with ``InsufficientMemoryError`` when the tensor is larger than the memory available now.
+
+    Why check first: sizes come from the index, and a few bytes of a crafted container can
+    declare a constant tensor of a terabyte; with memory overcommit the allocation itself may
+    succeed and the process is then killed while the buffer fills."""
+    n = entry.spec.nbytes
+    if n > 1 << 26:  # small tensors: not worth a system call
+        import psutil
+
+        avail = psutil.virtual_memory().available
+        if n > avail:
+            raise InsufficientMemoryError(
+                f"tensor {entry.name!r} needs {n} bytes of memory, {avail} are available")
+    try:
+        return alloc(entry) if alloc is not None else np.empty(n, dtype=np.uint8)
+    except (MemoryError, ValueError, RuntimeError) as exc:  # numpy's and torch's refusals
+        raise InsufficientMemoryError(
+            f"tensor {entry.name!r}: cannot allocate {n} bytes ({type(exc).__name__})") from None
 
 
 def _codec(entry: TensorEntry) -> Codec:
