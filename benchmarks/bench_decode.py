@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bigsmall.core.decode import DecodeJob, plan_decode
+from bigsmall.plan.decode import DecodeJob, plan_decode
 from bigsmall.io.reader import BsFile
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from bigsmall.codecs import field
 from bigsmall.codecs.base import get_codec
-from bigsmall.core.planner import chunk_units_for
+from bigsmall.plan.planner import chunk_units_for
 from bigsmall.core.safetensors_header import parse_header
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bigsmall.codecs import field
-from bigsmall.core.decode import DecodeJob, plan_decode
+from bigsmall.plan.decode import DecodeJob, plan_decode
 from bigsmall.io.reader import BsFile
 
 

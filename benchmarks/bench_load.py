@@ -46,7 +46,7 @@ from bigsmall.torch.runner import warm_decoders, digest
 with BsFile(src) as bs:
     warm_decoders(bs)
     entries = list(bs.container.tensors)
-    from bigsmall.core.planner import CHUNK_BYTES as chunk
+    from bigsmall.plan.planner import CHUNK_BYTES as chunk
 out = {}
 if mode == "load":
     def decode_mem():

@@ -154,7 +154,7 @@ def mutate_head(rng: np.random.Generator, head: bytes) -> bytes:
 
 def run(n: int, seed: int) -> dict[str, Any]:
     from bigsmall.codecs.base import n_units
-    from bigsmall.core.decode import plan_decode
+    from bigsmall.plan.decode import plan_decode
     from bigsmall.errors import BigsmallError
 
     install_checked_kernels()

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigsmall.codecs.base import CODERS, LEVELS, get_codec
-from bigsmall.core.decode import decode_into
-from bigsmall.core.planner import plan_tensor
+from bigsmall.plan.decode import decode_into
+from bigsmall.plan.planner import plan_tensor
 
 from .strategies import SUBBYTE_DTYPES, tensor_bytes
 

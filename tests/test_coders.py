@@ -131,7 +131,7 @@ def test_auto_estimate_matches_the_coded_sizes(tmp_path: Path) -> None:
     """``auto.estimate`` is what decides: it must be close to what each coder writes."""
     from bigsmall.codecs import auto
     from bigsmall.codecs.base import get_codec
-    from bigsmall.core.planner import chunk_units_for
+    from bigsmall.plan.planner import chunk_units_for
     from bigsmall.core.types import TensorSpec
 
     rng = np.random.default_rng(5)

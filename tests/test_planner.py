@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bigsmall.codecs.base import get_codec
-from bigsmall.core import planner
-from bigsmall.core.decode import decode_into
+from bigsmall.plan import planner
+from bigsmall.plan.decode import decode_into
 from bigsmall.core.types import TensorSpec
 
 

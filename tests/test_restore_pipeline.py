@@ -287,7 +287,7 @@ def test_pipeline_decodes_in_order_before_parsing_ahead(chunked_model: tuple[Pat
     ranges, and only then parses the next: the ranges a parse queues rank before the parses of
     later tensors that were queued first (a first-in-first-out pool parsed every tensor ahead
     before decoding the first one's ranges)."""
-    from bigsmall.core import decode as decode_mod
+    from bigsmall.plan import decode as decode_mod
 
     log: list[tuple[str, str]] = []
     plan = reader_mod.plan_decode

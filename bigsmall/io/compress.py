@@ -25,9 +25,9 @@ from .. import __version__
 from ..codecs.base import get_codec
 from ..container import format as fmt
 from ..core import safetensors_header as sth
-from ..core.decode import decode_into
+from ..plan.decode import decode_into
 from ..core.layers import assign_layers
-from ..core.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
+from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
 from . import progress as prog

@@ -23,7 +23,7 @@ import xxhash
 
 from ..codecs.base import Codec, get_codec
 from ..container.format import zstd_decompress
-from ..core.decode import plan_decode
+from ..plan.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import FileEntry, TensorEntry
 from ..errors import (

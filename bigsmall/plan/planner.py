@@ -12,8 +12,8 @@ import numpy as np
 from ..codecs import auto
 from ..codecs.base import CODERS, LEVELS, get_codec, unit_bytes
 from ..codecs.field import base_layout
+from ..core.types import TensorPlan, TensorSpec
 from ..errors import InvalidOptionError
-from .types import TensorPlan, TensorSpec
 
 CHUNK_BYTES = 1 << 18  # decoded bytes per independently decodable chunk (parallel decode)
 

@@ -12,8 +12,8 @@ import attrs
 import numpy as np
 
 from ..codecs.base import Codec, chunk_bounds, get_codec, n_units
+from ..core.types import TensorSpec
 from ..errors import IntegrityError
-from .types import TensorSpec
 
 
 @attrs.frozen
