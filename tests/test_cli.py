@@ -181,8 +181,16 @@ def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture
     dst = tmp_path / "x.bs"
     dst.write_bytes(OLD)
     with pytest.raises(OutputExistsError):
+        main(["compress", str(src_ok(tmp_path)), "-o", str(dst), "--debug"])
+    with pytest.raises(BigsmallIOError):  # a missing input is said before an existing output
         main(["compress", str(tmp_path / "nope.safetensors"), "-o", str(dst), "--debug"])
     assert dst.read_bytes() == OLD
+
+
+def src_ok(folder: Path) -> Path:
+    from bigsmall.testing.synthetic import write_safetensors
+
+    return write_safetensors(folder / "ok.safetensors", {"w": ("F32", (2,), b"\0" * 8)})
 
 
 def test_interrupt_exit_130(small_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],

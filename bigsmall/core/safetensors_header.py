@@ -26,6 +26,12 @@ from .types import TensorSpec
 #: safetensors' own cap on the JSON header length (``N``), in bytes.
 HEADER_LIMIT = 100 * 1024 * 1024
 
+#: the largest dimension and the most axes accepted: what the container index accepts
+#: (``container/schema.py``), so that every file compress accepts can be written and read back
+MAX_DIM = 1 << 62
+MAX_DIMS = 64
+_MAX_ARRAY_BYTES = (1 << 63) - 1
+
 _PREFIX = 8
 _METADATA_KEY = "__metadata__"
 
@@ -100,6 +106,19 @@ def _load_json(header_bytes: bytes) -> Any:
         _fail(
             f"header JSON is nested too deeply (header at file offsets {_PREFIX}..{len(raw) + _PREFIX})"
         )
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _fail(f"header JSON cannot be read: {detail}")
+
+
+def _unicode(text: str, what: str) -> str:
+    """``text`` if it is valid Unicode. JSON's ``\\ud800`` escapes decode to lone surrogates,
+    which no UTF-8 encoder accepts: the index (and any tool) would fail on them later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _fail(f"{what} {text!r} is not valid Unicode (it holds a lone surrogate)")
+    return text
 
 
 def _metadata(value: Any) -> dict[str, str] | None:
@@ -108,13 +127,15 @@ def _metadata(value: Any) -> dict[str, str] | None:
     if not isinstance(value, dict):
         _fail(f"{_METADATA_KEY!r} must be an object of strings, not {type(value).__name__}")
     for k, v in value.items():
+        _unicode(k, f"{_METADATA_KEY!r} key")
         if not isinstance(v, str):
             _fail(f"{_METADATA_KEY!r} entry {k!r} must be a string, not {type(v).__name__}")
+        _unicode(v, f"{_METADATA_KEY!r} entry {k!r}:")
     return dict(value)
 
 
 def _tensor(name: str, value: Any, data_len: int, file_index: int) -> TensorSpec:
-    t = repr(name)
+    t = repr(_unicode(name, "tensor name"))
     if not isinstance(value, dict):
         _fail(f"tensor {t}: entry must be an object, not {type(value).__name__}")
     for field in ("dtype", "shape", "data_offsets"):
@@ -131,6 +152,14 @@ def _tensor(name: str, value: Any, data_len: int, file_index: int) -> TensorSpec
     for dim in shape:
         if not _is_int(dim) or dim < 0:
             _fail(f"tensor {t}: shape {shape!r} has {dim!r}, not a non-negative integer")
+        if dim > MAX_DIM:
+            _fail(f"tensor {t}: shape has dimension {dim}, above the limit of {MAX_DIM}")
+    if len(shape) > MAX_DIMS:
+        _fail(f"tensor {t}: shape has {len(shape)} dimensions, above the limit of {MAX_DIMS}")
+    if math.prod(max(d, 1) for d in shape) * -(-DTYPES[dtype].bits // 8) > _MAX_ARRAY_BYTES:
+        # numpy refuses such a shape even with a zero dimension (``np.empty((0, 2**62, 4))``)
+        _fail(f"tensor {t}: shape {shape} is too large for an array (its non-zero dimensions "
+              f"multiply past {_MAX_ARRAY_BYTES} bytes)")
 
     offsets = value["data_offsets"]
     if (

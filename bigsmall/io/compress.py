@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,7 +35,7 @@ from . import progress as prog
 from .atomic import atomic_file, check_target
 from .flush import flushing
 from .reader import default_threads
-from .source import FileSource
+from .source import FileSource, not_regular
 
 
 @attrs.frozen
@@ -83,6 +84,8 @@ def _discover(src: Path) -> tuple[list[_Input], str]:
     if src.is_file():
         return [_read_input(src, src.name, force_safetensors=True)], "file"
     if src.is_dir():
+        # only regular files (symlinks followed): a FIFO, socket or device in the folder is
+        # not model content, and reading one would block or never end
         paths = sorted(p for p in src.rglob("*") if p.is_file())
         if not paths:
             raise BigsmallIOError(f"{src} is an empty folder: nothing to compress")
@@ -90,20 +93,45 @@ def _discover(src: Path) -> tuple[list[_Input], str]:
         if not any(i.kind == "safetensors" for i in inputs):
             raise InvalidSafetensorsError(f"{src} holds no .safetensors file")
         return inputs, "folder"
+    not_regular(src)  # it exists but is a FIFO, socket or device: say so
+    if os.path.lexists(src):
+        raise BigsmallIOError(f"{src}: cannot read it (a broken symlink, or no permission)")
     raise BigsmallIOError(f"{src}: no such file or folder")
 
 
 def _read_input(path: Path, rel: str, force_safetensors: bool = False) -> _Input:
-    size = path.stat().st_size
+    """One input file; a safetensors one (``force_safetensors``: the single file given, any
+    name) has its header parsed and checked. ``rel``: its name in the index; messages give
+    the whole ``path``, so that the file at fault can be found."""
     if not (force_safetensors or path.suffix == ".safetensors"):
-        return _Input(rel, path, "blob", size, None)
-    with FileSource(path) as s:
         try:
-            n = sth.header_length(s.read(0, min(8, size)), size)
+            size = path.stat().st_size
+        except OSError as exc:
+            raise BigsmallIOError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        return _Input(rel, path, "blob", size, None)
+    with FileSource(path) as s:  # refuses a FIFO, socket or device before reading
+        size = s.size
+        first = s.read(0, min(len(fmt.MAGIC), size))
+        if first == fmt.MAGIC:
+            raise InvalidSafetensorsError(
+                f"{path} is not a safetensors file: it is a bigsmall container already "
+                f"(use `bigsmall decompress` to restore it)")
+        try:
+            n = sth.header_length(first[:8], size)
             header = sth.parse_header(s.read(0, n), size)
         except InvalidSafetensorsError as exc:
-            raise InvalidSafetensorsError(f"{rel}: {exc}") from None
+            raise InvalidSafetensorsError(f"{path} is not a safetensors file: {exc}") from None
     return _Input(rel, path, "safetensors", size, header)
+
+
+def _mode(src: Path) -> int | None:
+    """The ``.bs``'s permission bits: the source file's (as gzip and zstd do), or for a
+    folder its own bits less the execute ones (0755 -> 0644, 0700 -> 0600)."""
+    try:
+        bits = stat.S_IMODE(src.stat().st_mode)
+    except OSError:
+        return None
+    return bits & 0o666 if src.is_dir() else bits
 
 
 WINDOW_BYTES = 256 << 20  # input bytes in flight before the writer waits for the oldest tensor
@@ -203,12 +231,15 @@ def compress(
                                  f"{', '.join(fmt.FORMATS)}")
     version = fmt.FORMATS[format_version]
     check_options(level, coder, version)
+    if threads is not None and threads < 1:
+        raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
     src = Path(src)
     out = Path(dst) if dst is not None else default_output(src)
-    check_target(out, force)
-    inputs, root = _discover(src)
+    inputs, root = _discover(src)  # a bad input is reported before an existing output
+    check_target(out, force, inputs=[src])
     threads = threads or default_threads()
+    mode = _mode(src)
 
     specs: list[TensorSpec] = []
     for fi, inp in enumerate(inputs):
@@ -222,7 +253,8 @@ def compress(
     codecs: dict[str, int] = {}
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall") as pool, \
-                atomic_file(out, force) as (_tmp, fh), flushing(fh) as flusher, \
+                atomic_file(out, force, mode=mode, inputs=[src]) as (_tmp, fh), \
+                flushing(fh) as flusher, \
                 prog.bar(total, f"compress {src.name}", progress) as bar:
             sha_futs = {fi: pool.submit(_sha256, inp.path, sources.get(fi))
                         for fi, inp in enumerate(inputs)}

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import IntegrityError
+from ..errors import FormatError, IntegrityError, InvalidOptionError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
 from .flush import Flusher
@@ -54,13 +54,80 @@ class DecompressResult:
         return d
 
 
+def _plain_name(name: object) -> str | None:
+    """``name`` if it is one plain file name (no folder part, not ``.``/``..``/empty, no NUL),
+    else None. Why: the stored name comes from the container, which may be crafted; ``.``
+    once made the default output the folder holding the ``.bs``."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name:
+        return None
+    if "/" in name or (os.sep != "/" and (os.sep in name or ":" in name)):
+        return None
+    return name
+
+
 def default_output(src: Path, bs: BsFile) -> Path:
-    """model.bs -> model.safetensors (the stored name) ; folder.bs -> folder"""
-    meta = bs.container.meta
-    if meta.get("root") == "folder":
-        return src.parent / (src.name[:-3] if src.name.endswith(".bs") else src.name + ".out")
-    name = str(meta.get("name") or bs.container.files[0].path)
-    return src.parent / Path(name).name
+    """model.bs -> model.safetensors (the stored name) ; folder.bs -> folder.
+
+    The stored name is used only if it is a plain file name; otherwise the ``.bs``'s own name
+    gives it (``model.bs`` -> ``model.safetensors``, ``folder.bs`` -> ``folder``; a name
+    without ``.bs`` gets ``.out``), so the output is always a new name beside the ``.bs``."""
+    folder = bs.container.meta.get("root") == "folder"
+    if not folder:
+        meta = bs.container.meta
+        stored = _plain_name(meta.get("name") or bs.container.files[0].path)
+        if stored is not None and stored != src.name:
+            return src.parent / stored
+    stem = _plain_name(src.name[:-3]) if src.name.endswith(".bs") else None
+    if stem is None:
+        return src.parent / (src.name + ".out")
+    if folder or stem.endswith(".safetensors"):
+        return src.parent / stem
+    return src.parent / (stem + ".safetensors")
+
+
+def _member_parts(files: Any) -> list[tuple[str, ...]]:
+    """Each member path of a folder container, split and checked before anything is written.
+
+    Every path must stay inside the output folder: relative, ``/``-separated, no empty,
+    ``.`` or ``..`` component, no NUL; no path twice, and none both a file and a folder of
+    another. The index parser checks this too; the writer defends itself all the same."""
+    out: list[tuple[str, ...]] = []
+    for f in files:
+        path = f.path
+        parts = tuple(path.split("/")) if isinstance(path, str) else ("",)
+        bad = (not isinstance(path, str) or "\0" in path
+               or any(p in ("", ".", "..") for p in parts)
+               or (os.sep != "/" and any(os.sep in p or ":" in p for p in parts)))
+        if bad:
+            raise IntegrityError(f"refusing unsafe member path {path!r}")
+        out.append(parts)
+    seen = set(out)
+    if len(seen) != len(out):
+        dup = next(p for i, p in enumerate(out) if p in out[:i])
+        raise FormatError(f"member path {'/'.join(dup)!r} is stored twice")
+    for parts in out:
+        for k in range(1, len(parts)):
+            if parts[:k] in seen:
+                raise FormatError(f"member path {'/'.join(parts[:k])!r} is both a file and a "
+                                  f"folder (of {'/'.join(parts)!r})")
+    return out
+
+
+def _member_file(root: Path, parts: tuple[str, ...], mode: int) -> Any:
+    """Create ``root/parts`` (a new file, never through a symlink) and return it open for
+    writing; its folders are created first and must resolve inside ``root``."""
+    target = root.joinpath(*parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    inside = os.path.join(os.path.realpath(root), *parts[:-1])
+    if os.path.realpath(target.parent) != inside:
+        raise IntegrityError(f"refusing member path {'/'.join(parts)!r}: it leaves the output folder")
+
+    def opener(path: str, flags: int) -> int:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), mode)
+        os.fchmod(fd, mode)  # exactly the .bs's bits, not less the umask
+        return fd
+
+    return open(target, "xb", opener=opener)  # "x": a new file, never an existing one
 
 
 class _Sink:
@@ -129,28 +196,33 @@ def decompress(
     skips every sync, as ``cp``, ``zstd -d`` and ZipNN do: still written to a temporary file,
     checked against the sha256 receipt and renamed (no reader sees a partial file), but a
     crash or power loss soon after may lose or truncate it."""
+    if threads is not None and threads < 1:
+        raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
     src = Path(src)
     with BsFile(src, threads=threads) as bs:
+        folder = bs.container.meta.get("root") == "folder"
+        if not folder and len(bs.container.files) != 1:
+            raise FormatError(f"{src}: a single-file container holds {len(bs.container.files)} files")
+        parts = _member_parts(bs.container.files) if folder else []
         out = Path(dst) if dst is not None else default_output(src, bs)
-        check_target(out, force)
+        check_target(out, force, folder=folder, inputs=[src])  # before a byte is decoded
+        mode = bs.source.mode  # the outputs get the .bs's permission bits, as with gzip
         total = bs.original_size
         written = 0
         with prog.bar(total, f"decompress {src.name}", progress) as bar:
-            if bs.container.meta.get("root") == "folder":
-                with atomic_dir(out, force, durable) as tmp:
-                    for i, f in enumerate(bs.container.files):
-                        target = tmp / f.path
-                        if ".." in Path(f.path).parts or Path(f.path).is_absolute():
-                            raise IntegrityError(f"refusing unsafe member path {f.path!r}")
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with open(target, "wb") as fh:  # durable like a single file
+            if folder:
+                # the folder itself: readable (r) also means listable (x)
+                with atomic_dir(out, force, durable, mode=mode | (mode & 0o444) >> 2,
+                                inputs=[src]) as tmp:
+                    for i in range(len(bs.container.files)):
+                        with _member_file(tmp, parts[i], mode) as fh:  # durable like a file
                             written += _write_member(bs, i, fh, bar, durable)
                             fh.flush()
                             if durable:
                                 os.fsync(fh.fileno())
             else:
-                with atomic_file(out, force, durable) as (_tmp, fh):
+                with atomic_file(out, force, durable, mode=mode, inputs=[src]) as (_tmp, fh):
                     written += _write_member(bs, 0, fh, bar, durable)
     return DecompressResult(str(src), str(out), written, len(bs.container.files),
                             time.perf_counter() - t0, durable)

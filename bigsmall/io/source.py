@@ -13,10 +13,29 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BigsmallIOError, TruncatedError
+from ..errors import BigsmallIOError, FormatError, IntegrityError, TruncatedError
 
 if TYPE_CHECKING:
     from ..core.types import Container
+
+
+def not_regular(path: Path, st: os.stat_result | None = None) -> None:
+    """Raise the error for an input that exists but is not a regular file (a folder, FIFO,
+    socket or device: a FIFO or ``/dev/zero`` would block or never end); return if it is one
+    (or cannot be looked at)."""
+    if st is None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise BigsmallIOError(f"{path} is a folder, not a file")
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+    raise BigsmallIOError(f"{path} is not a regular file ({kind})")
 
 
 class FileSource:
@@ -30,19 +49,23 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = os.open(self.path, flags)
         except FileNotFoundError:
             raise BigsmallIOError(f"{self.path}: no such file") from None
         except IsADirectoryError:
             raise BigsmallIOError(f"{self.path} is a folder, not a file") from None
         except OSError as exc:
+            not_regular(self.path)  # a socket cannot be opened at all: say what it is
             raise BigsmallIOError(f"{self.path}: cannot open ({exc.strerror})") from None
         st = os.fstat(self._fd)
-        if stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             os.close(self._fd)
-            raise BigsmallIOError(f"{self.path} is a folder, not a file")
+            not_regular(self.path, st)
         self.size = st.st_size
+        self.mode = stat.S_IMODE(st.st_mode)  # its permission bits, for the outputs made from it
         self._map: mmap.mmap | None = None
         self._map_lock = threading.Lock()
 
@@ -153,6 +176,23 @@ def read_container(source: FileSource) -> tuple[dict[str, Any], Container]:
     """
     from ..container import format as fmt
 
-    header = fmt.parse_header(source.read(0, min(fmt.HEADER_SIZE, source.size)), source.size)
-    stored = source.read(int(header["index_offset"]), int(header["index_length"]))
-    return header, fmt.decode_index(stored, header)
+    try:
+        header = fmt.parse_header(source.read(0, min(fmt.HEADER_SIZE, source.size)), source.size)
+        stored = source.read(int(header["index_offset"]), int(header["index_length"]))
+        return header, fmt.decode_index(stored, header)
+    except (FormatError, IntegrityError) as exc:
+        raise named(exc, source.path) from None
+
+
+def named(exc: BaseException, path: Path) -> BaseException:
+    """``exc`` with its message prefixed by ``path`` (same type, same traceback) unless it
+    names the path already: the header and index parsers see bytes, not files, and a message
+    like "bad magic" does not say which of the files on a command line is bad."""
+    msg = str(exc)
+    if str(path) in msg:
+        return exc
+    try:
+        new = type(exc)(f"{path}: {msg}")
+    except Exception:  # noqa: BLE001 - a constructor with other arguments: keep the original
+        return exc
+    return new.with_traceback(exc.__traceback__)
