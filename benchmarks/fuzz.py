@@ -161,6 +161,11 @@ def _worker(conn: Connection, wid: int, cfg: dict[str, Any], state: Any) -> None
         import torch  # noqa: F401
     seeds = [_seed_from_json(d) for d in cfg["seeds"]]
     _warm(seeds, cfg["entries"])
+    import faulthandler
+
+    stacks = open(Path(cfg["work"]) / f"w{wid}.stacks", "w+")  # noqa: SIM115 - lives as long as the worker
+    faulthandler.enable(stacks)  # a segfault writes the Python stacks here; the parent reads them
+    cfg = {**cfg, "stacks": stacks}
     judges: dict[str, fuzz_entries.Judge] = {}
     sandbox = fuzz_entries.Sandbox(Path(cfg["work"]) / f"w{wid}")
     cache: dict[str, bytes] = {}
@@ -178,13 +183,42 @@ def _worker(conn: Connection, wid: int, cfg: dict[str, Any], state: Any) -> None
                 files, tensors = fuzz_seeds.originals(m.seed)
                 judge = judges[m.seed] = fuzz_entries.Judge(sandbox, files, tensors)
             try:
-                outcomes = _run_mutant(m, judge, sandbox, cfg["entries"], state, conn)
+                outcomes = _run_mutant(m, judge, sandbox, cfg, state, conn)
             except Exception:  # noqa: BLE001 - a bug of the harness, not a finding: stop the run
                 conn.send(("harness-error", item, traceback.format_exc()))
                 return
             state[2] = 0.0
             conn.send(("result", Result(item, m.seed, m.target, m.kind, m.desc, m.sha, tuple(outcomes))))
         conn.send(("idle", wid))
+
+
+def _arm(stacks: Any, limit: float) -> None:
+    """Empty the stacks file and have faulthandler write every thread's stack into it just
+    before the parent's time limit: a hang is reported with where it hung."""
+    import faulthandler
+
+    stacks.seek(0)
+    stacks.truncate()
+    faulthandler.dump_traceback_later(max(0.5, limit - 1.0), file=stacks)
+
+
+def _stacks_tail(path: Path) -> str:
+    """The innermost frames of each thread from a worker's stacks file (after a crash or hang)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    out = []
+    for block in text.split("\n\n"):
+        lines = [ln.strip() for ln in block.strip().splitlines()]
+        if not lines:
+            continue
+        frames = [ln for ln in lines[1:] if ln.startswith("File ")][:3]
+        short = [re.sub(r'File ".*/([^/]+)", line (\d+) in (\S+)', r"\1:\2 \3", f) for f in frames]
+        if short:
+            out.append(f"{lines[0].rstrip(':')}: " + " <- ".join(short))
+    out.sort(key=lambda b: not b.startswith("Current thread"))  # the thread that crashed or hung first
+    return " | ".join(out)[:1500]
 
 
 def _warm(seeds: Sequence[fuzz_seeds.Seed], entries: Sequence[str]) -> None:
@@ -208,27 +242,34 @@ def _warm(seeds: Sequence[fuzz_seeds.Seed], entries: Sequence[str]) -> None:
 
 
 def _run_mutant(m: Mutant, judge: fuzz_entries.Judge, sandbox: fuzz_entries.Sandbox,
-                entries: Sequence[str], state: Any, conn: Connection) -> list[Outcome]:
+                cfg: dict[str, Any], state: Any, conn: Connection) -> list[Outcome]:
     """Every entry on one mutant; each outcome is also sent as it is known, so that those
     before a crash are not lost with the worker."""
+    import faulthandler
+
     outcomes: list[Outcome] = []
+    stacks, limit = cfg["stacks"], cfg["time_limit"]
     if m.target == "safetensors":
-        if "compress" in entries:
+        if "compress" in cfg["entries"]:
             path = sandbox.box / "model.safetensors"
             path.write_bytes(m.data)
             state[1], state[2] = ALL_ENTRIES.index("compress"), time.time()
+            _arm(stacks, limit)
             outcomes.append(judge.compress(path, m.data))
+            faulthandler.cancel_dump_traceback_later()
             path.unlink(missing_ok=True)
         return outcomes
     name = "shardmodel.bs" if m.seed == "folder" else "model.bs"
     path = sandbox.box / name
     path.write_bytes(m.data)
     sandbox.baseline = {**sandbox.baseline}
-    for e in entries:
+    for e in cfg["entries"]:
         if e not in CONTAINER_ENTRIES and e not in SELFTEST_ENTRIES:
             continue
         state[1], state[2] = ALL_ENTRIES.index(e), time.time()
+        _arm(stacks, limit)
         outcomes.append(judge.run(e, path, m.data))
+        faulthandler.cancel_dump_traceback_later()
         conn.send(("outcome", outcomes[-1]))
     # verify must not call a file good whose decoding is wrong
     wrong = next((o for o in outcomes if o.cls == "wrong"), None)
@@ -355,6 +396,9 @@ class Pool:
             code = s.proc.exitcode
             why = (f"worker killed after {self.time_limit:g} s" if cls == "hang"
                    else f"worker died: exit code {code}{_signame(code)}")
+            where = _stacks_tail(Path(self.cfg["work"]) / f"w{s.wid}.stacks")
+            if where:
+                why += f"; stacks: {where}"
             m = make(item)
             outcomes = (*s.partial, Outcome(entry, cls, why, time.time() - s.state[2] if s.state[2] else 0.0))
             on_result(Result(item, m.seed, m.target, m.kind, m.desc, m.sha, outcomes))
@@ -386,7 +430,7 @@ def signature(cls: str, entry: str, message: str) -> str:
     and quoted values blanked (one vector per signature, not one per mutant)."""
     msg = re.sub(r"'[^']*'|\"[^\"]*\"", "Q", message)
     msg = re.sub(r"\d+", "N", msg)
-    msg = re.sub(r"\(entry outcome.*", "", msg)
+    msg = re.sub(r"\(entry outcome.*|; stacks:.*", "", msg)
     return f"{cls}|{entry}|{msg[:160]}"
 
 
@@ -483,7 +527,8 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
     try:
         seeds = fuzz_seeds.make_seeds(root / "seeds")
         cfg = {"seeds": [_seed_json(s) for s in seeds], "seed": seed, "entries": list(entries),
-               "work": str(root / "work"), "mem_limit": mem_limit}
+               "work": str(root / "work"), "mem_limit": mem_limit, "time_limit": time_limit}
+        (root / "work").mkdir(parents=True, exist_ok=True)
         cache: dict[str, bytes] = {}
 
         def make(item: int | str) -> Mutant:

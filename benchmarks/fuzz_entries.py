@@ -337,6 +337,7 @@ class Judge:
         import bigsmall
         from bigsmall.errors import BigsmallError
 
+        t0 = time.perf_counter()
         dst = self.sb.box / "in.bs"
         back = self.sb.box / "back.safetensors"
         try:
@@ -365,7 +366,7 @@ class Judge:
         if problems:
             self.sb.reset()
             return Outcome("compress", "escape", "; ".join(problems[:6]) + f" (entry outcome: {cls}: {msg})")
-        return Outcome("compress", cls, msg[:2000])
+        return Outcome("compress", cls, msg[:2000], time.perf_counter() - t0)
 
 
 def _storage_bytes(t: Any) -> memoryview:
