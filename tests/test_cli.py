@@ -310,8 +310,11 @@ def test_json_outputs(small_model: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_json_error_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The one-line message on stderr, and one JSON object on stdout (a script reading
+    stdout always gets one)."""
     rc, out, err = run(capsys, "info", str(tmp_path / "nope.bs"), "--json")
-    assert out == ""
+    assert json.loads(out) == {"error": err.split(": error: ", 1)[1].rstrip("\n"),
+                               "type": "BigsmallIOError"}
     assert_one_line_error(rc, err, "info", "nope.bs")
 
 

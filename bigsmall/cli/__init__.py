@@ -2,7 +2,9 @@
 
 Every command: ``--help``, ``--json`` (one JSON object on stdout), a progress bar on stderr only
 when it is a TTY (``--no-progress`` to silence), and on failure a one-line message on stderr with
-exit code 1 (2 for usage errors); ``--debug`` shows the traceback.
+exit code 1 (2 for usage errors); ``--debug`` shows the traceback. With ``--json`` a failure
+also prints one object, ``{"error": message, "type": exception class}``, on stdout, so that a
+script reading stdout always gets exactly one JSON object.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import gc
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from .. import __version__
 from . import core_commands, run_command
@@ -20,8 +23,40 @@ from . import core_commands, run_command
 EXIT_ERROR = 1
 
 
+def _json_error(message: str, kind: str) -> None:
+    json.dump({"error": message, "type": kind}, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors (exit 2) are also one JSON object on stdout when ``--json`` was given.
+
+    ``json_errors`` is set by ``main`` from the raw arguments: a usage error may come before
+    (or instead of) the parsing of ``--json`` itself. Subcommand parsers are of this class
+    too (``add_subparsers`` makes them of the parent's class)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            _json_error(message, "UsageError")
+        super().error(message)
+
+
+def _message(args: argparse.Namespace, exc: BaseException) -> str:
+    """The error's first line, prefixed by the command's input path unless it names the
+    input or the output already: every message must say which file it is about (a decoder
+    error deep in a container says "tensor 'x': ...", not which container)."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    names = [str(v) for v in (getattr(args, "src", None), getattr(args, "output", None)) if v]
+    if names and not any(n in msg or str(Path(n)) in msg for n in names):
+        msg = f"{names[0]}: {msg}"
+    return msg
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="bigsmall",
         description="Lossless compression of neural-network weights (safetensors <-> .bs).",
     )
@@ -80,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     numba_cache.install()  # a command's start-up: cached kernels load without numba's full refresh
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else list(argv))
+    try:
+        args = parser.parse_args(argv)
+    finally:
+        _Parser.json_errors = False
     notice = (not (getattr(args, "no_progress", False) or getattr(args, "json", False))
               and sys.stderr.isatty())
     numba_cache.on_first_compile(lambda: _on_first_compile(notice))
@@ -94,12 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.freeze()
         return code
     except KeyboardInterrupt:
+        if args.json:
+            _json_error("interrupted; no partial output was left", "KeyboardInterrupt")
         sys.stderr.write("bigsmall: interrupted; no partial output was left\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into exit codes
         if args.debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = _message(args, exc)
+        if args.json:
+            _json_error(msg, type(exc).__name__)
         sys.stderr.write(f"bigsmall {args.command}: error: {msg}\n")
         return EXIT_ERROR
     finally:

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from . import options
+
 Emit = Callable[[argparse.Namespace, dict[str, Any], str], None]
 
 
@@ -56,18 +58,17 @@ def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
 def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
     from ..io import progress as prog
     from ..io.reader import BsFile
+    from .verify_text import detail, render
 
     mode = "fast" if args.fast else "sample" if args.sample is not None else "full"
     with BsFile(args.src) as bs, prog.bar(bs.original_size, f"verify {args.src}", _progress(args)) as bar:
         rep = bs.verify(mode, fraction=args.sample or 0.1, progress=bar)
-    payload = {"src": args.src, "mode": rep.mode, "ok": rep.ok, "tensors_checked": rep.tensors_checked,
-               "tensors_total": rep.tensors_total, "files_checked": rep.files_checked,
-               "bytes_decoded": rep.bytes_decoded, "problems": list(rep.problems)}
-    text = (f"{args.src}: {'OK' if rep.ok else 'CORRUPT'} ({rep.mode}: {rep.tensors_checked}/"
-            f"{rep.tensors_total} tensors, {rep.files_checked} files checked)")
-    if rep.problems:
-        text += "\n" + "\n".join(f"  {p}" for p in rep.problems)
-    emit(args, payload, text)
+        d = detail(bs, rep)  # what was checked, each bad tensor named (verify_text.py)
+    payload = {"src": args.src, "mode": rep.mode, "ok": rep.ok, "tensors_checked": d.intact,
+               "tensors_failed": d.examined - d.intact, "tensors_examined": d.examined,
+               "tensors_total": d.total, "files_checked": d.files,
+               "bytes_decoded": rep.bytes_decoded, "problems": list(d.problems)}
+    emit(args, payload, render(args.src, rep.mode, d))
     return 0 if rep.ok else 3
 
 
@@ -191,7 +192,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="a .safetensors file or a model folder")
     p.add_argument("-o", "--output", help="output path (default: model.safetensors -> model.bs, folder -> folder.bs)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-verify", action="store_true", help="skip decoding each coded tensor again before writing it")
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
                    help="encoder effort: 'fast' skips the context search (~2-2.5x faster, files a "
@@ -213,7 +214,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="a .bs container")
     p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-fsync", action="store_true",
                    help="do not fsync the output before renaming it into place: faster where the "
                    "disk is slower than decoding, but a crash or power loss soon after may lose "
@@ -224,7 +225,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Check a .bs container. Exit code 0: intact, 3: corrupt, 1: unreadable.")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--fast", action="store_true", help="structure and side information only (no decoding)")
-    g.add_argument("--sample", type=float, metavar="FRACTION", help="decode a random fraction of the tensors")
+    g.add_argument("--sample", type=options.fraction, metavar="FRACTION", help="decode a random fraction of the tensors")
     g.add_argument("--full", action="store_true", help="decode everything and rebuild file sha256s (default)")
     p.add_argument("src", help="a .bs container")
     p.set_defaults(handler=cmd_verify)
@@ -246,8 +247,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "verify SRC in a temporary folder; print ratio, order-0 floor, MB/s, thread "
                        "scaling and peak RSS.")
     p.add_argument("src", help="a .safetensors file or a model folder")
-    p.add_argument("--repeat", type=int, default=3, help="runs per measurement; medians are reported")
-    p.add_argument("-T", "--threads", type=int, default=None, help="worker threads (default: all cores)")
+    p.add_argument("--repeat", type=options.positive_int, default=3, help="runs per measurement; medians are reported")
+    p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
                    help="compression level to measure (see `bigsmall compress --help`)")
     p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
@@ -262,6 +263,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "use, in several processes at once, into numba's on-disk cache. A fresh "
                        "install's first compress otherwise compiles them one at a time (~2 "
                        "minutes on a 2-core machine). Safe to rerun: cached kernels just load.")
-    p.add_argument("-j", "--processes", type=int, default=None,
+    p.add_argument("-j", "--processes", type=options.workers, default=None,
                    help="worker processes (default: the cores available)")
     p.set_defaults(handler=cmd_warmup)

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from . import options
 from .core_commands import Emit, _mb, _progress
 
 
@@ -79,5 +80,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", help="text input for text models (default: a fixed sentence)")
     p.add_argument("--audio", metavar="WAV", help="16 kHz PCM WAV for speech models (default: a generated tone)")
     p.add_argument("--model-class", help="transformers class name (default: the config's architecture)")
-    p.add_argument("-T", "--threads", type=int, default=None, help="decode threads (default: all cores)")
+    p.add_argument("-T", "--threads", type=options.workers, default=None, help="decode threads (default: all cores)")
     p.set_defaults(handler=cmd_run)
