@@ -26,11 +26,11 @@ from .. import __version__
 from ..codecs.base import get_codec
 from ..container import format as fmt
 from ..core import safetensors_header as sth
-from ..plan.decode import decode_into
 from ..core.layers import assign_layers
-from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
+from ..plan.decode import decode_into
+from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
 from . import progress as prog
 from .atomic import atomic_file, check_target
 from .flush import flushing
@@ -86,7 +86,11 @@ def _discover(src: Path) -> tuple[list[_Input], str]:
     if src.is_dir():
         # only regular files (symlinks followed): a FIFO, socket or device in the folder is
         # not model content, and reading one would block or never end
-        paths = sorted(p for p in src.rglob("*") if p.is_file())
+        try:
+            paths = sorted(p for p in src.rglob("*") if p.is_file())
+        except OSError as exc:  # an unreadable subfolder
+            raise BigsmallIOError(f"{src}: cannot list it ({exc.strerror or exc}: "
+                                  f"{exc.filename})") from None
         if not paths:
             raise BigsmallIOError(f"{src} is an empty folder: nothing to compress")
         inputs = [_read_input(p, p.relative_to(src).as_posix()) for p in paths]

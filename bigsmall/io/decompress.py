@@ -85,6 +85,14 @@ def default_output(src: Path, bs: BsFile) -> Path:
     return src.parent / (stem + ".safetensors")
 
 
+def folder_mode(mode: int) -> int:
+    """A restored folder's bits from the ``.bs``'s: the owner can always enter and write it
+    (its files are created inside after the mode is set, and a read-only folder could not be
+    deleted), group and others may list it where they may read the ``.bs`` (r -> r-x):
+    0644 -> 0755, 0600 -> 0700, 0640 -> 0750, 0444 -> 0755."""
+    return 0o700 | (mode & 0o077) | (mode & 0o044) >> 2
+
+
 def _member_parts(files: Any) -> list[tuple[str, ...]]:
     """Each member path of a folder container, split and checked before anything is written.
 
@@ -212,9 +220,7 @@ def decompress(
         written = 0
         with prog.bar(total, f"decompress {src.name}", progress) as bar:
             if folder:
-                # the folder itself: readable (r) also means listable (x)
-                with atomic_dir(out, force, durable, mode=mode | (mode & 0o444) >> 2,
-                                inputs=[src]) as tmp:
+                with atomic_dir(out, force, durable, mode=folder_mode(mode), inputs=[src]) as tmp:
                     for i in range(len(bs.container.files)):
                         with _member_file(tmp, parts[i], mode) as fh:  # durable like a file
                             written += _write_member(bs, i, fh, bar, durable)
