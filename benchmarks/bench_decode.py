@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bigsmall.plan.decode import DecodeJob, plan_decode
 from bigsmall.io.reader import BsFile
+from bigsmall.plan.decode import DecodeJob, plan_decode
 
 
 def _field_jobs(bs: BsFile) -> list[tuple[DecodeJob, np.ndarray]]:

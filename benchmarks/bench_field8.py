@@ -21,8 +21,8 @@ import numpy as np
 
 from bigsmall.codecs import field
 from bigsmall.codecs.base import get_codec
-from bigsmall.plan.planner import chunk_units_for
 from bigsmall.core.safetensors_header import parse_header
+from bigsmall.plan.planner import chunk_units_for
 
 
 def _kernel(codec_id: str):  # type: ignore[no-untyped-def]

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from bigsmall.codecs import field
-from bigsmall.plan.decode import DecodeJob, plan_decode
 from bigsmall.io.reader import BsFile
+from bigsmall.plan.decode import DecodeJob, plan_decode
 
 
 def _load(path: Path, package: str, tag: str) -> Any:

@@ -154,8 +154,8 @@ def mutate_head(rng: np.random.Generator, head: bytes) -> bytes:
 
 def run(n: int, seed: int) -> dict[str, Any]:
     from bigsmall.codecs.base import n_units
-    from bigsmall.plan.decode import plan_decode
     from bigsmall.errors import BigsmallError
+    from bigsmall.plan.decode import plan_decode
 
     install_checked_kernels()
     cases = base_cases()

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigsmall.codecs.base import LEVELS, get_codec
-from bigsmall.plan.decode import decode_into
 from bigsmall.errors import IntegrityError
+from bigsmall.plan.decode import decode_into
 
 from .strategies import SUBBYTE_DTYPES, tensor_bytes
 

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from bigsmall.codecs import decode_tables, prefix
 from bigsmall.codecs.base import LEVELS, get_codec
-from bigsmall.plan.decode import decode_into
 from bigsmall.core.types import TensorSpec
 from bigsmall.errors import FormatError, IntegrityError
+from bigsmall.plan.decode import decode_into
 
 from .strategies import SUBBYTE_DTYPES, tensor_bytes
 

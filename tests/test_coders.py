@@ -131,8 +131,8 @@ def test_auto_estimate_matches_the_coded_sizes(tmp_path: Path) -> None:
     """``auto.estimate`` is what decides: it must be close to what each coder writes."""
     from bigsmall.codecs import auto
     from bigsmall.codecs.base import get_codec
-    from bigsmall.plan.planner import chunk_units_for
     from bigsmall.core.types import TensorSpec
+    from bigsmall.plan.planner import chunk_units_for
 
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((96, 300)) * 0.05).astype(np.float32)

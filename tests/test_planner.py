@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from bigsmall.codecs.base import get_codec
+from bigsmall.core.types import TensorSpec
 from bigsmall.plan import planner
 from bigsmall.plan.decode import decode_into
-from bigsmall.core.types import TensorSpec
 
 
 def _spec(rows: int, cols: int, dtype: str = "BF16") -> TensorSpec:

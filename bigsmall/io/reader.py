@@ -23,7 +23,6 @@ import xxhash
 
 from ..codecs.base import Codec, get_codec
 from ..container.format import zstd_decompress
-from ..plan.decode import plan_decode
 from ..core.dtypes import NUMPY_VIEW
 from ..core.types import FileEntry, TensorEntry
 from ..errors import (
@@ -33,6 +32,7 @@ from ..errors import (
     TensorNotFoundError,
     UnknownCodecError,
 )
+from ..plan.decode import plan_decode
 from .pool import PriorityPool
 from .source import FileSource, read_container
 
@@ -308,7 +308,7 @@ class BsFile:
                 except UnknownCodecError:
                     raise  # not corruption: this bigsmall is too old to check the file
                 except Exception as exc:  # noqa: BLE001 - reported, not raised
-                    problems.append(f"{t.name}: {exc}")
+                    problems.append(_problem(t, exc))
             return VerifyReport(mode, checked, len(tensors), 0, 0, tuple(problems))
         if mode == "sample":
             k = max(1, round(len(tensors) * fraction)) if tensors else 0
@@ -320,7 +320,7 @@ class BsFile:
                 except UnknownCodecError:
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    problems.append(f"{t.name}: {exc}")
+                    problems.append(_problem(t, exc))
                 if progress is not None:
                     progress.update(t.spec.nbytes)
             return VerifyReport(mode, checked, len(tensors), 0, decoded, tuple(problems))
@@ -378,6 +378,13 @@ def _codec(entry: TensorEntry) -> Codec:
         return get_codec(entry.codec)
     except UnknownCodecError as exc:
         raise UnknownCodecError(f"tensor {entry.name!r}: {exc}") from None
+
+
+def _problem(entry: TensorEntry, exc: BaseException) -> str:
+    """A verify problem line: the error's message, prefixed with the tensor's name unless the
+    message names it already (most do: "tensor 'x': ...")."""
+    msg = str(exc) or type(exc).__name__
+    return msg if repr(entry.name) in msg else f"{entry.name}: {msg}"
 
 
 def check_receipt(entry: TensorEntry, data: np.ndarray) -> None:
