@@ -336,7 +336,7 @@ def test_wrong_magic(content: bytes, tmp_path: Path) -> None:
 
 
 def test_safetensors_is_not_a_container(small_model: Path) -> None:
-    _expect_everywhere(small_model, FormatError, "not a bigsmall container")
+    _expect_everywhere(small_model, FormatError, "not a bigsmall container", "bigsmall compress")
 
 
 def test_folder_is_not_a_container(tmp_path: Path) -> None:

@@ -64,7 +64,10 @@ def parse_header(buf: bytes, file_size: int | None = None) -> dict[str, int | by
     if len(buf) < 8 or buf[:8] != MAGIC:
         if len(buf) == 0:
             raise FormatError("empty file: not a bigsmall container")
-        raise FormatError("not a bigsmall container (wrong magic bytes at offset 0)")
+        hint = ""
+        if len(buf) >= 9 and buf[8:9] == b"{":  # an 8-byte length, then JSON: safetensors
+            hint = ": it looks like a safetensors file (use `bigsmall compress` to make a .bs)"
+        raise FormatError(f"not a bigsmall container (wrong magic bytes at offset 0){hint}")
     if len(buf) < HEADER_SIZE:
         raise TruncatedError(f"truncated container: {len(buf)} bytes, header needs {HEADER_SIZE}")
     magic, major, minor, flags, ioff, ilen, flen, idig = _HDR.unpack_from(buf, 0)
