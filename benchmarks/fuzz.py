@@ -22,17 +22,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import random
 import re
 import sys
 import tempfile
 import time
-import traceback
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
-from multiprocessing.connection import Connection, wait
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,80 +40,31 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import fuzz_entries  # noqa: E402
+import fuzz_fast  # noqa: E402
 import fuzz_mutate  # noqa: E402
 import fuzz_seeds  # noqa: E402
-from fuzz_entries import (  # noqa: E402
-    ALL_ENTRIES,
-    BAD,
-    CLASSES,
-    CONTAINER_ENTRIES,
-    ENTRIES,
-    SELFTEST_ENTRIES,
-    ST_ENTRIES,
-    Outcome,
+from fuzz_entries import ALL_ENTRIES, BAD, CLASSES, ENTRIES, Outcome  # noqa: E402
+from fuzz_fast import FAST_ENTRIES, FAST_SAMPLE  # noqa: E402
+from fuzz_pool import (  # noqa: E402  (re-exported: the tests and callers use ``fuzz.X``)
+    BATCH,
+    MEM_LIMIT,
+    ST_SHARE,
+    HarnessError,
+    Mutant,
+    Pool,
+    Result,
+    load_vector,
+    make_mutant,
+    seed_json,
 )
+
+__all__ = ["BATCH", "FAST_ENTRIES", "FAST_SAMPLE", "MEM_LIMIT", "ST_SHARE", "HarnessError", "Mutant",
+           "Pool", "Result", "campaign", "forge_wrong", "load_vector", "main", "make_mutant",
+           "signature", "summary"]
 
 VECTORS = HERE.parent / "tests" / "fuzz_vectors"
 FINDINGS = Path("/tmp/fuzz_findings.md")
-ST_SHARE = 0.12  # share of mutants that are malformed ``compress`` inputs
 SEVERITY = ("identical", "typed", "wrong", "escape", "untyped", "hang", "crash")
-BATCH = 8  # mutants per message to a worker
-MEM_LIMIT = 6 << 30  # address space of a worker: a huge allocation fails instead of swapping
-
-
-@attrs.frozen
-class Mutant:
-    item: int | str  # mutant id, or the path of a saved vector
-    seed: str  # the seed's name
-    target: str  # container | safetensors
-    kind: str
-    desc: str
-    data: bytes = attrs.field(repr=False)
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
-
-@attrs.frozen
-class Result:
-    item: int | str
-    seed: str
-    target: str
-    kind: str
-    desc: str
-    sha: str
-    outcomes: tuple[Outcome, ...]
-
-
-# ---------------------------------------------------------------- mutants
-
-def make_mutant(seeds: Sequence[fuzz_seeds.Seed], seed: int, mid: int, entries: Sequence[str],
-                cache: dict[str, bytes] | None = None) -> Mutant:
-    """Mutant ``mid`` of campaign ``seed``: a pure function of both and the seeds' bytes."""
-    rng = random.Random(f"bigsmall-fuzz:{seed}:{mid}")
-    cache = {} if cache is None else cache
-    want_st = any(e in ST_ENTRIES for e in entries)
-    want_c = any(e in CONTAINER_ENTRIES or e in SELFTEST_ENTRIES for e in entries)
-    st = rng.random() < ST_SHARE
-    if (st and want_st) or not want_c:
-        s = next(x for x in seeds if x.kind == "safetensors")
-        data = cache.setdefault(s.name, s.data)
-        kind, out, desc = fuzz_mutate.mutate_safetensors(data, rng)
-        return Mutant(mid, s.name, "safetensors", kind, desc, out)
-    s = rng.choice([x for x in seeds if x.kind == "container"])
-    data = cache.setdefault(s.name, s.data)
-    kind, out, desc = fuzz_mutate.mutate_container(data, rng)
-    return Mutant(mid, s.name, "container", kind, desc, out)
-
-
-def load_vector(path: Path) -> Mutant:
-    """A saved regression vector: its bytes and the json written next to it."""
-    meta = json.loads(path.with_suffix(".json").read_text())
-    target = "safetensors" if path.suffix == ".safetensors" else "container"
-    return Mutant(str(path), meta["seed"], target, meta.get("kind", "vector"), meta.get("mutation", ""),
-                  path.read_bytes())
 
 
 def forge_wrong(seed: fuzz_seeds.Seed) -> bytes:
@@ -140,287 +88,6 @@ def forge_wrong(seed: fuzz_seeds.Seed) -> bytes:
     orig[len(base64.b64decode(f["header"])) + t["offsets"][0]] ^= 1
     f["sha256"] = hashlib.sha256(bytes(orig)).hexdigest()
     return fuzz_mutate.reseal(bytes(data), doc, random.Random(0))
-
-
-# ---------------------------------------------------------------- the worker
-
-def _worker(conn: Connection, wid: int, cfg: dict[str, Any], state: Any) -> None:
-    """A worker process: decodes the mutants it is sent, one result message per mutant.
-
-    ``state`` (shared doubles) says where it is: [position in the batch, entry index, start
-    time of that entry]; the parent reads it to name the mutant and entry of a crash or hang."""
-    import resource
-
-    if cfg["mem_limit"]:
-        resource.setrlimit(resource.RLIMIT_AS, (cfg["mem_limit"], cfg["mem_limit"]))
-    os.environ.setdefault("BIGSMALL_NO_PROGRESS", "1")
-    import numpy  # noqa: F401 - imported before the first mutant, not timed against it
-
-    import bigsmall.io.reader  # noqa: F401
-    if any(e in ("load", "stream") for e in cfg["entries"]):
-        import torch  # noqa: F401
-    seeds = [_seed_from_json(d) for d in cfg["seeds"]]
-    _warm(seeds, cfg["entries"])
-    import faulthandler
-
-    stacks = open(Path(cfg["work"]) / f"w{wid}.stacks", "w+")  # noqa: SIM115 - lives as long as the worker
-    faulthandler.enable(stacks)  # a segfault writes the Python stacks here; the parent reads them
-    cfg = {**cfg, "stacks": stacks}
-    judges: dict[str, fuzz_entries.Judge] = {}
-    sandbox = fuzz_entries.Sandbox(Path(cfg["work"]) / f"w{wid}")
-    cache: dict[str, bytes] = {}
-    conn.send(("ready", wid))
-    while True:
-        batch = conn.recv()
-        if batch is None:
-            return
-        for pos, item in enumerate(batch):
-            state[0], state[1], state[2] = pos, -1, time.time()
-            m = (load_vector(Path(item)) if isinstance(item, str)
-                 else make_mutant(seeds, cfg["seed"], item, cfg["entries"], cache))
-            judge = judges.get(m.seed)
-            if judge is None:
-                files, tensors = fuzz_seeds.originals(m.seed)
-                judge = judges[m.seed] = fuzz_entries.Judge(sandbox, files, tensors)
-            try:
-                outcomes = _run_mutant(m, judge, sandbox, cfg, state, conn)
-            except Exception:  # noqa: BLE001 - a bug of the harness, not a finding: stop the run
-                conn.send(("harness-error", item, traceback.format_exc()))
-                return
-            state[2] = 0.0
-            conn.send(("result", Result(item, m.seed, m.target, m.kind, m.desc, m.sha, tuple(outcomes))))
-        conn.send(("idle", wid))
-
-
-def _arm(stacks: Any, limit: float) -> None:
-    """Empty the stacks file and have faulthandler write every thread's stack into it just
-    before the parent's time limit: a hang is reported with where it hung."""
-    import faulthandler
-
-    stacks.seek(0)
-    stacks.truncate()
-    faulthandler.dump_traceback_later(max(0.5, limit - 1.0), file=stacks)
-
-
-def _stacks_tail(path: Path) -> str:
-    """The innermost frames of each thread from a worker's stacks file (after a crash or hang)."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    out = []
-    for block in text.split("\n\n"):
-        lines = [ln.strip() for ln in block.strip().splitlines()]
-        if not lines:
-            continue
-        frames = [ln for ln in lines[1:] if ln.startswith("File ")][:3]
-        short = [re.sub(r'File ".*/([^/]+)", line (\d+) in (\S+)', r"\1:\2 \3", f) for f in frames]
-        if short:
-            out.append(f"{lines[0].rstrip(':')}: " + " <- ".join(short))
-    out.sort(key=lambda b: not b.startswith("Current thread"))  # the thread that crashed or hung first
-    return " | ".join(out)[:1500]
-
-
-def _warm(seeds: Sequence[fuzz_seeds.Seed], entries: Sequence[str]) -> None:
-    """Decode every seed once before the first mutant: the kernels load from numba's cache
-    (seconds, once) outside any mutant's time limit. Then freeze what is alive: the garbage
-    collector's full passes over numba's and torch's objects cost ~0.2 s each, more than a
-    mutant."""
-    import gc
-
-    import bigsmall
-
-    for s in seeds:
-        if s.kind == "container":
-            with bigsmall.open(s.path, threads=1) as f:
-                for name in f.names():
-                    f.read_bytes(name)
-            if "load" in entries or "stream" in entries:
-                bigsmall.load(s.path, threads=1)
-    gc.collect()
-    gc.freeze()
-
-
-def _run_mutant(m: Mutant, judge: fuzz_entries.Judge, sandbox: fuzz_entries.Sandbox,
-                cfg: dict[str, Any], state: Any, conn: Connection) -> list[Outcome]:
-    """Every entry on one mutant; each outcome is also sent as it is known, so that those
-    before a crash are not lost with the worker."""
-    import faulthandler
-
-    outcomes: list[Outcome] = []
-    stacks, limit = cfg["stacks"], cfg["time_limit"]
-    if m.target == "safetensors":
-        if "compress" in cfg["entries"]:
-            path = sandbox.box / "model.safetensors"
-            path.write_bytes(m.data)
-            state[1], state[2] = ALL_ENTRIES.index("compress"), time.time()
-            _arm(stacks, limit)
-            outcomes.append(judge.compress(path, m.data))
-            faulthandler.cancel_dump_traceback_later()
-            path.unlink(missing_ok=True)
-        return outcomes
-    name = "shardmodel.bs" if m.seed == "folder" else "model.bs"
-    path = sandbox.box / name
-    path.write_bytes(m.data)
-    sandbox.baseline = {**sandbox.baseline}
-    for e in cfg["entries"]:
-        if e not in CONTAINER_ENTRIES and e not in SELFTEST_ENTRIES:
-            continue
-        state[1], state[2] = ALL_ENTRIES.index(e), time.time()
-        _arm(stacks, limit)
-        outcomes.append(judge.run(e, path, m.data))
-        faulthandler.cancel_dump_traceback_later()
-        conn.send(("outcome", outcomes[-1]))
-    # verify must not call a file good whose decoding is wrong
-    wrong = next((o for o in outcomes if o.cls == "wrong"), None)
-    if wrong is not None:
-        outcomes = [Outcome(o.entry, "wrong", f"verify passed a file whose {wrong.entry} is wrong: {wrong.message}")
-                    if o.entry in ("verify-full", "cli-verify") and o.cls == "identical" else o
-                    for o in outcomes]
-    path.unlink(missing_ok=True)
-    return outcomes
-
-
-def _seed_json(s: fuzz_seeds.Seed) -> dict[str, Any]:
-    return {"name": s.name, "kind": s.kind, "path": str(s.path), "root": s.root}
-
-
-def _seed_from_json(d: dict[str, Any]) -> fuzz_seeds.Seed:
-    return fuzz_seeds.Seed(d["name"], d["kind"], Path(d["path"]), d["root"], {}, {})
-
-
-# ---------------------------------------------------------------- the pool
-
-@attrs.define
-class _Slot:
-    wid: int
-    proc: Any
-    conn: Connection
-    state: Any
-    batch: list[int | str] = attrs.field(factory=list)
-    done: int = 0  # results received for ``batch``
-    partial: list[Outcome] = attrs.field(factory=list)  # outcomes of the mutant in progress
-    ready: bool = False
-
-
-class Pool:
-    """Persistent worker processes (``forkserver``: a crash takes down one worker, never the
-    parent); the parent hands out batches, reads results, and turns a dead worker into a
-    ``crash`` and a worker past ``time_limit`` into a ``hang`` of the mutant it was on."""
-
-    def __init__(self, workers: int, cfg: dict[str, Any], time_limit: float):
-        self.ctx = mp.get_context("forkserver")
-        self.cfg = cfg
-        self.time_limit = time_limit
-        self.slots: list[_Slot] = []
-        self.restarts = 0
-        self._next = 0
-        for _ in range(workers):
-            self.slots.append(self._start())
-
-    def _start(self) -> _Slot:
-        parent, child = self.ctx.Pipe()
-        state = self.ctx.Array("d", [0.0, -1.0, 0.0], lock=False)
-        wid = self._next
-        self._next += 1
-        proc = self.ctx.Process(target=_worker, args=(child, wid, self.cfg, state), daemon=True)
-        proc.start()
-        child.close()
-        return _Slot(wid, proc, parent, state)
-
-    def close(self) -> None:
-        for s in self.slots:
-            try:
-                s.conn.send(None)
-            except OSError:
-                pass
-        for s in self.slots:
-            s.proc.join(timeout=5)
-            if s.proc.is_alive():
-                s.proc.kill()
-                s.proc.join()
-
-    def run(self, items: Iterable[int | str], on_result: Callable[[Result], None],
-            make: Callable[[int | str], Mutant]) -> None:
-        """Run every item; ``make`` regenerates a mutant in the parent (for a crash or hang)."""
-        pending: deque[int | str] = deque(items)
-        while pending or any(s.batch for s in self.slots):
-            for s in self.slots:
-                if s.ready and not s.batch and pending:
-                    s.batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
-                    s.done = 0
-                    s.conn.send(s.batch)
-            ready = wait([s.conn for s in self.slots] + [s.proc.sentinel for s in self.slots], timeout=0.2)
-            for i, s in enumerate(list(self.slots)):
-                if s.conn in ready:
-                    self._drain(s, on_result)
-                if s.proc.sentinel in ready or not s.proc.is_alive():
-                    self._drain(s, on_result)
-                    self._lost(i, s, "crash", pending, on_result, make)
-                elif s.batch and s.state[2] and time.time() - s.state[2] > self.time_limit:
-                    s.proc.kill()
-                    s.proc.join()
-                    self._drain(s, on_result)
-                    self._lost(i, s, "hang", pending, on_result, make)
-
-    def _drain(self, s: _Slot, on_result: Callable[[Result], None]) -> None:
-        try:
-            while s.conn.poll():
-                msg = s.conn.recv()
-                if msg[0] == "ready":
-                    s.ready = True
-                elif msg[0] == "outcome":
-                    s.partial.append(msg[1])
-                elif msg[0] == "result":
-                    s.done += 1
-                    s.partial = []
-                    on_result(msg[1])
-                elif msg[0] == "idle":
-                    s.batch = []
-                elif msg[0] == "harness-error":
-                    raise HarnessError(f"the fuzz harness failed on mutant {msg[1]}:\n{msg[2]}")
-        except (EOFError, OSError):
-            pass
-
-    def _lost(self, i: int, s: _Slot, cls: str, pending: deque[int | str],
-              on_result: Callable[[Result], None], make: Callable[[int | str], Mutant]) -> None:
-        """Worker ``s`` died (``crash``) or was killed (``hang``): record the mutant it was on,
-        give the rest of its batch back, start another worker."""
-        if not s.ready:
-            raise RuntimeError(f"fuzz worker {s.wid} died while starting (exit code {s.proc.exitcode})")
-        rest = s.batch[s.done :]
-        if rest:
-            item = rest[0]
-            eidx = int(s.state[1])
-            entry = ALL_ENTRIES[eidx] if eidx >= 0 else "mutant"
-            code = s.proc.exitcode
-            why = (f"worker killed after {self.time_limit:g} s" if cls == "hang"
-                   else f"worker died: exit code {code}{_signame(code)}")
-            where = _stacks_tail(Path(self.cfg["work"]) / f"w{s.wid}.stacks")
-            if where:
-                why += f"; stacks: {where}"
-            m = make(item)
-            outcomes = (*s.partial, Outcome(entry, cls, why, time.time() - s.state[2] if s.state[2] else 0.0))
-            on_result(Result(item, m.seed, m.target, m.kind, m.desc, m.sha, outcomes))
-            pending.extendleft(reversed(rest[1:]))
-        s.conn.close()
-        self.restarts += 1
-        self.slots[i] = self._start()
-
-
-class HarnessError(RuntimeError):
-    """The harness itself failed (not the code under test): the run stops."""
-
-
-def _signame(code: int | None) -> str:
-    import signal
-
-    if code is not None and code < 0:
-        try:
-            return f" ({signal.Signals(-code).name})"
-        except ValueError:
-            return ""
-    return ""
 
 
 # ---------------------------------------------------------------- findings
@@ -480,6 +147,7 @@ class Report:
     restarts: int
     coverage: dict[str, int]
     entry_seconds: dict[str, float] = attrs.field(factory=dict)
+    mode: str = "full: every entry point on every mutant"
 
     @property
     def bad(self) -> int:
@@ -492,7 +160,8 @@ class Report:
                 "by_entry": {k: dict(v) for k, v in self.by_entry.items()},
                 "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
                 "coverage": self.coverage, "findings": self.findings,
-                "entry_seconds": {k: round(v, 2) for k, v in self.entry_seconds.items()}}
+                "entry_seconds": {k: round(v, 2) for k, v in self.entry_seconds.items()},
+                "mode": self.mode}
 
 
 def coverage(seeds: Sequence[fuzz_seeds.Seed]) -> dict[str, int]:
@@ -515,24 +184,30 @@ def coverage(seeds: Sequence[fuzz_seeds.Seed]) -> dict[str, int]:
 
 
 def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: float = 20.0,
-             entries: Sequence[str] = ENTRIES, out: Path | None = VECTORS,
+             entries: Sequence[str] | None = None, out: Path | None = VECTORS,
              findings: Path | None = FINDINGS, vectors: Sequence[Path] = (),
              progress: bool = True, work: Path | None = None, start: int = 0,
-             mem_limit: int = MEM_LIMIT) -> Report:
+             mem_limit: int = MEM_LIMIT, fast: int = 0) -> Report:
     """Run mutants ``start .. start+count-1`` of ``seed`` (and/or the saved ``vectors``)
-    through ``entries``; save new findings to ``out`` (None: save nothing) and note them in
-    ``findings``. Returns the report; never raises on a finding."""
+    through ``entries`` (default: all, or ``FAST_ENTRIES`` in fast mode); save new findings to
+    ``out`` (None: save nothing) and note them in ``findings``. ``fast=K``: the fast mode
+    (``fuzz_fast``: ``read`` and ``compress`` on every mutant, the other entries on ids
+    divisible by K). Returns the report; never raises on a finding."""
+    if entries is None:
+        entries = FAST_ENTRIES if fast else ENTRIES
+    if work is None and fast and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        work = Path("/dev/shm")
     tmp = tempfile.TemporaryDirectory(prefix="bigsmall-fuzz-", dir=work)
     root = Path(tmp.name)
     try:
         seeds = fuzz_seeds.make_seeds(root / "seeds")
-        cfg = {"seeds": [_seed_json(s) for s in seeds], "seed": seed, "entries": list(entries),
-               "work": str(root / "work"), "mem_limit": mem_limit, "time_limit": time_limit}
+        cfg = {"seeds": [seed_json(s) for s in seeds], "seed": seed, "entries": list(entries),
+               "work": str(root / "work"), "mem_limit": mem_limit, "time_limit": time_limit, "fast": fast}
         (root / "work").mkdir(parents=True, exist_ok=True)
         cache: dict[str, bytes] = {}
 
         def make(item: int | str) -> Mutant:
-            return load_vector(Path(item)) if isinstance(item, str) else make_mutant(seeds, seed, item, entries, cache)
+            return load_vector(Path(item)) if isinstance(item, str) else make_mutant(seeds, seed, item, entries, cache, fast)
 
         by_entry: dict[str, Counter[str]] = defaultdict(Counter)
         by_kind: dict[str, Counter[str]] = defaultdict(Counter)
@@ -542,6 +217,8 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
         seen: set[str] = set()
         n = 0
         t0 = time.perf_counter()
+        tty = sys.stderr.isatty()
+        last = [t0]  # when the last progress line was written (not a tty: a line every 15 s)
         items: list[int | str] = [str(v) for v in vectors] + list(range(start, start + count))
         total = len(items)
 
@@ -571,10 +248,14 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
                               "outcomes": [attrs.asdict(o) for o in bad], "vector": str(path) if path else None,
                               "new": bool(new)})
             if progress and (n % 20 == 0 or n == total):
-                dt = time.perf_counter() - t0
+                now = time.perf_counter()
+                if not tty and now - last[0] < 15 and n != total:
+                    return
+                last[0] = now
                 nbad = sum(c[k] for c in by_entry.values() for k in BAD)
-                sys.stderr.write(f"\rfuzz: {n}/{total} mutants  {n / dt:.1f}/s  bad outcomes {nbad}  "
-                                 f"distinct {len(seen)}   ")
+                line = (f"fuzz: {n}/{total} mutants  {n / (now - t0):.1f}/s  bad outcomes {nbad}  "
+                        f"distinct {len(seen)}  {now - t0:.0f} s")
+                sys.stderr.write(f"\r{line}   " if tty else f"{time.strftime('%H:%M:%S')} {line}\n")
                 sys.stderr.flush()
 
         pool = Pool(workers, cfg, time_limit)
@@ -585,9 +266,21 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
         if progress:
             sys.stderr.write("\n")
         return Report(seed, n, time.perf_counter() - t0, fuzz_seeds.seed_digest(seeds), dict(by_entry),
-                      dict(by_kind), found, pool.restarts, coverage(seeds), dict(entry_s))
+                      dict(by_kind), found, pool.restarts, coverage(seeds), dict(entry_s),
+                      fast_note(fast, entries))
     finally:
         tmp.cleanup()
+
+
+def fast_note(fast: int, entries: Sequence[str]) -> str:
+    """The mode line of the report: what ran on which mutants."""
+    if not fast:
+        return "full: every entry point on every mutant"
+    every = [e for e in entries if e in fuzz_fast.EVERY]
+    some = [e for e in entries if e not in fuzz_fast.EVERY]
+    return (f"fast (K={fast}): {' '.join(every) or 'nothing'} on every mutant; "
+            f"{' '.join(some) or 'nothing'} on mutant ids divisible by {fast} (and every replayed vector); "
+            "read-only entries checked for escapes by stat snapshot, hashed when it differs")
 
 
 def summary(rep: Report) -> str:
@@ -595,6 +288,7 @@ def summary(rep: Report) -> str:
     mutant over its entry points), the rate and the distinct findings."""
     lines = [f"mutants {rep.count} in {rep.seconds:.1f} s = {rep.count / max(rep.seconds, 1e-9):.1f} mutants/s "
              f"(seed {rep.seed}, seeds digest {rep.seed_digest}, worker restarts {rep.restarts})",
+             f"mode: {rep.mode}",
              "seed coverage: " + ", ".join(f"{k} {v}" for k, v in rep.coverage.items()), ""]
     w = max([len(k) for k in list(rep.by_entry) + list(rep.by_kind)] + [10])
     head = f"{'':{w}}  " + "  ".join(f"{c:>9}" for c in CLASSES)
@@ -625,8 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--start", type=int, default=0, help="first mutant id (to rerun a range)")
     p.add_argument("--workers", type=int, default=2, help="worker processes")
     p.add_argument("--time-limit", type=float, default=20.0, help="seconds per entry point before 'hang'")
-    p.add_argument("--entries", nargs="+", default=list(ENTRIES), choices=ALL_ENTRIES, metavar="ENTRY",
-                   help=f"entry points (default all: {' '.join(ENTRIES)})")
+    p.add_argument("--entries", nargs="+", default=None, choices=ALL_ENTRIES, metavar="ENTRY",
+                   help=f"entry points (default all: {' '.join(ENTRIES)}; with --fast: {' '.join(FAST_ENTRIES)})")
+    p.add_argument("--fast", type=int, nargs="?", const=FAST_SAMPLE, default=0, metavar="K",
+                   help=f"fast mode: read (and compress) on every mutant, the other entries on ids "
+                        f"divisible by K (default {FAST_SAMPLE}); see docs/fuzzing.md")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--out", type=Path, default=VECTORS, help="where new regression vectors go")
     p.add_argument("--no-save", action="store_true", help="save no vectors and note no findings")
@@ -642,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         count = 0
     rep = campaign(count, args.seed, args.workers, args.time_limit, args.entries,
                    None if args.no_save else args.out, None if args.no_save else args.findings,
-                   vectors, progress=True, start=args.start, mem_limit=int(args.mem_limit_gib * 2**30))
+                   vectors, progress=True, start=args.start, mem_limit=int(args.mem_limit_gib * 2**30),
+                   fast=args.fast)
     if args.json:
         print(json.dumps(rep.to_json(), default=str))
     else:

@@ -45,8 +45,8 @@ def _outcomes(rep: fuzz.Report, item: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def forged(tmp_path_factory: pytest.TempPathFactory) -> tuple[fuzz.Report, dict[str, Path]]:
-    """The good seeds and a forged-wrong copy of each file seed, replayed through the pool."""
+def forged_vectors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The good seeds and a forged-wrong copy of each, saved as vectors."""
     folder = tmp_path_factory.mktemp("forged")
     seeds = fuzz_seeds.make_seeds(folder / "seeds")
     paths: dict[str, Path] = {}
@@ -55,9 +55,15 @@ def forged(tmp_path_factory: pytest.TempPathFactory) -> tuple[fuzz.Report, dict[
             continue
         paths[f"good-{s.name}"] = _vector(folder, f"good-{s.name}.bs", s.data, s.name)
         paths[f"wrong-{s.name}"] = _vector(folder, f"wrong-{s.name}.bs", fuzz.forge_wrong(s), s.name)
-    rep = fuzz.campaign(0, vectors=list(paths.values()), out=None, findings=None, progress=False,
+    return paths
+
+
+@pytest.fixture(scope="module")
+def forged(forged_vectors: dict[str, Path]) -> tuple[fuzz.Report, dict[str, Path]]:
+    """The forged vectors replayed through the pool, every entry point."""
+    rep = fuzz.campaign(0, vectors=list(forged_vectors.values()), out=None, findings=None, progress=False,
                         workers=2)
-    return rep, paths
+    return rep, forged_vectors
 
 
 def test_good_seeds_are_identical(forged: tuple[fuzz.Report, dict[str, Path]]) -> None:
@@ -82,6 +88,38 @@ def test_forged_wrong_is_classified_wrong(forged: tuple[fuzz.Report, dict[str, P
         assert {e: got.get(e) for e in expect} == expect, (name, got)
 
 
+def test_fast_mode_still_tells_wrong_from_identical(forged_vectors: dict[str, Path]) -> None:
+    """Speed must not blind it: in fast mode the good seeds are ``identical`` and the forged
+    containers ``wrong`` on every entry point it runs (a replayed vector runs them all)."""
+    rep = fuzz.campaign(0, vectors=list(forged_vectors.values()), out=None, findings=None, progress=False,
+                        workers=2, fast=fuzz.FAST_SAMPLE)
+    assert rep.mode.startswith("fast")
+    for name, p in forged_vectors.items():
+        got = _outcomes(rep, str(p))
+        if name.startswith("good-"):
+            assert got == {}, (name, got)
+        else:
+            assert got == {"read": "wrong", "verify-full": "wrong", "decompress": "wrong"}, (name, got)
+    n_good = sum(1 for k in forged_vectors if k.startswith("good-"))
+    for e in ("read", "verify-full", "decompress"):
+        assert rep.by_entry[e]["identical"] == n_good, (e, rep.by_entry[e])
+
+
+def test_fast_mode_samples_as_documented() -> None:
+    """``read`` on every mutant, the other entry points on ids divisible by K; only sampled
+    ids are ``compress`` inputs; no findings."""
+    k = 10
+    rep = fuzz.campaign(300, seed=3, out=None, findings=None, progress=False, workers=2, fast=k)
+    assert rep.count == 300
+    n_read = sum(rep.by_entry["read"].values())
+    n_full = sum(rep.by_entry["verify-full"].values())
+    n_st = sum(rep.by_entry["compress"].values())
+    assert n_full == sum(rep.by_entry["decompress"].values())
+    assert n_full + n_st == 300 // k
+    assert n_read == 300 - n_st
+    assert rep.bad == 0, _bad_summary(rep)
+
+
 def test_crash_and_hang_are_isolated(tmp_path: Path) -> None:
     """A worker that segfaults or sleeps forever is recorded as ``crash`` / ``hang`` of the
     mutant it was on, replaced, and the run goes on to the end."""
@@ -95,6 +133,18 @@ def test_crash_and_hang_are_isolated(tmp_path: Path) -> None:
     rep = fuzz.campaign(2, seed=1, entries=["selftest-hang"], out=None, findings=None,
                         progress=False, workers=2, time_limit=2.0)
     assert rep.by_entry["selftest-hang"]["hang"] == 2
+    # fast mode: results come per batch; the crash is still pinned to its mutant, the others
+    # of the batch are run again, and a hang gets its stacks through SIGUSR1
+    rep = fuzz.campaign(6, seed=1, entries=["read", "selftest-crash"], out=None, findings=None,
+                        progress=False, workers=2, fast=3)
+    assert rep.count == 6
+    assert rep.by_entry["selftest-crash"]["crash"] == 2  # ids 0 and 3
+    assert sorted(f["item"] for f in rep.findings) == [0, 3]
+    assert sum(rep.by_entry["read"].values()) == 4
+    rep = fuzz.campaign(1, seed=1, entries=["selftest-hang"], out=None, findings=None,
+                        progress=False, workers=1, time_limit=2.0, fast=1)
+    assert rep.by_entry["selftest-hang"]["hang"] == 1
+    assert "stacks:" in rep.findings[0]["outcomes"][0]["message"]
 
 
 def test_mutants_are_reproducible() -> None:
