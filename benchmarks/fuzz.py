@@ -187,12 +187,14 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
              entries: Sequence[str] | None = None, out: Path | None = VECTORS,
              findings: Path | None = FINDINGS, vectors: Sequence[Path] = (),
              progress: bool = True, work: Path | None = None, start: int = 0,
-             mem_limit: int = MEM_LIMIT, fast: int = 0) -> Report:
+             mem_limit: int = MEM_LIMIT, fast: int = 0, snapshot: Path | None = None) -> Report:
     """Run mutants ``start .. start+count-1`` of ``seed`` (and/or the saved ``vectors``)
     through ``entries`` (default: all, or ``FAST_ENTRIES`` in fast mode); save new findings to
     ``out`` (None: save nothing) and note them in ``findings``. ``fast=K``: the fast mode
     (``fuzz_fast``: ``read`` and ``compress`` on every mutant, the other entries on ids
-    divisible by K). Returns the report; never raises on a finding."""
+    divisible by K). ``snapshot``: the report so far is rewritten there (JSON) with each progress
+    line, so that a long run stopped early still has its figures. Returns the report; never
+    raises on a finding."""
     if entries is None:
         entries = FAST_ENTRIES if fast else ENTRIES
     if work is None and fast and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
@@ -219,6 +221,13 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
         t0 = time.perf_counter()
         tty = sys.stderr.isatty()
         last = [t0]  # when the last progress line was written (not a tty: a line every 15 s)
+        cov = coverage(seeds)
+        digest = fuzz_seeds.seed_digest(seeds)
+        pool: Pool | None = None
+
+        def report() -> Report:
+            return Report(seed, n, time.perf_counter() - t0, digest, dict(by_entry), dict(by_kind), found,
+                          pool.restarts if pool else 0, cov, dict(entry_s), fast_note(fast, entries))
         items: list[int | str] = [str(v) for v in vectors] + list(range(start, start + count))
         total = len(items)
 
@@ -257,6 +266,10 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
                         f"distinct {len(seen)}  {now - t0:.0f} s")
                 sys.stderr.write(f"\r{line}   " if tty else f"{time.strftime('%H:%M:%S')} {line}\n")
                 sys.stderr.flush()
+                if snapshot is not None:
+                    tmp_snap = snapshot.with_name(snapshot.name + ".tmp")
+                    tmp_snap.write_text(json.dumps(report().to_json(), default=str))
+                    os.replace(tmp_snap, snapshot)
 
         pool = Pool(workers, cfg, time_limit)
         try:
@@ -265,9 +278,7 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
             pool.close()
         if progress:
             sys.stderr.write("\n")
-        return Report(seed, n, time.perf_counter() - t0, fuzz_seeds.seed_digest(seeds), dict(by_entry),
-                      dict(by_kind), found, pool.restarts, coverage(seeds), dict(entry_s),
-                      fast_note(fast, entries))
+        return report()
     finally:
         tmp.cleanup()
 
@@ -330,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--findings", type=Path, default=FINDINGS, help="file new findings are appended to")
     p.add_argument("--replay", type=Path, nargs="*", default=None,
                    help="replay saved vectors (default with no path: every vector in --out) instead of mutants")
+    p.add_argument("--snapshot", type=Path, default=None,
+                   help="rewrite the report so far (JSON) to this file with each progress line")
     p.add_argument("--mem-limit-gib", type=float, default=MEM_LIMIT / 2**30, help="address space of a worker")
     args = p.parse_args(argv)
     vectors: list[Path] = []
@@ -340,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = campaign(count, args.seed, args.workers, args.time_limit, args.entries,
                    None if args.no_save else args.out, None if args.no_save else args.findings,
                    vectors, progress=True, start=args.start, mem_limit=int(args.mem_limit_gib * 2**30),
-                   fast=args.fast)
+                   fast=args.fast, snapshot=args.snapshot)
     if args.json:
         print(json.dumps(rep.to_json(), default=str))
     else:
