@@ -248,6 +248,12 @@ def _short(v: Any) -> str:
     return s if len(s) <= 40 else s[:37] + "..."
 
 
+def _num(x: Any) -> bool:
+    """Whether ``x`` takes arithmetic (a second change of a mutant may meet a hostile value
+    that the first one put there)."""
+    return isinstance(x, (int, float))
+
+
 def index_params(doc: Any, rng: random.Random) -> str:
     """Codec parameters changed the way a hostile writer would: layout widths moved between
     the exponent and mantissa fields with their sum kept (a negative mantissa width), grid /
@@ -259,7 +265,8 @@ def index_params(doc: Any, rng: random.Random) -> str:
     params = t["params"]
     keys = [k for k in params]
     what = rng.random()
-    if "layout" in params and isinstance(params["layout"], list) and len(params["layout"]) == 4 and what < 0.3:
+    if "layout" in params and isinstance(params["layout"], list) and len(params["layout"]) == 4 and what < 0.3 \
+            and all(_num(x) for x in params["layout"]):
         lay = list(params["layout"])
         k = rng.choice((1, 2, 3, lay[3] + 1, lay[3] + 4, -1, -2))
         lay[2], lay[3] = lay[2] + k, lay[3] - k
@@ -277,7 +284,7 @@ def index_params(doc: Any, rng: random.Random) -> str:
         t["blob"][2] = lens
         return f"params {t['name']} chunk_lens shuffled={_short(lens)}"
     if what < 0.55 and isinstance(t["blob"], list) and len(t["blob"]) == 3 and isinstance(t["blob"][2], list) \
-            and t["blob"][2]:
+            and t["blob"][2] and _num(t["blob"][1]) and all(_num(x) for x in t["blob"][2]):
         lens = list(t["blob"][2])
         j = rng.randrange(len(lens))
         d = rng.choice((1, 2, 8, -1))
@@ -441,7 +448,10 @@ def mutate_container(data: bytes, rng: random.Random) -> tuple[str, bytes, str]:
         doc = index_doc(data)
         desc = INDEX_MUTATIONS[kind](doc, rng)
         if rng.random() < 0.25:  # a second change of the same kind: combinations
-            desc += "; " + INDEX_MUTATIONS[kind](doc, rng)
+            try:  # the first change may have left a value the second cannot work on
+                desc += "; " + INDEX_MUTATIONS[kind](doc, rng)
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                desc += f"; (second change failed: {type(exc).__name__})"
         out = reseal(data, doc, rng)
     return kind, out, desc
 

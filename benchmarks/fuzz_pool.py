@@ -139,13 +139,13 @@ def _worker(conn: Connection, wid: int, cfg: dict[str, Any], state: Any) -> None
         results: list[Result] = []
         for pos, item in enumerate(batch):
             state[0], state[1], state[2] = pos, -1, time.time()
-            m = (load_vector(Path(item)) if isinstance(item, str)
-                 else make_mutant(seeds, cfg["seed"], item, cfg["entries"], cache, fast))
-            judge = judges.get(m.seed)
-            if judge is None:
-                files, tensors = fuzz_seeds.originals(m.seed)
-                judge = judges[m.seed] = fuzz_entries.Judge(sandbox, files, tensors)
             try:
+                m = (load_vector(Path(item)) if isinstance(item, str)
+                     else make_mutant(seeds, cfg["seed"], item, cfg["entries"], cache, fast))
+                judge = judges.get(m.seed)
+                if judge is None:
+                    files, tensors = fuzz_seeds.originals(m.seed)
+                    judge = judges[m.seed] = fuzz_entries.Judge(sandbox, files, tensors)
                 outcomes = (fuzz_fast.run_fast(m, judge, sandbox, cfg, state) if fast
                             else _run_mutant(m, judge, sandbox, cfg, state, conn))
             except Exception:  # noqa: BLE001 - a bug of the harness, not a finding: stop the run
