@@ -27,9 +27,9 @@ from bigsmall.plan.planner import chunk_units_for
 
 def _kernel(codec_id: str):  # type: ignore[no-untyped-def]
     if codec_id == "field":
-        from bigsmall.codecs._decode4 import decode_chunks
+        from bigsmall.codecs._generated.decode4 import decode_chunks
     else:
-        from bigsmall.codecs._decode8 import decode_chunks
+        from bigsmall.codecs._generated.decode8 import decode_chunks
     return decode_chunks
 
 

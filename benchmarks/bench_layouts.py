@@ -4,8 +4,8 @@ of the decoding thread.
 
 Why in one process: on a shared VM the same kernel's speed moves by ±30 % between processes
 (measured: 219-311 M elements/s for one unchanged kernel in three runs), more than most kernel
-changes gain. Here both versions of a layout's kernel (``bigsmall/codecs/_decodep_layouts``),
-and of ``bigsmall/codecs/_decode8.py``, are loaded side by side, fed the same prepared chunks of real tensors, and timed in alternate
+changes gain. Here both versions of a layout's kernel (``bigsmall/codecs/_generated/decodep_layouts``),
+and of ``bigsmall/codecs/_generated/decode8.py``, are loaded side by side, fed the same prepared chunks of real tensors, and timed in alternate
 rounds; the figure that matters is the median of the per-round speed-ups.
 
     python benchmarks/bench_layouts.py --baseline DIR [SRC.bs ...] [--rounds 15] [--json]
@@ -47,9 +47,22 @@ def _load(path: Path, package: str, tag: str) -> Any:
     return mod.decode_chunks
 
 
+def _kernel_file(codecs_dir: Path, key: str) -> tuple[Path, str] | None:
+    """The module of kernel ``key`` in the tree at ``codecs_dir`` and the package its relative
+    imports resolve in: under ``_generated/``, or where trees before that move kept it."""
+    if key == "decode8":
+        places = [(codecs_dir / "_generated" / "decode8.py", "bigsmall.codecs._generated"),
+                  (codecs_dir / "_decode8.py", "bigsmall.codecs")]
+    else:
+        places = [(codecs_dir / "_generated" / "decodep_layouts" / f"{key}.py",
+                   "bigsmall.codecs._generated.decodep_layouts"),
+                  (codecs_dir / "_decodep_layouts" / f"{key}.py", "bigsmall.codecs._decodep_layouts")]
+    return next(((p, pkg) for p, pkg in places if p.exists()), None)
+
+
 def _jobs(path: Path) -> dict[str, list[tuple[DecodeJob, np.ndarray]]]:
     """The prepared ``fieldp`` jobs of a container and output buffers, by layout kernel
-    module name, and its ``field8`` jobs under ``_decode8``."""
+    module name, and its ``field8`` jobs under ``decode8``."""
     by: dict[str, list[tuple[DecodeJob, np.ndarray]]] = defaultdict(list)
     with BsFile(path, threads=1) as bs:
         for t in bs.container.tensors:
@@ -58,7 +71,7 @@ def _jobs(path: Path) -> dict[str, list[tuple[DecodeJob, np.ndarray]]]:
             blob = bs.source.read(t.offset, t.length)
             job = plan_decode(t.spec, t.codec, t.params, blob, t.head_len, t.chunk_lens)
             key = ("k_" + "_".join(str(int(x)) for x in t.params["layout"])
-                   if t.codec == "fieldp" else "_decode8")
+                   if t.codec == "fieldp" else "decode8")
             by[key].append((job, np.empty(t.spec.nbytes, np.uint8)))
     return by
 
@@ -109,12 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         for src in srcs:
             by = _jobs(src)
             for key, jobs in sorted(by.items(), key=lambda kv: -sum(o.size for _, o in kv[1])):
-                sub = "" if key == "_decode8" else "_decodep_layouts"
-                package = "bigsmall.codecs" + (f".{sub}" if sub else "")
-                paths = {"baseline": base_dir / sub / f"{key}.py", "this": this_dir / sub / f"{key}.py"}
-                if not all(p.exists() for p in paths.values()):
+                files = {"baseline": _kernel_file(base_dir, key), "this": _kernel_file(this_dir, key)}
+                if not all(files.values()):
                     continue  # a layout without its own kernel in one of the trees
-                kern = {tag: _load(p, package, tag) for tag, p in paths.items()}
+                kern = {tag: _load(*f, tag) for tag, f in files.items() if f is not None}
                 for k in kern.values():
                     _pass(k, jobs)  # compile / load, and the outputs' page faults
                 times: dict[str, list[float]] = {"baseline": [], "this": []}

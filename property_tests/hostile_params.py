@@ -30,11 +30,11 @@ import zstandard
 
 def install_checked_kernels() -> None:
     """Swap every generated decode kernel for its bounds-checked build."""
-    from bigsmall.codecs import (
-        _decode4,
-        _decode8,
-        _decodep,
-        fieldp,
+    from bigsmall.codecs import fieldp
+    from bigsmall.codecs._generated import (
+        decode4,
+        decode8,
+        decodep,
         gen_decode,
         gen_decode8,
         gen_decodep,
@@ -42,7 +42,7 @@ def install_checked_kernels() -> None:
 
     from .checked_loads import checked_build
 
-    for mod, gen in ((_decode4, gen_decode), (_decode8, gen_decode8), (_decodep, gen_decodep)):
+    for mod, gen in ((decode4, gen_decode), (decode8, gen_decode8), (decodep, gen_decodep)):
         ns = checked_build(gen.TARGET.read_text(), mod.__name__)
         mod.decode_chunk = ns["decode_chunk"]  # type: ignore[attr-defined]
         mod.decode_chunks = ns["decode_chunks"]  # type: ignore[attr-defined]

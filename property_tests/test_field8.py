@@ -265,7 +265,7 @@ def test_field8_bad_params():
 
 
 def test_generated_kernel_is_current():
-    from bigsmall.codecs import gen_decode8
+    from bigsmall.codecs._generated import gen_decode8
 
     assert gen_decode8.TARGET.read_text() == gen_decode8.generate()
 
@@ -353,7 +353,7 @@ def test_field8_byte_kernels(dtype):
 def test_field8_kernel_bounds_checked_build():
     """The generated kernel rebuilt with bounds-checked loads and stores (the production build
     uses unchecked intrinsics), fed corrupt chunks: every read and write stays in bounds."""
-    from bigsmall.codecs import gen_decode8
+    from bigsmall.codecs._generated import gen_decode8
     from bigsmall.core.types import TensorSpec
 
     from .checked_loads import checked_build
@@ -407,7 +407,8 @@ def test_field8_fast_loop_without_raw_bits(monkeypatch, case):
     them all) with mantissa symbols: the fast loop reads its (masked-off) raw bits from the
     buffer's start then. Layouts forced, as the encoder's own choice rarely gives these:
     bit-exact with the production kernel, and every read in bounds in the checked build."""
-    from bigsmall.codecs import field, gen_decode8
+    from bigsmall.codecs import field
+    from bigsmall.codecs._generated import gen_decode8
     from bigsmall.core.types import TensorSpec
 
     from .checked_loads import checked_build

@@ -245,15 +245,15 @@ def test_fieldp_bad_params():
 
 
 def test_generated_kernel_is_current():
-    from bigsmall.codecs import gen_decodep
+    from bigsmall.codecs._generated import gen_decodep
 
     assert gen_decodep.TARGET.read_text() == gen_decodep.generate(), \
-        "run `python -m bigsmall.codecs.gen_decodep`"
+        "run `python -m bigsmall.codecs._generated.gen_decodep`"
     files = gen_decodep.generate_layouts()
     assert sorted(p.name for p in gen_decodep.LAYOUT_DIR.glob("*.py")) == sorted(files)
     for name, text in files.items():
         assert (gen_decodep.LAYOUT_DIR / name).read_text() == text, \
-            f"{name}: run `python -m bigsmall.codecs.gen_decodep`"
+            f"{name}: run `python -m bigsmall.codecs._generated.gen_decodep`"
 
 
 def test_fieldp_kernel_bounds_checked_build():
@@ -261,7 +261,7 @@ def test_fieldp_kernel_bounds_checked_build():
     unchecked intrinsics on paths it proves in bounds), fed valid and corrupt chunks: every
     read and write stays in bounds, valid chunks decode exactly, and some corrupt ones are
     rejected."""
-    from bigsmall.codecs import gen_decodep
+    from bigsmall.codecs._generated import gen_decodep
 
     from .checked_loads import checked_build
 
@@ -333,13 +333,14 @@ def test_fieldp_kernel_bounds_checked_build():
     assert tabled > 0  # a 16-bit layout kernel (raw bits through its table) was exercised
 
 
-@pytest.mark.parametrize("lay", __import__("bigsmall.codecs.gen_decodep", fromlist=["LAYOUTS"]).LAYOUTS,
+@pytest.mark.parametrize("lay", __import__("bigsmall.codecs._generated.gen_decodep", fromlist=["LAYOUTS"]).LAYOUTS,
                          ids=lambda lay: "_".join(map(str, lay)))
 def test_layout_kernels_match_generic(lay, monkeypatch):
     """Every layout with its own kernel (``fieldp.layout_kernel``, constants folded) decodes what
     the generic kernel decodes: the encoder is made to pick that layout (mantissa split), the
     data has row shifts and rare long codes, and both kernels must restore it exactly."""
-    from bigsmall.codecs import _decodep, field, fieldp
+    from bigsmall.codecs import field, fieldp
+    from bigsmall.codecs._generated import decodep as _decodep
 
     width, p, eb, mb = lay
     monkeypatch.setattr(field, "_choose_layout", lambda values, lay0, spec: field.Layout(*lay))

@@ -344,7 +344,7 @@ class FieldCodec(Codec):
 
     def _kernels(self) -> tuple[Any, Any]:
         """(one-chunk kernel, strided multi-chunk kernel) of this chunk layout."""
-        from ._decode4 import decode_chunk, decode_chunks
+        from ._generated.decode4 import decode_chunk, decode_chunks
 
         return decode_chunk, decode_chunks
 

@@ -43,7 +43,7 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
                  rshift: np.ndarray) -> bytes:
     """One ``field8`` chunk of ``values`` (units ``k0 ..`` of the tensor)."""
     from . import rans
-    from ._encode8 import MAGIC, SHIFT, encode_values
+    from ._generated.encode8 import MAGIC, SHIFT, encode_values
 
     xs, words = encode_values(values, k0, ncols, rowctx, colctx, freq.shape[1], mrow,
                               mfreq.shape[1], lay.p, lay.eb, lay.mb, freq.ravel(), cum.ravel(),
@@ -79,7 +79,7 @@ class Field8Codec(field.FieldCodec):
         )
 
     def _kernels(self) -> tuple[Any, Any]:
-        from ._decode8 import decode_chunk, decode_chunks
+        from ._generated.decode8 import decode_chunk, decode_chunks
 
         return decode_chunk, decode_chunks
 

@@ -32,8 +32,9 @@ from ..errors import FormatError, IntegrityError
 from . import field
 from .base import register
 
-# ``prefix``, ``_encodep`` and ``_decodep`` (numba) are imported where they are used: importing
-# this module registers the codec and must not pay numba's import (see ``field``).
+# ``prefix``, ``_generated.encodep`` and ``_generated.decodep`` (numba) are imported where they
+# are used: importing this module registers the codec and must not pay numba's import (see
+# ``field``).
 
 LANES = 4
 SYM_BITS = 12  # == prefix.SYM_BITS: joint symbols of at most 12 bits
@@ -62,7 +63,7 @@ class FieldPCodec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        from ._encodep import code_entries, encode_chunk
+        from ._generated.encodep import code_entries, encode_chunk
 
         w, lens, codes = joint_code(freq, mfreq, mrow, lay)
         tab = code_entries(w, lens, codes)
@@ -94,7 +95,7 @@ class FieldPCodec(field.FieldCodec):
 
     def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
                      chunk: bytes | memoryview, out: np.ndarray) -> None:
-        from ._decodep import decode_chunk
+        from ._generated.decodep import decode_chunk
 
         assert isinstance(state, _PModel)
         lay = state.lay
@@ -117,7 +118,7 @@ class FieldPCodec(field.FieldCodec):
             bad = own(dst, first, step, per, ncols, state.rowctx, state.colsh, state.t1,
                       state.dirs, state.t2, state.rshift, blob, offsets)
         else:  # the generic kernel: imported only here (~3 ms of a cold start otherwise)
-            from ._decodep import decode_chunks
+            from ._generated.decodep import decode_chunks
 
             bad = decode_chunks(dst, first, step, per, ncols, state.rowctx, state.colsh,
                                 state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
@@ -144,13 +145,13 @@ def joint_code(freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray,
 @functools.cache
 def layout_kernel(lay: tuple[int, int, int, int]) -> Any:
     """The multi-chunk kernel of layout ``lay`` (width, p, eb, mb) with its constants folded
-    in, or None if it has none (the generic ``_decodep.decode_chunks`` then serves). Its
+    in, or None if it has none (the generic ``_generated.decodep.decode_chunks`` then serves). Its
     module is imported on first use: only the layouts a file uses cost import time."""
-    from ._decodep_layouts import LAYOUTS
+    from ._generated.decodep_layouts import LAYOUTS
 
     if lay not in LAYOUTS:
         return None
-    mod = importlib.import_module(f"{__package__}._decodep_layouts.k_{'_'.join(map(str, lay))}")
+    mod = importlib.import_module(f"{__package__}._generated.decodep_layouts.k_{'_'.join(map(str, lay))}")
     return mod.decode_chunks
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import st64
+from ..loads import st64
 
 LANES = 4
 MAXCODE = 15  # == prefix.LMAX: the longest code

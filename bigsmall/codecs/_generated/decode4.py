@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld16, ld64, st, tail64 as _tail64
+from ..loads import ld, ld16, ld64, st, tail64 as _tail64
 
 RANS_L = 1 << 16
 

@@ -1,10 +1,10 @@
-"""Generate ``_decodep.py``: the ``fieldp`` decode kernel (4 lanes of prefix codes interleaved
+"""Generate ``decodep.py``: the ``fieldp`` decode kernel (4 lanes of prefix codes interleaved
 by unit, spec §19) with each lane's step written out.
 
 Why generated: each lane keeps its bit position in its own scalar (four independent dependency
 chains: load -> table -> length -> position); an array of positions would go through memory.
-Also generates ``_decodep_layouts/``: the same kernel once per common layout, its constants
-folded in. Run ``python -m bigsmall.codecs.gen_decodep`` after editing;
+Also generates ``decodep_layouts/``: the same kernel once per common layout, its constants
+folded in. Run ``python -m bigsmall.codecs._generated.gen_decodep`` after editing;
 ``property_tests/test_fieldp.py`` checks the committed files match.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .prefix import L1, LMAX
+from ..prefix import L1, LMAX
 
 MASK = (1 << L1) - 1  # the first-level table index: the next L1 bits
 
 N = 4
 
-# Layouts with their own kernel (a module of ``_decodep_layouts``), constants folded:
+# Layouts with their own kernel (a module of ``decodep_layouts``), constants folded:
 # ``field.base_layout`` of every float type with each mantissa split the encoder may choose
 # (mb 0-3), fp8 and byte fields. Measured on MiniLM bf16 (interleaved CPU-time A/B over all
 # its tensors): +6-14 % over the generic kernel, whose layout values live in registers (and
@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld32, ld64, st, tail64 as _tail64
+from ..loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
 MAXCODE = @LMAX@  # longest code (prefix.LMAX)
@@ -231,7 +231,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..loads import ld, ld32, ld64, st, tail64 as _tail64
+from ...loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
 MAXCODE = @LMAX@  # longest code (prefix.LMAX)
@@ -240,7 +240,7 @@ L1 = @L1@  # prefix.L1
 
 @njit(nogil=True, cache=True)
 def decode_chunks(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
-    """``_decodep.decode_chunks`` for this layout (no ``p, eb, mb`` arguments)."""
+    """``decodep.decode_chunks`` for this layout (no ``p, eb, mb`` arguments)."""
     n = out.shape[0]
     for i in range(first, offs.shape[0] - 1, step):
         b = min(n, i * per)
@@ -268,7 +268,7 @@ def _constants(head: str) -> str:
 
 
 def generate() -> str:
-    """The generic kernel module (``_decodep.py``)."""
+    """The generic kernel module (``decodep.py``)."""
     return _constants(HEAD) + _kernel_text(None)
 
 
@@ -282,8 +282,8 @@ def generate_layouts() -> dict[str, str]:
     return files
 
 
-TARGET = Path(__file__).with_name("_decodep.py")
-LAYOUT_DIR = Path(__file__).with_name("_decodep_layouts")
+TARGET = Path(__file__).with_name("decodep.py")
+LAYOUT_DIR = Path(__file__).with_name("decodep_layouts")
 
 if __name__ == "__main__":
     TARGET.write_text(generate())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld32, ld64, st, tail64 as _tail64
+from ..loads import ld, ld32, ld64, st, tail64 as _tail64
 
 RL = 1 << 31  # lower bound of the state interval [2^31, 2^63)
 HEADER = 4 + 8 * 8

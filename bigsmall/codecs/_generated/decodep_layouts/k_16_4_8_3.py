@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..loads import ld, ld32, ld64, st, tail64 as _tail64
+from ...loads import ld, ld32, ld64, st, tail64 as _tail64
 
 HEADER = 4 * 4
 MAXCODE = 15  # longest code (prefix.LMAX)
@@ -16,7 +16,7 @@ L1 = 10  # prefix.L1
 
 @njit(nogil=True, cache=True)
 def decode_chunks(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, rshift, blob, offs):
-    """``_decodep.decode_chunks`` for this layout (no ``p, eb, mb`` arguments)."""
+    """``decodep.decode_chunks`` for this layout (no ``p, eb, mb`` arguments)."""
     n = out.shape[0]
     for i in range(first, offs.shape[0] - 1, step):
         b = min(n, i * per)

@@ -1,9 +1,9 @@
-"""Generate ``_decode8.py``: the ``field8`` decode kernel (8 lanes interleaved by element,
+"""Generate ``decode8.py``: the ``field8`` decode kernel (8 lanes interleaved by element,
 63-bit rANS states, one 32-bit renormalisation per element) with each lane's step written out.
 
 Why generated: the eight lanes are eight independent dependency chains only if each lane keeps
 its own scalar state (an array of states goes through memory); writing the same step eight
-times by hand invites a typo in one copy. Run ``python -m bigsmall.codecs.gen_decode8`` after
+times by hand invites a typo in one copy. Run ``python -m bigsmall.codecs._generated.gen_decode8`` after
 editing; ``property_tests/test_field8.py`` checks the committed file matches.
 
 Decoding order (normative, see ``field8.py``): per group of 8 consecutive units, every lane's
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld32, ld64, st, tail64 as _tail64
+from ..loads import ld, ld32, ld64, st, tail64 as _tail64
 
 RL = 1 << 31  # lower bound of the state interval [2^31, 2^63)
 HEADER = 4 + 8 * 8
@@ -223,7 +223,7 @@ def generate() -> str:
     return HEAD + "\n".join(o) + "\n"
 
 
-TARGET = Path(__file__).with_name("_decode8.py")
+TARGET = Path(__file__).with_name("decode8.py")
 
 if __name__ == "__main__":
     TARGET.write_text(generate())

@@ -1,11 +1,11 @@
-"""Generate the written-out lane steps of the two chunk encoders: ``_encode8.encode_values``
-(rANS, 8 lanes) and ``_encodep.encode_chunk`` (prefix code, 4 lanes).
+"""Generate the written-out lane steps of the two chunk encoders: ``encode8.encode_values``
+(rANS, 8 lanes) and ``encodep.encode_chunk`` (prefix code, 4 lanes).
 
 Why generated: each lane's state is a scalar of its own (an array of states goes through
 memory on every unit: measured 11-23 % slower for rANS, 10-20 % for the prefix coder), so a
 group's steps are the same lines once per lane; writing them by hand invites a typo in one
 copy. The generated lines sit between ``# >>> gen_encode: NAME`` and ``# <<< NAME`` in the
-two modules. Run ``python -m bigsmall.codecs.gen_encode`` after editing; ``tests/
+two modules. Run ``python -m bigsmall.codecs._generated.gen_encode`` after editing; ``tests/
 test_generated.py`` checks the committed files match.
 """
 
@@ -82,8 +82,8 @@ def prefix4_steps() -> list[str]:
 
 
 TARGETS: dict[str, list[tuple[str, Callable[[], list[str]]]]] = {
-    "_encode8.py": [("rans8_steps", rans8_steps)],
-    "_encodep.py": [("prefix4_steps", prefix4_steps)],
+    "encode8.py": [("rans8_steps", rans8_steps)],
+    "encodep.py": [("prefix4_steps", prefix4_steps)],
 }
 
 

@@ -1,9 +1,9 @@
-"""Generate ``_decode4.py``: the 4-lane decode kernel with each lane's step written out.
+"""Generate ``decode4.py``: the 4-lane decode kernel with each lane's step written out.
 
 Why generated: numba does not reliably inline a helper that returns a dozen lane variables, and a
 per-element lane switch defeats instruction-level parallelism; the fast form is the same step
 written four times with the lane's own variables. Writing that by hand invites a typo in one copy,
-so this script expands one template. Run ``python -m bigsmall.codecs.gen_decode`` after editing
+so this script expands one template. Run ``python -m bigsmall.codecs._generated.gen_decode`` after editing
 it; a test checks the committed file matches.
 """
 
@@ -124,7 +124,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .loads import ld, ld16, ld64, st, tail64 as _tail64
+from ..loads import ld, ld16, ld64, st, tail64 as _tail64
 
 RANS_L = 1 << 16
 
@@ -309,7 +309,7 @@ def render() -> str:
     ])
 
 
-TARGET = Path(__file__).with_name("_decode4.py")
+TARGET = Path(__file__).with_name("decode4.py")
 
 if __name__ == "__main__":
     TARGET.write_text(render())

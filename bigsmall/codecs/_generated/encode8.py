@@ -9,7 +9,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .loads import ld
+from ..loads import ld
 
 LANES = 8
 RL = 1 << 31
