@@ -36,18 +36,18 @@ FIELDP_CHUNK_HEADER = 4 * 4  # four u32 lane lengths (fieldp.py), plus up to 4 p
 
 def estimate(m: field.EncModel, chunk_units: int) -> tuple[float, float]:
     """(field8 bytes, fieldp bytes) of the chunks of a tensor coded under ``m``."""
-    from . import context, enc_tables
+    from . import counting, enc_tables
     from .fieldp import joint_code
 
     lay = m.lay
     counts = m.joint_counts
     if counts is None:
-        joint = context._bit_field(m.values, lay.p, lay.c).reshape(m.nrows, m.ncols)
+        joint = counting._bit_field(m.values, lay.p, lay.c).reshape(m.nrows, m.ncols)
         # cluster labels, not contexts: the kernel multiplies rows by kc itself (and does not
         # check its indices)
-        counts = context._ctx_table(joint, m.cl.row_map.astype(np.int64),
-                                    m.cl.col_map.astype(np.int64), m.cl.kc, m.cl.n_contexts,
-                                    1 << lay.c)
+        counts = counting._ctx_table(joint, m.cl.row_map.astype(np.int64),
+                                     m.cl.col_map.astype(np.int64), m.cl.kc, m.cl.n_contexts,
+                                     1 << lay.c)
     w, lens, _codes = joint_code(m.freq, m.mfreq, m.mrow, lay)
     pbits = field.PROB_BITS + (field.MANT_PROB_BITS if lay.mb else 0)
     covered, rans_bits, prefix_len = enc_tables.estimate_bits(counts, w, lens, pbits)

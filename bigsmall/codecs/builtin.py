@@ -87,7 +87,7 @@ class LutCodec(Codec):
         values = data.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[unit])
         probe = values[:: max(1, values.size // 65536)]
         # compiled, stopping at the 257th distinct value (most tensors: within a few hundred)
-        from .context import _more_distinct_than
+        from .counting import _more_distinct_than
 
         if _more_distinct_than(probe, 256):
             return None

@@ -15,8 +15,8 @@ import numpy as np
 from numba import njit
 
 from . import tables
-from .context import _pairwise_sum
 from .decode_tables import TOO_MANY, _normalize
+from .numpy_exact import _pairwise_sum
 from .prefix import code_table, joint_weights
 
 _LOGW = tables._LOGW
