@@ -79,11 +79,13 @@ def test_a_kernel_that_does_not_compile_is_an_error(tmp_path: Path,
 def test_processes_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(InvalidOptionError):
         warmup.warmup(0, [])
-    assert main(["warmup", "-j", "0", "--json"]) == 1
+    # on the command line, -j 0 is a usage error (exit 2), reported as JSON with --json
+    with pytest.raises(SystemExit) as info:
+        main(["warmup", "-j", "0", "--json"])
+    assert info.value.code == 2
     cap = capsys.readouterr()
-    assert cap.out == ""
-    assert cap.err.startswith("bigsmall warmup: error: processes must be at least 1")
-    assert cap.err.count("\n") == 1
+    err = json.loads(cap.out)
+    assert err["type"] == "UsageError" and "-j/--processes" in err["error"]
 
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
