@@ -336,10 +336,10 @@ class BsFile:
                     for part in self.iter_file_chunks(i):
                         h.update(part)
                         size += len(part)
+                        decoded += len(part)  # counted as it goes: a failure later keeps it
                         if progress is not None:
                             progress.update(len(part))
                     checked += len(self.file_tensors(i))
-                    decoded += size
                     if size != f.size or h.hexdigest() != f.receipt.digest:
                         problems.append(f"{f.path}: rebuilt file sha256 does not match its receipt")
                 files += 1
