@@ -43,6 +43,7 @@ from bigsmall.errors import (
     UnsupportedVersionError,
 )
 from bigsmall.io.reader import BsFile
+from bigsmall.testing import containers
 from bigsmall.testing.synthetic import write_safetensors
 
 OLD = b"old output: must survive every failed run\n"
@@ -90,22 +91,10 @@ def reseal_header(data: bytearray) -> None:
 
 def with_index(bs: Path, index: bytes, name: str = "bad.bs") -> Path:
     """A copy of ``bs`` whose index is replaced by ``index`` (stored bytes) with a valid header."""
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff = int(hdr["index_offset"])
-    body = data[fmt.HEADER_SIZE:ioff] + index
-    head = fmt.pack_header(ioff, len(index), fmt.HEADER_SIZE + len(body), fmt.index_digest(index))
-    out = bs.parent / name
-    out.write_bytes(head + body)
-    return out
+    return containers.with_index(bs, index, bs.parent / name)
 
 
-def index_doc(bs: Path) -> dict[str, Any]:
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff, ilen = int(hdr["index_offset"]), int(hdr["index_length"])
-    raw = zstandard.ZstdDecompressor().decompress(data[ioff : ioff + ilen], max_output_size=1 << 26)
-    return json.loads(raw)
+index_doc = containers.index_doc
 
 
 def stored_index(doc: Any) -> bytes:

@@ -13,36 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
 import bigsmall
 from bigsmall.cli import main
-from bigsmall.container import format as fmt
 from bigsmall.errors import InvalidOptionError
 from bigsmall.io.reader import BsFile
+from bigsmall.testing.containers import index_doc, with_doc
 
 # ---------------------------------------------------------------- helpers
-
-def index_doc(bs: Path) -> dict[str, Any]:
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff, ilen = int(hdr["index_offset"]), int(hdr["index_length"])
-    return json.loads(zstandard.ZstdDecompressor().decompress(data[ioff : ioff + ilen],
-                                                              max_output_size=1 << 26))
-
-
-def with_doc(bs: Path, doc: dict[str, Any], out: Path) -> Path:
-    """A copy of ``bs`` at ``out`` whose index is ``doc``, checksums resealed."""
-    index = zstandard.ZstdCompressor().compress(json.dumps(doc).encode())
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff = int(hdr["index_offset"])
-    body = data[fmt.HEADER_SIZE:ioff] + index
-    out.write_bytes(fmt.pack_header(ioff, len(index), fmt.HEADER_SIZE + len(body),
-                                    fmt.index_digest(index)) + body)
-    return out
-
-
 
 # ---------------------------------------------------------------- the command line
 

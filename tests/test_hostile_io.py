@@ -10,7 +10,6 @@ FIFO blocked forever or was "no such file". The command line's side: test_hostil
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import socket
@@ -25,10 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import zstandard
 
 import bigsmall
-from bigsmall.container import format as fmt
 from bigsmall.errors import (
     BigsmallError,
     BigsmallIOError,
@@ -41,31 +38,12 @@ from bigsmall.errors import (
 from bigsmall.io import atomic
 from bigsmall.io.decompress import default_output
 from bigsmall.io.reader import BsFile
+from bigsmall.testing.containers import index_doc, with_doc
 
 OLD = b"old output: must survive\n"
 
 
 # ---------------------------------------------------------------- helpers
-
-def index_doc(bs: Path) -> dict[str, Any]:
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff, ilen = int(hdr["index_offset"]), int(hdr["index_length"])
-    return json.loads(zstandard.ZstdDecompressor().decompress(data[ioff : ioff + ilen],
-                                                              max_output_size=1 << 26))
-
-
-def with_doc(bs: Path, doc: dict[str, Any], out: Path) -> Path:
-    """A copy of ``bs`` at ``out`` whose index is ``doc``, checksums resealed."""
-    index = zstandard.ZstdCompressor().compress(json.dumps(doc).encode())
-    data = bs.read_bytes()
-    hdr = fmt.parse_header(data[: fmt.HEADER_SIZE], len(data))
-    ioff = int(hdr["index_offset"])
-    body = data[fmt.HEADER_SIZE:ioff] + index
-    out.write_bytes(fmt.pack_header(ioff, len(index), fmt.HEADER_SIZE + len(body),
-                                    fmt.index_digest(index)) + body)
-    return out
-
 
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
