@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigsmall.codecs import context, rans, tables
+from bigsmall.codecs.rans_encode import encode_chunk_fast
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -92,8 +93,8 @@ def test_fast_encoder_matches_reference(seed, n, kind, ncols, grid, present, pbi
                             mrow, 10, p, eb, mb, rshift)
     etab = rans.encoder_table(freq, cum, pbits)
     mtab = rans.encoder_table(mfreq, mcum, 10)
-    fast = rans.encode_chunk_fast(values, k0, ncols, rowctx, colctx, etab, freq.shape[1], mtab,
-                                  mrow, mfreq.shape[1], p, eb, mb, rshift)
+    fast = encode_chunk_fast(values, k0, ncols, rowctx, colctx, etab, freq.shape[1], mtab,
+                             mrow, mfreq.shape[1], p, eb, mb, rshift)
     assert fast.tobytes() == ref.tobytes()
 
 

@@ -329,13 +329,13 @@ class FieldCodec(Codec):
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
         """The coded chunks of ``values`` (spec §14.5-14.8)."""
-        from . import rans
+        from . import rans, rans_encode
 
         assert rans.LANES == LANES
         etab = rans.encoder_table(freq, cum, PROB_BITS)  # once per tensor, shared by its chunks
         mtab = rans.encoder_table(mfreq, mcum, MANT_PROB_BITS)
         return tuple(
-            rans.encode_chunk_fast(
+            rans_encode.encode_chunk_fast(
                 values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, etab, freq.shape[1],
                 mtab, mrow, mfreq.shape[1], lay.p, lay.eb, lay.mb, rshift,
             ).tobytes()

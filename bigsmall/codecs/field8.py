@@ -42,14 +42,14 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
                  mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                  rshift: np.ndarray) -> bytes:
     """One ``field8`` chunk of ``values`` (units ``k0 ..`` of the tensor)."""
-    from . import rans
     from ._generated.encode8 import MAGIC, SHIFT, encode_values
+    from .rans_encode import _raw_lane_fast
 
     xs, words = encode_values(values, k0, ncols, rowctx, colctx, freq.shape[1], mrow,
                               mfreq.shape[1], lay.p, lay.eb, lay.mb, freq.ravel(), cum.ravel(),
                               mfreq.ravel(), mcum.ravel(), field.PROB_BITS, field.MANT_PROB_BITS,
                               MAGIC, SHIFT)
-    raw = rans._raw_lane_fast(values, k0, 0, values.shape[0], ncols, lay.p, lay.c, rshift)
+    raw = _raw_lane_fast(values, k0, 0, values.shape[0], ncols, lay.p, lay.c, rshift)
     # one copy into the chunk (``+`` of bytes copied the lanes' words up to four times)
     return b"".join((int(words.nbytes).to_bytes(4, "little"), xs.astype("<u8", copy=False),
                      words.astype("<u4", copy=False), raw))
