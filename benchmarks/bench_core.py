@@ -1,6 +1,6 @@
 """Issue #2 benchmark: ratio, speed and memory of bigsmall next to its yardsticks, same run.
 
-For each real model (see ../shared/CORPUS.md): bigsmall ratio, compress and decompress MB/s
+For each real model (see docs/corpus.md): bigsmall ratio, compress and decompress MB/s
 (file -> file, medians of --repeat runs), peak RSS of a decompress above the interpreter's
 baseline (measured in a fresh child process), next to the per-tensor order-0 floor
 Σ n·(H(sign,exp) + H(mantissa|exp)), zstd-3 and byte-grouped zstd-3 of the same file.

