@@ -64,7 +64,7 @@ def encode_values(values, k0, ncols, rowctx, colctx, alpha, mrow, malpha, p, eb,
     """rANS-code one chunk (units ``k0 ..`` of the tensor) in reverse decoder order; returns
     (decoder initial states, words in decoder order).
 
-    The symbols are ``rans._symbols``' (exponent: row ``ctx * alpha + e`` of the flat exponent
+    The symbols are ``rans_encode._symbols``' (exponent: row ``ctx * alpha + e`` of the flat exponent
     tables; mantissa part: row ``mrow[e] * malpha + m`` of the flat mantissa tables), computed
     on the fly instead of in two arrays first.
 
