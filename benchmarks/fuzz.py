@@ -152,6 +152,7 @@ class Report:
     coverage: dict[str, int]
     entry_seconds: dict[str, float] = attrs.field(factory=dict)
     mode: str = "full: every entry point on every mutant"
+    lost_workers: list[str] = attrs.field(factory=list)
 
     @property
     def bad(self) -> int:
@@ -165,7 +166,7 @@ class Report:
                 "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
                 "coverage": self.coverage, "findings": self.findings,
                 "entry_seconds": {k: round(v, 2) for k, v in self.entry_seconds.items()},
-                "mode": self.mode}
+                "mode": self.mode, "lost_workers": self.lost_workers}
 
 
 def coverage(seeds: Sequence[fuzz_seeds.Seed]) -> dict[str, int]:
@@ -231,7 +232,8 @@ def campaign(count: int = 100, seed: int = 0, workers: int = 2, time_limit: floa
 
         def report() -> Report:
             return Report(seed, n, time.perf_counter() - t0, digest, dict(by_entry), dict(by_kind), found,
-                          pool.restarts if pool else 0, cov, dict(entry_s), fast_note(fast, entries))
+                          pool.restarts if pool else 0, cov, dict(entry_s), fast_note(fast, entries),
+                          list(pool.lost) if pool else [])
         items: list[int | str] = [str(v) for v in vectors] + list(range(start, start + count))
         total = len(items)
 
@@ -304,6 +306,7 @@ def summary(rep: Report) -> str:
     lines = [f"mutants {rep.count} in {rep.seconds:.1f} s = {rep.count / max(rep.seconds, 1e-9):.1f} mutants/s "
              f"(seed {rep.seed}, seeds digest {rep.seed_digest}, worker restarts {rep.restarts})",
              f"mode: {rep.mode}",
+             *(f"worker lost on no mutant: {x}" for x in rep.lost_workers),
              "seed coverage: " + ", ".join(f"{k} {v}" for k, v in rep.coverage.items()), ""]
     w = max([len(k) for k in list(rep.by_entry) + list(rep.by_kind)] + [10])
     head = f"{'':{w}}  " + "  ".join(f"{c:>9}" for c in CLASSES)

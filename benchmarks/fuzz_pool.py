@@ -284,6 +284,7 @@ class Pool:
         self.time_limit = time_limit
         self.slots: list[_Slot] = []
         self.restarts = 0
+        self.lost: list[str] = []  # workers that died on no mutant (between batches): why, for the report
         self._next = 0
         self.batch = FAST_BATCH if cfg.get("fast") else BATCH
         for _ in range(workers):
@@ -320,6 +321,7 @@ class Pool:
                 if s.ready and not s.batch and pending:
                     s.batch = [pending.popleft() for _ in range(min(self.batch, len(pending)))]
                     s.done = 0
+                    s.state[0], s.state[1] = 0, -1  # not the last batch's position (the worker is idle)
                     s.conn.send(s.batch)
             ready = wait([s.conn for s in self.slots] + [s.proc.sentinel for s in self.slots], timeout=0.2)
             for i, s in enumerate(list(self.slots)):
@@ -328,7 +330,9 @@ class Pool:
                 if s.proc.sentinel in ready or not s.proc.is_alive():
                     self._drain(s, on_result)
                     self._lost(i, s, "crash", pending, on_result, make)
-                elif s.batch and s.state[2] and time.time() - s.state[2] > self.time_limit:
+                elif s.batch and (t := s.state[2]) and time.time() - t > self.time_limit:
+                    # ``state[2]`` read once: read twice, the worker could zero it in between
+                    # (its entry just ended) and ``time() - 0`` made a finished entry a "hang"
                     if self.cfg.get("fast"):  # its stacks first (the full mode dumps them on a timer)
                         with contextlib.suppress(OSError):
                             os.kill(s.proc.pid, signal.SIGUSR1)
@@ -372,18 +376,21 @@ class Pool:
         pos = max(int(s.state[0]), s.done)
         rest = s.batch[pos:]
         pending.extendleft(reversed(s.batch[s.done : pos]))
-        if rest:
+        code = s.proc.exitcode
+        why = (f"worker killed after {self.time_limit:g} s" if cls == "hang"
+               else f"worker died: exit code {code}{_signame(code)}")
+        where = _stacks_tail(Path(self.cfg["work"]) / f"w{s.wid}.stacks")
+        if where:
+            why += f"; stacks: {where}"
+        if not rest:  # it was on no mutant: nothing to blame, but say that it happened
+            self.lost.append(f"worker {s.wid} ({cls}) between batches, at {time.strftime('%H:%M:%S')}: {why}")
+        else:
             item = rest[0]
             eidx = int(s.state[1])
             entry = ALL_ENTRIES[eidx] if eidx >= 0 else "mutant"
-            code = s.proc.exitcode
-            why = (f"worker killed after {self.time_limit:g} s" if cls == "hang"
-                   else f"worker died: exit code {code}{_signame(code)}")
-            where = _stacks_tail(Path(self.cfg["work"]) / f"w{s.wid}.stacks")
-            if where:
-                why += f"; stacks: {where}"
             m = make(item)
-            outcomes = (*s.partial, Outcome(entry, cls, why, time.time() - s.state[2] if s.state[2] else 0.0))
+            t0 = s.state[2]
+            outcomes = (*s.partial, Outcome(entry, cls, why, time.time() - t0 if t0 else 0.0))
             pending.extendleft(reversed(rest[1:]))
             on_result(Result(item, m.seed, m.target, m.kind, m.desc, m.sha, outcomes))
         s.conn.close()
