@@ -48,7 +48,8 @@ def __dir__() -> list[str]:
     """What ``dir(bigsmall)`` and tab completion show: the module's own names plus the lazy
     public API, which ``__getattr__`` only materialises on first use (so a plain ``dir()`` would
     hide ``compress``, ``load`` and the rest until then)."""
-    return sorted(set(globals()) | set(_LAZY) | {"errors"})
+    own = {n for n in globals() if n.startswith("__")}  # dunders, not the typing helpers
+    return sorted(own | set(__all__) | set(_LAZY) | {"errors"})
 
 
 def open(path: Any, threads: int | None = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
