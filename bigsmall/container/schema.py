@@ -20,16 +20,17 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..core.dtypes import DTYPES
+from ..core.safetensors_header import MAX_DIM, MAX_DIMS
 from ..errors import FormatError
 
-MAX_INT = 1 << 62
+MAX_INT = MAX_DIM
 """Largest byte count, offset or dimension accepted: far beyond any real file, small enough
-that sums and products of a few of them stay exact in int64 kernels and numpy."""
-
-MAX_DIMS = 64  # more axes than any framework supports
+that sums and products of a few of them stay exact in int64 kernels and numpy (the same bound
+``compress`` puts on a safetensors dimension, so whatever it accepts can be read back)."""
 MAX_PATH = 4096
 MAX_INDEX_BYTES = 1 << 28
 """Decompressed index size cap (256 MiB): ~1 million tensors; a zstd bomb stops here."""
@@ -172,6 +173,26 @@ def check_file_name(name: Any, where: str) -> str:
     return n
 
 
+def member_parts(paths: Sequence[Any], where: str = "files") -> list[tuple[str, ...]]:
+    """Every member path checked (``check_member_path``) and split into its components; no
+    path twice, and none both a file and a folder of another (``a`` and ``a/b``): restoring a
+    folder then creates each file exactly once, inside the output. Linear in the number of
+    components (a model folder may hold thousands of files)."""
+    out = [tuple(check_member_path(p, f"{where}[{i}].path").split("/"))
+           for i, p in enumerate(paths)]
+    files: set[tuple[str, ...]] = set()
+    for i, parts in enumerate(out):
+        if parts in files:
+            fail(f"{where}[{i}].path", f"{'/'.join(parts)!r} is stored twice")
+        files.add(parts)
+    for i, parts in enumerate(out):
+        for k in range(1, len(parts)):
+            if parts[:k] in files:
+                fail(f"{where}[{i}].path", f"{'/'.join(parts[:k])!r} is both a file and the "
+                                            f"folder of {'/'.join(parts)!r}")
+    return out
+
+
 # ---------------------------------------------------------------- the document
 
 def check_doc(doc: Any, index_offset: int) -> None:
@@ -187,9 +208,10 @@ def check_doc(doc: Any, index_offset: int) -> None:
     files = list_of(get(doc, "files", "index"), "files")
     tensors = list_of(get(doc, "tensors", "index"), "tensors")
     meta = dict_of(doc.get("meta", {}), "meta")
-    paths: set[str] = set()
+    member_parts([get(dict_of(f, f"files[{i}]"), "path", f"files[{i}]")
+                  for i, f in enumerate(files)])
     for i, f in enumerate(files):
-        _check_file(f, f"files[{i}]", index_offset, paths)
+        _check_file(f, f"files[{i}]", index_offset)
     _check_meta(meta, len(files), len(tensors))
     for i, t in enumerate(tensors):
         _check_tensor(t, f"tensors[{i}]", files, index_offset, len(tensors), meta)
@@ -199,7 +221,7 @@ def _check_meta(meta: dict[str, Any], nfiles: int, ntensors: int) -> None:
     root = meta.get("root")
     if root not in (None, "file", "folder"):
         fail("meta.root", f"unknown root {_show(root)}")
-    if root == "file" and nfiles != 1:
+    if root != "folder" and nfiles != 1:  # a missing root means "file" (spec §5.2)
         fail("meta.root", f"a single-file container lists {nfiles} files")
     if meta.get("name") is not None:
         check_file_name(meta["name"], "meta.name")
@@ -214,14 +236,9 @@ def _check_meta(meta: dict[str, Any], nfiles: int, ntensors: int) -> None:
         int_in(key[1], f"meta.layers[{j}][1]")
 
 
-def _check_file(f: Any, where: str, index_offset: int, paths: set[str]) -> None:
-    f = dict_of(f, where)
-    path = check_member_path(get(f, "path", where), f"{where}.path")
-    parents = ["/".join(path.split("/")[:k]) for k in range(1, path.count("/") + 1)]
-    if path in paths or any(p in paths for p in parents) or any(
-            q.startswith(path + "/") for q in paths):
-        fail(f"{where}.path", f"{path!r} repeats or nests inside another member's path")
-    paths.add(path)
+def _check_file(f: dict[str, Any], where: str, index_offset: int) -> None:
+    """One ``files[]`` entry, its path already checked by ``member_parts``."""
+    path = f["path"]
     kind = get(f, "kind", where)
     if kind not in _FILE_KINDS:
         fail(f"{where}.kind", f"unknown kind {_show(kind)}")

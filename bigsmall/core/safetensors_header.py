@@ -26,8 +26,8 @@ from .types import TensorSpec
 #: safetensors' own cap on the JSON header length (``N``), in bytes.
 HEADER_LIMIT = 100 * 1024 * 1024
 
-#: the largest dimension and the most axes accepted: what the container index accepts
-#: (``container/schema.py``), so that every file compress accepts can be written and read back
+#: the largest dimension and the most axes accepted, here and in a container's index
+#: (``container/schema.py`` imports them), so that every file compress accepts can be read back
 MAX_DIM = 1 << 62
 MAX_DIMS = 64
 _MAX_ARRAY_BYTES = (1 << 63) - 1

@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from ..container import schema
 from ..errors import FormatError, IntegrityError, InvalidOptionError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
@@ -55,14 +56,14 @@ class DecompressResult:
 
 
 def _plain_name(name: object) -> str | None:
-    """``name`` if it is one plain file name (no folder part, not ``.``/``..``/empty, no NUL),
-    else None. Why: the stored name comes from the container, which may be crafted; ``.``
-    once made the default output the folder holding the ``.bs``."""
-    if not isinstance(name, str) or name in ("", ".", "..") or "\0" in name:
+    """``name`` if it is one plain file name (``schema.check_file_name``; on Windows also no
+    drive colon), else None. Why: the stored name comes from the container, which may be
+    crafted; ``.`` once made the default output the folder holding the ``.bs``."""
+    try:
+        plain = schema.check_file_name(name, "stored name")
+    except FormatError:
         return None
-    if "/" in name or (os.sep != "/" and (os.sep in name or ":" in name)):
-        return None
-    return name
+    return None if os.sep != "/" and ":" in plain else plain
 
 
 def default_output(src: Path, bs: BsFile) -> Path:
@@ -94,30 +95,12 @@ def folder_mode(mode: int) -> int:
 
 
 def _member_parts(files: Any) -> list[tuple[str, ...]]:
-    """Each member path of a folder container, split and checked before anything is written.
-
-    Every path must stay inside the output folder: relative, ``/``-separated, no empty,
-    ``.`` or ``..`` component, no NUL; no path twice, and none both a file and a folder of
-    another. The index parser checks this too; the writer defends itself all the same."""
-    out: list[tuple[str, ...]] = []
-    for f in files:
-        path = f.path
-        parts = tuple(path.split("/")) if isinstance(path, str) else ("",)
-        bad = (not isinstance(path, str) or "\0" in path
-               or any(p in ("", ".", "..") for p in parts)
-               or (os.sep != "/" and any(os.sep in p or ":" in p for p in parts)))
-        if bad:
-            raise IntegrityError(f"refusing unsafe member path {path!r}")
-        out.append(parts)
-    seen = set(out)
-    if len(seen) != len(out):
-        dup = next(p for i, p in enumerate(out) if p in out[:i])
-        raise FormatError(f"member path {'/'.join(dup)!r} is stored twice")
-    for parts in out:
-        for k in range(1, len(parts)):
-            if parts[:k] in seen:
-                raise FormatError(f"member path {'/'.join(parts[:k])!r} is both a file and a "
-                                  f"folder (of {'/'.join(parts)!r})")
+    """Each member path of a folder container, split: ``schema.member_parts`` (the index
+    parser's own check, run again here because this is where files get written), and on
+    Windows no drive colon or backslash in a component."""
+    out = schema.member_parts([f.path for f in files])
+    if os.sep != "/" and any(os.sep in p or ":" in p for parts in out for p in parts):
+        raise IntegrityError("refusing a member path with a drive or backslash")
     return out
 
 
@@ -209,9 +192,7 @@ def decompress(
     t0 = time.perf_counter()
     src = Path(src)
     with BsFile(src, threads=threads) as bs:
-        folder = bs.container.meta.get("root") == "folder"
-        if not folder and len(bs.container.files) != 1:
-            raise FormatError(f"{src}: a single-file container holds {len(bs.container.files)} files")
+        folder = bs.container.meta.get("root") == "folder"  # else one file (schema)
         parts = _member_parts(bs.container.files) if folder else []
         out = Path(dst) if dst is not None else default_output(src, bs)
         check_target(out, force, folder=folder, inputs=[src])  # before a byte is decoded
