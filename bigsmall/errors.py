@@ -67,3 +67,61 @@ class WarmupError(BigsmallError, RuntimeError):
 class InsufficientMemoryError(BigsmallError, MemoryError):
     """A tensor needs more memory than the machine has available: refused before allocating
     (a crafted index can declare a terabyte-sized constant tensor in a few bytes)."""
+
+
+class PlanError(BigsmallError, ValueError):
+    """The autopilot cannot make the plan asked for: a mode the file or device cannot serve
+    (``fast`` with nothing to quantize, a GPU the profile does not have)."""
+
+
+class DoesNotFitError(PlanError, MemoryError):
+    """No mode allowed by the request fits the free memory; the message gives the numbers.
+    An explicit ``--mode perfect`` that neither loads nor streams fails with this, never lossy."""
+
+
+class UnannouncedDowngradeError(BigsmallError, RuntimeError):
+    """A lossy plan reached the executor without its announcement having been emitted first:
+    the never-silent-downgrade rule, enforced before any weight is loaded."""
+
+
+class RemoteError(BigsmallIOError):
+    """Reading a container over HTTP(S) or from the Hugging Face Hub failed (after the
+    bounded retries, where the fault was one that a retry can cure). The message names the
+    URL, and for an ``hf://`` path the repository, revision and file."""
+
+
+class RemoteNotFoundError(RemoteError, FileNotFoundError):
+    """The server answered 404/410: no such file (or repository, or revision)."""
+
+
+class RemoteAuthError(RemoteError, PermissionError):
+    """The server answered 401/403: a token is missing, wrong, or lacks access (gated repo)."""
+
+
+class RemoteChangedError(RemoteError):
+    """The file changed on the server while it was read (its ETag or size changed): bytes of
+    two versions must never be mixed, so the read stops and nothing is written."""
+
+
+class RemoteOfflineError(RemoteError):
+    """``HF_HUB_OFFLINE`` is set and the file is not in the local Hub cache."""
+
+
+class NotRepairableError(IntegrityError):
+    """``repair``: the file has no ECC section, or more damage than its parity can rebuild
+    (more bad blocks in a stripe than it has parity blocks, or no intact ECC metadata)."""
+
+
+class ShardError(FormatError):
+    """A folder of ``.bs`` shards is malformed: its ``*.bs.index.json`` is missing, ambiguous
+    or inconsistent, or a shard file does not match it (another model's shard, truncated)."""
+
+
+class BaseRequiredError(BigsmallError, ValueError):
+    """The container is a patch against a base model (``compress --delta-from``) and no base
+    was given: decode it with ``base=`` (CLI: ``--base BASE`` or ``bigsmall apply``)."""
+
+
+class BaseMismatchError(BigsmallError, ValueError):
+    """The base given to a patch is not the base it was made from: a tensor it needs is missing,
+    has another dtype or shape, or other bytes (its checksum differs). Nothing was written."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import core_commands, run_command
+from . import autopilot_commands, core_commands, integrity_commands, remote_commands, run_command
 
 EXIT_ERROR = 1
 
@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     core_commands.register(sub, common)
+    integrity_commands.register(sub, common)
     run_command.register(sub, common)
+    autopilot_commands.register(sub, common)
+    remote_commands.register(sub, common)
     return p
 
 
@@ -120,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     finally:
         _Parser.json_errors = False
+    if getattr(args, "debug", False):  # e.g. each retried HTTP range request (bigsmall.remote)
+        import logging
+
+        logging.basicConfig(format="bigsmall: %(name)s: %(message)s")
+        logging.getLogger("bigsmall").setLevel(logging.DEBUG)
     notice = (not (getattr(args, "no_progress", False) or getattr(args, "json", False))
               and sys.stderr.isatty())
     numba_cache.on_first_compile(lambda: _on_first_compile(notice))

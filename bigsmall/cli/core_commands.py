@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from . import options
+from ..errors import BigsmallError
+from . import integrity_commands, options
 
 Emit = Callable[[argparse.Namespace, dict[str, Any], str], None]
 
@@ -35,11 +36,14 @@ def cmd_compress(args: argparse.Namespace, emit: Emit) -> int:
 
     r = compress(args.src, args.output, force=args.force, threads=args.threads,
                  verify=not args.no_verify, progress=_progress(args), level=args.level,
-                 format_version=args.format_version, coder=args.coder)
+                 format_version=args.format_version, coder=args.coder, ecc=args.ecc,
+                 resume=args.resume)
+    extra = (f", {r.ecc['extra_percent']:.2f} % ECC parity" if r.ecc else "") + (
+        f", {r.resumed_tensors} tensors kept from an interrupted run" if r.resumed_tensors else "")
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.original_bytes)} -> {_mb(r.compressed_bytes)} "
          f"({r.ratio * 100:.2f} %), {r.tensors} tensors, {r.seconds:.2f} s "
-         f"({_rate(r.original_bytes, r.seconds)})")
+         f"({_rate(r.original_bytes, r.seconds)}){extra}")
     return 0
 
 
@@ -61,22 +65,34 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
     from .verify_text import detail, render
 
     mode = "fast" if args.fast else "sample" if args.sample is not None else "full"
-    with BsFile(args.src) as bs, prog.bar(bs.original_size, f"verify {args.src}", _progress(args)) as bar:
+    ecc = integrity_commands.ecc_status(args.src)  # None: no local file; .found: has parity
+    try:
+        bs = BsFile(args.src)
+    except BigsmallError as exc:  # a damaged header or index: can its parity rebuild it?
+        if ecc is None or not ecc.found:
+            raise
+        return integrity_commands.verify_unreadable(args, emit, exc, ecc)
+    with bs, prog.bar(bs.original_size, f"verify {args.src}", _progress(args)) as bar:
         rep = bs.verify(mode, fraction=args.sample or 0.1, progress=bar)
         d = detail(bs, rep)  # what was checked, each bad tensor named (verify_text.py)
     payload = {"src": args.src, "mode": rep.mode, "ok": rep.ok, "tensors_checked": d.intact,
                "tensors_failed": d.examined - d.intact, "tensors_examined": d.examined,
                "tensors_total": d.total, "files_checked": d.files,
                "bytes_decoded": rep.bytes_decoded, "problems": list(d.problems)}
-    emit(args, payload, render(args.src, rep.mode, d))
+    text = render(args.src, rep.mode, d)
+    if ecc is not None and ecc.found:
+        payload["ecc"] = ecc.to_json()
+        text = text.rstrip("\n") + "\n" + integrity_commands.ecc_line(ecc)
+    emit(args, payload, text)
     return 0 if rep.ok else 3
 
 
 def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
     # the index alone (no numpy, no numba): describing a container must start instantly
-    from ..io.source import FileSource, read_container
+    from ..io.remote import open_source  # a path, a URL or hf:// (two range requests)
+    from ..io.source import read_container
 
-    with FileSource(args.src) as source:
+    with open_source(args.src) as source:
         _, c = read_container(source)
         original = sum(f.size for f in c.files)
         layers = c.meta.get("layers", [])
@@ -185,6 +201,9 @@ def cmd_warmup(args: argparse.Namespace, emit: Emit) -> int:
     return 0
 
 
+_SRC_HELP = "a .bs container: a path, an http(s):// URL or hf://org/repo[@revision]/file.bs"
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("compress", parents=[common], help="safetensors file or model folder -> .bs",
                        description="Compress a .safetensors file or a model folder (sharded or not, "
@@ -206,13 +225,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="container format to write: 1.1 decodes ~1.8x faster than 1.0 (field8 "
                    "codec); 1.0 is read by every bigsmall; 1.2 is needed by --coder prefix/auto "
                    "(default: 1.2; 1.1 with --coder rans)")
+    p.add_argument("--ecc", type=integrity_commands.ecc_percent, default=None, metavar="P",
+                   help="append P %% of erasure-code parity, from which `bigsmall repair` rebuilds "
+                   "damaged bytes (with 2: any damaged run of about 1.5-2 %% of the file)")
+    p.add_argument("--resume", action="store_true",
+                   help="journal the run beside its temporary output, and continue an interrupted "
+                   "--resume run of the same inputs and options (byte-identical result)")
     p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",
                        description="Restore the original .safetensors file (or model folder) exactly; "
                        "the sha256 of every restored file is checked against its receipt.")
-    p.add_argument("src", help="a .bs container")
-    p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC)")
+    p.add_argument("src", help=_SRC_HELP)
+    p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC; "
+                   "for a URL, in the current folder)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-fsync", action="store_true",
@@ -227,12 +253,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--fast", action="store_true", help="structure and side information only (no decoding)")
     g.add_argument("--sample", type=options.fraction, metavar="FRACTION", help="decode a random fraction of the tensors")
     g.add_argument("--full", action="store_true", help="decode everything and rebuild file sha256s (default)")
-    p.add_argument("src", help="a .bs container")
+    p.add_argument("src", help=_SRC_HELP)
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("info", parents=[common], help="what a container holds",
                        description="Summarise a .bs container: version, sizes, tensors, layers, files.")
-    p.add_argument("src", help="a .bs container")
+    p.add_argument("src", help=_SRC_HELP)
     p.set_defaults(handler=cmd_info)
 
     p = sub.add_parser("stat", parents=[common], help="per-tensor codecs and ratios",

@@ -322,3 +322,25 @@ def _check_tensor(t: Any, where: str, files: list[dict[str, Any]], index_offset:
         str_of(params.get("of"), f"{where}.params.of")
         if off or total:
             fail(f"{where}.blob", "a reference stores no bytes")
+
+
+# ---------------------------------------------------------------- ECC section (spec §20)
+
+def check_ecc_geometry(core_length: int, block: int, k: int, m: int, stripes: int,
+                       file_size: int) -> None:
+    """An ECC metadata copy's geometry, before anything is read or allocated on its word:
+    a power-of-two block of 512 B..16 MiB, a code of ``k + m <= 256`` blocks, exactly enough
+    stripes for the core (``k`` tight), and a core and parity that fit twice the file's size
+    (a repair may face a truncated file, never one a hundredfold shorter)."""
+    where = "ECC metadata"
+    if not (block >= 512 and block <= 1 << 24 and block & (block - 1) == 0):
+        raise FormatError(f"{where}: block size {block} is not a power of two in 512..16 MiB")
+    if not (1 <= k and 1 <= m and k + m <= 256):
+        raise FormatError(f"{where}: code ({k} data + {m} parity blocks) is not one GF(2^8) code")
+    if not (64 <= core_length <= MAX_INT and core_length <= 2 * file_size):
+        raise FormatError(f"{where}: core length {core_length} does not fit a file of {file_size} bytes")
+    d = -(-core_length // block)
+    if not (1 <= stripes and (k - 1) * stripes < d <= k * stripes):
+        raise FormatError(f"{where}: {stripes} stripes of {k} blocks do not tile {d} data blocks")
+    if core_length + stripes * m * block + 16 * (d + stripes * m) > 2 * file_size:
+        raise FormatError(f"{where}: its parity does not fit a file of {file_size} bytes")

@@ -26,6 +26,8 @@ except ImportError:  # pragma: no cover - Windows: no flock, so stale temporarie
 #: an unlocked temporary whose writer's pid is still alive is only swept once this old: a live
 #: writer locks its temporary microseconds after creating it, so only a reused pid gets here
 STALE_AGE_S = 60.0
+#: ``compress --resume``'s journal beside its temporary: ``<temporary>.journal`` (``io/resume.py``)
+JOURNAL_SUFFIX = ".journal"
 
 
 def _holds(folder: str, path: str) -> bool:
@@ -106,6 +108,23 @@ def _lock(fd: int) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def is_locked(path: Path) -> bool:
+    """Does a live writer hold ``path``'s ``flock``? (False where flock does not exist.)"""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock just taken
+    return False
+
+
 def _remove(path: Path, is_dir: bool) -> None:
     if is_dir:
         shutil.rmtree(path, ignore_errors=True)
@@ -143,14 +162,18 @@ def _sweep_temp(path: Path, pid: int | None) -> None:
         os.close(fd)
 
 
-def sweep_stale(dst: Path) -> None:
+def sweep_stale(dst: Path, keep_resumable: bool = False) -> None:
     """Remove what killed runs (``kill -9``, power loss) left beside ``dst``: temporaries
     ``.NAME.PID.XXXXXXXX.tmp`` (and ``.NAME.XXXXXXXX.tmp`` from older versions) that no live
     writer holds, and ``.NAME.old-PID`` (an old output moved aside by a ``force`` run whose
     pid is gone: deleted if ``dst`` is in place, else put back as ``dst``).
 
     Why here: nothing else ever removes them, and the next write to the same target is the
-    one run that knows their names. Only these exact patterns are touched."""
+    one run that knows their names. Only these exact patterns are touched.
+
+    ``keep_resumable`` (``compress --resume``): a temporary with a journal beside it
+    (``<temporary>.journal``) is kept for the run to adopt; otherwise its journal goes with
+    it, and a journal whose temporary is gone is removed."""
     dst = Path(dst)
     parent = dst.parent if str(dst.parent) else Path(".")
     try:
@@ -159,10 +182,17 @@ def sweep_stale(dst: Path) -> None:
         return
     temp_re = re.compile(re.escape(f".{dst.name[:200]}.") + r"(?:(\d+)\.)?[a-z0-9_]{8}\.tmp\Z")
     old_re = re.compile(re.escape(f".{dst.name}.old-") + r"(\d+)\Z")
+    journaled = {n[:-len(JOURNAL_SUFFIX)] for n in names if n.endswith(JOURNAL_SUFFIX)}
     for name in names:
         m = temp_re.match(name)
         if m:
+            if keep_resumable and name in journaled:
+                continue
             _sweep_temp(parent / name, int(m.group(1)) if m.group(1) else None)
+            continue
+        if name.endswith(JOURNAL_SUFFIX) and temp_re.match(name[:-len(JOURNAL_SUFFIX)]):
+            if not (parent / name[:-len(JOURNAL_SUFFIX)]).exists():
+                _remove(parent / name, False)
             continue
         m = old_re.match(name)
         if m and not _pid_alive(int(m.group(1))):
@@ -248,10 +278,11 @@ def _umask() -> int:
     return mask
 
 
-def _output_parent(dst: Path, force: bool, folder: bool, inputs: Sequence[Path]) -> Path:
+def _output_parent(dst: Path, force: bool, folder: bool, inputs: Sequence[Path],
+                   keep_resumable: bool = False) -> Path:
     """Sweep what killed runs left for ``dst``; refuse what ``check_target`` refuses and a
     missing folder; return the folder."""
-    sweep_stale(dst)
+    sweep_stale(dst, keep_resumable)
     check_target(dst, force, folder=folder, inputs=inputs)
     parent = dst.parent if str(dst.parent) else Path(".")
     if not parent.is_dir():
@@ -261,7 +292,8 @@ def _output_parent(dst: Path, force: bool, folder: bool, inputs: Sequence[Path])
 
 @contextlib.contextmanager
 def atomic_file(dst: Path, force: bool = False, durable: bool = True, *,
-                mode: int | None = None, inputs: Sequence[Path] = ()) -> Iterator[tuple[Path, object]]:
+                mode: int | None = None, inputs: Sequence[Path] = (), adopt: Path | None = None,
+                resumable: bool = False) -> Iterator[tuple[Path, object]]:
     """Yield (temp path, binary file object); on success fsync (unless not ``durable``) and
     move to ``dst``. Without ``durable`` the move is still atomic for readers (no one sees a
     partial file), but a crash or power loss soon after may lose or truncate the output.
@@ -269,16 +301,31 @@ def atomic_file(dst: Path, force: bool = False, durable: bool = True, *,
     ``mode``: the output's permission bits (gzip and zstd give an output its input's mode;
     default: 0666 less the umask). ``inputs``: paths that ``dst`` must never replace.
     The temporary stays ``flock``-ed until it is renamed, so that a later run's
-    ``sweep_stale`` tells it from one left by a killed run."""
+    ``sweep_stale`` tells it from one left by a killed run.
+
+    ``resumable`` (``compress --resume``): journaled temporaries are not swept, and an
+    interruption (``KeyboardInterrupt``, ``SystemExit``: not an error) leaves the temporary
+    for a later run; ``adopt``: continue in that temporary (kept as it is) instead of a new one."""
     dst = Path(dst)
-    parent = _output_parent(dst, force, False, inputs)
+    parent = _output_parent(dst, force, False, inputs, resumable)
     try:
-        fd, name = tempfile.mkstemp(prefix=_temp_prefix(dst), suffix=".tmp", dir=parent)
+        if adopt is not None:
+            fd, name = os.open(adopt, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)), str(adopt)
+        else:
+            fd, name = tempfile.mkstemp(prefix=_temp_prefix(dst), suffix=".tmp", dir=parent)
     except OSError as exc:
         raise BigsmallIOError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     tmp = Path(name)
     lock_fd = os.dup(fd)  # same open file: the lock lasts until this copy is closed too
-    _lock(lock_fd)
+    if adopt is not None and fcntl is not None:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            os.close(lock_fd)
+            raise BigsmallIOError(f"{adopt} is being written by another run") from None
+    else:
+        _lock(lock_fd)
     try:
         # mkstemp makes 0600; outputs get the input's mode, else the usual one
         os.chmod(tmp, (mode & 0o777) if mode is not None else 0o666 & ~_umask())
@@ -291,8 +338,9 @@ def atomic_file(dst: Path, force: bool = False, durable: bool = True, *,
         if durable:
             sync_dir(dst.parent)  # the rename itself
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if not (resumable and not isinstance(exc, Exception)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         if isinstance(exc, OSError) and not isinstance(exc, (OutputExistsError, BigsmallIOError)):
             raise BigsmallIOError(f"writing {dst} failed: {exc.strerror or exc}; nothing was left behind") from exc
         raise

@@ -25,6 +25,7 @@ import zstandard
 from .. import __version__
 from ..codecs.base import get_codec
 from ..container import format as fmt
+from ..container.parity import choose_geometry
 from ..core import safetensors_header as sth
 from ..core.layers import assign_layers
 from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
@@ -32,7 +33,9 @@ from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, Invalid
 from ..plan.decode import decode_into
 from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
 from . import progress as prog
+from . import resume as resume_mod
 from .atomic import atomic_file, check_target
+from .ecc import protect
 from .flush import flushing
 from .reader import default_threads
 from .source import FileSource, not_regular
@@ -51,6 +54,8 @@ class CompressResult:
     level: str = "default"
     format_version: str = "1.2"
     coder: str = "auto"
+    ecc: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    resumed_tensors: int = 0
 
     @property
     def ratio(self) -> float:
@@ -211,6 +216,8 @@ def compress(
     level: str = "default",
     format_version: str | None = None,
     coder: str = "auto",
+    ecc: float | None = None,
+    resume: bool = False,
 ) -> CompressResult:
     """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container.
 
@@ -227,6 +234,11 @@ def compress(
     ``level``: ``"default"`` searches each float tensor's row/column contexts (smallest files);
     ``"fast"`` uses one context per tensor (~2-2.5x faster, slightly larger). Both write the same
     format; any bigsmall reads either. Checked before anything is read or written.
+
+    ``ecc``: append ``ecc`` % of erasure-code parity (``io/ecc.py``: ``bigsmall repair``
+    rebuilds damaged bytes from it). ``resume``: journal the run beside its temporary output,
+    and continue a killed run's journaled temporary for the same output and inputs
+    (``io/resume.py``); the file is byte-identical to an uninterrupted run's.
     """
     if format_version is None:
         format_version = "1.1" if coder == "rans" else "1.2"
@@ -242,6 +254,8 @@ def compress(
     out = Path(dst) if dst is not None else default_output(src)
     inputs, root = _discover(src)  # a bad input is reported before an existing output
     check_target(out, force, inputs=[src])
+    if ecc is not None:
+        choose_geometry(1 << 20, ecc)  # a bad percentage is refused before any work
     threads = threads or default_threads()
     mode = _mode(src)
 
@@ -255,9 +269,16 @@ def compress(
     total = sum(i.size for i in inputs)
     sources = {fi: FileSource(inp.path) for fi, inp in enumerate(inputs) if inp.kind == "safetensors"}
     codecs: dict[str, int] = {}
+    fp = resume_mod.fingerprint([(i.rel, i.path, i.size) for i in inputs], {
+        "chunk_bytes": chunk_bytes, "level": level, "version": list(version), "coder": coder,
+        "verify": verify, "writer": __version__}) if resume else {}
+    resumed = resume_mod.find(out, fp) if resume else None
+    journal: resume_mod.Journal | None = None
+    ecc_info = None
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall") as pool, \
-                atomic_file(out, force, mode=mode, inputs=[src]) as (_tmp, fh), \
+                atomic_file(out, force, mode=mode, inputs=[src], resumable=resume,
+                            adopt=resumed.tmp if resumed else None) as (tmp, fh), \
                 flushing(fh) as flusher, \
                 prog.bar(total, f"compress {src.name}", progress) as bar:
             sha_futs = {fi: pool.submit(_sha256, inp.path, sources.get(fi))
@@ -266,6 +287,18 @@ def compress(
             pos = fmt.HEADER_SIZE
             entries: list[TensorEntry] = []
             seen: dict[tuple[str, str, int], TensorSpec] = {}
+            if resume:
+                journal = resume_mod.Journal(resume_mod.journal_path(tmp), fp, resumed is None)
+            if resumed is not None:  # the journaled tensors are kept: replay their bookkeeping
+                pos = resumed.end
+                fh.truncate(pos)  # type: ignore[attr-defined]
+                fh.seek(pos)  # type: ignore[attr-defined]
+                for e in resumed.entries:
+                    entries.append(e)
+                    codecs[e.codec] = codecs.get(e.codec, 0) + 1
+                    if e.codec != "ref" and e.spec.nbytes:
+                        seen.setdefault((e.spec.dtype, e.receipt.digest, e.spec.nbytes), e.spec)
+                    bar.update(e.spec.nbytes)
             window: deque[tuple[TensorSpec, str, Future[TensorPlan] | None, str | None]] = deque()
             inflight = 0  # input bytes of the tensors in ``window``
 
@@ -276,6 +309,8 @@ def compress(
                 receipt = Receipt("xxh3_128", digest)
                 if fut is None:
                     entries.append(TensorEntry(spec, "ref", {"of": ref}, 0, 0, (), receipt, layer))
+                    if journal is not None:
+                        journal.record(entries[-1], xxhash.xxh3_64_intdigest(b""), pos)
                     codecs["ref"] = codecs.get("ref", 0) + 1
                 else:
                     plan = fut.result()
@@ -286,6 +321,12 @@ def compress(
                                                len(plan.head), tuple(len(c) for c in plan.chunks),
                                                receipt, layer))
                     pos += plan.coded_size
+                    if journal is not None:  # bytes reach the OS before the line that claims them
+                        fh.flush()  # type: ignore[attr-defined]
+                        bx = xxhash.xxh3_64()
+                        for part in (plan.head, *plan.chunks):
+                            bx.update(part)
+                        journal.record(entries[-1], bx.intdigest(), pos)
                     codecs[plan.codec] = codecs.get(plan.codec, 0) + 1
                     if flusher is not None:
                         flusher.wrote(pos)
@@ -295,7 +336,7 @@ def compress(
                 # done with its bytes: the input's pages leave this process (not the page cache)
                 sources[spec.file].release(h.data_start + spec.begin, spec.nbytes)
 
-            for i in order:
+            for i in order[len(entries):]:  # after a resume, the tensors not journaled
                 spec = specs[i]
                 hdr = inputs[spec.file].header
                 assert hdr is not None
@@ -350,8 +391,19 @@ def compress(
             flen = pos + len(index)
             fh.seek(0)  # type: ignore[attr-defined]
             fh.write(fmt.pack_header(pos, len(index), flen, fmt.index_digest(index), version=version))  # type: ignore[attr-defined]
+            if ecc is not None:
+                ecc_info = protect(fh, flen, ecc)  # type: ignore[arg-type]
+    except BaseException as exc:
+        if journal is not None:  # an error: the temporary is gone; an interruption: resumable
+            journal.close(remove=isinstance(exc, Exception))
+            journal = None
+        raise
     finally:
+        if journal is not None:
+            journal.close(remove=True)
         for s in sources.values():
             s.close()
     return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
-                          time.perf_counter() - t0, codecs, level, format_version, coder)
+                          time.perf_counter() - t0, codecs, level, format_version, coder,
+                          ecc_info.to_json() if ecc_info else None,
+                          len(resumed.entries) if resumed else 0)
