@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import autopilot_commands, core_commands, integrity_commands, remote_commands, run_command
+from . import core_commands, integrity_commands, run_command
 
 EXIT_ERROR = 1
 
@@ -69,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     core_commands.register(sub, common)
     integrity_commands.register(sub, common)
     run_command.register(sub, common)
-    autopilot_commands.register(sub, common)
-    remote_commands.register(sub, common)
     return p
 
 
@@ -123,11 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     finally:
         _Parser.json_errors = False
-    if getattr(args, "debug", False):  # e.g. each retried HTTP range request (bigsmall.remote)
-        import logging
-
-        logging.basicConfig(format="bigsmall: %(name)s: %(message)s")
-        logging.getLogger("bigsmall").setLevel(logging.DEBUG)
     notice = (not (getattr(args, "no_progress", False) or getattr(args, "json", False))
               and sys.stderr.isatty())
     numba_cache.on_first_compile(lambda: _on_first_compile(notice))
