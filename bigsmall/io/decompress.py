@@ -38,6 +38,7 @@ from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
 from .flush import Flusher
 from .reader import BsFile
+from .remote import is_remote, remote_name
 
 
 @attrs.frozen
@@ -48,6 +49,7 @@ class DecompressResult:
     files: int
     seconds: float
     durable: bool = True  # fsynced before the rename (``decompress(durable=...)``)
+    remote: dict[str, Any] | None = None  # a URL/hf:// source: requests, bytes, retries
 
     def to_json(self) -> dict[str, Any]:
         d = attrs.asdict(self)
@@ -190,18 +192,20 @@ def decompress(
     if threads is not None and threads < 1:
         raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
-    src = Path(src)
-    with BsFile(src, threads=threads) as bs:
+    url = str(src) if is_remote(src) else None  # a URL or hf:// path: its output goes in "."
+    src = Path(remote_name(url)) if url is not None else Path(src)
+    inputs = [] if url is not None else [src]
+    with BsFile(url or src, threads=threads) as bs:
         folder = bs.container.meta.get("root") == "folder"  # else one file (schema)
         parts = _member_parts(bs.container.files) if folder else []
         out = Path(dst) if dst is not None else default_output(src, bs)
-        check_target(out, force, folder=folder, inputs=[src])  # before a byte is decoded
+        check_target(out, force, folder=folder, inputs=inputs)  # before a byte is decoded
         mode = bs.source.mode  # the outputs get the .bs's permission bits, as with gzip
         total = bs.original_size
         written = 0
         with prog.bar(total, f"decompress {src.name}", progress) as bar:
             if folder:
-                with atomic_dir(out, force, durable, mode=folder_mode(mode), inputs=[src]) as tmp:
+                with atomic_dir(out, force, durable, mode=folder_mode(mode), inputs=inputs) as tmp:
                     for i in range(len(bs.container.files)):
                         with _member_file(tmp, parts[i], mode) as fh:  # durable like a file
                             written += _write_member(bs, i, fh, bar, durable)
@@ -209,7 +213,9 @@ def decompress(
                             if durable:
                                 os.fsync(fh.fileno())
             else:
-                with atomic_file(out, force, durable, mode=mode, inputs=[src]) as (_tmp, fh):
+                with atomic_file(out, force, durable, mode=mode, inputs=inputs) as (_tmp, fh):
                     written += _write_member(bs, 0, fh, bar, durable)
-    return DecompressResult(str(src), str(out), written, len(bs.container.files),
-                            time.perf_counter() - t0, durable)
+    stats = getattr(bs.source, "stats", None)
+    return DecompressResult(url or str(src), str(out), written, len(bs.container.files),
+                            time.perf_counter() - t0, durable,
+                            stats.as_dict() if stats is not None else None)

@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..plan.decode import plan_decode
 from .pool import PriorityPool
+from .remote import is_remote, open_source
 from .source import FileSource, read_container
 
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
@@ -61,9 +62,16 @@ class VerifyReport:
 class BsFile:
     """An open container. Thread-safe for reads; use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
-        self.path = Path(path)
-        self.source = FileSource(self.path)
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, source: Any = None):
+        # ``source``: any object with FileSource's interface; a URL or hf:// path gets a
+        # remote.RemoteSource (HTTP range requests), decoded on this same path
+        if source is None and is_remote(path):
+            source = open_source(path)
+        self.path: Any = Path(path) if source is None else source.path
+        # a .bs file, or a folder of .bs shards read as the container they were cut from
+        if source is None:
+            source = FileSource(self.path) if not self.path.is_dir() else _shard_source(self.path)
+        self.source = source
         try:
             self.header, self.container = read_container(self.source)
         except BaseException:
@@ -239,6 +247,9 @@ class BsFile:
             inflight -= out.size
             return t, src, out, start.result()
 
+        plan = getattr(self.source, "plan", None)
+        if plan is not None:  # a remote source fetches the blobs ahead, in this order
+            plan([(s.offset, s.length) for s in map(self._resolve, entries)])
         for rank, t in enumerate(entries):  # the pool runs a lower rank first
             src = self._resolve(t)
             _codec(src)  # an unknown codec id names the tensor
@@ -365,6 +376,12 @@ class BsFile:
                         bad.append(_problem(t, texc))
                 problems += bad or [f"{f.path}: {exc}"]  # all intact: the fault is elsewhere
         return VerifyReport(mode, checked, len(tensors), files, decoded, tuple(problems))
+
+
+def _shard_source(path: Path) -> Any:
+    from .shards import ShardSource
+
+    return ShardSource(path)
 
 
 def alloc_bytes(entry: TensorEntry, alloc: Callable[[TensorEntry], Any] | None = None) -> Any:

@@ -1,0 +1,209 @@
+"""Remote containers over HTTP: a real server on 127.0.0.1 (bigsmall/testing/http_server.py),
+range requests, ETag pinning, fault injection. Never the internet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bigsmall
+from bigsmall.errors import RemoteChangedError, RemoteError, RemoteNotFoundError
+from bigsmall.io.reader import BsFile
+from bigsmall.io.remote import RemoteOptions, RemoteSource
+from bigsmall.testing.http_server import TestServer
+from bigsmall.testing.synthetic import write_safetensors
+
+FAST = dict(backoff=0.01, read_timeout=5.0)
+
+
+def _bf16(rng: np.random.Generator, shape: tuple[int, ...]) -> bytes:
+    w = rng.normal(0, 0.02, shape).astype(np.float32)
+    return (w.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestServer, Path]]:
+    """A folder with a multi-tensor synthetic model (``m.bs``, ~420 KB) and a tiny one, served."""
+    root = tmp_path_factory.mktemp("www")
+    rng = np.random.default_rng(7)
+    t = {f"model.layers.{i}.w": ("BF16", (256, 300), _bf16(rng, (256, 300))) for i in range(4)}
+    t["embed"] = ("F32", (100, 50), rng.normal(0, 1, (100, 50)).astype(np.float32).tobytes())
+    t["head"] = ("F32", (100, 50), t["embed"][2])  # tied: a ref
+    t["empty"] = ("F16", (0, 3), b"")
+    write_safetensors(root / "m.safetensors", t, {"format": "pt"})
+    bigsmall.compress(root / "m.safetensors", root / "m.bs")
+    write_safetensors(root / "tiny.safetensors", {"x": ("F32", (3,), np.float32([1, -0.0, np.nan]).tobytes())})
+    bigsmall.compress(root / "tiny.safetensors", root / "tiny.bs")
+    with TestServer(root) as srv:
+        yield srv, root
+
+
+@pytest.fixture
+def server(served: tuple[TestServer, Path]) -> Iterator[TestServer]:
+    srv, _ = served
+    srv.reset_log()
+    srv.faults.__init__()  # type: ignore[misc]
+    yield srv
+    srv.faults.__init__()  # type: ignore[misc]
+
+
+def _src(srv: TestServer, name: str = "m.bs", **kw: object) -> RemoteSource:
+    return RemoteSource(srv.file_url(name), options=RemoteOptions(**{**FAST, **kw}))  # type: ignore[arg-type]
+
+
+def _all_local(root: Path) -> dict[str, bytes]:
+    with BsFile(root / "m.bs") as bs:
+        return {n: bs.read_bytes(n).tobytes() for n in bs.names()}
+
+
+def _all_remote(src: RemoteSource, ahead: int = 32 << 20) -> dict[str, bytes]:
+    with BsFile(src.url, source=src) as bs:
+        entries = list(bs.container.tensors)
+        return {e.name: out.tobytes() for e, out in bs.iter_decoded(entries, ahead_bytes=ahead)}
+
+
+def test_header_and_index_in_two_requests(server: TestServer) -> None:
+    with _src(server, prefix_bytes=4096) as src, BsFile(src.url, source=src):
+        assert src.stats.requests == 2  # the index lies beyond the prefix: one more
+    assert len(server.requests("/files/m.bs")) == 2
+    server.reset_log()
+    with _src(server, "tiny.bs") as src, BsFile(src.url, source=src) as bs:  # all in the prefix
+        assert bs.read("x").view(np.uint32).tolist() == np.float32([1, -0.0, np.nan]).view(np.uint32).tolist()
+        assert src.stats.requests == 1
+    assert len(server.requests("/files/tiny.bs")) == 1
+
+
+def test_one_tensor_costs_only_its_blob(server: TestServer) -> None:
+    with _src(server, prefix_bytes=4096) as src, BsFile(src.url, source=src) as bs:
+        server.reset_log()
+        entry = bs.entry("model.layers.2.w")
+        got = bs.read_bytes("model.layers.2.w")
+        ranges = [e.range for e in server.requests("/files/m.bs")]
+        assert ranges == [f"bytes={entry.offset}-{entry.offset + entry.length - 1}"]
+    with BsFile(server.root / "m.bs") as local:
+        assert got.tobytes() == local.read_bytes("model.layers.2.w").tobytes()
+
+
+def test_whole_load_is_bit_exact_coalesced_and_split(server: TestServer) -> None:
+    want = _all_local(server.root)
+    with _src(server, prefix_bytes=4096, request_bytes=1 << 20) as src:
+        assert _all_remote(src) == want
+        blob_reqs = src.stats.requests - 2
+    size = (server.root / "m.bs").stat().st_size
+    assert blob_reqs == 1  # every blob in one coalesced request (< 1 MiB in all)
+    server.reset_log()
+    with _src(server, prefix_bytes=4096, request_bytes=40_000) as src:
+        assert _all_remote(src) == want
+        reqs = server.requests("/files/m.bs")[2:]
+    spans = [tuple(int(v) for v in r.range[6:].split("-")) for r in reqs]  # type: ignore[index]
+    assert all(b - a + 1 <= 40_000 for a, b in spans)
+    assert len(spans) >= size // 40_000  # split into pieces
+    assert len({a for a, _ in spans}) == len(spans)  # no byte range fetched twice
+
+
+def test_byte_window_bounds_memory(server: TestServer) -> None:
+    # the pipeline keeps at most ``ahead`` decoded bytes in flight; the source at most the
+    # window of fetched bytes beyond what the pipeline holds
+    with _src(server, prefix_bytes=4096, request_bytes=16_384, window_bytes=100_000) as src:
+        assert _all_remote(src, ahead=50_000) == _all_local(server.root)
+        largest = max(t.length for t in BsFile(server.root / "m.bs").container.tensors)
+        size = (server.root / "m.bs").stat().st_size
+        # the two tensors the pipeline holds (the one decoding, the one it waits for) + window
+        assert 0 < src.stats.peak_held <= 100_000 + 2 * largest < size
+
+
+def test_load_into_torch_equals_local(server: TestServer) -> None:
+    torch = pytest.importorskip("torch")
+    local = bigsmall.load(server.root / "m.bs")
+    remote = bigsmall.load(server.file_url("m.bs"))
+    assert local.keys() == remote.keys()
+    for k, v in local.items():
+        assert v.dtype == remote[k].dtype and v.shape == remote[k].shape
+        assert torch.equal(v.reshape(-1).view(torch.uint8), remote[k].reshape(-1).view(torch.uint8))
+
+
+@pytest.mark.parametrize("fault", ["cut", "reset", "503", "429", "stall"])
+def test_faults_are_retried_and_resume(server: TestServer, fault: str) -> None:
+    want = _all_local(server.root)
+    f = server.faults
+    if fault == "cut":
+        f.cut_fraction = 0.5
+    elif fault == "reset":
+        f.cut_fraction, f.reset = 0.5, True
+    elif fault == "503":
+        f.status_503, f.retry_after = 2, 1
+    elif fault == "429":
+        f.status_429, f.retry_after = 1, 0
+    else:
+        f.stalls, f.stall_seconds = 1, 3.0
+    with _src(server, request_bytes=64_000, read_timeout=0.5) as src:
+        assert _all_remote(src) == want
+        stats = src.stats
+    kind = {"cut": "reset", "reset": "reset", "503": "503", "429": "429", "stall": "stall"}[fault]
+    assert stats.faults.get(kind, 0) >= 1 and stats.retries >= 1
+    if fault in ("cut", "reset"):  # a cut body resumes where it stopped: few bytes twice
+        resumed = [e.range for e in server.requests("/files/m.bs")]
+        assert stats.bytes <= (server.root / "m.bs").stat().st_size + 65536
+        assert len(resumed) > stats.retries
+    if fault == "503":
+        assert stats.faults["503"] == 2
+
+
+def test_retries_are_bounded(server: TestServer) -> None:
+    server.faults.status_503 = 1000
+    with pytest.raises(RemoteError, match="gave up after 3 tries"):
+        _src(server, retries=2)
+
+
+def test_file_swapped_mid_read_is_a_typed_error_and_nothing_written(server: TestServer, tmp_path: Path) -> None:
+    other = (server.root / "tiny.bs").read_bytes() * 50
+    f = server.faults
+    f.swap_path, f.swap_bytes, f.swap_after = "m.bs", other, 2  # after header + index
+    out = tmp_path / "restored.safetensors"
+    with pytest.raises(RemoteChangedError, match="changed on the server"):
+        bigsmall.decompress(server.file_url("m.bs"), out, threads=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_found_names_the_url(server: TestServer) -> None:
+    url = server.file_url("nope.bs")
+    with pytest.raises(RemoteNotFoundError, match=url.replace("?", r"\?")):
+        bigsmall.open(url)
+
+
+def test_cli_info_verify_decompress_from_url(server: TestServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bigsmall.cli import main
+
+    url = server.file_url("m.bs")
+    assert main(["info", url, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["compressed_bytes"] == (server.root / "m.bs").stat().st_size
+    assert main(["verify", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    out = tmp_path / "r.safetensors"
+    assert main(["decompress", url, "-o", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["remote"]["requests"] >= 2
+    sha = hashlib.sha256((server.root / "m.safetensors").read_bytes()).hexdigest()
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == sha
+    assert main(["info", server.file_url("missing.bs")]) == 1
+    assert "404" in capsys.readouterr().err
+
+
+def test_minilm_over_http_is_bit_exact(minilm_bf16_folder_bs: Path, tmp_path: Path) -> None:
+    """A real model (MiniLM bf16 folder container) loaded over HTTP equals the local load."""
+    torch = pytest.importorskip("torch")
+    link = tmp_path / "minilm.bs"
+    link.symlink_to(minilm_bf16_folder_bs)
+    with TestServer(tmp_path) as srv:
+        srv.faults.cut_fraction = 0.1
+        remote = bigsmall.load(srv.file_url("minilm.bs"))
+    local = bigsmall.load(minilm_bf16_folder_bs)
+    assert local.keys() == remote.keys()
+    assert all(torch.equal(v.reshape(-1).view(torch.uint8), remote[k].reshape(-1).view(torch.uint8))
+               for k, v in local.items())
