@@ -43,7 +43,9 @@ def pull(repo: str, output: str | None = None, *, revision: str | None = None,
         raise InvalidOptionError("--restore needs -o DIR (restored files never go into the Hub cache)")
     t0 = time.perf_counter()
     commit, files = hub.list_files(repo, revision)
-    rev = revision or commit
+    # files are asked for by the revision given (default main), so that the cache records the
+    # ref -> commit link that lets a later ``hf://org/repo/file`` open them with no request
+    rev = revision or "main"
     done: list[dict[str, Any]] = []
     if output is None:
         for f in files:

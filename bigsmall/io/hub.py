@@ -56,7 +56,12 @@ def endpoint() -> str:
 
 def offline() -> bool:
     flag = os.environ.get("HF_HUB_OFFLINE", "")
-    return flag.upper() in ("1", "ON", "YES", "TRUE") or bool(getattr(_hf().constants, "HF_HUB_OFFLINE", False))
+    if flag:  # the variable as it is now; the library's constant holds it as it was at import
+        return flag.upper() in ("1", "ON", "YES", "TRUE")
+    _hf()
+    from huggingface_hub import constants
+
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
 def cache_dir() -> str | None:
@@ -124,7 +129,10 @@ def _token() -> str | None:
 
 
 def _auth_headers() -> dict[str, str]:
-    headers = _hf().utils.build_hf_headers(token=_token())
+    _hf()
+    from huggingface_hub.utils import build_hf_headers
+
+    headers = build_hf_headers(token=_token())
     return {k: v for k, v in headers.items() if k.lower() == "authorization"}
 
 
