@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import core_commands, integrity_commands, run_command
+from . import core_commands, integrity_commands, run_command, tools_commands
 
 EXIT_ERROR = 1
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     core_commands.register(sub, common)
     integrity_commands.register(sub, common)
     run_command.register(sub, common)
+    tools_commands.register(sub, common)
     return p
 
 
@@ -86,7 +87,8 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
 # ms each time: measured ~75 ms (13 young, 1 full collection) of a ~1.1 s ``decompress`` of
 # MiniLM bf16, and the whole command ~0.1 s faster with collection off (6 interleaved runs).
 # ``run`` (torch, transformers) keeps the default.
-NO_GC_COMMANDS = frozenset({"compress", "decompress", "verify", "info", "stat", "benchmark"})
+NO_GC_COMMANDS = frozenset({"compress", "decompress", "verify", "info", "stat", "benchmark",
+                            "xray", "scan", "reshard"})
 
 
 def _on_first_compile(notice: bool) -> None:

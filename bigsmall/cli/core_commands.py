@@ -89,9 +89,10 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
 
 def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
     # the index alone (no numpy, no numba): describing a container must start instantly
-    from ..io.source import FileSource, read_container
+    from ..io.shards import open_source  # a path, a folder of shards, a URL or hf://
+    from ..io.source import read_container
 
-    with FileSource(args.src) as source:
+    with open_source(args.src) as source:
         _, c = read_container(source)
         original = sum(f.size for f in c.files)
         layers = c.meta.get("layers", [])
@@ -123,10 +124,11 @@ def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
-    from ..io.source import FileSource, read_container
+    from ..io.shards import open_source
+    from ..io.source import read_container
 
     rows = []
-    with FileSource(args.src) as source:
+    with open_source(args.src) as source:
         for t in read_container(source)[1].tensors:
             if args.tensor and args.tensor not in t.name:
                 continue
@@ -200,6 +202,9 @@ def cmd_warmup(args: argparse.Namespace, emit: Emit) -> int:
     return 0
 
 
+_SRC_HELP = "a .bs container: a path, an http(s):// URL or hf://org/repo[@revision]/file.bs"
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("compress", parents=[common], help="safetensors file or model folder -> .bs",
                        description="Compress a .safetensors file or a model folder (sharded or not, "
@@ -232,8 +237,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",
                        description="Restore the original .safetensors file (or model folder) exactly; "
                        "the sha256 of every restored file is checked against its receipt.")
-    p.add_argument("src", help="a .bs container")
-    p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC)")
+    p.add_argument("src", help=_SRC_HELP)
+    p.add_argument("-o", "--output", help="output path (default: the stored file or folder name next to SRC; "
+                   "for a URL, in the current folder)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-fsync", action="store_true",
@@ -248,12 +254,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--fast", action="store_true", help="structure and side information only (no decoding)")
     g.add_argument("--sample", type=options.fraction, metavar="FRACTION", help="decode a random fraction of the tensors")
     g.add_argument("--full", action="store_true", help="decode everything and rebuild file sha256s (default)")
-    p.add_argument("src", help="a .bs container")
+    p.add_argument("src", help=_SRC_HELP)
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("info", parents=[common], help="what a container holds",
                        description="Summarise a .bs container: version, sizes, tensors, layers, files.")
-    p.add_argument("src", help="a .bs container")
+    p.add_argument("src", help=_SRC_HELP)
     p.set_defaults(handler=cmd_info)
 
     p = sub.add_parser("stat", parents=[common], help="per-tensor codecs and ratios",
