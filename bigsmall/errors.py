@@ -52,6 +52,11 @@ class TensorNotFoundError(BigsmallError, KeyError):
         return str(self.args[0]) if self.args else "tensor not found"
 
 
+class AmbiguousTensorError(TensorNotFoundError):
+    """A plain tensor name held by several files of a folder container: ask for
+    ``"file::name"`` (or pass ``file=``)."""
+
+
 class MissingDependencyError(BigsmallError, ImportError):
     """An optional dependency (torch, transformers, huggingface_hub) is needed but not installed."""
 

@@ -30,7 +30,7 @@ import xxhash
 import zstandard
 
 from ..core.safetensors_header import parse_header as parse_safetensors_header
-from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec
+from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorSpec, tensor_keys
 from ..errors import (
     FormatError,
     IntegrityError,
@@ -191,7 +191,7 @@ def _container_from_doc(doc: dict[str, Any]) -> Container:
             spec=spec, codec=t["codec"], params=t["params"], offset=off, head_len=head_len,
             chunk_lens=lens, receipt=Receipt("xxh3_128", t["xxh3"]), layer=t.get("layer"),
         ))
-    _check_refs(tensors)
+    _check_refs(files, tensors)
     _check_headers(files, tensors)
     version = doc["version"]
     return Container(version=(version[0], version[1]), files=tuple(files), tensors=tuple(tensors),
@@ -220,21 +220,26 @@ def _check_headers(files: list[FileEntry], tensors: list[TensorEntry]) -> None:
                               "stored safetensors header")
 
 
-def _check_refs(tensors: list[TensorEntry]) -> None:
-    """Names are unique; every 'ref' leads, without a cycle, to a stored tensor of the same size."""
-    by_name: dict[str, TensorEntry] = {}
+def _check_refs(files: list[FileEntry], tensors: list[TensorEntry]) -> None:
+    """Names are unique within each file (two files may both hold ``linear.weight``); every
+    'ref' names its target by a key (``"file::name"``, or a name unique in the container) and
+    leads, without a cycle, to a stored tensor of the same size."""
+    seen_names: set[tuple[int, str]] = set()
     for t in tensors:
-        if t.name in by_name:
+        if (t.spec.file, t.name) in seen_names:
             raise FormatError(f"tensor {t.name!r} is listed twice in the index")
-        by_name[t.name] = t
+        seen_names.add((t.spec.file, t.name))
+    by_key, ambiguous = tensor_keys(files, tensors)
     for t in tensors:
-        cur, seen = t, {t.name}
+        cur, seen = t, {id(t)}
         while cur.codec == "ref":
-            target = by_name.get(str(cur.params.get("of")))
-            if target is None or target.name in seen:
-                why = "a missing tensor" if target is None else "a reference cycle"
-                raise FormatError(f"tensor {t.name!r}: reference to {cur.params.get('of')!r} is {why}")
-            seen.add(target.name)
+            of = str(cur.params.get("of"))
+            target = by_key.get(of)
+            if target is None or id(target) in seen:
+                why = ("an ambiguous name (held by several files)" if of in ambiguous
+                       else "a missing tensor" if target is None else "a reference cycle")
+                raise FormatError(f"tensor {t.name!r}: reference to {of!r} is {why}")
+            seen.add(id(target))
             cur = target
         if cur.spec.nbytes != t.spec.nbytes:
             raise FormatError(f"tensor {t.name!r}: refers to {cur.name!r} of a different size")

@@ -118,4 +118,50 @@ class Container:
     meta: dict[str, Any] = attrs.field(factory=dict, hash=False)
 
     def by_name(self) -> dict[str, TensorEntry]:
-        return {t.name: t for t in self.tensors}
+        """Every tensor under its key ``"file::name"``, and under its plain name where that name
+        is held by one file only (see :func:`tensor_keys`)."""
+        return tensor_keys(self.files, self.tensors)[0]
+
+    def ambiguous_names(self) -> frozenset[str]:
+        """Plain names held by more than one file: they must be asked for as ``"file::name"``."""
+        return tensor_keys(self.files, self.tensors)[1]
+
+    def key(self, entry: TensorEntry) -> str:
+        """The shortest key that names ``entry`` unambiguously: its plain name where unique."""
+        if entry.name in self.ambiguous_names():
+            return qualified_key(self.files[entry.spec.file].path, entry.name)
+        return entry.name
+
+
+#: separates a member file's path from a tensor's name in a qualified key
+KEY_SEP = "::"
+
+
+def qualified_key(path: str, name: str) -> str:
+    """``"2_Dense/model.safetensors::linear.weight"``: a tensor addressed by (file, name).
+
+    Why: a folder container holds several safetensors files, and separate modules (a
+    sentence-transformers folder's ``2_Dense`` and ``3_Dense``) each name their weight
+    ``linear.weight``. A name is unique only within its file."""
+    return f"{path}{KEY_SEP}{name}"
+
+
+def tensor_keys(files: tuple[FileEntry, ...] | list[FileEntry],
+                tensors: tuple[TensorEntry, ...] | list[TensorEntry],
+                ) -> tuple[dict[str, TensorEntry], frozenset[str]]:
+    """({key: entry}, ambiguous plain names) for an index.
+
+    Keys: ``"file::name"`` for every tensor, plus the plain name for each name held by one file
+    (what every caller used before files had namespaces, and what a single-file model has).
+    A tensor whose file index is out of range gets no qualified key (the schema rejects that
+    index before anything looks tensors up)."""
+    counts: dict[str, int] = {}
+    for t in tensors:
+        counts[t.name] = counts.get(t.name, 0) + 1
+    out: dict[str, TensorEntry] = {}
+    for t in tensors:
+        if counts[t.name] == 1:
+            out[t.name] = t
+        if 0 <= t.spec.file < len(files):
+            out.setdefault(qualified_key(files[t.spec.file].path, t.name), t)
+    return out, frozenset(n for n, c in counts.items() if c > 1)
