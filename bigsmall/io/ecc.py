@@ -18,7 +18,9 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,6 +33,7 @@ from ..container import parity
 from ..container.parity import Geometry, Meta
 from ..errors import BigsmallError, FormatError, NotRepairableError
 from .atomic import atomic_file
+from .reader import default_threads
 from .source import FileSource
 
 MAX_SCAN_CANDIDATES = 64  # metadata magics tried when neither the trailer nor the header says where
@@ -56,30 +59,52 @@ class EccInfo:
         return d
 
 
-def _data_block(buf: Any, size: int, geo: Geometry, i: int) -> bytes | memoryview:
-    """Data block ``i`` as the code sees it: ``block`` bytes, the short last one padded with
-    zeros (the padding is never stored)."""
-    off, n = geo.data_range(i)
-    if n == geo.block and off + n <= size:
-        return buf[off:off + n]
-    return bytes(buf[off:min(off + n, size)]).ljust(geo.block, b"\0")
+GROUP_BYTES = 64 << 10  # stripes coded together: slot slices of about this size per zfec call
 
 
-def _stripe_blocks(buf: Any, size: int, geo: Geometry, s: int, zero: bytes) -> list[bytes | memoryview]:
-    idx = geo.stripe_data(s)
-    return [_data_block(buf, size, geo, idx[slot]) if slot < len(idx) else zero
-            for slot in range(geo.k)]
+def _slot(buf: Any, size: int, geo: Geometry, i: int, s0: int, s1: int) -> bytes | memoryview:
+    """Slot ``i`` of stripes ``s0..s1-1`` side by side: data blocks ``i*S + s0 .. i*S + s1 - 1``,
+    which are consecutive in the file, so the slice costs no copy. The code works byte by byte,
+    so coding the concatenation codes each stripe. Bytes past the core (the short last block,
+    the slots a stripe lacks) are the code's zeros; bytes past the file's end too."""
+    a = (i * geo.stripes + s0) * geo.block
+    b = (i * geo.stripes + s1) * geo.block
+    end = min(geo.core_length, size)
+    if b <= end:
+        return buf[a:b]
+    return bytes(buf[a:max(a, end)]).ljust(b - a, b"\0")
 
 
-def protect(fh: BinaryIO, core_length: int, percent: float) -> EccInfo:
+def _groups(geo: Geometry) -> list[tuple[int, int]]:
+    g = max(1, GROUP_BYTES // geo.block)
+    return [(s0, min(geo.stripes, s0 + g)) for s0 in range(0, geo.stripes, g)]
+
+
+def _ordered(fn: Callable[[Any], Any], items: list[Any], threads: int) -> Iterator[Any]:
+    """``fn`` over ``items`` on ``threads`` threads (zfec releases the GIL), results in order,
+    at most ``2 * threads`` in flight (each holds a group's parity)."""
+    if threads < 2 or len(items) < 2:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall-ecc") as pool:
+        window: deque[Future[Any]] = deque()
+        for item in items:
+            window.append(pool.submit(fn, item))
+            if len(window) >= 2 * threads:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def protect(fh: BinaryIO, core_length: int, percent: float, threads: int | None = None) -> EccInfo:
     """Append the ECC section for the ``core_length`` bytes at the start of ``fh`` (an open,
     readable and writable file: ``compress`` calls it on its temporary before the rename),
-    and leave the file position at its new end."""
+    and leave the file position at its new end. ``threads``: default all cores."""
     t0 = time.perf_counter()
     geo = parity.choose_geometry(core_length, percent)
     fh.flush()
     fd = fh.fileno()
-    zero = bytes(geo.block)
+    b = geo.block
     sums = [0] * (geo.data_blocks + geo.parity_blocks)
     enc = zfec.Encoder(geo.k, geo.k + geo.m)
     rows = list(range(geo.k, geo.k + geo.m))
@@ -90,11 +115,18 @@ def protect(fh: BinaryIO, core_length: int, percent: float) -> EccInfo:
                 off, n = geo.data_range(i)
                 sums[i] = xxhash.xxh3_64_intdigest(mv[off:off + n])
             digest = xxhash.xxh3_128_digest(mv)
-            for s in range(geo.stripes):
-                for r, block in enumerate(enc.encode(_stripe_blocks(mv, core_length, geo, s, zero), rows)):
-                    j = geo.parity_index(s, r)
-                    sums[geo.data_blocks + j] = xxhash.xxh3_64_intdigest(block)
-                    os.pwrite(fd, block, geo.parity_offset + j * geo.block)
+            def code(group: tuple[int, int]) -> tuple[int, int, list[bytes]]:
+                s0, s1 = group
+                return s0, s1, enc.encode([_slot(mv, core_length, geo, i, s0, s1)
+                                           for i in range(geo.k)], rows)
+
+            for s0, s1, outs in _ordered(code, _groups(geo), threads or default_threads()):
+                for r, out in enumerate(outs):
+                    for s in range(s0, s1):
+                        j = geo.parity_index(s, r)
+                        blk = out[(s - s0) * b:(s - s0 + 1) * b]
+                        sums[geo.data_blocks + j] = xxhash.xxh3_64_intdigest(blk)
+                        os.pwrite(fd, blk, geo.parity_offset + j * b)
         finally:
             mv.release()
     meta = parity.pack_meta(geo, digest, sums)
@@ -243,7 +275,11 @@ def _status(buf: Any, size: int, scan: bool = True) -> tuple[EccStatus, Meta | N
     if meta is None:
         return EccStatus(found=False), None, [], []
     geo = meta.geometry
-    bad_d, bad_p, per = _scan(buf, size, meta)
+    mv = memoryview(buf)  # slices without copies
+    try:
+        bad_d, bad_p, per = _scan(mv, size, meta)
+    finally:
+        mv.release()
     copies = sum(_try_meta(buf, size, off) is not None for off in (geo.core_length, geo.meta_b_offset))
     worst = max(per.values(), default=0)
     damaged = bool(bad_d or bad_p) or copies < 2 or not trailer_ok or size != geo.total_length
@@ -283,41 +319,62 @@ class RepairResult:
 def _rebuild(buf: Any, size: int, meta: Meta, bad_d: list[int], bad_p: list[int]
              ) -> tuple[dict[int, bytes], dict[int, bytes]]:
     """The rebuilt bytes of every bad data block (by number) and parity block (by position),
-    each checked against its checksum."""
+    each checked against its checksum. Consecutive stripes with the same bad slots are decoded
+    together (one zfec call: a damaged run gives a few such groups)."""
     geo = meta.geometry
-    k, m, b = geo.k, geo.m, geo.block
-    zero = bytes(b)
+    k, m, b, big_s = geo.k, geo.m, geo.block, geo.stripes
     bad_ds, bad_ps = set(bad_d), set(bad_p)
-    stripes = sorted({i % geo.stripes for i in bad_d} | {geo.parity_stripe(j)[0] for j in bad_p})
+    pattern: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for i in bad_ds:
+        pattern.setdefault(i % big_s, ((), ()))
+    for j in bad_ps:
+        pattern.setdefault(geo.parity_stripe(j)[0], ((), ()))
+    for s in pattern:
+        pattern[s] = (tuple(slot for slot, i in enumerate(geo.stripe_data(s)) if i in bad_ds),
+                      tuple(r for r in range(m) if geo.parity_index(s, r) in bad_ps))
+    groups: list[tuple[int, int]] = []
+    for s in sorted(pattern):
+        if groups and groups[-1][1] == s and pattern[groups[-1][0]] == pattern[s] \
+                and (s - groups[-1][0] + 1) * b <= GROUP_BYTES:
+            groups[-1] = (groups[-1][0], s + 1)
+        else:
+            groups.append((s, s + 1))
     dec = zfec.Decoder(k, k + m)
     enc = zfec.Encoder(k, k + m)
     out_d: dict[int, bytes] = {}
     out_p: dict[int, bytes] = {}
-    for s in stripes:
-        idx = geo.stripe_data(s)
+
+    def decode(group: tuple[int, int]) -> None:  # writes distinct keys: safe on threads
+        s0, s1 = group
+        bad_slots, bad_rows = pattern[s0]
+        if len(bad_slots) + len(bad_rows) > m:
+            raise NotRepairableError(f"stripe {s0} has {len(bad_slots) + len(bad_rows)} bad blocks, "
+                                     f"more than its {m} parity blocks can rebuild: not repairable")
         have: list[Any] = []
         nums: list[int] = []
         for slot in range(k):
-            if slot >= len(idx) or idx[slot] not in bad_ds:
-                have.append(_data_block(buf, size, geo, idx[slot]) if slot < len(idx) else zero)
+            if slot not in bad_slots:
+                have.append(_slot(buf, size, geo, slot, s0, s1))
                 nums.append(slot)
         for r in range(m):
-            j = geo.parity_index(s, r)
-            if len(have) < k and j not in bad_ps:
-                off = geo.parity_offset + j * b
-                have.append(buf[off:off + b])
+            if len(have) < k and r not in bad_rows:
+                offs = [geo.parity_offset + geo.parity_index(s, r) * b for s in range(s0, s1)]
+                have.append(b"".join(bytes(buf[o:o + b]) for o in offs))
                 nums.append(k + r)
-        if len(have) < k:
-            raise NotRepairableError(f"stripe {s} has {k + m - len(have)} bad blocks, more than "
-                                     f"its {m} parity blocks can rebuild: not repairable")
-        data = dec.decode(have[:k], nums[:k])
-        for slot, i in enumerate(idx):
-            if i in bad_ds:
-                out_d[i] = bytes(data[slot][:geo.data_range(i)[1]])
-        rows = [r for r in range(m) if geo.parity_index(s, r) in bad_ps]
-        if rows:
-            for r, blk in zip(rows, enc.encode(list(data), [k + r for r in rows]), strict=True):
-                out_p[geo.parity_index(s, r)] = bytes(blk)
+        data = dec.decode(have[:k], nums[:k]) if bad_slots else None
+        if data is None:  # only parity is bad: the data slots are all there
+            data = have[:k]
+        for slot in bad_slots:
+            for s in range(s0, s1):
+                i = slot * big_s + s
+                out_d[i] = bytes(data[slot][(s - s0) * b:(s - s0) * b + geo.data_range(i)[1]])
+        if bad_rows:
+            for r, blk in zip(bad_rows, enc.encode(list(data), [k + r for r in bad_rows]), strict=True):
+                for s in range(s0, s1):
+                    out_p[geo.parity_index(s, r)] = bytes(blk[(s - s0) * b:(s - s0 + 1) * b])
+
+    for _ in _ordered(decode, groups, default_threads()):
+        pass
     for i, blk in out_d.items():
         if xxhash.xxh3_64_intdigest(blk) != meta.checksums[i]:
             raise NotRepairableError(f"data block {i}: rebuilt bytes do not match its checksum")
@@ -374,24 +431,28 @@ def repair(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = Non
             raise NotRepairableError(f"{src}: {st.summary()}")
         if dst is None and not st.damaged:
             return RepairResult(str(src), str(out), False, 0, 0, 0, size, time.perf_counter() - t0)
-        patch_d, patch_p = _rebuild(buf, size, meta, bad_d, bad_p)
         meta_bytes = parity.pack_meta(geo, meta.core_digest, list(meta.checksums))
         try:
             mode = os.stat(src_p).st_mode & 0o777
         except OSError:
             mode = None
-        with atomic_file(out, True if dst is None else force, mode=mode,
-                         inputs=[] if dst is None else [src_p]) as (_tmp, fh):
-            h = xxhash.xxh3_128()
-            _write_patched(fh, buf, 0, geo.core_length,  # type: ignore[arg-type]
-                           {i * geo.block: b for i, b in patch_d.items()}, h)
-            if h.digest() != meta.core_digest:
-                raise NotRepairableError(f"{src}: the repaired container does not match its "
-                                         "stored digest: not repairable")
-            fh.write(meta_bytes)  # type: ignore[attr-defined]
-            _write_patched(fh, buf, geo.parity_offset, geo.parity_blocks * geo.block,  # type: ignore[arg-type]
-                           {geo.parity_offset + j * geo.block: b for j, b in patch_p.items()})
-            fh.write(meta_bytes + parity.pack_trailer(geo))  # type: ignore[attr-defined]
+        mv = memoryview(buf)  # slices without copies; released before the map closes
+        try:
+            patch_d, patch_p = _rebuild(mv, size, meta, bad_d, bad_p)
+            with atomic_file(out, True if dst is None else force, mode=mode,
+                             inputs=[] if dst is None else [src_p]) as (_tmp, fh):
+                h = xxhash.xxh3_128()
+                _write_patched(fh, mv, 0, geo.core_length,  # type: ignore[arg-type]
+                               {i * geo.block: b for i, b in patch_d.items()}, h)
+                if h.digest() != meta.core_digest:
+                    raise NotRepairableError(f"{src}: the repaired container does not match its "
+                                             "stored digest: not repairable")
+                fh.write(meta_bytes)  # type: ignore[attr-defined]
+                _write_patched(fh, mv, geo.parity_offset, geo.parity_blocks * geo.block,  # type: ignore[arg-type]
+                               {geo.parity_offset + j * geo.block: b for j, b in patch_p.items()})
+                fh.write(meta_bytes + parity.pack_trailer(geo))  # type: ignore[attr-defined]
+        finally:
+            mv.release()
     return RepairResult(str(src), str(out), st.damaged, len(bad_d), len(bad_p), st.bad_stripes,
                         geo.total_length, time.perf_counter() - t0)
 
