@@ -95,7 +95,7 @@ class RemoteOptions:
     """How a remote container is fetched; ``from_env`` reads ``BIGSMALL_HTTP_*`` overrides."""
 
     connections: int = 4
-    request_bytes: int = 8 << 20  # a larger range is split in pieces fetched in parallel
+    request_bytes: int = 4 << 20  # a larger range is split in pieces fetched in parallel
     window_bytes: int = 64 << 20  # fetched, not yet released (decoded) bytes held at most
     prefix_bytes: int = 64 << 10  # the first request: header (and a small file's index)
     coalesce_gap: int = 4096  # neighbours this close are fetched in one request
@@ -150,13 +150,14 @@ class _Retry(Exception):
 class _Slot:
     """One announced (or asked-for) byte range and the buffer its bytes land in."""
 
-    __slots__ = ("offset", "length", "uses", "buf", "pending", "done", "error", "waiting", "drop")
+    __slots__ = ("offset", "length", "uses", "buf", "pending", "got", "done", "error", "waiting", "drop")
 
     def __init__(self, offset: int, length: int):
         self.offset, self.length = offset, length
         self.uses = 0  # views still to come (announced) or not yet released
         self.buf: bytearray | memoryview | None = None
         self.pending = 0  # requests still filling it
+        self.got = 0  # bytes received: done at ``length``, before the request that fills it ends
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.waiting = 0  # threads blocked in view(): its requests skip the window
@@ -410,11 +411,18 @@ class RemoteSource:
 
     def _run(self, job: _Job) -> None:
         def sink(pos: int, data: Any) -> None:
+            # a slot is done as soon as its last byte is in, not when the (coalesced, larger)
+            # request ends: decoding starts while the rest of the request still arrives
             hi = pos + len(data)
             for s in job.slots:
                 lo, top = max(pos, s.offset), min(hi, s.offset + s.length)
                 if top > lo:
                     s.buf[lo - s.offset:top - s.offset] = data[lo - pos:top - pos]  # type: ignore[index]
+                    with self._lock:  # two requests may fill one split slot
+                        s.got += top - lo  # a retry resumes after the bytes received: none twice
+                        full = s.got >= s.length
+                    if full:
+                        s.done.set()
 
         error: BaseException | None = None
         try:
@@ -424,7 +432,7 @@ class RemoteSource:
         with self._lock:
             self._inflight -= 1
             for s in job.slots:
-                if error is not None and s.error is None:
+                if error is not None and s.error is None and s.got < s.length:
                     s.error = error
                 s.pending -= 1
                 if s.pending <= 0 or error is not None:

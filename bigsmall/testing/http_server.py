@@ -86,7 +86,7 @@ class TestServer:
         self._gets: dict[str, int] = {}
         self._bucket_t = time.monotonic()  # the bandwidth cap's clock: next free instant
         handler = type("Handler", (_Handler,), {"server_ref": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = _Quiet(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -159,6 +159,13 @@ class TestServer:
             return f.swap_after >= 0 and rel == f.swap_path and self._gets.get(rel, 0) > f.swap_after
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A client that goes away mid-answer (the faults do that on purpose) is not news."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 def _etag(data_id: str) -> str:
     return '"' + hashlib.sha256(data_id.encode()).hexdigest()[:32] + '"'
 
@@ -184,8 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
             srv.log.append(entry)
         if srv.faults.latency:
             srv._stop.wait(srv.faults.latency)
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         parts = [p for p in path.split("/") if p]
+        if parts == ["_control"]:
+            return self._control(query, entry)
         if parts[:1] == ["files"] and len(parts) > 1:
             return self._file("/".join(parts[1:]), head, entry, {})
         if parts[:1] == ["lfs"] and len(parts) > 3:
@@ -199,6 +208,24 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) >= 5 and parts[2] == "resolve":
             return self._resolve("/".join(parts[:2]), parts[3], "/".join(parts[4:]), head, entry)
         return self._error(404, entry, "EntryNotFound")
+
+    def _control(self, query: str, entry: _Entry) -> None:
+        """``/_control?bandwidth=1e8&cut_fraction=0.1``: set faults from another process."""
+        from urllib.parse import parse_qsl
+
+        f = self.server_ref.faults
+        for key, value in parse_qsl(query):
+            kind = type(getattr(f, key, None))
+            if key.startswith("_") or kind not in (int, float, bool, str):
+                return self._error(400, entry, f"no fault {key!r}")
+            setattr(f, key, value.lower() in ("1", "true") if kind is bool else kind(value))
+        body = json.dumps({k: v for k, v in attrs.asdict(f).items() if k != "swap_bytes"}).encode()
+        entry.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def _authorized(self, repo: str, entry: _Entry) -> bool:
         want = self.server_ref.private.get(repo)
@@ -254,13 +281,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, entry, "EntryNotFound", {"X-Repo-Commit": srv.commit})
         hub_rel = f"hub/{repo}/{rel}"
         if rel.endswith(LFS_SUFFIXES):
-            data = self._bytes(hub_rel)
+            etag, size, _ = self._content(hub_rel)
             entry.status = 302
             self.send_response(302)
             self.send_header("Location", f"{srv.url}/lfs/{repo}/{rel}")
             self.send_header("X-Repo-Commit", srv.commit)
-            self.send_header("X-Linked-Etag", _etag(hashlib.sha256(data).hexdigest()))
-            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("X-Linked-Etag", etag)
+            self.send_header("X-Linked-Size", str(size))
             self.send_header("ETag", _etag("ptr" + rel))
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -268,11 +295,23 @@ class _Handler(BaseHTTPRequestHandler):
         return self._file(hub_rel, head, entry, {"X-Repo-Commit": srv.commit})
 
     # ---------------------------------------------------------------- files
-    def _bytes(self, rel: str) -> bytes:
+    def _content(self, rel: str) -> tuple[str, int, Any]:
+        """(ETag, size, read(lo, hi)) of the file as served now: the swapped bytes once a swap
+        is due; else the file itself, its ETag from inode, size and mtime (as nginx makes it),
+        read by range (a request never reads or hashes the whole file)."""
         srv = self.server_ref
         if srv.swapped(rel):
-            return srv.faults.swap_bytes
-        return (srv.root / rel).read_bytes()
+            data = srv.faults.swap_bytes
+            return _etag(hashlib.sha256(data).hexdigest()), len(data), lambda lo, hi: data[lo:hi]
+        path = srv.root / rel
+        st = path.stat()
+
+        def read(lo: int, hi: int) -> bytes:
+            with open(path, "rb") as fh:
+                fh.seek(lo)
+                return fh.read(hi - lo)
+
+        return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"', st.st_size, read
 
     def _file(self, rel: str, head: bool, entry: _Entry, extra: dict[str, str]) -> None:
         srv = self.server_ref
@@ -282,9 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         d = srv.decide(rel) if not head else {"status": 0, "cut": False, "stall": False}
         if d["status"]:
             return self._error(d["status"], entry, "", {"Retry-After": str(srv.faults.retry_after)})
-        data = self._bytes(rel)
-        etag = _etag(hashlib.sha256(data).hexdigest())
-        size = len(data)
+        etag, size, read = self._content(rel)
         lo, hi, status = 0, size, 200
         rng = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
@@ -313,29 +350,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return None
-        body = memoryview(data)[lo:hi]
-        half = len(body) // 2
-        stop_at = half if (d["cut"] or d["stall"]) and len(body) > 1 else len(body)
-        self._send(body[:stop_at])
+        n = hi - lo
+        stop_at = lo + n // 2 if (d["cut"] or d["stall"]) and n > 1 else hi
+        if not self._send(read, lo, stop_at):
+            return None
         if d["stall"]:
             srv._stop.wait(srv.faults.stall_seconds)
-            self._send(body[stop_at:])
-        elif stop_at < len(body):
+            self._send(read, stop_at, hi)
+        elif stop_at < hi:
             self._cut()
         return None
 
-    def _send(self, body: memoryview) -> None:
+    def _send(self, read: Any, lo: int, hi: int) -> bool:
+        """Bytes [lo, hi) of the file, 1 MiB read at a time, paced in 64 KiB writes under the
+        bandwidth cap; False if the client went away."""
         srv = self.server_ref
         step = 1 << 16
         try:
-            for i in range(0, len(body), step):
-                piece = body[i:i + step]
-                srv.pace(len(piece))
-                if srv._stop.is_set():
-                    raise ConnectionAbortedError
-                self.wfile.write(piece)
+            for a in range(lo, hi, 1 << 20):
+                block = memoryview(read(a, min(hi, a + (1 << 20))))
+                for i in range(0, len(block), step):
+                    piece = block[i:i + step]
+                    srv.pace(len(piece))
+                    if srv._stop.is_set():
+                        raise ConnectionAbortedError
+                    self.wfile.write(piece)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
+            return False
+        return True
 
     def _cut(self) -> None:
         """End this connection mid-body: a reset (RST) or a clean close."""
@@ -347,3 +390,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR) if not self.server_ref.faults.reset else None
         except OSError:
             pass
+
+
+def main() -> None:
+    """``python -m bigsmall.testing.http_server ROOT``: serve ROOT, print the port, stop when
+    stdin closes (the parent's end of the pipe: a benchmark's server never outlives it)."""
+    import sys
+
+    srv = TestServer(sys.argv[1])
+    print(srv.port, flush=True)
+    try:
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+    srv.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Remote load: ``bigsmall.load(url)`` against fetching the raw safetensors from the same server.
+
+A ``TestServer`` (bigsmall/testing/http_server.py, a threaded Python server on 127.0.0.1, in a
+process of its own so that it does not share the GIL with the decoder) serves the model's
+``.safetensors`` and ``.bs`` from one folder. Measured, each a median of
+``--repeat`` runs with the variants interleaved (one of each per round):
+
+- at a server-side bandwidth cap (``--cap-mbps``, default 100 MB/s, one clock shared by all
+  connections): ``bigsmall.load(url)`` vs a plain GET of the raw ``.safetensors`` read into
+  torch tensors (``safetensors.torch.load`` of the bytes); the floor ``compressed bytes / cap``
+  is printed beside them;
+- uncapped loopback: ``bigsmall.load(url)`` vs ``bigsmall.load(path)`` of the same ``.bs``;
+- with ``--cut 0.1``: also the capped remote load through a server that cuts that fraction of
+  response bodies in half (retries resume), bit-exactness checked against the local load.
+
+    python benchmarks/bench_remote.py [--model minilm-bf16|whisper-fp16] [--cap-mbps 100]
+                                      [--repeat 3] [--cut 0.1]
+
+The Python server itself costs CPU (it shares the machine's cores with the decoder), so the
+uncapped figure is a lower bound of what a real CDN allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bigsmall
+from bigsmall.testing import corpus
+
+
+def _raw_fetch(url: str) -> dict[str, Any]:
+    """GET the whole safetensors file into memory, then torch tensors from the bytes."""
+    import httpx
+    from safetensors.torch import load
+
+    buf = bytearray()
+    with httpx.Client(timeout=60) as c, c.stream("GET", url) as r:
+        r.raise_for_status()
+        for chunk in r.iter_raw(1 << 20):
+            buf += chunk
+    return load(bytes(buf))
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(
+        torch.equal(a[k].reshape(-1).view(torch.uint8), b[k].reshape(-1).view(torch.uint8)) for k in a)
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=("minilm-bf16", "whisper-fp16"), default="minilm-bf16")
+    ap.add_argument("--cap-mbps", type=float, default=100.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cut", type=float, default=0.0, help="also: fraction of bodies cut in half")
+    args = ap.parse_args()
+    src = corpus.minilm_bf16() if args.model == "minilm-bf16" else corpus.whisper_tiny_safetensors()
+    with tempfile.TemporaryDirectory(prefix="bigsmall-bench-remote-") as d:
+        root = Path(d)
+        (root / "model.safetensors").write_bytes(src.read_bytes())
+        bigsmall.compress(root / "model.safetensors", root / "model.bs", verify=False)
+        raw_mb = (root / "model.safetensors").stat().st_size / 1e6
+        bs_mb = (root / "model.bs").stat().st_size / 1e6
+        reference = bigsmall.load(root / "model.bs")  # also warms the kernels
+        import httpx
+
+        proc = subprocess.Popen([sys.executable, "-m", "bigsmall.testing.http_server", str(root)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+            bs_url, raw_url = f"{url}/files/model.bs", f"{url}/files/model.safetensors"
+            cases: dict[str, tuple[float, Callable[[], Any]]] = {
+                "capped: bigsmall.load(url)": (args.cap_mbps, lambda: bigsmall.load(bs_url)),
+                "capped: raw safetensors GET + load": (args.cap_mbps, lambda: _raw_fetch(raw_url)),
+                "uncapped: bigsmall.load(url)": (0.0, lambda: bigsmall.load(bs_url)),
+                "uncapped: bigsmall.load(local .bs)": (0.0, lambda: bigsmall.load(root / "model.bs")),
+            }
+            if args.cut:
+                cases[f"capped, {args.cut:.0%} bodies cut: load(url)"] = (args.cap_mbps, lambda: bigsmall.load(bs_url))
+            times: dict[str, list[float]] = {k: [] for k in cases}
+            for _ in range(args.repeat):
+                for name, (cap, fn) in cases.items():
+                    cut = args.cut if "cut" in name else 0.0
+                    httpx.get(f"{url}/_control?bandwidth={cap * 1e6}&cut_fraction={cut}").raise_for_status()
+                    t, out = _timed(fn)
+                    if not _same(out, reference):
+                        raise SystemExit(f"{name}: tensors differ from the local load")
+                    times[name].append(t)
+                    del out
+        finally:
+            proc.communicate(timeout=30)  # closes its stdin: the server stops
+    med = {k: statistics.median(v) for k, v in times.items()}
+    floor = bs_mb / args.cap_mbps
+    print(f"{args.model}: safetensors {raw_mb:.1f} MB, .bs {bs_mb:.1f} MB; cap {args.cap_mbps:g} MB/s; "
+          f"medians of {args.repeat}, interleaved")
+    print(f"{'case':44s} {'median s':>9s}  runs")
+    for k, v in med.items():
+        print(f"{k:44s} {v:9.3f}  " + " ".join(f"{t:.3f}" for t in times[k]))
+    cap_bs, cap_raw = med["capped: bigsmall.load(url)"], med["capped: raw safetensors GET + load"]
+    print(f"capped: load(url) / (.bs MB / cap = {floor:.3f} s) = {cap_bs / floor:.2f}x; "
+          f"raw fetch / load(url) = {cap_raw / cap_bs:.2f}x")
+    un_url, un_local = med["uncapped: bigsmall.load(url)"], med["uncapped: bigsmall.load(local .bs)"]
+    print(f"uncapped: load(url) speed = {un_local / un_url:.2f}x of load(local)")
+
+
+if __name__ == "__main__":
+    main()
