@@ -22,6 +22,7 @@ How the prediction works (measured on the corpus models: docs/tools.md):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -45,6 +46,7 @@ GAIN_COVER = 0.8
 GAIN_KEYS = 4
 ZSTD_PROBE = 1 << 18  # bytes: the planner's first chunk
 SMALL_OVERHEAD = 40  # bytes of side information of a small coded tensor (tables, chunk header)
+_GOLDEN = (math.sqrt(5) - 1) / 2
 _CLASS_DIGITS = re.compile(r"(?<=[._/])\d+(?=[._/]|$)")
 
 
@@ -72,15 +74,20 @@ def group_key(spec: TensorSpec) -> tuple[str, str, tuple[int, ...]]:
 
 
 def _sample_rows(data: np.ndarray, spec: TensorSpec, rows: int) -> tuple[np.ndarray, int, int]:
-    """(sampled bytes, sampled rows, all rows): every k-th row of the tensor's matrix view."""
+    """(sampled bytes, sampled rows, all rows): ``rows`` rows of the tensor's matrix view, one
+    in each of ``rows`` equal stretches, at a position within its stretch that moves by the
+    golden ratio from one stretch to the next. Why not every k-th row: a period in the rows
+    (every other row exactly fp16, interleaved q|k|v heads) aliases with a fixed stride and
+    the sample would see only one kind of row."""
     nr, nc = spec.matrix
     if spec.info.itemsize == 0 or len(spec.shape) < 2:
         nr, nc = 1, spec.numel
-    step = max(1, nr // rows)
-    if step == 1:
+    if nr <= rows:
         return data, nr, nr
-    m = data.reshape(nr, nc * spec.info.itemsize)[::step]
-    return np.ascontiguousarray(m).ravel(), m.shape[0], nr
+    k = np.arange(rows)
+    idx = ((k + (k * _GOLDEN) % 1.0) * (nr / rows)).astype(np.int64)
+    m = data.reshape(nr, nc * spec.info.itemsize)[np.minimum(idx, nr - 1)]
+    return m.ravel(), m.shape[0], nr
 
 
 def _model_bytes(sample: np.ndarray, spec: TensorSpec, ns: int, nr: int,

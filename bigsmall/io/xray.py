@@ -92,7 +92,9 @@ class ContainerTensors:
 
         self.bs = open_container(src)
         files = self.bs.container.files
-        self.items = [Item(files[t.spec.file].path, t.spec) for t in self.bs.container.tensors]
+        # the source files' order (a .bs stores layer by layer): the same report as theirs
+        order = sorted(self.bs.container.tensors, key=lambda t: (t.spec.file, t.spec.begin, t.spec.end))
+        self.items = [Item(files[t.spec.file].path, t.spec) for t in order]
         self.entries = {(files[t.spec.file].path, t.name): t for t in self.bs.container.tensors}
         self.total = self.bs.original_size
 
