@@ -294,3 +294,54 @@ def test_compress_cli_ecc_roundtrip(model: Path, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["repaired"] is True
     assert bad.read_bytes() == out.read_bytes()
+
+
+def _spec_parity(data: list[bytes], m: int) -> list[bytes]:
+    """Spec §20.4 from its text alone: GF(2^8) modulo x^8+x^4+x^3+x^2+1, alpha = 2; V is the
+    (k+m) x k matrix with row 0 = (1, 0, ..., 0) and row r >= 1 = (alpha^((r-1)c)); the code's
+    matrix is V times the inverse of V's top k x k; parity j = row k+j applied to the slots."""
+    exp, log = [0] * 512, [0] * 256
+    x = 1
+    for i in range(255):
+        exp[i], log[x] = x, i
+        x = (x << 1) ^ (0x11D if x & 0x80 else 0)
+    exp[255:510] = exp[:255]
+
+    def mul(a: int, b: int) -> int:
+        return 0 if a == 0 or b == 0 else exp[log[a] + log[b]]
+
+    k = len(data)
+    v = [[int(c == 0) for c in range(k)]] + [[exp[(r * c) % 255] for c in range(k)]
+                                               for r in range(k + m - 1)]
+    a = [row[:] + [int(i == j) for j in range(k)] for i, row in enumerate(v[:k])]
+    for c in range(k):  # Gauss-Jordan inverse of the top k x k
+        p = next(r for r in range(c, k) if a[r][c])
+        a[c], a[p] = a[p], a[c]
+        iv = exp[255 - log[a[c][c]]]
+        a[c] = [mul(iv, e) for e in a[c]]
+        for r in range(k):
+            if r != c and a[r][c]:
+                f = a[r][c]
+                a[r] = [e ^ mul(f, w) for e, w in zip(a[r], a[c], strict=True)]
+    inv = [row[k:] for row in a]
+    out = []
+    for r in range(k, k + m):
+        coef = [0] * k
+        for c in range(k):
+            for t in range(k):
+                coef[c] ^= mul(v[r][t], inv[t][c])
+        blk = bytearray(len(data[0]))
+        for i in range(k):
+            for pos, byte in enumerate(data[i]):
+                blk[pos] ^= mul(coef[i], byte)
+        out.append(bytes(blk))
+    return out
+
+
+def test_parity_is_the_code_the_spec_describes() -> None:
+    import zfec
+
+    rnd = random.Random(5)
+    for k, m in ((1, 1), (5, 3), (12, 4)):
+        data = [rnd.randbytes(24) for _ in range(k)]
+        assert list(zfec.Encoder(k, k + m).encode(data, list(range(k, k + m)))) == _spec_parity(data, m)
