@@ -80,11 +80,13 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
                "tensors_total": d.total, "files_checked": d.files,
                "bytes_decoded": rep.bytes_decoded, "problems": list(d.problems)}
     text = render(args.src, rep.mode, d)
-    if ecc is not None and ecc.found:
-        payload["ecc"] = ecc.to_json()
+    ok = rep.ok
+    if ecc is not None and ecc.found:  # its block checksums see damage a fast check does not
+        ok = ok and ecc.core_ok
+        payload.update(ok=ok, ecc=ecc.to_json())
         text = text.rstrip("\n") + "\n" + integrity_commands.ecc_line(ecc)
     emit(args, payload, text)
-    return 0 if rep.ok else 3
+    return 0 if ok else 3
 
 
 def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
