@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["compress", "decompress", "apply", "open", "load", "from_pretrained", "StreamingLoader",
+__all__ = ["compress", "decompress", "open", "load", "from_pretrained", "StreamingLoader",
            "StreamingModel", "install_hook", "uninstall_hook", "hooked", "warmup", "__version__"]
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 _LAZY = {
     "compress": ("io.compress", "compress"),
     "decompress": ("io.decompress", "decompress"),
-    "apply": ("io.delta", "apply"),
     "load": ("torch.load", "load"),
     "from_pretrained": ("torch.pretrained", "from_pretrained"),
     "StreamingLoader": ("torch.streaming", "StreamingLoader"),
@@ -53,9 +52,8 @@ def __dir__() -> list[str]:
     return sorted(own | set(__all__) | set(_LAZY) | {"errors"})
 
 
-def open(path: Any, threads: int | None = None, base: Any = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
-    """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``.
-    ``base``: the base model of a patch (``compress(delta_from=...)``), checked on open."""
+def open(path: Any, threads: int | None = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
+    """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``."""
     from .io.reader import BsFile
 
-    return BsFile(path, threads=threads, base=base)
+    return BsFile(path, threads=threads)

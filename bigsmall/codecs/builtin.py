@@ -20,7 +20,6 @@ from ..errors import FormatError, IntegrityError
 from . import field as _field  # noqa: F401  (registers "field")
 from . import field8 as _field8  # noqa: F401  (registers "field8")
 from . import fieldp as _fieldp  # noqa: F401  (registers "fieldp")
-from . import delta as _delta  # noqa: F401  (registers "delta" and "base": they need the base)
 from .base import Codec, get_codec, register, unit_bytes
 
 _WORD = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

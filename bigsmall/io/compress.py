@@ -40,7 +40,6 @@ from .flush import flushing
 from .reader import default_threads
 from .source import FileSource, not_regular
 
-from . import delta as delta_io
 
 @attrs.frozen
 class CompressResult:
@@ -65,7 +64,6 @@ class CompressResult:
     def to_json(self) -> dict[str, Any]:
         d = attrs.asdict(self)
         d["ratio"] = self.ratio
-    delta_from: str | None = None  # the base of a patch (``compress(delta_from=...)``)
         d["mb_per_s"] = self.original_bytes / 1e6 / self.seconds if self.seconds else None
         return d
 
@@ -214,18 +212,6 @@ def compress(
     threads: int | None = None,
     verify: bool = True,
     progress: bool | None = False,
-def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bool,
-                    level: str, version: tuple[int, int], coder: str,
-                    base: delta_io.BaseModel, rel: tuple[str, str]) -> TensorPlan:
-    """A tensor of a patch: a reference to its equal base tensor (zero bytes), else the
-    smaller of its standalone and delta codings (``io/delta.py``)."""
-    kind, of = rel
-    if kind == "base":
-        return TensorPlan("base", {"of": of})
-    standalone = _encode_one(data, spec, chunk_bytes, verify, level, version, coder)
-    return delta_io.encode_delta(data, base.data(of), spec, of, standalone, verify)
-
-
     chunk_bytes: int = CHUNK_BYTES,
     level: str = "default",
     format_version: str | None = None,
@@ -240,7 +226,6 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
     ``field8`` only; ``"1.0"`` writes files that every bigsmall reads.
 
     ``coder``: ``"auto"`` (default: per tensor, the prefix code where it costs at most 0.25 %
-    delta_from: str | os.PathLike[str] | None = None,
     of the tensor's size, else rANS, ``codecs/auto.py``: on the corpus bf16 stays mostly rANS,
     fp16/fp32 become prefix-coded, decoding 11-29 % faster for 0.09-0.16 points of size),
     ``"rans"`` (smallest files, codec ``field8``) or ``"prefix"`` (codec ``fieldp`` wherever
@@ -262,10 +247,6 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
                                  f"{', '.join(fmt.FORMATS)}")
     version = fmt.FORMATS[format_version]
     check_options(level, coder, version)
-
-    ``delta_from``: a base model (safetensors file or folder, or ``.bs``): the output is a
-    patch that decodes only with that base (``io/delta.py``, docs/delta.md): per tensor the
-    smallest of a reference to the base tensor, the delta coding and the standalone coding.
     if threads is not None and threads < 1:
         raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
@@ -285,11 +266,6 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
     layer_of, layer_keys = assign_layers(s.name for s in specs)
     order = sorted(range(len(specs)), key=lambda i: (
         layer_of.get(specs[i].name, -1), specs[i].file, specs[i].begin, specs[i].end))
-    if delta_from is not None and resume:
-        raise InvalidOptionError("a patch (delta_from) cannot be resumed: drop one of the two")
-    base = delta_io.open_base(delta_from) if delta_from is not None else None
-    by_digest = delta_io.digest_index(base) if base is not None else {}
-    used: set[str] = set()
     total = sum(i.size for i in inputs)
     sources = {fi: FileSource(inp.path) for fi, inp in enumerate(inputs) if inp.kind == "safetensors"}
     codecs: dict[str, int] = {}
@@ -376,16 +352,9 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
                     if not np.array_equal(np.frombuffer(other, dtype=np.uint8), data):
                         first = None
                 if first is not None:
-                    window.append((spec, digest, None, first.name if first.name not in shared
-                                   else qualified_key(inputs[first.file].rel, first.name)))
-                elif rel is not None:
-                    window.append((spec, digest, pool.submit(_encode_vs_base, data, spec, chunk_bytes, verify, level, version, coder, base, rel), None))
+                    window.append((spec, digest, None, first.name))
                 else:
                     if spec.nbytes and key not in seen:
-                rel = delta_io.match(base, spec, data, digest, by_digest) if base is not None else None
-                if rel is not None:
-                    used.add(rel[1])
-                    first = None
                         seen[key] = spec
                     window.append((spec, digest, pool.submit(_encode_one, data, spec, chunk_bytes, verify, level, version, coder), None))
                 inflight += spec.nbytes
@@ -415,8 +384,7 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
             container = Container(
                 version, tuple(files), tuple(entries),
                 {"writer": f"bigsmall {__version__}", "root": root, "name": src.name,
-                 "layers": [list(k) for k in layer_keys],
-                 **({"base": base.identity(used)} if base is not None else {})},
+                 "layers": [list(k) for k in layer_keys]},
             )
             index = fmt.encode_index(container)
             fh.write(index)  # type: ignore[attr-defined]
@@ -438,7 +406,4 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
     return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
                           time.perf_counter() - t0, codecs, level, format_version, coder,
                           ecc_info.to_json() if ecc_info else None,
-                          len(resumed.entries) if resumed else 0,
-                          None if delta_from is None else str(delta_from))
-        if base is not None:
-            base.close()
+                          len(resumed.entries) if resumed else 0)

@@ -38,7 +38,6 @@ from .remote import is_remote, open_source
 from .source import FileSource, read_container
 
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
-_DELTA = ("delta", "base")  # codecs decoded against a patch's base (io/delta.py)
 PIECE_BYTES = 2 << 20  # a large tensor decodes in ranges of about this many bytes, in order
 
 
@@ -63,8 +62,7 @@ class VerifyReport:
 class BsFile:
     """An open container. Thread-safe for reads; use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, source: Any = None,
-                 base: Any = None):
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, source: Any = None):
         # ``source``: any object with FileSource's interface; a URL or hf:// path gets a
         # remote.RemoteSource (HTTP range requests), decoded on this same path
         if source is None and is_remote(path):
@@ -83,15 +81,6 @@ class BsFile:
         self.threads = threads or default_threads()
         self._pool: PriorityPool | None = None
 
-        self.base: Any = None  # a patch's base model (``base=``: io/delta.py), checked here
-        if base is not None:
-            from . import delta as delta_io
-
-            try:
-                self.base = delta_io.attach(delta_io.open_base(base), self.container)
-            except BaseException:
-                self.source.close()
-                raise
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
         if self._pool is not None:
@@ -99,8 +88,6 @@ class BsFile:
             self._pool = None
         self.source.close()
 
-        if self.base is not None:
-            self.base.close()
     def __enter__(self) -> BsFile:
         return self
 
@@ -154,13 +141,7 @@ class BsFile:
         src = self._resolve(entry)
         if out.dtype != np.uint8 or out.size != entry.spec.nbytes:
             raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
-        if src.codec in _DELTA:
-            from . import delta as delta_io
-
-            for task, _lo, _hi in delta_io.parts(self.base, self.container, src,
-                                                 self.source.view(src.offset, src.length)):
-                task(out)
-        elif blob is None:
+        if blob is None:
             blob = self.source.view(src.offset, src.length)
             try:
                 decode_blob(src, blob, out, self.pool, self.threads)
@@ -293,18 +274,7 @@ class BsFile:
         never waits for the ranges it queues, so it cannot deadlock the pool. Ranges are
         contiguous and queued in order (``DecodeJob.ranges``): at least one per thread, and
         pieces of about ``PIECE_BYTES`` for a large tensor. They are queued with the tensor's
-        ``rank``: ahead of the parsing of every later tensor (``pool.PriorityPool``).
-
-        ``ready`` (a remote blob, ``RemoteSource.stream_view``): waits for bytes of the blob
-        still on the way: the head before parsing, each range's chunks before decoding them,
-        so a large tensor decodes while its last bytes still arrive."""
-        if ready is not None:
-            ready(0, src.length if src.codec in _DELTA else src.head_len)
-        if src.codec in _DELTA:  # a patch's tensor: decoded against the base, chunk by chunk
-            from . import delta as delta_io
-
-            return [(self.pool.submit_ranked(rank, task, out), lo if pieces else 0, hi if pieces else 0)
-                    for task, lo, hi in delta_io.parts(self.base, self.container, src, blob)]
+        ``rank``: ahead of the parsing of every later tensor (``pool.PriorityPool``)."""
         job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
         if not pieces:
             g = job.groups(self.threads)

@@ -54,11 +54,10 @@ def _as_tensor(buf: Any, spec: Any, dev: Any, pin: bool) -> Any:
 
 
 def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
-         progress: Any = None, base: Any = None) -> dict[str, Any]:
+         progress: Any = None) -> dict[str, Any]:
     """Load every tensor of a ``.bs`` container into torch, bit-exact, on ``device``.
 
     ``progress``: anything with ``update(nbytes)`` (a tqdm bar), told as each tensor lands.
-    ``base``: the base model of a patch (``compress(delta_from=...)``), checked first.
     """
     _torch()
     from ..io.reader import BsFile
@@ -74,7 +73,7 @@ def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | 
         return buf.numpy()
 
     out: dict[str, Any] = {}
-    with BsFile(src, threads=threads, base=base) as bs:
+    with BsFile(src, threads=threads) as bs:
         for entry, _ in bs.iter_decoded(list(bs.container.tensors), alloc=alloc):
             out[entry.name] = _as_tensor(storage.pop(entry.name), entry.spec, dev, pin)
             if progress is not None:
