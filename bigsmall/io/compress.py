@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,15 @@ from ..container import format as fmt
 from ..container.parity import choose_geometry
 from ..core import safetensors_header as sth
 from ..core.layers import assign_layers
-from ..core.types import Container, FileEntry, Receipt, TensorEntry, TensorPlan, TensorSpec
+from ..core.types import (
+    Container,
+    FileEntry,
+    Receipt,
+    TensorEntry,
+    TensorPlan,
+    TensorSpec,
+    qualified_key,
+)
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
 from ..plan.decode import decode_into
 from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
@@ -264,6 +272,8 @@ def compress(
         if inp.header is not None:
             specs.extend(attrs.evolve(t, file=fi) for t in inp.header.tensors)
     layer_of, layer_keys = assign_layers(s.name for s in specs)
+    # a name several files hold (two Dense modules' ``linear.weight``) is referenced as "file::name"
+    shared = {n for n, c in Counter(s.name for s in specs).items() if c > 1}
     order = sorted(range(len(specs)), key=lambda i: (
         layer_of.get(specs[i].name, -1), specs[i].file, specs[i].begin, specs[i].end))
     total = sum(i.size for i in inputs)
@@ -352,7 +362,8 @@ def compress(
                     if not np.array_equal(np.frombuffer(other, dtype=np.uint8), data):
                         first = None
                 if first is not None:
-                    window.append((spec, digest, None, first.name))
+                    window.append((spec, digest, None, first.name if first.name not in shared
+                                   else qualified_key(inputs[first.file].rel, first.name)))
                 else:
                     if spec.nbytes and key not in seen:
                         seen[key] = spec

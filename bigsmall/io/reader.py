@@ -24,8 +24,9 @@ import xxhash
 from ..codecs.base import Codec, get_codec
 from ..container.format import zstd_decompress
 from ..core.dtypes import NUMPY_VIEW
-from ..core.types import FileEntry, TensorEntry
+from ..core.types import KEY_SEP, FileEntry, TensorEntry, qualified_key
 from ..errors import (
+    AmbiguousTensorError,
     FormatError,
     InsufficientMemoryError,
     IntegrityError,
@@ -102,7 +103,10 @@ class BsFile:
         return self._pool
 
     def names(self) -> list[str]:
-        return [t.name for t in self.container.tensors]
+        """A key per tensor: its name, or ``"file::name"`` where several files hold that name."""
+        ambiguous, files = self.container.ambiguous_names(), self.container.files
+        return [t.name if t.name not in ambiguous else qualified_key(files[t.spec.file].path, t.name)
+                for t in self.container.tensors]
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -110,11 +114,19 @@ class BsFile:
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def entry(self, name: str) -> TensorEntry:
+    def entry(self, name: str, file: str | None = None) -> TensorEntry:
+        """The tensor ``name`` (or key ``"file::name"``); ``file``: the member file it is in."""
+        key = name if file is None else qualified_key(file, name)
         try:
-            return self._by_name[name]
+            return self._by_name[key]
         except KeyError:
-            raise TensorNotFoundError(f"no tensor named {name!r} in {self.path}") from None
+            if key in self.container.ambiguous_names():
+                files = sorted(self.container.files[t.spec.file].path
+                               for t in self.container.tensors if t.name == key)
+                raise AmbiguousTensorError(
+                    f"{self.path}: {len(files)} files hold a tensor named {key!r} "
+                    f"({', '.join(files)}); ask for '{files[0]}{KEY_SEP}{key}' or pass file=") from None
+            raise TensorNotFoundError(f"no tensor named {key!r} in {self.path}") from None
 
     @property
     def original_size(self) -> int:
