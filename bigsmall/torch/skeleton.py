@@ -2,8 +2,8 @@
 
 Why a skeleton: ``from_config`` on a real device allocates and random-initialises every weight,
 only for the decoded tensors to replace them: wasted time and, for a model bigger than RAM, an
-impossible allocation. Building under transformers' ``init_empty_weights`` puts the parameters on
-the ``meta`` device (no memory) while buffers stay real, so non-persistent buffers computed in
+impossible allocation. Building under :func:`parameters_on_meta` puts the parameters on the
+``meta`` device (no memory) while buffers stay real, so non-persistent buffers computed in
 ``__init__`` (``position_ids``, rotary ``inv_freq``) are right without being stored.
 
 Assignment is by reference: a decoded tensor *becomes* the parameter (``nn.Parameter`` over the
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,46 @@ def checkpoint_dtype(dtype_names: Iterable[str]) -> Any:
     return torch.float32
 
 
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Every parameter registered inside the block lands on ``meta``; buffers stay real.
+
+    Why our own and not transformers': 4.x had ``init_empty_weights(include_buffers=False)``
+    (from accelerate), 5.x removed it and builds everything, buffers included, under
+    ``torch.device("meta")``, then recomputes buffers in its own loader. Non-persistent buffers
+    computed in ``__init__`` (``position_ids``, rotary ``inv_freq``) must be real for a model we
+    fill ourselves, so we patch ``nn.Module.register_parameter`` for the duration of the build:
+    plain torch, identical under both majors. A parameter's CPU twin is created and dropped
+    at once; it is never written (initialisation is off), so its pages are never touched.
+    """
+    import torch
+
+    original = torch.nn.Module.register_parameter
+
+    def register(module: Any, name: str, param: Any) -> None:
+        original(module, name, param)
+        if param is not None and param.device.type != "meta":
+            cls = type(param)
+            extra = param.__dict__
+            module._parameters[name] = cls(param.to("meta"), requires_grad=param.requires_grad)
+            module._parameters[name].__dict__.update(extra)
+
+    torch.nn.Module.register_parameter = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _no_init_weights() -> Any:
+    """transformers' switch that skips weight initialisation (moved between 4.x and 5.x)."""
+    try:
+        from transformers.initialization import no_init_weights  # 5.x
+    except ImportError:
+        from transformers.modeling_utils import no_init_weights  # 4.x
+    return no_init_weights()
+
+
 def empty_model(config: Any, model_class: Any, dtype: Any) -> Any:
     """``model_class`` (default ``AutoModel``) built from ``config`` with parameters on ``meta``.
 
@@ -90,12 +131,9 @@ def empty_model(config: Any, model_class: Any, dtype: Any) -> Any:
     subclass (``_from_config``). Weight initialisation is skipped: nothing real to initialise.
     """
     transformers = transformers_module()
-    from transformers.integrations.accelerate import init_empty_weights
-    from transformers.modeling_utils import no_init_weights
-
     cls = model_class or transformers.AutoModel
     build = getattr(cls, "from_config", None) or cls._from_config
-    with init_empty_weights(include_buffers=False), no_init_weights():
+    with parameters_on_meta(), _no_init_weights():
         try:
             model = build(config, dtype=dtype)
         except TypeError:  # transformers < 4.56 knows only torch_dtype
