@@ -38,6 +38,7 @@ from .pool import PriorityPool
 from .remote import is_remote, open_source
 from .source import FileSource, read_container
 
+_DELTA = ("delta", "base")  # codecs decoded against a patch's base (io/delta.py)
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
 PIECE_BYTES = 2 << 20  # a large tensor decodes in ranges of about this many bytes, in order
 
@@ -63,7 +64,8 @@ class VerifyReport:
 class BsFile:
     """An open container. Thread-safe for reads; use as a context manager."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, source: Any = None):
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, source: Any = None,
+                 base: Any = None):
         # ``source``: any object with FileSource's interface; a URL or hf:// path gets a
         # remote.RemoteSource (HTTP range requests), decoded on this same path
         if source is None and is_remote(path):
@@ -81,6 +83,15 @@ class BsFile:
         self._by_name = self.container.by_name()
         self.threads = threads or default_threads()
         self._pool: PriorityPool | None = None
+        self.base: Any = None  # a patch's base model (``base=``: io/delta.py), checked here
+        if base is not None:
+            from . import delta as delta_io
+
+            try:
+                self.base = delta_io.attach(delta_io.open_base(base), self.container)
+            except BaseException:
+                self.source.close()
+                raise
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
@@ -88,6 +99,8 @@ class BsFile:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.source.close()
+        if self.base is not None:
+            self.base.close()
 
     def __enter__(self) -> BsFile:
         return self
@@ -153,7 +166,13 @@ class BsFile:
         src = self._resolve(entry)
         if out.dtype != np.uint8 or out.size != entry.spec.nbytes:
             raise ValueError(f"output buffer for {name!r} must be uint8[{entry.spec.nbytes}]")
-        if blob is None:
+        if src.codec in _DELTA:
+            from . import delta as delta_io
+
+            for task, _lo, _hi in delta_io.parts(self.base, self.container, src,
+                                                 self.source.view(src.offset, src.length)):
+                task(out)
+        elif blob is None:
             blob = self.source.view(src.offset, src.length)
             try:
                 decode_blob(src, blob, out, self.pool, self.threads)
@@ -262,13 +281,17 @@ class BsFile:
         plan = getattr(self.source, "plan", None)
         if plan is not None:  # a remote source fetches the blobs ahead, in this order
             plan([(s.offset, s.length) for s in map(self._resolve, entries)])
+        stream = getattr(self.source, "stream_view", None)
         for rank, t in enumerate(entries):  # the pool runs a lower rank first
             src = self._resolve(t)
             _codec(src)  # an unknown codec id names the tensor
-            blob = self.source.view(src.offset, src.length)
+            if stream is not None:  # remote: bytes may still be arriving; ready() waits for them
+                blob, ready = stream(src.offset, src.length)
+            else:
+                blob, ready = self.source.view(src.offset, src.length), None
             out = alloc_bytes(t, alloc)
             pending.append((t, src, out, self.pool.submit_ranked(rank, self._start, rank, src, blob, out,
-                                                                 pieces)))
+                                                                 pieces, ready)))
             inflight += out.size
             while pending and inflight - pending[-1][2].size >= ahead_bytes:
                 yield finish()
@@ -276,7 +299,8 @@ class BsFile:
             yield finish()
 
     def _start(self, rank: int, src: TensorEntry, blob: memoryview, out: np.ndarray,
-               pieces: bool) -> list[tuple[Future[None], int, int]]:
+               pieces: bool, ready: Callable[[int, int], None] | None = None,
+               ) -> list[tuple[Future[None], int, int]]:
         """Pool task: parse one tensor's side information, then queue its chunk groups or
         ranges (``_pipeline``).
 
@@ -286,8 +310,22 @@ class BsFile:
         never waits for the ranges it queues, so it cannot deadlock the pool. Ranges are
         contiguous and queued in order (``DecodeJob.ranges``): at least one per thread, and
         pieces of about ``PIECE_BYTES`` for a large tensor. They are queued with the tensor's
-        ``rank``: ahead of the parsing of every later tensor (``pool.PriorityPool``)."""
+        ``rank``: ahead of the parsing of every later tensor (``pool.PriorityPool``).
+
+        ``ready`` (a remote blob, ``RemoteSource.stream_view``): waits for bytes of the blob
+        still on the way: the head before parsing, each range's chunks before decoding them,
+        so a large tensor decodes while its last bytes still arrive."""
+        if ready is not None:
+            ready(0, src.length if src.codec in _DELTA else src.head_len)
+        if src.codec in _DELTA:  # a patch's tensor: decoded against the base, chunk by chunk
+            from . import delta as delta_io
+
+            return [(self.pool.submit_ranked(rank, task, out), lo if pieces else 0, hi if pieces else 0)
+                    for task, lo, hi in delta_io.parts(self.base, self.container, src, blob)]
         job = plan_decode(src.spec, src.codec, src.params, blob, src.head_len, src.chunk_lens)
+        if ready is not None:
+            return [(self.pool.submit_ranked(rank, _when_ready, job, ready, a, b, out), lo, hi)
+                    for a, b, lo, hi in job.ranges(self.threads, PIECE_BYTES)]
         if not pieces:
             g = job.groups(self.threads)
             return [(self.pool.submit_ranked(rank, job.run_group, k, g, out), 0, 0)
@@ -394,6 +432,13 @@ def _shard_source(path: Path) -> Any:
     from .shards import ShardSource
 
     return ShardSource(path)
+
+
+def _when_ready(job: Any, ready: Callable[[int, int], None], first: int, end: int, out: np.ndarray) -> None:
+    """Decode chunks ``first`` .. ``end - 1`` once their coded bytes are in (``_start``)."""
+    offsets = job.offsets
+    ready(int(offsets[min(first, len(offsets) - 1)]), int(offsets[min(end, len(offsets) - 1)]))
+    job.run_range(first, end, out)
 
 
 def alloc_bytes(entry: TensorEntry, alloc: Callable[[TensorEntry], Any] | None = None) -> Any:

@@ -150,7 +150,8 @@ class _Retry(Exception):
 class _Slot:
     """One announced (or asked-for) byte range and the buffer its bytes land in."""
 
-    __slots__ = ("offset", "length", "uses", "buf", "pending", "got", "done", "error", "waiting", "drop")
+    __slots__ = ("offset", "length", "uses", "buf", "pending", "got", "done", "error", "waiting",
+                 "drop", "jobs", "streams")
 
     def __init__(self, offset: int, length: int):
         self.offset, self.length = offset, length
@@ -162,15 +163,19 @@ class _Slot:
         self.error: BaseException | None = None
         self.waiting = 0  # threads blocked in view(): its requests skip the window
         self.drop = False  # released before its bytes arrived: free on completion
+        self.jobs: list[_Job] = []  # the requests that fill it (``ready`` watches their cursors)
+        self.streams = 0  # stream_view()s not yet released (they keep its requests urgent)
 
 
 class _Job:
     """One range request [start, end) filling one or more slots."""
 
-    __slots__ = ("start", "end", "slots")
+    __slots__ = ("start", "end", "slots", "pos")
 
     def __init__(self, start: int, end: int, slot: _Slot):
         self.start, self.end, self.slots = start, end, [slot]
+        self.pos = start  # every byte before it is in (a retry resumes here)
+        slot.jobs.append(self)
 
 
 class RemoteSource:
@@ -194,6 +199,7 @@ class RemoteSource:
                                 max_keepalive_connections=o.connections + 1),
             follow_redirects=True)
         self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)  # a request's cursor moved
         self._slots: dict[tuple[int, int], _Slot] = {}
         self._queue: deque[_Job] = deque()
         self._held = 0
@@ -366,6 +372,7 @@ class RemoteSource:
                     cur.end = b
                     if cur.slots[-1] is not s:
                         cur.slots.append(s)
+                        s.jobs.append(cur)
                         s.pending += 1
                 else:
                     cur = _Job(a, b, s)
@@ -423,6 +430,9 @@ class RemoteSource:
                         full = s.got >= s.length
                     if full:
                         s.done.set()
+            with self._progress:
+                job.pos = hi
+                self._progress.notify_all()
 
         error: BaseException | None = None
         try:
@@ -431,6 +441,7 @@ class RemoteSource:
             error = exc
         with self._lock:
             self._inflight -= 1
+            self._progress.notify_all()
             for s in job.slots:
                 if error is not None and s.error is None and s.got < s.length:
                     s.error = error
@@ -469,16 +480,7 @@ class RemoteSource:
             return memoryview(b"")
         self._bounds(offset, length)
         with self._lock:
-            s = self._slots.get((offset, length))
-            if s is None:
-                s = self._slots[(offset, length)] = _Slot(offset, length)
-                s.uses = 1
-                self._queue.extendleft(reversed(self._jobs_for([s])))
-            elif not s.done.is_set():  # announced: its requests go first
-                mine = [j for j in self._queue if s in j.slots]
-                for j in mine:
-                    self._queue.remove(j)
-                self._queue.extendleft(reversed(mine))
+            s = self._slot_first(offset, length)
             s.waiting += 1
         try:
             self._pump()
@@ -489,12 +491,73 @@ class RemoteSource:
         assert s.buf is not None
         return memoryview(s.buf).toreadonly()
 
+    def stream_view(self, offset: int, length: int) -> tuple[memoryview, Callable[[int, int], None]]:
+        """The range's buffer at once, while its bytes may still be arriving, and ``ready(lo,
+        hi)``, which waits until bytes ``[lo, hi)`` of it are in: ``BsFile`` decodes a large
+        blob's chunks as they arrive rather than after its last byte. The range's requests
+        go first (as ``view``'s) until it is released."""
+        if length == 0:
+            return memoryview(b""), _no_wait
+        self._bounds(offset, length)
+        with self._lock:
+            s = self._slot_first(offset, length)
+            s.streams += 1
+            s.waiting += 1
+        self._pump()
+        with self._lock:
+            if s.buf is None and s.error is None and self._fatal is None:
+                # its requests wait for a free connection: their buffers are made now
+                for j in [j for j in self._queue if s in j.slots]:
+                    for t in j.slots:
+                        if t.buf is None:
+                            t.buf = bytearray(t.length)
+                            self._held += t.length
+            buf = s.buf
+        if buf is None:
+            self._wait(s)  # raises the error that left it without a buffer
+            buf = s.buf
+        assert buf is not None
+
+        def ready(lo: int, hi: int) -> None:
+            lo, hi = offset + lo, offset + min(hi, length)
+            with self._progress:
+                while True:
+                    if self._fatal is not None:
+                        raise self._fatal
+                    if all(j.pos >= min(hi, j.end) for j in s.jobs if j.start < hi and j.end > lo):
+                        return
+                    if s.error is not None:
+                        raise s.error
+                    if self._stop.is_set() and self._inflight == 0:
+                        raise self._stopped()
+                    self._progress.wait(0.5)
+
+        return memoryview(buf), ready
+
+    def _slot_first(self, offset: int, length: int) -> _Slot:
+        """The slot of a range a reader waits for now (under the lock): created with its
+        requests at the head of the queue, or an announced one's requests moved there."""
+        s = self._slots.get((offset, length))
+        if s is None:
+            s = self._slots[(offset, length)] = _Slot(offset, length)
+            s.uses = 1
+            self._queue.extendleft(reversed(self._jobs_for([s])))
+        elif not s.done.is_set():
+            mine = [j for j in self._queue if s in j.slots]
+            for j in mine:
+                self._queue.remove(j)
+            self._queue.extendleft(reversed(mine))
+        return s
+
     def release(self, offset: int, length: int) -> None:
         """The range's bytes were used (one view of it): free them once no view is to come."""
         with self._lock:
             s = self._slots.get((offset, length))
             if s is None:
                 return
+            if s.streams > 0:
+                s.streams -= 1
+                s.waiting -= 1
             s.uses -= 1
             if s.uses > 0:
                 return
@@ -541,6 +604,10 @@ class RemoteSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_wait(lo: int, hi: int) -> None:
+    """``ready`` of an empty range."""
 
 
 def _retry_after(value: str | None) -> float | None:
