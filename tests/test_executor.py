@@ -103,7 +103,8 @@ def test_cli_run_text_output(minilm_folder_bs: Path) -> None:
     r = _cli("run", str(minilm_folder_bs), "--stream", "--no-progress")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("promise: at most ")  # announced before the run's own report
+    assert ": stream: bit-exact" in lines[0]  # the autopilot's plan, said before anything loads
+    assert lines[1].startswith("promise: at most ")  # announced before the run's own report
     assert "promise kept" in r.stdout and "sha256" in r.stdout
 
 

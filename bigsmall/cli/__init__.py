@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import core_commands, integrity_commands, run_command, tools_commands
+from . import autopilot_commands, core_commands, integrity_commands, run_command, tools_commands
 
 EXIT_ERROR = 1
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     core_commands.register(sub, common)
     integrity_commands.register(sub, common)
     run_command.register(sub, common)
+    autopilot_commands.register(sub, common)
     tools_commands.register(sub, common)
     return p
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from . import options
+from ..errors import InvalidOptionError
+from ..plan.autopilot import announce
+from . import autopilot_commands, options
 from .core_commands import Emit, _mb, _progress
 
 
 def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
+    if args.stream and args.mode not in (None, "stream"):
+        raise InvalidOptionError(f"--stream is --mode stream; it cannot be combined with --mode {args.mode}")
+    # the autopilot: plan from the index and the free memory, announce (a lossy plan says so
+    # first), and only then load; the runner refuses a lossy plan without the receipt
+    plan = autopilot_commands.make_plan(args.src, "stream" if args.stream else (args.mode or "auto"),
+                                        args.device)
+    receipt = announce(plan, _say(args))
+    args.stream = plan.mode == "stream"
     if args.stream:
         # torch's OpenMP workers spin while waiting for work, and with the prefetch decoding on
         # the same cores they steal its time: passive waiting made the streamed MiniLM bf16 pass
@@ -29,17 +40,15 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
     def bar(total: int, unit: str) -> Any:
         return prog.bar(total, f"{'stream' if args.stream else 'load'} {args.src}", show, unit=unit)
 
-    def announce(line: str) -> None:
-        if not args.json:  # the JSON object carries the promise; stdout stays one object
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-
+    say = _say(args)
     r = run(args.src, stream=args.stream, device=args.device, prompt=args.prompt, audio=args.audio,
-            model_class=args.model_class, threads=args.threads, progress=bar, announce=announce)
+            model_class=args.model_class, threads=args.threads, progress=bar, announce=say,
+            fast_plan=plan if plan.mode == "fast" else None, receipt=receipt)
     out = r.output
+    how = {"stream": "streamed", "fast": "loaded as LOSSY INT4"}.get(r.mode, "loaded")
     lines = [
         f"{r.src}: {r.model} on {r.device}, {r.tensors} tensors, {_mb(r.weight_bytes)} of weights "
-        f"{'streamed' if r.mode == 'stream' else 'loaded'} in {r.load_seconds:.2f} s; "
+        f"{how} in {r.load_seconds:.2f} s; "
         f"ran in {r.run_seconds:.2f} s",
         f"input: {out['input']}",
     ]
@@ -60,8 +69,23 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
             f"({s['layer_loads']} layer loads, {s['passes']} passes)")
     else:
         lines.append(f"process peak {r.peak_rss / 1e6:.0f} MB")
-    emit(args, r.to_json(), "\n".join(lines))
+    if r.fast is not None:
+        lines.append(f"fast mode held {r.fast['quantized']} tensors in INT4 "
+                     f"({_mb(r.fast['int4_bytes'])}) and {r.fast['exact']} exact ({_mb(r.fast['exact_bytes'])})")
+    emit(args, {**r.to_json(), "plan": plan.to_json()}, "\n".join(lines))
     return 0
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where announcements go before anything is loaded: stdout, or stderr with --json (stdout
+    then stays one object, which carries the plan and its announcement too)."""
+    stream = sys.stderr if args.json else sys.stdout
+
+    def say(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return say
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -73,9 +97,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     "Needs torch and transformers; the config and tokenizer come from the container "
                     "(compress the model folder) or from files next to SRC.")
     p.add_argument("src", help="a .bs container of a transformers model")
+    autopilot_commands.add_mode(p, None)
     p.add_argument("--stream", action="store_true",
-                   help="keep one layer resident (+ the next, prefetched); prints the memory promise "
-                        "before and the measured peak after")
+                   help="same as --mode stream: keep one layer resident (+ the next, prefetched); "
+                        "prints the memory promise before and the measured peak after")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--prompt", help="text input for text models (default: a fixed sentence)")
     p.add_argument("--audio", metavar="WAV", help="16 kHz PCM WAV for speech models (default: a generated tone)")

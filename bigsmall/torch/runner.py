@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..io import memory
+from ..plan.autopilot import Announced, Plan, require_announced
 from .skeleton import transformers_module, write_side_files
 
 DEFAULT_PROMPT = "bigsmall runs this model one layer at a time."
@@ -54,7 +55,7 @@ class Promise:
 
 @attrs.frozen
 class RunResult:
-    mode: str  # "load" or "stream"
+    mode: str  # "load", "stream" or "fast"
     src: str
     model: str
     device: str
@@ -66,6 +67,7 @@ class RunResult:
     promise: Promise | None
     peak_rss: int
     stream: dict[str, Any] | None
+    fast: dict[str, Any] | None = None  # the fast mode's INT4 figures (``bigsmall.torch.fast``)
 
     def to_json(self) -> dict[str, Any]:
         d = attrs.asdict(self, recurse=False)
@@ -115,7 +117,7 @@ def warm_decoders(bs: Any) -> None:
         if t.codec not in smallest or t.spec.nbytes < smallest[t.codec].spec.nbytes:
             smallest[t.codec] = t
     for t in smallest.values():
-        bs.read_bytes(t.name)
+        bs.read_bytes(bs.container.key(t))  # "file::name" where two files share the name
 
 
 def _model_class(config: Any, name: str | None) -> Any:
@@ -190,12 +192,17 @@ class _Task:
 def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         prompt: str | None = None, audio: str | None = None, model_class: str | None = None,
         threads: int | None = None, progress: Any = None,
-        announce: Callable[[str], None] | None = None) -> RunResult:
+        announce: Callable[[str], None] | None = None,
+        fast_plan: Plan | None = None, receipt: Announced | None = None) -> RunResult:
     """Load ``src`` (fully, or streamed one layer at a time) and run it on a real input.
 
     ``announce`` receives the streaming promise before any weight is decoded.
     ``progress``: a callable ``(total, unit) -> bar`` (``update``/``close``), or None.
+    ``fast_plan``: run the autopilot's lossy fast mode (INT4, :mod:`.fast`); refused before
+    anything is read unless ``receipt`` proves its announcement was emitted.
     """
+    if fast_plan is not None:
+        require_announced(fast_plan, receipt)  # before a single weight (or side file) is read
     import torch
 
     from ..io.reader import BsFile
@@ -215,6 +222,21 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
     cls = _model_class(config, model_class)
     dev = str(torch.device(device))
     memory.reset_peak()
+    if fast_plan is not None:
+        from .fast import int4_model
+
+        bar = progress(weight_bytes, "B") if progress else None
+        t0 = time.perf_counter()
+        model, stats = int4_model(src, fast_plan, receipt, model_class=cls, device=dev,
+                                  threads=threads, progress=bar)
+        load_s = time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+        t1 = time.perf_counter()
+        output = task(model, model)
+        return RunResult("fast", str(src), type(model).__name__, dev, tensors, weight_bytes, load_s,
+                         time.perf_counter() - t1, output, None, memory.peak_rss(), None,
+                         stats.to_json())
     if not stream:
         bar = progress(weight_bytes, "B") if progress else None
         t0 = time.perf_counter()
