@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["compress", "decompress", "open", "load", "from_pretrained", "StreamingLoader",
+__all__ = ["compress", "decompress", "apply", "open", "load", "from_pretrained", "StreamingLoader",
            "StreamingModel", "install_hook", "uninstall_hook", "hooked", "warmup", "__version__"]
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "compress": ("io.compress", "compress"),
     "decompress": ("io.decompress", "decompress"),
+    "apply": ("io.delta", "apply"),
     "load": ("torch.load", "load"),
     "from_pretrained": ("torch.pretrained", "from_pretrained"),
     "StreamingLoader": ("torch.streaming", "StreamingLoader"),
@@ -52,8 +53,11 @@ def __dir__() -> list[str]:
     return sorted(own | set(__all__) | set(_LAZY) | {"errors"})
 
 
-def open(path: Any, threads: int | None = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
-    """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``."""
+def open(path: Any, threads: int | None = None, base: Any = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
+    """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``.
+    ``path`` may also be an ``http(s)://`` URL or ``hf://org/repo[@revision]/file.bs`` (range
+    requests: a tensor costs its own bytes only; docs/remote.md).
+    ``base``: the base model of a patch (``compress(delta_from=...)``), checked on open."""
     from .io.reader import BsFile
 
-    return BsFile(path, threads=threads)
+    return BsFile(path, threads=threads, base=base)
