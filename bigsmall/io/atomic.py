@@ -189,6 +189,8 @@ def sweep_stale(dst: Path, keep_resumable: bool = False) -> None:
             if keep_resumable and name in journaled:
                 continue
             _sweep_temp(parent / name, int(m.group(1)) if m.group(1) else None)
+            if name in journaled and not os.path.lexists(parent / name):
+                _remove(parent / (name + JOURNAL_SUFFIX), False)  # its journal goes with it
             continue
         if name.endswith(JOURNAL_SUFFIX) and temp_re.match(name[:-len(JOURNAL_SUFFIX)]):
             if not (parent / name[:-len(JOURNAL_SUFFIX)]).exists():
