@@ -25,11 +25,13 @@ from typing import Any
 import attrs
 
 from ..errors import FormatError
+from ..io.reader import BsFile
 from .pretrained import tie_and_check
 from .skeleton import (
     assign,
     checkpoint_dtype,
     empty_model,
+    model_files,
     name_map,
     read_config,
     release,
@@ -161,7 +163,9 @@ class StreamingModel:
         a caller measures its runtime baseline and announces the promise)."""
         transformers_module()
         self.src = Path(src)
-        self.loader = StreamingLoader(self.src, device=device, threads=threads)
+        with BsFile(self.src) as bs:  # the index only: which member files hold the transformer
+            files = model_files(bs)
+        self.loader = StreamingLoader(self.src, device=device, threads=threads, files=files)
         self._handles: list[Any] = []
         self._current: dict[int, dict[str, Any]] = {}
         self._passes = 0
@@ -171,7 +175,7 @@ class StreamingModel:
             config = read_config(bs, self.src)
             for key, value in config_overrides.items():
                 setattr(config, key, value)
-            dtype = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors)
+            dtype = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors if t in self.loader._key)
             self.model = empty_model(config, model_class, dtype)
             self._layer_modules = self._find_layer_modules()
             if before_weights is not None:

@@ -19,6 +19,7 @@ from .skeleton import (
     checkpoint_dtype,
     empty_model,
     meta_parameters,
+    model_files,
     name_map,
     read_config,
     transformers_module,
@@ -53,7 +54,9 @@ def from_pretrained(src: str | os.PathLike[str], model_class: Any = None, device
     src = Path(src)
     with BsFile(src) as bs:
         config = read_config(bs, src)
-        stored = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors)
+        files = model_files(bs)  # a sentence-transformers folder: the transformer's files only
+        stored = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors
+                                  if files is None or bs.container.files[t.spec.file].path in files)
     dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None) or stored
     if isinstance(dtype, str) and dtype != "auto":
         dtype = getattr(torch, dtype)
@@ -65,7 +68,7 @@ def from_pretrained(src: str | os.PathLike[str], model_class: Any = None, device
     for key, value in kwargs.items():
         setattr(config, key, value)
     model = empty_model(config, model_class, stored)
-    state = load(src, device="cpu", threads=threads, progress=progress)
+    state = load(src, device="cpu", threads=threads, progress=progress, file=files)
     assign(model, state, name_map(model, state))
     tie_and_check(model, src)
     return model.to(device).eval()

@@ -14,6 +14,7 @@ a time and puts it back on ``meta`` afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,17 +41,59 @@ def transformers_module() -> Any:
     return transformers
 
 
+def sentence_modules(bs: Any) -> list[dict[str, Any]] | None:
+    """The ``modules.json`` of a sentence-transformers folder container, or None.
+
+    A malformed or oversized ``modules.json`` counts as none: the transformer still loads.
+    """
+    for f in bs.container.files:
+        if f.path == "modules.json" and f.kind == "blob" and f.size <= SIDE_FILE_MAX:
+            try:
+                mods = json.loads(bs.file_bytes(f))
+            except ValueError:
+                return None
+            ok = isinstance(mods, list) and all(
+                isinstance(m, dict) and isinstance(m.get("path", ""), str)
+                and isinstance(m.get("type", ""), str) for m in mods)
+            return mods if ok else None
+    return None
+
+
+def transformer_dir(bs: Any) -> str:
+    """Where the transformer of a folder container lives: ``""`` (the root), or the folder that
+    ``modules.json`` names for its Transformer module (older sentence-transformers folders put
+    it in ``0_Transformer/``)."""
+    for m in sentence_modules(bs) or []:
+        if str(m.get("type", "")).rsplit(".", 1)[-1] == "Transformer":
+            return str(m.get("path", "")).strip("/")
+    return ""
+
+
+def model_files(bs: Any) -> list[str] | None:
+    """The member safetensors files holding the transformer's weights: those in
+    :func:`transformer_dir`, not a sentence-transformers folder's ``2_Dense/model.safetensors``
+    (whose ``linear.weight`` is not the transformer's, and may share its name with
+    ``3_Dense``'s). None, meaning every file, when that folder holds no safetensors file
+    (a container of a lone file keeps its old behaviour)."""
+    where = transformer_dir(bs)
+    files = [f.path for f in bs.container.files
+             if f.kind == "safetensors" and f.path.rpartition("/")[0] == where]
+    return files or None
+
+
 def write_side_files(bs: Any, src: str | os.PathLike[str], into: Path) -> None:
-    """Config and tokenizer files of the model into ``into``: the small top-level members of a
-    folder container, else the files lying next to ``src``. Needs at least ``config.json``."""
+    """Config and tokenizer files of the model into ``into``: the small members of a folder
+    container in the transformer's folder (the root, or a sentence-transformers folder's
+    ``0_Transformer/``), else the files lying next to ``src``. Needs at least ``config.json``."""
     src = Path(src)
     found = False
+    where = transformer_dir(bs)
     for f in bs.container.files:
-        name = Path(f.path).name
-        if (f.kind == "blob" and "/" not in f.path and f.size <= SIDE_FILE_MAX
+        folder, _, name = f.path.rpartition("/")
+        if (f.kind == "blob" and folder == where and f.size <= SIDE_FILE_MAX
                 and (name in CONFIG_FILES or name.endswith(SIDE_SUFFIXES))):
-            (into / f.path).write_bytes(bs.file_bytes(f))
-            found = found or f.path == "config.json"
+            (into / name).write_bytes(bs.file_bytes(f))
+            found = found or name == "config.json"
     if not found:
         for side in sorted(src.parent.iterdir()) if src.parent.is_dir() else []:
             if (side.is_file() and side.stat().st_size <= SIDE_FILE_MAX

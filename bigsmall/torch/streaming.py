@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..core.types import TensorEntry
-from .load import _as_tensor, _torch
+from .load import _as_tensor, _torch, member_keys
 
 _MAX_LIVE_LAYERS = 2
 
@@ -103,7 +103,10 @@ class StreamingLoader:
     (an encoder's blocks before a decoder's), blocks ascending within each.
     """
 
-    def __init__(self, src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None):
+    def __init__(self, src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
+                 files: Collection[str] | None = None):
+        """``files``: stream only the tensors of these member files (a sentence-transformers
+        folder's transformer, not its Dense modules); default every file."""
         from ..io.reader import BsFile
 
         torch = _torch()
@@ -112,7 +115,9 @@ class StreamingLoader:
         self._bs = BsFile(src, threads=threads)
         try:
             self._bs.pool  # noqa: B018 - create the decode pool now, not racily from two threads
-            tensors = self._bs.container.tensors
+            # keys: tensor names, "file::name" where two of the files hold the same name
+            self._key = member_keys(self._bs.container, files)
+            tensors = [t for t in self._bs.container.tensors if t in self._key]
             self._non_layer: list[TensorEntry] = [t for t in tensors if t.layer is None]
             keys = [tuple(k) for k in self._bs.container.meta.get("layers", [])]
             count = max([len(keys)] + [t.layer + 1 for t in tensors if t.layer is not None])
@@ -141,14 +146,14 @@ class StreamingLoader:
 
     def layer_names(self, i: int) -> list[str]:
         """Names of layer ``i``'s tensors, in blob order."""
-        return [t.name for t in self._layers[i]]
+        return [self._key[t] for t in self._layers[i]]
 
     def layer_key(self, i: int) -> tuple[str, int] | None:
         """(stack, block) of layer ``i``, e.g. ('model.decoder.layers', 3)."""
         return self._keys[i]
 
     def non_layer_names(self) -> list[str]:
-        return [t.name for t in self._non_layer]
+        return [self._key[t] for t in self._non_layer]
 
     def layer_bytes(self, i: int) -> int:
         return sum(t.spec.nbytes for t in self._layers[i])
@@ -189,13 +194,14 @@ class StreamingLoader:
                 buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=self._pin)
             else:
                 buf = torch.from_numpy(_mapped(entry.spec.nbytes))
-            storage[entry.name] = buf
+            storage[self._key[entry]] = buf
             return buf.numpy()
 
         out: dict[str, Any] = {}
         try:
             for entry, _ in self._bs.iter_decoded(entries, alloc=alloc):
-                out[entry.name] = _as_tensor(storage.pop(entry.name), entry.spec, self.device, self._pin)
+                key = self._key[entry]
+                out[key] = _as_tensor(storage.pop(key), entry.spec, self.device, self._pin)
         except BaseException:
             storage.clear()
             out.clear()
