@@ -208,3 +208,35 @@ def test_minilm_over_http_is_bit_exact(minilm_bf16_folder_bs: Path, tmp_path: Pa
     assert local.keys() == remote.keys()
     assert all(torch.equal(v.reshape(-1).view(torch.uint8), remote[k].reshape(-1).view(torch.uint8))
                for k, v in local.items())
+
+
+def test_a_redirect_is_followed_once(server: TestServer) -> None:
+    want = _all_local(server.root)
+    with RemoteSource(f"{server.url}/redirect/m.bs", options=RemoteOptions(**FAST)) as src:  # type: ignore[arg-type]
+        assert _all_remote(src) == want
+    assert len(server.requests("/redirect/")) == 1  # later requests go where it led
+    assert len(server.requests("/files/m.bs")) >= 2
+
+
+def test_close_stops_a_stalled_request_at_once(server: TestServer) -> None:
+    import threading
+    import time
+
+    src_big = _src(server, prefix_bytes=4096, read_timeout=30.0)
+    server.faults.stalls, server.faults.stall_seconds = 100, 30.0
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            src_big.view(100_000, 200_000)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    src_big.close()
+    th.join(10)
+    assert not th.is_alive() and time.perf_counter() - t0 < 5
+    assert errors and isinstance(errors[0], RemoteError)

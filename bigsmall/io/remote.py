@@ -39,6 +39,7 @@ import logging
 import os
 import random
 import re
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -200,6 +201,7 @@ class RemoteSource:
             follow_redirects=True)
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)  # a request's cursor moved
+        self._active: set[Any] = set()  # sockets of the bodies being read (close() shuts them)
         self._slots: dict[tuple[int, int], _Slot] = {}
         self._queue: deque[_Job] = deque()
         self._held = 0
@@ -272,29 +274,41 @@ class RemoteSource:
         if self._if_range is not None:
             headers["If-Range"] = self._if_range
         with self._client.stream("GET", self.url, headers=headers) as r:
+            sock = _socket_of(r)
             with self._lock:
                 self.stats.requests += 1
-            self._check(r, cursor, first and self.size < 0)
-            for chunk in r.iter_raw(1 << 16):
-                n = min(len(chunk), cursor[1] - cursor[0])
-                if n > 0:
-                    sink(cursor[0], memoryview(chunk)[:n])
-                    cursor[0] += n
-                    with self._lock:
-                        self.stats.bytes += n
-                if cursor[0] >= cursor[1]:
-                    break
+                if sock is not None:
+                    self._active.add(sock)
+            try:
+                self._check(r, cursor, first and self.size < 0)
+                for chunk in r.iter_raw(1 << 16):
+                    n = min(len(chunk), cursor[1] - cursor[0])
+                    if n > 0:
+                        sink(cursor[0], memoryview(chunk)[:n])
+                        cursor[0] += n
+                        with self._lock:
+                            self.stats.bytes += n
+                    if cursor[0] >= cursor[1]:
+                        break
+            finally:
+                with self._lock:
+                    self._active.discard(sock)
 
     def _check(self, r: Any, cursor: list[int], first: bool) -> None:
         """The answer's status and validators, before a byte of its body is used."""
         status = r.status_code
         where = f"{self.where}: HTTP {status}"
+        if status in (200, 206) and r.headers.get("content-encoding", "identity") != "identity":
+            raise RemoteError(f"{where}: the server sent {r.headers['content-encoding']}-encoded "
+                              "bytes for a range (asked for identity)")
         if status == 206:
             m = _CONTENT_RANGE.fullmatch(r.headers.get("content-range", "").strip())
             if m is None or int(m.group(1)) != cursor[0]:
                 raise RemoteError(f"{where} with a Content-Range that is not the range asked for")
             total = int(m.group(3)) if m.group(3) != "*" else -1
             if first:
+                if total < 0:
+                    raise RemoteError(f"{where}: the server does not say the file's size")
                 self.size = total
                 cursor[1] = min(cursor[1], total)
                 self._pin(r)
@@ -331,6 +345,8 @@ class RemoteSource:
         raise RemoteError(f"{where}: unexpected answer")
 
     def _pin(self, r: Any) -> None:
+        if str(r.url) != self.url:  # redirected: later requests go straight to where it led
+            self.url = str(r.url)
         etag = r.headers.get("etag")
         self.etag = etag
         if etag and not etag.startswith("W/"):  # If-Range takes strong validators only
@@ -590,20 +606,39 @@ class RemoteSource:
         return data
 
     def close(self) -> None:
+        """Stop every request now (a stalled one too: its connection is closed under it)."""
         self._stop.set()
         with self._lock:
             self._queue.clear()
             for s in self._slots.values():
+                if s.error is None and (s.buf is None or isinstance(s.buf, bytearray) and s.got < s.length):
+                    s.error = RemoteError(f"{self.where}: closed while reading")  # never half a blob
                 s.done.set()
             self._slots.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            self._progress.notify_all()
+            active = list(self._active)
+        for sock in active:  # wakes a read blocked in it (closing the client does not)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         self._client.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> RemoteSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _socket_of(r: Any) -> Any:
+    """The socket under an httpx response (httpcore's ``network_stream``), or None."""
+    stream = r.extensions.get("network_stream")
+    try:
+        return stream.get_extra_info("socket") if stream is not None else None
+    except Exception:  # noqa: BLE001 - another transport: close() then waits for the timeout
+        return None
 
 
 def _no_wait(lo: int, hi: int) -> None:

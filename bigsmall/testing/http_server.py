@@ -4,7 +4,7 @@ It serves a folder with what a CDN and the Hugging Face Hub give a client: singl
 (206 + ``Content-Range``), strong ``ETag``s, ``If-Range``, ``Content-Length``, keep-alive
 (HTTP/1.1), and a Hub-shaped tree for ``HF_ENDPOINT``:
 
-- ``/files/<path>``: a plain file server;
+- ``/files/<path>``: a plain file server; ``/redirect/<path>`` answers 302 to it;
 - ``/{org}/{repo}/resolve/{revision}/{file}``: ``root/hub/{org}/{repo}/{file}``; ``.bs`` and
   ``.safetensors`` answer 302 to ``/lfs/...`` (an absolute ``Location`` as the Hub's CDN
   redirect, with ``X-Linked-Etag`` and ``X-Linked-Size``), the rest directly; every answer
@@ -197,6 +197,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._control(query, entry)
         if parts[:1] == ["files"] and len(parts) > 1:
             return self._file("/".join(parts[1:]), head, entry, {})
+        if parts[:1] == ["redirect"] and len(parts) > 1:  # as a release page's link to its CDN
+            entry.status = 302
+            self.send_response(302)
+            self.send_header("Location", "/files/" + "/".join(parts[1:]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         if parts[:1] == ["lfs"] and len(parts) > 3:
             repo = "/".join(parts[1:3])
             if not self._authorized(repo, entry):
