@@ -16,15 +16,8 @@ Request pattern:
   that was not announced (``BsFile.read`` of one tensor) jumps the queue: a tensor costs only its
   own blob.
 
-Pinning: every request after the first carries ``If-Range: <ETag>`` (a strong one) and every
-answer's ``ETag`` and total size are compared with the first: a file replaced on the server
-mid-read raises ``RemoteChangedError`` rather than mixing bytes of two versions.
-
-Faults: a connection reset or a body cut short, a stall (no byte for ``read_timeout`` s) and
-429/5xx answers (``Retry-After`` honoured) are retried with exponential backoff, each retry
-resuming at the first byte not yet received; only tries that made no progress count against
-``retries``. Every retry is counted in ``stats`` and logged (``bigsmall.remote``, DEBUG).
-401/403/404 raise typed errors at once.
+Pinning (``If-Range``, ETag and size compared on every answer), retries that resume, and the
+typed errors live in the request layer, ``http_range.RangeClient``.
 
 Why threads and the synchronous ``httpx.Client`` rather than anyio + ``AsyncClient``: the
 consumer (``BsFile``) is synchronous and decodes on a thread pool; a source's ``view`` must
@@ -35,35 +28,17 @@ socket with the GIL released, exactly like the decode threads block in numba.
 
 from __future__ import annotations
 
-import logging
-import os
-import random
-import re
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
+from ..errors import RemoteError, TruncatedError
+from .http_range import FetchStats, RangeClient, RemoteOptions
 
-from ..errors import (
-    BigsmallError,
-    InvalidOptionError,
-    RemoteAuthError,
-    RemoteChangedError,
-    RemoteError,
-    RemoteNotFoundError,
-    TruncatedError,
-)
-
-log = logging.getLogger("bigsmall.remote")
 SCHEMES = ("http://", "https://", "hf://")
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
 
 
 def is_remote(path: object) -> bool:
@@ -89,63 +64,6 @@ def remote_name(url: str) -> str:
     """The file name a URL or ``hf://`` path ends in (``.../model.bs?x=1`` -> ``model.bs``)."""
     tail = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     return tail or "download"
-
-
-@attrs.frozen
-class RemoteOptions:
-    """How a remote container is fetched; ``from_env`` reads ``BIGSMALL_HTTP_*`` overrides."""
-
-    connections: int = 4
-    request_bytes: int = 4 << 20  # a larger range is split in pieces fetched in parallel
-    window_bytes: int = 64 << 20  # fetched, not yet released (decoded) bytes held at most
-    prefix_bytes: int = 64 << 10  # the first request: header (and a small file's index)
-    coalesce_gap: int = 4096  # neighbours this close are fetched in one request
-    read_timeout: float = 30.0  # no byte for this long: a stall, retried
-    connect_timeout: float = 10.0
-    retries: int = 6  # tries in a row that made no progress
-    backoff: float = 0.25  # first wait; doubles each failed try, with jitter
-    max_wait: float = 30.0  # longest wait, Retry-After included
-
-    @classmethod
-    def from_env(cls) -> RemoteOptions:
-        env = os.environ
-        kw: dict[str, Any] = {}
-        for key, field, kind in (("BIGSMALL_HTTP_CONNECTIONS", "connections", int),
-                                 ("BIGSMALL_HTTP_TIMEOUT", "read_timeout", float),
-                                 ("BIGSMALL_HTTP_RETRIES", "retries", int),
-                                 ("BIGSMALL_HTTP_BACKOFF", "backoff", float)):
-            if env.get(key):
-                try:
-                    kw[field] = kind(env[key])
-                except ValueError:
-                    raise InvalidOptionError(f"{key}={env[key]!r} is not a number") from None
-        opts = cls(**kw)
-        if opts.connections < 1 or opts.retries < 0 or opts.read_timeout <= 0:
-            raise InvalidOptionError(f"invalid remote options {opts}")
-        return opts
-
-
-@attrs.define
-class FetchStats:
-    """What a remote read cost: requests, body bytes received, retries by kind of fault."""
-
-    requests: int = 0
-    bytes: int = 0
-    retries: int = 0
-    faults: dict[str, int] = attrs.Factory(dict)
-    peak_held: int = 0  # most fetched-but-unreleased bytes held at once (the window's use)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "bytes": self.bytes, "retries": self.retries,
-                "faults": dict(self.faults), "peak_held": self.peak_held}
-
-
-class _Retry(Exception):
-    """A fault a retry may cure (429, 5xx): kind for the counters, the server's wait if any."""
-
-    def __init__(self, kind: str, wait: float | None = None):
-        super().__init__(kind)
-        self.kind, self.wait = kind, wait
 
 
 class _Slot:
@@ -185,33 +103,20 @@ class RemoteSource:
     def __init__(self, url: str, *, options: RemoteOptions | None = None,
                  headers: dict[str, str] | None = None, display: str | None = None,
                  where: str | None = None):
-        import httpx
-
-        self.url = url
         self.path = display or url  # what messages and ``BsFile.path`` show
         self.where = where or url  # what an error names (hf://: repository, revision, file)
         self.mode = 0o644  # the permission bits outputs restored from it get
         self.options = o = options or RemoteOptions.from_env()
-        self.stats = FetchStats()
-        self._headers = {"Accept-Encoding": "identity", **(headers or {})}
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(o.connect_timeout, read=o.read_timeout, pool=None),
-            limits=httpx.Limits(max_connections=o.connections + 1,
-                                max_keepalive_connections=o.connections + 1),
-            follow_redirects=True)
+        self.http = RangeClient(url, o, headers, self.where)
+        self.stats = self.http.stats
         self._lock = threading.Lock()
         self._progress = threading.Condition(self._lock)  # a request's cursor moved
-        self._active: set[Any] = set()  # sockets of the bodies being read (close() shuts them)
         self._slots: dict[tuple[int, int], _Slot] = {}
         self._queue: deque[_Job] = deque()
         self._held = 0
         self._inflight = 0
-        self._stop = threading.Event()
-        self._fatal: BaseException | None = None  # the error that stopped every request
+        self._stop = self.http.stop
         self._pool = ThreadPoolExecutor(o.connections, thread_name_prefix="bigsmall-http")
-        self.size = -1
-        self.etag: str | None = None
-        self._if_range: str | None = None
         self._prefix = b""
         try:
             self._read_prefix()
@@ -219,7 +124,25 @@ class RemoteSource:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ requests
+    @property
+    def url(self) -> str:
+        return self.http.url  # where a redirect led, after the first request
+
+    @property
+    def size(self) -> int:
+        return self.http.size
+
+    @property
+    def etag(self) -> str | None:
+        return self.http.etag
+
+    @property
+    def _fatal(self) -> BaseException | None:
+        return self.http.fatal
+
+    def _stopped(self) -> BaseException:
+        return self.http.stopped()
+
     def _read_prefix(self) -> None:
         """Request 1: the first ``prefix_bytes``; learns the size and pins the ETag."""
         buf = bytearray()
@@ -227,147 +150,8 @@ class RemoteSource:
         def sink(pos: int, data: Any) -> None:
             buf[pos:pos + len(data)] = data
 
-        self._get(0, self.options.prefix_bytes, sink, first=True)
+        self.http.get(0, self.options.prefix_bytes, sink, first=True)
         self._prefix = bytes(buf[: min(self.size, self.options.prefix_bytes)])
-
-    def _get(self, start: int, end: int, sink: Callable[[int, Any], None], first: bool = False) -> None:
-        """GET bytes [start, end) into ``sink(position, data)``; faults are retried from the
-        first byte not yet received (module docstring)."""
-        import httpx
-
-        cursor = [start, end]
-        fails = 0
-        while True:
-            if self._stop.is_set():
-                raise self._stopped()
-            before = cursor[0]
-            wait: float | None = None
-            try:
-                self._attempt(cursor, sink, first)
-                if cursor[0] >= cursor[1]:
-                    return
-                kind = "short"  # the body ended (cleanly) before the range did
-            except _Retry as exc:
-                kind, wait = exc.kind, exc.wait
-            except httpx.TimeoutException:
-                kind = "stall"
-            except httpx.TransportError:  # reset, cut body, refused connection
-                kind = "reset"
-            if self._stop.is_set():
-                raise self._stopped()
-            fails = 0 if cursor[0] > before else fails + 1
-            with self._lock:
-                self.stats.retries += 1
-                self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
-            if fails > self.options.retries:
-                raise RemoteError(f"{self.where}: gave up after {fails} tries in a row without "
-                                  f"progress ({kind}) at byte {cursor[0]}")
-            if wait is None:
-                wait = self.options.backoff * 2 ** max(fails - 1, 0) * (0.5 + random.random() / 2)
-            wait = min(wait, self.options.max_wait)
-            log.debug("%s: %s at byte %d, retry %d in %.2f s", self.where, kind, cursor[0], fails, wait)
-            self._stop.wait(wait)
-
-    def _attempt(self, cursor: list[int], sink: Callable[[int, Any], None], first: bool) -> None:
-        headers = dict(self._headers)
-        headers["Range"] = f"bytes={cursor[0]}-{cursor[1] - 1}"
-        if self._if_range is not None:
-            headers["If-Range"] = self._if_range
-        with self._client.stream("GET", self.url, headers=headers) as r:
-            sock = _socket_of(r)
-            with self._lock:
-                self.stats.requests += 1
-                if sock is not None:
-                    self._active.add(sock)
-            try:
-                self._check(r, cursor, first and self.size < 0)
-                for chunk in r.iter_raw(1 << 16):
-                    n = min(len(chunk), cursor[1] - cursor[0])
-                    if n > 0:
-                        sink(cursor[0], memoryview(chunk)[:n])
-                        cursor[0] += n
-                        with self._lock:
-                            self.stats.bytes += n
-                    if cursor[0] >= cursor[1]:
-                        break
-            finally:
-                with self._lock:
-                    self._active.discard(sock)
-
-    def _check(self, r: Any, cursor: list[int], first: bool) -> None:
-        """The answer's status and validators, before a byte of its body is used."""
-        status = r.status_code
-        where = f"{self.where}: HTTP {status}"
-        if status in (200, 206) and r.headers.get("content-encoding", "identity") != "identity":
-            raise RemoteError(f"{where}: the server sent {r.headers['content-encoding']}-encoded "
-                              "bytes for a range (asked for identity)")
-        if status == 206:
-            m = _CONTENT_RANGE.fullmatch(r.headers.get("content-range", "").strip())
-            if m is None or int(m.group(1)) != cursor[0]:
-                raise RemoteError(f"{where} with a Content-Range that is not the range asked for")
-            total = int(m.group(3)) if m.group(3) != "*" else -1
-            if first:
-                if total < 0:
-                    raise RemoteError(f"{where}: the server does not say the file's size")
-                self.size = total
-                cursor[1] = min(cursor[1], total)
-                self._pin(r)
-            else:
-                self._same(r, total)
-            return
-        if status == 200:
-            length = int(r.headers.get("content-length", -1))
-            if first and 0 <= length <= cursor[1]:  # no Range support, but small: the whole file
-                self.size = length
-                cursor[1] = length
-                self._pin(r)
-                return
-            if first:
-                raise RemoteError(f"{where}: the server ignores range requests (no 206 answer)")
-            raise self._changed("the server sent the whole file instead of the range: it "
-                                "no longer matches the ETag pinned at the first request")
-        if status == 416:
-            m = _UNSATISFIED.fullmatch(r.headers.get("content-range", "").strip())
-            if first and m is not None and int(m.group(1)) == 0:
-                self.size = cursor[1] = 0  # an empty file: parse_header says what it is
-                self._pin(r)
-                return
-            raise self._changed("a range inside the file is no longer satisfiable")
-        if status == 412:
-            raise self._changed("precondition failed")
-        if status in (401, 403):
-            hint = "a token is missing or wrong" if status == 401 else "access is denied (gated or private?)"
-            raise RemoteAuthError(f"{where}: {hint}")
-        if status in (404, 410):
-            raise RemoteNotFoundError(f"{where}: not found")
-        if status == 429 or 500 <= status < 600:
-            raise _Retry(str(status), _retry_after(r.headers.get("retry-after")))
-        raise RemoteError(f"{where}: unexpected answer")
-
-    def _pin(self, r: Any) -> None:
-        if str(r.url) != self.url:  # redirected: later requests go straight to where it led
-            self.url = str(r.url)
-        etag = r.headers.get("etag")
-        self.etag = etag
-        if etag and not etag.startswith("W/"):  # If-Range takes strong validators only
-            self._if_range = etag
-
-    def _same(self, r: Any, total: int) -> None:
-        etag = r.headers.get("etag")
-        if (etag and self.etag and etag != self.etag) or (total >= 0 and total != self.size):
-            raise self._changed(f"ETag {self.etag} -> {etag}, size {self.size} -> {total}")
-
-    def _changed(self, why: str) -> RemoteChangedError:
-        exc = RemoteChangedError(f"{self.where}: the file changed on the server while it was "
-                                 f"read ({why})")
-        with self._lock:
-            if self._fatal is None:
-                self._fatal = exc
-        self._stop.set()  # every other request stops too: their bytes may be of either version
-        return exc
-
-    def _stopped(self) -> BaseException:
-        return self._fatal or RemoteError(f"{self.where}: read after close")
 
     # ------------------------------------------------------------------ slots and jobs
     def _jobs_for(self, slots: Iterable[_Slot]) -> list[_Job]:
@@ -452,7 +236,7 @@ class RemoteSource:
 
         error: BaseException | None = None
         try:
-            self._get(job.start, job.end, sink)
+            self.http.get(job.start, job.end, sink)
         except BaseException as exc:  # noqa: BLE001 - handed to the view() that waits
             error = exc
         with self._lock:
@@ -606,7 +390,7 @@ class RemoteSource:
         return data
 
     def close(self) -> None:
-        """Stop every request now (a stalled one too: its connection is closed under it)."""
+        """Stop every request now (a stalled one too: ``RangeClient.shutdown``)."""
         self._stop.set()
         with self._lock:
             self._queue.clear()
@@ -616,13 +400,7 @@ class RemoteSource:
                 s.done.set()
             self._slots.clear()
             self._progress.notify_all()
-            active = list(self._active)
-        for sock in active:  # wakes a read blocked in it (closing the client does not)
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._client.close()
+        self.http.shutdown()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> RemoteSource:
@@ -632,32 +410,8 @@ class RemoteSource:
         self.close()
 
 
-def _socket_of(r: Any) -> Any:
-    """The socket under an httpx response (httpcore's ``network_stream``), or None."""
-    stream = r.extensions.get("network_stream")
-    try:
-        return stream.get_extra_info("socket") if stream is not None else None
-    except Exception:  # noqa: BLE001 - another transport: close() then waits for the timeout
-        return None
-
-
 def _no_wait(lo: int, hi: int) -> None:
     """``ready`` of an empty range."""
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date), None if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        import time
-
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def fetch_to(url: str, dst: Path, options: RemoteOptions | None = None) -> FetchStats:
@@ -673,5 +427,5 @@ def fetch_to(url: str, dst: Path, options: RemoteOptions | None = None) -> Fetch
         return src.stats
 
 
-__all__ = ["FetchStats", "RemoteOptions", "RemoteSource", "is_remote", "open_source",
-           "remote_name", "fetch_to", "BigsmallError"]
+__all__ = ["FetchStats", "RemoteOptions", "RemoteSource", "fetch_to", "is_remote", "open_source",
+           "remote_name"]
