@@ -167,3 +167,30 @@ def test_cli(defects: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[1].lstrip().startswith("ERROR") and "dtype" not in out
     assert main(["xray", str(defects.parent / "missing.safetensors")]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_subnormals_and_zeros_are_counted() -> None:
+    """Subnormals come from the exponent histogram (exponent 0, value not zero)."""
+    x = np.array([0.0, -0.0, 1e-40, -1e-42, 1.0, np.nan], np.float32)
+    a = ts.Accumulator("F32", (6,))
+    a.add(np.frombuffer(x.tobytes(), np.uint8))
+    st = a.finish()
+    assert (st["subnormal"], st["zeros"], st["nan"]) == (2, 2, 1)
+    h = np.array([0x0001, 0x8001, 0x0000, 0x3C00, 0x8000], np.uint16)  # fp16
+    a = ts.Accumulator("F16", (5,))
+    a.add(np.frombuffer(h.tobytes(), np.uint8))
+    st = a.finish()
+    assert (st["subnormal"], st["zeros"]) == (2, 2)
+    f8 = np.array([0x80, 0x01, 0x00], np.uint8)  # e4m3fnuz: 0x80 is NaN, not zero
+    a = ts.Accumulator("F8_E4M3FNUZ", (3,))
+    a.add(f8)
+    st = a.finish()
+    assert (st["subnormal"], st["zeros"], st["nan"]) == (1, 1, 1)
+
+
+def test_shard_folder(defects: Path, tmp_path: Path) -> None:
+    from bigsmall.io.reshard import reshard
+
+    bigsmall.compress(defects, tmp_path / "m.bs")
+    reshard(tmp_path / "m.bs", tmp_path / "shards", max_shard_size="100KB")
+    assert xray(tmp_path / "shards")["findings"] == xray(defects)["findings"]

@@ -18,11 +18,26 @@ def cmd_xray(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_scan(args: argparse.Namespace, emit: Emit) -> int:
-    from ..io.scan import render, scan
+    from ..io.scan import scan
 
     r = scan(args.src, rows=args.rows)
-    emit(args, r, render(r))
+    emit(args, r, render_scan(r))
     return 0
+
+
+def render_scan(r: dict[str, Any]) -> str:
+    """The scan report: the prediction, a row per (dtype, class), the notes."""
+    lines = [f"{r['src']}: {_mb(r['original_bytes'])} -> ~{_mb(r['predicted_bytes'])} "
+             f"(predicted {r['predicted_ratio'] * 100:.2f} %), {r['tensors']} tensors, "
+             f"sampled {_mb(r['sampled_bytes'])} in {r['seconds']:.2f} s",
+             f"  {'dtype':6s} {'class':10s} {'tensors':>7s} {'original':>10s} {'predicted':>10s} "
+             f"{'ratio':>8s}"]
+    for b in r["by_class"]:
+        lines.append(f"  {b['dtype']:6s} {b['class']:10s} {b['tensors']:7d} "
+                     f"{_mb(b['original_bytes']):>10s} {_mb(b['predicted_bytes']):>10s} "
+                     f"{b['predicted_ratio'] * 100:7.2f}%")
+    lines += [f"  NOTE {n['code']}: {n['message']}" for n in r["unusual"]]
+    return "\n".join(lines)
 
 
 def _size(text: str) -> int:

@@ -145,14 +145,22 @@ def _pack(runs: list[tuple[int, int]], start: int, end: int, room: int,
 
 def _pieces(src: FileSource | ShardSource, start: int, end: int) -> Iterator[tuple[int, memoryview]]:
     """(offset, bytes) of ``[start, end)`` of the container, in pieces that lie within one
-    input shard and are at most ``COPY_BYTES`` long."""
+    input shard and are at most ``COPY_BYTES`` long. Each piece is read (``pread``) into one
+    reused buffer, valid until the next piece: writing straight from the file's memory map
+    faulted its pages in one by one and ran at ~400 MB/s where a copy runs at ~2 GB/s."""
+    buf = memoryview(bytearray(min(COPY_BYTES, max(end - start, 1))))
+    readinto = getattr(src, "readinto", None)
     pos = start
     while pos < end:
         n = min(COPY_BYTES, end - pos)
         if isinstance(src, ShardSource):
             s = src.index.shards[shard_of(src.index.shards, pos)]
             n = min(n, s.start + s.length - pos)
-        yield pos, src.view(pos, n)
+        if readinto is None:  # a source without positional reads into a buffer
+            yield pos, src.view(pos, n)
+        else:
+            readinto(pos, buf[:n])
+            yield pos, buf[:n]
         pos += n
 
 
@@ -221,7 +229,6 @@ def reshard(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 for pos, piece in _pieces(source, fmt.HEADER_SIZE, ioff):
                     fh.write(piece)  # type: ignore[attr-defined]
                     check.feed(pos, piece)
-                    source.release(pos, len(piece))
                 fh.write(index)  # type: ignore[attr-defined]
             return ReshardResult(str(src), str(out), 1, flen, time.perf_counter() - t0, (flen,),
                                  int(flen > limit))
@@ -239,8 +246,7 @@ def reshard(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                         fh.write(piece)
                         h.update(piece)
                         check.feed(pos, piece)
-                        source.release(pos, len(piece))
-                    fh.flush()
+                        fh.flush()
                     if durable:
                         os.fsync(fh.fileno())
                 os.chmod(tmp / paths[i], mode & 0o666)

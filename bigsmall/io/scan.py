@@ -234,7 +234,7 @@ def _simple(data: np.ndarray, s: TensorSpec) -> tuple[float, str] | None:
         return 0.0, "empty"
     head = data[: min(data.size, 4096)]
     if np.all(head == head[0]) and np.all(data == data[0]):
-        return 16.0, "const"
+        return 0.0, "const"  # the value lives in the index
     return None
 
 
@@ -355,24 +355,3 @@ def _context_gain(members: list[Item], rows: int, reader: SafetensorsTensors) ->
     if d is None or f is None or f[0] + f[1] <= 0:
         return 1.0
     return min(1.0, (d[0] + d[1]) / (f[0] + f[1]))
-
-
-def render(r: dict[str, Any]) -> str:
-    lines = [f"{r['src']}: {_fmt(r['original_bytes'])} -> ~{_fmt(r['predicted_bytes'])} "
-             f"(predicted {r['predicted_ratio'] * 100:.2f} %), {r['tensors']} tensors, "
-             f"sampled {_fmt(r['sampled_bytes'])} in {r['seconds']:.2f} s"]
-    lines.append(f"  {'dtype':6s} {'class':10s} {'tensors':>7s} {'original':>10s} {'predicted':>10s} {'ratio':>8s}")
-    for b in r["by_class"]:
-        lines.append(f"  {b['dtype']:6s} {b['class']:10s} {b['tensors']:7d} {_fmt(b['original_bytes']):>10s} "
-                     f"{_fmt(b['predicted_bytes']):>10s} {b['predicted_ratio'] * 100:7.2f}%")
-    for n in r["unusual"]:
-        lines.append(f"  NOTE {n['code']}: {n['message']}")
-    return "\n".join(lines)
-
-
-def _fmt(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    return str(n)

@@ -277,6 +277,16 @@ class ShardSource:
         k, off = self._locate(offset, length)
         return self._files[k].view(off, length)
 
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        """Fill ``buf`` from container offset ``offset`` (within one shard's payload)."""
+        n = len(buf)
+        mem = self._memory(offset, n) if n else b""
+        if mem is not None:
+            buf[: len(mem)] = mem
+            return
+        k, off = self._locate(offset, n)
+        self._files[k].readinto(off, buf)
+
     def release(self, offset: int, length: int) -> None:
         if length <= 0 or offset < fmt.HEADER_SIZE or offset >= self.index.index_offset:
             return

@@ -105,7 +105,6 @@ class Accumulator:
         self.all_equal = True
         self.exp_hist: np.ndarray | None = None
         self.row_std: list[np.ndarray] = []
-        self.row_mean: list[np.ndarray] = []
         self.col_s1 = np.zeros(self.ncols) if self.ncols else None
         self.col_s2 = np.zeros(self.ncols) if self.ncols else None
         self.col_n = 0
@@ -116,14 +115,18 @@ class Accumulator:
         if raw.size == 0:
             return
         info = self.info
+        zero_exp = 0
         if info.is_float and info.itemsize:
             bits = raw.view(_UINT[info.itemsize])
-            e = (bits >> info.mant_bits) & ((1 << info.exp_bits) - 1)
+            # sign and exponent in one shift, the sign folded afterwards (one pass, no mask)
+            se = np.bincount(bits >> info.mant_bits, minlength=2 << info.exp_bits)
+            e = se[: 2 << info.exp_bits].reshape(2, -1).sum(axis=0)
             if self.exp_hist is None:
                 self.exp_hist = np.zeros(1 << info.exp_bits, np.int64)
-            self.exp_hist += np.bincount(e.astype(np.int64), minlength=1 << info.exp_bits)
-            if info.name != "F8_E8M0":
-                self.subnormal += int(np.count_nonzero((e == 0) & (bits & ((1 << info.mant_bits) - 1) != 0)))
+            self.exp_hist += e
+            zero_exp = int(e[0])  # zeros and subnormals
+            if info.name.endswith("FNUZ"):  # 0x80 (exponent 0) is their NaN
+                zero_exp -= int(np.count_nonzero(bits == 0x80))
         x = float_values(self.dtype, raw)
         if x is None:
             self.n += raw.size
@@ -132,33 +135,42 @@ class Accumulator:
         self.n += x.size
         fin = np.isfinite(x)
         nfin = int(np.count_nonzero(fin))
-        self.nan += int(np.count_nonzero(np.isnan(x)))
-        self.posinf += int(np.count_nonzero(x == np.inf))
-        self.neginf += int(np.count_nonzero(x == -np.inf))
-        self.zeros += int(np.count_nonzero(x == 0))
+        if nfin != x.size:
+            nan = int(np.count_nonzero(np.isnan(x)))
+            pinf = int(np.count_nonzero(x == np.inf))
+            self.nan += nan
+            self.posinf += pinf
+            self.neginf += x.size - nfin - nan - pinf
+        zeros = int(np.count_nonzero(x == 0))
+        self.zeros += zeros
+        if info.is_float and info.itemsize and info.name != "F8_E8M0":
+            self.subnormal += zero_exp - zeros  # exponent field 0, not zero: subnormal
         if self.first is None:
             self.first = float(x[0])
-        if self.all_equal:
-            self.all_equal = bool(np.all(x == x[0])) and float(x[0]) == self.first
+        if not nfin:
+            self.all_equal = False
+            self.rows_ok = False
+            return
         xf = x if nfin == x.size else x[fin]
-        if nfin:
-            self.finite += nfin
-            self.lo = min(self.lo, float(xf.min()))
-            self.hi = max(self.hi, float(xf.max()))
-            d = xf.astype(np.float64)
-            if self.shift is None:
-                self.shift = float(d.mean())
-            d -= self.shift
-            d2 = d * d
-            self.s += (d.sum(), d2.sum(), (d2 * d).sum(), (d2 * d2).sum())
+        lo, hi = float(xf.min()), float(xf.max())
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+        self.all_equal = self.all_equal and nfin == x.size and lo == hi == self.first
+        self.finite += nfin
+        # one float64 copy, shifted; its square; the rest are reductions of these two
+        d = xf.astype(np.float64)
+        if self.shift is None:
+            self.shift = float(d.mean())
+        d -= self.shift
+        d2 = d * d
+        self.s += (d.sum(), d2.sum(), float(np.dot(d2, d)), float(np.dot(d2, d2)))
         if self.rows_ok and self.ncols and nfin == x.size and x.size % self.ncols == 0:
-            m = x.astype(np.float64).reshape(-1, self.ncols)
-            self.row_mean.append(m.mean(axis=1))
-            self.row_std.append(m.std(axis=1))
+            r, r2 = d.reshape(-1, self.ncols), d2.reshape(-1, self.ncols)
+            rm = r.sum(axis=1) / self.ncols
+            self.row_std.append(np.sqrt(np.maximum(r2.sum(axis=1) / self.ncols - rm * rm, 0.0)))
             assert self.col_s1 is not None and self.col_s2 is not None
-            self.col_s1 += m.sum(axis=0)
-            self.col_s2 += (m * m).sum(axis=0)
-            self.col_n += m.shape[0]
+            self.col_s1 += r.sum(axis=0)
+            self.col_s2 += r2.sum(axis=0)
+            self.col_n += r.shape[0]
         else:
             self.rows_ok = False
 
