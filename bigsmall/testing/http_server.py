@@ -226,7 +226,10 @@ class _Handler(BaseHTTPRequestHandler):
             if key.startswith("_") or kind not in (int, float, bool, str):
                 return self._error(400, entry, f"no fault {key!r}")
             setattr(f, key, value.lower() in ("1", "true") if kind is bool else kind(value))
-        body = json.dumps({k: v for k, v in attrs.asdict(f).items() if k != "swap_bytes"}).encode()
+        self._json(entry, {k: v for k, v in attrs.asdict(f).items() if k != "swap_bytes"})
+
+    def _json(self, entry: _Entry, doc: Any) -> None:
+        body = json.dumps(doc).encode()
         entry.status = 200
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -266,14 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not d.is_dir():
             return self._error(404, entry, "RepoNotFound")
         files = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
-        body = json.dumps({"id": repo, "modelId": repo, "sha": srv.commit, "private": repo in srv.private,
-                           "siblings": [{"rfilename": f} for f in files]}).encode()
-        entry.status = 200
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._json(entry, {"id": repo, "modelId": repo, "sha": srv.commit, "private": repo in srv.private,
+                           "siblings": [{"rfilename": f} for f in files]})
 
     def _resolve(self, repo: str, rev: str, rel: str, head: bool, entry: _Entry) -> None:
         srv = self.server_ref
