@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import autopilot_commands, core_commands, integrity_commands, run_command, tools_commands
+from . import core_commands, delta_commands, integrity_commands, run_command, tools_commands
 
 EXIT_ERROR = 1
 
@@ -67,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     core_commands.register(sub, common)
+    delta_commands.register(sub, common)
     integrity_commands.register(sub, common)
     run_command.register(sub, common)
-    autopilot_commands.register(sub, common)
     tools_commands.register(sub, common)
     return p
 

@@ -37,13 +37,14 @@ def cmd_compress(args: argparse.Namespace, emit: Emit) -> int:
     r = compress(args.src, args.output, force=args.force, threads=args.threads,
                  verify=not args.no_verify, progress=_progress(args), level=args.level,
                  format_version=args.format_version, coder=args.coder, ecc=args.ecc,
-                 resume=args.resume)
+                 resume=args.resume, delta_from=args.delta_from)
     extra = (f", {r.ecc['extra_percent']:.2f} % ECC parity" if r.ecc else "") + (
         f", {r.resumed_tensors} tensors kept from an interrupted run" if r.resumed_tensors else "")
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.original_bytes)} -> {_mb(r.compressed_bytes)} "
          f"({r.ratio * 100:.2f} %), {r.tensors} tensors, {r.seconds:.2f} s "
-         f"({_rate(r.original_bytes, r.seconds)}){extra}")
+         f"({_rate(r.original_bytes, r.seconds)}){extra}"
+         + (f", a patch against {r.delta_from}" if r.delta_from else ""))
     return 0
 
 
@@ -51,7 +52,7 @@ def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.decompress import decompress
 
     r = decompress(args.src, args.output, force=args.force, threads=args.threads,
-                   progress=_progress(args), durable=not args.no_fsync)
+                   progress=_progress(args), durable=not args.no_fsync, base=args.base)
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified"
          f"{'' if r.durable else ', not fsynced'}, "
@@ -121,6 +122,11 @@ def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
         + "; codecs " + ", ".join(f"{k}x{v}" for k, v in sorted(codecs.items())),
     ]
     lines += [f"  {f['kind']:11s} {f['path']} ({_mb(f['size'])}) sha256 {f['sha256'][:16]}..." for f in payload["files"]]
+    if "base" in c.meta:  # a patch (compress --delta-from): what it needs to decode
+        from .delta_commands import base_lines
+
+        payload["base"] = c.meta["base"]
+        lines += base_lines(c.meta["base"])
     emit(args, payload, "\n".join(lines))
     return 0
 
@@ -234,6 +240,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="journal the run beside its temporary output, and continue an interrupted "
                    "--resume run of the same inputs and options (byte-identical result)")
+    p.add_argument("--delta-from", metavar="BASE", default=None,
+                   help="write a patch against BASE (a safetensors file or folder, or a .bs): "
+                   "tensors equal to BASE's cost nothing, changed ones are coded as their change; "
+                   "decode it with `bigsmall apply BASE PATCH` (see docs/delta.md)")
     p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",
@@ -248,6 +258,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="do not fsync the output before renaming it into place: faster where the "
                    "disk is slower than decoding, but a crash or power loss soon after may lose "
                    "or truncate it (still written to a temporary file, checked, then renamed)")
+    p.add_argument("--base", metavar="BASE", default=None,
+                   help="the base model of a patch (compress --delta-from): checked against the "
+                   "patch's receipts before anything is written")
     p.set_defaults(handler=cmd_decompress)
 
     p = sub.add_parser("verify", parents=[common], help="check a container against its receipts",

@@ -17,6 +17,7 @@ import zstandard
 from ..container.format import zstd_decompress
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
+from . import delta as _delta  # noqa: F401  (registers "delta" and "base": they need the base)
 from . import field as _field  # noqa: F401  (registers "field")
 from . import field8 as _field8  # noqa: F401  (registers "field8")
 from . import fieldp as _fieldp  # noqa: F401  (registers "fieldp")

@@ -213,6 +213,8 @@ def check_doc(doc: Any, index_offset: int) -> None:
     for i, f in enumerate(files):
         _check_file(f, f"files[{i}]", index_offset)
     _check_meta(meta, len(files), len(tensors))
+    if "base" in meta:
+        check_base(meta["base"])
     for i, t in enumerate(tensors):
         _check_tensor(t, f"tensors[{i}]", files, index_offset, len(tensors), meta)
 
@@ -318,6 +320,12 @@ def _check_tensor(t: Any, where: str, files: list[dict[str, Any]], index_offset:
     _check_range(off, total, f"{where}.blob", index_offset)
     if not _HEX32.match(str_of(get(t, "xxh3", where), f"{where}.xxh3")):
         fail(f"{where}.xxh3", "not 32 lowercase hex digits")
+    if codec in ("base", "delta"):  # a patch's tensor: coded against the base (io/delta.py)
+        if "base" not in meta:
+            fail(f"{where}.codec", f"{codec!r} in a container that names no base")
+        str_of(params.get("of"), f"{where}.params.of")
+        if codec == "base" and (off or total):
+            fail(f"{where}.blob", "a base reference stores no bytes")
     if codec == "ref":
         str_of(params.get("of"), f"{where}.params.of")
         if off or total:
@@ -344,3 +352,30 @@ def check_ecc_geometry(core_length: int, block: int, k: int, m: int, stripes: in
         raise FormatError(f"{where}: {stripes} stripes of {k} blocks do not tile {d} data blocks")
     if core_length + stripes * m * block + 16 * (d + stripes * m) > 2 * file_size:
         raise FormatError(f"{where}: its parity does not fit a file of {file_size} bytes")
+
+
+def check_base(base: Any) -> None:
+    """``meta.base`` of a patch (``io/delta.py``): the base's name, its files (path, size,
+    sha256) and every base tensor the patch uses as [name, dtype, shape, xxh3-128]."""
+    base = dict_of(base, "meta.base")
+    str_of(base.get("name"), "meta.base.name")
+    for i, f in enumerate(list_of(get(base, "files", "meta.base"), "meta.base.files")):
+        where = f"meta.base.files[{i}]"
+        f = dict_of(f, where)
+        str_of(get(f, "path", where), f"{where}.path")
+        int_in(get(f, "size", where), f"{where}.size")
+        if not _HEX64.match(str_of(get(f, "sha256", where), f"{where}.sha256")):
+            fail(f"{where}.sha256", "not 64 lowercase hex digits")
+    for i, t in enumerate(list_of(get(base, "tensors", "meta.base"), "meta.base.tensors")):
+        where = f"meta.base.tensors[{i}]"
+        name, dtype, shape, digest = list_of(t, where, 4)
+        str_of(name, f"{where}[0]")
+        if not isinstance(dtype, str) or dtype not in DTYPES:
+            fail(f"{where}[1]", f"unknown dtype {_show(dtype)}")
+        dims = list_of(shape, f"{where}[2]")
+        if len(dims) > MAX_DIMS:
+            fail(f"{where}[2]", f"{len(dims)} dimensions")
+        for d in dims:
+            int_in(d, f"{where}[2]")
+        if not _HEX32.match(str_of(digest, f"{where}[3]")):
+            fail(f"{where}[3]", "not 32 lowercase hex digits")

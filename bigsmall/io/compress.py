@@ -40,6 +40,7 @@ from ..core.types import (
 from ..errors import BigsmallError, BigsmallIOError, InvalidOptionError, InvalidSafetensorsError
 from ..plan.decode import decode_into
 from ..plan.planner import CHUNK_BYTES, check_options, chunk_units_for, plan_tensor
+from . import delta as delta_io
 from . import progress as prog
 from . import resume as resume_mod
 from .atomic import atomic_file, check_target
@@ -64,6 +65,7 @@ class CompressResult:
     coder: str = "auto"
     ecc: dict[str, Any] | None = attrs.field(default=None, hash=False)
     resumed_tensors: int = 0
+    delta_from: str | None = None  # the base of a patch (``compress(delta_from=...)``)
 
     @property
     def ratio(self) -> float:
@@ -212,6 +214,18 @@ def _encode_one(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bo
     return plan
 
 
+def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify: bool,
+                    level: str, version: tuple[int, int], coder: str,
+                    base: delta_io.BaseModel, rel: tuple[str, str]) -> TensorPlan:
+    """A tensor of a patch: a reference to its equal base tensor (zero bytes), else the
+    smaller of its standalone and delta codings (``io/delta.py``)."""
+    kind, of = rel
+    if kind == "base":
+        return TensorPlan("base", {"of": of})
+    standalone = _encode_one(data, spec, chunk_bytes, verify, level, version, coder)
+    return delta_io.encode_delta(data, base.data(of), spec, of, standalone, verify)
+
+
 def compress(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str] | None = None,
@@ -226,6 +240,7 @@ def compress(
     coder: str = "auto",
     ecc: float | None = None,
     resume: bool = False,
+    delta_from: str | os.PathLike[str] | None = None,
 ) -> CompressResult:
     """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container.
 
@@ -247,6 +262,10 @@ def compress(
     rebuilds damaged bytes from it). ``resume``: journal the run beside its temporary output,
     and continue a killed run's journaled temporary for the same output and inputs
     (``io/resume.py``); the file is byte-identical to an uninterrupted run's.
+
+    ``delta_from``: a base model (safetensors file or folder, or ``.bs``): the output is a
+    patch that decodes only with that base (``io/delta.py``, docs/delta.md): per tensor the
+    smallest of a reference to the base tensor, the delta coding and the standalone coding.
     """
     if format_version is None:
         format_version = "1.1" if coder == "rans" else "1.2"
@@ -266,6 +285,11 @@ def compress(
         choose_geometry(1 << 20, ecc)  # a bad percentage is refused before any work
     threads = threads or default_threads()
     mode = _mode(src)
+    if delta_from is not None and resume:
+        raise InvalidOptionError("a patch (delta_from) cannot be resumed: drop one of the two")
+    base = delta_io.open_base(delta_from) if delta_from is not None else None
+    by_digest = delta_io.digest_index(base) if base is not None else {}
+    used: set[str] = set()
 
     specs: list[TensorSpec] = []
     for fi, inp in enumerate(inputs):
@@ -355,6 +379,10 @@ def compress(
                 digest = xxhash.xxh3_128_hexdigest(raw)
                 key = (spec.dtype, digest, spec.nbytes)
                 first = seen.get(key) if spec.nbytes else None
+                rel = delta_io.match(base, spec, data, digest, by_digest) if base is not None else None
+                if rel is not None:
+                    used.add(rel[1])
+                    first = None
                 if first is not None:  # same checksum: store once only if the bytes really match
                     fhdr = inputs[first.file].header
                     assert fhdr is not None
@@ -364,6 +392,8 @@ def compress(
                 if first is not None:
                     window.append((spec, digest, None, first.name if first.name not in shared
                                    else qualified_key(inputs[first.file].rel, first.name)))
+                elif rel is not None:
+                    window.append((spec, digest, pool.submit(_encode_vs_base, data, spec, chunk_bytes, verify, level, version, coder, base, rel), None))
                 else:
                     if spec.nbytes and key not in seen:
                         seen[key] = spec
@@ -395,7 +425,8 @@ def compress(
             container = Container(
                 version, tuple(files), tuple(entries),
                 {"writer": f"bigsmall {__version__}", "root": root, "name": src.name,
-                 "layers": [list(k) for k in layer_keys]},
+                 "layers": [list(k) for k in layer_keys],
+                 **({"base": base.identity(used)} if base is not None else {})},
             )
             index = fmt.encode_index(container)
             fh.write(index)  # type: ignore[attr-defined]
@@ -414,7 +445,10 @@ def compress(
             journal.close(remove=True)
         for s in sources.values():
             s.close()
+        if base is not None:
+            base.close()
     return CompressResult(str(src), str(out), total, out.stat().st_size, len(specs), len(inputs),
                           time.perf_counter() - t0, codecs, level, format_version, coder,
                           ecc_info.to_json() if ecc_info else None,
-                          len(resumed.entries) if resumed else 0)
+                          len(resumed.entries) if resumed else 0,
+                          None if delta_from is None else str(delta_from))

@@ -180,6 +180,7 @@ def decompress(
     threads: int | None = None,
     progress: bool | None = False,
     durable: bool = True,
+    base: Any = None,
 ) -> DecompressResult:
     """Restore the original ``.safetensors`` file (or model folder) from a ``.bs`` container.
 
@@ -188,14 +189,21 @@ def decompress(
     bounds the restore (this VM: ~375 MB/s with ``dd conv=fdatasync``). ``durable=False``
     skips every sync, as ``cp``, ``zstd -d`` and ZipNN do: still written to a temporary file,
     checked against the sha256 receipt and renamed (no reader sees a partial file), but a
-    crash or power loss soon after may lose or truncate it."""
+    crash or power loss soon after may lose or truncate it.
+
+    ``base``: the base model of a patch (``compress(delta_from=...)``; ``io/delta.py``): its
+    tensors are checked against the patch's receipts before anything is written."""
     if threads is not None and threads < 1:
         raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
     url = str(src) if is_remote(src) else None  # a URL or hf:// path: its output goes in "."
     src = Path(remote_name(url)) if url is not None else Path(src)
     inputs = [] if url is not None else [src]
-    with BsFile(url or src, threads=threads) as bs:
+    with BsFile(url or src, threads=threads, base=base) as bs:
+        if "base" in bs.container.meta and bs.base is None:  # a patch: refused before any output
+            from .delta import require
+
+            require(None, bs.container)
         folder = bs.container.meta.get("root") == "folder"  # else one file (schema)
         parts = _member_parts(bs.container.files) if folder else []
         out = Path(dst) if dst is not None else default_output(src, bs)
