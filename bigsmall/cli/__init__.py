@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from . import core_commands, delta_commands, integrity_commands, run_command, tools_commands
+from . import (
+    autopilot_commands,
+    core_commands,
+    delta_commands,
+    integrity_commands,
+    run_command,
+    tools_commands,
+)
 
 EXIT_ERROR = 1
 
@@ -70,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     delta_commands.register(sub, common)
     integrity_commands.register(sub, common)
     run_command.register(sub, common)
+    autopilot_commands.register(sub, common)
     tools_commands.register(sub, common)
     return p
 
