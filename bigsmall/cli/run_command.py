@@ -53,7 +53,8 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
         f"input: {out['input']}",
     ]
     if out["kind"] == "embedding":
-        lines.append(f"sentence embedding: dim {out['embedding_dim']}, norm {out['embedding_norm']:.5f}, "
+        via = f" (Transformer > {' > '.join(out['pipeline'])})" if out.get("pipeline") else ""
+        lines.append(f"sentence embedding{via}: dim {out['embedding_dim']}, norm {out['embedding_norm']:.5f}, "
                      f"head {out['embedding_head']}")
     else:
         lines.append(f"transcription: {out['text']!r} ({len(out['tokens'])} tokens)")

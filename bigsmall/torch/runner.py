@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import FormatError
 from ..io import memory
 from ..plan.autopilot import Announced, Plan, require_announced
+from .sentence import pipeline_for_run
 from .skeleton import transformers_module, write_side_files
 
 DEFAULT_PROMPT = "bigsmall runs this model one layer at a time."
@@ -135,6 +136,7 @@ class _Task:
 
     def __init__(self, config: Any, side: Path, prompt: str | None, audio: str | None):
         self.config = config
+        self.post: Any = None  # sentence-transformers modules after the transformer, if any
         self.kind = "speech" if getattr(config, "model_type", "") == "whisper" else "text"
         self.tokenizer = self._tokenizer(side)
         if self.kind == "speech":
@@ -180,10 +182,16 @@ class _Task:
             hidden = getattr(out, "last_hidden_state", None)
             if hidden is None:
                 hidden = out.logits
-            mask = self.encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * mask).sum(1) / mask.sum(1)
-            return {"kind": "embedding", "input": self.input_desc, "output": "last_hidden_state",
-                    "shape": list(hidden.shape), "sha256": digest(hidden),
+            if self.post is not None:  # the embedding as modules.json defines it
+                emb = self.post({"token_embeddings": hidden,
+                                 "attention_mask": self.encoded["attention_mask"]})["sentence_embedding"]
+                shown = {"output": "sentence_embedding", "shape": list(emb.shape), "sha256": digest(emb),
+                         "pipeline": [type(m).__name__ for m in self.post]}
+            else:
+                mask = self.encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * mask).sum(1) / mask.sum(1)
+                shown = {"output": "last_hidden_state", "shape": list(hidden.shape), "sha256": digest(hidden)}
+            return {"kind": "embedding", "input": self.input_desc, **shown,
                     "embedding_dim": int(emb.shape[-1]),
                     "embedding_norm": float(emb.float().norm()),
                     "embedding_head": [round(float(x), 5) for x in emb[0, :4].float()]}
@@ -218,6 +226,8 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         tensors = len(bs.container.tensors)
         weight_bytes = sum(t.spec.nbytes for t in bs.container.tensors)
         task = _Task(config, side, prompt, audio)
+        # a sentence-transformers folder: pooling/dense/normalize after the transformer
+        task.post = pipeline_for_run(bs, str(torch.device(device)), announce)
         warm_decoders(bs)
     cls = _model_class(config, model_class)
     dev = str(torch.device(device))

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,17 @@ def sentence_transformer(src: str | os.PathLike[str], device: str = "cpu") -> An
         (tdir / "model.bs").symlink_to(src)
         with hooked():
             return st.SentenceTransformer(str(root), device=device).eval()
+
+
+def pipeline_for_run(bs: Any, device: str, announce: Callable[[str], None] | None) -> Any:
+    """What ``bigsmall run`` puts after the transformer: the post-modules of a
+    sentence-transformers folder, or None (not such a folder, nothing after the transformer, or
+    sentence-transformers missing: then :data:`MISSING_NOTE` goes to ``announce``, or stderr)."""
+    mods = sentence_modules(bs)
+    if not mods or all(_is_transformer(m) for m in mods):
+        return None
+    if not has_sentence_transformers():
+        (announce or (lambda line: print(line, file=sys.stderr)))(MISSING_NOTE)
+        return None
+    return post_modules(bs, device)
+
