@@ -234,7 +234,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="container format to write: 1.1 decodes ~1.8x faster than 1.0 (field8 "
                    "codec); 1.0 is read by every bigsmall; 1.2 is needed by --coder prefix/auto "
                    "(default: 1.2; 1.1 with --coder rans)")
-    p.add_argument("--ecc", type=integrity_commands.ecc_percent, default=None, metavar="P",
+    p.add_argument("--ecc", type=options.percent, default=None, metavar="P",
                    help="append P %% of erasure-code parity, from which `bigsmall repair` rebuilds "
                    "damaged bytes (with 2: any damaged run of about 1.5-2 %% of the file)")
     p.add_argument("--resume", action="store_true",

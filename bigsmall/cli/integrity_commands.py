@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Callable
 from typing import Any
 
 Emit = Callable[[argparse.Namespace, dict[str, Any], str], None]
-
-
-def ecc_percent(text: str) -> float:
-    """``--ecc P``: a percentage in (0, 100]."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid percentage: {text!r}") from None
-    if not (math.isfinite(x) and 0 < x <= 100):
-        raise argparse.ArgumentTypeError(f"must be a percentage in (0, 100], not {text}")
-    return x
 
 
 def ecc_status(src: str) -> Any:

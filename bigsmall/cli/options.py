@@ -39,12 +39,22 @@ def positive_int(text: str) -> int:
     return n
 
 
-def fraction(text: str) -> float:
-    """A fraction in (0, 1] (``verify --sample``): 0 checks nothing, above 1 means nothing."""
+def _share(text: str, top: float, what: str) -> float:
+    """A finite number in (0, ``top``]."""
     try:
         x = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
-    if not (math.isfinite(x) and 0 < x <= 1):
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], not {text}")
+    if not (math.isfinite(x) and 0 < x <= top):
+        raise argparse.ArgumentTypeError(f"must be {what} in (0, {top:g}], not {text}")
     return x
+
+
+def fraction(text: str) -> float:
+    """A fraction in (0, 1] (``verify --sample``): 0 checks nothing, above 1 means nothing."""
+    return _share(text, 1, "a fraction")
+
+
+def percent(text: str) -> float:
+    """A percentage in (0, 100] (``compress --ecc``): 0 protects nothing, 100 doubles the file."""
+    return _share(text, 100, "a percentage")
