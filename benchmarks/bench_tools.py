@@ -43,6 +43,10 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
 def models() -> dict[str, Path]:
     out = dict(corpus.reference_models())
     out["minilm-fp8"] = corpus.minilm_fp8()
+    try:
+        out["whisper-base-fp16"] = corpus.whisper_base_safetensors()
+    except corpus.CorpusUnavailable as exc:
+        print(f"(whisper-base left out: {exc})", file=sys.stderr)
     return out
 
 

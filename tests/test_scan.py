@@ -21,12 +21,16 @@ MODELS = {
     "minilm-bf16": corpus.minilm_bf16,
     "whisper-tiny-fp16": corpus.whisper_tiny_safetensors,
     "minilm-fp8": corpus.minilm_fp8,
+    "whisper-base-fp16": corpus.whisper_base_safetensors,  # 145 MB; its packages are optional
 }
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_prediction_within_half_a_point(model: str, tmp_path: Path) -> None:
-    src = MODELS[model]()
+    try:
+        src = MODELS[model]()
+    except corpus.CorpusUnavailable as exc:  # reported as a skip, never as a pass
+        pytest.skip(str(exc))
     before = sorted(os.listdir(src.parent))
     r = scan(src)
     assert sorted(os.listdir(src.parent)) == before  # nothing written beside the input
