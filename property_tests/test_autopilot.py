@@ -226,3 +226,50 @@ def _corpus_summaries() -> list[ap.FileSummary]:
                 _CACHE.append(ap.summarize(str(bs), f.container.tensors))
         assert _CACHE[0].exact_bytes == 90_856_960 and _CACHE[0].fast_source == "on-the-fly"
     return _CACHE
+
+
+SPECIALS = [-0.0, 0.0, 5.96e-8, -6.1e-5, 1e-40, -1e-45, 65504.0, -6e4, float("nan"), float("inf"),
+            float("-inf")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["F32", "F16", "BF16"]), st.integers(1, 6), st.integers(1, 300), st.data())
+def test_int4_code_of_arbitrary_values(dtype: str, rows: int, cols: int, data: st.DataObject) -> None:
+    """Weights at any scale with NaNs, infinities, -0, subnormals and extremes sprinkled in, or
+    plain arbitrary bit patterns: the code is either refused (the tensor stays exact) or within
+    half a step of every value, with the tensor's shape and dtype."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from bigsmall.torch.fast import dequantize, quantize
+    from bigsmall.torch.load import torch_dtype
+
+    bits = DTYPES[dtype].bits
+    if data.draw(st.booleans()):
+        raw = data.draw(st.binary(min_size=rows * cols * bits // 8, max_size=rows * cols * bits // 8))
+        u = np.frombuffer(raw, dtype=np.uint32 if bits == 32 else np.uint16).copy()
+        w = torch.from_numpy(u.view(np.int32 if bits == 32 else np.int16)).view(torch_dtype(dtype))
+        w = w.reshape(rows, cols)
+    else:
+        rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+        scale = data.draw(st.sampled_from([1e-30, 1e-6, 0.02, 1.0, 300.0, 2e4]))
+        x = rng.normal(0, scale, (rows, cols))
+        for _ in range(data.draw(st.integers(0, 4))):
+            x[data.draw(st.integers(0, rows - 1)), data.draw(st.integers(0, cols - 1))] = (
+                data.draw(st.sampled_from(SPECIALS)))
+        w = torch.from_numpy(x).to(torch_dtype(dtype))
+    code = quantize(w)
+    x = w.float()
+    if code is None:
+        assert not bool(torch.isfinite(x).all()) or float(x.abs().max()) > 6e4
+        return
+    assert bool(torch.isfinite(x).all()) and code.nbytes == ap.int4_bytes((rows, cols))
+    d = dequantize(code)
+    assert d.dtype == w.dtype and d.shape == w.shape
+    step = code.scale.float().repeat_interleave(ap.GROUP, dim=1)[:, :cols]
+    lo = code.minimum.float().repeat_interleave(ap.GROUP, dim=1)[:, :cols]
+    # half a step, + the fp16 rounding of the scale (times up to 15 steps: the clamp at the top)
+    # and of the minimum, each at least half fp16's smallest subnormal (2**-25), + the model
+    # dtype's rounding of the result
+    tol = step / 2 + 16 * (step * 2**-11 + 2**-25) + lo.abs() * 2**-11 + x.abs() * 2**-7 + 1e-12
+    assert bool(((d.float() - x).abs() <= tol).all()), float(((d.float() - x).abs() - tol).max())

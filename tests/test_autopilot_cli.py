@@ -171,6 +171,8 @@ def test_run_mode_stream_is_run_stream_and_fast_is_announced(minilm_bf16_folder_
     assert fast.stderr.splitlines()[0] == jf["plan"]["announcement"]  # said first, on the terminal
     assert jf["output"]["sha256"] != ja["output"]["sha256"]  # not the exact model's bits
     assert 0 < jf["fast"]["int4_bytes"] < jf["weight_bytes"] / 3
+    for j in (jb, jf):  # the capacity math held: the measured process peak within the plan's bytes
+        assert j["peak_rss"] <= j["plan"]["costs"][j["plan"]["mode"]]["host_bytes"], j["plan"]
     # --mode is its own option now (it was taken as an abbreviation of --model-class)
     bad = _cli("run", src, "--stream", "--mode", "fast", env=env)
     assert bad.returncode == 1 and "--stream is --mode stream" in bad.stderr
