@@ -7,9 +7,11 @@ accelerator the bytes go to pinned host memory first, then to the device.
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import MissingDependencyError, TensorNotFoundError
 
 
 def _torch() -> Any:
@@ -53,10 +55,36 @@ def _as_tensor(buf: Any, spec: Any, dev: Any, pin: bool) -> Any:
     return t
 
 
-def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
-         progress: Any = None, base: Any = None) -> dict[str, Any]:
-    """Load every tensor of a ``.bs`` container into torch, bit-exact, on ``device``.
+def member_keys(container: Any, files: Collection[str] | None = None) -> dict[Any, str]:
+    """{entry: key} for the tensors of ``container`` (of the member ``files`` only, if given).
 
+    Keys are tensor names; where several member files hold the same name (a sentence-transformers
+    folder's ``2_Dense`` and ``3_Dense`` both hold ``linear.weight``) it is ``"file::name"``.
+    With ``files``, a name unique among those files is its plain name: loading one module's file
+    gives the names that module's ``load_state_dict`` expects.
+    """
+    from ..core.types import qualified_key
+
+    paths = [f.path for f in container.files]
+    wanted = set(paths if files is None else files)
+    unknown = wanted - set(paths)
+    if unknown:
+        raise TensorNotFoundError(f"no member file {sorted(unknown)[0]!r} in the container "
+                                  f"(it has {', '.join(paths[:4])}{'...' if len(paths) > 4 else ''})")
+    entries = [t for t in container.tensors if paths[t.spec.file] in wanted]
+    counts = Counter(t.name for t in entries)
+    return {t: t.name if counts[t.name] == 1 else qualified_key(paths[t.spec.file], t.name)
+            for t in entries}
+
+
+def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
+         progress: Any = None, base: Any = None,
+         file: str | Collection[str] | None = None) -> dict[str, Any]:
+    """Load the tensors of a ``.bs`` container into torch, bit-exact, on ``device``.
+
+    Keys are the tensor names, or ``"file::name"`` where two member files hold the same name.
+    ``file``: only the tensors of that member file (or those files), e.g.
+    ``load("st.bs", file="2_Dense/model.safetensors")`` -> ``{"linear.weight": ...}``.
     ``progress``: anything with ``update(nbytes)`` (a tqdm bar), told as each tensor lands.
     ``base``: the base model of a patch (``compress(delta_from=...)``), checked first.
     """
@@ -67,16 +95,18 @@ def load(src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | 
     dev = torch.device(device)
     pin = dev.type == "cuda" and torch.cuda.is_available()
     storage: dict[str, Any] = {}
-
-    def alloc(entry: Any) -> Any:
-        buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=pin)
-        storage[entry.name] = buf
-        return buf.numpy()
-
     out: dict[str, Any] = {}
     with BsFile(src, threads=threads, base=base) as bs:
-        for entry, _ in bs.iter_decoded(list(bs.container.tensors), alloc=alloc):
-            out[entry.name] = _as_tensor(storage.pop(entry.name), entry.spec, dev, pin)
+        keys = member_keys(bs.container, [file] if isinstance(file, str) else file)
+
+        def alloc(entry: Any) -> Any:
+            buf = torch.empty(entry.spec.nbytes, dtype=torch.uint8, pin_memory=pin)
+            storage[keys[entry]] = buf
+            return buf.numpy()
+
+        for entry, _ in bs.iter_decoded(list(keys), alloc=alloc):
+            key = keys[entry]
+            out[key] = _as_tensor(storage.pop(key), entry.spec, dev, pin)
             if progress is not None:
                 progress.update(entry.spec.nbytes)
     return out

@@ -1,0 +1,466 @@
+"""The ``delta`` codec: a fine-tuned tensor coded against the same tensor of its base model.
+
+Why this model (measured on the MiniLM bf16 pair of ``testing/finetune.py``, 40 AdamW steps,
+28 % of the values changed, in % of the fine-tune's file; ``benchmarks/bench_delta.py``):
+XOR + zstd-19 13.4 %, order-0 entropy of the integer difference 9.4 %, that difference given
+the base value's exponent 7.3 %, + a per-row cluster 7.1 %; the previous element's symbol, the
+top mantissa bit of the base or a column cluster each gain < 0.05 points. An optimizer moves a
+weight by about the same *absolute* amount across a tensor, so the change counted in units in
+the last place is set by the base value's exponent: that is the context.
+
+Per element (words of the dtype's width ``W``; packed sub-byte dtypes as bytes):
+
+- both words go through the monotone map (floats: sign-magnitude -> ordered integers; signed
+  integers: offset binary), ``d = M(ft) - M(base) mod 2**W`` (bijective for any base word:
+  NaN payloads, infinities, -0 are just bit patterns), zig-zagged to ``z`` (0, -1, 1, -2, ...
+  -> 0, 1, 2, 3, ...);
+- symbol ``s``: ``z`` itself for ``z < 2``, else ``2 * (bitlen(z) - 1) + (the bit below the
+  leading one)`` (alphabet ``2W``), coded by static rANS under the context (exponent bucket of
+  the base value) x (row cluster); the ``bitlen(z) - 2`` bits below are stored raw.
+
+Blob: head = u8 version, u8 K (exponent buckets), u8 R (row clusters), u8 PB, i16 elo, u32
+rowctx length, the zstd'ed row clusters, the frequency tables (``tables.pack_rows``); then one
+chunk per ``params["rows"]`` rows: u32 rANS bytes, the rANS words (state first), the raw bits.
+Pure: numpy and numba only; the shell (``io/delta.py``) supplies the base bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zstandard
+from numba import njit
+
+from ..core.types import TensorPlan, TensorSpec
+from ..errors import FormatError, IntegrityError
+from . import rans, tables
+from .base import Codec, register
+
+CODEC_ID = "delta"
+BASE_ID = "base"  # the tensor equals a base tensor: zero bytes (params ``of``: its name)
+PB = 13
+RANS_L = 1 << 16
+MAX_K = 16
+CHUNK_ELEMS = 1 << 20
+_WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def word_width(spec: TensorSpec) -> int:
+    """Bytes per coded word: the element for byte-aligned dtypes, a byte for packed ones."""
+    w = spec.info.itemsize
+    return w if w in _WORDS else 1
+
+
+def _kind(spec: TensorSpec) -> int:
+    """0 unsigned, 1 signed integer (offset binary), 2 float (sign-magnitude)."""
+    info = spec.info
+    if info.itemsize not in _WORDS:
+        return 0
+    if info.exp_bits and info.bits in (8, 16, 32, 64):
+        return 2
+    return 1 if spec.dtype.startswith("I") else 0
+
+
+# ---------------------------------------------------------------- kernels
+
+@njit(nogil=True, cache=True)
+def _mono(w, kind, top, mask):
+    if kind == 2:
+        if w & top:
+            return (~w) & mask
+        return w | top
+    if kind == 1:
+        return w ^ top
+    return w
+
+
+@njit(nogil=True, cache=True)
+def _unmono(m, kind, top, mask):
+    if kind == 2:
+        if m & top:
+            return m ^ top
+        return (~m) & mask
+    if kind == 1:
+        return m ^ top
+    return m
+
+
+@njit(nogil=True, cache=True)
+def _bitlen(z):
+    n = 0
+    while z:
+        n += 1
+        z >>= np.uint64(1)
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _zig(b, f, kind, top, mask):
+    """The zig-zagged difference of the monotone images of base word ``b`` and word ``f``."""
+    d = (_mono(f, kind, top, mask) - _mono(b, kind, top, mask)) & mask
+    if d & top:
+        return (((~d) & mask) << np.uint64(1)) + np.uint64(1)
+    return d << np.uint64(1)
+
+
+@njit(nogil=True, cache=True)
+def _symbols(base, ft, wbits, kind, mbits, ebits, elo, nk):
+    """Per element: its symbol and the exponent bucket of its base value (uint8 each)."""
+    n = base.shape[0]
+    sym = np.empty(n, np.uint8)
+    ce = np.zeros(n, np.uint8)
+    top = np.uint64(1) << np.uint64(wbits - 1)
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) if wbits == 64 else (np.uint64(1) << np.uint64(wbits)) - np.uint64(1)
+    emask = np.uint64((1 << ebits) - 1)
+    for k in range(n):
+        b = np.uint64(base[k])
+        z = _zig(b, np.uint64(ft[k]), kind, top, mask)
+        if z < np.uint64(2):
+            sym[k] = np.uint8(z)
+        else:
+            nb = _bitlen(z)
+            sym[k] = np.uint8(2 * (nb - 1) + np.int64((z >> np.uint64(nb - 2)) & np.uint64(1)))
+        if kind == 2:
+            e = np.int64((b >> np.uint64(mbits)) & emask) - elo
+            ce[k] = 0 if e < 0 else (nk - 1 if e >= nk else e)
+    return sym, ce
+
+
+@njit(nogil=True, cache=True)
+def _counts(sym, ce, rowctx, ncols, nr, nctx, alpha):
+    out = np.zeros((nctx, alpha), np.int64)
+    n = sym.shape[0]
+    for i in range(rowctx.shape[0]):
+        r = np.int64(rowctx[i])
+        for k in range(i * ncols, min(n, (i + 1) * ncols)):
+            out[np.int64(ce[k]) * nr + r, sym[k]] += 1
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha):
+    """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (final state, then words),
+    then the raw bits, LSB-first."""
+    n = sym.shape[0]
+    words = np.empty(n // 4 + 16, np.uint16)
+    nw = 0
+    x = np.uint64(RANS_L)
+    total_raw = 0
+    i = (k0 + n - 1) // ncols  # row of the last element, and where that row starts
+    rstart = i * ncols - k0
+    r = np.int64(rowctx[i]) if n else 0
+    for k in range(n - 1, -1, -1):
+        if k < rstart:
+            i -= 1
+            rstart -= ncols
+            r = np.int64(rowctx[i])
+        s = np.int64(sym[k])
+        if s >= 4:
+            total_raw += s // 2 - 1
+        row = (np.int64(ce[k]) * nr + r) * alpha + s  # the step of rans_encode._put
+        if x >= tab[row, 0]:
+            if nw == words.shape[0]:
+                words = np.concatenate((words, np.empty(words.shape[0], np.uint16)))
+            words[nw] = np.uint16(x & np.uint64(0xFFFF))
+            nw += 1
+            x >>= np.uint64(16)
+        q = (x + ((x * tab[row, 1]) >> np.uint64(32))) >> tab[row, 2]
+        cc = tab[row, 3]
+        x = x + (cc & np.uint64(0xFFFFFFFF)) + q * (cc >> np.uint64(32))
+    nraw = (total_raw + 7) // 8
+    rbytes = 4 + 2 * nw
+    out = np.zeros(4 + rbytes + nraw, np.uint8)
+    for i in range(4):
+        out[i] = np.uint8((rbytes >> (8 * i)) & 0xFF)
+        out[4 + i] = np.uint8((x >> np.uint64(8 * i)) & np.uint64(0xFF))
+    pos = 8
+    for i in range(nw - 1, -1, -1):  # the decoder reads the last word written first
+        out[pos] = np.uint8(words[i] & 0xFF)
+        out[pos + 1] = np.uint8(words[i] >> 8)
+        pos += 2
+    top = np.uint64(1) << np.uint64(wbits - 1)
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) if wbits == 64 else (np.uint64(1) << np.uint64(wbits)) - np.uint64(1)
+    acc = np.uint64(0)
+    nacc = 0
+    for k in range(n):
+        s = np.int64(sym[k])
+        if s < 4:
+            continue
+        r = s // 2 - 1
+        v = _zig(np.uint64(base[k]), np.uint64(ft[k]), kind, top, mask)
+        while r > 0:
+            take = min(r, 32)
+            part = v & ((np.uint64(1) << np.uint64(take)) - np.uint64(1))
+            acc |= part << np.uint64(nacc)
+            nacc += take
+            v >>= np.uint64(take)
+            r -= take
+            while nacc >= 8:
+                out[pos] = np.uint8(acc & np.uint64(0xFF))
+                pos += 1
+                acc >>= np.uint64(8)
+                nacc -= 8
+    if nacc > 0:
+        out[pos] = np.uint8(acc & np.uint64(0xFF))
+        pos += 1
+    return out[:pos]
+
+
+@njit(nogil=True, cache=True)
+def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
+            tsym, freq, cum, pb):
+    """Inverse of ``_encode`` for elements [k0, k0 + len(base)); returns 0 or an error code
+    (1 truncated, 2 trailing bytes, 3 bad state)."""
+    n = base.shape[0]
+    size = chunk.shape[0]
+    if size < 8:
+        return 1
+    rbytes = np.int64(chunk[0]) | np.int64(chunk[1]) << 8 | np.int64(chunk[2]) << 16 | np.int64(chunk[3]) << 24
+    if rbytes < 4 or 4 + rbytes > size:
+        return 1
+    x = np.uint64(0)
+    for i in range(4):
+        x |= np.uint64(chunk[4 + i]) << np.uint64(8 * i)
+    lbound = np.uint64(RANS_L)
+    if x < lbound:
+        return 3
+    pos = 8
+    rend = 4 + rbytes
+    rpos = rend
+    acc = np.uint64(0)
+    nacc = 0
+    top = np.uint64(1) << np.uint64(wbits - 1)
+    mask = np.uint64(0xFFFFFFFFFFFFFFFF) if wbits == 64 else (np.uint64(1) << np.uint64(wbits)) - np.uint64(1)
+    emask = np.uint64((1 << ebits) - 1)
+    pmask = np.uint64((1 << pb) - 1)
+    upb = np.uint64(pb)
+    i = k0 // ncols  # current row and where the next one starts (no division per element)
+    rnext = (i + 1) * ncols - k0
+    rc = np.int64(rowctx[i]) if n else 0
+    for k in range(n):
+        if k == rnext:
+            i += 1
+            rnext += ncols
+            rc = np.int64(rowctx[i])
+        b = np.uint64(base[k])
+        ce = 0
+        if kind == 2:
+            e = np.int64((b >> np.uint64(mbits)) & emask) - elo
+            ce = 0 if e < 0 else (nk - 1 if e >= nk else e)
+        c = ce * nr + rc
+        slot = x & pmask
+        s = np.int64(tsym[(c << pb) + np.int64(slot)])
+        x = np.uint64(freq[c, s]) * (x >> upb) + slot - np.uint64(cum[c, s])
+        if x < lbound:
+            if pos + 2 > rend:
+                return 1
+            x = (x << np.uint64(16)) | np.uint64(chunk[pos]) | (np.uint64(chunk[pos + 1]) << np.uint64(8))
+            pos += 2
+        if s <= 1:
+            z = np.uint64(s)
+        else:
+            nb = s // 2 + 1
+            r = nb - 2
+            v = np.uint64(0)
+            got = 0
+            while r > 0:
+                take = min(r, 32)
+                while nacc < take:
+                    if rpos >= size:
+                        return 1
+                    acc |= np.uint64(chunk[rpos]) << np.uint64(nacc)
+                    rpos += 1
+                    nacc += 8
+                v |= (acc & ((np.uint64(1) << np.uint64(take)) - np.uint64(1))) << np.uint64(got)
+                acc >>= np.uint64(take)
+                nacc -= take
+                got += take
+                r -= take
+            z = (np.uint64(1) << np.uint64(nb - 1)) | (np.uint64(s & 1) << np.uint64(nb - 2)) | v
+        if z & np.uint64(1):
+            d = (np.uint64(0) - ((z >> np.uint64(1)) + np.uint64(1))) & mask
+        else:
+            d = z >> np.uint64(1)
+        m = (_mono(b, kind, top, mask) + d) & mask
+        out[k] = _unmono(m, kind, top, mask)
+    if pos != rend or rpos != size or x != lbound:
+        return 2 if x == lbound else 3
+    return 0
+
+
+# ---------------------------------------------------------------- the model
+
+def _layout(spec: TensorSpec) -> tuple[int, int, int, int, int]:
+    """(word bytes, word bits, kind, mantissa bits, exponent bits)."""
+    wb = word_width(spec)
+    kind = _kind(spec)
+    info = spec.info
+    return wb, wb * 8, kind, (info.mant_bits if kind == 2 else 0), (info.exp_bits if kind == 2 else 0)
+
+
+def _rows(spec: TensorSpec, n: int) -> tuple[int, int]:
+    rows, cols = spec.matrix
+    if rows * cols != n or cols == 0:
+        return 1, max(n, 1)
+    return rows, cols
+
+
+def _cost_bits(counts: np.ndarray) -> float:
+    c = counts.astype(np.float64)
+    tot = c.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(c * np.log2(np.where(c > 0, c / np.maximum(tot, 1), 1))).sum()
+    return float(h) + 8 * 6 * int((counts > 0).any(axis=1).sum())
+
+
+def _row_clusters(sym: np.ndarray, rows: int, cols: int, nr: int) -> np.ndarray:
+    """Rows ranked by their mean (clipped) symbol, cut into ``nr`` equal groups."""
+    if nr == 1 or rows < 2 * nr:
+        return np.zeros(rows, np.uint8)
+    score = np.minimum(sym, 8).reshape(rows, cols).mean(axis=1)
+    order = np.argsort(score, kind="stable")
+    out = np.empty(rows, np.uint8)
+    out[order] = (np.arange(rows) * nr // rows).astype(np.uint8)
+    return out
+
+
+def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec) -> TensorPlan | None:
+    """``ft`` (uint8, the tensor's bytes) coded against ``base`` (uint8, same size); None when
+    the tensor is empty. The caller compares ``coded_size`` with the standalone coding."""
+    if base.size != ft.size or ft.size == 0:
+        return None
+    wb, wbits, kind, mbits, ebits = _layout(spec)
+    dt = _WORDS[wb]
+    bw = base.view(dt)
+    fw = ft.view(dt)
+    n = bw.size
+    rows, cols = _rows(spec, n)
+    alpha = 2 * wbits
+    elo, nk = 0, 1
+    if kind == 2:
+        e = ((bw >> mbits) & ((1 << ebits) - 1)).astype(np.int64)
+        hist = np.bincount(e, minlength=1 << ebits)
+        nz = np.flatnonzero(hist)
+        hi = int(nz[-1])
+        cum_hi = np.cumsum(hist[::-1])
+        # the top bucket ends at the largest exponent; the lowest covers the rare small values
+        lo_keep = int(np.searchsorted(cum_hi, 0.999 * n))
+        nk = max(1, min(MAX_K, lo_keep + 1, hi - int(nz[0]) + 1))
+        elo = hi - nk + 1
+    sym, ce = _symbols(bw, fw, wbits, kind, mbits, ebits, elo, nk)
+    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    for nr in (1, 4):
+        if nr > 1 and rows < 64:
+            continue
+        rowctx = np.zeros(rows, np.uint8) if nr == 1 else _row_clusters(sym, rows, cols, nr)
+        counts = _counts(sym, ce, rowctx, cols, nr, nk * nr, alpha)
+        cost = _cost_bits(counts) + (rows * 2 if nr > 1 else 0)
+        if best is None or cost < best[0]:
+            best = (cost, nr, rowctx, counts)
+    assert best is not None
+    _, nr, rowctx, counts = best
+    q = tables.quantize_counts(counts)
+    freq = rans.normalize_weights(tables.dequantize(q), PB)
+    tab = rans.encoder_table(freq, rans.cumulative(freq), PB)
+    rc = zstandard.ZstdCompressor(level=9).compress(rowctx.tobytes()) if nr > 1 else b""
+    head = (bytes([1, nk, nr, PB]) + int(elo).to_bytes(2, "little", signed=True)
+            + len(rc).to_bytes(4, "little") + rc + tables.pack_rows(q))
+    per = max(1, CHUNK_ELEMS // cols) * cols
+    chunks = tuple(_encode(sym[a:a + per], ce[a:a + per], rowctx, a, cols, nr, bw[a:a + per],
+                           fw[a:a + per], wbits, kind, tab, alpha).tobytes()
+                   for a in range(0, n, per))
+    return TensorPlan(CODEC_ID, {"chunk": per}, head, chunks)
+
+
+def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) -> Any:
+    """Parse and check the side information; a bad head is a typed error, never a crash."""
+    where = f"tensor {spec.name!r}: delta"
+    per = params.get("chunk")
+    wb, wbits, kind, mbits, ebits = _layout(spec)
+    n = spec.nbytes // wb
+    rows, cols = _rows(spec, n)
+    if type(per) is not int or per < 1 or per % cols:
+        raise FormatError(f"{where}: bad chunk parameter")
+    head = bytes(head)
+    if len(head) < 10 or head[0] != 1:
+        raise FormatError(f"{where}: side information truncated or of an unknown version")
+    nk, nr, pb = head[1], head[2], head[3]
+    elo = int.from_bytes(head[4:6], "little", signed=True)
+    rlen = int.from_bytes(head[6:10], "little")
+    if not (1 <= nk <= MAX_K and nr in (1, 4) and pb == PB and 10 + rlen <= len(head)):
+        raise FormatError(f"{where}: bad side information")
+    if nr > 1:
+        from ..container.format import zstd_decompress
+
+        rowctx = np.frombuffer(zstd_decompress(head[10:10 + rlen], rows, where), np.uint8)
+        if rowctx.size != rows or (rowctx.size and int(rowctx.max()) >= nr):
+            raise IntegrityError(f"{where}: row clusters corrupt")
+    else:
+        rowctx = np.zeros(rows, np.uint8)
+    q, pos = tables.unpack_rows(head, 10 + rlen, nk * nr, 2 * wbits)
+    if pos != len(head):
+        raise FormatError(f"{where}: side information has trailing bytes")
+    freq = rans.normalize_weights(tables.dequantize(q), PB)
+    cum = rans.cumulative(freq)
+    tsym = np.zeros(nk * nr << PB, np.uint8)
+    for c in range(nk * nr):
+        if freq[c].any():  # an empty context: never decoded by an intact chunk
+            tsym[c << PB:(c + 1) << PB] = np.repeat(np.arange(2 * wbits, dtype=np.uint8), freq[c])
+    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, per)
+
+
+def chunk_ranges(state: Any, spec: TensorSpec, nchunks: int) -> list[tuple[int, int]]:
+    """The output byte range of each chunk; the chunk count must match the tensor's size."""
+    wb, per = state[0], state[-1]
+    n = spec.nbytes // wb
+    if nchunks != -(-n // per):
+        raise FormatError(f"tensor {spec.name!r}: delta chunk count does not match its size")
+    return [(i * per * wb, min(n, (i + 1) * per) * wb) for i in range(nchunks)]
+
+
+def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memoryview,
+                 base: np.ndarray, out: np.ndarray) -> None:
+    """Decode chunk ``index`` against ``base`` (uint8, that chunk's base bytes) into ``out``
+    (uint8, that chunk's output bytes)."""
+    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, per = state
+    dt = _WORDS[wb]
+    bw = base.view(dt)
+    if out.size != base.size or bw.size > per:
+        raise FormatError(f"tensor {spec.name!r}: delta chunk {index} has the wrong size")
+    err = _decode(np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind,
+                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, freq, cum, PB)
+    if err:
+        raise IntegrityError(f"tensor {spec.name!r}: delta chunk {index} corrupt (code {err})")
+
+
+def decode(state: Any, spec: TensorSpec, base: np.ndarray, chunks: list[memoryview],
+           out: np.ndarray) -> None:
+    """Decode every chunk (``prepare``'s state) against ``base`` (uint8) into ``out`` (uint8)."""
+    if out.size != base.size or base.size != spec.nbytes:
+        raise FormatError(f"tensor {spec.name!r}: delta base or output of the wrong size")
+    for i, (lo, hi) in enumerate(chunk_ranges(state, spec, len(chunks))):
+        decode_chunk(state, spec, i, chunks[i], base[lo:hi], out[lo:hi])
+
+
+class _NeedsBase(Codec):
+    """Registered so that a patch opened without its base names the problem: these tensors
+    decode only through ``io/delta.py``, which supplies the base."""
+
+    def __init__(self, codec_id: str):
+        self.codec_id = codec_id  # type: ignore[misc]
+
+    def encode(self, data: np.ndarray, spec: TensorSpec, chunk_units: int, *,
+               level: str = "default") -> TensorPlan | None:
+        return None
+
+    def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
+                     chunk: bytes | memoryview, out: np.ndarray) -> None:
+        from ..errors import BaseRequiredError
+
+        raise BaseRequiredError(f"tensor {spec.name!r} is stored as a change to a base model: "
+                                "give the base (--base BASE, base=...)")
+
+
+register(_NeedsBase(CODEC_ID))
+register(_NeedsBase(BASE_ID))
