@@ -235,6 +235,12 @@ class EccStatus:
         what = (f"{len(self.bad_data_blocks)} bad data blocks, {len(self.bad_parity_blocks)} bad "
                 f"parity blocks in {self.bad_stripes} of {g.stripes} stripes (worst: "
                 f"{self.worst_stripe}, parity per stripe: {g.m})")
+        if self.meta_copies_ok < 2:
+            what += f", {2 - self.meta_copies_ok} of 2 metadata copies damaged"
+        if not self.trailer_ok:
+            what += ", trailer damaged or missing"
+        if self.extra_bytes:
+            what += f", {self.extra_bytes} stray bytes past its end"
         return f"damaged, {'repairable' if self.repairable else 'NOT repairable'}: {what}"
 
 
