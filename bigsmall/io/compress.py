@@ -322,7 +322,7 @@ def compress(
             entries: list[TensorEntry] = []
             seen: dict[tuple[str, str, int], TensorSpec] = {}
             if resume:
-                journal = resume_mod.Journal(resume_mod.journal_path(tmp), fp, resumed is None)
+                journal = resume_mod.Journal(resume_mod.journal_path(tmp), fp, resumed)
             if resumed is not None:  # the journaled tensors are kept: replay their bookkeeping
                 pos = resumed.end
                 fh.truncate(pos)  # type: ignore[attr-defined]

@@ -69,13 +69,14 @@ def _entry_from(d: dict[str, Any]) -> TensorEntry:
 
 
 class Journal:
-    """The journal of one run (appended to, line by line)."""
+    """The journal of one run (appended to, line by line). Continuing ``resumed``, it is first
+    rewritten with the lines kept (a line after a rejected one would never be replayed)."""
 
-    def __init__(self, path: Path, fp: dict[str, Any], fresh: bool):
+    def __init__(self, path: Path, fp: dict[str, Any], resumed: Resumed | None):
         self.path = path
-        if fresh:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"bigsmall_resume": fp}) + "\n")
+        lines = [json.dumps({"bigsmall_resume": fp})] + list(resumed.lines if resumed else ())
+        with open(path, "w", encoding="utf-8") as fh:  # a kill mid-way loses progress, not truth
+            fh.write("\n".join(lines) + "\n")
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def record(self, entry: TensorEntry, blob_digest: int, end: int) -> None:
@@ -97,6 +98,7 @@ class Resumed:
     tmp: Path
     entries: tuple[TensorEntry, ...]
     end: int  # bytes of the temporary kept (header placeholder + the journaled blobs)
+    lines: tuple[str, ...] = ()  # the journal lines of ``entries``
 
 
 def _load(tmp: Path, fp: dict[str, Any]) -> Resumed | None:
@@ -113,6 +115,7 @@ def _load(tmp: Path, fp: dict[str, Any]) -> Resumed | None:
     except (ValueError, AttributeError):
         return None
     entries: list[TensorEntry] = []
+    kept: list[str] = []
     end = 64
     with open(tmp, "rb") as data:
         for line in lines[1:]:
@@ -129,8 +132,9 @@ def _load(tmp: Path, fp: dict[str, Any]) -> Resumed | None:
             except (ValueError, KeyError, TypeError, IndexError):
                 break  # the line a kill cut short
             entries.append(e)
+            kept.append(line)
             end = blob_end
-    return Resumed(tmp, tuple(entries), end)
+    return Resumed(tmp, tuple(entries), end, tuple(kept))
 
 
 def find(dst: Path, fp: dict[str, Any]) -> Resumed | None:
