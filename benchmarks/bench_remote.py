@@ -11,10 +11,12 @@ process of its own so that it does not share the GIL with the decoder) serves th
   is printed beside them;
 - uncapped loopback: ``bigsmall.load(url)`` vs ``bigsmall.load(path)`` of the same ``.bs``;
 - with ``--cut 0.1``: also the capped remote load through a server that cuts that fraction of
-  response bodies in half (retries resume), bit-exactness checked against the local load.
+  response bodies in half (retries resume), bit-exactness checked against the local load;
+- with ``--rss``: how much a load raises the peak RSS of a warm process (``_rss``), locally vs
+  from the URL (uncapped), medians of ``--repeat`` children, interleaved.
 
     python benchmarks/bench_remote.py [--model minilm-bf16|whisper-fp16] [--cap-mbps 100]
-                                      [--repeat 3] [--cut 0.1]
+                                      [--repeat 3] [--cut 0.1] [--rss]
 
 The Python server itself costs CPU (it shares the machine's cores with the decoder), so the
 uncapped figure is a lower bound of what a real CDN allows.
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("--cap-mbps", type=float, default=100.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cut", type=float, default=0.0, help="also: fraction of bodies cut in half")
+    ap.add_argument("--rss", action="store_true", help="also: peak RSS of a local vs a remote load")
     args = ap.parse_args()
     src = corpus.minilm_bf16() if args.model == "minilm-bf16" else corpus.whisper_tiny_safetensors()
     with tempfile.TemporaryDirectory(prefix="bigsmall-bench-remote-") as d:
@@ -103,6 +106,8 @@ def main() -> None:
                         raise SystemExit(f"{name}: tensors differ from the local load")
                     times[name].append(t)
                     del out
+            httpx.get(f"{url}/_control?bandwidth=0&cut_fraction=0").raise_for_status()
+            rss = _rss(root / "model.bs", bs_url, args.repeat) if args.rss else None
         finally:
             proc.communicate(timeout=30)  # closes its stdin: the server stops
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -117,6 +122,31 @@ def main() -> None:
           f"raw fetch / load(url) = {cap_raw / cap_bs:.2f}x")
     un_url, un_local = med["uncapped: bigsmall.load(url)"], med["uncapped: bigsmall.load(local .bs)"]
     print(f"uncapped: load(url) speed = {un_local / un_url:.2f}x of load(local)")
+    if rss is not None:
+        print(f"peak RSS growth of a load: local {rss[0]:.0f} MB, url {rss[1]:.0f} MB "
+              f"({rss[1] - rss[0]:+.0f} MB)")
+
+
+def _rss(path: Path, url: str, repeat: int) -> tuple[float, float]:
+    """Median peak RSS growth (MB) of a load, local then from ``url``, interleaved: each in a
+    fresh process that loads once to warm up (kernels, imports), frees it, resets the peak
+    (``/proc/self/clear_refs``) and loads again; the peak (``VmHWM``) minus the RSS before."""
+    code = (
+        "import gc, sys, bigsmall\n"
+        "def kb(key):\n"
+        "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))\n"
+        "sd = bigsmall.load(sys.argv[1]); del sd; gc.collect()\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "base = kb('VmRSS:'); sd = bigsmall.load(sys.argv[1])\n"
+        "print((kb('VmHWM:') - base) / 1024)\n")
+    got: dict[str, list[float]] = {"local": [], "url": []}
+    for _ in range(repeat):
+        for key, src in (("local", str(path)), ("url", url)):
+            out = subprocess.run([sys.executable, "-c", code, src], check=True, capture_output=True, text=True)
+            got[key].append(float(out.stdout.split()[-1]))
+    print("peak RSS growth runs (MB): " + "; ".join(f"{k} " + " ".join(f"{v:.1f}" for v in vs)
+                                                   for k, vs in got.items()))
+    return statistics.median(got["local"]), statistics.median(got["url"])
 
 
 if __name__ == "__main__":

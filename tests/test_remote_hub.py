@@ -170,3 +170,10 @@ def test_errors_are_typed() -> None:
     assert issubclass(RemoteNotFoundError, FileNotFoundError)
     assert issubclass(RemoteAuthError, PermissionError)
     assert issubclass(RemoteOfflineError, RemoteError)
+
+
+def test_plain_url_401_names_the_url(hub: TestServer) -> None:
+    url = f"{hub.url}/lfs/org/private/model.bs"  # the CDN path of a private repo, no token
+    with pytest.raises(RemoteAuthError, match=url):
+        RemoteSource(url)
+    assert hub.requests("/lfs/org/private/")[0].status == 401
