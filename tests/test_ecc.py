@@ -366,3 +366,30 @@ def test_stray_bytes_and_lost_locators(pair: tuple[Path, Path], tmp_path: Path) 
     assert st.found and not st.trailer_ok and st.meta_copies_ok == 1 and st.repairable
     ecc.repair(bad, tmp_path / "b.bs")
     assert (tmp_path / "b.bs").read_bytes() == data
+
+
+def test_random_crafted_geometries_are_typed(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """300 metadata copies with random field values and valid checksums (both copies, the
+    trailer pointing at them): check and repair finish with a result or a BigsmallError."""
+    protected, _ = pair
+    geo = _geo(protected)
+    data = protected.read_bytes()
+    rnd = random.Random(11)
+    fields = [(12, "<Q", 64), (20, "<I", 32), (24, "<H", 16), (26, "<H", 16), (28, "<I", 32)]
+    bad = tmp_path / "geo.bs"
+    for _ in range(300):
+        meta = bytearray(data[geo.core_length:geo.core_length + geo.meta_length])
+        for off, f, bits in rnd.sample(fields, rnd.randrange(1, 4)):
+            v = rnd.choice([0, 1, 2, 255, 256, 4096, (1 << bits) - 1, rnd.randrange(1 << bits)])
+            struct.pack_into(f, meta, off, v & ((1 << bits) - 1))
+        crafted = _recheck(bytes(meta))
+        buf = bytearray(data)
+        for off in (geo.core_length, geo.meta_b_offset):
+            buf[off:off + geo.meta_length] = crafted
+        bad.write_bytes(bytes(buf))
+        try:
+            st = ecc.check(bad)
+            if st.found:
+                ecc.repair(bad, tmp_path / "o.bs", force=True)
+        except BigsmallError:
+            pass
