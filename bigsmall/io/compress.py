@@ -222,8 +222,9 @@ def _encode_vs_base(data: np.ndarray, spec: TensorSpec, chunk_bytes: int, verify
     kind, of = rel
     if kind == "base":
         return TensorPlan("base", {"of": of})
-    standalone = _encode_one(data, spec, chunk_bytes, verify, level, version, coder)
-    return delta_io.encode_delta(data, base.data(of), spec, of, standalone, verify)
+    return delta_io.encode_delta(
+        data, base.data(of), spec, of,
+        lambda lvl: _encode_one(data, spec, chunk_bytes, verify, lvl, version, coder), level, verify)
 
 
 def compress(
