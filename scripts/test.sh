@@ -3,4 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+.venv/bin/python -c "import bigsmall.native as n; print('decode kernels:', n.status())"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# the numba reference kernels (what runs without a C compiler) on a slice of the suite
+if [ $# -eq 0 ]; then
+  BIGSMALL_NATIVE=0 .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/test_roundtrip.py property_tests/test_codec_roundtrip.py
+fi

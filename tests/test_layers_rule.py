@@ -19,6 +19,7 @@ RANKS = {
     "errors": 0,
     "core": 1,  # value types, dtypes, safetensors header: pure, imports only errors
     "container": 2,  # the .bs byte layout and index validation: pure
+    "native": 2.5,  # optional C decode kernels + their switch (reads BIGSMALL_NATIVE): codecs call it
     "codecs": 3,  # encode/decode of one tensor: pure
     "plan": 4,  # codec choice per tensor, decode jobs: pure
     "io": 5,  # the shell: files, threads, progress

@@ -95,9 +95,14 @@ class FieldPCodec(field.FieldCodec):
 
     def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,
                      chunk: bytes | memoryview, out: np.ndarray) -> None:
-        from ._generated.decodep import decode_chunk
+        from ..native import kernels
 
         assert isinstance(state, _PModel)
+        native = kernels()  # the C port (same arguments, same results) unless disabled/absent
+        if native is not None:
+            decode_chunk = native.decodep_chunk
+        else:
+            from ._generated.decodep import decode_chunk
         lay = state.lay
         rc = decode_chunk(out.view(field._UINT[lay.width // 8]), index * int(params["chunk"]),
                           int(params["matrix"][1]), state.rowctx, state.colsh, state.t1,
@@ -113,8 +118,15 @@ class FieldPCodec(field.FieldCodec):
         lay = state.lay
         dst = out.view(field._UINT[lay.width // 8])
         per, ncols = int(params["chunk"]), int(params["matrix"][1])
-        own = layout_kernel((lay.width, lay.p, lay.eb, lay.mb))  # constants folded: faster
-        if own is not None:
+        from ..native import kernels
+
+        native = kernels()  # the C port (its own per-layout builds) unless disabled/absent
+        if native is not None:
+            bad = native.decodep_chunks(dst, first, step, per, ncols, state.rowctx, state.colsh,
+                                        state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,
+                                        state.rshift, blob, offsets)
+        elif (own := layout_kernel((lay.width, lay.p, lay.eb, lay.mb))) is not None:
+            # constants folded: faster
             bad = own(dst, first, step, per, ncols, state.rowctx, state.colsh, state.t1,
                       state.dirs, state.t2, state.rshift, blob, offsets)
         else:  # the generic kernel: imported only here (~3 ms of a cold start otherwise)

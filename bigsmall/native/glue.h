@@ -1,0 +1,241 @@
+/* The Python-facing functions of _kernels.c: parse, check (checks.h), release the GIL, run. */
+#ifndef BIGSMALL_NATIVE_GLUE_H
+#define BIGSMALL_NATIVE_GLUE_H
+
+/* Chunk i of a strided call: units [b, e) of out (numba: b = min(n, i * per), e = min(n, b +
+ * per)) and bytes [s, z) of blob (blob[offs[i]:offs[i + 1]], Python slice bounds). */
+BS_INLINE void bs_chunk_bounds(i64 i, i64 n, i64 per, const i64 *offs, i64 bl, i64 *b, i64 *e,
+                               i64 *s, i64 *z) {
+    *b = (per > 0 && i > n / per) ? n : bs_min(n, i * per);
+    *e = bs_min(n, *b + per);
+    *s = offs[i];
+    *z = offs[i + 1];
+    bs_slice(bl, s, z);
+}
+
+static int bs_check_strided(i64 first, i64 step, i64 per) {
+    if (first < 0 || step < 1 || per < 0) return bs_fail("first >= 0, step >= 1, per >= 0");
+    return 0;
+}
+
+#define BS_RELEASE_ALL(arr, cnt)                                                             \
+    for (int r_ = 0; r_ < (cnt); r_++) PyBuffer_Release(&(arr)[r_])
+
+/* buffers: 0 out, 1 rowctx, 2 colctx, 3 tsym, 4 tfc, 5 msym, 6 mfc, 7 rshift, 8 buf/blob,
+ * 9 offs. Returns the number acquired, or -1 after releasing them. */
+static int d8_buffers(PyObject **o, Py_buffer *v, int nbuf) {
+    static const Py_ssize_t isz[10] = {0, 8, 8, 1, 4, 1, 4, 8, 1, 8};
+    static const int flat[10] = {1, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+    static const char *names[10] = {"out", "rowctx", "colctx", "tsym", "tfc", "msym", "mfc",
+                                    "rshift", "buf", "offs"};
+    for (int b = 0; b < nbuf; b++) {
+        if (bs_getbuf(o[b], &v[b], isz[b], b == 0, flat[b], names[b]) < 0) {
+            BS_RELEASE_ALL(v, b);
+            return -1;
+        }
+    }
+    return nbuf;
+}
+
+/* buffers: 0 out, 1 rowctx, 2 colsh, 3 t1, 4 dirs, 5 t2, 6 rshift, 7 buf/blob, 8 offs */
+static int dp_buffers(PyObject **o, Py_buffer *v, int nbuf) {
+    static const Py_ssize_t isz[9] = {0, 8, 8, 2, 8, 2, 8, 1, 8};
+    static const int flat[9] = {1, 0, 0, 0, 0, 0, 0, 1, 1};
+    static const char *names[9] = {"out", "rowctx", "colsh", "t1", "dirs", "t2", "rshift", "buf",
+                                   "offs"};
+    for (int b = 0; b < nbuf; b++) {
+        if (bs_getbuf(o[b], &v[b], isz[b], b == 0, flat[b], names[b]) < 0) {
+            BS_RELEASE_ALL(v, b);
+            return -1;
+        }
+    }
+    return nbuf;
+}
+
+static void d8_fill(d8_model *m, Py_buffer *v, long long ncols, long long pbits,
+                    long long mpbits, long long p, long long eb, long long mb) {
+    m->ncols = ncols;
+    m->rowctx = v[1].buf;
+    m->colctx = v[2].buf;
+    m->tsym = v[3].buf;
+    m->tfc = v[4].buf;
+    m->msym = v[5].buf;
+    m->mfc = v[6].buf;
+    m->rshift = v[7].buf;
+    m->pbits = pbits;
+    m->mpbits = mpbits;
+    m->p = p;
+    m->eb = eb;
+    m->mb = mb;
+}
+
+#define D8_CHECK(v, k0, n)                                                                   \
+    d8_check(&m, (int)v[0].itemsize, k0, n, BS_N(v[1]), BS_N(v[2]), BS_N(v[7]), BS_N(v[3]), \
+             BS_N(v[4]), BS_N(v[5]), BS_N(v[6]))
+
+static PyObject *py_decode8_chunk(PyObject *self, PyObject *args) {
+    PyObject *o[9];
+    long long k0, ncols, pbits, mpbits, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLOOOOLOOLLLLOO", &o[0], &k0, &ncols, &o[1], &o[2], &o[3],
+                          &o[4], &pbits, &o[5], &o[6], &mpbits, &p, &eb, &mb, &o[7], &o[8]))
+        return NULL;
+    Py_buffer v[9];
+    if (d8_buffers(o, v, 9) < 0) return NULL;
+    d8_model m;
+    d8_fill(&m, v, ncols, pbits, mpbits, p, eb, mb);
+    int w = (int)v[0].itemsize;
+    i64 n = BS_N(v[0]);
+    if (D8_CHECK(v, k0, n) < 0) {
+        BS_RELEASE_ALL(v, 9);
+        return NULL;
+    }
+    d8_fn f = d8_pick(w, &m);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = f(&m, v[0].buf, n, k0, v[8].buf, BS_N(v[8]));
+    Py_END_ALLOW_THREADS
+    BS_RELEASE_ALL(v, 9);
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *py_decode8_chunks(PyObject *self, PyObject *args) {
+    PyObject *o[10];
+    long long first, step, per, ncols, pbits, mpbits, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLLLOOOOLOOLLLLOOO", &o[0], &first, &step, &per, &ncols,
+                          &o[1], &o[2], &o[3], &o[4], &pbits, &o[5], &o[6], &mpbits, &p, &eb,
+                          &mb, &o[7], &o[8], &o[9]))
+        return NULL;
+    Py_buffer v[10];
+    if (d8_buffers(o, v, 10) < 0) return NULL;
+    d8_model m;
+    d8_fill(&m, v, ncols, pbits, mpbits, p, eb, mb);
+    int w = (int)v[0].itemsize;
+    i64 n = BS_N(v[0]);
+    if (bs_check_strided(first, step, per) < 0 || D8_CHECK(v, 0, n) < 0) {
+        BS_RELEASE_ALL(v, 10);
+        return NULL;
+    }
+    d8_fn f = d8_pick(w, &m);
+    const i64 *offs = v[9].buf;
+    i64 noffs = BS_N(v[9]), bl = BS_N(v[8]), bad = -1;
+    uint8_t *out = v[0].buf;
+    const uint8_t *blob = v[8].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (i64 i = first; i < noffs - 1; i += step) {
+        i64 b, e, s, z;
+        bs_chunk_bounds(i, n, per, offs, bl, &b, &e, &s, &z);
+        if (f(&m, out + b * w, e - b, b, blob + s, z - s) != 0) {
+            bad = i;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    BS_RELEASE_ALL(v, 10);
+    return PyLong_FromLongLong(bad);
+}
+
+static void dp_fill(dp_model *m, Py_buffer *v, long long ncols, long long p, long long eb,
+                    long long mb) {
+    m->ncols = ncols;
+    m->rowctx = v[1].buf;
+    m->colsh = v[2].buf;
+    m->t1 = v[3].buf;
+    m->dirs = v[4].buf;
+    m->t2 = v[5].buf;
+    m->nt2 = BS_N(v[5]);
+    m->rshift = v[6].buf;
+    m->p = p;
+    m->eb = eb;
+    m->mb = mb;
+}
+
+#define DP_CHECK(v, k0, n)                                                                   \
+    dp_check(&m, (int)v[0].itemsize, k0, n, BS_N(v[1]), BS_N(v[2]), BS_N(v[6]), BS_N(v[3]), \
+             BS_N(v[4]))
+
+static PyObject *py_decodep_chunk(PyObject *self, PyObject *args) {
+    PyObject *o[8];
+    long long k0, ncols, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLOOOOOLLLOO", &o[0], &k0, &ncols, &o[1], &o[2], &o[3], &o[4],
+                          &o[5], &p, &eb, &mb, &o[6], &o[7]))
+        return NULL;
+    Py_buffer v[8];
+    if (dp_buffers(o, v, 8) < 0) return NULL;
+    dp_model m;
+    dp_fill(&m, v, ncols, p, eb, mb);
+    int w = (int)v[0].itemsize;
+    i64 n = BS_N(v[0]);
+    if (DP_CHECK(v, k0, n) < 0) {
+        BS_RELEASE_ALL(v, 8);
+        return NULL;
+    }
+    dp_fn f = dp_pick(w, p, eb, mb);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = f(&m, v[0].buf, n, k0, v[7].buf, BS_N(v[7]));
+    Py_END_ALLOW_THREADS
+    BS_RELEASE_ALL(v, 8);
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *py_decodep_chunks(PyObject *self, PyObject *args) {
+    PyObject *o[9];
+    long long first, step, per, ncols, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLLLOOOOOLLLOOO", &o[0], &first, &step, &per, &ncols, &o[1],
+                          &o[2], &o[3], &o[4], &o[5], &p, &eb, &mb, &o[6], &o[7], &o[8]))
+        return NULL;
+    Py_buffer v[9];
+    if (dp_buffers(o, v, 9) < 0) return NULL;
+    dp_model m;
+    dp_fill(&m, v, ncols, p, eb, mb);
+    int w = (int)v[0].itemsize;
+    i64 n = BS_N(v[0]);
+    if (bs_check_strided(first, step, per) < 0 || DP_CHECK(v, 0, n) < 0) {
+        BS_RELEASE_ALL(v, 9);
+        return NULL;
+    }
+    dp_fn f = dp_pick(w, p, eb, mb);
+    const i64 *offs = v[8].buf;
+    i64 noffs = BS_N(v[8]), bl = BS_N(v[7]), bad = -1;
+    uint8_t *out = v[0].buf;
+    const uint8_t *blob = v[7].buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (i64 i = first; i < noffs - 1; i += step) {
+        i64 b, e, s, z;
+        bs_chunk_bounds(i, n, per, offs, bl, &b, &e, &s, &z);
+        if (f(&m, out + b * w, e - b, b, blob + s, z - s) != 0) {
+            bad = i;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    BS_RELEASE_ALL(v, 9);
+    return PyLong_FromLongLong(bad);
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *unused) {
+    return PyUnicode_FromString(use_avx2 ? "avx2" : "scalar");
+}
+
+static PyObject *py_set_isa(PyObject *self, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (strcmp(name, "scalar") == 0) {
+        use_avx2 = 0;
+    } else if (strcmp(name, "avx2") == 0) {
+#if BS_HAVE_AVX2
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2")))
+#endif
+        {
+            PyErr_SetString(PyExc_ValueError, "this CPU (or build) has no AVX2 + BMI2 path");
+            return NULL;
+        }
+        use_avx2 = 1;
+    } else {
+        PyErr_SetString(PyExc_ValueError, "isa: 'scalar' or 'avx2'");
+        return NULL;
+    }
+    return py_isa(self, NULL);
+}
+
+#endif
