@@ -293,6 +293,43 @@ FILE_VECTORS_12: dict[str, tuple[str, Callable[[], Tensors], int | None]] = {
 }
 FILE_VECTORS_12["v12_int8_quant"] = ("I8 quantised weights (fieldp, whole-byte layout)",
                                      v_int8_quant, None)
+
+
+def v_delta_pair() -> tuple[Tensors, Tensors]:
+    """A base and its fine-tune: most values moved by one or two units in the last place, a
+    tensor unchanged, one renamed, one reshaped, one added (spec §21)."""
+    g = rng(21)
+    emb = bf16(g.normal(0, 0.05, (64, 48)).astype(np.float32))
+    w32 = g.normal(0, 0.1, (16, 24)).astype(np.float32)
+    h16 = g.normal(0, 0.2, (20, 10)).astype(np.float16)
+    bias = bf16(g.normal(0, 0.01, 48).astype(np.float32))
+    ids = np.arange(8, dtype=np.int64)
+    base: Tensors = {
+        "emb.weight": ("BF16", (64, 48), emb.tobytes()), "layers.0.w": ("F32", (16, 24), w32.tobytes()),
+        "layers.0.h": ("F16", (20, 10), h16.tobytes()), "layers.0.b": ("BF16", (48,), bias.tobytes()),
+        "layers.0.ids": ("I64", (8,), ids.tobytes()), "head.w": ("F32", (4, 6), bytes(96)),
+    }
+
+    def nudge(x: np.ndarray, p: float, k: int) -> np.ndarray:
+        d = (g.integers(-k, k + 1, x.size) * (g.random(x.size) < p)).reshape(x.shape)
+        return (x.astype(np.int64) + d.astype(np.int64)).astype(x.dtype)
+
+    ft: Tensors = {
+        "emb.weight": ("BF16", (64, 48), nudge(emb, 0.3, 2).tobytes()),
+        "layers.0.w": ("F32", (16, 24), nudge(w32.view(np.uint32), 0.9, 300).tobytes()),
+        "layers.0.h": ("F16", (20, 10), nudge(h16.view(np.uint16), 0.5, 3).tobytes()),
+        "renamed.b": ("BF16", (48,), bias.tobytes()),
+        "layers.0.ids": ("I64", (8,), ids.tobytes()),
+        "head.w": ("F32", (5, 6), g.normal(0, 1, 30).astype(np.float32).tobytes()),
+        "head.new": ("F16", (3,), np.array([1, -2, 3], np.float16).tobytes()),
+    }
+    return base, ft
+
+
+# patches (spec §21): a fine-tune coded against its base; the base file is a vector input too
+PATCH_VECTORS: dict[str, tuple[str, Callable[[], tuple[Tensors, Tensors]]]] = {
+    "delta": ("fine-tune patch against a base (codecs delta and base, spec §21)", v_delta_pair),
+}
 FOLDER_VECTORS: dict[str, tuple[str, Callable[[Path], None], int | None]] = {
     "tiny_model": ("model folder: two shards, index json, config; 11 layers, tied head",
                    build_model_folder, None),
@@ -331,10 +368,20 @@ def build(out: Path) -> dict[str, Any]:
         src = out / f"{name}.safetensors"
         write_safetensors(src, make())
         jobs.append((name, desc, src, chunk, "file", "1.2", "prefix"))
+    bases: dict[str, Path] = {}
+    for name, (desc, make_pair) in PATCH_VECTORS.items():
+        base_t, ft_t = make_pair()
+        bases[name] = out / f"{name}_base.safetensors"
+        write_safetensors(bases[name], base_t)
+        src = out / f"{name}.safetensors"
+        write_safetensors(src, ft_t)
+        jobs.append((name, desc, src, None, "file", "1.2", "auto"))
     writer = None
     for name, desc, src, chunk, kind, version, coder in jobs:
         dst = out / f"{name}.bs"
         kw: dict[str, Any] = {} if chunk is None else {"chunk_bytes": chunk}
+        if name in bases:
+            kw["delta_from"] = bases[name]
         bigsmall.compress(src, dst, force=True, progress=False, format_version=version,
                           coder=coder, **kw)
         if kind == "file":
@@ -345,10 +392,11 @@ def build(out: Path) -> dict[str, Any]:
         with bigsmall.open(dst) as bs:
             codecs = sorted({t.codec for t in bs.container.tensors})
             writer = bs.container.meta.get("writer")
+        extra = {"base": bases[name].name, "base_sha256": sha256(bases[name])} if name in bases else {}
         vectors[name] = {
             "description": desc, "kind": kind, "source": src.name, "bs": dst.name,
             "bs_sha256": sha256(dst), "chunk_bytes": chunk, "files": files, "codecs": codecs,
-            "format_version": [int(x) for x in version.split(".")], "coder": coder,
+            "format_version": [int(x) for x in version.split(".")], "coder": coder, **extra,
         }
     return {
         "format_version": list(fmt.VERSION),

@@ -504,13 +504,16 @@ class FieldP(Field):
 
 # ------------------------------------------------------------------------- §8 - §13 tensors
 
-def tensor_bytes(buf: bytes, index: dict[str, Any], name: str, hops: int = 0) -> bytes:
+def tensor_bytes(buf: bytes, index: dict[str, Any], name: str, hops: int = 0,
+                 base: dict[str, bytes] | None = None) -> bytes:
     by_name = {t["name"]: t for t in index["tensors"]}
     t = by_name[name]
     if t["codec"] == "ref":  # §9
         if hops >= 8:
             raise DecodeError("reference chain too long")
-        data = tensor_bytes(buf, index, t["params"]["of"], hops + 1)
+        data = tensor_bytes(buf, index, t["params"]["of"], hops + 1, base)
+    elif t["codec"] in ("base", "delta"):  # §21: a patch's tensor, against its base
+        data = _patch(buf, index, t, base)
     else:
         data = _decode(buf, t)
     begin, end = t["offsets"]
@@ -592,10 +595,99 @@ def _decode(buf: bytes, t: dict[str, Any]) -> bytes:
     return bytes(out)
 
 
+# ------------------------------------------------------------------------- §21 patches
+
+# dtype -> (exponent bits, mantissa bits) of the byte-aligned float dtypes (Appendix A)
+FLOATS = {"F16": (5, 10), "BF16": (8, 7), "F32": (8, 23), "F64": (11, 52), "F8_E4M3": (4, 3),
+          "F8_E5M2": (5, 2), "F8_E4M3FNUZ": (4, 3), "F8_E5M2FNUZ": (5, 2), "F8_E8M0": (8, 0)}
+
+
+def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str, bytes] | None) -> bytes:
+    if base is None:
+        raise DecodeError(f"{t['name']}: a patch's tensor needs the base")
+    want = {r[0]: r for r in index["meta"]["base"]["tensors"]}
+    of = t["params"]["of"]
+    if of not in want or of not in base or xxhash.xxh3_128_hexdigest(base[of]) != want[of][3]:
+        raise DecodeError(f"{t['name']}: base tensor {of!r} missing or not the recorded one")
+    bdata = base[of]
+    if t["codec"] == "base":
+        return bdata
+    unit, bits = DTYPES[t["dtype"]]
+    if bits % 8:  # packed sub-byte dtypes: coded as bytes
+        unit = 1
+    w = unit * 8
+    ebits, mbits = FLOATS.get(t["dtype"], (0, 0))
+    kind = 2 if ebits else (1 if t["dtype"].startswith("I") else 0)
+    top, mask = 1 << (w - 1), (1 << w) - 1
+    shape = t["shape"]
+    n = len(bdata) // unit
+    cols = n // shape[0] if len(shape) >= 2 and shape[0] > 0 else max(n, 1)
+    rows = n // cols if cols else 1
+    off, head_len, lens = t["blob"]
+    head = buf[off : off + head_len]
+    if head[0] != 1 or head[3] != 13:
+        raise DecodeError("delta head")
+    nk, nr, pb = head[1], head[2], head[3]
+    elo = int.from_bytes(head[4:6], "little", signed=True)
+    rlen = int.from_bytes(head[6:10], "little")
+    rowctx = list(_zstd(head[10 : 10 + rlen], rows)) if nr > 1 else [0] * rows
+    q, pos = unpack_rows(head, 10 + rlen, nk * nr, 2 * w)
+    tables = [Table(normalize([q_weight(x) for x in row], pb), pb) for row in q]
+
+    def mono(v: int) -> int:
+        if kind == 2:
+            return (~v & mask) if v & top else v | top
+        return v ^ top if kind == 1 else v
+
+    def unmono(m: int) -> int:
+        if kind == 2:
+            return m ^ top if m & top else ~m & mask
+        return m ^ top if kind == 1 else m
+
+    per = int(t["params"]["chunk"])
+    out = bytearray()
+    cpos = off + head_len
+    for ci, clen in enumerate(lens):
+        chunk = buf[cpos : cpos + clen]
+        cpos += clen
+        rbytes = int.from_bytes(chunk[0:4], "little")
+        x = int.from_bytes(chunk[4:8], "little")
+        wpos, rpos, acc, nacc = 8, 4 + rbytes, 0, 0
+        for k in range(ci * per, min(n, (ci + 1) * per)):
+            b = int.from_bytes(bdata[k * unit : (k + 1) * unit], "little")
+            ce = 0
+            if kind == 2:
+                ce = min(max(((b >> mbits) & ((1 << ebits) - 1)) - elo, 0), nk - 1)
+            tab = tables[ce * nr + rowctx[k // cols]]
+            slot = x & ((1 << pb) - 1)
+            s = tab.sym[slot]
+            x = tab.freq[s] * (x >> pb) + slot - tab.cum[s]
+            if x < L:
+                x = (x << 16) | int.from_bytes(chunk[wpos : wpos + 2], "little")
+                wpos += 2
+            if s <= 1:
+                z = s
+            else:
+                nb = s // 2 + 1
+                while nacc < nb - 2:
+                    acc |= chunk[rpos] << nacc
+                    rpos += 1
+                    nacc += 8
+                z = (1 << (nb - 1)) | ((s & 1) << (nb - 2)) | (acc & ((1 << (nb - 2)) - 1))
+                acc >>= nb - 2
+                nacc -= nb - 2
+            d = (-((z >> 1) + 1)) & mask if z & 1 else z >> 1
+            out += unmono((mono(b) + d) & mask).to_bytes(unit, "little")
+        if x != L or wpos != 4 + rbytes or rpos != len(chunk):
+            raise DecodeError(f"{t['name']}: delta chunk {ci} corrupt")
+    return bytes(out)
+
+
 # ------------------------------------------------------------------------- §7 files
 
-def restore(buf: bytes) -> dict[str, bytes]:
-    """Every original file of a container: {relative path: bytes}, receipts checked."""
+def restore(buf: bytes, base: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Every original file of a container: {relative path: bytes}, receipts checked.
+    ``base``: a patch's base tensors by name (§21), checked against ``meta.base``."""
     _, index = read_container(buf)
     out = {}
     for fi, f in enumerate(index["files"]):
@@ -607,7 +699,7 @@ def restore(buf: bytes) -> dict[str, bytes]:
             for t in members:
                 if t["offsets"][0] != pos:
                     raise DecodeError("gap in the data region")
-                data += tensor_bytes(buf, index, t["name"])
+                data += tensor_bytes(buf, index, t["name"], 0, base)
                 pos = t["offsets"][1]
             data = bytes(data)
         elif f["kind"] == "blob":

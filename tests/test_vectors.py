@@ -51,6 +51,19 @@ def tree_shas(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def base_of(v: dict[str, Any]) -> Path | None:
+    """The base model of a patch vector (spec §21), None for the others."""
+    return VECTORS / v["base"] if "base" in v else None
+
+
+def base_tensors(path: Path) -> dict[str, bytes]:
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    return {k: raw[8 + n + t["data_offsets"][0] : 8 + n + t["data_offsets"][1]]
+            for k, t in header.items() if k != "__metadata__"}
+
+
 def codecs_in(path: Path) -> set[str]:
     with bigsmall.open(path) as bs:
         return {t.codec for t in bs.container.tensors}
@@ -62,20 +75,22 @@ def test_committed_files_match_manifest(name: str) -> None:
     assert sha256(VECTORS / v["bs"]) == v["bs_sha256"], f"{v['bs']} changed: golden files are append-only"
     src = VECTORS / v["source"]
     assert tree_shas(src) == v["files"], f"source of vector {name} changed"
+    if "base" in v:
+        assert sha256(VECTORS / v["base"]) == v["base_sha256"], f"base of vector {name} changed"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_vector_decodes_to_source(name: str, tmp_path: Path) -> None:
     v = vec(name)
     out = tmp_path / v["source"]
-    bigsmall.decompress(VECTORS / v["bs"], out)
+    bigsmall.decompress(VECTORS / v["bs"], out, base=base_of(v))
     assert tree_shas(out) == v["files"], f"{v['bs']} no longer decodes to its source"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_vector_verifies_full(name: str) -> None:
     v = vec(name)
-    with bigsmall.open(VECTORS / v["bs"]) as bs:
+    with bigsmall.open(VECTORS / v["bs"], base=base_of(v)) as bs:
         rep = bs.verify("full")
         assert rep.ok, rep.problems
         assert rep.tensors_checked == rep.tensors_total
@@ -96,7 +111,8 @@ def test_reference_decoder_from_the_spec(name: str) -> None:
     finally:
         sys.path.remove(str(SPEC))
     v = vec(name)
-    files = rd.restore((VECTORS / v["bs"]).read_bytes())
+    base = base_of(v)
+    files = rd.restore((VECTORS / v["bs"]).read_bytes(), None if base is None else base_tensors(base))
     assert {p: hashlib.sha256(d).hexdigest() for p, d in files.items()} == v["files"]
 
 
@@ -184,6 +200,8 @@ def test_encoder_output_is_pinned(name: str, tmp_path: Path, monkeypatch: pytest
     kw: dict[str, Any] = {} if v["chunk_bytes"] is None else {"chunk_bytes": int(v["chunk_bytes"])}
     kw["format_version"] = ".".join(str(x) for x in v["format_version"])
     kw["coder"] = v.get("coder", "rans")
+    if "base" in v:
+        kw["delta_from"] = VECTORS / v["base"]
     bigsmall.compress(VECTORS / v["source"], out, progress=False, **kw)
     old = (VECTORS / v["bs"]).read_bytes()
     new = out.read_bytes()
