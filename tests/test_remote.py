@@ -297,3 +297,16 @@ def test_nginx_serves_a_bit_exact_load_in_ranges(nginx: str, served: tuple[TestS
     with RemoteSource(f"{nginx}/m.bs", options=RemoteOptions(request_bytes=100_000, **FAST)) as src:  # type: ignore[arg-type]
         assert _all_remote(src) == _all_local(root)
         assert src.stats.retries == 0
+
+
+def test_bad_remote_files_are_typed_errors(server: TestServer) -> None:
+    from bigsmall.errors import FormatError, TruncatedError
+
+    (server.root / "empty.bs").write_bytes(b"")
+    (server.root / "cut.bs").write_bytes((server.root / "m.bs").read_bytes()[:100_000])
+    with pytest.raises(FormatError, match="empty file"):
+        bigsmall.open(server.file_url("empty.bs"))
+    with pytest.raises(FormatError, match="looks like a safetensors file"):
+        bigsmall.open(server.file_url("m.safetensors"))
+    with pytest.raises(TruncatedError, match="header promises"):
+        bigsmall.open(server.file_url("cut.bs"))
