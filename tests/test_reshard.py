@@ -205,6 +205,9 @@ HOSTILE = {
     "weight map to another shard": lambda d: d["weight_map"].__setitem__(
         "embeddings.word_embeddings.weight", d["shards"][-1]["path"]),
     "shard listed twice": lambda d: d["shards"].__setitem__(1, dict(d["shards"][0], start=d["shards"][1]["start"])),
+    "tail path traversal": _set("tail", {"path": "../evil", "length": 1, "xxh3": "0" * 32}),
+    "tail named like a shard": lambda d: d.__setitem__("tail", {
+        "path": d["shards"][0]["path"], "length": 1, "xxh3": "0" * 32}),
     "not json": None,
 }
 
@@ -262,3 +265,70 @@ def test_hostile_shards(split: Path, minilm_bs: Path, tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(ShardError):
         bigsmall.open(empty)
+
+
+def test_tools_leave_no_cyclic_garbage(minilm_bs: Path, tmp_path: Path) -> None:
+    """xray, scan and reshard run with the cyclic collector off in the CLI
+    (``cli.NO_GC_COMMANDS``): second runs must leave no unreachable cycles behind (the
+    shard index was once written with ``json.dumps(indent=...)``, whose encoder is cycles)."""
+    import gc
+
+    from bigsmall.cli import NO_GC_COMMANDS
+    from bigsmall.io.scan import scan
+    from bigsmall.io.xray import xray
+
+    assert {"xray", "scan", "reshard"} <= NO_GC_COMMANDS
+    src = minilm_bs.parent / "small.safetensors"
+    rng = np.random.default_rng(0)
+    x = (rng.standard_t(5, (256, 300)) * 0.02).astype(np.float32)
+    from bigsmall.testing.synthetic import write_safetensors
+
+    write_safetensors(src, {"model.layers.0.a.weight": ("F32", (256, 300), x.tobytes()),
+                            "model.layers.1.a.weight": ("F32", (256, 300), (x * 2).tobytes())})
+
+    def once() -> None:
+        shutil.rmtree(tmp_path / "s", ignore_errors=True)
+        reshard(minilm_bs, tmp_path / "s", max_shard_size="30MB")
+        reshard(tmp_path / "s", tmp_path / "m.bs", force=True)
+        xray(tmp_path / "s")
+        scan(src)
+
+    once()
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        once()
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_ecc_section_travels(small_model: Path, tmp_path: Path) -> None:
+    """A file with `compress --ecc`'s parity after the container: the shards keep that
+    section apart (NAME.bs.tail) and a merge gives the whole file back, parity included."""
+    bs = tmp_path / "ecc.bs"
+    bigsmall.compress(small_model, bs, ecc=2)
+    with bigsmall.open(bs) as f:
+        core = int(f.header["file_length"])
+    assert bs.stat().st_size > core  # there is a section after the container
+    reshard(bs, tmp_path / "s", max_shard_size="1KB")
+    doc = json.loads((tmp_path / "s" / "ecc.bs.index.json").read_text())
+    assert doc["tail"]["path"] == "ecc.bs.tail"
+    assert doc["tail"]["length"] == bs.stat().st_size - core
+    with bigsmall.open(tmp_path / "s") as f:
+        assert f.verify("full").ok
+    reshard(tmp_path / "s", tmp_path / "t")  # re-cut: the section follows
+    reshard(tmp_path / "t", tmp_path / "back.bs")
+    assert sha(tmp_path / "back.bs") == sha(bs)
+    # a damaged section is refused by a merge, and a missing one is a typed error on open
+    tail = tmp_path / "t" / "ecc.bs.tail"
+    data = bytearray(tail.read_bytes())
+    data[0] ^= 1
+    tail.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        reshard(tmp_path / "t", tmp_path / "bad.bs")
+    tail.unlink()
+    with pytest.raises(BigsmallError):
+        bigsmall.open(tmp_path / "t")

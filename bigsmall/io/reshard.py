@@ -196,6 +196,48 @@ class _ShardCheck:
         self.h = xxhash.xxh3_128()
 
 
+class _Tail:
+    """What follows the container in its file (``compress --ecc``'s parity section): not
+    part of the shards, kept in ``NAME.bs.tail`` and appended again by a merge, so that the
+    merged file is the original byte for byte. Its parity describes the merged file, not the
+    shards (each shard has its xxh3-128 in the index instead)."""
+
+    def __init__(self, source: FileSource | ShardSource, flen: int):
+        self.file: FileSource | None
+        if isinstance(source, ShardSource):
+            self.file, self.start = source.tail, 0
+            self.digest = source.index.tail.xxh3 if source.index.tail is not None else None
+        else:
+            self.file, self.start, self.digest = source, flen, None
+        self.length = self.file.size - self.start if self.file is not None else 0
+
+    def pieces(self) -> Iterator[memoryview]:
+        if self.file is None or not self.length:
+            return
+        h = xxhash.xxh3_128()
+        buf = memoryview(bytearray(min(COPY_BYTES, self.length)))
+        for pos in range(self.start, self.start + self.length, COPY_BYTES):
+            n = min(COPY_BYTES, self.start + self.length - pos)
+            self.file.readinto(pos, buf[:n])
+            h.update(buf[:n])
+            yield buf[:n]
+        if self.digest is not None and h.hexdigest() != self.digest:
+            raise IntegrityError(f"{self.file.path} is corrupt (its xxh3-128 does not match the "
+                                 "shard index): nothing was written")
+
+    def write(self, path: Path, mode: int, durable: bool) -> dict[str, Any]:
+        h = xxhash.xxh3_128()
+        with open(path, "xb") as fh:
+            for piece in self.pieces():
+                fh.write(piece)
+                h.update(piece)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.chmod(path, mode & 0o666)
+        return {"path": path.name, "length": self.length, "xxh3": h.hexdigest()}
+
+
 def _stem(src: Path, src_is_dir: bool, name: str) -> str:
     if src_is_dir:
         return name[:-3] if name.endswith(".bs") else name
@@ -220,6 +262,7 @@ def reshard(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         head = source.read(0, fmt.HEADER_SIZE)
         index = source.read(ioff, flen - ioff)
         name = source.index.name if isinstance(source, ShardSource) else src.name
+        tail = _Tail(source, flen)
         check_target(out, force, folder=not merge, inputs=[src])
         mode = source.mode
         check = _ShardCheck(source)
@@ -230,8 +273,11 @@ def reshard(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                     fh.write(piece)  # type: ignore[attr-defined]
                     check.feed(pos, piece)
                 fh.write(index)  # type: ignore[attr-defined]
-            return ReshardResult(str(src), str(out), 1, flen, time.perf_counter() - t0, (flen,),
-                                 int(flen > limit))
+                for piece in tail.pieces():
+                    fh.write(piece)  # type: ignore[attr-defined]
+            total = flen + tail.length
+            return ReshardResult(str(src), str(out), 1, total, time.perf_counter() - t0,
+                                 (total,), int(total > limit))
         cuts = plan_cuts(c, ioff, limit)
         stem = _stem(src, isinstance(source, ShardSource), name)
         n = len(cuts)
@@ -252,11 +298,33 @@ def reshard(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                 os.chmod(tmp / paths[i], mode & 0o666)
                 infos.append({"path": paths[i], "start": a, "length": b - a, "xxh3": h.hexdigest()})
             doc = _index_doc(c, name, head, index, infos, limit)
-            (tmp / f"{stem}{INDEX_SUFFIX}").write_text(json.dumps(doc, indent=1) + "\n")
+            if tail.length:
+                doc["tail"] = tail.write(tmp / f"{stem}.bs.tail", mode, durable)
+            (tmp / f"{stem}{INDEX_SUFFIX}").write_text(dump_index(doc))
             os.chmod(tmp / f"{stem}{INDEX_SUFFIX}", mode & 0o666)
     sizes = tuple(SHARD_HEADER + x["length"] for x in infos)
-    return ReshardResult(str(src), str(out), n, sum(sizes), time.perf_counter() - t0, sizes,
-                         sum(1 for s in sizes if s > limit))
+    return ReshardResult(str(src), str(out), n, sum(sizes) + tail.length, time.perf_counter() - t0,
+                         sizes, sum(1 for s in sizes if s > limit))
+
+
+def dump_index(doc: dict[str, Any]) -> str:
+    """The index as JSON with a shard or a weight-map entry per line (readable and diffable,
+    like Hugging Face's). Written piece by piece with the C encoder: ``json.dumps(indent=...)``
+    runs the pure-Python encoder, whose closures are reference cycles (garbage that the CLI,
+    which runs with the cyclic collector off, would keep)."""
+    lines = ["{"]
+    keys = list(doc)
+    for i, key in enumerate(keys):
+        value, end = doc[key], "," if i + 1 < len(keys) else ""
+        if isinstance(value, list) and value:
+            items = [f"  {json.dumps(v)}" for v in value]
+            lines += [f" {json.dumps(key)}: [", ",\n".join(items), f" ]{end}"]
+        elif isinstance(value, dict) and value and key == "weight_map":
+            items = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()]
+            lines += [f" {json.dumps(key)}: {{", ",\n".join(items), f" }}{end}"]
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)}{end}")
+    return "\n".join(lines) + "\n}\n"
 
 
 def _index_doc(c: Container, name: str, head: bytes, index: bytes, infos: list[dict[str, Any]],

@@ -1,7 +1,8 @@
 """A folder of ``.bs`` shards read as the one container it was cut from.
 
 Layout (written by ``reshard.py``; docs/tools.md): ``NAME.bs.index.json`` plus shard files
-``NAME-00001-of-0000N.bs``. Each shard holds a contiguous run of the original container's blob
+``NAME-00001-of-0000N.bs`` (and ``NAME.bs.tail``: what followed the container in its file, an
+ECC section, kept so that a merge gives that file back). Each shard holds a contiguous run of the original container's blob
 region (whole layers, never part of a blob) after a 64-byte shard header; the index JSON holds
 the original container's 64-byte header and stored index (base64), each shard's range and
 xxh3-128, and a Hugging-Face-style ``weight_map`` (tensor -> shard file).
@@ -68,6 +69,7 @@ class ShardIndex:
     weight_map: dict[str, str] = attrs.field(hash=False)
     file_length: int = 0
     index_offset: int = 0
+    tail: ShardInfo | None = None  # bytes after the container (an ECC section), kept apart
 
 
 def _fail(where: str, what: str) -> ShardError:
@@ -176,11 +178,22 @@ def _parse_doc(doc: Any) -> ShardIndex:
         out.append(ShardInfo(path, start, length, digest))
     if pos != ioff:
         raise _fail("shards", f"they end at {pos}, the container's blobs at {ioff}")
+    tail = None
+    if doc.get("tail") is not None:
+        t = schema.dict_of(doc["tail"], "tail")
+        path = schema.check_file_name(schema.get(t, "path", "tail"), "tail.path")
+        if path in names or path.endswith(INDEX_SUFFIX):
+            raise _fail("tail.path", f"{path!r} is a shard's or the index's name")
+        length = schema.int_in(schema.get(t, "length", "tail"), "tail.length")
+        digest = schema.str_of(schema.get(t, "xxh3", "tail"), "tail.xxh3")
+        if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
+            raise _fail("tail.xxh3", "not 32 lowercase hex digits")
+        tail = ShardInfo(path, flen, length, digest)
     wm = schema.dict_of(doc.get("weight_map", {}), "weight_map")
     for k, v in wm.items():
         if schema.str_of(v, f"weight_map[{k[:60]!r}]") not in names:
             raise _fail(f"weight_map[{k[:60]!r}]", f"names no shard ({v[:60]!r})")
-    return ShardIndex(name, header, index, tuple(out), dict(wm), flen, ioff)
+    return ShardIndex(name, header, index, tuple(out), dict(wm), flen, ioff, tail)
 
 
 def shard_of(shards: tuple[ShardInfo, ...], offset: int) -> int:
@@ -204,11 +217,18 @@ class ShardSource:
         self.size = self.index.file_length
         self._starts = [s.start for s in self.index.shards]
         self._files: list[FileSource] = []
+        self.tail: FileSource | None = None
         try:
             for i, s in enumerate(self.index.shards):
                 f = FileSource(self.path / s.path)
                 self._files.append(f)
                 self._check_shard(i, s, f)
+            t = self.index.tail
+            if t is not None:
+                self.tail = FileSource(self.path / t.path)
+                if self.tail.size != t.length:
+                    raise TruncatedError(f"{self.tail.path}: {self.tail.size} bytes, the index "
+                                         f"promises {t.length}")
         except BaseException:
             self.close()
             raise
@@ -303,6 +323,9 @@ class ShardSource:
         for f in self._files:
             f.close()
         self._files = []
+        if self.tail is not None:
+            self.tail.close()
+            self.tail = None
 
     def __enter__(self) -> ShardSource:
         return self
