@@ -310,3 +310,12 @@ def test_bad_remote_files_are_typed_errors(server: TestServer) -> None:
         bigsmall.open(server.file_url("m.safetensors"))
     with pytest.raises(TruncatedError, match="header promises"):
         bigsmall.open(server.file_url("cut.bs"))
+
+
+def test_retries_are_logged(server: TestServer, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    server.faults.status_503, server.faults.retry_after = 1, 0
+    with caplog.at_level(logging.DEBUG, logger="bigsmall.remote"), _src(server):
+        pass
+    assert "503 at byte 0, retry 1" in caplog.text and server.file_url("m.bs") in caplog.text
