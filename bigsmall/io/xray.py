@@ -47,13 +47,19 @@ class SafetensorsTensors:
         self.items = [Item(i.rel, s) for i in self.inputs for s in i.header.tensors]  # type: ignore[union-attr]
         self.files = {i.rel: k for k, i in enumerate(self.inputs)}
         self.total = sum(i.size for i in self.inputs)
+        self._views: dict[tuple[str, str], np.ndarray] = {}
 
     def close(self) -> None:
+        self._views.clear()
         for s in self.sources:
             s.close()
 
     def view(self, item: Item, begin: int = 0, end: int | None = None) -> np.ndarray:
-        """Bytes [begin, end) of a tensor, zero-copy (a view of the file's map)."""
+        """Bytes [begin, end) of a tensor, zero-copy (a view of the file's map); a whole
+        tensor's view is kept until ``release`` (``scan`` asks for it several times)."""
+        whole = begin == 0 and end is None
+        if whole and (item.file, item.spec.name) in self._views:
+            return self._views[(item.file, item.spec.name)]
         k = self.files[item.file]
         hdr = self.inputs[k].header
         assert hdr is not None
@@ -64,9 +70,13 @@ class SafetensorsTensors:
             mv = src.view(start, end - begin)
         except Exception:  # noqa: BLE001 - a file that cannot be mapped: a copy
             mv = memoryview(src.read(start, end - begin))
-        return np.frombuffer(mv, dtype=np.uint8)
+        arr = np.frombuffer(mv, dtype=np.uint8)
+        if whole:
+            self._views[(item.file, item.spec.name)] = arr
+        return arr
 
     def release(self, item: Item) -> None:
+        self._views.pop((item.file, item.spec.name), None)
         k = self.files[item.file]
         hdr = self.inputs[k].header
         assert hdr is not None
