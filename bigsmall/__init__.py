@@ -56,7 +56,8 @@ def __dir__() -> list[str]:
 def open(path: Any, threads: int | None = None, base: Any = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose
     """Open a ``.bs`` container read-only: names, specs, ``read(name)``, ``verify()``.
     ``path`` may also be an ``http(s)://`` URL or ``hf://org/repo[@revision]/file.bs`` (range
-    requests: a tensor costs its own bytes only; docs/remote.md).
+    requests: a tensor costs its own bytes only; docs/remote.md), or a folder of ``.bs`` shards
+    (``bigsmall reshard``; docs/tools.md), read as the container it was cut from.
     ``base``: the base model of a patch (``compress(delta_from=...)``), checked on open."""
     from .io.reader import BsFile
 
