@@ -319,3 +319,14 @@ def test_retries_are_logged(server: TestServer, caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.DEBUG, logger="bigsmall.remote"), _src(server):
         pass
     assert "503 at byte 0, retry 1" in caplog.text and server.file_url("m.bs") in caplog.text
+
+
+def test_ranges_asked_for_in_order_are_fetched_in_order(server: TestServer) -> None:
+    with _src(server, prefix_bytes=4096, connections=1) as src, BsFile(src.url, source=src) as bs:
+        server.reset_log()
+        blobs = [bs.entry(f"model.layers.{i}.w") for i in (5, 1, 3)]
+        readies = [src.stream_view(e.offset, e.length)[1] for e in blobs]  # none waits
+        for e, ready in zip(blobs, readies, strict=True):
+            ready(0, e.length)
+        starts = [int(r.range[6:].split("-")[0]) for r in server.requests("/files/m.bs")]  # type: ignore[index]
+        assert starts == [e.offset for e in blobs]

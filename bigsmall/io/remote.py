@@ -223,8 +223,9 @@ class RemoteSource:
             hi = pos + len(data)
             for s in job.slots:
                 lo, top = max(pos, s.offset), min(hi, s.offset + s.length)
-                if top > lo:
-                    s.buf[lo - s.offset:top - s.offset] = data[lo - pos:top - pos]  # type: ignore[index]
+                buf = s.buf
+                if top > lo and buf is not None:  # None: freed after another request failed
+                    buf[lo - s.offset:top - s.offset] = data[lo - pos:top - pos]
                     with self._lock:  # two requests may fill one split slot
                         s.got += top - lo  # a retry resumes after the bytes received: none twice
                         full = s.got >= s.length
@@ -336,18 +337,30 @@ class RemoteSource:
 
     def _slot_first(self, offset: int, length: int) -> _Slot:
         """The slot of a range a reader waits for now (under the lock): created with its
-        requests at the head of the queue, or an announced one's requests moved there."""
+        requests queued first, or an announced one's requests moved there (``_urgent``)."""
         s = self._slots.get((offset, length))
         if s is None:
             s = self._slots[(offset, length)] = _Slot(offset, length)
             s.uses = 1
-            self._queue.extendleft(reversed(self._jobs_for([s])))
+            self._urgent(self._jobs_for([s]))
         elif not s.done.is_set():
             mine = [j for j in self._queue if s in j.slots]
             for j in mine:
                 self._queue.remove(j)
-            self._queue.extendleft(reversed(mine))
+            self._urgent(mine)
         return s
+
+    def _urgent(self, jobs: list[_Job]) -> None:
+        """Queue ``jobs`` behind the requests other readers already wait for and ahead of the
+        rest: the pipeline asks for blob k, then k+1, ... without waiting, and k must still
+        come first (at the very front, k+1's requests overtook k's)."""
+        at = 0
+        for j in self._queue:
+            if not any(t.waiting for t in j.slots):
+                break
+            at += 1
+        for k, j in enumerate(jobs):
+            self._queue.insert(at + k, j)
 
     def release(self, offset: int, length: int) -> None:
         """The range's bytes were used (one view of it): free them once no view is to come."""
@@ -379,8 +392,8 @@ class RemoteSource:
             if s is not None and s.done.is_set() and s.error is None and s.buf is not None:
                 return bytes(s.buf)
             s = _Slot(offset, length)  # unregistered: read only here
+            self._urgent(self._jobs_for([s]))
             s.waiting = 1
-            self._queue.extendleft(reversed(self._jobs_for([s])))
         self._pump()
         self._wait(s)
         assert s.buf is not None
