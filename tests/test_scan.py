@@ -89,3 +89,11 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as usage:
         main(["scan", str(src), "--rows", "0"])
     assert usage.value.code == 2
+
+
+def test_a_container_is_refused(small_model: Path, tmp_path: Path) -> None:
+    from bigsmall.errors import InvalidSafetensorsError
+
+    bigsmall.compress(small_model, tmp_path / "m.bs")
+    with pytest.raises(InvalidSafetensorsError, match="bigsmall stat"):
+        scan(tmp_path / "m.bs")

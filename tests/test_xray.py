@@ -194,3 +194,16 @@ def test_shard_folder(defects: Path, tmp_path: Path) -> None:
     bigsmall.compress(defects, tmp_path / "m.bs")
     reshard(tmp_path / "m.bs", tmp_path / "shards", max_shard_size="100KB")
     assert xray(tmp_path / "shards")["findings"] == xray(defects)["findings"]
+
+
+def test_every_dtype(small_model: Path, tmp_path: Path) -> None:
+    """bf16, fp16, fp32, fp8, bool, int64, a 0-d scalar, an empty tensor, a tied pair: no
+    crash, the same report from the .bs, element counts right."""
+    r = xray(small_model)
+    st = {s["name"]: s for s in r["tensor_stats"]}
+    assert st["empty"]["numel"] == 0 and st["scalar"]["numel"] == 1 and st["scalar"]["max"] == 3.5
+    assert st["model.layers.1.idx"]["max"] == 9 and st["fp8"]["numel"] == 40
+    assert {"embed.weight", "lm_head.weight"} in [set(f["tensors"]) for f in r["findings"]
+                                                   if f["code"] == "tied"]
+    bigsmall.compress(small_model, tmp_path / "m.bs")
+    assert xray(tmp_path / "m.bs")["tensor_stats"] == r["tensor_stats"]

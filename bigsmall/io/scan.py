@@ -37,6 +37,7 @@ from ..codecs import auto
 from ..codecs.base import get_codec, unit_bytes
 from ..core.floor import floor_bits
 from ..core.types import TensorSpec
+from ..errors import InvalidSafetensorsError
 from ..plan.planner import chunk_units_for
 from .xray import Item, SafetensorsTensors
 
@@ -163,6 +164,12 @@ def scan(src: str | os.PathLike[str], rows: int = SAMPLE_ROWS) -> dict[str, Any]
     """The predicted compressed size of ``src`` (safetensors file or model folder) by dtype
     and tensor class, and what is unusual in it. Reads a sample; writes nothing."""
     t0 = time.perf_counter()
+    from .shards import is_bigsmall
+
+    if is_bigsmall(Path(src)):
+        raise InvalidSafetensorsError(f"{src} is a bigsmall container already: scan predicts "
+                                      "what compress makes of a safetensors file; `bigsmall "
+                                      "stat` shows a container's real sizes")
     reader = SafetensorsTensors(Path(src))
     pred: dict[str, tuple[float, str]] = {}
     notes: list[dict[str, Any]] = []

@@ -131,9 +131,11 @@ class Accumulator:
             if info.name.endswith("FNUZ"):  # 0x80 (exponent 0) is their NaN
                 zero_exp -= int(np.count_nonzero(bits == 0x80))
         x = float_values(self.dtype, raw)
-        if x is None:
-            self.n += raw.size
-            self.zeros += int(np.count_nonzero(raw == 0))
+        if x is None:  # packed sub-byte floats, complex: element counts only
+            self.n += raw.size * 8 // info.bits
+            units = raw.view(_UINT[info.itemsize]) if info.itemsize in _UINT else raw
+            self.zeros += int(np.count_nonzero(units == 0))
+            self.all_equal = False
             return
         self.n += x.size
         fin = np.isfinite(x)
