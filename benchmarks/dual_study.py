@@ -83,7 +83,42 @@ def study_tensor(w: np.ndarray, dtype: str) -> dict[str, float]:
     flag = 0.0 if n_esc in (0, n) else n * -(p_esc * math.log2(p_esc) + (1 - p_esc) * math.log2(1 - p_esc))
     exact_bits = float(cost[~escape].sum()) + n_esc * (width + 1) + flag
     return {"fast": fast_bits / 8 + len(side), "exact_given": exact_bits / 8, "escaped": n_esc,
-            "exact_given_exp": _exponent_model_bits(w, dtype, bin_w, lo, s16, q, cols) / 8}
+            "exact_given_exp": _exponent_model_bits(w, dtype, bin_w, lo, s16, q, cols) / 8,
+            "exact_given_spike": _spike_model_bits(w, dtype, bin_w, lo, q, cols, cost, width) / 8}
+
+
+def _below(t: np.ndarray, dtype: str) -> np.ndarray:
+    """How many non-negative values of ``dtype`` are below ``t`` (bit patterns order them)."""
+    t32 = t.astype(np.float32)
+    if dtype == "F16":
+        return t.astype(np.float16).view(np.uint16).astype(np.float64)
+    bits = t32.view(np.uint32).astype(np.float64)
+    return np.floor(bits / 65536) if dtype == "BF16" else bits
+
+
+def _spike_model_bits(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.ndarray, q: np.ndarray,
+                      cols: int, flat: np.ndarray, width: int) -> float:
+    """The third model: the flat one, except in bins that straddle zero, where a flag (its
+    probability learned over the tensor's straddling weights) says whether |w| < s / 64; such a
+    small value is coded uniformly over the dtype's values of that magnitude (in count space: a
+    spike at zero is cheap), a larger one flat over the rest of the bin."""
+    lo_f = np.repeat(lo.astype(np.float32), GROUP, axis=1)[:, :cols]
+    centre = lo_f + q * bin_w
+    straddle = (centre - bin_w / 2 < 0) & (centre + bin_w / 2 > 0)
+    t = bin_w / 64
+    small = straddle & (np.abs(w) < t)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        small_cost = np.log2(np.maximum(2 * _below(t, dtype), 1.0))
+        big_cost = np.log2(np.maximum((bin_w - 2 * t) / _ulp(w, dtype), 1.0))
+    cost = np.where(small, small_cost, np.where(straddle, big_cost, flat))
+    escape = (cost > width) | ~np.isfinite(cost)
+    n_esc, n_st, n_sm = int(escape.sum()), int(straddle.sum()), int(small.sum())
+
+    def h(k: int, n: int) -> float:
+        p = k / n if n else 0.0
+        return 0.0 if k in (0, n) else n * -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+    return float(cost[~escape].sum()) + n_esc * (width + 1) + h(n_esc, w.size) + h(n_sm, n_st)
 
 
 def _exponent_model_bits(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.ndarray,
@@ -126,7 +161,8 @@ def _exponent_model_bits(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.nd
 
 
 def study(src: Path) -> dict[str, Any]:
-    tot = {"raw": 0, "bs": 0, "fast": 0.0, "exact_given": 0.0, "exact_given_exp": 0.0, "escaped": 0,
+    tot = {"raw": 0, "bs": 0, "fast": 0.0, "exact_given": 0.0, "exact_given_exp": 0.0,
+           "exact_given_spike": 0.0, "escaped": 0,
            "weights": 0, "tensors": 0}
     with BsFile(src) as bs:
         for t in bs.container.tensors:
@@ -138,7 +174,7 @@ def study(src: Path) -> dict[str, Any]:
             tot["bs"] += t.length
             tot["weights"] += w.size
             tot["tensors"] += 1
-            for k in ("fast", "exact_given", "escaped", "exact_given_exp"):
+            for k in ("fast", "exact_given", "escaped", "exact_given_exp", "exact_given_spike"):
                 tot[k] += r[k]
 
     def pts(b: float) -> float:
@@ -150,6 +186,7 @@ def study(src: Path) -> dict[str, Any]:
             "dual_pct": pts(dual), "dual_minus_bs_points": round(pts(dual) - pts(tot["bs"]), 2),
             "exact_given_int4_exp_pct": pts(tot["exact_given_exp"]),
             "dual_exp_minus_bs_points": round(pts(tot["fast"] + tot["exact_given_exp"]) - pts(tot["bs"]), 2),
+            "dual_spike_minus_bs_points": round(pts(tot["fast"] + tot["exact_given_spike"]) - pts(tot["bs"]), 2),
             "unconditioned_pct": pts(tot["fast"] + tot["bs"]),
             "escaped_fraction": round(tot["escaped"] / max(1, tot["weights"]), 6)}
 
