@@ -257,8 +257,11 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
                 return 1
             x = (x << np.uint64(16)) | np.uint64(chunk[pos]) | (np.uint64(chunk[pos + 1]) << np.uint64(8))
             pos += 2
-        if s <= 1:
-            z = np.uint64(s)
+        if s == 0:  # unchanged: most elements of a fine-tune
+            out[k] = base[k]
+            continue
+        if s == 1:
+            z = np.uint64(1)
         else:
             nb = s // 2 + 1
             r = nb - 2
