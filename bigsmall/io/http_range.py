@@ -153,8 +153,10 @@ class RangeClient:
             if fails > self.options.retries:
                 raise RemoteError(f"{self.where}: gave up after {fails} tries in a row without "
                                   f"progress ({kind}) at byte {cursor[0]}")
+            if wait is None and fails == 0:
+                wait = 0.0  # bytes came before the cut: resume at once (a cut is not a busy server)
             if wait is None:
-                wait = self.options.backoff * 2 ** max(fails - 1, 0) * (0.5 + random.random() / 2)
+                wait = self.options.backoff * 2 ** (fails - 1) * (0.5 + random.random() / 2)
             wait = min(wait, self.options.max_wait)
             log.debug("%s: %s at byte %d, retry %d in %.2f s", self.where, kind, cursor[0], fails, wait)
             self.stop.wait(wait)
