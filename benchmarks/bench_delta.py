@@ -1,14 +1,14 @@
 """The figures of docs/delta.md: fine-tune patches against their base, per pair.
 
 Pairs (``bigsmall/testing/finetune.py``, built once and cached): MiniLM bf16 after 40 and 300
-AdamW steps (lr 2e-5, fp32 master weights cast to bf16 after every step) and MiniLM fp32 after
-40 steps. For each: the fraction of values changed; the patch (``compress --delta-from``) as a
+AdamW steps (lr 2e-5, fp32 master weights cast to bf16 after every step), MiniLM fp32 after
+40 steps, and Whisper tiny.en fp16 with only its decoder fine-tuned for 40 steps (``whisper-40``). For each: the fraction of values changed; the patch (``compress --delta-from``) as a
 % of the fine-tune's file, next to the standalone ``.bs`` and to XOR with the base + zstd -19
 (per tensor, the published baseline); then, interleaved, ``compress`` with and without
 ``delta_from``, and ``apply`` against ``decompress`` of the standalone ``.bs`` (both without
 fsync: the disk is not what is compared), medians of ``--repeat``.
 
-    python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40] [--json]
+    python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40,whisper-40] [--json]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import zstandard
 
 import bigsmall
 from bigsmall.io.delta import BaseModel, diff
-from bigsmall.testing.finetune import finetune_pair
+from bigsmall.testing.finetune import finetune_pair, whisper_pair
 
 
 def median_time(fn: Callable[[], Any], repeat: int) -> float:
@@ -54,7 +54,7 @@ def xor_zstd(base: Path, ft: Path) -> int:
 
 
 def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[str, Any]:
-    base, ft = finetune_pair(dtype, steps)
+    base, ft = whisper_pair(steps) if dtype == "whisper" else finetune_pair(dtype, steps)
     size = ft.stat().st_size
     patch, alone = tmp / f"{label}.patch.bs", tmp / f"{label}.bs"
     bigsmall.compress(ft, patch, delta_from=base, force=True)  # warm-up: kernels load
@@ -90,7 +90,7 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--pairs", default="bf16-40,bf16-300,fp32-40")
+    ap.add_argument("--pairs", default="bf16-40,bf16-300,fp32-40,whisper-40")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     rows = []
@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
           "compress --delta-from vs compress | apply vs decompress |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| MiniLM {r['dtype']}, {r['steps']} steps | {r['fraction_changed'] * 100:.1f} % | "
+        model = "Whisper tiny fp16 (decoder)" if r["dtype"] == "whisper" else f"MiniLM {r['dtype']}"
+        print(f"| {model}, {r['steps']} steps | {r['fraction_changed'] * 100:.1f} % | "
               f"{r['patch_pct']:.2f} % | {r['standalone_pct']:.2f} % | {r['xor_zstd19_pct']:.2f} % | "
               f"{r['patch_vs_xor_zstd']:.2f} | {r['compress_delta_s']:.2f} s vs {r['compress_s']:.2f} s "
               f"(x{r['compress_speed_ratio']:.2f}) | {r['apply_s']:.2f} s vs {r['decompress_s']:.2f} s "

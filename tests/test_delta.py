@@ -313,3 +313,19 @@ def test_diff(pair: tuple[Path, Path], patch: Path, capsys: pytest.CaptureFixtur
     r2 = diff(bbs, other)
     assert r2["counts"]["added"] == 1 and r2["counts"]["removed"] == 1
     assert r2["tensors"][0]["status"] == "added"
+
+
+def test_whisper_decoder_only_fine_tune(tmp_path: Path) -> None:
+    """Whisper tiny fp16, decoder fine-tuned, encoder frozen: every encoder tensor is a
+    reference to the base (zero bytes), and the patch applies byte for byte."""
+    from bigsmall.testing.finetune import whisper_pair
+
+    base, ft = whisper_pair(3)  # cached; ~20 s to build once
+    p = tmp_path / "w.bs"
+    bigsmall.compress(ft, p, delta_from=base, level="fast")
+    with BsFile(p) as bs:
+        enc = [t for t in bs.container.tensors if t.name.startswith("encoder.")]
+        assert enc and all(t.codec == "base" and t.length == 0 for t in enc)
+        assert any(t.codec == "delta" for t in bs.container.tensors)
+    bigsmall.apply(base, p, tmp_path / "o.safetensors")
+    assert (tmp_path / "o.safetensors").read_bytes() == ft.read_bytes()

@@ -167,6 +167,117 @@ def finetune_minilm(dst: Path, dtype: str = "bf16", steps: int = 300, lr: float 
     return atomic_write(Path(dst), write)
 
 
+def _whisper_decoder(w: dict[str, Any], ids: Any, enc: Any, heads: int = 6) -> Any:
+    """Whisper's text decoder (pre-norm; CTranslate2 names: fused self-attention q|k|v, cross
+    attention q and fused k|v), logits through the tied embedding."""
+    import torch
+    import torch.nn.functional as F
+
+    b, t = ids.shape
+    x = w["decoder.embeddings.weight"][ids] + w["decoder.position_encodings.encodings"][:t]
+    d = x.shape[-1]
+    causal = torch.full((t, t), float("-inf")).triu(1)
+
+    def attn(q: Any, k: Any, v: Any, mask: Any = None) -> Any:
+        def split(y: Any) -> Any:
+            return y.view(b, -1, heads, d // heads).transpose(1, 2)
+        a = split(q) @ split(k).transpose(-1, -2) / math.sqrt(d // heads)
+        if mask is not None:
+            a = a + mask
+        return (torch.softmax(a, dim=-1) @ split(v)).transpose(1, 2).reshape(b, -1, d)
+
+    def ln(y: Any, name: str) -> Any:
+        return F.layer_norm(y, (d,), w[name + ".gamma"], w[name + ".beta"])
+
+    def lin(y: Any, name: str) -> Any:
+        return F.linear(y, w[name + ".weight"], w[name + ".bias"] if name + ".bias" in w else None)
+
+    i = 0
+    while f"decoder.layer_{i}.ffn.linear_0.weight" in w:
+        p = f"decoder.layer_{i}."
+        q, k, v = lin(ln(x, p + "self_attention.layer_norm"), p + "self_attention.linear_0").chunk(3, -1)
+        x = x + lin(attn(q, k, v, causal), p + "self_attention.linear_1")
+        k, v = lin(enc, p + "attention.linear_1").chunk(2, -1)
+        x = x + lin(attn(lin(ln(x, p + "attention.layer_norm"), p + "attention.linear_0"), k, v),
+                    p + "attention.linear_2")
+        x = x + lin(F.gelu(lin(ln(x, p + "ffn.layer_norm"), p + "ffn.linear_0")), p + "ffn.linear_1")
+        i += 1
+    return ln(x, "decoder.layer_norm") @ w["decoder.embeddings.weight"].T
+
+
+def finetune_whisper_decoder(dst: Path, steps: int = 40, lr: float = 2e-5, seed: int = 0,
+                             batch: int = 8) -> Path:
+    """Whisper tiny.en fp16 with only its decoder fine-tuned (next-token loss on the sentences
+    of ``sentence_pairs``, cross-attending to fixed seeded stand-ins for the frozen encoder's
+    output), fp32 master weights cast to fp16 after every step. The encoder's tensors stay
+    bit-identical: a patch must store nothing for them."""
+    try:
+        import torch
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+        from tokenizers import Tokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise CorpusUnavailable(f"fine-tune pairs need torch and tokenizers ({exc})") from exc
+    from .corpus import whisper_tiny_safetensors
+    from .sources import whisper_tiny_ct2
+
+    base = whisper_tiny_safetensors()
+    torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tensors = load_file(str(base))
+        with safe_open(str(base), framework="pt") as fh:
+            metadata = fh.metadata()
+        train = [k for k, v in tensors.items() if k.startswith("decoder.") and v.is_floating_point()
+                 and not k.startswith("decoder.position_encodings")]
+        master = {k: tensors[k].float().clone().requires_grad_(True) for k in train}
+        frozen = {k: v.float() for k, v in tensors.items() if v.is_floating_point() and k not in master}
+        work = {k: v.detach().to(torch.float16).float().requires_grad_(True) for k, v in master.items()}
+        opt = torch.optim.AdamW(list(master.values()), lr=lr, weight_decay=0.01)
+        tok = Tokenizer.from_file(str(whisper_tiny_ct2().parent / "tokenizer.json"))
+        data = [a for a, _b, _y in sentence_pairs(max(steps * batch // 2, batch), seed)]
+        rng = random.Random(seed + 1)
+        gen = torch.Generator().manual_seed(seed)
+        enc = torch.randn(batch, 32, 384, generator=gen)
+        for _ in range(steps):
+            ids = [tok.encode(s).ids[:24] for s in rng.sample(data, batch)]
+            n = min(len(x) for x in ids)
+            t = torch.tensor([x[:n] for x in ids])
+            logits = _whisper_decoder({**frozen, **work}, t[:, :-1], enc)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), t[:, 1:].reshape(-1))
+            for v in work.values():
+                v.grad = None
+            loss.backward()
+            for k, v in master.items():
+                v.grad = work[k].grad
+            opt.step()
+            with torch.no_grad():
+                for k, v in master.items():
+                    work[k].copy_(v.to(torch.float16).float())
+        out = {k: (master[k].detach().to(v.dtype).contiguous() if k in master else v)
+               for k, v in tensors.items()}
+    finally:
+        torch.set_num_threads(threads)
+
+    def write(tmp: Path) -> None:
+        save_file(out, str(tmp), metadata=metadata)
+
+    return atomic_write(Path(dst), write)
+
+
+def whisper_pair(steps: int = 40, lr: float = 2e-5, seed: int = 0,
+                 cache_dir: Path | None = None) -> tuple[Path, Path]:
+    """(Whisper tiny.en fp16, its decoder-only fine-tune), cached like ``finetune_pair``."""
+    from .corpus import whisper_tiny_safetensors
+
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "finetune"
+    out = directory / f"whisper-tiny-decoder-s{steps}-lr{lr:g}-seed{seed}-r{_RECIPE}.safetensors"
+    if not out.is_file():
+        finetune_whisper_decoder(out, steps, lr, seed)
+    return whisper_tiny_safetensors(), out
+
+
 def base_path(dtype: str) -> Path:
     """The base of a pair: MiniLM bf16 (``corpus.minilm_bf16``) or fp32 (the package's file)."""
     return minilm_bf16() if dtype == "bf16" else minilm_safetensors()
