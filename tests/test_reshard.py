@@ -18,6 +18,7 @@ import bigsmall
 from bigsmall.cli import main
 from bigsmall.errors import (
     BigsmallError,
+    BigsmallIOError,
     FormatError,
     IntegrityError,
     InvalidOptionError,
@@ -260,10 +261,10 @@ def test_hostile_shards(split: Path, minilm_bs: Path, tmp_path: Path) -> None:
     shutil.copy(folder / "model.bs.index.json", folder / "other.bs.index.json")
     with pytest.raises(ShardError):
         bigsmall.open(folder)
-    # a folder that holds no index
+    # a folder that holds no index: what any folder given as a .bs gets
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ShardError):
+    with pytest.raises(BigsmallIOError, match="is a folder"):
         bigsmall.open(empty)
 
 

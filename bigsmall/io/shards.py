@@ -82,9 +82,9 @@ def find_index(folder: Path) -> Path:
         found = sorted(p for p in folder.iterdir() if p.name.endswith(INDEX_SUFFIX))
     except OSError as exc:
         raise BigsmallIOError(f"{folder}: cannot list it ({exc.strerror or exc})") from None
-    if not found:
-        raise ShardError(f"{folder} is a folder without a *{INDEX_SUFFIX} shard index: not a "
-                         "folder of bigsmall shards")
+    if not found:  # the error a folder got before shard folders existed: an I/O error
+        raise BigsmallIOError(f"{folder} is a folder, not a .bs file (nor a folder of .bs "
+                              f"shards: it holds no *{INDEX_SUFFIX})")
     if len(found) > 1:
         raise ShardError(f"{folder} holds {len(found)} shard indexes "
                          f"({', '.join(p.name for p in found[:3])}): which one is meant is unclear")
