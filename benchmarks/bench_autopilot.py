@@ -112,6 +112,7 @@ def _common(stats: Any, t_exact: float, t_fast: float) -> dict[str, Any]:
     return {"weights_bytes": stats.original_bytes, "fast_held_bytes": held,
             "fast_held_ratio": round(held / stats.original_bytes, 4),
             "quantized_tensors": stats.quantized, "exact_tensors": stats.exact,
+            "weight_error_rms": round(stats.weight_error, 4),
             "load_exact_s": round(t_exact, 2), "load_fast_s": round(t_fast, 2)}
 
 

@@ -126,7 +126,7 @@ def test_runner_refuses_an_unannounced_lossy_plan_before_reading(tmp_path: Path)
 
 def test_int4_code() -> None:
     torch = pytest.importorskip("torch")
-    from bigsmall.torch.fast import dequantize, quantize
+    from bigsmall.torch.fast import dequantize, quantize, squared_error
 
     g = torch.Generator().manual_seed(0)
     for shape in [(3, 5), (7, 128), (5, 300), (130, 257)]:
@@ -147,6 +147,10 @@ def test_int4_code() -> None:
         assert quantize(w) is None  # stays exact
     z = torch.zeros(4, 256, dtype=torch.bfloat16)
     assert torch.equal(dequantize(quantize(z)), z)
+    w = torch.randn(64, 256, generator=g)
+    err, ref = squared_error(w, quantize(w))
+    assert abs(ref - float((w.double() ** 2).sum())) < 1e-6 * ref
+    assert 0.001 < (err / ref) ** 0.5 < 0.2  # 16 levels over ~5 sigma: ~7 % RMS for Gaussian weights
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -171,6 +175,7 @@ def test_run_mode_stream_is_run_stream_and_fast_is_announced(minilm_bf16_folder_
     assert fast.stderr.splitlines()[0] == jf["plan"]["announcement"]  # said first, on the terminal
     assert jf["output"]["sha256"] != ja["output"]["sha256"]  # not the exact model's bits
     assert 0 < jf["fast"]["int4_bytes"] < jf["weight_bytes"] / 3
+    assert 0.01 < jf["fast"]["weight_error"] < 0.3  # stated: how far the weights are from the file's
     for j in (jb, jf):  # the capacity math held: the measured process peak within the plan's bytes
         assert j["peak_rss"] <= j["plan"]["costs"][j["plan"]["mode"]]["host_bytes"], j["plan"]
     # --mode is its own option now (it was taken as an abbreviation of --model-class)

@@ -71,8 +71,9 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
     else:
         lines.append(f"process peak {r.peak_rss / 1e6:.0f} MB")
     if r.fast is not None:
-        lines.append(f"fast mode held {r.fast['quantized']} tensors in INT4 "
-                     f"({_mb(r.fast['int4_bytes'])}) and {r.fast['exact']} exact ({_mb(r.fast['exact_bytes'])})")
+        lines.append(f"fast mode (LOSSY) held {r.fast['quantized']} tensors in INT4 "
+                     f"({_mb(r.fast['int4_bytes'])}) and {r.fast['exact']} exact ({_mb(r.fast['exact_bytes'])}); "
+                     f"INT4 weight error {100 * r.fast['weight_error']:.1f} % RMS of the weights")
     emit(args, {**r.to_json(), "plan": plan.to_json()}, "\n".join(lines))
     return 0
 
