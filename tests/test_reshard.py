@@ -333,3 +333,9 @@ def test_ecc_section_travels(small_model: Path, tmp_path: Path) -> None:
     tail.unlink()
     with pytest.raises(BigsmallError):
         bigsmall.open(tmp_path / "t")
+
+
+def test_load_from_a_shard_folder(minilm_bs: Path, split: Path) -> None:
+    torch = pytest.importorskip("torch")
+    a, b = bigsmall.load(split), bigsmall.load(minilm_bs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
