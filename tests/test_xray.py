@@ -83,6 +83,8 @@ def test_defects_are_flagged(defects: Path) -> None:
     assert st["model.layers.0.mlp.up_proj.weight"]["init_match"].startswith("torch default uniform")
     assert st["model.layers.0.self_attn.q_proj.weight"]["init_match"] == "normal(std=0.02)"
     assert "init_match" not in st["model.embed_tokens.weight"]
+    near = st["model.layers.0.self_attn.q_proj.weight"]["nearest_init"]
+    assert near["name"] == "normal(std=0.02)" and near["ratio"] == pytest.approx(1, abs=0.01)
     nan = st["model.layers.0.o_proj.weight"]
     assert (nan["nan"], nan["posinf"], nan["neginf"]) == (1, 1, 0)
 
@@ -207,3 +209,23 @@ def test_every_dtype(small_model: Path, tmp_path: Path) -> None:
                                                    if f["code"] == "tied"]
     bigsmall.compress(small_model, tmp_path / "m.bs")
     assert xray(tmp_path / "m.bs")["tensor_stats"] == r["tensor_stats"]
+
+
+def test_a_corrupt_container_is_an_integrity_error(defects: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from bigsmall.errors import IntegrityError
+
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(defects, bs)
+    with bigsmall.open(bs) as f:
+        t = f.entry("model.layers.0.mlp.up_proj.weight")
+        at = t.offset + t.length // 2
+    data = bytearray(bs.read_bytes())
+    data[at] ^= 0x10
+    bad = tmp_path / "bad.bs"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        xray(bad)
+    assert main(["xray", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err

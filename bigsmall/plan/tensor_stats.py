@@ -213,6 +213,9 @@ class Accumulator:
         init = init_match(self.shape, out)
         if init is not None:
             out["init_match"] = init
+        near = nearest_init(self.shape, out)
+        if near is not None:
+            out["nearest_init"] = near
         return out
 
     def _structure(self, st: dict[str, Any]) -> dict[str, float]:
@@ -297,6 +300,15 @@ def init_match(shape: tuple[int, ...], st: dict[str, Any]) -> str | None:
         if shape_kind == kind and abs(st["std"] / std - 1.0) < 0.05:
             return name
     return None
+
+
+def nearest_init(shape: tuple[int, ...], st: dict[str, Any]) -> dict[str, Any] | None:
+    """For a matrix: the common initialisation whose std is nearest the tensor's (on a log
+    scale) and the ratio of the two: how far the weights moved in scale from any init."""
+    if len(shape) < 2 or not st.get("std"):
+        return None
+    name, std, kind = min(init_candidates(shape), key=lambda c: abs(math.log(st["std"] / c[1])))
+    return {"name": name, "std": std, "ratio": st["std"] / std}
 
 
 def _is_norm(name: str) -> bool:
