@@ -9,7 +9,9 @@ process of its own so that it does not share the GIL with the decoder) serves th
   connections): ``bigsmall.load(url)`` vs a plain GET of the raw ``.safetensors`` read into
   torch tensors (``safetensors.torch.load`` of the bytes); the floor ``compressed bytes / cap``
   is printed beside them;
-- uncapped loopback: ``bigsmall.load(url)`` vs ``bigsmall.load(path)`` of the same ``.bs``;
+- uncapped loopback: ``bigsmall.load(url)`` vs ``bigsmall.load(path)`` of the same ``.bs``; where
+  nginx is installed, also ``load(url)`` from nginx (a real server, much lighter on the CPU
+  the client shares with it);
 - with ``--cut 0.1``: also the capped remote load through a server that cuts that fraction of
   response bodies in half (retries resume), bit-exactness checked against the local load;
 - with ``--rss``: how much a load raises the peak RSS of a warm process (``_rss``), locally vs
@@ -36,6 +38,7 @@ from typing import Any
 
 import bigsmall
 from bigsmall.testing import corpus
+from bigsmall.testing.http_server import Nginx, nginx_exe
 
 
 def _raw_fetch(url: str) -> dict[str, Any]:
@@ -84,6 +87,8 @@ def main() -> None:
 
         proc = subprocess.Popen([sys.executable, "-m", "bigsmall.testing.http_server", str(root)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        (root / "nginx").mkdir()
+        ngx = Nginx(root, root / "nginx") if nginx_exe() else None
         try:
             assert proc.stdout is not None
             url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
@@ -94,6 +99,9 @@ def main() -> None:
                 "uncapped: bigsmall.load(url)": (0.0, lambda: bigsmall.load(bs_url)),
                 "uncapped: bigsmall.load(local .bs)": (0.0, lambda: bigsmall.load(root / "model.bs")),
             }
+            if ngx is not None:
+                ngx_url = f"{ngx.url}/model.bs"
+                cases["uncapped nginx: bigsmall.load(url)"] = (0.0, lambda: bigsmall.load(ngx_url))
             if args.cut:
                 cases[f"capped, {args.cut:.0%} bodies cut: load(url)"] = (args.cap_mbps, lambda: bigsmall.load(bs_url))
             times: dict[str, list[float]] = {k: [] for k in cases}
@@ -110,6 +118,8 @@ def main() -> None:
             rss = _rss(root / "model.bs", bs_url, args.repeat) if args.rss else None
         finally:
             proc.communicate(timeout=30)  # closes its stdin: the server stops
+            if ngx is not None:
+                ngx.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     floor = bs_mb / args.cap_mbps
     print(f"{args.model}: safetensors {raw_mb:.1f} MB, .bs {bs_mb:.1f} MB; cap {args.cap_mbps:g} MB/s; "
@@ -122,6 +132,9 @@ def main() -> None:
           f"raw fetch / load(url) = {cap_raw / cap_bs:.2f}x")
     un_url, un_local = med["uncapped: bigsmall.load(url)"], med["uncapped: bigsmall.load(local .bs)"]
     print(f"uncapped: load(url) speed = {un_local / un_url:.2f}x of load(local)")
+    if "uncapped nginx: bigsmall.load(url)" in med:
+        print(f"uncapped nginx: load(url) speed = {un_local / med['uncapped nginx: bigsmall.load(url)']:.2f}x "
+              "of load(local)")
     if rss is not None:
         print(f"peak RSS growth of a load: local {rss[0]:.0f} MB, url {rss[1]:.0f} MB "
               f"({rss[1] - rss[0]:+.0f} MB)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,41 +246,12 @@ def test_close_stops_a_stalled_request_at_once(server: TestServer) -> None:
 def nginx(served: tuple[TestServer, Path], tmp_path: Path) -> Iterator[str]:
     """nginx (a real server: Range, ETag, If-Range as deployed) on 127.0.0.1 serving the same
     folder, started for the test and stopped with it. `.ci/run` installs nginx-light."""
-    import shutil
-    import socket
-    import subprocess
-    import time
+    from bigsmall.testing.http_server import Nginx, nginx_exe
 
-    exe = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    if exe is None:
+    if nginx_exe() is None:
         pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path / "nginx.conf"
-    user = "user root;" if os.geteuid() == 0 else ""  # the workers must read pytest's 0700 folders
-    conf.write_text(f"""
-{user} daemon off; worker_processes 1; pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {tmp_path}/access.log; client_body_temp_path {tmp_path};
-  proxy_temp_path {tmp_path}; fastcgi_temp_path {tmp_path}; uwsgi_temp_path {tmp_path};
-  scgi_temp_path {tmp_path};
-  server {{ listen 127.0.0.1:{port}; root {served[1]}; }}
-}}
-""")
-    proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(tmp_path)], stderr=subprocess.PIPE)
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with Nginx(served[1], tmp_path) as srv:
+        yield srv.url
 
 
 def test_nginx_serves_a_bit_exact_load_in_ranges(nginx: str, served: tuple[TestServer, Path]) -> None:
