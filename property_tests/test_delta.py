@@ -37,7 +37,7 @@ def word_pairs(draw: st.DrawFn) -> tuple[TensorSpec, np.ndarray, np.ndarray]:
     dtype = draw(st.sampled_from(DTS))
     info = DTYPES[dtype]
     unit = info.itemsize or 1
-    rows = draw(st.integers(0, 40))
+    rows = draw(st.one_of(st.integers(0, 40), st.integers(64, 160)))  # >= 64: row clusters
     cols = draw(st.integers(1, 33))
     if info.itemsize == 0:  # packed sub-byte (4 or 6 bits): 8 elements fill whole bytes
         cols = 8 * max(1, cols // 4)
@@ -48,7 +48,7 @@ def word_pairs(draw: st.DrawFn) -> tuple[TensorSpec, np.ndarray, np.ndarray]:
     words = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[unit]
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    kind = draw(st.sampled_from(["random", "near", "special", "same"]))
+    kind = draw(st.sampled_from(["random", "near", "special", "same", "rows"]))
     special = np.array([0, 1, (1 << (8 * unit)) - 1, 1 << (8 * unit - 1), (1 << (8 * unit - 1)) - 1,
                         (1 << (8 * unit - 1)) + 1], dtype=np.uint64).astype(words)
     if kind == "special":
@@ -62,6 +62,13 @@ def word_pairs(draw: st.DrawFn) -> tuple[TensorSpec, np.ndarray, np.ndarray]:
             b = rng.integers(0, 1 << min(63, 8 * unit), n, dtype=np.uint64).astype(words)
         elif kind == "same":
             b = a.copy()
+        elif kind == "rows":  # some rows changed, the others not (an embedding's unused rows)
+            b = a.copy()
+            if n and rows:
+                per_row = n // rows
+                for r in rng.choice(rows, max(1, rows // 5), replace=False):
+                    sl = slice(r * per_row, (r + 1) * per_row)
+                    b[sl] = (b[sl] ^ rng.integers(0, 4, per_row).astype(words))
         else:  # a few ulps apart, wrapping at the ends of the range
             d = rng.integers(-3, 4, n).astype(np.int64)
             d[rng.random(n) < 0.6] = 0

@@ -139,7 +139,7 @@ def _counts(sym, ce, rowctx, ncols, nr, nctx, alpha):
 
 
 @njit(nogil=True, cache=True)
-def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha):
+def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, det):
     """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (final state, then words),
     then the raw bits, LSB-first."""
     n = sym.shape[0]
@@ -158,7 +158,10 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha):
         s = np.int64(sym[k])
         if s >= 4:
             total_raw += s // 2 - 1
-        row = (np.int64(ce[k]) * nr + r) * alpha + s  # the step of rans_encode._put
+        c = np.int64(ce[k]) * nr + r
+        if det[c]:  # symbol 0 at frequency 2**pb: the step leaves the state as it is
+            continue
+        row = c * alpha + s  # the step of rans_encode._put
         if x >= tab[row, 0]:
             if nw == words.shape[0]:
                 words = np.concatenate((words, np.empty(words.shape[0], np.uint16)))
@@ -209,9 +212,14 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha):
 
 @njit(nogil=True, cache=True)
 def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
-            tsym, freq, cum, pb):
+            tsym, freq, cum, pb, det, skip):
     """Inverse of ``_encode`` for elements [k0, k0 + len(base)); returns 0 or an error code
-    (1 truncated, 2 trailing bytes, 3 bad state)."""
+    (1 truncated, 2 trailing bytes, 3 bad state).
+
+    ``det[c]``: context ``c`` holds symbol 0 only (frequency ``2**pb``): decoding it leaves the
+    state as it is and reads nothing, so its elements are copied from the base without a
+    decoding step; ``skip[r]``: every context of row cluster ``r`` is such, so its rows are
+    copied whole (the unchanged rows of a fine-tune: most of an embedding)."""
     n = base.shape[0]
     size = chunk.shape[0]
     if size < 8:
@@ -238,17 +246,27 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
     i = k0 // ncols  # current row and where the next one starts (no division per element)
     rnext = (i + 1) * ncols - k0
     rc = np.int64(rowctx[i]) if n else 0
-    for k in range(n):
+    k = 0
+    while k < n:
         if k == rnext:
             i += 1
             rnext += ncols
             rc = np.int64(rowctx[i])
+        if skip[rc]:
+            end = min(rnext, n)
+            out[k:end] = base[k:end]
+            k = end
+            continue
         b = np.uint64(base[k])
         ce = 0
         if kind == 2:
             e = np.int64((b >> np.uint64(mbits)) & emask) - elo
             ce = 0 if e < 0 else (nk - 1 if e >= nk else e)
         c = ce * nr + rc
+        if det[c]:
+            out[k] = base[k]
+            k += 1
+            continue
         slot = x & pmask
         s = np.int64(tsym[(c << pb) + np.int64(slot)])
         x = np.uint64(freq[c, s]) * (x >> upb) + slot - np.uint64(cum[c, s])
@@ -259,6 +277,7 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
             pos += 2
         if s == 0:  # unchanged: most elements of a fine-tune
             out[k] = base[k]
+            k += 1
             continue
         if s == 1:
             z = np.uint64(1)
@@ -287,6 +306,7 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
             d = z >> np.uint64(1)
         m = (_mono(b, kind, top, mask) + d) & mask
         out[k] = _unmono(m, kind, top, mask)
+        k += 1
     if pos != rend or rpos != size or x != lbound:
         return 2 if x == lbound else 3
     return 0
@@ -318,13 +338,21 @@ def _cost_bits(counts: np.ndarray) -> float:
 
 
 def _row_clusters(sym: np.ndarray, rows: int, cols: int, nr: int) -> np.ndarray:
-    """Rows ranked by their mean (clipped) symbol, cut into ``nr`` equal groups."""
+    """Rows ranked by their mean (clipped) symbol, cut into ``nr`` equal groups; where some
+    rows are unchanged and others not, the unchanged ones are group 0 alone (they then cost
+    nothing and decode as a copy, ``_decode``'s ``skip``) and the rest share the others."""
     if nr == 1 or rows < 2 * nr:
         return np.zeros(rows, np.uint8)
-    score = np.minimum(sym, 8).reshape(rows, cols).mean(axis=1)
-    order = np.argsort(score, kind="stable")
-    out = np.empty(rows, np.uint8)
-    out[order] = (np.arange(rows) * nr // rows).astype(np.uint8)
+    m = sym.reshape(rows, cols)
+    score = np.minimum(m, 8).mean(axis=1)
+    same = ~(m != 0).any(axis=1)
+    out = np.zeros(rows, np.uint8)
+    rest = np.flatnonzero(~same)
+    groups, first = (nr - 1, 1) if same.any() and rest.size >= nr - 1 else (nr, 0)
+    if not same.any() or groups == nr:
+        rest = np.arange(rows)
+    order = rest[np.argsort(score[rest], kind="stable")]
+    out[order] = (first + np.arange(order.size) * groups // order.size).astype(np.uint8)
     return out
 
 
@@ -366,12 +394,13 @@ def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec) -> TensorPlan | N
     q = tables.quantize_counts(counts)
     freq = rans.normalize_weights(tables.dequantize(q), PB)
     tab = rans.encoder_table(freq, rans.cumulative(freq), PB)
+    det = (freq[:, 0] == 1 << PB).astype(np.uint8)
     rc = zstandard.ZstdCompressor(level=9).compress(rowctx.tobytes()) if nr > 1 else b""
     head = (bytes([1, nk, nr, PB]) + int(elo).to_bytes(2, "little", signed=True)
             + len(rc).to_bytes(4, "little") + rc + tables.pack_rows(q))
     per = max(1, CHUNK_ELEMS // cols) * cols
     chunks = tuple(_encode(sym[a:a + per], ce[a:a + per], rowctx, a, cols, nr, bw[a:a + per],
-                           fw[a:a + per], wbits, kind, tab, alpha).tobytes()
+                           fw[a:a + per], wbits, kind, tab, alpha, det).tobytes()
                    for a in range(0, n, per))
     return TensorPlan(CODEC_ID, {"chunk": per}, head, chunks)
 
@@ -410,7 +439,9 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
     for c in range(nk * nr):
         if freq[c].any():  # an empty context: never decoded by an intact chunk
             tsym[c << PB:(c + 1) << PB] = np.repeat(np.arange(2 * wbits, dtype=np.uint8), freq[c])
-    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, per)
+    det = (freq[:, 0] == 1 << PB).astype(np.uint8)
+    skip = det.reshape(nk, nr).all(axis=0).astype(np.uint8)
+    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, det, skip, per)
 
 
 def chunk_ranges(state: Any, spec: TensorSpec, nchunks: int) -> list[tuple[int, int]]:
@@ -426,13 +457,13 @@ def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memory
                  base: np.ndarray, out: np.ndarray) -> None:
     """Decode chunk ``index`` against ``base`` (uint8, that chunk's base bytes) into ``out``
     (uint8, that chunk's output bytes)."""
-    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, per = state
+    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, det, skip, per = state
     dt = _WORDS[wb]
     bw = base.view(dt)
     if out.size != base.size or bw.size > per:
         raise FormatError(f"tensor {spec.name!r}: delta chunk {index} has the wrong size")
     err = _decode(np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind,
-                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, freq, cum, PB)
+                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, freq, cum, PB, det, skip)
     if err:
         raise IntegrityError(f"tensor {spec.name!r}: delta chunk {index} corrupt (code {err})")
 
