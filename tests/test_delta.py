@@ -329,3 +329,14 @@ def test_whisper_decoder_only_fine_tune(tmp_path: Path) -> None:
         assert any(t.codec == "delta" for t in bs.container.tensors)
     bigsmall.apply(base, p, tmp_path / "o.safetensors")
     assert (tmp_path / "o.safetensors").read_bytes() == ft.read_bytes()
+
+
+def test_verify_a_patch(pair: tuple[Path, Path], patch: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without its base a patch is not 'corrupt': verify says the base is needed (exit 1);
+    with it, OK; --fast checks the structure alone."""
+    base, _ = pair
+    rc, _, err = run(capsys, "verify", str(patch))
+    assert rc == 1 and "patch against base" in err
+    rc, out, _ = run(capsys, "verify", str(patch), "--base", str(base), "--json")
+    assert rc == 0 and json.loads(out)["ok"]
+    assert run(capsys, "verify", "--fast", str(patch))[0] == 0

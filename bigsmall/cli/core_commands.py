@@ -68,7 +68,7 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
     mode = "fast" if args.fast else "sample" if args.sample is not None else "full"
     ecc = integrity_commands.ecc_status(args.src)  # None: no local file; .found: has parity
     try:
-        bs = BsFile(args.src)
+        bs = BsFile(args.src, base=args.base)
     except BigsmallError as exc:  # a damaged header or index: can its parity rebuild it?
         if ecc is None or not ecc.found:
             raise
@@ -270,6 +270,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     g.add_argument("--sample", type=options.fraction, metavar="FRACTION", help="decode a random fraction of the tensors")
     g.add_argument("--full", action="store_true", help="decode everything and rebuild file sha256s (default)")
     p.add_argument("src", help=_SRC_HELP)
+    p.add_argument("--base", metavar="BASE", default=None,
+                   help="the base model of a patch (compress --delta-from); without it a patch's "
+                   "changed tensors cannot be decoded (exit 1)")
     p.set_defaults(handler=cmd_verify)
 
     p = sub.add_parser("info", parents=[common], help="what a container holds",

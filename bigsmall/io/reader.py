@@ -357,6 +357,10 @@ class BsFile:
         'full': decode everything and rebuild every file's sha256 (a file at fault has each of
         its tensors checked alone, so ``tensors_checked`` counts the intact ones and every bad
         tensor is a problem of its own)."""
+        if mode != "fast" and "base" in self.container.meta and self.base is None:
+            from .delta import require  # a patch without its base: not corruption
+
+            require(None, self.container)
         problems: list[str] = []
         tensors = list(self.container.tensors)
         checked = decoded = files = 0
