@@ -300,3 +300,16 @@ def test_ranges_asked_for_in_order_are_fetched_in_order(server: TestServer) -> N
             ready(0, e.length)
         starts = [int(r.range[6:].split("-")[0]) for r in server.requests("/files/m.bs")]  # type: ignore[index]
         assert starts == [e.offset for e in blobs]
+
+
+def test_threads_read_tensors_at_once(server: TestServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    want = _all_local(server.root)
+    with _src(server, prefix_bytes=4096, connections=2) as src, BsFile(src.url, source=src) as bs:
+        names = [n for n in bs.names() for _ in range(3)]  # each tensor by three threads
+        with ThreadPoolExecutor(6) as pool:
+            got = list(pool.map(lambda n: (n, bs.read_bytes(n).tobytes()), names))
+        assert all(data == want[n] for n, data in got)
+        rep = bs.verify("fast")
+        assert rep.ok and rep.tensors_checked == len(want)

@@ -69,12 +69,13 @@ def remote_name(url: str) -> str:
 class _Slot:
     """One announced (or asked-for) byte range and the buffer its bytes land in."""
 
-    __slots__ = ("offset", "length", "uses", "buf", "pending", "got", "done", "error", "waiting",
-                 "drop", "jobs", "streams")
+    __slots__ = ("offset", "length", "uses", "announced", "buf", "pending", "got", "done", "error",
+                 "waiting", "drop", "jobs", "streams")
 
     def __init__(self, offset: int, length: int):
         self.offset, self.length = offset, length
         self.uses = 0  # views still to come (announced) or not yet released
+        self.announced = 0  # announced views (``plan``) not yet made: a view takes one of them
         self.buf: bytearray | memoryview | None = None
         self.pending = 0  # requests still filling it
         self.got = 0  # bytes received: done at ``length``, before the request that fills it ends
@@ -193,6 +194,7 @@ class RemoteSource:
                     s = self._slots[(off, n)] = _Slot(off, n)
                     new.append(s)
                 s.uses += 1
+                s.announced += 1
             self._queue.extend(self._jobs_for(new))
         self._pump()
 
@@ -343,7 +345,12 @@ class RemoteSource:
             s = self._slots[(offset, length)] = _Slot(offset, length)
             s.uses = 1
             self._urgent(self._jobs_for([s]))
-        elif not s.done.is_set():
+            return s
+        if s.announced > 0:  # the view plan() announced
+            s.announced -= 1
+        else:  # one more (another thread's, or a second read of a tensor): its own release
+            s.uses += 1
+        if not s.done.is_set():
             mine = [j for j in self._queue if s in j.slots]
             for j in mine:
                 self._queue.remove(j)
