@@ -71,6 +71,12 @@ def study_tensor(w: np.ndarray, dtype: str) -> dict[str, float]:
     q = np.clip(np.rint((x - lo.astype(np.float32)[..., None]) / s[..., None]), 0, 15).astype(np.uint8)
     q = q.reshape(rows, -1)[:, :cols]
     fast_bits = _entropy_bits(q, 16)
+    # the codes in the context of where zero falls in their group (the bin holding 0.0, from the
+    # group's scale and minimum, which the decoder reads first): outlier-wide groups put most
+    # weights in the few bins around it
+    zbin = np.clip(np.rint(-lo.astype(np.float32) / s), 0, 15).astype(np.int64)
+    ctx = np.repeat(zbin, GROUP, axis=1)[:, :cols] * 16 + q
+    fast_ctx_bits = _entropy_bits(ctx, 256) - _entropy_bits(ctx // 16, 16)
     side = zstandard.ZstdCompressor(level=19).compress(s16.tobytes() + lo.tobytes())
     width = {"BF16": 16, "F16": 16, "F32": 32}[dtype]
     bin_w = np.repeat(np.where(s16.astype(np.float32) > 0, s16.astype(np.float32), 0.0), GROUP,
@@ -82,9 +88,70 @@ def study_tensor(w: np.ndarray, dtype: str) -> dict[str, float]:
     p_esc = n_esc / n
     flag = 0.0 if n_esc in (0, n) else n * -(p_esc * math.log2(p_esc) + (1 - p_esc) * math.log2(1 - p_esc))
     exact_bits = float(cost[~escape].sum()) + n_esc * (width + 1) + flag
-    return {"fast": fast_bits / 8 + len(side), "exact_given": exact_bits / 8, "escaped": n_esc,
+    return {"fast": fast_bits / 8 + len(side), "fast_ctx": fast_ctx_bits / 8 + len(side),
+            "exact_given": exact_bits / 8, "escaped": n_esc,
             "exact_given_exp": _exponent_model_bits(w, dtype, bin_w, lo, s16, q, cols) / 8,
-            "exact_given_spike": _spike_model_bits(w, dtype, bin_w, lo, q, cols, cost, width) / 8}
+            "exact_given_spike": _spike_model_bits(w, dtype, bin_w, lo, q, cols, cost, width) / 8,
+            "exact_given_slope": _slope_model_bits(w, dtype, bin_w, lo, q, cols, width) / 8,
+            **_truncated_model_bytes(w, dtype, bin_w, lo, q, cols)}
+
+
+def _truncated_model_bytes(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.ndarray,
+                           q: np.ndarray, cols: int) -> dict[str, float]:
+    """The fifth model (16-bit dtypes): the standalone model renormalised over the bin. As the
+    standalone model, the tensor's own order-0 distribution of values (static; its table not
+    counted, so it is compared with the same model coding the tensor alone, ``order0``):
+    ``P(w | bin) = P(w) / P(bin)``. The dual then costs the standalone cost + (the fast member's
+    cost of the codes - the information the standalone model gives them): near zero when the
+    standalone model predicts the bins as well as the fast member's coder does."""
+    if dtype not in ("F16", "BF16"):
+        return {"order0": 0.0, "exact_given_trunc": 0.0}
+    vals, counts = np.unique(w.ravel(), return_counts=True)  # exact: 16-bit values are exact in f32
+    p = counts / counts.sum()
+    cum = np.concatenate([[0.0], np.cumsum(counts)])
+    lo_f = np.repeat(lo.astype(np.float32), GROUP, axis=1)[:, :cols]
+    centre = lo_f + q * bin_w
+    idx = np.searchsorted(vals, w)
+    # the bin as the decoder sees it: [centre - s/2, centre + s/2), the end codes open-ended
+    a = np.where(q == 0, -np.inf, centre - bin_w / 2)
+    b = np.where(q == 15, np.inf, centre + bin_w / 2)
+    in_bin = cum[np.searchsorted(vals, b, side="left")] - cum[np.searchsorted(vals, a, side="left")]
+    in_bin = np.maximum(in_bin, counts[idx])  # rounding at a bin edge: never below the value's own
+    order0 = float(-(counts * np.log2(p)).sum())
+    given = float(np.log2(in_bin / counts[idx]).sum())
+    return {"order0": order0 / 8, "exact_given_trunc": given / 8}
+
+
+def _slope_model_bits(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.ndarray, q: np.ndarray,
+                      cols: int, width: int) -> float:
+    """The fourth model: the flat one with a linear density across the bin, ``1 + a u`` for the
+    position ``u`` in [-1/2, 1/2], its slope ``a`` from how many of the group's weights have the
+    codes on either side (``(n[q+1] - n[q-1]) / (2 n[q])``, clamped to +-1.9): the decoder knows
+    every code of the group from the fast member before it decodes a single exact weight."""
+    rows = w.shape[0]
+    groups = -(-cols // GROUP)
+    pad = groups * GROUP - cols
+    qg = np.concatenate([q, np.repeat(q[:, -1:], pad, axis=1)], axis=1) if pad else q
+    qg = qg.reshape(rows, groups, GROUP).astype(np.int64)
+    counts = np.zeros((rows, groups, 18), dtype=np.float64)  # codes -1..16, zero at the ends
+    np.add.at(counts, (np.arange(rows)[:, None, None], np.arange(groups)[None, :, None], qg + 1), 1.0)
+    gi = np.repeat(np.arange(groups), GROUP)[:cols]
+    r_idx = np.arange(rows)[:, None]
+    n_here = counts[r_idx, gi[None, :], q.astype(np.int64) + 1]
+    n_up = counts[r_idx, gi[None, :], q.astype(np.int64) + 2]
+    n_down = counts[r_idx, gi[None, :], q.astype(np.int64)]
+    a = np.clip((n_up - n_down) / (2 * n_here), -1.9, 1.9)
+    lo_f = np.repeat(lo.astype(np.float32), GROUP, axis=1)[:, :cols]
+    centre = lo_f + q * bin_w
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        u = np.clip((w - centre) / bin_w, -0.5, 0.5)
+        cost = np.log2(np.maximum(bin_w / _ulp(w, dtype), 1.0)) - np.log2(1 + a * u)
+        cost = np.where(bin_w / _ulp(w, dtype) <= 1.0, 0.0, cost)
+    escape = (cost > width) | ~np.isfinite(cost)
+    n_esc = int(escape.sum())
+    p = n_esc / w.size
+    flag = 0.0 if n_esc in (0, w.size) else w.size * -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    return float(cost[~escape].sum()) + n_esc * (width + 1) + flag
 
 
 def _below(t: np.ndarray, dtype: str) -> np.ndarray:
@@ -161,8 +228,9 @@ def _exponent_model_bits(w: np.ndarray, dtype: str, bin_w: np.ndarray, lo: np.nd
 
 
 def study(src: Path) -> dict[str, Any]:
-    tot = {"raw": 0, "bs": 0, "fast": 0.0, "exact_given": 0.0, "exact_given_exp": 0.0,
-           "exact_given_spike": 0.0, "escaped": 0,
+    tot = {"raw": 0, "bs": 0, "fast": 0.0, "fast_ctx": 0.0, "exact_given": 0.0, "exact_given_exp": 0.0,
+           "exact_given_spike": 0.0, "exact_given_slope": 0.0, "order0": 0.0, "exact_given_trunc": 0.0,
+           "escaped": 0,
            "weights": 0, "tensors": 0}
     with BsFile(src) as bs:
         for t in bs.container.tensors:
@@ -174,7 +242,8 @@ def study(src: Path) -> dict[str, Any]:
             tot["bs"] += t.length
             tot["weights"] += w.size
             tot["tensors"] += 1
-            for k in ("fast", "exact_given", "escaped", "exact_given_exp", "exact_given_spike"):
+            for k in ("fast", "fast_ctx", "exact_given", "escaped", "exact_given_exp", "exact_given_spike",
+                      "exact_given_slope", "order0", "exact_given_trunc"):
                 tot[k] += r[k]
 
     def pts(b: float) -> float:
@@ -187,6 +256,14 @@ def study(src: Path) -> dict[str, Any]:
             "exact_given_int4_exp_pct": pts(tot["exact_given_exp"]),
             "dual_exp_minus_bs_points": round(pts(tot["fast"] + tot["exact_given_exp"]) - pts(tot["bs"]), 2),
             "dual_spike_minus_bs_points": round(pts(tot["fast"] + tot["exact_given_spike"]) - pts(tot["bs"]), 2),
+            "dual_slope_minus_bs_points": round(pts(tot["fast"] + tot["exact_given_slope"]) - pts(tot["bs"]), 2),
+            "order0_pct": pts(tot["order0"]), "exact_given_trunc_pct": pts(tot["exact_given_trunc"]),
+            "dual_trunc_minus_order0_points": round(pts(tot["fast"] + tot["exact_given_trunc"])
+                                                    - pts(tot["order0"]), 2),
+            "fast_ctx_pct": pts(tot["fast_ctx"]),
+            "dual_ctx_flat_minus_bs_points": round(pts(tot["fast_ctx"] + tot["exact_given"]) - pts(tot["bs"]), 2),
+            "dual_ctx_trunc_minus_order0_points": round(pts(tot["fast_ctx"] + tot["exact_given_trunc"])
+                                                        - pts(tot["order0"]), 2),
             "unconditioned_pct": pts(tot["fast"] + tot["bs"]),
             "escaped_fraction": round(tot["escaped"] / max(1, tot["weights"]), 6)}
 
