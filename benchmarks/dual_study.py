@@ -16,7 +16,10 @@ mode quantizes (``plan.autopilot.fast_quantizes``; the rest would be stored exac
   costs ``log2(s / ulp(w))`` bits (0 when the bin holds one value). Values whose model cost
   exceeds the raw width (exact zeros, far subnormals) are escaped at raw width + 1 bit; and every
   weight pays the escape flag's entropy.
-* ``unconditioned``: fast member + the ``.bs`` as it is (the seed's approach).
+* ``unconditioned``: fast member + the ``.bs`` as it is (the seed's approach);
+* further models (exponent contexts, zero spike, slope, the standalone model truncated to the bin,
+  the fast member's codes in their group's zero-bin context): see each function's docstring and
+  docs/dual.md, which tabulates the results.
 
 Points are percent of the raw bytes of those tensors: dual - bs is the overhead the issue targets
 (<= +1.0 point for bf16, +1.5 for fp16/fp32).
