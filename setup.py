@@ -21,7 +21,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 NATIVE = "bigsmall/native"
-HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "checks.h", "glue.h")]
+HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "encodep.h", "checks.h",
+                                          "glue.h")]
 # -fwrapv: numba's int64 arithmetic wraps, C's signed overflow is undefined without it
 UNIX_FLAGS = ["-O3", "-fwrapv", "-std=gnu11", "-fno-strict-aliasing"]
 

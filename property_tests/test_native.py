@@ -1,10 +1,11 @@
-"""The C decode kernels (``bigsmall/native``) against the numba reference, byte for byte.
+"""The C kernels (``bigsmall/native``) against the numba reference, byte for byte.
 
 Why: the C kernels replace the numba ones on the default path, so every output they produce,
 and every error, must be the reference's: decoded tensors of every dtype and bit pattern (NaN
 payloads, infinities, -0, subnormals, empty and odd sizes), garbage chunks, hostile codec
 parameters (``hostile_params``), through each entry point (one chunk, strided groups, ranges)
-and with each instruction-set build (scalar and AVX2). Their own argument checks (what the numba
+and with each instruction-set build (scalar and AVX2); and the ``fieldp`` chunk encoder's bytes.
+Their own argument checks (what the numba
 kernels leave to ``prepare``) must refuse bad arrays with an exception, never a crash.
 """
 
@@ -117,6 +118,40 @@ def test_native_decodes_what_numba_decodes(td, codec_id, chunk):
     ref = _same_everywhere(spec, codec_id, plan.params, blob, len(plan.head),
                            tuple(len(c) for c in plan.chunks))
     assert all(r == ("ok", data.tobytes()) for r in ref)
+
+
+@SETTINGS
+@given(td=tensor_bytes(dtypes=DTYPES), chunk=CHUNKS, level=st.sampled_from(["default", "fast"]))
+def test_native_encoder_writes_numba_bytes(td, chunk, level):
+    """``fieldp``'s chunks (``encodep_chunk``) are the numba encoder's, byte for byte."""
+    spec, data = td
+    with _impl("numba"):
+        ref = get_codec("fieldp").encode(data, spec, chunk, level=level)
+    for isa in ISAS:
+        with _impl(isa):
+            got = get_codec("fieldp").encode(data, spec, chunk, level=level)
+        assert (got is None) == (ref is None)
+        if ref is not None and got is not None:
+            assert got.chunks == ref.chunks and got.head == ref.head and got.params == ref.params
+
+
+def test_encoder_refuses_short_tables():
+    assert K is not None
+    v = np.zeros(64, np.uint16)
+    args = dict(values=v, k0=0, ncols=8, rowctx=np.zeros(8, np.int64),
+                colctx=np.zeros(8, np.int64), tab=np.zeros(1 << 8, np.int64), nsym=1 << 8, p=7,
+                eb=8, mb=0, rshift=np.zeros(8, np.int64))
+    from bigsmall.codecs._generated.encodep import encode_chunk
+
+    # the accepted set (codes of length 0, 8 raw bits a unit): numba's bytes
+    got = K.encodep_chunk(*args.values())
+    assert len(got) == 16 + 64 and got == encode_chunk(*args.values()).tobytes()
+    for bad in ({"tab": np.zeros(255, np.int64)}, {"nsym": 128}, {"rowctx": np.ones(8, np.int64)},
+                {"values": np.zeros(64, np.uint64)}, {"k0": -1}):
+        with pytest.raises((ValueError, TypeError)):
+            K.encodep_chunk(*{**args, **bad}.values())
+    # an entry longer than any code: refused like a missing one (b""), never written
+    assert K.encodep_chunk(*{**args, "tab": np.full(1 << 8, 40 << 32, np.int64)}.values()) == b""
 
 
 @SETTINGS

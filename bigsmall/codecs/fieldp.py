@@ -63,17 +63,26 @@ class FieldPCodec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        from ._generated.encodep import code_entries, encode_chunk
+        from ..native import kernels
+        from ._generated.encodep import code_entries
 
         w, lens, codes = joint_code(freq, mfreq, mrow, lay)
         tab = code_entries(w, lens, codes)
+        native = kernels()  # the C port (the same bytes: test_native.py) unless disabled/absent
+        if native is not None:
+            encode = native.encodep_chunk
+        else:
+            from ._generated.encodep import encode_chunk
+
+            def encode(*args: Any) -> bytes:
+                return bytes(encode_chunk(*args).tobytes())
         out = []
         for k0 in range(0, values.shape[0], chunk_units):
-            chunk = encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, tab,
-                                 w.shape[1], lay.p, lay.eb, lay.mb, rshift)
-            if chunk.size == 0:
+            chunk = encode(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, tab,
+                           w.shape[1], lay.p, lay.eb, lay.mb, rshift)
+            if not chunk:
                 raise AssertionError(f"fieldp: a symbol without a code at chunk {k0 // chunk_units}")
-            out.append(chunk.tobytes())
+            out.append(chunk)
         return tuple(out)
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:  # type: ignore[override]

@@ -10,6 +10,8 @@
  *   decodep_chunk(out, k0, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb, rshift, buf) -> int
  *   decodep_chunks(out, first, step, per, ncols, rowctx, colsh, t1, dirs, t2, p, eb, mb,
  *                  rshift, blob, offs) -> int                         (_generated/decodep.py)
+ *   encodep_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb, rshift) -> bytes
+ *                                                        (_generated/encodep.encode_chunk)
  *
  * Unlike the numba kernels, which trust their caller (codecs' prepare), these functions check
  * everything a read or write depends on before decoding: buffer element sizes, parameter
@@ -27,6 +29,7 @@
 
 #include "decode8.h"
 #include "decodep.h"
+#include "encodep.h"
 
 /* ------------------------------------------------------------------ kernel instantiations */
 
@@ -138,6 +141,7 @@ static PyMethodDef methods[] = {
     {"decode8_chunks", py_decode8_chunks, METH_VARARGS, "field8: chunks first, first+step, ..."},
     {"decodep_chunk", py_decodep_chunk, METH_VARARGS, "fieldp: one chunk (see decodep.py)"},
     {"decodep_chunks", py_decodep_chunks, METH_VARARGS, "fieldp: chunks first, first+step, ..."},
+    {"encodep_chunk", py_encodep_chunk, METH_VARARGS, "fieldp: one chunk's bytes (encodep.py)"},
     {"isa", py_isa, METH_NOARGS, "the instruction set the kernels run with: 'avx2' or 'scalar'"},
     {"_set_isa", py_set_isa, METH_VARARGS, "tests only: force 'scalar' or 'avx2' (if supported)"},
     {NULL, NULL, 0, NULL},

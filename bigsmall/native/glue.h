@@ -213,6 +213,73 @@ static PyObject *py_decodep_chunks(PyObject *self, PyObject *args) {
     return PyLong_FromLongLong(bad);
 }
 
+/* encodep_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb, rshift) -> bytes:
+ * _generated/encodep.encode_chunk's bytes (b"" where it returns an empty array). */
+static PyObject *py_encodep_chunk(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    long long k0, ncols, nsym, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLOOOLLLLO", &o[0], &k0, &ncols, &o[1], &o[2], &o[3], &nsym,
+                          &p, &eb, &mb, &o[4]))
+        return NULL;
+    static const Py_ssize_t isz[5] = {0, 8, 8, 8, 8};
+    static const char *names[5] = {"values", "rowctx", "colctx", "tab", "rshift"};
+    Py_buffer v[5];
+    for (int b = 0; b < 5; b++) {
+        if (bs_getbuf(o[b], &v[b], isz[b], 0, b == 0, names[b]) < 0) {
+            BS_RELEASE_ALL(v, b);
+            return NULL;
+        }
+    }
+    ep_model m = {ncols, nsym, v[1].buf, v[2].buf, v[4].buf, v[3].buf};
+    int w = (int)v[0].itemsize;
+    i64 n = BS_N(v[0]), rbits, maxr, maxc;
+    PyObject *res = NULL;
+    if (w == 8) {
+        bs_fail("fieldp codes units of at most 4 bytes");
+    } else if (bs_check_layout(w, p, eb, mb, &rbits) == 0 &&
+               bs_check_rows_cols(k0, n, ncols, m.rowctx, BS_N(v[1]), m.colctx, BS_N(v[2]),
+                                  m.rshift, BS_N(v[4]), rbits, &maxr, &maxc) == 0) {
+        if (nsym < ((i64)1 << (eb + mb)) || nsym > BS_BIG ||
+            (maxr + maxc + 1) * nsym > BS_N(v[3])) {
+            bs_fail("code table too short for the contexts and symbols");
+        } else if (n == 0) {
+            res = PyBytes_FromStringAndSize(NULL, 4 * EP_LANES);
+            if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EP_LANES);
+        } else {
+            i64 cap = ep_cap(n, rbits), size[EP_LANES];
+            uint8_t *tmp = malloc((size_t)(EP_LANES * cap));
+            int rc = -1;
+            if (!tmp) {
+                PyErr_NoMemory();
+            } else {
+                Py_BEGIN_ALLOW_THREADS
+                if (w == 1) rc = ep_kernel(&m, v[0].buf, 1, n, k0, p, eb, mb, tmp, cap, size);
+                else if (w == 2) rc = ep_kernel(&m, v[0].buf, 2, n, k0, p, eb, mb, tmp, cap, size);
+                else rc = ep_kernel(&m, v[0].buf, 4, n, k0, p, eb, mb, tmp, cap, size);
+                Py_END_ALLOW_THREADS
+                if (rc != 0) {
+                    res = PyBytes_FromStringAndSize(NULL, 0);
+                } else {
+                    i64 total = 4 * EP_LANES;
+                    for (int l = 0; l < EP_LANES; l++) total += size[l];
+                    res = PyBytes_FromStringAndSize(NULL, total);
+                    if (res) {
+                        uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(res), *pos = dst + 16;
+                        for (int l = 0; l < EP_LANES; l++) {
+                            for (int z = 0; z < 4; z++) dst[4 * l + z] = (size[l] >> (8 * z)) & 0xFF;
+                            memcpy(pos, tmp + l * cap, (size_t)size[l]);
+                            pos += size[l];
+                        }
+                    }
+                }
+                free(tmp);
+            }
+        }
+    }
+    BS_RELEASE_ALL(v, 5);
+    return res;
+}
+
 static PyObject *py_isa(PyObject *self, PyObject *unused) {
     return PyUnicode_FromString(use_avx2 ? "avx2" : "scalar");
 }
