@@ -73,7 +73,7 @@ def profiles(draw: st.DrawFn) -> ap.Profile:
 
 
 requests = st.sampled_from(ap.REQUESTS)
-devices = st.sampled_from(["cpu", "cuda", "cuda:1"])
+devices = st.sampled_from(["cpu", "cuda", "cuda:1", "mps"])
 
 
 @st.composite
@@ -81,9 +81,9 @@ def machines(draw: st.DrawFn, s: ap.FileSummary, device: str) -> ap.Profile:
     """A profile whose free memory lies near one of the file's mode thresholds (where the
     choice changes), or anywhere."""
     idx = int(device.partition(":")[2] or 0)
+    gpu = device.startswith("cuda")
     roomy = ap.Profile(8, 1 << 50, 1 << 50, tuple(ap.Gpu(i, "g", 1 << 50, 1 << 50) for i in range(idx + 1)))
     table = ap.costs(s, roomy, device)
-    gpu = device != "cpu"
     need = [c.device_bytes if gpu else c.host_bytes for c in table]
     near = st.sampled_from(need).flatmap(lambda n: st.integers(max(0, n - 2 * MB), n + 2 * MB))
     free = draw(st.one_of(near, st.integers(0, 1 << 40)))

@@ -101,5 +101,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     "lossy plan is announced as such. Nothing is loaded.")
     p.add_argument("src", help="a .bs container")
     add_mode(p, "auto")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda[:N] (default: cpu); other devices (mps) are planned against RAM")
     p.set_defaults(handler=cmd_plan)

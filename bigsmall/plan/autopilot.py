@@ -206,8 +206,8 @@ def _gpu(p: Profile, device: str) -> Gpu | None:
     if device == "cpu":
         return None
     kind, _, idx = device.partition(":")
-    if kind != "cuda":
-        raise PlanError(f"device {device!r}: the autopilot plans for 'cpu' or 'cuda[:N]'")
+    if kind != "cuda":  # mps (unified memory) and others: planned against RAM, said so
+        return None
     try:
         i = int(idx or 0)
     except ValueError:
@@ -222,7 +222,9 @@ def _gpu(p: Profile, device: str) -> Gpu | None:
 def _where(p: Profile, device: str) -> tuple[str, int]:
     g = _gpu(p, device)
     if g is None:
-        return "RAM", p.ram_available_bytes
+        kind = device.partition(":")[0]
+        where = "RAM" if kind == "cpu" else f"RAM (the memory of {kind} is not measured; planned as RAM)"
+        return where, p.ram_available_bytes
     return f"GPU memory on {device} ({g.name})", g.free_bytes
 
 
