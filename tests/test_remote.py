@@ -313,3 +313,41 @@ def test_threads_read_tensors_at_once(server: TestServer) -> None:
         assert all(data == want[n] for n, data in got)
         rep = bs.verify("fast")
         assert rep.ok and rep.tensors_checked == len(want)
+
+
+def test_random_ranges_views_and_faults_give_the_file_bytes(server: TestServer) -> None:
+    """The source's scheduling (plan, coalescing, splitting, window, urgency, release) against
+    plain slicing of the file, on seeded random ranges, with bodies cut and reset."""
+    import random
+
+    rng = random.Random(2026)
+    data = bytes(np.random.default_rng(1).integers(0, 256, 300_000, dtype=np.uint8))
+    (server.root / "random.bin").write_bytes(data)
+    server.faults.cut_fraction, server.faults.reset = 0.2, True
+    for _ in range(3):
+        opts = dict(prefix_bytes=rng.choice([512, 4096, 65536]), request_bytes=rng.choice([3000, 20_000, 1 << 20]),
+                    window_bytes=rng.choice([10_000, 100_000, 1 << 20]), connections=rng.choice([1, 2, 4]),
+                    coalesce_gap=rng.choice([0, 100, 4096]))
+        with _src(server, "random.bin", **opts) as src:
+            ranges = []
+            for _ in range(25):
+                a = rng.randrange(0, len(data))
+                ranges.append((a, rng.randrange(1, min(30_000, len(data) - a) + 1)))
+            planned = ranges[: rng.randrange(0, len(ranges))]
+            src.plan(planned)
+            for off, n in ranges:
+                how = rng.choice(["view", "stream", "read"])
+                if how == "read":
+                    assert src.read(off, n) == data[off:off + n]
+                    if (off, n) in planned:
+                        assert bytes(src.view(off, n)) == data[off:off + n]
+                        src.release(off, n)
+                    continue
+                if how == "view":
+                    got = bytes(src.view(off, n))
+                else:
+                    buf, ready = src.stream_view(off, n)
+                    ready(0, n)
+                    got = bytes(buf)
+                assert got == data[off:off + n], (how, off, n, opts)
+                src.release(off, n)
