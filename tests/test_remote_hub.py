@@ -117,6 +117,9 @@ def test_pull_to_cache_then_loads_make_no_request_and_work_offline(
     assert _read_all("hf://org/model/model.bs") == _local(hub_root)
     with pytest.raises(RemoteOfflineError, match="HF_HUB_OFFLINE"):
         bigsmall.open("hf://org/private/model.bs")
+    out = Path(r["dst"]).parents[2] / "offline-copy"  # inside the test's cache folder
+    pull("org/model", str(out))  # offline: listed and copied from the cached snapshot
+    assert (out / "model.bs").read_bytes() == (hub_root / "hub/org/model/model.bs").read_bytes()
     assert hub.log == []
 
 
