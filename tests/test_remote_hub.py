@@ -180,3 +180,13 @@ def test_plain_url_401_names_the_url(hub: TestServer) -> None:
     with pytest.raises(RemoteAuthError, match=url):
         RemoteSource(url)
     assert hub.requests("/lfs/org/private/")[0].status == 401
+
+
+def test_pull_refuses_a_listing_that_leaves_the_folder(hub: TestServer, tmp_path: Path) -> None:
+    from bigsmall.cli.remote_commands import pull
+    from bigsmall.errors import FormatError
+
+    hub.extra_siblings = ["../escape.txt"]
+    with pytest.raises(FormatError, match=r"\.\."):
+        pull("org/model", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()

@@ -21,14 +21,10 @@ from . import options
 
 
 def _place(cached: str, dst: Path) -> None:
-    """``dst`` gets the cached file's bytes: a hard link to the cache's blob where the
-    file system allows (no copy), else a copy."""
+    """``dst`` gets a copy of the cached file (not a hard link: editing the copy in place
+    would change the cache's blob, which every later load trusts)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    real = os.path.realpath(cached)
-    try:
-        os.link(real, dst)
-    except OSError:
-        shutil.copyfile(real, dst)
+    shutil.copyfile(os.path.realpath(cached), dst)
 
 
 def pull(repo: str, output: str | None = None, *, revision: str | None = None,
@@ -43,6 +39,9 @@ def pull(repo: str, output: str | None = None, *, revision: str | None = None,
         raise InvalidOptionError("--restore needs -o DIR (restored files never go into the Hub cache)")
     t0 = time.perf_counter()
     commit, files = hub.list_files(repo, revision)
+    from ..container.schema import member_parts
+
+    member_parts(files, "repository files")  # a listing from a server: no ../, no absolute path
     # files are asked for by the revision given (default main), so that the cache records the
     # ref -> commit link that lets a later ``hf://org/repo/file`` open them with no request
     rev = revision or "main"

@@ -80,6 +80,7 @@ class TestServer:
         self.private = dict(private or {})  # "org/repo" -> token it wants
         self.commit = commit or hashlib.sha1(str(self.root).encode()).hexdigest()
         self.log: list[_Entry] = []
+        self.extra_siblings: list[str] = []  # names the repository listing adds (hostile tests)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rng = random.Random(0)
@@ -268,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         d = self._repo_dir(repo)
         if not d.is_dir():
             return self._error(404, entry, "RepoNotFound")
-        files = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+        files = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()) + srv.extra_siblings
         self._json(entry, {"id": repo, "modelId": repo, "sha": srv.commit, "private": repo in srv.private,
                            "siblings": [{"rfilename": f} for f in files]})
 
