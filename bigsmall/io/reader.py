@@ -233,7 +233,8 @@ class BsFile:
             yield t, out
 
     def iter_pieces(self, entries: list[TensorEntry], check: bool = True,
-                    ahead_bytes: int | None = None) -> Iterator[memoryview]:
+                    ahead_bytes: int | None = None,
+                    alloc: Callable[[TensorEntry], np.ndarray] | None = None) -> Iterator[memoryview]:
         """The decoded bytes of ``entries``, in order, in pieces of about ``PIECE_BYTES``
         (a small tensor is one piece), each yielded as soon as it is decoded.
 
@@ -243,9 +244,13 @@ class BsFile:
         receipt is hashed piece by piece and checked after its last piece: a corrupt tensor
         raises ``IntegrityError`` before the piece after it, so a consumer must not keep
         what it received (a restore writes a temporary file and removes it). A piece is a
-        view of a buffer that is reused once the iterator moves on: use it before then."""
+        view of a buffer that is reused once the iterator moves on: use it before then
+        (``alloc``: each tensor's destination, as in ``iter_decoded``; then the pieces are views
+        of it). The coded bytes before a piece's share of the blob leave the process's resident
+        set as the pieces go by, not after the last one: a 400 MB embedding's 264 MB blob was
+        resident whole while it decoded (a page dropped too early is faulted back, same bytes)."""
         ahead = AHEAD_BYTES if ahead_bytes is None else ahead_bytes
-        for t, src, out, ranges in self._pipeline(entries, ahead, None, pieces=True):
+        for t, src, out, ranges in self._pipeline(entries, ahead, alloc, pieces=True):
             h = xxhash.xxh3_128() if check else None
             data = out.data.cast("B")
             for fut, lo, hi in ranges:
@@ -254,6 +259,8 @@ class BsFile:
                 if h is not None:
                     h.update(piece)
                 yield piece
+                if data.nbytes:
+                    self.source.release(src.offset, src.length * lo // data.nbytes)
             self.source.release(src.offset, src.length)
             if h is not None and h.hexdigest() != t.receipt.digest:
                 raise _receipt_error(t)

@@ -23,6 +23,9 @@ from ..core.types import TensorEntry
 from .load import _as_tensor, _torch, member_keys
 
 _MAX_LIVE_LAYERS = 2
+#: tensors this big (an embedding table) decode in pieces, so that their compressed blob is not
+#: resident whole next to the decoded tensor (``BsFile.iter_pieces``)
+_BIG_TENSOR = 32 << 20
 
 
 def _mapped(nbytes: int) -> Any:
@@ -198,10 +201,17 @@ class StreamingLoader:
             return buf.numpy()
 
         out: dict[str, Any] = {}
+        small = [t for t in entries if t.spec.nbytes < _BIG_TENSOR]
         try:
-            for entry, _ in self._bs.iter_decoded(entries, alloc=alloc):
+            for entry, _ in self._bs.iter_decoded(small, alloc=alloc):
                 key = self._key[entry]
                 out[key] = _as_tensor(storage.pop(key), entry.spec, self.device, self._pin)
+            for entry in entries:  # a big one in pieces: its coded bytes leave RSS as it decodes
+                if entry.spec.nbytes >= _BIG_TENSOR:
+                    for _ in self._bs.iter_pieces([entry], alloc=alloc):
+                        pass
+                    key = self._key[entry]
+                    out[key] = _as_tensor(storage.pop(key), entry.spec, self.device, self._pin)
         except BaseException:
             storage.clear()
             out.clear()
