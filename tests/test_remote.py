@@ -351,3 +351,24 @@ def test_random_ranges_views_and_faults_give_the_file_bytes(server: TestServer) 
                     got = bytes(buf)
                 assert got == data[off:off + n], (how, off, n, opts)
                 src.release(off, n)
+
+
+def test_streaming_loader_from_a_url_is_bit_exact(minilm_bf16_folder_bs: Path, tmp_path: Path) -> None:
+    """StreamingLoader takes a URL as it is (BsFile does): each layer costs its own ranges."""
+    torch = pytest.importorskip("torch")
+    from bigsmall.torch.streaming import StreamingLoader
+
+    (tmp_path / "minilm.bs").symlink_to(minilm_bf16_folder_bs)
+    local = bigsmall.load(minilm_bf16_folder_bs)
+    with TestServer(tmp_path) as srv, StreamingLoader(srv.file_url("minilm.bs")) as sl:
+        got = dict(sl.load_non_layer_tensors())
+        layers = 0
+        for _, tensors in sl.iter_layers():
+            got.update(tensors)
+            layers += 1
+        requests = len(srv.requests("/files/minilm.bs"))
+    assert layers == 6 and got.keys() == local.keys()
+    assert all(torch.equal(v.reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8))
+               for k, v in local.items())
+    # header, index, then the blobs in 4 MiB requests at most, one more per layer (its start)
+    assert requests <= 2 + -(-minilm_bf16_folder_bs.stat().st_size // (4 << 20)) + 7, requests
