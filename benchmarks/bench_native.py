@@ -11,6 +11,7 @@ the original file's bytes.
 
     BIGSMALL_PEERS_PYTHON=/tmp/peers/bin/python python benchmarks/bench_native.py \\
         [--models minilm-bf16,whisper-tiny-fp16,minilm-fp32] [--repeat 7] [--threads 2]
+    python benchmarks/bench_native.py --kernels   # the kernels alone, CPU time of one thread
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -60,11 +64,68 @@ def _bigsmall(impl: str, bs: Path, out: Path, threads: int) -> tuple[float, floa
     return time.perf_counter() - t, time.process_time() - c
 
 
+def _kernel_jobs(bs_path: Path) -> list[tuple[Any, np.ndarray]]:
+    """(prepared decode job, output) of every field8/fieldp tensor: the kernels' real inputs."""
+    from bigsmall.io.reader import BsFile
+    from bigsmall.plan.decode import plan_decode
+
+    jobs = []
+    with BsFile(bs_path) as bs:
+        for t in bs.container.tensors:
+            if t.codec in ("field8", "fieldp"):
+                blob = bs.source.read(t.offset, t.length)
+                job = plan_decode(t.spec, t.codec, t.params, blob, t.head_len, t.chunk_lens)
+                jobs.append((job, np.empty(t.spec.nbytes, np.uint8)))
+    return jobs
+
+
+def _kernels_only(name: str, bs_path: Path, repeat: int) -> None:
+    """Decode kernels alone (every field8/fieldp tensor, one thread, CPU time of the thread)
+    and fieldp's chunk encoder alone, native against numba, interleaved."""
+    from bigsmall.codecs.base import get_codec
+
+    jobs = _kernel_jobs(bs_path)
+    codecs = sorted({j.codec.codec_id for j, _ in jobs})
+    nbytes = sum(out.nbytes for _, out in jobs)
+    for job, out in jobs:
+        job.run_all(out)
+    # the encoder's input: the decoded tensors (copies: the decode loop below rewrites ``out``)
+    models = [m for m in (get_codec("field8").model(out.copy(), j.spec, "fast")  # type: ignore[attr-defined]
+                          for j, out in jobs if j.codec.codec_id == "fieldp") if m is not None]
+    fp = get_codec("fieldp")
+    ebytes = sum(m.values.nbytes for m in models)
+    dec: dict[str, list[float]] = {"native": [], "numba": []}
+    enc: dict[str, list[float]] = {"native": [], "numba": []}
+    for r in range(repeat + 1):
+        for impl in ("native", "numba") if r % 2 else ("numba", "native"):
+            native.use(impl == "native")
+            t = time.thread_time()
+            for job, out in jobs:
+                job.codec.decode_strided(job.state, job.spec, job.params, job.blob, job.offsets,
+                                         0, 1, out)
+            d = time.thread_time() - t
+            t = time.thread_time()
+            for m in models:
+                fp.plan(m, 1 << 18)  # type: ignore[attr-defined]
+            if r:
+                dec[impl].append(d)
+                enc[impl].append(time.thread_time() - t)
+    native.use(True)
+    md = {k: statistics.median(v) for k, v in dec.items()}
+    me = {k: statistics.median(v) for k, v in enc.items()}
+    print(f"{name:18s} decode kernels ({'+'.join(codecs)}, {nbytes / 1e6:.1f} MB): native "
+          f"{nbytes / md['native'] / 1e6:5.0f} MB/s  numba {nbytes / md['numba'] / 1e6:5.0f} MB/s"
+          f"  x{md['numba'] / md['native']:.2f};  fieldp chunk coding ({ebytes / 1e6:.1f} MB): "
+          f"x{me['numba'] / me['native']:.2f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="minilm-bf16,whisper-tiny-fp16,minilm-fp32")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kernels", action="store_true",
+                    help="the kernels alone instead (decode and fieldp chunk coding, CPU time)")
     args = ap.parse_args(argv)
     peers = os.environ.get("BIGSMALL_PEERS_PYTHON")
     print(f"kernels: {native.status()}; threads {args.threads}; repeat {args.repeat}; ZipNN: "
@@ -76,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             size = src.stat().st_size
             bs = work / f"{name}.bs"
             bigsmall.compress(src, bs, verify=False)
+            if args.kernels:
+                _kernels_only(name, bs, args.repeat)
+                continue
             tools = ["native", "numba"] if native.built() is not None else ["numba"]
             if peers:
                 _zipnn(peers, "c", src, work / "m.znn", ZIPNN_DTYPE[name], args.threads)

@@ -15,6 +15,7 @@
 #define DP_HEADER 16
 #define DP_MAXCODE 15
 #define DP_L1 10
+#define DP_RAWT_BITS 10
 
 typedef struct {
     i64 ncols;
@@ -38,7 +39,7 @@ typedef struct {
         }                                                                  \
     } while (0)
 
-#define DP_FAST(L)                                                         \
+#define DP_FAST(L, RAWEXPR, ADV)                                                       \
     do {                                                                   \
         i64 w_ = bs_ld64(buf, q##L >> 3) >> (q##L & 7);                    \
         i64 ti_ = cs[L] | (w_ & 1023);                                     \
@@ -47,7 +48,7 @@ typedef struct {
         i64 ln_ = e_ >> 12;                                                \
         i64 r_ = RAWEXPR;                                                  \
         q##L += ln_ + ADV;                                                 \
-        bs_st(out, W, t + (L), ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift)); \
+        bs_st(out, W, t + (L), ((e_ & 4095) << p) | DP_RAW(r_));                           \
     } while (0)
 
 #define DP_SLOW(L)                                                         \
@@ -70,6 +71,28 @@ typedef struct {
         bs_st(out, W, t + (L), ((e_ & 4095) << p) | (r_ & lowmask) | ((r_ >> p) << hishift)); \
     }
 
+/* The fast loop, G groups of 4 units in one row: without and with a row shift. */
+#define DP_LOOPS                                                           \
+    if (rs == 0) {                                                         \
+        for (i64 g = 0; g < G; g++) {                                      \
+            DP_FAST(0, ((w_ >> ln_) & rmask), rbits);                      \
+            DP_FAST(1, ((w_ >> ln_) & rmask), rbits);                      \
+            DP_FAST(2, ((w_ >> ln_) & rmask), rbits);                      \
+            DP_FAST(3, ((w_ >> ln_) & rmask), rbits);                      \
+            t += 4;                                                        \
+            cs += 4;                                                       \
+        }                                                                  \
+    } else {                                                               \
+        for (i64 g = 0; g < G; g++) {                                      \
+            DP_FAST(0, (((w_ >> ln_) & bm) << rs), bw);                    \
+            DP_FAST(1, (((w_ >> ln_) & bm) << rs), bw);                    \
+            DP_FAST(2, (((w_ >> ln_) & bm) << rs), bw);                    \
+            DP_FAST(3, (((w_ >> ln_) & bm) << rs), bw);                    \
+            t += 4;                                                        \
+            cs += 4;                                                       \
+        }                                                                  \
+    }
+
 BS_INLINE int dp_kernel(const dp_model *m, void *out, const int W, i64 n, i64 k0,
                         const uint8_t *buf, i64 blen, i64 p, i64 eb, i64 mb) {
     const i64 ncols = m->ncols, nt2 = m->nt2;
@@ -87,6 +110,15 @@ BS_INLINE int dp_kernel(const dp_model *m, void *out, const int W, i64 n, i64 k0
     const i64 lowmask = ((i64)1 << p) - 1;
     const i64 hishift = bs_min(p + eb + mb, 63); /* see decode8.h */
     const i64 lim = 8 * (blen - 8);
+    /* 16-bit units with at most DP_RAWT_BITS raw bits place them through a table, as the
+     * numba layout kernels do (gen_decodep.RAW_TABLE_BITS: one load instead of
+     * and/shift/shift/or; the same values, r_ < 2^rbits). The fast loop only. */
+    uint16_t rawt[1 << DP_RAWT_BITS];
+    const int use_rawt = W == 2 && rbits <= DP_RAWT_BITS;
+    if (use_rawt) {
+        for (i64 r = 0; r < ((i64)1 << rbits); r++)
+            rawt[r] = (uint16_t)((r & lowmask) | ((r >> p) << hishift));
+    }
     i64 t = 0;
     while (t < n) {
         i64 k = k0 + t;
@@ -107,26 +139,14 @@ BS_INLINE int dp_kernel(const dp_model *m, void *out, const int W, i64 n, i64 k0
             const i64 *cs = colsh + j;
             i64 bm = ((i64)1 << bw) - 1;
             (void)bm;
-            if (rs == 0) {
-#define RAWEXPR ((w_ >> ln_) & rmask)
-#define ADV rbits
-                for (i64 g = 0; g < G; g++) {
-                    DP_FAST(0); DP_FAST(1); DP_FAST(2); DP_FAST(3);
-                    t += 4;
-                    cs += 4;
-                }
-#undef RAWEXPR
-#undef ADV
+            if (use_rawt) {
+#define DP_RAW(R) ((i64)rawt[R])
+                DP_LOOPS
+#undef DP_RAW
             } else {
-#define RAWEXPR (((w_ >> ln_) & bm) << rs)
-#define ADV bw
-                for (i64 g = 0; g < G; g++) {
-                    DP_FAST(0); DP_FAST(1); DP_FAST(2); DP_FAST(3);
-                    t += 4;
-                    cs += 4;
-                }
-#undef RAWEXPR
-#undef ADV
+#define DP_RAW(R) (((R) & lowmask) | (((R) >> p) << hishift))
+                DP_LOOPS
+#undef DP_RAW
             }
         } else {
             DP_SLOW(0)
