@@ -142,9 +142,17 @@ def test_faults_are_retried_and_resume(server: TestServer, fault: str) -> None:
         f.status_429, f.retry_after = 1, 0
     else:
         f.stalls, f.stall_seconds = 1, 3.0
+    import time
+
+    t0 = time.perf_counter()
     with _src(server, request_bytes=64_000, read_timeout=0.5) as src:
         assert _all_remote(src) == want
         stats = src.stats
+    elapsed = time.perf_counter() - t0
+    if fault == "503":
+        assert elapsed >= 2.0  # Retry-After: 1, twice (the backoff alone is 0.01 s)
+    if fault == "stall":
+        assert elapsed < 3.0  # the stall was cut at the read timeout, not waited out
     kind = {"cut": "reset", "reset": "reset", "503": "503", "429": "429", "stall": "stall"}[fault]
     assert stats.faults.get(kind, 0) >= 1 and stats.retries >= 1
     if fault in ("cut", "reset"):  # a cut body resumes where it stopped: few bytes twice
