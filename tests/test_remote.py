@@ -380,3 +380,13 @@ def test_streaming_loader_from_a_url_is_bit_exact(minilm_bf16_folder_bs: Path, t
                for k, v in local.items())
     # header, index, then the blobs in 4 MiB requests at most, one more per layer (its start)
     assert requests <= 2 + -(-minilm_bf16_folder_bs.stat().st_size // (4 << 20)) + 7, requests
+
+
+def test_cli_decompress_says_what_the_download_cost(server: TestServer, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from bigsmall.cli import main
+
+    server.faults.status_503, server.faults.retry_after = 1, 0
+    assert main(["decompress", server.file_url("m.bs"), "-o", str(tmp_path / "x.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "fetched in" in out and "requests, 1 retried" in out

@@ -53,9 +53,14 @@ def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
 
     r = decompress(args.src, args.output, force=args.force, threads=args.threads,
                    progress=_progress(args), durable=not args.no_fsync, base=args.base)
+    net = r.remote  # a URL / hf:// source: what the download cost
+    fetched = ""
+    if net:
+        retried = f", {net['retries']} retried" if net["retries"] else ""
+        fetched = f", {_mb(net['bytes'])} fetched in {net['requests']} requests{retried}"
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified"
-         f"{'' if r.durable else ', not fsynced'}, "
+         f"{'' if r.durable else ', not fsynced'}{fetched}, "
          f"{r.seconds:.2f} s ({_rate(r.bytes_written, r.seconds)})")
     return 0
 
