@@ -1,8 +1,8 @@
 """Decode into memory against this machine's limit for the same operation (issue 17).
 
 For each model: ``bigsmall.open(bs)`` then ``read`` every tensor into fresh numpy arrays, with
-the C kernels (``native``) and with numba (``numba``, the reference: ``BIGSMALL_NATIVE=0``'s
-path), against *copy*: the same uncompressed tensors copied from the ``.safetensors`` file's
+every C kernel (``native``: ``BIGSMALL_NATIVE=all``) and with numba (``numba``, the
+reference: ``BIGSMALL_NATIVE=0``), against *copy*: the same uncompressed tensors copied from the ``.safetensors`` file's
 memory map into freshly allocated arrays, with the same number of threads (a thread pool, one
 tensor per task; numpy's copy releases the GIL). Copy is the physical limit of "give me every
 tensor as a new array" here (page faults of fresh memory included), so ``bigsmall / copy`` is
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import mmap
+import os
 import statistics
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def _decode(bs_path: Path, threads: int) -> int:
 
 
 def _run(impl: str, bs_path: Path, threads: int) -> int:
-    native.use(impl == "native")
+    native.use("all" if impl == "native" else "0")
     return _decode(bs_path, threads)
 
 
@@ -106,7 +107,7 @@ def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
             nbytes = f()
             times[k].append(time.perf_counter() - t0)
             cpus[k].append(time.process_time() - c0)
-    native.use(True)
+    native.use(os.environ.get(native.ENV, "1"))
     mm.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu = {k: statistics.median(v) for k, v in cpus.items()}

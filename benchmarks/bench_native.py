@@ -3,7 +3,7 @@
 Why interleaved in one run: the machine is shared, so each round runs every tool once, in turn,
 and medians over rounds (and their ratios) are compared, never figures from different runs.
 bigsmall is timed in this process (``bigsmall.decompress(..., durable=False)``, page cache warm,
-the C kernels or numba switched with ``bigsmall.native.use``); ZipNN runs in a child of the peers
+every C kernel (``BIGSMALL_NATIVE=all``) or numba switched with ``bigsmall.native.use``); ZipNN runs in a child of the peers
 venv (``BIGSMALL_PEERS_PYTHON``, as ``benchmarks/peers.py``), one decompress per round, timed
 inside the child from reading its file to writing the output (neither side syncs); each
 figure also as CPU time of the process (all threads). MB/s counts
@@ -58,7 +58,7 @@ def _zipnn(py: str, mode: str, src: Path, dst: Path, dtype: str, threads: int) -
 
 
 def _bigsmall(impl: str, bs: Path, out: Path, threads: int) -> tuple[float, float]:
-    native.use(impl == "native")
+    native.use("all" if impl == "native" else "0")
     t, c = time.perf_counter(), time.process_time()
     bigsmall.decompress(bs, out, force=True, threads=threads, durable=False)
     return time.perf_counter() - t, time.process_time() - c
@@ -98,7 +98,7 @@ def _kernels_only(name: str, bs_path: Path, repeat: int) -> None:
     enc: dict[str, list[float]] = {"native": [], "numba": []}
     for r in range(repeat + 1):
         for impl in ("native", "numba") if r % 2 else ("numba", "native"):
-            native.use(impl == "native")
+            native.use("all" if impl == "native" else "0")
             t = time.thread_time()
             for job, out in jobs:
                 job.codec.decode_strided(job.state, job.spec, job.params, job.blob, job.offsets,
@@ -110,7 +110,7 @@ def _kernels_only(name: str, bs_path: Path, repeat: int) -> None:
             if r:
                 dec[impl].append(d)
                 enc[impl].append(time.thread_time() - t)
-    native.use(True)
+    native.use(os.environ.get(native.ENV, "1"))
     md = {k: statistics.median(v) for k, v in dec.items()}
     me = {k: statistics.median(v) for k, v in enc.items()}
     print(f"{name:18s} decode kernels ({'+'.join(codecs)}, {nbytes / 1e6:.1f} MB): native "
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                     if r:
                         times[k].append(s[0])
                         cpus[k].append(s[1])
-            native.use(True)
+            native.use(os.environ.get(native.ENV, "1"))
             assert (work / "b.out").read_bytes() == src.read_bytes()
             med = {k: statistics.median(v) for k, v in times.items()}
             cpu = {k: statistics.median(v) for k, v in cpus.items()}

@@ -59,14 +59,14 @@ ISAS = _isas() if K is not None else []
 def _impl(name: str) -> Iterator[None]:
     """Codecs decode with numba (``"numba"``) or the C kernels built for ``name``."""
     assert K is not None
-    saved, saved_isa = native._KERNELS, K.isa()
-    native._KERNELS = None if name == "numba" else K  # type: ignore[attr-defined]
+    saved_isa = K.isa()
+    native.use("0" if name == "numba" else "all")
     if name != "numba":
         K._set_isa(name)
     try:
         yield
     finally:
-        native._KERNELS = saved  # type: ignore[attr-defined]
+        native.use(os.environ.get(native.ENV, "1"))
         K._set_isa(saved_isa)
 
 
@@ -249,13 +249,13 @@ def test_valid_arguments_run():
     assert K.decode8_chunk(*{**_d8_args(0), "buf": np.zeros(0, np.uint8)}.values()) == 0
 
 
-def test_env_switch_selects_numba():
-    code = "import bigsmall.native as n; print(n.status()); print(n.kernels() is None)"
-    env = {**os.environ, "BIGSMALL_NATIVE": "0"}
-    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+@pytest.mark.parametrize(("mode", "fieldp", "field8"), [("0", False, False), ("1", True, False),
+                                                       ("all", True, True), ("", True, False)])
+def test_env_switch_selects_kernels(mode, fieldp, field8):
+    code = ("import bigsmall.native as n; print(n.status()); "
+            "print(n.kernels('fieldp') is not None, n.kernels('field8') is not None)")
+    env = {**os.environ, "BIGSMALL_NATIVE": mode}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split("\n")
-    assert off[0] == "numba (BIGSMALL_NATIVE=0)" and off[1] == "True"
-    env["BIGSMALL_NATIVE"] = "1"
-    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                        check=True).stdout.split("\n")
-    assert on[0].startswith("native (") and on[1] == "False"
+    assert out[1] == f"{fieldp} {field8}"
+    assert out[0].startswith("numba (BIGSMALL_NATIVE=0)" if mode == "0" else "native (")

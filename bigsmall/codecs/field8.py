@@ -81,7 +81,7 @@ class Field8Codec(field.FieldCodec):
     def _kernels(self) -> tuple[Any, Any]:
         from ..native import kernels
 
-        native = kernels()  # the C port (same arguments, same results) unless disabled/absent
+        native = kernels("field8")  # the C port (same arguments and results) where selected
         if native is not None:
             return native.decode8_chunk, native.decode8_chunks
         from ._generated.decode8 import decode_chunk, decode_chunks

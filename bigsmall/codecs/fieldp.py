@@ -68,7 +68,7 @@ class FieldPCodec(field.FieldCodec):
 
         w, lens, codes = joint_code(freq, mfreq, mrow, lay)
         tab = code_entries(w, lens, codes)
-        native = kernels()  # the C port (the same bytes: test_native.py) unless disabled/absent
+        native = kernels("fieldp")  # the C port (the same bytes: test_native.py) unless disabled/absent
         if native is not None:
             encode = native.encodep_chunk
         else:
@@ -107,7 +107,7 @@ class FieldPCodec(field.FieldCodec):
         from ..native import kernels
 
         assert isinstance(state, _PModel)
-        native = kernels()  # the C port (same arguments, same results) unless disabled/absent
+        native = kernels("fieldp")  # the C port (same arguments, same results) unless disabled/absent
         if native is not None:
             decode_chunk = native.decodep_chunk
         else:
@@ -129,7 +129,7 @@ class FieldPCodec(field.FieldCodec):
         per, ncols = int(params["chunk"]), int(params["matrix"][1])
         from ..native import kernels
 
-        native = kernels()  # the C port (its own per-layout builds) unless disabled/absent
+        native = kernels("fieldp")  # the C port (its own per-layout builds) unless disabled/absent
         if native is not None:
             bad = native.decodep_chunks(dst, first, step, per, ncols, state.rowctx, state.colsh,
                                         state.t1, state.dirs, state.t2, lay.p, lay.eb, lay.mb,

@@ -1,13 +1,17 @@
-"""The optional C decode kernels and the switch between them and the numba reference.
+"""The optional C kernels and the switch between them and the numba reference.
 
 Why a layer of its own (below ``codecs``, above ``container`` in tests/test_layers_rule.py):
 the codecs choose a kernel per call and must stay pure (no ``os``), while the choice depends
 on the environment (``BIGSMALL_NATIVE``) and on whether the extension was built. This module
 reads both once, at import, and the codecs only ask :func:`kernels`.
 
-- ``BIGSMALL_NATIVE=0``: the numba kernels (the reference), whatever is built.
-- otherwise: the C kernels (``_kernels.c``, built by setup.py when bigsmall is installed)
-  when their extension imports, else numba.
+- ``BIGSMALL_NATIVE=0``: the numba kernels (the reference) everywhere, whatever is built.
+- unset or ``1``: the C kernels (``_kernels.c``, built by setup.py at install) for the codecs
+  where they are at least as fast as numba (``DEFAULT``: ``fieldp``'s decoder and chunk
+  encoder), numba elsewhere; numba everywhere if the extension does not import.
+- ``all``: the C kernels for every codec they cover (``ALL``: also ``field8``'s decoder, which
+  measured x0.92-0.95 of numba's kernel speed on MiniLM bf16, ``benchmarks/bench_native.py
+  --kernels``; the same bytes).
 
 The C kernels take the numba kernels' arguments and return their values, byte for byte
 (``property_tests/test_native.py``); see README.md in this folder.
@@ -19,45 +23,46 @@ import os
 from types import ModuleType
 
 ENV = "BIGSMALL_NATIVE"
-
-
-def _load() -> tuple[ModuleType | None, str]:
-    if os.environ.get(ENV, "").strip() == "0":
-        return None, f"numba ({ENV}=0)"
-    try:
-        from . import _kernels
-    except ImportError as exc:  # not built (no compiler at install), or built for another Python
-        return None, f"numba (native extension not available: {exc})"
-    return _kernels, f"native ({_kernels.isa()})"
-
-
-_KERNELS, _STATUS = _load()
-
-
-def kernels() -> ModuleType | None:
-    """The C kernel module when it is built and not disabled, else None (use numba)."""
-    return _KERNELS
+DEFAULT = frozenset({"fieldp"})  # codecs served natively by default: measured not slower
+ALL = frozenset({"fieldp", "field8"})  # every codec with a C kernel
 
 
 def built() -> ModuleType | None:
-    """The C kernel module if it is built, even when ``BIGSMALL_NATIVE=0`` disabled it for
-    the codecs: what the property tests compare against the reference."""
+    """The C kernel module if it is built (whatever ``BIGSMALL_NATIVE`` says): what the
+    property tests compare against the reference."""
     try:
         from . import _kernels
-    except ImportError:
+    except ImportError:  # not built (no compiler at install), or built for another Python
         return None
     return _kernels
 
 
+def _select(mode: str) -> tuple[ModuleType | None, frozenset[str], str]:
+    mode = mode.strip().lower()
+    if mode == "0":
+        return None, frozenset(), f"numba ({ENV}=0)"
+    k = built()
+    if k is None:
+        return None, frozenset(), "numba (native extension not built)"
+    codecs = ALL if mode == "all" else DEFAULT
+    return k, codecs, f"native ({k.isa()}) for {', '.join(sorted(codecs))}; numba elsewhere"
+
+
+_KERNELS, _CODECS, _STATUS = _select(os.environ.get(ENV, "1"))
+
+
+def kernels(codec: str) -> ModuleType | None:
+    """The C kernel module if it serves ``codec`` in this process, else None (use numba)."""
+    return _KERNELS if codec in _CODECS else None
+
+
 def status() -> str:
-    """Which decode kernels serve this process, in words (``native (avx2)``, ``numba (...)``)."""
+    """Which kernels serve this process, in words (``native (avx2) for fieldp; ...``)."""
     return _STATUS
 
 
-def use(enabled: bool) -> None:
-    """Switch this process's codecs to the C kernels (if built) or to numba: for benchmarks
-    and tests that compare both in one process. The environment variable is not consulted."""
-    global _KERNELS, _STATUS
-    k = built() if enabled else None
-    _KERNELS = k
-    _STATUS = f"native ({k.isa()})" if k is not None else "numba (switched off by native.use)"
+def use(mode: str) -> None:
+    """Switch this process's codecs as ``BIGSMALL_NATIVE=mode`` would (``"0"``, ``"1"``,
+    ``"all"``): for benchmarks and tests that compare both in one process."""
+    global _KERNELS, _CODECS, _STATUS
+    _KERNELS, _CODECS, _STATUS = _select(mode)
