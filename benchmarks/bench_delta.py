@@ -9,6 +9,12 @@ AdamW steps (lr 2e-5, fp32 master weights cast to bf16 after every step), MiniLM
 fsync: the disk is not what is compared), medians of ``--repeat``.
 
     python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40,whisper-40] [--json]
+    python benchmarks/bench_delta.py --contexts [--pairs bf16-40]
+
+``--contexts``: why the codec's contexts (docs/delta.md): the order-0 entropy of the codec's
+symbols (+ its raw bits) alone, given the base value's exponent, given the exponent and the
+previous element's symbol, given the exponent and the base's top mantissa bit, and given the
+exponent and a 4-way row cluster (+ 2 bits a row), in % of the fine-tune's file (no table costs).
 """
 
 from __future__ import annotations
@@ -53,6 +59,49 @@ def xor_zstd(base: Path, ft: Path) -> int:
     return total
 
 
+def _h(sym: Any, ctx: Any) -> float:
+    """Bits to code ``sym`` with an ideal static model per context (conditional entropy)."""
+    import numpy as np
+
+    joint = np.unique(ctx.astype(np.int64) * 4096 + sym, return_counts=True)[1].astype(np.float64)
+    marg = np.unique(ctx, return_counts=True)[1].astype(np.float64)
+    return float((marg * np.log2(marg)).sum() - (joint * np.log2(joint)).sum())
+
+
+def context_study(base: Path, ft: Path) -> dict[str, float]:
+    import numpy as np
+
+    from bigsmall.codecs import delta as dc
+
+    bits = dict.fromkeys(("alone", "exponent", "exponent+previous", "exponent+mantissa bit",
+                          "exponent+row cluster"), 0.0)
+    with BaseModel(base) as b, BaseModel(ft) as f:
+        for name, (spec, _s, _o) in f.specs.items():
+            have = b.specs.get(name)
+            if have is None or have[0].dtype != spec.dtype or have[0].shape != spec.shape:
+                continue
+            wb, wbits, kind, mbits, ebits = dc._layout(spec)
+            bw = b.data(name).view(dc._WORDS[wb])
+            fw = f.data(name).view(dc._WORDS[wb])
+            if bw.size == 0 or np.array_equal(bw, fw):
+                continue
+            e = ((bw >> mbits) & ((1 << ebits) - 1)).astype(np.int64) if kind == 2 else np.zeros(bw.size, np.int64)
+            sym, ce = dc._symbols(bw, fw, wbits, kind, mbits, ebits, int(e.max()) - 15, 16)
+            sym = sym.astype(np.int64)
+            raw = float(np.maximum(sym // 2 - 1, 0)[sym >= 4].sum())
+            rows, cols = dc._rows(spec, bw.size)
+            prev = np.concatenate([[0], np.minimum(sym[:-1], 2)])
+            top = ((bw >> max(mbits - 1, 0)) & 1).astype(np.int64) if mbits else np.zeros(bw.size, np.int64)
+            rc = np.repeat(dc._row_clusters(sym, rows, cols, 4), cols) if rows >= 64 else np.zeros(bw.size, np.int64)
+            bits["alone"] += _h(sym, np.zeros(sym.size, np.int64)) + raw
+            bits["exponent"] += _h(sym, ce) + raw
+            bits["exponent+previous"] += _h(sym, ce * 3 + prev) + raw
+            bits["exponent+mantissa bit"] += _h(sym, ce * 2 + top) + raw
+            bits["exponent+row cluster"] += _h(sym, ce * 4 + rc) + raw + (2 * rows if rows >= 64 else 0)
+    size = ft.stat().st_size
+    return {k: 100 * v / 8 / size for k, v in bits.items()}
+
+
 def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[str, Any]:
     base, ft = whisper_pair(steps) if dtype == "whisper" else finetune_pair(dtype, steps)
     size = ft.stat().st_size
@@ -92,7 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pairs", default="bf16-40,bf16-300,fp32-40,whisper-40")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--contexts", action="store_true", help="the context study instead of the timings")
     args = ap.parse_args(argv)
+    if args.contexts:
+        for label in args.pairs.split(","):
+            dtype, steps = label.split("-")
+            base, ft = whisper_pair(int(steps)) if dtype == "whisper" else finetune_pair(dtype, int(steps))
+            r = context_study(base, ft)
+            print(f"{label}: xor+zstd19 {100 * xor_zstd(base, ft) / ft.stat().st_size:.2f} %, "
+                  + ", ".join(f"{k} {v:.2f} %" for k, v in r.items()))
+        return 0
     rows = []
     with tempfile.TemporaryDirectory() as t:
         for label in args.pairs.split(","):
