@@ -390,3 +390,15 @@ def test_cli_decompress_says_what_the_download_cost(server: TestServer, tmp_path
     assert main(["decompress", server.file_url("m.bs"), "-o", str(tmp_path / "x.safetensors")]) == 0
     out = capsys.readouterr().out
     assert "fetched in" in out and "requests, 1 retried" in out
+
+
+def test_from_pretrained_from_a_url_equals_the_local_model(minilm_bf16_folder_bs: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    (tmp_path / "minilm.bs").symlink_to(minilm_bf16_folder_bs)
+    local = bigsmall.from_pretrained(minilm_bf16_folder_bs).state_dict()
+    with TestServer(tmp_path) as srv:
+        remote = bigsmall.from_pretrained(srv.file_url("minilm.bs")).state_dict()
+    assert local.keys() == remote.keys()
+    assert all(torch.equal(v.reshape(-1).view(torch.uint8), remote[k].reshape(-1).view(torch.uint8))
+               for k, v in local.items())

@@ -49,9 +49,10 @@ def from_pretrained(src: str | os.PathLike[str], model_class: Any = None, device
     import torch
 
     from ..io.reader import BsFile
+    from ..io.remote import is_remote
     from .load import load
 
-    src = Path(src)
+    src = src if is_remote(src) else Path(src)  # a URL / hf:// path: read by range requests
     with BsFile(src) as bs:
         config = read_config(bs, src)
         files = model_files(bs)  # a sentence-transformers folder: the transformer's files only
