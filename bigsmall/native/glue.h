@@ -13,6 +13,21 @@ BS_INLINE void bs_chunk_bounds(i64 i, i64 n, i64 per, const i64 *offs, i64 bl, i
     bs_slice(bl, s, z);
 }
 
+/* Chunks first, first + step, ... of a tensor through one kernel (f8 with m8, or fp with
+ * mp): -1, or the first chunk that does not decode (the numba decode_chunks loop). */
+static i64 bs_run_strided(d8_fn f8, const d8_model *m8, dp_fn fp, const dp_model *mp,
+                          uint8_t *out, int w, i64 n, i64 first, i64 step, i64 per,
+                          const uint8_t *blob, i64 bl, const i64 *offs, i64 noffs) {
+    for (i64 i = first; i < noffs - 1; i += step) {
+        i64 b, e, s, z;
+        bs_chunk_bounds(i, n, per, offs, bl, &b, &e, &s, &z);
+        int rc = f8 ? f8(m8, out + b * w, e - b, b, blob + s, z - s)
+                    : fp(mp, out + b * w, e - b, b, blob + s, z - s);
+        if (rc != 0) return i;
+    }
+    return -1;
+}
+
 static int bs_check_strided(i64 first, i64 step, i64 per) {
     if (first < 0 || step < 1 || per < 0) return bs_fail("first >= 0, step >= 1, per >= 0");
     return 0;
@@ -115,20 +130,10 @@ static PyObject *py_decode8_chunks(PyObject *self, PyObject *args) {
         BS_RELEASE_ALL(v, 10);
         return NULL;
     }
-    d8_fn f = d8_pick(w, &m);
-    const i64 *offs = v[9].buf;
-    i64 noffs = BS_N(v[9]), bl = BS_N(v[8]), bad = -1;
-    uint8_t *out = v[0].buf;
-    const uint8_t *blob = v[8].buf;
+    i64 bad;
     Py_BEGIN_ALLOW_THREADS
-    for (i64 i = first; i < noffs - 1; i += step) {
-        i64 b, e, s, z;
-        bs_chunk_bounds(i, n, per, offs, bl, &b, &e, &s, &z);
-        if (f(&m, out + b * w, e - b, b, blob + s, z - s) != 0) {
-            bad = i;
-            break;
-        }
-    }
+    bad = bs_run_strided(d8_pick(w, &m), &m, NULL, NULL, v[0].buf, w, n, first, step, per,
+                         v[8].buf, BS_N(v[8]), v[9].buf, BS_N(v[9]));
     Py_END_ALLOW_THREADS
     BS_RELEASE_ALL(v, 10);
     return PyLong_FromLongLong(bad);
@@ -194,20 +199,10 @@ static PyObject *py_decodep_chunks(PyObject *self, PyObject *args) {
         BS_RELEASE_ALL(v, 9);
         return NULL;
     }
-    dp_fn f = dp_pick(w, p, eb, mb);
-    const i64 *offs = v[8].buf;
-    i64 noffs = BS_N(v[8]), bl = BS_N(v[7]), bad = -1;
-    uint8_t *out = v[0].buf;
-    const uint8_t *blob = v[7].buf;
+    i64 bad;
     Py_BEGIN_ALLOW_THREADS
-    for (i64 i = first; i < noffs - 1; i += step) {
-        i64 b, e, s, z;
-        bs_chunk_bounds(i, n, per, offs, bl, &b, &e, &s, &z);
-        if (f(&m, out + b * w, e - b, b, blob + s, z - s) != 0) {
-            bad = i;
-            break;
-        }
-    }
+    bad = bs_run_strided(NULL, NULL, dp_pick(w, p, eb, mb), &m, v[0].buf, w, n, first, step, per,
+                         v[7].buf, BS_N(v[7]), v[8].buf, BS_N(v[8]));
     Py_END_ALLOW_THREADS
     BS_RELEASE_ALL(v, 9);
     return PyLong_FromLongLong(bad);
