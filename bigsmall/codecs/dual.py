@@ -1,0 +1,431 @@
+"""The dual-fidelity code (``.bsd``): a tensor as an INT4 *fast* code plus the exact bits given it.
+
+Pure: bytes and arrays in, bytes and arrays out (the file layout is ``container/dual_format.py``,
+the I/O ``io/dual.py``). Why two codes of one tensor: the INT4 code is a function of the weights,
+so the original coded *given* it costs only what the code does not already say; the file then
+holds a lossy model that loads by reading ~a fifth of the bytes, and the original, for little
+more than the lossless ``.bs`` (measured: ``benchmarks/bench_dual.py``; design study:
+``benchmarks/dual_study.py``, docs/dual.md).
+
+The fast code (the autopilot's fast mode, ``torch/fast.py``, bit for bit): groups of 128 along
+the last dimension, fp16 minimum ``lo`` and scale ``s``, ``q = clip(rint((w - lo) / s), 0, 15)``.
+Per block of rows: the scales and minimums zstd-coded, then the codes rANS-coded in the context of
+the bin that holds 0.0 in their group (a group widened by an outlier puts most weights there).
+
+The exact code, per weight, given its bin ``[lo + (q - 1/2) s, lo + (q + 1/2) s]``: the dtype's
+values in the bin are a run of *ordered keys* (the bit pattern mapped so that integer order is
+value order) ``[ka, kb]``; the weight's key ``k`` is coded as a position in that run, "flat in the
+bin" up to a learned correction: the symbol is the bit length of the offset (from ``ka``; in a bin
+that straddles zero, the side and the offset from that side's outer edge, where the weights are
+dense), its context the bit length of the run, and the offset's lower bits are raw. A weight
+outside its bin (rounding at the edges, a bin the dtype cannot hold) is escaped: its raw bits.
+Every path is bit-exact for every pattern: correctness never depends on the bin arithmetic, only
+on encoder and decoder computing the same bins (they run this same code).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import zstandard
+from numba import njit
+
+from ..container.format import zstd_decompress
+from ..errors import IntegrityError
+
+GROUP = 128  # the fast mode's group (plan.autopilot.GROUP; codecs may not import plan)
+PB = 14  # rANS probability bits
+M = 1 << PB
+BLOCK_ELEMENTS = 1 << 20  # rows coded together: bounds the temporaries (~40 bytes an element)
+WIDTH = {"BF16": 16, "F16": 16, "F32": 32}
+QUANTIZABLE = tuple(WIDTH)
+MAX_ABS = 6e4  # fp16 must hold the minimum and the scale (torch/fast.py: ``quantize``)
+_U32 = struct.Struct("<I")
+
+
+# ---------------------------------------------------------------- rANS with raw bits
+
+@njit(cache=True, nogil=True)
+def _encode(sym, ctx, nraw, raw, freq, cum):  # type: ignore[no-untyped-def]
+    n = sym.size
+    bits = 0
+    for t in range(n):
+        bits += nraw[ctx[t], sym[t]]
+    rbuf = np.zeros(bits // 8 + 9, dtype=np.uint8)
+    acc = np.uint64(0)
+    nb = 0
+    pos = 0
+    for t in range(n):
+        k = nraw[ctx[t], sym[t]]
+        if k > 0:
+            acc |= (np.uint64(raw[t]) & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))) << np.uint64(nb)
+            nb += k
+            while nb >= 8:
+                rbuf[pos] = np.uint8(acc & np.uint64(255))
+                acc >>= np.uint64(8)
+                nb -= 8
+                pos += 1
+    if nb > 0:
+        rbuf[pos] = np.uint8(acc & np.uint64(255))
+        pos += 1
+    words = np.empty(n + 2, dtype=np.uint16)
+    wp = n + 2
+    x = np.uint64(1 << 16)
+    for t in range(n - 1, -1, -1):
+        c = ctx[t]
+        s = sym[t]
+        f = np.uint64(freq[c, s])
+        if x >= (f << np.uint64(32 - PB)):
+            wp -= 1
+            words[wp] = np.uint16(x & np.uint64(0xFFFF))
+            x >>= np.uint64(16)
+        x = (x // f << np.uint64(PB)) + (x % f) + np.uint64(cum[c, s])
+    wp -= 1
+    words[wp] = np.uint16(x >> np.uint64(16))
+    wp -= 1
+    words[wp] = np.uint16(x & np.uint64(0xFFFF))
+    return words[wp:].copy(), rbuf[:pos].copy()
+
+
+@njit(cache=True, nogil=True)
+def _decode(words, rbuf, ctx, nraw, freq, cum, lut, sym, raw):  # type: ignore[no-untyped-def]
+    """Fills ``sym``, ``raw``; returns 0, or 1 when the streams do not decode (corrupt)."""
+    n = sym.size
+    nw = words.size
+    if nw < 2:
+        return 1
+    x = np.uint64(words[0]) | (np.uint64(words[1]) << np.uint64(16))
+    wp = 2
+    acc = np.uint64(0)
+    nb = 0
+    rp = 0
+    nr = rbuf.size
+    for t in range(n):
+        c = ctx[t]
+        slot = x & np.uint64(M - 1)
+        s = lut[c, slot]
+        x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
+        if x < np.uint64(1 << 16):
+            if wp >= nw:
+                return 1
+            x = (x << np.uint64(16)) | np.uint64(words[wp])
+            wp += 1
+        sym[t] = s
+        k = nraw[c, s]
+        if k > 0:
+            while nb < k:
+                if rp >= nr:
+                    return 1
+                acc |= np.uint64(rbuf[rp]) << np.uint64(nb)
+                rp += 1
+                nb += 8
+            raw[t] = acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))
+            acc >>= np.uint64(k)
+            nb -= k
+        else:
+            raw[t] = 0
+    if x != np.uint64(1 << 16) or wp != nw:
+        return 1
+    return 0
+
+
+def _normalize(counts: np.ndarray) -> np.ndarray:
+    """Counts (nctx, alpha) -> frequencies summing to ``M`` per used context (0 rows unused),
+    every seen symbol at least 1."""
+    out = np.zeros(counts.shape, dtype=np.int64)
+    for c in np.flatnonzero(counts.sum(1)):
+        row = counts[c].astype(np.float64)
+        f = np.where(row > 0, np.maximum(1, np.floor(row * M / row.sum())), 0).astype(np.int64)
+        f[int(np.argmax(f))] += M - int(f.sum())
+        out[c] = f
+    return out
+
+
+def encode_stream(sym: np.ndarray, ctx: np.ndarray, nraw: np.ndarray, raw: np.ndarray,
+                  nctx: int, alpha: int) -> bytes:
+    """Symbols (each coded with the table of its context) + raw bits -> bytes:
+    ``u32 table length, zstd(table u16[nctx, alpha]), u32 words, words u16, raw bits``."""
+    counts = np.bincount(ctx.astype(np.int64) * alpha + sym, minlength=nctx * alpha).reshape(nctx, alpha)
+    freq = _normalize(counts)
+    cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
+    words, rbuf = _encode(sym.astype(np.int32), ctx.astype(np.int32), nraw.astype(np.int64),
+                          raw.astype(np.uint64), freq, cum)
+    table = zstandard.ZstdCompressor(level=19).compress(freq.astype("<u2").tobytes())
+    return b"".join([_U32.pack(len(table)), table, _U32.pack(words.size), words.astype("<u2").tobytes(),
+                     rbuf.tobytes()])
+
+
+def _take(buf: memoryview, pos: int, n: int, what: str) -> tuple[memoryview, int]:
+    if pos + n > len(buf):
+        raise IntegrityError(f"dual stream truncated in its {what}")
+    return buf[pos:pos + n], pos + n
+
+
+def decode_stream(data: bytes | memoryview, ctx: np.ndarray, nraw: np.ndarray, nctx: int,
+                  alpha: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of ``encode_stream`` for ``ctx.size`` symbols: (symbols, raw values). Any damage
+    is an ``IntegrityError``: tables are checked before the kernel runs, the kernel's reads are
+    bounded and its final state must return to the initial one."""
+    buf = memoryview(data).cast("B")
+    head, pos = _take(buf, 0, 4, "table length")
+    tab, pos = _take(buf, pos, _U32.unpack(head)[0], "table")
+    freq = np.frombuffer(zstd_decompress(tab, nctx * alpha * 2, "dual table"), "<u2")
+    if freq.size != nctx * alpha:
+        raise IntegrityError("dual stream: table of the wrong size")
+    freq = freq.reshape(nctx, alpha).astype(np.int64)
+    sums = freq.sum(1)
+    if np.any((sums != 0) & (sums != M)):
+        raise IntegrityError("dual stream: a probability table does not sum to one")
+    used = np.unique(ctx) if ctx.size else np.zeros(0, np.int64)
+    if used.size and (used.min() < 0 or used.max() >= nctx or np.any(sums[used] != M)):
+        raise IntegrityError("dual stream: a context has no table")
+    head, pos = _take(buf, pos, 4, "word count")
+    wb, pos = _take(buf, pos, 2 * _U32.unpack(head)[0], "words")
+    words = np.frombuffer(wb, "<u2").astype(np.uint16)
+    rbuf = np.frombuffer(buf[pos:], np.uint8)
+    cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
+    lut = np.zeros((nctx, M), dtype=np.uint8)
+    for c in used:
+        lut[c] = np.repeat(np.arange(alpha, dtype=np.uint8), freq[c])
+    sym = np.empty(ctx.size, dtype=np.int32)
+    raw = np.empty(ctx.size, dtype=np.uint64)
+    if _decode(words, rbuf, ctx.astype(np.int32), nraw.astype(np.int64), freq, cum, lut, sym, raw):
+        raise IntegrityError("dual stream corrupt: it does not decode")
+    return sym, raw
+
+
+# ---------------------------------------------------------------- the fast code
+
+def as_float32(bits: np.ndarray, dtype: str) -> np.ndarray:
+    """Raw bits of a BF16/F16/F32 tensor as float32 (exact: every such value is one)."""
+    if dtype == "BF16":
+        return (bits.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return bits.view({"F16": np.float16, "F32": np.float32}[dtype]).astype(np.float32)
+
+
+def quantizable(bits: np.ndarray, dtype: str, shape: tuple[int, ...]) -> bool:
+    """Whether the fast code holds this tensor: 2-D float, every value finite and within what
+    fp16 scales and minimums hold (as ``torch/fast.py: quantize``); else it is stored exactly."""
+    if dtype not in QUANTIZABLE or len(shape) != 2 or 0 in shape:
+        return False
+    flat = bits.reshape(-1)
+    step = BLOCK_ELEMENTS
+    for i in range(0, flat.size, step):
+        x = as_float32(flat[i:i + step], dtype)
+        if not np.all(np.isfinite(x)) or float(np.abs(x).max()) > MAX_ABS:
+            return False
+    return True
+
+
+def block_rows(cols: int) -> int:
+    return max(1, BLOCK_ELEMENTS // (-(-cols // GROUP) * GROUP))
+
+
+def quantize_block(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 (rows, cols) -> codes uint8 (rows, cols), scale and minimum fp16 (rows, groups)."""
+    rows, cols = w.shape
+    groups = -(-cols // GROUP)
+    pad = groups * GROUP - cols
+    x = np.concatenate([w, np.repeat(w[:, -1:], pad, axis=1)], axis=1) if pad else w
+    x = x.reshape(rows, groups, GROUP)
+    lo16 = x.min(-1).astype(np.float16)
+    s16 = ((x.max(-1) - lo16.astype(np.float32)) / np.float32(15)).astype(np.float16)
+    s = s16.astype(np.float32)
+    s = np.where(s > 0, s, np.float32(1))
+    q = np.clip(np.rint((x - lo16.astype(np.float32)[..., None]) / s[..., None]), 0, 15).astype(np.uint8)
+    return q.reshape(rows, -1)[:, :cols], s16, lo16
+
+
+def dequantize_block(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray) -> np.ndarray:
+    """The fast code back as float32 (the fast mode's ``q * scale + minimum``)."""
+    cols = q.shape[1]
+    s = np.repeat(s16.astype(np.float32), GROUP, axis=1)[:, :cols]
+    lo = np.repeat(lo16.astype(np.float32), GROUP, axis=1)[:, :cols]
+    return q.astype(np.float32) * s + lo
+
+
+def _zero_bin(s16: np.ndarray, lo16: np.ndarray, cols: int) -> np.ndarray:
+    s = s16.astype(np.float32)
+    s = np.where(s > 0, s, np.float32(1))
+    z = np.clip(np.rint(-lo16.astype(np.float32) / s), 0, 15).astype(np.int32)
+    return np.repeat(z, GROUP, axis=1)[:, :cols]
+
+
+_NO_RAW16 = np.zeros((16, 16), dtype=np.int64)
+
+
+def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """float32 block -> (fast chunk bytes, codes, scales, minimums)."""
+    q, s16, lo16 = quantize_block(w)
+    # scales then minimums, high bytes then low bytes (the exponents compress, the rest barely)
+    side16 = np.concatenate([s16.ravel(), lo16.ravel()]).astype("<f2").view(np.uint8).reshape(-1, 2)
+    side = zstandard.ZstdCompressor(level=19).compress(side16[:, 1].tobytes() + side16[:, 0].tobytes())
+    stream = encode_stream(q.ravel(), _zero_bin(s16, lo16, w.shape[1]).ravel(), _NO_RAW16,
+                           np.zeros(q.size, np.uint64), 16, 16)
+    return _U32.pack(len(side)) + side + stream, q, s16, lo16
+
+
+def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups))."""
+    buf = memoryview(data).cast("B")
+    groups = -(-cols // GROUP)
+    head, pos = _take(buf, 0, 4, "side length")
+    side, pos = _take(buf, pos, _U32.unpack(head)[0], "scales")
+    sb = zstd_decompress(side, 4 * rows * groups, "dual scales")
+    if len(sb) != 4 * rows * groups:
+        raise IntegrityError("dual fast chunk: scales of the wrong size")
+    planes = np.frombuffer(sb, np.uint8).reshape(2, -1)
+    sm = np.stack([planes[1], planes[0]], axis=1).copy().view("<f2").ravel().astype(np.float16)
+    s16, lo16 = sm[:rows * groups].reshape(rows, groups), sm[rows * groups:].reshape(rows, groups)
+    sym, _ = decode_stream(buf[pos:], _zero_bin(s16, lo16, cols).ravel(), _NO_RAW16, 16, 16)
+    if sym.size and sym.max() > 15:
+        raise IntegrityError("dual fast chunk: a code outside 0..15")
+    return sym.astype(np.uint8).reshape(rows, cols), s16, lo16
+
+
+# ---------------------------------------------------------------- the exact code given the fast one
+
+def _key(bits: np.ndarray, width: int) -> np.ndarray:
+    """Ordered key of raw bits (int64): integer order is value order, -0 just below +0."""
+    b = bits.astype(np.int64)
+    sign = np.int64(1) << (width - 1)
+    mask = (np.int64(1) << width) - 1
+    return np.where(b & sign, ~b & mask, b | sign)
+
+
+def _unkey(key: np.ndarray, width: int) -> np.ndarray:
+    sign = np.int64(1) << (width - 1)
+    mask = (np.int64(1) << width) - 1
+    k = key & mask
+    return np.where(k & sign, k ^ sign, ~k & mask)
+
+
+def _key_value(key: np.ndarray, dtype: str) -> np.ndarray:
+    bits = _unkey(key, WIDTH[dtype])
+    if dtype == "F32":
+        return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return as_float32(bits.astype(np.uint16), dtype).astype(np.float64)
+
+
+def _approx_key(v: np.ndarray, dtype: str) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        if dtype == "F16":
+            bits = v.astype(np.float16).view(np.uint16)
+        elif dtype == "BF16":
+            bits = (v.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+        else:
+            bits = v.astype(np.float32).view(np.uint32)
+    return _key(bits, WIDTH[dtype])
+
+
+def _limits(dtype: str) -> tuple[int, int]:
+    width = WIDTH[dtype]
+    top = {"BF16": 0x7F7F, "F16": 0x7BFF, "F32": 0x7F7FFFFF}[dtype]  # largest finite
+    sign = 1 << (width - 1)
+    return (~(top | sign)) & ((1 << width) - 1), top | sign
+
+
+def _bin_keys(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """First and last key of each weight's bin (a deterministic function of the fast code).
+    Computed once per (group, code), 16 per group, then gathered: 8x fewer than per weight."""
+    rows, cols = q.shape
+    s = s16.astype(np.float64)[..., None]
+    centre = lo16.astype(np.float64)[..., None] + np.arange(16, dtype=np.float64) * s
+    a, b = centre - s / 2, centre + s / 2
+    kmin, kmax = _limits(dtype)
+    ka = np.clip(_approx_key(a, dtype), kmin, kmax)
+    kb = np.clip(_approx_key(b, dtype), kmin, kmax)
+    for _ in range(2):  # a key or two off, from the casts: step onto the bin's first / last value
+        ka = np.where((_key_value(ka, dtype) < a) & (ka < kmax), ka + 1, ka)
+        ka = np.where((ka > kmin) & (_key_value(ka - 1, dtype) >= a), ka - 1, ka)
+        kb = np.where((_key_value(kb, dtype) > b) & (kb > kmin), kb - 1, kb)
+        kb = np.where((kb < kmax) & (_key_value(kb + 1, dtype) <= b), kb + 1, kb)
+    groups = s16.shape[1]
+    g = np.minimum(np.arange(cols) // GROUP, groups - 1)
+    idx = ((np.arange(rows)[:, None] * groups + g[None, :]) * 16 + q).ravel()
+    return ka.ravel()[idx].reshape(rows, cols), kb.ravel()[idx].reshape(rows, cols)
+
+
+def _bitlen(v: np.ndarray) -> np.ndarray:
+    """Bit length of non-negative int64 values (0 for 0), exact up to 2**53."""
+    out = np.zeros(v.shape, dtype=np.int64)
+    nz = v > 0
+    out[nz] = np.floor(np.log2(v[nz].astype(np.float64))).astype(np.int64) + 1
+    return out
+
+
+SUB = 3  # a plain bin's context: its run length's bit length and the next SUB bits
+HI = 6  # a bin that does not straddle zero: its top HI offset bits are the symbol
+
+
+def _exact_model(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> dict[str, Any]:
+    """Per weight: its bin's keys and context. Symbols: ``[0, 2 half)`` a straddling bin's side
+    and offset bit length, ``[2 half, 2 half + 2^HI)`` a plain bin's top offset bits, then the
+    escape. Contexts: a plain bin's run length (bit length and next bit), a straddling bin's
+    bit length and which side is longer."""
+    width = WIDTH[dtype]
+    ka, kb = _bin_keys(q, s16, lo16, dtype)
+    zero = np.int64(1) << (width - 1)  # key of +0
+    n = np.maximum(kb - ka + 1, 1)
+    span = _bitlen(n - 1)
+    second = np.where(span >= 1 + SUB, ((n - 1) >> np.maximum(span - 1 - SUB, 0)) & ((1 << SUB) - 1), 0)
+    straddle = (ka < zero) & (kb >= zero)
+    pos_big = (kb - zero) > (zero - 1 - ka)
+    half = width + 1
+    ctx = np.where(straddle, (1 << SUB) * half + span * 2 + pos_big, (span << SUB) + second)
+    return {"ka": ka.ravel(), "kb": kb.ravel(), "straddle": straddle.ravel(), "ctx": ctx.ravel(),
+            "shift": np.maximum(span - HI, 0).ravel(), "nctx": ((1 << SUB) + 2) * half, "alpha": 2 * half + (1 << HI) + 1,
+            "esc": 2 * half + (1 << HI), "half": half, "zero": zero}
+
+
+def _nraw(dtype: str) -> np.ndarray:
+    """Raw bits per (context, symbol)."""
+    width = WIDTH[dtype]
+    half = width + 1
+    plain = (1 << SUB) * half
+    out = np.zeros((plain + 2 * half, 2 * half + (1 << HI) + 1), dtype=np.int64)
+    j = np.arange(2 * half) % half
+    out[plain:, :2 * half] = np.maximum(j - 1, 0)
+    span = np.arange(plain) >> SUB
+    out[:plain, 2 * half:2 * half + (1 << HI)] = np.maximum(span - HI, 0)[:, None]
+    out[:, -1] = width
+    return out
+
+
+def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> bytes:
+    """Raw bits of a block (uint16/uint32, (rows, cols)) coded given its fast code."""
+    m = _exact_model(q, s16, lo16, dtype)
+    k = _key(bits.ravel(), WIDTH[dtype])
+    ka, kb, straddle, half = m["ka"], m["kb"], m["straddle"], m["half"]
+    inside = (k >= ka) & (k <= kb)
+    side = straddle & (k >= m["zero"])
+    d = np.where(inside, np.where(side, kb - k, k - ka), 0)
+    j = _bitlen(d)
+    plain_sym = 2 * half + (d >> m["shift"])
+    sym = np.where(inside, np.where(straddle, side * half + j, plain_sym), m["esc"])
+    low = np.where(straddle, d - np.where(j > 0, np.int64(1) << np.maximum(j - 1, 0), 0),
+                   d & ((np.int64(1) << m["shift"]) - 1))
+    raw = np.where(inside, low, bits.ravel().astype(np.int64))
+    return encode_stream(sym, m["ctx"], _nraw(dtype), raw.astype(np.uint64), m["nctx"], m["alpha"])
+
+
+def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
+                 dtype: str) -> np.ndarray:
+    """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32, flat)."""
+    m = _exact_model(q, s16, lo16, dtype)
+    width = WIDTH[dtype]
+    sym, raw = decode_stream(data, m["ctx"], _nraw(dtype), m["nctx"], m["alpha"])
+    sym = sym.astype(np.int64)
+    raw = raw.astype(np.int64)
+    half = m["half"]
+    esc = sym == m["esc"]
+    plain = sym >= 2 * half
+    side = (sym >= half) & ~plain
+    j = np.where(plain, 0, sym - side * half)
+    d = np.where(j > 0, (np.int64(1) << np.maximum(j - 1, 0)) + raw, 0)
+    d = np.where(plain, ((sym - 2 * half) << m["shift"]) + raw, d)
+    k = np.where(side, m["kb"] - d, m["ka"] + d)
+    bits = np.where(esc, raw, _unkey(k, width)) & ((np.int64(1) << width) - 1)
+    return bits.astype(np.uint32 if width == 32 else np.uint16)

@@ -1,0 +1,305 @@
+"""The ``.bsd`` file's I/O: create it from a safetensors file, read its fast or exact member,
+restore the original, verify. Coding: ``codecs/dual.py``; layout and validation:
+``container/dual_format.py``.
+
+Creation streams tensor by tensor (one tensor's bytes and one block's temporaries alive at a
+time): fast chunks go straight to the output, exact chunks to a spill file beside it that is
+appended after the fast index, so the fast member comes first and contiguous without holding
+the exact member in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import xxhash
+import zstandard
+
+from ..codecs import dual as code
+from ..container import dual_format as fmt
+from ..container.format import zstd_decompress
+from ..core.safetensors_header import header_length
+from ..core.safetensors_header import parse_header as parse_safetensors_header
+from ..core.types import TensorSpec
+from ..errors import BigsmallIOError, FormatError, IntegrityError, InvalidOptionError
+from ..plan.autopilot import fast_quantizes
+from .atomic import atomic_file, check_target
+
+PIECE = 16 << 20  # exact-stored tensors: zstd pieces of this many bytes
+_UINT = {16: np.uint16, 32: np.uint32}
+
+
+@attrs.frozen
+class DualResult:
+    src: str
+    dst: str
+    original_bytes: int
+    fast_member_bytes: int
+    exact_member_bytes: int
+    quantized: int
+    exact_tensors: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**attrs.asdict(self), "file_bytes": self.fast_member_bytes + self.exact_member_bytes}
+
+
+def _bits(raw: bytes | memoryview, spec: TensorSpec) -> np.ndarray:
+    width = code.WIDTH[spec.dtype]
+    return np.frombuffer(raw, dtype=np.dtype(_UINT[width]).newbyteorder("<")).astype(_UINT[width]).reshape(spec.shape)
+
+
+def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool = False,
+           durable: bool = True) -> DualResult:
+    """Write the dual-fidelity file of the safetensors file ``src`` to ``dst``."""
+    t0 = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    if src.is_dir():
+        raise InvalidOptionError(f"{src} is a folder: `bigsmall dual` takes one .safetensors file")
+    check_target(dst, force, inputs=[src])
+    try:
+        size = src.stat().st_size
+        fin = open(src, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise BigsmallIOError(f"cannot read {src}: {exc.strerror or exc}") from None
+    with fin:
+        prefix = fin.read(8)
+        hlen = header_length(prefix, size)
+        header = prefix + fin.read(hlen - 8)
+        st = parse_safetensors_header(header, size)
+        sha = hashlib.sha256(header)
+        entries: list[dict[str, Any]] = []
+        exact: list[list[list[int]]] = []
+        nq = 0
+        with atomic_file(dst, force, durable, inputs=[src]) as (_tmp, out), \
+                tempfile.TemporaryFile(dir=dst.parent if str(dst.parent) else ".") as spill:
+            out.write(b"\0" * fmt.HEADER_SIZE)
+            for spec in st.tensors:
+                fin.seek(st.data_start + spec.begin)
+                raw = fin.read(spec.nbytes)
+                if len(raw) != spec.nbytes:
+                    raise BigsmallIOError(f"{src} changed while it was read")
+                sha.update(raw)
+                entry, chunks = _write_tensor(raw, spec, out, spill)
+                entries.append(entry)
+                exact.append(chunks)
+                nq += entry["kind"] == "q"
+                del raw
+            fast_doc = {"format": "bigsmall-dual", "version": list(fmt.VERSION), "size": size,
+                        "sha256": sha.hexdigest(), "header": base64.b64encode(header).decode("ascii"),
+                        "tensors": entries}
+            fstored, fdig = fmt.encode_index(fast_doc)
+            foff = out.tell()
+            out.write(fstored)
+            fast_end = out.tell()
+            spill.seek(0)
+            shutil.copyfileobj(spill, out, 1 << 20)
+            doc = {"exact": [[[fast_end + off, n] for off, n in c] for c in exact]}
+            estored, edig = fmt.encode_index(doc)
+            eoff = out.tell()
+            out.write(estored)
+            total = out.tell()
+            out.seek(0)
+            out.write(fmt.pack_header((foff, len(fstored)), (eoff, len(estored)), total, fdig, edig))
+    return DualResult(str(src), str(dst), size, fast_end, total - fast_end, nq, len(entries) - nq,
+                      time.perf_counter() - t0)
+
+
+def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[dict[str, Any], list[list[int]]]:
+    digest = xxhash.xxh3_128_hexdigest(raw)
+    chunks: list[list[int]] = []
+    exact: list[list[int]] = []
+    bits = _bits(raw, spec) if spec.dtype in code.WIDTH else None
+    if (bits is not None and fast_quantizes(spec.dtype, spec.shape, spec.name)
+            and code.quantizable(bits, spec.dtype, spec.shape)):
+        rows, cols = spec.shape
+        step = code.block_rows(cols)
+        for r0 in range(0, rows, step):
+            b = bits[r0:r0 + step]
+            fast, q, s16, lo16 = code.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
+            ex = code.encode_exact(b, q, s16, lo16, spec.dtype)
+            chunks.append([out.tell(), len(fast), b.shape[0], xxhash.xxh3_64_intdigest(fast)])
+            out.write(fast)
+            exact.append([spill.tell(), len(ex)])
+            spill.write(ex)
+        return {"kind": "q", "chunks": chunks, "xxh3": digest}, exact
+    zc = zstandard.ZstdCompressor(level=10)
+    for p in range(0, max(len(raw), 1), PIECE):
+        piece = zc.compress(raw[p:p + PIECE])
+        chunks.append([out.tell(), len(piece), len(raw[p:p + PIECE]), xxhash.xxh3_64_intdigest(piece)])
+        out.write(piece)
+    return {"kind": "z", "chunks": chunks, "xxh3": digest}, exact
+
+
+class DualFile:
+    """A ``.bsd`` opened read-only: header and fast index read and validated on open (the exact
+    index only when the exact member is asked for). ``bytes_read`` counts every byte read."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+            self.size = os.fstat(self._fh.fileno()).st_size
+        except OSError as exc:
+            raise BigsmallIOError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        self.bytes_read = 0
+        try:
+            self.head = fmt.parse_header(self._read(0, fmt.HEADER_SIZE), self.size)
+            self.doc, self.st = fmt.check_fast(self._read(self.head["fast_off"], self.head["fast_len"]), self.head)
+        except BaseException:
+            self.close()
+            raise
+        self.fast_end = self.head["fast_off"] + self.head["fast_len"]
+        self._exact: list[list[list[int]]] | None = None
+
+    def __enter__(self) -> DualFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def _read(self, off: int, n: int) -> bytes:
+        self._fh.seek(off)
+        data = self._fh.read(n)
+        self.bytes_read += len(data)
+        if len(data) != n:
+            raise IntegrityError(f"{self.path}: truncated at offset {off + len(data)}")
+        return data
+
+    @property
+    def specs(self) -> tuple[TensorSpec, ...]:
+        return self.st.tensors
+
+    @property
+    def fast_member_bytes(self) -> int:
+        return self.fast_end
+
+    @property
+    def exact_member_bytes(self) -> int:
+        return self.head["file_len"] - self.fast_end
+
+    def _chunk(self, c: list[int], what: str) -> bytes:
+        data = self._read(c[0], c[1])
+        if len(c) > 3 and xxhash.xxh3_64_intdigest(data) != c[3]:
+            raise IntegrityError(f"{self.path}: {what}: fast chunk corrupt (checksum mismatch)")
+        return data
+
+    def exact_chunks(self) -> list[list[list[int]]]:
+        if self._exact is None:
+            self._exact = fmt.check_exact(self._read(self.head["exact_off"], self.head["exact_len"]),
+                                          self.head, self.doc, self.fast_end)
+        return self._exact
+
+    def iter_fast(self) -> Iterator[tuple[TensorSpec, str, np.ndarray]]:
+        """(spec, kind, array) per tensor, reading the fast member only: kind "q" gives the
+        dequantized float32 matrix (lossy), "z" the tensor's exact bytes (uint8)."""
+        for spec, t in zip(self.specs, self.doc["tensors"], strict=True):
+            if t["kind"] == "q":
+                out = np.empty(spec.shape, dtype=np.float32)
+                r0 = 0
+                for c in t["chunks"]:
+                    q, s16, lo16 = code.decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
+                    out[r0:r0 + c[2]] = code.dequantize_block(q, s16, lo16)
+                    r0 += c[2]
+                yield spec, "q", out
+            else:
+                yield spec, "z", self._exact_bytes(spec, t, [])
+
+    def _exact_bytes(self, spec: TensorSpec, t: dict[str, Any], exact: list[list[int]]) -> np.ndarray:
+        out = np.empty(spec.nbytes, dtype=np.uint8)
+        pos = 0
+        if t["kind"] == "z":
+            for c in t["chunks"]:
+                piece = zstd_decompress(self._chunk(c, spec.name), c[2], f"tensor {spec.name!r}")
+                if len(piece) != c[2]:
+                    raise IntegrityError(f"{self.path}: tensor {spec.name!r}: piece of the wrong size")
+                out[pos:pos + c[2]] = np.frombuffer(piece, np.uint8)
+                pos += c[2]
+        else:
+            width = code.WIDTH[spec.dtype]
+            for c, e in zip(t["chunks"], exact, strict=True):
+                q, s16, lo16 = code.decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
+                bits = code.decode_exact(self._read(e[0], e[1]), q, s16, lo16, spec.dtype)
+                n = bits.size * width // 8
+                out[pos:pos + n] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
+                pos += n
+        if xxhash.xxh3_128_hexdigest(out) != t["xxh3"]:
+            raise IntegrityError(f"{self.path}: tensor {spec.name!r} does not match its receipt (corrupt)")
+        return out
+
+    def iter_exact(self) -> Iterator[tuple[TensorSpec, np.ndarray]]:
+        """(spec, exact bytes uint8) per tensor in data order, each checked against its receipt."""
+        exact = self.exact_chunks()
+        for spec, t, e in zip(self.specs, self.doc["tensors"], exact, strict=True):
+            yield spec, self._exact_bytes(spec, t, e)
+
+    def restore(self, fh: Any) -> int:
+        """Write the original safetensors file to ``fh``; checked against its sha256."""
+        header = base64.b64decode(self.doc["header"])
+        sha = hashlib.sha256(header)
+        fh.write(header)
+        n = len(header)
+        for _spec, data in self.iter_exact():
+            sha.update(data)
+            fh.write(data)
+            n += data.size
+        if sha.hexdigest() != self.doc["sha256"] or n != self.doc["size"]:
+            raise IntegrityError(f"{self.path}: the restored file does not match its sha256 receipt")
+        return n
+
+    def verify(self) -> dict[str, Any]:
+        """Decode everything (both members) and check every receipt; raises on damage."""
+        class _Null:
+            def write(self, _b: Any) -> None:
+                pass
+
+        for _ in self.iter_fast():
+            pass
+        n = self.restore(_Null())
+        return {"ok": True, "original_bytes": n, "tensors": len(self.specs)}
+
+    def info(self) -> dict[str, Any]:
+        kinds = [t["kind"] for t in self.doc["tensors"]]
+        return {"path": str(self.path), "format": "bsd", "version": list(fmt.VERSION),
+                "file_bytes": self.head["file_len"], "original_bytes": self.doc["size"],
+                "fast_member_bytes": self.fast_member_bytes, "exact_member_bytes": self.exact_member_bytes,
+                "fast_member_pct": round(100 * self.fast_member_bytes / max(1, self.doc["size"]), 2),
+                "ratio_pct": round(100 * self.head["file_len"] / max(1, self.doc["size"]), 2),
+                "tensors": len(kinds), "quantized": kinds.count("q"), "exact_tensors": kinds.count("z")}
+
+
+def is_dual_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local ``.bsd`` (by its magic bytes, not its name)."""
+    try:
+        with open(path, "rb") as f:
+            return fmt.is_dual(f.read(8))
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, *,
+               force: bool = False, durable: bool = True) -> dict[str, Any]:
+    """Restore the original safetensors file of a ``.bsd``, byte for byte."""
+    t0 = time.perf_counter()
+    src = Path(src)
+    out = Path(dst) if dst is not None else src.with_suffix(".safetensors")
+    if out == src:
+        raise FormatError(f"{src}: pass an output path")
+    with DualFile(src) as d:
+        check_target(out, force, inputs=[src])
+        with atomic_file(out, force, durable, inputs=[src]) as (_tmp, fh):
+            n = d.restore(fh)
+    return {"src": str(src), "dst": str(out), "bytes": n, "seconds": time.perf_counter() - t0}
