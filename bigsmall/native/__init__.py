@@ -31,7 +31,7 @@ def built() -> ModuleType | None:
     """The C kernel module if it is built (whatever ``BIGSMALL_NATIVE`` says): what the
     property tests compare against the reference."""
     try:
-        from . import _kernels
+        from . import _kernels  # type: ignore[attr-defined]
     except ImportError:  # not built (no compiler at install), or built for another Python
         return None
     return _kernels
