@@ -21,7 +21,6 @@ _LAZY = {
     "compress": ("io.compress", "compress"),
     "decompress": ("io.decompress", "decompress"),
     "apply": ("io.delta", "apply"),
-    "load": ("torch.load", "load"),
     "from_pretrained": ("torch.pretrained", "from_pretrained"),
     "StreamingLoader": ("torch.streaming", "StreamingLoader"),
     "StreamingModel": ("torch.executor", "StreamingModel"),
@@ -51,6 +50,26 @@ def __dir__() -> list[str]:
     hide ``compress``, ``load`` and the rest until then)."""
     own = {n for n in globals() if n.startswith("__")}  # dunders, not the typing helpers
     return sorted(own | set(__all__) | set(_LAZY) | {"errors"})
+
+
+def load(src: Any, *args: Any, mode: str = "exact", **kwargs: Any) -> dict[str, Any]:
+    """Load the tensors of a ``.bs`` (``torch/load.py``) or of a dual-fidelity ``.bsd``
+    (``torch/dual_load.py``) into torch: bit-exact, or with ``mode="fast"`` (``.bsd`` only)
+    the LOSSY INT4 fast member alone, dequantized into each tensor's dtype."""
+    from .io.dual import is_dual_path
+
+    if is_dual_path(src):
+        from .torch.dual_load import load_dual
+
+        return load_dual(src, *args, mode=mode, **kwargs)
+    if mode != "exact":
+        from .errors import InvalidOptionError
+
+        raise InvalidOptionError(f"mode={mode!r} needs a dual-fidelity .bsd (`bigsmall dual`); "
+                                 f"{src} is read exactly")
+    from .torch.load import load as load_bs
+
+    return load_bs(src, *args, **kwargs)
 
 
 def open(path: Any, threads: int | None = None, base: Any = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose

@@ -22,7 +22,9 @@ from . import (
     autopilot_commands,
     core_commands,
     delta_commands,
+    dual_commands,
     integrity_commands,
+    remote_commands,
     run_command,
     tools_commands,
 )
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_command.register(sub, common)
     autopilot_commands.register(sub, common)
     tools_commands.register(sub, common)
+    remote_commands.register(sub, common)
+    dual_commands.register(sub, common)
     return p
 
 
@@ -132,6 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     finally:
         _Parser.json_errors = False
+    if getattr(args, "debug", False):  # e.g. each retried HTTP range request (bigsmall.remote)
+        import logging
+
+        logging.basicConfig(format="bigsmall: %(name)s: %(message)s")
+        logging.getLogger("bigsmall").setLevel(logging.DEBUG)
     notice = (not (getattr(args, "no_progress", False) or getattr(args, "json", False))
               and sys.stderr.isatty())
     numba_cache.on_first_compile(lambda: _on_first_compile(notice))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import BigsmallError
-from . import integrity_commands, options
+from . import dual_commands, integrity_commands, options
 
 Emit = Callable[[argparse.Namespace, dict[str, Any], str], None]
 
@@ -70,6 +70,8 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.reader import BsFile
     from .verify_text import detail, render
 
+    if dual_commands.is_bsd(args.src):  # a dual-fidelity .bsd (cli/dual_commands.py)
+        return dual_commands.verify_bsd(args, emit)
     mode = "fast" if args.fast else "sample" if args.sample is not None else "full"
     ecc = integrity_commands.ecc_status(args.src)  # None: no local file; .found: has parity
     try:
@@ -96,6 +98,8 @@ def cmd_verify(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
+    if dual_commands.is_bsd(args.src):  # a dual-fidelity .bsd (cli/dual_commands.py)
+        return dual_commands.info_bsd(args, emit)
     # the index alone (no numpy, no numba): describing a container must start instantly
     from ..io.shards import open_source  # a path, a folder of shards, a URL or hf://
     from ..io.source import read_container

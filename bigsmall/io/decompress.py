@@ -196,6 +196,12 @@ def decompress(
     if threads is not None and threads < 1:
         raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
+    if not is_remote(src):
+        from . import dual
+
+        if dual.is_dual_path(src):  # a dual-fidelity .bsd: its exact member (io/dual.py)
+            r = dual.decompress(src, dst, force=force, durable=durable)
+            return DecompressResult(str(src), r["dst"], r["bytes"], 1, time.perf_counter() - t0, durable)
     url = str(src) if is_remote(src) else None  # a URL or hf:// path: its output goes in "."
     src = Path(remote_name(url)) if url is not None else Path(src)
     inputs = [] if url is not None else [src]

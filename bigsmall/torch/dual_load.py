@@ -1,0 +1,50 @@
+"""``bigsmall.load`` of a dual-fidelity ``.bsd``: the exact tensors, or (``mode="fast"``) the
+fast member alone, dequantized into the model's dtype (LOSSY for the quantized matrices).
+
+Why a module of its own: the ``.bs`` loader decodes through ``BsFile``; a ``.bsd`` has its own
+reader (``io/dual.py``), and its fast mode must not touch a byte of the exact member.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import InvalidOptionError
+from .load import _as_tensor, _torch, torch_dtype
+
+MODES = ("exact", "fast")
+
+
+def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str = "exact",
+              progress: Any = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """{name: tensor} of a ``.bsd``. ``mode="exact"``: bit-exact (both members read);
+    ``"fast"``: reads the fast member only; quantized matrices come back as ``q * scale + min``
+    cast to their dtype, every other tensor exact. ``report`` (a dict), if given, gets
+    ``bytes_read``, ``fast_member_bytes`` and ``exact_member_bytes``."""
+    if mode not in MODES:
+        raise InvalidOptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    from ..io.dual import DualFile
+
+    torch = _torch()
+    dev = torch.device(device)
+    out: dict[str, Any] = {}
+    with DualFile(src) as d:
+        if mode == "fast":
+            for spec, kind, arr in d.iter_fast():
+                if kind == "q":
+                    t = torch.from_numpy(arr).to(torch_dtype(spec.dtype))
+                    out[spec.name] = t.to(dev) if dev.type != "cpu" else t
+                else:
+                    out[spec.name] = _as_tensor(torch.from_numpy(arr), spec, dev, False)
+                if progress is not None:
+                    progress.update(spec.nbytes)
+        else:
+            for spec, data in d.iter_exact():
+                out[spec.name] = _as_tensor(torch.from_numpy(data), spec, dev, False)
+                if progress is not None:
+                    progress.update(spec.nbytes)
+        if report is not None:
+            report.update(bytes_read=d.bytes_read, fast_member_bytes=d.fast_member_bytes,
+                          exact_member_bytes=d.exact_member_bytes)
+    return out
