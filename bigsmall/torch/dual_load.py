@@ -16,6 +16,12 @@ from .load import _as_tensor, _torch, torch_dtype
 MODES = ("exact", "fast")
 
 
+def _bytes(torch: Any, data: Any) -> Any:
+    """Decoded bytes as a fresh contiguous uint8 tensor (``from_numpy`` of an empty array has
+    stride 0, which ``view(dtype)`` refuses)."""
+    return torch.from_numpy(data) if data.size else torch.empty(0, dtype=torch.uint8)
+
+
 def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str = "exact",
               progress: Any = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
     """{name: tensor} of a ``.bsd``. ``mode="exact"``: bit-exact (both members read);
@@ -36,12 +42,12 @@ def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str 
                     t = torch.from_numpy(arr).to(torch_dtype(spec.dtype))
                     out[spec.name] = t.to(dev) if dev.type != "cpu" else t
                 else:
-                    out[spec.name] = _as_tensor(torch.from_numpy(arr), spec, dev, False)
+                    out[spec.name] = _as_tensor(_bytes(torch, arr), spec, dev, False)
                 if progress is not None:
                     progress.update(spec.nbytes)
         else:
             for spec, data in d.iter_exact():
-                out[spec.name] = _as_tensor(torch.from_numpy(data), spec, dev, False)
+                out[spec.name] = _as_tensor(_bytes(torch, data), spec, dev, False)
                 if progress is not None:
                     progress.update(spec.nbytes)
         if report is not None:

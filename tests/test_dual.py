@@ -1,0 +1,248 @@
+"""The dual-fidelity ``.bsd``: bit-exact restore of every pattern, the fast member read alone,
+hostile files refused with typed errors (``codecs/dual.py``, ``io/dual.py``, docs/dual.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bigsmall
+from bigsmall.cli import main
+from bigsmall.codecs import dual as code
+from bigsmall.container import dual_format as fmt
+from bigsmall.errors import (
+    BigsmallError,
+    FormatError,
+    IntegrityError,
+    InvalidOptionError,
+    OutputExistsError,
+)
+from bigsmall.io import dual
+from bigsmall.testing.raw_safetensors import ITEM, write_safetensors
+
+
+def _special16(rng: np.random.Generator, n: int, dt: str) -> np.ndarray:
+    """Weights with every awkward pattern mixed in: ±0, subnormals, values at the edges."""
+    w = (rng.standard_normal(n) * 0.03).astype(np.float32)
+    w[rng.integers(0, n, n // 50)] = 0.0
+    w[rng.integers(0, n, n // 50)] = -0.0
+    w[rng.integers(0, n, n // 100)] *= 1e-36  # subnormal in bf16/f32, 0 in f16
+    w[rng.integers(0, n, 20)] = rng.choice([5e4, -5e4, 3.0, -7.5], 20)  # outliers widen groups
+    if dt == "F16":
+        bits = w.astype(np.float16).view(np.uint16)
+        bits[rng.integers(0, n, n // 100)] = rng.integers(0, 0x400, n // 100).astype(np.uint16)  # subnormals
+        return bits
+    if dt == "BF16":
+        return (w.view(np.uint32) >> 16).astype(np.uint16)
+    return w.view(np.uint32)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(7)
+    d = tmp_path_factory.mktemp("dual")
+    t: dict[str, tuple[str, tuple[int, ...], bytes]] = {}
+    for dt in ("BF16", "F16", "F32"):
+        t[f"{dt}.q.weight"] = (dt, (131, 259), _special16(rng, 131 * 259, dt).tobytes())  # odd: padded groups
+        flat = rng.integers(0, 1 << (8 * ITEM[dt]), 200 * 128, dtype=np.uint64)  # every pattern: NaN, inf
+        t[f"{dt}.anybits.weight"] = (dt, (200, 128), flat.astype(f"<u{ITEM[dt]}").tobytes())
+        nan = _special16(rng, 160 * 128, dt)
+        nan[5] = 0x7FC1 if ITEM[dt] == 2 else 0x7FC00001  # one NaN payload: the tensor stays exact
+        t[f"{dt}.nan.weight"] = (dt, (160, 128), nan.tobytes())
+        inf = _special16(rng, 160 * 128, dt)
+        inf[7] = {"BF16": 0xFF80, "F16": 0xFC00, "F32": 0xFF800000}[dt]
+        t[f"{dt}.inf.weight"] = (dt, (128, 160), inf.tobytes())
+        t[f"{dt}.bias"] = (dt, (37,), _special16(rng, 37, dt).tobytes())
+        t[f"{dt}.scalar"] = (dt, (), _special16(rng, 1, dt).tobytes())
+        t[f"{dt}.empty"] = (dt, (0, 128), b"")
+    t["const.weight"] = ("BF16", (128, 256), np.full(128 * 256, 0x3F80, np.uint16).tobytes())  # flat groups
+    t["F64.weight"] = ("F64", (130, 130), rng.standard_normal(130 * 130).tobytes())
+    for dt in ("I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3"):
+        n = 1001
+        raw = rng.integers(0, 2 if dt == "BOOL" else 256, n * ITEM[dt], dtype=np.uint8).tobytes()
+        t[f"{dt}.t"] = (dt, (7, 11, 13), raw)
+    return write_safetensors(d / "synthetic.safetensors", t)
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_round_trip_every_pattern(synthetic: Path, tmp_path: Path) -> None:
+    r = dual.create(synthetic, tmp_path / "s.bsd")
+    assert r.quantized == 4  # BF16/F16/F32 .q.weight + const; any-bits, NaN, inf: kept exact
+    out = bigsmall.decompress(tmp_path / "s.bsd", tmp_path / "back.safetensors")
+    assert out.bytes_written == synthetic.stat().st_size
+    assert _sha(tmp_path / "back.safetensors") == _sha(synthetic)
+    with dual.DualFile(tmp_path / "s.bsd") as d:
+        kinds = {s.name: t["kind"] for s, t in zip(d.specs, d.doc["tensors"], strict=True)}
+        assert d.verify()["ok"]
+    assert kinds["BF16.q.weight"] == kinds["F16.q.weight"] == kinds["F32.q.weight"] == "q"
+    assert kinds["BF16.nan.weight"] == kinds["F32.inf.weight"] == kinds["F16.bias"] == "z"
+
+
+def _raw(t) -> bytes:  # type: ignore[no-untyped-def]
+    import torch
+
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def test_load_exact_and_fast(synthetic: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    dual.create(synthetic, tmp_path / "s.bsd")
+    ref = load_file(str(synthetic))
+    rep: dict[str, int] = {}
+    exact = bigsmall.load(tmp_path / "s.bsd", report=rep)
+    assert rep["bytes_read"] == rep["fast_member_bytes"] + rep["exact_member_bytes"]
+    for k, v in ref.items():
+        assert exact[k].dtype == v.dtype and exact[k].shape == v.shape
+        assert _raw(exact[k]) == _raw(v), k
+    rep = {}
+    fast = bigsmall.load(tmp_path / "s.bsd", mode="fast", report=rep)
+    assert rep["bytes_read"] <= 1.05 * rep["fast_member_bytes"]
+    assert rep["bytes_read"] < rep["fast_member_bytes"] + rep["exact_member_bytes"]
+    q = fast["BF16.q.weight"]
+    assert q.dtype == torch.bfloat16 and q.shape == (131, 259)
+    assert not torch.equal(q, ref["BF16.q.weight"])  # lossy, and says so by differing
+    err = (q.float() - ref["BF16.q.weight"].float()).abs()
+    assert float(err.max()) <= 5e4 / 15  # within half a bin of the widest group, at most
+    assert torch.equal(fast["F16.bias"], ref["F16.bias"])  # the rest exact
+    with pytest.raises(InvalidOptionError):
+        bigsmall.load(tmp_path / "s.bsd", mode="int2")
+
+
+def test_minilm_bf16(tmp_path: Path) -> None:
+    from bigsmall.testing import corpus
+
+    src = corpus.minilm_bf16(corpus.default_cache_dir())
+    r = dual.create(src, tmp_path / "m.bsd")
+    assert r.quantized == 38
+    assert r.fast_member_bytes < 0.25 * r.original_bytes
+    assert r.fast_member_bytes + r.exact_member_bytes < 0.70 * r.original_bytes
+    rc = main(["decompress", str(tmp_path / "m.bsd"), "-o", str(tmp_path / "m.safetensors"), "--json"])
+    assert rc == 0 and _sha(tmp_path / "m.safetensors") == _sha(src)
+
+
+def test_cli(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s.bsd"
+    assert main(["dual", str(synthetic), "-o", str(out), "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["fast_member_bytes"] == created["fast_member_bytes"]
+    assert info["fast_member_bytes"] + info["exact_member_bytes"] == out.stat().st_size
+    assert main(["verify", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["dual", str(synthetic), "-o", str(out)]) == 1  # exists: no --force
+    capsys.readouterr()
+    with pytest.raises(OutputExistsError):
+        dual.create(synthetic, out)
+    assert main(["dual", str(synthetic), "-o", str(out), "--force", "--json"]) == 0
+
+
+def test_hostile_files(synthetic: Path, tmp_path: Path) -> None:
+    good = tmp_path / "s.bsd"
+    dual.create(synthetic, good)
+    data = good.read_bytes()
+    with dual.DualFile(good) as d:
+        head, fast_end = d.head, d.fast_end
+        first = d.doc["tensors"][0]["chunks"][0]
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "header-only": data[:40],
+        "bad-magic": b"X" + data[1:],
+        "header-flip": data[:20] + bytes([data[20] ^ 1]) + data[21:],
+        "fast-index-flip": data[: head["fast_off"] + 5] + bytes([data[head["fast_off"] + 5] ^ 4])
+        + data[head["fast_off"] + 6:],
+        "exact-index-flip": data[: head["exact_off"] + 3] + bytes([data[head["exact_off"] + 3] ^ 4])
+        + data[head["exact_off"] + 4:],
+        "fast-chunk-flip": data[: first[0] + 9] + bytes([data[first[0] + 9] ^ 16]) + data[first[0] + 10:],
+        "exact-chunk-flip": data[: fast_end + 50] + bytes([data[fast_end + 50] ^ 16]) + data[fast_end + 51:],
+    }
+    for name, blob in cases.items():
+        p = tmp_path / f"{name}.bsd"
+        p.write_bytes(blob)
+        with pytest.raises(BigsmallError):
+            with dual.DualFile(p) as d:
+                d.verify()
+        with pytest.raises(BigsmallError):
+            bigsmall.decompress(p, tmp_path / f"{name}.safetensors")
+        assert not (tmp_path / f"{name}.safetensors").exists()
+        assert main(["verify", str(p)]) in (1, 3), name
+
+
+def _rewrite_fast_index(src: Path, dst: Path, edit) -> Path:  # type: ignore[no-untyped-def]
+    """A crafted file: its fast index edited and re-checksummed (valid digests, lying content)."""
+    with dual.DualFile(src) as d:
+        doc, head = json.loads(json.dumps(d.doc)), d.head
+    edit(doc)
+    data = src.read_bytes()
+    stored, dig = fmt.encode_index(doc)
+    assert len(stored) <= head["fast_len"] + 64
+    body = data[: head["fast_off"]] + stored
+    pad = head["fast_len"] - len(stored)
+    body += b"\0" * max(pad, 0)
+    tail = data[head["fast_off"] + head["fast_len"]:]
+    shift = len(body) - (head["fast_off"] + head["fast_len"])
+    out = body + tail
+    hdr = fmt.pack_header((head["fast_off"], len(stored)), (head["exact_off"] + shift, head["exact_len"]),
+                          head["file_len"] + shift, dig, head["exact_digest"])
+    dst.write_bytes(hdr + out[fmt.HEADER_SIZE:])
+    return dst
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["tensors"][0].update(kind="x"),
+    lambda d: d["tensors"][0]["chunks"][0].__setitem__(1, 1 << 40),
+    lambda d: d["tensors"][0]["chunks"][0].__setitem__(2, 0),
+    lambda d: d["tensors"].pop(),
+    lambda d: d.update(header="not base64!"),
+    lambda d: d.update(size="12"),
+    lambda d: d["tensors"][-1].update(kind="q"),
+])
+def test_crafted_index_is_a_typed_error(synthetic: Path, tmp_path: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "s.bsd"
+    dual.create(synthetic, good)
+    bad = _rewrite_fast_index(good, tmp_path / "bad.bsd", edit)
+    with pytest.raises((FormatError, IntegrityError)):
+        with dual.DualFile(bad) as d:
+            d.verify()
+
+
+def test_codec_corrupt_streams_are_typed() -> None:
+    rng = np.random.default_rng(1)
+    w = (rng.standard_normal((64, 300)) * 0.02).astype(np.float32)
+    bits = (w.view(np.uint32) >> 16).astype(np.uint16)
+    fast, q, s16, lo16 = code.encode_fast(code.as_float32(bits, "BF16").reshape(bits.shape))
+    ex = code.encode_exact(bits, q, s16, lo16, "BF16")
+    assert np.array_equal(code.decode_exact(ex, q, s16, lo16, "BF16"), bits.ravel())
+    for blob in (ex[:10], ex[: len(ex) // 2], ex[:-3], bytes(len(ex))):
+        with pytest.raises(IntegrityError):
+            code.decode_exact(blob, q, s16, lo16, "BF16")
+    for blob in (fast[:7], fast[: len(fast) - 5]):
+        with pytest.raises(IntegrityError):
+            code.decode_fast(blob, 64, 300)
+
+
+def test_fast_code_matches_fast_mode() -> None:
+    """The stored fast member is the autopilot's on-the-fly INT4 code, bit for bit."""
+    torch = pytest.importorskip("torch")
+    from bigsmall.torch.fast import quantize
+
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((70, 333)) * 0.05).astype(np.float32)
+    c = quantize(torch.from_numpy(w))
+    assert c is not None
+    q, s16, lo16 = code.quantize_block(w)
+    assert np.array_equal(c.scale.numpy().view(np.uint16), s16.view(np.uint16))
+    assert np.array_equal(c.minimum.numpy().view(np.uint16), lo16.view(np.uint16))
+    qq = np.empty((70, c.packed.shape[1], 128), np.uint8)
+    p = c.packed.numpy()
+    qq[..., 0::2], qq[..., 1::2] = p & 15, p >> 4
+    assert np.array_equal(qq.reshape(70, -1)[:, :333], q)
