@@ -69,6 +69,13 @@ def encode(data: np.ndarray, spec: TensorSpec, chunk_units: int,
     m = f8.model(data, spec, level)
     if m is None:
         return None
+    return plan_model(m, chunk_units)
+
+
+def plan_model(m: field.EncModel, chunk_units: int) -> TensorPlan:
+    """The tensor of model ``m`` coded by ``fieldp`` or ``field8`` (the module's docstring);
+    also for models made elsewhere (``codecs.fp8``)."""
+    f8 = get_codec("field8")
     rans_size, prefix_size = estimate(m, chunk_units)
     codec = get_codec("fieldp") if prefix_size <= rans_size * (1 + MARGIN) else f8
     assert isinstance(codec, field.FieldCodec)

@@ -121,7 +121,7 @@ def _cost_bits(sym: np.ndarray, alpha: int, kr: int, kc: int, sub_rows: np.ndarr
     return bits + side
 
 
-def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
+def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64, max_axis: int = 8) -> Clustering:
     """Pick the cheapest clustering of the symbol matrix ``sym`` (int64[nrows, ncols]).
 
     Greedy over the grid: from 1x1, keep doubling the row or column cluster count, whichever
@@ -159,7 +159,7 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64) -> Clustering:
         moves = [(kr0 * 2, kc0), (kr0, kc0 * 2)]
         improved = False
         for kr, kc in moves:
-            if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > 8:
+            if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > max_axis:
                 continue
             fit = _fit_candidate(sym, sample, alpha, kr, kc, rstep, cstep, cost_step, memo)
             tried[(kr, kc)] = fit.cost

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codecs import auto
+from ..codecs import auto, fp8
 from ..codecs.base import CODERS, LEVELS, get_codec, unit_bytes
 from ..codecs.field import base_layout
 from ..core.types import TensorPlan, TensorSpec
@@ -119,7 +119,9 @@ def plan_tensor(data: np.ndarray, spec: TensorSpec, chunk_bytes: int = CHUNK_BYT
     for cid in candidate_codecs(spec, format_version, coder):
         if cid == "zstd" and best is not None and not _zstd_may_win(data, spec, chunk_units, best):
             continue
-        if cid == "field8" and coder == "auto":
+        if cid in ("field", "field8", "fieldp") and fp8.applies(spec):
+            plan = fp8.encode(data, spec, chunk_units, level, cid, coder)
+        elif cid == "field8" and coder == "auto":
             plan = auto.encode(data, spec, chunk_units, level)
         else:
             plan = get_codec(cid).encode(data, spec, chunk_units, level=level)
