@@ -26,7 +26,9 @@ import attrs
 
 from ..errors import FormatError
 from ..io.reader import BsFile
+from .load import torch_dtype
 from .pretrained import tie_and_check
+from .rows import DEFAULT_CACHE_BYTES, RowStore
 from .skeleton import (
     assign,
     checkpoint_dtype,
@@ -38,6 +40,9 @@ from .skeleton import (
     transformers_module,
 )
 from .streaming import StreamingLoader
+
+#: an embedding table this big is read by row instead of loaded (MiniLM's 47 MB table is)
+ROWS_MIN = 32 << 20
 
 
 @attrs.frozen
@@ -54,6 +59,9 @@ class StreamReport:
     layer_loads: int
     decode_seconds: float
     wait_seconds: float
+    row_tables: int = 0  # embedding tables read by row (``rows.py``), not resident
+    row_coded_bytes: int = 0  # their coded bytes in the file
+    row_decoded_coded_bytes: int = 0  # coded bytes of the chunks their lookups decoded
 
     @property
     def overlap(self) -> float:
@@ -157,10 +165,12 @@ class StreamingModel:
 
     def __init__(self, src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
                  threads: int | None = None, on_layer: Any = None, before_weights: Any = None,
-                 **config_overrides: Any):
+                 row_access: bool = True, **config_overrides: Any):
         """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook);
         ``before_weights(self)`` once the skeleton exists and before any tensor is decoded (where
-        a caller measures its runtime baseline and announces the promise)."""
+        a caller measures its runtime baseline and announces the promise). ``row_access``: an
+        untied embedding table of ``ROWS_MIN`` bytes or more is not loaded; lookups decode the
+        rows they need (``rows.py``)."""
         transformers_module()
         self.src = Path(src)
         with BsFile(self.src) as bs:  # the index only: which member files hold the transformer
@@ -170,6 +180,7 @@ class StreamingModel:
         self._current: dict[int, dict[str, Any]] = {}
         self._passes = 0
         self._on_layer = on_layer
+        self._rows: list[tuple[Any, RowStore]] = []
         try:
             bs = self.loader._bs
             config = read_config(bs, self.src)
@@ -178,8 +189,11 @@ class StreamingModel:
             dtype = checkpoint_dtype(t.spec.dtype for t in bs.container.tensors if t in self.loader._key)
             self.model = empty_model(config, model_class, dtype)
             self._layer_modules = self._find_layer_modules()
+            row_entries = self._row_tables() if row_access and self.loader.device.type == "cpu" else []
             if before_weights is not None:
                 before_weights(self)
+            for module, entry in row_entries:
+                self._rows.append((module, self._open_rows(module, entry)))
             self._resident = self.loader.load_non_layer_tensors()
             assign(self.model, self._resident, name_map(self.model, self._resident))
             self._check_complete()
@@ -215,11 +229,41 @@ class StreamingModel:
             seen.add(id(module))
         return out
 
+    def _row_tables(self) -> list[tuple[Any, Any]]:
+        """Embedding tables to read by row: an ``nn.Embedding``'s weight of ``ROWS_MIN`` bytes or
+        more, stored as a non-layer tensor, not tied to an output projection (a tied head needs
+        every row each step) and without ``max_norm`` (it rewrites rows)."""
+        import torch
+
+        tied = (getattr(self.model.config, "tie_word_embeddings", False)
+                and self.model.get_output_embeddings() is not None)
+        tied_to = self.model.get_input_embeddings() if tied else None
+        keys = self.loader.non_layer_names()
+        found = []
+        for key, target in name_map(self.model, keys).items():
+            path, _, attr = target.rpartition(".")
+            module = self.model.get_submodule(path) if path else self.model
+            entry = self.loader.entry(key)
+            if (isinstance(module, torch.nn.Embedding) and attr == "weight" and module.max_norm is None
+                    and module is not tied_to and entry.spec.nbytes >= ROWS_MIN
+                    and len(entry.spec.shape) == 2 and entry.spec.info.itemsize > 0):
+                found.append((key, module, entry))
+        self.loader.take_out([k for k, _, _ in found], DEFAULT_CACHE_BYTES * len(found))
+        return [(m, e) for _, m, e in found]
+
+    def _open_rows(self, module: Any, entry: Any) -> RowStore:
+        """The table's store (its receipt checked once, chunk by chunk) and the module's lookup."""
+        store = RowStore(self.loader._bs, entry)
+        dtype = torch_dtype(entry.spec.dtype)
+        module.forward = lambda ids: store.lookup(ids, dtype)
+        return store
+
     def _check_complete(self) -> None:
         """Every parameter outside the streamed blocks must have been assigned now."""
-        saved = [(sub, dict(sub._parameters)) for m, _ in self._layer_modules for sub in m.modules()]
+        hidden = [m for m, _ in self._layer_modules] + [m for m, _ in self._rows]
+        saved = [(sub, dict(sub._parameters)) for m in hidden for sub in m.modules()]
         try:
-            for module, _ in self._layer_modules:  # hide the blocks' meta params from the check
+            for module in hidden:  # hide the blocks' (and row tables') meta params from the check
                 for sub in module.modules():
                     for attr in list(sub._parameters):
                         sub._parameters[attr] = None
@@ -293,6 +337,9 @@ class StreamingModel:
             layer_loads=feed.loads,
             decode_seconds=feed.decode_seconds,
             wait_seconds=feed.wait_seconds,
+            row_tables=len(self._rows),
+            row_coded_bytes=sum(s.coded_bytes for _, s in self._rows),
+            row_decoded_coded_bytes=sum(s.decoded_coded_bytes for _, s in self._rows),
         )
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ class Promise:
 
     def sentence(self) -> str:
         return (f"promise: at most {self.weight_bytes / 1e6:.1f} MB of weights resident "
-                f"(non-layer + 2 x largest layer); process peak <= {self.process_bytes / 1e6:.0f} MB "
+                f"(non-layer + 2 x largest layer + row caches); process peak <= {self.process_bytes / 1e6:.0f} MB "
                 f"(runtime baseline {self.baseline_rss / 1e6:.0f} MB + weights + "
                 f"{self.allowance / 1e6:.0f} MB for activations and buffers)")
 

@@ -133,6 +133,7 @@ class StreamingLoader:
             self._bs.close()
             raise
         self._ledger = _Ledger()
+        self.row_access_bytes = 0  # the row stores' cache budget (rows.py), counted in the promise
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
@@ -164,10 +165,24 @@ class StreamingLoader:
     def non_layer_bytes(self) -> int:
         return sum(t.spec.nbytes for t in self._non_layer)
 
+    def entry(self, key: str) -> TensorEntry:
+        """The index entry of a tensor this loader streams, by key."""
+        return next(t for t, k in self._key.items() if k == key)
+
+    def take_out(self, keys: Collection[str], cache_bytes: int) -> list[TensorEntry]:
+        """Stop decoding these non-layer tensors (embedding tables read by row, ``rows.py``):
+        ``load_non_layer_tensors`` leaves them out, and the promise counts ``cache_bytes`` (the
+        row cache) instead of them."""
+        out = [t for t in self._non_layer if self._key[t] in set(keys)]
+        self._non_layer = [t for t in self._non_layer if t not in out]
+        self.row_access_bytes += cache_bytes
+        return out
+
     def promise_bytes(self) -> int:
-        """The memory bound, from the index alone: non-layer bytes + 2 x the largest layer."""
+        """The memory bound, from the index alone: non-layer bytes + 2 x the largest layer
+        (+ the row caches of tables read by row)."""
         largest = max((self.layer_bytes(i) for i in range(self.layer_count())), default=0)
-        return self.non_layer_bytes() + _MAX_LIVE_LAYERS * largest
+        return self.non_layer_bytes() + _MAX_LIVE_LAYERS * largest + self.row_access_bytes
 
     @property
     def peak_resident_bytes(self) -> int:
