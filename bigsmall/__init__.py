@@ -66,7 +66,7 @@ def load(src: Any, *args: Any, mode: str = "exact", **kwargs: Any) -> dict[str, 
         from .errors import InvalidOptionError
 
         raise InvalidOptionError(f"mode={mode!r} needs a dual-fidelity .bsd (`bigsmall dual`); "
-                                 f"{src} is read exactly")
+                                 f"{src} is not one")
     from .torch.load import load as load_bs
 
     return load_bs(src, *args, **kwargs)

@@ -113,6 +113,11 @@ def test_load_exact_and_fast(synthetic: Path, tmp_path: Path) -> None:
     err = (q.float() - ref["BF16.q.weight"].float()).abs()
     assert float(err.max()) <= 5e4 / 15  # within half a bin of the widest group, at most
     assert torch.equal(fast["F16.bias"], ref["F16.bias"])  # the rest exact
+    from bigsmall.torch.fast import dequantize, quantize
+
+    for k in ("BF16.q.weight", "F16.q.weight", "F32.q.weight"):  # = the on-the-fly fast mode's
+        on_the_fly = dequantize(quantize(ref[k]))
+        assert _raw(fast[k]) == _raw(on_the_fly), k
     with pytest.raises(InvalidOptionError):
         bigsmall.load(tmp_path / "s.bsd", mode="int2")
 

@@ -26,7 +26,6 @@ on encoder and decoder computing the same bins (they run this same code).
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import numpy as np
 import zstandard
@@ -90,7 +89,7 @@ def _encode(sym, ctx, nraw, raw, freq, cum):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _decode(words, rbuf, ctx, nraw, freq, cum, lut, sym, raw):  # type: ignore[no-untyped-def]
+def _decode(words, rbuf, ctx, nraw, freq, cum, lut, ok, sym, raw):  # type: ignore[no-untyped-def]
     """Fills ``sym``, ``raw``; returns 0, or 1 when the streams do not decode (corrupt)."""
     n = sym.size
     nw = words.size
@@ -104,6 +103,8 @@ def _decode(words, rbuf, ctx, nraw, freq, cum, lut, sym, raw):  # type: ignore[n
     nr = rbuf.size
     for t in range(n):
         c = ctx[t]
+        if not ok[c]:
+            return 1
         slot = x & np.uint64(M - 1)
         s = lut[c, slot]
         x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
@@ -163,11 +164,9 @@ def _take(buf: memoryview, pos: int, n: int, what: str) -> tuple[memoryview, int
     return buf[pos:pos + n], pos + n
 
 
-def decode_stream(data: bytes | memoryview, ctx: np.ndarray, nraw: np.ndarray, nctx: int,
-                  alpha: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of ``encode_stream`` for ``ctx.size`` symbols: (symbols, raw values). Any damage
-    is an ``IntegrityError``: tables are checked before the kernel runs, the kernel's reads are
-    bounded and its final state must return to the initial one."""
+def _parse_stream(data: bytes | memoryview, nctx: int, alpha: int) -> tuple[np.ndarray, ...]:
+    """(words, raw bytes, freq, cum, lut, ok) of a stream; ``ok[c]``: context ``c`` has a table
+    (a row of zeros is an unused context; any other row must sum to one)."""
     buf = memoryview(data).cast("B")
     head, pos = _take(buf, 0, 4, "table length")
     tab, pos = _take(buf, pos, _U32.unpack(head)[0], "table")
@@ -178,20 +177,27 @@ def decode_stream(data: bytes | memoryview, ctx: np.ndarray, nraw: np.ndarray, n
     sums = freq.sum(1)
     if np.any((sums != 0) & (sums != M)):
         raise IntegrityError("dual stream: a probability table does not sum to one")
-    used = np.unique(ctx) if ctx.size else np.zeros(0, np.int64)
-    if used.size and (used.min() < 0 or used.max() >= nctx or np.any(sums[used] != M)):
-        raise IntegrityError("dual stream: a context has no table")
     head, pos = _take(buf, pos, 4, "word count")
     wb, pos = _take(buf, pos, 2 * _U32.unpack(head)[0], "words")
     words = np.frombuffer(wb, "<u2").astype(np.uint16)
     rbuf = np.frombuffer(buf[pos:], np.uint8)
     cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
+    ok = sums == M
     lut = np.zeros((nctx, M), dtype=np.uint8)
-    for c in used:
+    for c in np.flatnonzero(ok):
         lut[c] = np.repeat(np.arange(alpha, dtype=np.uint8), freq[c])
+    return words, rbuf, freq, cum, lut, ok
+
+
+def decode_stream(data: bytes | memoryview, ctx: np.ndarray, nraw: np.ndarray, nctx: int,
+                  alpha: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of ``encode_stream`` for ``ctx.size`` symbols (contexts in ``[0, nctx)``):
+    (symbols, raw values). Any damage is an ``IntegrityError``: tables are checked before the
+    kernel runs, the kernel's reads are bounded and its final state must return to the initial one."""
+    words, rbuf, freq, cum, lut, ok = _parse_stream(data, nctx, alpha)
     sym = np.empty(ctx.size, dtype=np.int32)
     raw = np.empty(ctx.size, dtype=np.uint64)
-    if _decode(words, rbuf, ctx.astype(np.int32), nraw.astype(np.int64), freq, cum, lut, sym, raw):
+    if _decode(words, rbuf, ctx.astype(np.int32), nraw.astype(np.int64), freq, cum, lut, ok, sym, raw):
         raise IntegrityError("dual stream corrupt: it does not decode")
     return sym, raw
 
@@ -244,6 +250,17 @@ def dequantize_block(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray) -> np.nda
     s = np.repeat(s16.astype(np.float32), GROUP, axis=1)[:, :cols]
     lo = np.repeat(lo16.astype(np.float32), GROUP, axis=1)[:, :cols]
     return q.astype(np.float32) * s + lo
+
+
+def to_dtype_bits(x: np.ndarray, dtype: str) -> np.ndarray:
+    """float32 -> raw bits of ``dtype``, rounded to nearest even (as torch's ``.to(dtype)``);
+    finite inputs only (the dequantized fast code always is)."""
+    if dtype == "F32":
+        return x.view(np.uint32)
+    if dtype == "F16":
+        return x.astype(np.float16).view(np.uint16)
+    u = x.view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
 
 
 def _zero_bin(s16: np.ndarray, lo16: np.ndarray, cols: int) -> np.ndarray:
@@ -327,10 +344,9 @@ def _limits(dtype: str) -> tuple[int, int]:
     return (~(top | sign)) & ((1 << width) - 1), top | sign
 
 
-def _bin_keys(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """First and last key of each weight's bin (a deterministic function of the fast code).
-    Computed once per (group, code), 16 per group, then gathered: 8x fewer than per weight."""
-    rows, cols = q.shape
+def _bin_tables(s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """First and last key of every bin, (rows, groups, 16): a deterministic function of the
+    fast code (the bin of code ``q``: ``lo + (q -+ 1/2) s``, clipped to the finite values)."""
     s = s16.astype(np.float64)[..., None]
     centre = lo16.astype(np.float64)[..., None] + np.arange(16, dtype=np.float64) * s
     a, b = centre - s / 2, centre + s / 2
@@ -342,42 +358,137 @@ def _bin_keys(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> t
         ka = np.where((ka > kmin) & (_key_value(ka - 1, dtype) >= a), ka - 1, ka)
         kb = np.where((_key_value(kb, dtype) > b) & (kb > kmin), kb - 1, kb)
         kb = np.where((kb < kmax) & (_key_value(kb + 1, dtype) <= b), kb + 1, kb)
-    groups = s16.shape[1]
-    g = np.minimum(np.arange(cols) // GROUP, groups - 1)
-    idx = ((np.arange(rows)[:, None] * groups + g[None, :]) * 16 + q).ravel()
-    return ka.ravel()[idx].reshape(rows, cols), kb.ravel()[idx].reshape(rows, cols)
-
-
-def _bitlen(v: np.ndarray) -> np.ndarray:
-    """Bit length of non-negative int64 values (0 for 0), exact up to 2**53."""
-    out = np.zeros(v.shape, dtype=np.int64)
-    nz = v > 0
-    out[nz] = np.floor(np.log2(v[nz].astype(np.float64))).astype(np.int64) + 1
-    return out
+    return np.ascontiguousarray(ka), np.ascontiguousarray(kb)
 
 
 SUB = 3  # a plain bin's context: its run length's bit length and the next SUB bits
 HI = 6  # a bin that does not straddle zero: its top HI offset bits are the symbol
 
 
-def _exact_model(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> dict[str, Any]:
-    """Per weight: its bin's keys and context. Symbols: ``[0, 2 half)`` a straddling bin's side
-    and offset bit length, ``[2 half, 2 half + 2^HI)`` a plain bin's top offset bits, then the
-    escape. Contexts: a plain bin's run length (bit length and next bit), a straddling bin's
-    bit length and which side is longer."""
-    width = WIDTH[dtype]
-    ka, kb = _bin_keys(q, s16, lo16, dtype)
-    zero = np.int64(1) << (width - 1)  # key of +0
-    n = np.maximum(kb - ka + 1, 1)
-    span = _bitlen(n - 1)
-    second = np.where(span >= 1 + SUB, ((n - 1) >> np.maximum(span - 1 - SUB, 0)) & ((1 << SUB) - 1), 0)
-    straddle = (ka < zero) & (kb >= zero)
-    pos_big = (kb - zero) > (zero - 1 - ka)
+@njit(cache=True, nogil=True, inline="always")
+def _bitlen1(v):  # type: ignore[no-untyped-def]
+    n = 0
+    while v > 0:
+        v >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _model(ka, kb, zero, half):  # type: ignore[no-untyped-def]
+    """(context, straddles zero, shift) of a weight whose bin runs over keys [ka, kb].
+    Contexts: a plain bin's run length (bit length and next SUB bits), a straddling bin's bit
+    length and which side is longer. Symbols: ``[0, 2 half)`` a straddling bin's side and offset
+    bit length, ``[2 half, 2 half + 2^HI)`` a plain bin's top offset bits, then the escape."""
+    n = kb - ka + 1
+    if n < 1:
+        n = 1
+    span = _bitlen1(n - 1)
+    if ka < zero and kb >= zero:
+        big = 1 if (kb - zero) > (zero - 1 - ka) else 0
+        return (1 << SUB) * half + span * 2 + big, True, 0
+    second = ((n - 1) >> (span - 1 - SUB)) & ((1 << SUB) - 1) if span >= 1 + SUB else 0
+    return (span << SUB) + second, False, span - HI if span > HI else 0
+
+
+@njit(cache=True, nogil=True)
+def _exact_symbols(bits, q, kat, kbt, cols, width, sym, ctx, raw):  # type: ignore[no-untyped-def]
+    zero = np.int64(1) << (width - 1)
+    mask = (np.int64(1) << width) - 1
     half = width + 1
-    ctx = np.where(straddle, (1 << SUB) * half + span * 2 + pos_big, (span << SUB) + second)
-    return {"ka": ka.ravel(), "kb": kb.ravel(), "straddle": straddle.ravel(), "ctx": ctx.ravel(),
-            "shift": np.maximum(span - HI, 0).ravel(), "nctx": ((1 << SUB) + 2) * half, "alpha": 2 * half + (1 << HI) + 1,
-            "esc": 2 * half + (1 << HI), "half": half, "zero": zero}
+    esc = 2 * half + (1 << HI)
+    for t in range(bits.size):
+        r = t // cols
+        g = (t - r * cols) >> 7  # GROUP
+        qq = q[t]
+        ka = kat[r, g, qq]
+        kb = kbt[r, g, qq]
+        cx, st, shift = _model(ka, kb, zero, half)
+        ctx[t] = cx
+        b = np.int64(bits[t])
+        k = (~b & mask) if b & zero else (b | zero)
+        if k < ka or k > kb:
+            sym[t] = esc
+            raw[t] = b
+        elif st:
+            side = 1 if k >= zero else 0
+            d = kb - k if side else k - ka
+            j = _bitlen1(d)
+            sym[t] = side * half + j
+            raw[t] = d - (np.int64(1) << (j - 1)) if j > 0 else 0
+        else:
+            d = k - ka
+            sym[t] = 2 * half + (d >> shift)
+            raw[t] = d & ((np.int64(1) << shift) - 1)
+
+
+@njit(cache=True, nogil=True)
+def _exact_decode(words, rbuf, q, kat, kbt, cols, width, freq, cum, lut, ok, nraw, out):  # type: ignore[no-untyped-def]
+    """rANS decode and reconstruction in one pass; 0, or 1 when the streams do not decode."""
+    zero = np.int64(1) << (width - 1)
+    mask = (np.int64(1) << width) - 1
+    half = width + 1
+    esc = 2 * half + (1 << HI)
+    n = out.size
+    nw = words.size
+    if nw < 2:
+        return 1
+    x = np.uint64(words[0]) | (np.uint64(words[1]) << np.uint64(16))
+    wp = 2
+    acc = np.uint64(0)
+    nb = 0
+    rp = 0
+    nr = rbuf.size
+    r = 0
+    col = 0
+    for t in range(n):
+        g = col >> 7  # GROUP
+        qq = q[t]
+        ka = kat[r, g, qq]
+        kb = kbt[r, g, qq]
+        c, st, shift = _model(ka, kb, zero, half)
+        if not ok[c]:
+            return 1
+        slot = x & np.uint64(M - 1)
+        s = lut[c, slot]
+        x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
+        if x < np.uint64(1 << 16):
+            if wp >= nw:
+                return 1
+            x = (x << np.uint64(16)) | np.uint64(words[wp])
+            wp += 1
+        k = nraw[c, s]
+        v = np.int64(0)
+        if k > 0:
+            while nb < k:
+                if rp >= nr:
+                    return 1
+                acc |= np.uint64(rbuf[rp]) << np.uint64(nb)
+                rp += 1
+                nb += 8
+            v = np.int64(acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1)))
+            acc >>= np.uint64(k)
+            nb -= k
+        if s == esc:
+            b = v & mask
+        else:
+            if s >= 2 * half:
+                key = ka + ((np.int64(s) - 2 * half) << shift) + v
+            else:
+                side = s >= half
+                j = np.int64(s) - half if side else np.int64(s)
+                d = (np.int64(1) << (j - 1)) + v if j > 0 else np.int64(0)
+                key = kb - d if side else ka + d
+            key &= mask
+            b = (key ^ zero) if key & zero else (~key & mask)
+        out[t] = b
+        col += 1
+        if col == cols:
+            col = 0
+            r += 1
+    if x != np.uint64(1 << 16) or wp != nw:
+        return 1
+    return 0
 
 
 def _nraw(dtype: str) -> np.ndarray:
@@ -396,36 +507,24 @@ def _nraw(dtype: str) -> np.ndarray:
 
 def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> bytes:
     """Raw bits of a block (uint16/uint32, (rows, cols)) coded given its fast code."""
-    m = _exact_model(q, s16, lo16, dtype)
-    k = _key(bits.ravel(), WIDTH[dtype])
-    ka, kb, straddle, half = m["ka"], m["kb"], m["straddle"], m["half"]
-    inside = (k >= ka) & (k <= kb)
-    side = straddle & (k >= m["zero"])
-    d = np.where(inside, np.where(side, kb - k, k - ka), 0)
-    j = _bitlen(d)
-    plain_sym = 2 * half + (d >> m["shift"])
-    sym = np.where(inside, np.where(straddle, side * half + j, plain_sym), m["esc"])
-    low = np.where(straddle, d - np.where(j > 0, np.int64(1) << np.maximum(j - 1, 0), 0),
-                   d & ((np.int64(1) << m["shift"]) - 1))
-    raw = np.where(inside, low, bits.ravel().astype(np.int64))
-    return encode_stream(sym, m["ctx"], _nraw(dtype), raw.astype(np.uint64), m["nctx"], m["alpha"])
+    kat, kbt = _bin_tables(s16, lo16, dtype)
+    width = WIDTH[dtype]
+    n = bits.size
+    sym, ctx, raw = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    _exact_symbols(bits.ravel(), q.ravel(), kat, kbt, q.shape[1], width, sym, ctx, raw)
+    nraw = _nraw(dtype)
+    return encode_stream(sym, ctx, nraw, raw.astype(np.uint64), nraw.shape[0], nraw.shape[1])
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
                  dtype: str) -> np.ndarray:
     """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32, flat)."""
-    m = _exact_model(q, s16, lo16, dtype)
+    kat, kbt = _bin_tables(s16, lo16, dtype)
     width = WIDTH[dtype]
-    sym, raw = decode_stream(data, m["ctx"], _nraw(dtype), m["nctx"], m["alpha"])
-    sym = sym.astype(np.int64)
-    raw = raw.astype(np.int64)
-    half = m["half"]
-    esc = sym == m["esc"]
-    plain = sym >= 2 * half
-    side = (sym >= half) & ~plain
-    j = np.where(plain, 0, sym - side * half)
-    d = np.where(j > 0, (np.int64(1) << np.maximum(j - 1, 0)) + raw, 0)
-    d = np.where(plain, ((sym - 2 * half) << m["shift"]) + raw, d)
-    k = np.where(side, m["kb"] - d, m["ka"] + d)
-    bits = np.where(esc, raw, _unkey(k, width)) & ((np.int64(1) << width) - 1)
-    return bits.astype(np.uint32 if width == 32 else np.uint16)
+    nraw = _nraw(dtype)
+    words, rbuf, freq, cum, lut, ok = _parse_stream(data, nraw.shape[0], nraw.shape[1])
+    out = np.empty(q.size, dtype=np.uint32 if width == 32 else np.uint16)
+    if _exact_decode(words, rbuf, np.ascontiguousarray(q).ravel(), kat, kbt, q.shape[1], width, freq, cum,
+                     lut, ok, nraw, out):
+        raise IntegrityError("dual stream corrupt: it does not decode")
+    return out

@@ -204,16 +204,18 @@ class DualFile:
         return self._exact
 
     def iter_fast(self) -> Iterator[tuple[TensorSpec, str, np.ndarray]]:
-        """(spec, kind, array) per tensor, reading the fast member only: kind "q" gives the
-        dequantized float32 matrix (lossy), "z" the tensor's exact bytes (uint8)."""
+        """(spec, kind, bytes uint8) per tensor, reading the fast member only: kind "q" is the
+        dequantized matrix in its own dtype (LOSSY), "z" the tensor's exact bytes."""
         for spec, t in zip(self.specs, self.doc["tensors"], strict=True):
             if t["kind"] == "q":
-                out = np.empty(spec.shape, dtype=np.float32)
-                r0 = 0
+                out = np.empty(spec.nbytes, dtype=np.uint8)
+                pos = 0
                 for c in t["chunks"]:
                     q, s16, lo16 = code.decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
-                    out[r0:r0 + c[2]] = code.dequantize_block(q, s16, lo16)
-                    r0 += c[2]
+                    b = code.to_dtype_bits(code.dequantize_block(q, s16, lo16), spec.dtype)
+                    n = b.size * b.itemsize
+                    out[pos:pos + n] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+                    pos += n
                 yield spec, "q", out
             else:
                 yield spec, "z", self._exact_bytes(spec, t, [])

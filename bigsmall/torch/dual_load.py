@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ..errors import InvalidOptionError
-from .load import _as_tensor, _torch, torch_dtype
+from .load import _as_tensor, _torch
 
 MODES = ("exact", "fast")
 
@@ -37,12 +37,8 @@ def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str 
     out: dict[str, Any] = {}
     with DualFile(src) as d:
         if mode == "fast":
-            for spec, kind, arr in d.iter_fast():
-                if kind == "q":
-                    t = torch.from_numpy(arr).to(torch_dtype(spec.dtype))
-                    out[spec.name] = t.to(dev) if dev.type != "cpu" else t
-                else:
-                    out[spec.name] = _as_tensor(_bytes(torch, arr), spec, dev, False)
+            for spec, _kind, arr in d.iter_fast():
+                out[spec.name] = _as_tensor(_bytes(torch, arr), spec, dev, False)
                 if progress is not None:
                     progress.update(spec.nbytes)
         else:

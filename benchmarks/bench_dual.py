@@ -1,0 +1,143 @@
+"""The dual-fidelity ``.bsd`` against the lossless ``.bs``: size, fast member, speeds, create RSS.
+
+    .venv/bin/python benchmarks/bench_dual.py [--repeat 3] [--json] [--models minilm-bf16,...]
+
+Per corpus model (MiniLM bf16 and fp32, Whisper tiny fp16):
+
+* sizes in percent of the raw file: ``.bs``, ``.bsd``, their difference in points (issue 20's
+  target: <= +1.0 on bf16, +1.5 on fp16/fp32), the fast member (target <= 22 % of raw bf16,
+  <= 12 % of fp32);
+* create time of the ``.bsd`` vs ``bigsmall.compress`` of the ``.bs`` (target >= 0.5x);
+* restore (``decompress``, no fsync) from the ``.bsd`` vs from the ``.bs`` (target >= 0.8x);
+* ``bigsmall.load(bsd, mode="fast")`` vs ``bigsmall.load(bsd)``: bytes read and time (target:
+  reads <= 1.05x the fast member, >= 2x faster);
+* the fast member's weight error (RMS of dequantized - original over RMS of the original, over
+  the quantized matrices) and the create's peak RSS (in a child process) against the promise
+  2 x largest tensor + 300 MB.
+
+Timings are medians of ``--repeat`` interleaved runs (variants alternate, so machine load hits
+both alike); compare ratios, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import bigsmall
+from bigsmall.io import dual
+from bigsmall.testing import corpus
+
+MODELS = {
+    "minilm-bf16": lambda c: corpus.minilm_bf16(c),
+    "minilm-fp32": lambda c: corpus.minilm_safetensors(),
+    "whisper-tiny-fp16": lambda c: corpus.whisper_tiny_safetensors(c),
+}
+
+
+def _timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _create_rss(src: Path, dst: Path) -> int:
+    """Peak RSS (bytes) of a child process that creates the .bsd (imports included)."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so a child of this (large,
+    # torch-holding) process would report the parent's peak
+    code = ("import sys; from bigsmall.io import dual; "
+            "dual.create(sys.argv[1], sys.argv[2], force=True, durable=False); "
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
+    out = subprocess.run([sys.executable, "-c", code, str(src), str(dst)], check=True,
+                         capture_output=True, text=True).stdout
+    return int(out.split()[-1]) * 1024
+
+
+def _weight_error(src: Path, fast: dict[str, Any]) -> float:
+    from safetensors.torch import load_file
+
+    ref = load_file(str(src))
+    err = tot = 0.0
+    with dual.DualFile(Path(str(src) + ".bench.bsd")) as d:
+        quantized = [s.name for s, t in zip(d.specs, d.doc["tensors"], strict=True) if t["kind"] == "q"]
+    for name in quantized:
+        a, b = ref[name].double(), fast[name].double()
+        err += float(((a - b) ** 2).sum())
+        tot += float((a * a).sum())
+    return (err / tot) ** 0.5 if tot else 0.0
+
+
+def bench(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
+    raw = src.stat().st_size
+    bs, bsd = d / f"{name}.bs", d / f"{name}.bsd"
+    t_bs, t_bsd = [], []
+    for _ in range(repeat):
+        t_bs.append(_timed(lambda: bigsmall.compress(src, bs, force=True)))
+        t_bsd.append(_timed(lambda: dual.create(src, bsd, force=True, durable=False)))
+    r_bs, r_bsd, l_fast, l_exact = [], [], [], []
+    out = d / "restored.safetensors"
+    rep_fast: dict[str, int] = {}
+    rep_exact: dict[str, int] = {}
+    for _ in range(repeat):
+        r_bs.append(_timed(lambda: bigsmall.decompress(bs, out, force=True, durable=False)))
+        r_bsd.append(_timed(lambda: bigsmall.decompress(bsd, out, force=True, durable=False)))
+        l_fast.append(_timed(lambda: bigsmall.load(bsd, mode="fast", report=rep_fast)))
+        l_exact.append(_timed(lambda: bigsmall.load(bsd, report=rep_exact)))
+    with dual.DualFile(bsd) as f:
+        info = f.info()
+    link = Path(str(src) + ".bench.bsd")
+    fast = bigsmall.load(bsd, mode="fast")
+    try:
+        link.symlink_to(bsd)
+        err = _weight_error(src, fast)
+    finally:
+        link.unlink(missing_ok=True)
+    largest = max(s.nbytes for s in dual.DualFile(bsd).specs)
+    rss = _create_rss(src, d / "rss.bsd")
+    med = statistics.median
+    bs_pct, bsd_pct = 100 * bs.stat().st_size / raw, 100 * bsd.stat().st_size / raw
+    return {
+        "raw_bytes": raw, "bs_pct": round(bs_pct, 2), "bsd_pct": round(bsd_pct, 2),
+        "bsd_minus_bs_points": round(bsd_pct - bs_pct, 2),
+        "fast_member_pct": round(100 * info["fast_member_bytes"] / raw, 2),
+        "quantized": info["quantized"], "tensors": info["tensors"],
+        "create_s": round(med(t_bsd), 3), "compress_s": round(med(t_bs), 3),
+        "create_speed_vs_compress": round(med(t_bs) / med(t_bsd), 2),
+        "restore_bsd_s": round(med(r_bsd), 3), "restore_bs_s": round(med(r_bs), 3),
+        "restore_speed_vs_bs": round(med(r_bs) / med(r_bsd), 2),
+        "fast_load_s": round(med(l_fast), 3), "exact_load_s": round(med(l_exact), 3),
+        "fast_load_speedup": round(med(l_exact) / med(l_fast), 2),
+        "fast_load_bytes": rep_fast["bytes_read"], "exact_load_bytes": rep_exact["bytes_read"],
+        "fast_load_bytes_vs_member": round(rep_fast["bytes_read"] / info["fast_member_bytes"], 4),
+        "fast_weight_rel_rms_error": round(err, 4),
+        "create_peak_rss_mb": round(rss / 1e6, 1),
+        "rss_promise_mb": round((2 * largest + 300e6) / 1e6, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    cache = corpus.default_cache_dir()
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            res[name] = bench(name, MODELS[name](cache), args.repeat, Path(tmp))
+            if not args.json:
+                print(name, json.dumps(res[name]), flush=True)
+    if args.json:
+        print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
