@@ -10,13 +10,15 @@ bytes, each tensor coded on its own, side information included):
 
 * ``floor0``: the per-tensor order-0 byte entropy (an ideal coder with one table per tensor,
   the table free), the floor of any coder without context;
-* ``prev``: the coder before ``codecs/fp8.py`` (``codecs.auto.encode``: ``field``'s model,
-  then ``field8`` or ``fieldp``), what ``compress`` wrote for these tensors;
+* ``prev``: the planner before ``codecs/fp8.py`` (``field``'s model, then ``field8`` or
+  ``fieldp``, or ``zstd`` where it wins), what ``compress`` wrote for these tensors: the same
+  planner run with ``codecs.fp8`` switched off;
 * ``new``: what the planner codes now (``plan.planner.plan_tensor``, default options);
 
 then the whole file as ``bigsmall.compress`` writes it (scales, integers and the index
 included) and its compress / decompress speed (MB of the source file per second of wall time,
-threads as the defaults; the first compress of a fresh checkout also compiles the kernels).
+threads as the defaults), before (fp8 model off) and now, run one after the other. Run it
+twice on a fresh checkout: the first run also compiles the kernels.
 
 Run: ``python benchmarks/bench_fp8.py [--models minilm,whisper-tiny,whisper-base]
 [--dtypes fp8_e4m3fn,fp8_e5m2] [--no-speed] [--json]``.
@@ -32,15 +34,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import bigsmall
-from bigsmall.codecs import auto
+from bigsmall.codecs import fp8
 from bigsmall.core.types import TensorSpec
-from bigsmall.plan.planner import chunk_units_for, plan_tensor
+from bigsmall.plan.planner import plan_tensor
 from bigsmall.testing import corpus
 
 SOURCES = {
@@ -61,6 +64,17 @@ def fp8_cast(model: str, dtype: str) -> Path:
     # as its own casts
     return corpus._cached(f"{model}.{dtype}.safetensors", [src],
                           lambda dst: corpus.cast_safetensors(src, dst, dtype), None)
+
+
+@contextmanager
+def without_fp8() -> Iterator[None]:
+    """The planner as it was before ``codecs/fp8.py``: fp8 tensors get ``field``'s model."""
+    applies = fp8.applies
+    fp8.applies = lambda spec: False  # the planner calls it through the module
+    try:
+        yield
+    finally:
+        fp8.applies = applies
 
 
 def tensor_class(name: str) -> str:
@@ -95,32 +109,38 @@ def measure_tensors(path: Path) -> dict[str, Any]:
     for spec, data in read_tensors(path):
         if not spec.dtype.startswith("F8") or data.size == 0:
             continue
-        cu = chunk_units_for(spec)
-        prev = auto.encode(data, spec, cu)
+        with without_fp8():
+            prev = plan_tensor(data, spec, format_version=(1, 2), coder="auto")
         new = plan_tensor(data, spec, format_version=(1, 2), coder="auto")
         r = rows.setdefault(tensor_class(spec.name), dict.fromkeys(("bytes", "floor0", "prev", "new"), 0.0))
         r["bytes"] += data.size
         r["floor0"] += order0_bytes(data)
-        r["prev"] += min(prev.coded_size, data.size) if prev is not None else data.size
+        r["prev"] += min(prev.coded_size, data.size)
         r["new"] += min(new.coded_size, data.size)
     total = {k: sum(r[k] for r in rows.values()) for k in ("bytes", "floor0", "prev", "new")}
     return {"classes": rows, "total": total}
 
 
-def measure_file(path: Path, tmp: Path) -> dict[str, Any]:
-    """Whole-file ratio and speeds through ``bigsmall.compress``/``decompress``."""
+def _compress_decompress(path: Path, tmp: Path) -> dict[str, Any]:
     bs, back = tmp / "m.bs", tmp / "back.safetensors"
     t = time.perf_counter()
-    res = bigsmall.compress(path, bs, force=True)
+    bigsmall.compress(path, bs, force=True)
     tc = time.perf_counter() - t
     t = time.perf_counter()
     bigsmall.decompress(bs, back, force=True, durable=False)
     td = time.perf_counter() - t
     assert back.read_bytes() == path.read_bytes(), "fp8 round trip is not bit-exact"
     size = path.stat().st_size
-    return {"file_bytes": size, "bs_bytes": bs.stat().st_size,
-            "ratio": bs.stat().st_size / size, "codecs": res.codecs,
-            "compress_mb_s": size / tc / 1e6, "decompress_mb_s": size / td / 1e6}
+    return {"ratio": bs.stat().st_size / size, "compress_mb_s": size / tc / 1e6,
+            "decompress_mb_s": size / td / 1e6}
+
+
+def measure_file(path: Path, tmp: Path) -> dict[str, Any]:
+    """Whole-file ratio and speeds through ``bigsmall.compress``/``decompress``, before (the
+    fp8 model off) and now."""
+    with without_fp8():
+        prev = _compress_decompress(path, tmp)
+    return {"file_bytes": path.stat().st_size, "prev": prev, "new": _compress_decompress(path, tmp)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +184,9 @@ def _print(rec: dict[str, Any]) -> None:
     print(f"| **all fp8** | {t['bytes'] / 1e6:.2f} | {_pct(t, 'floor0')} | {_pct(t, 'prev')} | {_pct(t, 'new')} |")
     if "file" in rec:
         f = rec["file"]
-        print(f"file: {100 * f['ratio']:.2f} % of {f['file_bytes'] / 1e6:.1f} MB; compress "
-              f"{f['compress_mb_s']:.1f} MB/s, decompress {f['decompress_mb_s']:.1f} MB/s")
+        for k in ("prev", "new"):
+            print(f"file ({k}): {100 * f[k]['ratio']:.2f} % of {f['file_bytes'] / 1e6:.1f} MB; compress "
+                  f"{f[k]['compress_mb_s']:.1f} MB/s, decompress {f[k]['decompress_mb_s']:.1f} MB/s")
 
 
 if __name__ == "__main__":

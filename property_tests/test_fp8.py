@@ -112,8 +112,8 @@ def test_fp8_encoder_directly(td, chunk, level, codec_id):
         return
     assert plan is not None and plan.codec == codec_id
     assert _decode(spec, plan).tobytes() == data.tobytes()
-    for lay in fp8._layouts(spec):
-        m = fp8.model(data, spec, level, lay)
+    for lay, cluster_bits in fp8._layouts(spec):
+        m = fp8.model(data, spec, level, lay, cluster_bits)
         assert m is not None
         from bigsmall.codecs.base import get_codec
 

@@ -10,18 +10,23 @@ MiniLM, whose fp8 cast has no per-row or per-column structure left to model (see
 
 from __future__ import annotations
 
+import importlib
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bigsmall
-from bigsmall.codecs import auto
+from bigsmall.codecs import auto, fp8
 from bigsmall.core.types import TensorSpec
 from bigsmall.plan.planner import chunk_units_for
 from bigsmall.testing import corpus
+from bigsmall.testing.synthetic import write_safetensors
+
+SPEC = Path(__file__).resolve().parents[1] / "spec"
 
 
 def _fp8_cast(src: Path, name: str, cache: Path) -> Path:
@@ -93,3 +98,33 @@ def test_minilm_fp8_below_order0(tmp_path: Path) -> None:
     except corpus.CorpusUnavailable as exc:  # pragma: no cover - depends on the environment
         pytest.fail(f"corpus model missing: {exc}")
     _check(src, tmp_path, 0.8110, 0.007)
+
+
+@pytest.mark.parametrize("coder,fmt,codec", [("rans", "1.0", "field"), ("rans", "1.1", "field8"),
+                                             ("prefix", "1.2", "fieldp")])
+def test_reference_decoder_reads_fp8_streams(tmp_path: Path, coder: str, fmt: str, codec: str) -> None:
+    """spec/reference_decoder.py (written from FORMAT.md alone) restores fp8 tensors coded with
+    the whole-byte model over a grid past 8 column clusters: the format needs nothing new."""
+    rng = np.random.default_rng(5)
+    nrows, ncols = 64, 256
+    # per column: its own scale and sign bias (as an embedding's hidden dimensions)
+    mag = np.clip(rng.geometric(0.5, (nrows, ncols)) + rng.integers(2, 100, ncols), 0, 126)
+    sign = rng.random((nrows, ncols)) < rng.choice([0.03, 0.97], ncols)
+    w = (mag | sign << 7).astype(np.uint8)
+    w[0, :256] = np.arange(256)  # every bit pattern, NaNs included
+    spec = TensorSpec("w", "F8_E4M3", (nrows, ncols), 0, w.size)
+    plan = fp8.encode(w.ravel(), spec, 5000)
+    assert plan is not None and plan.params["layout"] == [8, 0, 8, 0] and plan.params["grid"][1] > 8
+    src = write_safetensors(tmp_path / "m.safetensors", {"w": ("F8_E4M3", (nrows, ncols), w.tobytes()),
+                                                          "w.scale": ("F32", (), b"\0\0\x80\x3b")})
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(src, bs, coder=coder, format_version=fmt)
+    with bigsmall.open(bs) as f:
+        e = f.entry("w")
+        assert e.codec == codec and e.params["layout"] == [8, 0, 8, 0] and e.params["grid"][1] > 8
+    sys.path.insert(0, str(SPEC))
+    try:
+        rd = importlib.import_module("reference_decoder")
+    finally:
+        sys.path.remove(str(SPEC))
+    assert list(rd.restore(bs.read_bytes()).values()) == [src.read_bytes()]

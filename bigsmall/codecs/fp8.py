@@ -45,9 +45,10 @@ def applies(spec: TensorSpec) -> bool:
 
 
 def model(data: np.ndarray, spec: TensorSpec, level: str = "default",
-          lay: field.Layout = LAYOUT) -> field.EncModel | None:
+          lay: field.Layout = LAYOUT, cluster_bits: int = 0) -> field.EncModel | None:
     """The fp8 tensor's ``field.EncModel`` (plan it with ``field8``/``fieldp``/``field``);
-    None when it does not apply."""
+    None when it does not apply. The contexts are fitted on the top ``cluster_bits`` bits of
+    the coded field (0: all of them), the tables counted on the whole field."""
     from . import context, enc_tables, rans
 
     if not applies(spec):
@@ -59,7 +60,9 @@ def model(data: np.ndarray, spec: TensorSpec, level: str = "default",
     if level == "fast":
         cl = context.trivial(nrows, ncols)
     else:
-        cl = context.choose(hi.reshape(nrows, ncols), alpha, MAX_CONTEXTS, MAX_AXIS)
+        cb = cluster_bits or lay.eb
+        sym = hi if cb == lay.eb else context._bit_field(values, lay.p + lay.c - cb, cb)
+        cl = context.choose(sym.reshape(nrows, ncols), 1 << cb, MAX_CONTEXTS, MAX_AXIS)
     counts = context._ctx_table(hi.reshape(nrows, ncols), cl.row_map.astype(np.int64),
                                 cl.col_map.astype(np.int64), cl.kc, cl.n_contexts, alpha)
     qexp = enc_tables.quantize_counts(counts)
@@ -84,11 +87,16 @@ def model(data: np.ndarray, spec: TensorSpec, level: str = "default",
                           head_z, None if lay.mb else counts)
 
 
-def _layouts(spec: TensorSpec) -> tuple[field.Layout, ...]:
-    """The layouts tried (the module's docstring); a third, the magnitude per context with
-    the sign raw, was measured and dropped: it won on 0.1 % of the corpus' fp8 bytes."""
+def _layouts(spec: TensorSpec) -> tuple[tuple[field.Layout, int], ...]:
+    """(layout, clustering bits) of the models tried (the module's docstring). The whole-byte
+    model fits its contexts on sign and exponent (``1 + exp_bits`` top bits): measured on the
+    Whisper tiny e4m3 cast, 77.23 % instead of 77.30 % of the fp8 bytes when fitted on the
+    whole byte, in 0.37x the time (a 32-symbol alphabet instead of ~200). A third model, the
+    magnitude per context with the sign raw, was measured and dropped: it won on 0.1 % of the
+    corpus' fp8 bytes."""
     base = field.base_layout(spec)
-    return (LAYOUT,) if base is None or base == LAYOUT else (LAYOUT, base)
+    whole = (LAYOUT, 1 + spec.info.exp_bits)
+    return (whole,) if base is None or base == LAYOUT else (whole, (base, 0))
 
 
 def encode(data: np.ndarray, spec: TensorSpec, chunk_units: int, level: str = "default",
@@ -99,8 +107,8 @@ def encode(data: np.ndarray, spec: TensorSpec, chunk_units: int, level: str = "d
     from . import auto
 
     best: TensorPlan | None = None
-    for lay in _layouts(spec):
-        m = model(data, spec, level, lay)
+    for lay, cluster_bits in _layouts(spec):
+        m = model(data, spec, level, lay, cluster_bits)
         if m is None:
             return None
         if coder == "auto" and codec_id == "field8":
