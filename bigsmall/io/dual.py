@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,16 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
             and code.quantizable(bits, spec.dtype, spec.shape)):
         rows, cols = spec.shape
         step = code.block_rows(cols)
-        for r0 in range(0, rows, step):
+
+        def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
             fast, q, s16, lo16 = code.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
-            ex = code.encode_exact(b, q, s16, lo16, spec.dtype)
-            chunks.append([out.tell(), len(fast), b.shape[0], xxhash.xxh3_64_intdigest(fast)])
+            return fast, code.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
+
+        # blocks on every core (the kernels release the GIL), written in order; at most
+        # ``_workers()`` blocks' temporaries alive at once
+        for fast, ex, n in _pool().map(encode, range(0, rows, step)):
+            chunks.append([out.tell(), len(fast), n, xxhash.xxh3_64_intdigest(fast)])
             out.write(fast)
             exact.append([spill.tell(), len(ex)])
             spill.write(ex)
@@ -139,6 +145,16 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
         chunks.append([out.tell(), len(piece), len(raw[p:p + PIECE]), xxhash.xxh3_64_intdigest(piece)])
         out.write(piece)
     return {"kind": "z", "chunks": chunks, "xxh3": digest}, exact
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool of block coders for the process (threads: the numba kernels release the GIL)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="bigsmall-dual"))
+    return _POOL[0]
 
 
 class DualFile:
@@ -232,12 +248,18 @@ class DualFile:
                 pos += c[2]
         else:
             width = code.WIDTH[spec.dtype]
-            for c, e in zip(t["chunks"], exact, strict=True):
-                q, s16, lo16 = code.decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
-                bits = code.decode_exact(self._read(e[0], e[1]), q, s16, lo16, spec.dtype)
-                n = bits.size * width // 8
-                out[pos:pos + n] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
-                pos += n
+            starts = np.cumsum([0] + [c[2] * spec.shape[1] * width // 8 for c in t["chunks"]])
+            jobs = [(self._chunk(c, spec.name), self._read(e[0], e[1]), c[2], int(at))
+                    for c, e, at in zip(t["chunks"], exact, starts[:-1], strict=True)]
+
+            def decode(job: tuple[bytes, bytes, int, int]) -> None:
+                fast, ex, rows, at = job
+                q, s16, lo16 = code.decode_fast(fast, rows, spec.shape[1])
+                bits = code.decode_exact(ex, q, s16, lo16, spec.dtype)
+                out[at:at + bits.size * width // 8] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
+
+            for _ in _pool().map(decode, jobs):  # blocks on every core, into disjoint slices
+                pass
         if xxhash.xxh3_128_hexdigest(out) != t["xxh3"]:
             raise IntegrityError(f"{self.path}: tensor {spec.name!r} does not match its receipt (corrupt)")
         return out
