@@ -148,11 +148,12 @@ def encode_stream(sym: np.ndarray, ctx: np.ndarray, nraw: np.ndarray, raw: np.nd
                   nctx: int, alpha: int) -> bytes:
     """Symbols (each coded with the table of its context) + raw bits -> bytes:
     ``u32 table length, zstd(table u16[nctx, alpha]), u32 words, words u16, raw bits``."""
-    counts = np.bincount(ctx.astype(np.int64) * alpha + sym, minlength=nctx * alpha).reshape(nctx, alpha)
+    counts = np.bincount(ctx.astype(np.int32, copy=False) * np.int32(alpha) + sym.astype(np.int32, copy=False),
+                         minlength=nctx * alpha).reshape(nctx, alpha)
     freq = _normalize(counts)
     cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
-    words, rbuf = _encode(sym.astype(np.int32), ctx.astype(np.int32), nraw.astype(np.int64),
-                          raw.astype(np.uint64), freq, cum)
+    words, rbuf = _encode(sym.astype(np.int32, copy=False), ctx.astype(np.int32, copy=False),
+                          nraw.astype(np.int64, copy=False), raw.astype(np.uint64, copy=False), freq, cum)
     table = zstandard.ZstdCompressor(level=19).compress(freq.astype("<u2").tobytes())
     return b"".join([_U32.pack(len(table)), table, _U32.pack(words.size), words.astype("<u2").tobytes(),
                      rbuf.tobytes()])
@@ -280,7 +281,7 @@ def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarra
     side16 = np.concatenate([s16.ravel(), lo16.ravel()]).astype("<f2").view(np.uint8).reshape(-1, 2)
     side = zstandard.ZstdCompressor(level=19).compress(side16[:, 1].tobytes() + side16[:, 0].tobytes())
     stream = encode_stream(q.ravel(), _zero_bin(s16, lo16, w.shape[1]).ravel(), _NO_RAW16,
-                           np.zeros(q.size, np.uint64), 16, 16)
+                           np.zeros(1, np.uint64), 16, 16)  # no raw bits: the kernel never reads it
     return _U32.pack(len(side)) + side + stream, q, s16, lo16
 
 
@@ -514,10 +515,10 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
     kat, kbt = _bin_tables(s16, lo16, dtype)
     width = WIDTH[dtype]
     n = bits.size
-    sym, ctx, raw = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    sym, ctx, raw = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.uint64)
     _exact_symbols(bits.ravel(), q.ravel(), kat, kbt, q.shape[1], width, sym, ctx, raw)
     nraw = _nraw(dtype)
-    return encode_stream(sym, ctx, nraw, raw.astype(np.uint64), nraw.shape[0], nraw.shape[1])
+    return encode_stream(sym, ctx, nraw, raw, nraw.shape[0], nraw.shape[1])
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
