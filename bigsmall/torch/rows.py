@@ -19,7 +19,6 @@ leave the resident set as it goes. After that, a lookup decodes the verified byt
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -33,6 +32,8 @@ from ..plan.decode import plan_decode
 
 #: decoded chunks kept for reuse (bytes): a short prompt's rows, and the next pass's
 DEFAULT_CACHE_BYTES = 16 << 20
+#: chunks a lookup decodes at once (in parallel on the file's pool) before copying their rows
+WINDOW = 16
 
 
 class RowStore:
@@ -71,60 +72,77 @@ class RowStore:
         return self.src.offset + int(off[i]), int(off[i + 1] - off[i])
 
     def verify(self) -> None:
-        """Decode the whole table once, chunk by chunk, and check its receipt (memory: one chunk)."""
+        """Decode the whole table once and check its receipt: ``WINDOW`` chunks at a time in
+        parallel on the file's pool, hashed in order (memory: one window of chunks)."""
         h = xxhash.xxh3_128()
-        size = max((e - b for _, _, b, e in self.job.chunks), default=0)
-        buf = np.empty(size, np.uint8)
-        for i, (_, _, b, e) in enumerate(self.job.chunks):
-            self._decode(i, buf)
-            h.update(buf[: e - b].data)
-            self.bs.source.release(*self._coded_range(i))
+        n = len(self.job.chunks)
+        for j in range(0, n, WINDOW):
+            part = range(j, min(n, j + WINDOW))
+            bufs = [np.empty(self.job.chunks[i][3] - self.job.chunks[i][2], np.uint8) for i in part]
+            futures = [self.bs.pool.submit(self._decode, i, buf) for i, buf in zip(part, bufs, strict=True)]
+            for i, f, buf in zip(part, futures, bufs, strict=True):
+                f.result()
+                h.update(buf.data)
+                self.bs.source.release(*self._coded_range(i))
         if h.hexdigest() != self.entry.receipt.digest:
             raise IntegrityError(f"tensor {self.entry.name!r}: decoded bytes do not match the stored "
                                  "checksum (the file is corrupt)")
 
-    def _chunk(self, i: int) -> np.ndarray:
-        got = self._cache.get(i)
-        if got is not None:
+    def _fill(self, wanted: list[int]) -> None:
+        """Decode the chunks of ``wanted`` not cached, in parallel on the file's decode pool."""
+        miss = [i for i in wanted if i not in self._cache]
+        bufs = {i: np.empty(self.job.chunks[i][3] - self.job.chunks[i][2], np.uint8) for i in miss}
+        futures = [self.bs.pool.submit(self._decode, i, bufs[i]) for i in miss]
+        for f in futures:
+            f.result()
+        for i in miss:
+            start, length = self._coded_range(i)
+            self.bs.source.release(start, length)
+            self.decoded_chunks += 1
+            self.decoded_coded_bytes += length
+            self._cache[i] = bufs[i]
+            self._cached += bufs[i].nbytes
+        for i in wanted:
             self._cache.move_to_end(i)
-            return got
-        _, _, b, e = self.job.chunks[i]
-        buf = np.empty(e - b, np.uint8)
-        self._decode(i, buf)
-        self.bs.source.release(*self._coded_range(i))
-        self.decoded_chunks += 1
-        self.decoded_coded_bytes += self._coded_range(i)[1]
-        self._cache[i] = buf
-        self._cached += buf.nbytes
-        return buf
 
-    def _trim(self, keep: set[int]) -> None:
-        for i in list(self._cache):
-            if self._cached <= self.cache_bytes:
-                break
-            if i not in keep:
-                self._cached -= self._cache.pop(i).nbytes
+    def _trim(self) -> None:
+        while self._cached > self.cache_bytes and self._cache:
+            self._cached -= self._cache.popitem(last=False)[1].nbytes
 
     # ------------------------------------------------------------------ lookups
     def rows_bytes(self, ids: np.ndarray) -> np.ndarray:
         """The stored bytes of rows ``ids`` (distinct, ascending), as uint8[len(ids), row_bytes].
-        The cache stays within its budget (+ the chunk in use) however many rows are asked for."""
+
+        Rows go in groups whose chunks (a row cut by a chunk boundary needs two) number about
+        ``WINDOW``: a group's missing chunks decode in parallel, its rows are copied out, then the
+        cache is trimmed to its budget; so memory stays within the budget + one group's chunks
+        however many rows are asked for."""
         out = np.empty((len(ids), self.row_bytes), np.uint8)
+        if len(ids) and not (0 <= int(ids[0]) and int(ids[-1]) < self.rows):
+            bad = int(ids[0]) if int(ids[0]) < 0 else int(ids[-1])
+            raise IndexError(f"{self.entry.name!r}: row {bad} outside 0..{self.rows - 1}")
+        starts = np.asarray(self.starts, dtype=np.int64)
+        lo = ids.astype(np.int64) * self.row_bytes
+        first = np.searchsorted(starts, lo, "right") - 1
+        last = np.searchsorted(starts, lo + self.row_bytes - 1, "right") - 1
         with self._lock:
-            for k, r in enumerate(ids.tolist()):
-                if not 0 <= r < self.rows:
-                    raise IndexError(f"{self.entry.name!r}: row {r} outside 0..{self.rows - 1}")
-                lo, hi = r * self.row_bytes, (r + 1) * self.row_bytes
-                i = bisect.bisect_right(self.starts, lo) - 1
-                pos = lo
-                while pos < hi:  # a row cut by a chunk boundary comes from two chunks
-                    _, _, b, e = self.job.chunks[i]
-                    part = self._chunk(i)
-                    n = min(hi, e) - pos
-                    out[k, pos - lo:pos - lo + n] = part[pos - b:pos - b + n]
-                    self._trim({i})  # ids ascend: an evicted chunk is not needed again here
-                    pos += n
-                    i += 1
+            k, n = 0, len(ids)
+            while k < n:
+                end, group = k, []
+                while end < n and len(group) < WINDOW:
+                    group.extend(c for c in range(int(first[end]), int(last[end]) + 1)
+                                 if not group or c > group[-1])
+                    end += 1
+                self._fill(group)
+                for j in range(k, end):
+                    pos, hi = int(lo[j]), int(lo[j]) + self.row_bytes
+                    for i in range(int(first[j]), int(last[j]) + 1):
+                        _, _, b, e = self.job.chunks[i]
+                        m = min(hi, e) - pos
+                        out[j, pos - int(lo[j]):pos - int(lo[j]) + m] = self._cache[i][pos - b:pos - b + m]
+                        pos += m
+                self._trim()
+                k = end
         return out
 
     def lookup(self, ids: Any, dtype: Any) -> Any:
