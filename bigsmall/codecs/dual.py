@@ -397,7 +397,26 @@ def _model(ka, kb, zero, half):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _exact_symbols(bits, q, kat, kbt, cols, width, sym, ctx, raw):  # type: ignore[no-untyped-def]
+def _bin_models(kat, kbt, width):  # type: ignore[no-untyped-def]
+    """Context and shift of every bin (16 per group), once, so the per-weight loops only look
+    them up (the straddle flag is ``context >= (1 << SUB) * half``)."""
+    zero = np.int64(1) << (width - 1)
+    half = width + 1
+    ctx = np.empty(kat.shape, dtype=np.int32)
+    sh = np.empty(kat.shape, dtype=np.int32)
+    a = kat.reshape(-1)
+    b = kbt.reshape(-1)
+    c = ctx.reshape(-1)
+    d = sh.reshape(-1)
+    for i in range(a.size):
+        cx, _st, shift = _model(a[i], b[i], zero, half)
+        c[i] = cx
+        d[i] = shift
+    return ctx, sh
+
+
+@njit(cache=True, nogil=True)
+def _exact_symbols(bits, q, kat, kbt, cxt, sht, cols, width, sym, ctx, raw):  # type: ignore[no-untyped-def]
     zero = np.int64(1) << (width - 1)
     mask = (np.int64(1) << width) - 1
     half = width + 1
@@ -408,7 +427,9 @@ def _exact_symbols(bits, q, kat, kbt, cols, width, sym, ctx, raw):  # type: igno
         qq = q[t]
         ka = kat[r, g, qq]
         kb = kbt[r, g, qq]
-        cx, st, shift = _model(ka, kb, zero, half)
+        cx = cxt[r, g, qq]
+        st = cx >= (1 << SUB) * half
+        shift = sht[r, g, qq]
         ctx[t] = cx
         b = np.int64(bits[t])
         k = (~b & mask) if b & zero else (b | zero)
@@ -428,7 +449,7 @@ def _exact_symbols(bits, q, kat, kbt, cols, width, sym, ctx, raw):  # type: igno
 
 
 @njit(cache=True, nogil=True)
-def _exact_decode(words, rbuf, q, kat, kbt, cols, width, freq, cum, lut, ok, nraw, out):  # type: ignore[no-untyped-def]
+def _exact_decode(words, rbuf, q, kat, kbt, cxt, sht, cols, width, freq, cum, lut, ok, nraw, out):  # type: ignore[no-untyped-def]
     """rANS decode and reconstruction in one pass; 0, or 1 when the streams do not decode."""
     zero = np.int64(1) << (width - 1)
     mask = (np.int64(1) << width) - 1
@@ -451,7 +472,8 @@ def _exact_decode(words, rbuf, q, kat, kbt, cols, width, freq, cum, lut, ok, nra
         qq = q[t]
         ka = kat[r, g, qq]
         kb = kbt[r, g, qq]
-        c, st, shift = _model(ka, kb, zero, half)
+        c = cxt[r, g, qq]
+        shift = sht[r, g, qq]
         if not ok[c]:
             return 1
         slot = x & np.uint64(M - 1)
@@ -516,7 +538,8 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
     width = WIDTH[dtype]
     n = bits.size
     sym, ctx, raw = np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.uint64)
-    _exact_symbols(bits.ravel(), q.ravel(), kat, kbt, q.shape[1], width, sym, ctx, raw)
+    cxt, sht = _bin_models(kat, kbt, width)
+    _exact_symbols(bits.ravel(), q.ravel(), kat, kbt, cxt, sht, q.shape[1], width, sym, ctx, raw)
     nraw = _nraw(dtype)
     return encode_stream(sym, ctx, nraw, raw, nraw.shape[0], nraw.shape[1])
 
@@ -529,7 +552,8 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     nraw = _nraw(dtype)
     words, rbuf, freq, cum, lut, ok = _parse_stream(data, nraw.shape[0], nraw.shape[1])
     out = np.empty(q.size, dtype=np.uint32 if width == 32 else np.uint16)
-    if _exact_decode(words, rbuf, np.ascontiguousarray(q).ravel(), kat, kbt, q.shape[1], width, freq, cum,
-                     lut, ok, nraw, out):
+    cxt, sht = _bin_models(kat, kbt, width)
+    if _exact_decode(words, rbuf, np.ascontiguousarray(q).ravel(), kat, kbt, cxt, sht, q.shape[1], width, freq,
+                     cum, lut, ok, nraw, out):
         raise IntegrityError("dual stream corrupt: it does not decode")
     return out
