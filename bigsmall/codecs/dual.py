@@ -88,6 +88,33 @@ def _encode(sym, ctx, nraw, raw, freq, cum):  # type: ignore[no-untyped-def]
     return words[wp:].copy(), rbuf[:pos].copy()
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _step(x, c, lut, freq, cum, words, wp):  # type: ignore[no-untyped-def]
+    """One rANS decode step in context ``c``: (symbol, state, word position, ok)."""
+    slot = x & np.uint64(M - 1)
+    s = lut[c, slot]
+    x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
+    if x < np.uint64(1 << 16):
+        if wp >= words.size:
+            return s, x, wp, False
+        x = (x << np.uint64(16)) | np.uint64(words[wp])
+        wp += 1
+    return s, x, wp, True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bits(rbuf, rp, acc, nb, k):  # type: ignore[no-untyped-def]
+    """``k`` (<= 32) raw bits, LSB-first: (value, read position, accumulator, bits held, ok)."""
+    while nb < k:
+        if rp >= rbuf.size:
+            return np.uint64(0), rp, acc, nb, False
+        acc |= np.uint64(rbuf[rp]) << np.uint64(nb)
+        rp += 1
+        nb += 8
+    v = acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))
+    return v, rp, acc >> np.uint64(k), nb - k, True
+
+
 @njit(cache=True, nogil=True)
 def _decode(words, rbuf, ctx, nraw, freq, cum, lut, ok, sym, raw):  # type: ignore[no-untyped-def]
     """Fills ``sym``, ``raw``; returns 0, or 1 when the streams do not decode (corrupt)."""
@@ -100,33 +127,20 @@ def _decode(words, rbuf, ctx, nraw, freq, cum, lut, ok, sym, raw):  # type: igno
     acc = np.uint64(0)
     nb = 0
     rp = 0
-    nr = rbuf.size
     for t in range(n):
         c = ctx[t]
         if not ok[c]:
             return 1
-        slot = x & np.uint64(M - 1)
-        s = lut[c, slot]
-        x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
-        if x < np.uint64(1 << 16):
-            if wp >= nw:
-                return 1
-            x = (x << np.uint64(16)) | np.uint64(words[wp])
-            wp += 1
+        s, x, wp, good = _step(x, c, lut, freq, cum, words, wp)
+        if not good:
+            return 1
         sym[t] = s
-        k = nraw[c, s]
-        if k > 0:
-            while nb < k:
-                if rp >= nr:
-                    return 1
-                acc |= np.uint64(rbuf[rp]) << np.uint64(nb)
-                rp += 1
-                nb += 8
-            raw[t] = acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))
-            acc >>= np.uint64(k)
-            nb -= k
-        else:
-            raw[t] = 0
+        v = np.uint64(0)
+        if nraw[c, s] > 0:
+            v, rp, acc, nb, good = _bits(rbuf, rp, acc, nb, nraw[c, s])
+            if not good:
+                return 1
+        raw[t] = v
     if x != np.uint64(1 << 16) or wp != nw:
         return 1
     return 0
@@ -464,7 +478,6 @@ def _exact_decode(words, rbuf, q, kat, kbt, cxt, sht, cols, width, freq, cum, lu
     acc = np.uint64(0)
     nb = 0
     rp = 0
-    nr = rbuf.size
     r = 0
     col = 0
     for t in range(n):
@@ -476,26 +489,15 @@ def _exact_decode(words, rbuf, q, kat, kbt, cxt, sht, cols, width, freq, cum, lu
         shift = sht[r, g, qq]
         if not ok[c]:
             return 1
-        slot = x & np.uint64(M - 1)
-        s = lut[c, slot]
-        x = np.uint64(freq[c, s]) * (x >> np.uint64(PB)) + slot - np.uint64(cum[c, s])
-        if x < np.uint64(1 << 16):
-            if wp >= nw:
-                return 1
-            x = (x << np.uint64(16)) | np.uint64(words[wp])
-            wp += 1
-        k = nraw[c, s]
+        s, x, wp, good = _step(x, c, lut, freq, cum, words, wp)
+        if not good:
+            return 1
         v = np.int64(0)
-        if k > 0:
-            while nb < k:
-                if rp >= nr:
-                    return 1
-                acc |= np.uint64(rbuf[rp]) << np.uint64(nb)
-                rp += 1
-                nb += 8
-            v = np.int64(acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1)))
-            acc >>= np.uint64(k)
-            nb -= k
+        if nraw[c, s] > 0:
+            u, rp, acc, nb, good = _bits(rbuf, rp, acc, nb, nraw[c, s])
+            if not good:
+                return 1
+            v = np.int64(u)
         if s == esc:
             b = v & mask
         else:
