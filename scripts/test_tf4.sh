@@ -7,7 +7,8 @@
 # transformers 4.57.6 and the releases that go with it (huggingface-hub 0.36.2, tokenizers 0.22.2,
 # sentence-transformers 5.1.2), installed with --no-deps, and a .pth file appends the main venv's
 # site-packages (torch, numpy, bigsmall itself) after them, so the 4.x packages win every import.
-# About 20 MB and 3-5 minutes of tests. Run by scripts/test.sh; skip with BIGSMALL_SKIP_TF4=1.
+# About 160 MB (transformers 4.57 itself is most of it) and 5-9 minutes of tests on a busy 2-core
+# machine. Run by scripts/test.sh; skip with BIGSMALL_SKIP_TF4=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TF4=.venv-tf4
