@@ -23,7 +23,7 @@ import bigsmall
 from bigsmall.codecs import delta
 from bigsmall.core.dtypes import DTYPES
 from bigsmall.core.types import TensorSpec
-from bigsmall.errors import BaseMismatchError
+from bigsmall.errors import BaseMismatchError, BigsmallError
 from bigsmall.testing.synthetic import write_safetensors
 
 DTS = sorted(DTYPES)
@@ -93,6 +93,38 @@ def test_codec_round_trip(case: tuple[TensorSpec, np.ndarray, np.ndarray], chunk
     out = np.full(ft.size, 0xAB, np.uint8)
     delta.decode(state, spec, base, [memoryview(c) for c in plan.chunks], out)
     assert np.array_equal(out, ft)
+
+
+@SETTINGS
+@given(case=word_pairs(), edit=st.tuples(st.sampled_from(["flip", "cut", "grow", "zero"]),
+                                         st.integers(0, 2**31), st.integers(1, 255)))
+def test_damaged_chunk_is_typed(case: tuple[TensorSpec, np.ndarray, np.ndarray],
+                                edit: tuple[str, int, int]) -> None:
+    """A damaged chunk (a byte changed, cut short, grown, the states zeroed) decodes to some
+    bytes (the receipt then refuses them) or raises a typed error: the kernel reads only inside
+    the chunk, whatever its lengths, states and raw bits say."""
+    spec, base, ft = case
+    plan = delta.encode(base, ft, spec)
+    if plan is None:
+        return
+    state = delta.prepare(spec, plan.params, plan.head)
+    how, at, val = edit
+    chunks = [bytearray(c) for c in plan.chunks]
+    c = chunks[at % len(chunks)]
+    if how == "flip" and c:
+        c[at % len(c)] ^= val
+    elif how == "cut":
+        del c[max(0, len(c) - 1 - at % max(1, len(c))):]
+    elif how == "grow":
+        c.extend(bytes([val]) * (1 + at % 9))
+    else:
+        c[4:4 + 4 * delta.LANES] = bytes(4 * delta.LANES)
+    out = np.empty(ft.size, np.uint8)
+    try:
+        delta.decode(state, spec, base, [memoryview(bytes(b)) for b in chunks], out)
+    except BigsmallError:
+        return
+    assert how == "flip", f"a chunk {how} decoded without an error"  # lengths and states: always caught
 
 
 def _file(path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> Path:

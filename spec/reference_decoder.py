@@ -625,7 +625,7 @@ def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str,
     rows = n // cols if cols else 1
     off, head_len, lens = t["blob"]
     head = buf[off : off + head_len]
-    if head[0] != 1 or head[3] != 13:
+    if head[0] != 2 or head[3] != 13:
         raise DecodeError("delta head")
     nk, nr, pb = head[1], head[2], head[3]
     elo = int.from_bytes(head[4:6], "little", signed=True)
@@ -651,20 +651,23 @@ def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str,
         chunk = buf[cpos : cpos + clen]
         cpos += clen
         rbytes = int.from_bytes(chunk[0:4], "little")
-        x = int.from_bytes(chunk[4:8], "little")
-        wpos, rpos, acc, nacc = 8, 4 + rbytes, 0, 0
+        xs = [int.from_bytes(chunk[4 + 4 * j : 8 + 4 * j], "little") for j in range(4)]
+        wpos, rpos, acc, nacc = 20, 4 + rbytes, 0, 0
         for k in range(ci * per, min(n, (ci + 1) * per)):
+            lane = (k - ci * per) % 4  # 4 interleaved states, one word stream
             b = int.from_bytes(bdata[k * unit : (k + 1) * unit], "little")
             ce = 0
             if kind == 2:
                 ce = min(max(((b >> mbits) & ((1 << ebits) - 1)) - elo, 0), nk - 1)
             tab = tables[ce * nr + rowctx[k // cols]]
+            x = xs[lane]
             slot = x & ((1 << pb) - 1)
             s = tab.sym[slot]
             x = tab.freq[s] * (x >> pb) + slot - tab.cum[s]
             if x < L:
                 x = (x << 16) | int.from_bytes(chunk[wpos : wpos + 2], "little")
                 wpos += 2
+            xs[lane] = x
             if s <= 1:
                 z = s
             else:
@@ -678,7 +681,7 @@ def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str,
                 nacc -= nb - 2
             d = (-((z >> 1) + 1)) & mask if z & 1 else z >> 1
             out += unmono((mono(b) + d) & mask).to_bytes(unit, "little")
-        if x != L or wpos != 4 + rbytes or rpos != len(chunk):
+        if any(x != L for x in xs) or wpos != 4 + rbytes or rpos != len(chunk):
             raise DecodeError(f"{t['name']}: delta chunk {ci} corrupt")
     return bytes(out)
 

@@ -36,6 +36,7 @@ from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
 from . import rans, tables
 from .base import Codec, register
+from .decode_tables import _read_rows
 
 CODEC_ID = "delta"
 BASE_ID = "base"  # the tensor equals a base tensor: zero bytes (params ``of``: its name)
@@ -43,7 +44,14 @@ PB = 13
 RANS_L = 1 << 16
 MAX_K = 16
 CHUNK_ELEMS = 1 << 20
+LANES = 4  # interleaved rANS states per chunk (a power of two)
+VERSION = 2
 _WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_NB = np.arange(128) // 2 + 1  # symbol -> bit length of z (symbols >= 2)
+#: symbol -> z's bits known from the symbol (its leading one and the bit below; z for s < 4)
+ZLEAD = np.array([s if s < 2 else (1 << int(_NB[s] - 1)) | ((s & 1) << int(_NB[s] - 2))
+                  for s in range(128)], np.uint64)
+RAWN = np.maximum(_NB - 2, 0).astype(np.uint8)  # symbol -> raw bits below those
 
 
 def word_width(spec: TensorSpec) -> int:
@@ -140,12 +148,13 @@ def _counts(sym, ce, rowctx, ncols, nr, nctx, alpha):
 
 @njit(nogil=True, cache=True)
 def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, det):
-    """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (final state, then words),
-    then the raw bits, LSB-first."""
+    """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (the ``LANES`` final states,
+    then the words), then the raw bits, LSB-first. Element ``k`` (chunk-relative) is coded by
+    lane ``k % LANES``; the lanes share one word stream (the decoder reads it in element order)."""
     n = sym.shape[0]
     words = np.empty(n // 4 + 16, np.uint16)
     nw = 0
-    x = np.uint64(RANS_L)
+    xs = np.full(LANES, np.uint64(RANS_L), np.uint64)
     total_raw = 0
     i = (k0 + n - 1) // ncols  # row of the last element, and where that row starts
     rstart = i * ncols - k0
@@ -162,6 +171,8 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
         if det[c]:  # symbol 0 at frequency 2**pb: the step leaves the state as it is
             continue
         row = c * alpha + s  # the step of rans_encode._put
+        lane = k & (LANES - 1)
+        x = xs[lane]
         if x >= tab[row, 0]:
             if nw == words.shape[0]:
                 words = np.concatenate((words, np.empty(words.shape[0], np.uint16)))
@@ -170,14 +181,16 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
             x >>= np.uint64(16)
         q = (x + ((x * tab[row, 1]) >> np.uint64(32))) >> tab[row, 2]
         cc = tab[row, 3]
-        x = x + (cc & np.uint64(0xFFFFFFFF)) + q * (cc >> np.uint64(32))
+        xs[lane] = x + (cc & np.uint64(0xFFFFFFFF)) + q * (cc >> np.uint64(32))
     nraw = (total_raw + 7) // 8
-    rbytes = 4 + 2 * nw
+    rbytes = 4 * LANES + 2 * nw
     out = np.zeros(4 + rbytes + nraw, np.uint8)
     for i in range(4):
         out[i] = np.uint8((rbytes >> (8 * i)) & 0xFF)
-        out[4 + i] = np.uint8((x >> np.uint64(8 * i)) & np.uint64(0xFF))
-    pos = 8
+    for j in range(LANES):
+        for i in range(4):
+            out[4 + 4 * j + i] = np.uint8((xs[j] >> np.uint64(8 * i)) & np.uint64(0xFF))
+    pos = 4 + 4 * LANES
     for i in range(nw - 1, -1, -1):  # the decoder reads the last word written first
         out[pos] = np.uint8(words[i] & 0xFF)
         out[pos + 1] = np.uint8(words[i] >> 8)
@@ -212,37 +225,47 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
 
 @njit(nogil=True, cache=True)
 def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
-            tsym, freq, cum, pb, det, skip):
+            tsym, tfc, alpha, pb, det, skip, zlead, rawn):
     """Inverse of ``_encode`` for elements [k0, k0 + len(base)); returns 0 or an error code
     (1 truncated, 2 trailing bytes, 3 bad state).
 
     ``det[c]``: context ``c`` holds symbol 0 only (frequency ``2**pb``): decoding it leaves the
     state as it is and reads nothing, so its elements are copied from the base without a
     decoding step; ``skip[r]``: every context of row cluster ``r`` is such, so its rows are
-    copied whole (the unchanged rows of a fine-tune: most of an embedding)."""
+    copied whole (the unchanged rows of a fine-tune: most of an embedding).
+
+    Speed: ``LANES`` independent states (element ``k`` on lane ``k % LANES``) let the CPU run
+    the table look-ups of consecutive elements at once; symbols below 4 need no raw bits and
+    equal ``z`` (the common case, one branch), and the monotone map is branch-free."""
     n = base.shape[0]
     size = chunk.shape[0]
-    if size < 8:
+    hb = 4 + 4 * LANES
+    if size < hb:
         return 1
     rbytes = np.int64(chunk[0]) | np.int64(chunk[1]) << 8 | np.int64(chunk[2]) << 16 | np.int64(chunk[3]) << 24
-    if rbytes < 4 or 4 + rbytes > size:
+    if rbytes < 4 * LANES or 4 + rbytes > size:
         return 1
-    x = np.uint64(0)
-    for i in range(4):
-        x |= np.uint64(chunk[4 + i]) << np.uint64(8 * i)
     lbound = np.uint64(RANS_L)
-    if x < lbound:
-        return 3
-    pos = 8
+    xs = np.empty(LANES, np.uint64)
+    for j in range(LANES):
+        x = np.uint64(0)
+        for i in range(4):
+            x |= np.uint64(chunk[4 + 4 * j + i]) << np.uint64(8 * i)
+        if x < lbound:
+            return 3
+        xs[j] = x
+    pos = hb
     rend = 4 + rbytes
     rpos = rend
     acc = np.uint64(0)
     nacc = 0
     top = np.uint64(1) << np.uint64(wbits - 1)
     mask = np.uint64(0xFFFFFFFFFFFFFFFF) if wbits == 64 else (np.uint64(1) << np.uint64(wbits)) - np.uint64(1)
+    sh = np.uint64(wbits - 1)
     emask = np.uint64((1 << ebits) - 1)
     pmask = np.uint64((1 << pb) - 1)
     upb = np.uint64(pb)
+    umb = np.uint64(mbits)
     i = k0 // ncols  # current row and where the next one starts (no division per element)
     rnext = (i + 1) * ncols - k0
     rc = np.int64(rowctx[i]) if n else 0
@@ -252,64 +275,118 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
             i += 1
             rnext += ncols
             rc = np.int64(rowctx[i])
-        if skip[rc]:
+            if skip[rc]:
+                end = min(rnext, n)
+                out[k:end] = base[k:end]
+                k = end
+                continue
+        elif k == 0 and skip[rc]:
             end = min(rnext, n)
             out[k:end] = base[k:end]
             k = end
             continue
-        b = np.uint64(base[k])
-        ce = 0
-        if kind == 2:
-            e = np.int64((b >> np.uint64(mbits)) & emask) - elo
-            ce = 0 if e < 0 else (nk - 1 if e >= nk else e)
-        c = ce * nr + rc
-        if det[c]:
-            out[k] = base[k]
+        end = min(rnext, n)
+        while k < end:  # the elements of one row: no row bookkeeping
+            b = np.uint64(base[k])
+            ce = 0
+            if kind == 2:
+                e = np.int64((b >> umb) & emask) - elo
+                ce = 0 if e < 0 else (nk - 1 if e >= nk else e)
+            c = ce * nr + rc
+            if det[c]:
+                out[k] = base[k]
+                k += 1
+                continue
+            lane = k & (LANES - 1)
+            x = xs[lane]
+            slot = x & pmask
+            s = np.int64(tsym[(c << pb) + np.int64(slot)])
+            fc = np.uint64(tfc[c * alpha + s])  # freq | cum << 16: one small table, one load
+            x = (fc & np.uint64(0xFFFF)) * (x >> upb) + slot - (fc >> np.uint64(16))
+            # renormalise without a branch (whether a word is due is a coin toss for the
+            # predictor): the read is clamped into the chunk, a stream that runs past its end
+            # (corrupt) is caught by the final position check
+            nx = np.uint64(x < lbound)
+            p2 = min(pos, size - 2)
+            wd = np.uint64(chunk[p2]) | (np.uint64(chunk[p2 + 1]) << np.uint64(8))
+            xs[lane] = (x << (nx << np.uint64(4))) | (wd & (np.uint64(0) - nx))
+            pos += 2 * np.int64(nx)
+            # z and its raw bits without a branch on the symbol (a third of a fine-tune's
+            # elements have raw bits: a coin toss for the predictor, and a mispredicted branch
+            # here serialises the lanes): zlead[s] holds z's known bits, rawn[s] the raw count
+            r = np.int64(rawn[s])
+            if r <= 32 and rpos + 4 <= size:
+                need = np.uint64(nacc < r)
+                wr = (np.uint64(chunk[rpos]) | (np.uint64(chunk[rpos + 1]) << np.uint64(8))
+                      | (np.uint64(chunk[rpos + 2]) << np.uint64(16))
+                      | (np.uint64(chunk[rpos + 3]) << np.uint64(24)))
+                acc |= (wr & (np.uint64(0) - need)) << np.uint64(nacc)
+                rpos += 4 * np.int64(need)
+                nacc += 32 * np.int64(need)
+                v = acc & ((np.uint64(1) << np.uint64(r)) - np.uint64(1))
+                acc >>= np.uint64(r)
+                nacc -= r
+            else:  # the last bytes of the chunk, or more than 32 raw bits (64-bit words)
+                v = np.uint64(0)
+                got = 0
+                while r > 0:
+                    take = min(r, 32)
+                    while nacc < take:
+                        if rpos >= size:
+                            return 1
+                        acc |= np.uint64(chunk[rpos]) << np.uint64(nacc)
+                        rpos += 1
+                        nacc += 8
+                    v |= (acc & ((np.uint64(1) << np.uint64(take)) - np.uint64(1))) << np.uint64(got)
+                    acc >>= np.uint64(take)
+                    nacc -= take
+                    got += take
+                    r -= take
+            z = zlead[s] | v
+            # d = z / 2 (z even) or -(z >> 1) - 1 (z odd), branch-free
+            d = ((z >> np.uint64(1)) ^ (np.uint64(0) - (z & np.uint64(1)))) & mask
+            if kind == 2:
+                m = ((b ^ (((np.uint64(0) - (b >> sh)) & mask) | top)) + d) & mask
+                out[k] = m ^ ((((m >> sh) - np.uint64(1)) & mask) | top)
+            elif kind == 1:
+                out[k] = (((b ^ top) + d) & mask) ^ top
+            else:
+                out[k] = (b + d) & mask
             k += 1
-            continue
-        slot = x & pmask
-        s = np.int64(tsym[(c << pb) + np.int64(slot)])
-        x = np.uint64(freq[c, s]) * (x >> upb) + slot - np.uint64(cum[c, s])
-        if x < lbound:
-            if pos + 2 > rend:
-                return 1
-            x = (x << np.uint64(16)) | np.uint64(chunk[pos]) | (np.uint64(chunk[pos + 1]) << np.uint64(8))
-            pos += 2
-        if s == 0:  # unchanged: most elements of a fine-tune
-            out[k] = base[k]
-            k += 1
-            continue
-        if s == 1:
-            z = np.uint64(1)
-        else:
-            nb = s // 2 + 1
-            r = nb - 2
-            v = np.uint64(0)
-            got = 0
-            while r > 0:
-                take = min(r, 32)
-                while nacc < take:
-                    if rpos >= size:
-                        return 1
-                    acc |= np.uint64(chunk[rpos]) << np.uint64(nacc)
-                    rpos += 1
-                    nacc += 8
-                v |= (acc & ((np.uint64(1) << np.uint64(take)) - np.uint64(1))) << np.uint64(got)
-                acc >>= np.uint64(take)
-                nacc -= take
-                got += take
-                r -= take
-            z = (np.uint64(1) << np.uint64(nb - 1)) | (np.uint64(s & 1) << np.uint64(nb - 2)) | v
-        if z & np.uint64(1):
-            d = (np.uint64(0) - ((z >> np.uint64(1)) + np.uint64(1))) & mask
-        else:
-            d = z >> np.uint64(1)
-        m = (_mono(b, kind, top, mask) + d) & mask
-        out[k] = _unmono(m, kind, top, mask)
-        k += 1
-    if pos != rend or rpos != size or x != lbound:
-        return 2 if x == lbound else 3
+    if pos > rend:
+        return 1
+    if pos != rend or rpos - (nacc >> 3) != size:  # whole bytes read ahead: not used
+        return 2
+    for j in range(LANES):
+        if xs[j] != lbound:
+            return 3
     return 0
+
+
+@njit(nogil=True, cache=True)
+def _tables(raw, pos, nctx, alpha, pb):
+    """The frequency rows at ``raw[pos:]`` (``tables.pack_rows``), normalised to ``2**pb``
+    (``decode_tables``: what ``unpack_rows`` + ``dequantize`` + ``normalize_weights`` give),
+    and the decoder's slot -> symbol table, in one compiled pass: in numpy this was 4 ms a
+    tensor, a third of a small tensor's decoding. Returns (freq, cum, tsym, pos, error)."""
+    freq = np.zeros((nctx, alpha), np.int64)
+    cum = np.zeros((nctx, alpha), np.int64)
+    tsym = np.zeros(nctx << pb, np.uint8)
+    q = np.zeros(256, np.uint8)
+    f = np.zeros(256, np.int64)
+    w = np.empty(256, np.int64)
+    rem = np.empty(256, np.int64)
+    pos, err = _read_rows(raw, pos, freq, alpha, pb, q, f, w, rem)
+    if err != 0:
+        return freq, cum, tsym, pos, err
+    for c in range(nctx):
+        acc = 0
+        for s in range(alpha):
+            cum[c, s] = acc
+            for j in range(freq[c, s]):
+                tsym[(c << pb) + acc + j] = s
+            acc += freq[c, s]
+    return freq, cum, tsym, pos, 0
 
 
 # ---------------------------------------------------------------- the model
@@ -391,13 +468,15 @@ def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec) -> TensorPlan | N
             best = (cost, nr, rowctx, counts)
     assert best is not None
     _, nr, rowctx, counts = best
-    q = tables.quantize_counts(counts)
-    freq = rans.normalize_weights(tables.dequantize(q), PB)
-    tab = rans.encoder_table(freq, rans.cumulative(freq), PB)
+    packed = tables.pack_rows(tables.quantize_counts(counts))
+    freq, cum, _tsym, _pos, err = _tables(np.frombuffer(packed, np.uint8), 0, nk * nr, alpha, PB)
+    if err:
+        return None
+    tab = rans.encoder_table(freq, cum, PB)
     det = (freq[:, 0] == 1 << PB).astype(np.uint8)
     rc = zstandard.ZstdCompressor(level=9).compress(rowctx.tobytes()) if nr > 1 else b""
-    head = (bytes([1, nk, nr, PB]) + int(elo).to_bytes(2, "little", signed=True)
-            + len(rc).to_bytes(4, "little") + rc + tables.pack_rows(q))
+    head = (bytes([VERSION, nk, nr, PB]) + int(elo).to_bytes(2, "little", signed=True)
+            + len(rc).to_bytes(4, "little") + rc + packed)
     per = max(1, CHUNK_ELEMS // cols) * cols
     chunks = tuple(_encode(sym[a:a + per], ce[a:a + per], rowctx, a, cols, nr, bw[a:a + per],
                            fw[a:a + per], wbits, kind, tab, alpha, det).tobytes()
@@ -415,7 +494,7 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
     if type(per) is not int or per < 1 or per % cols:
         raise FormatError(f"{where}: bad chunk parameter")
     head = bytes(head)
-    if len(head) < 10 or head[0] != 1:
+    if len(head) < 10 or head[0] != VERSION:
         raise FormatError(f"{where}: side information truncated or of an unknown version")
     nk, nr, pb = head[1], head[2], head[3]
     elo = int.from_bytes(head[4:6], "little", signed=True)
@@ -430,18 +509,16 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
             raise IntegrityError(f"{where}: row clusters corrupt")
     else:
         rowctx = np.zeros(rows, np.uint8)
-    q, pos = tables.unpack_rows(head, 10 + rlen, nk * nr, 2 * wbits)
+    freq, cum, tsym, pos, err = _tables(np.frombuffer(head, np.uint8), 10 + rlen, nk * nr,
+                                        2 * wbits, PB)
+    if err:
+        raise FormatError(f"{where}: frequency tables truncated or out of range")
     if pos != len(head):
         raise FormatError(f"{where}: side information has trailing bytes")
-    freq = rans.normalize_weights(tables.dequantize(q), PB)
-    cum = rans.cumulative(freq)
-    tsym = np.zeros(nk * nr << PB, np.uint8)
-    for c in range(nk * nr):
-        if freq[c].any():  # an empty context: never decoded by an intact chunk
-            tsym[c << PB:(c + 1) << PB] = np.repeat(np.arange(2 * wbits, dtype=np.uint8), freq[c])
     det = (freq[:, 0] == 1 << PB).astype(np.uint8)
     skip = det.reshape(nk, nr).all(axis=0).astype(np.uint8)
-    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, det, skip, per)
+    tfc = (freq | cum << 16).astype(np.uint32).ravel()
+    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per)
 
 
 def chunk_ranges(state: Any, spec: TensorSpec, nchunks: int) -> list[tuple[int, int]]:
@@ -457,13 +534,14 @@ def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memory
                  base: np.ndarray, out: np.ndarray) -> None:
     """Decode chunk ``index`` against ``base`` (uint8, that chunk's base bytes) into ``out``
     (uint8, that chunk's output bytes)."""
-    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, freq, cum, det, skip, per = state
+    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per = state
     dt = _WORDS[wb]
     bw = base.view(dt)
     if out.size != base.size or bw.size > per:
         raise FormatError(f"tensor {spec.name!r}: delta chunk {index} has the wrong size")
     err = _decode(np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind,
-                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, freq, cum, PB, det, skip)
+                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, PB, det, skip,
+                  ZLEAD, RAWN)
     if err:
         raise IntegrityError(f"tensor {spec.name!r}: delta chunk {index} corrupt (code {err})")
 
