@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["compress", "decompress", "apply", "open", "load", "from_pretrained", "StreamingLoader",
+__all__ = ["compress", "decompress", "apply", "open", "load", "aload", "from_pretrained", "StreamingLoader",
            "StreamingModel", "install_hook", "uninstall_hook", "hooked", "warmup", "__version__"]
 
 if TYPE_CHECKING:
@@ -70,6 +70,22 @@ def load(src: Any, *args: Any, mode: str = "exact", **kwargs: Any) -> dict[str, 
     from .torch.load import load as load_bs
 
     return load_bs(src, *args, **kwargs)
+
+
+async def aload(src: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The async twin of ``load`` (a path, URL or ``hf://`` path): ``sd = await bigsmall.aload(url)``.
+
+    Runs ``load`` in a worker thread (``anyio.to_thread``), so the event loop stays free while
+    the blobs download and decode. Why not an async fetch: the download already runs on its own
+    connection threads overlapping the decode (io/remote.py) and the decode is compiled code on
+    a thread pool; an async client would be a second fetch path for the same bytes, with no
+    speed to gain. A cancelled ``aload`` returns once the load in flight has finished (its
+    threads are never left running behind the caller's back)."""
+    import functools
+
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(functools.partial(load, src, *args, **kwargs))
 
 
 def open(path: Any, threads: int | None = None, base: Any = None) -> Any:  # noqa: A001 - mirrors builtins.open on purpose

@@ -11,6 +11,12 @@ bit-identical to a full load (the tests compare sha256 of the outputs).
 The memory promise, made before anything is decoded, from the index alone: weights resident
 never exceed non-layer bytes + 2 x the largest layer (the one computing and the one being
 prefetched). ``StreamingModel.report()`` gives the measured peak next to it.
+
+With ``max_resident_bytes`` (a budget) the blocks that ran are kept, decoded, in an LRU cache
+as long as non-layer bytes + row caches + the cache + 2 x the largest layer (the working pair:
+one computing, one prefetched) fit the budget; a repeated pass (generation token by token,
+another batch) then reuses them instead of decoding again. The promise becomes the budget (or
+less, when the whole model fits in it).
 """
 
 from __future__ import annotations
@@ -18,14 +24,17 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..errors import FormatError
+from ..errors import FormatError, InvalidOptionError
 from ..io.reader import BsFile
+from ..io.remote import is_remote
 from .load import torch_dtype
 from .pretrained import tie_and_check
 from .rows import DEFAULT_CACHE_BYTES, RowStore
@@ -62,6 +71,10 @@ class StreamReport:
     row_tables: int = 0  # embedding tables read by row (``rows.py``), not resident
     row_coded_bytes: int = 0  # their coded bytes in the file
     row_decoded_coded_bytes: int = 0  # coded bytes of the chunks their lookups decoded
+    budget_bytes: int | None = None  # ``max_resident_bytes``, if one was given
+    cache_hits: int = 0  # layers a pass took from the budget's LRU cache (no decode)
+    cache_evictions: int = 0  # layers the LRU dropped to stay within the budget
+    peak_cached_bytes: int = 0  # most decoded bytes the cache held at once
 
     @property
     def overlap(self) -> float:
@@ -84,8 +97,9 @@ class _LayerFeed:
     never a wrong result: tensors are looked up by layer number.
     """
 
-    def __init__(self, loader: StreamingLoader):
+    def __init__(self, loader: StreamingLoader, cached: Callable[[int], bool] = lambda k: False):
         self.loader = loader
+        self.cached = cached  # layers the budget's cache holds: never prefetched
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="bigsmall-stream")
         self.pending: tuple[int, Future[dict[str, Any]]] | None = None
         self.lock = threading.Lock()
@@ -104,7 +118,7 @@ class _LayerFeed:
         return tensors
 
     def prefetch(self, k: int | None) -> None:
-        if k is None or k >= self.loader.layer_count() or self.pending is not None:
+        if k is None or k >= self.loader.layer_count() or self.pending is not None or self.cached(k):
             return
         self.pending = (k, self.pool.submit(self._decode, k))
 
@@ -165,19 +179,31 @@ class StreamingModel:
 
     def __init__(self, src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
                  threads: int | None = None, on_layer: Any = None, before_weights: Any = None,
-                 row_access: bool = True, **config_overrides: Any):
+                 row_access: bool = True, max_resident_bytes: int | None = None, **config_overrides: Any):
         """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook);
         ``before_weights(self)`` once the skeleton exists and before any tensor is decoded (where
         a caller measures its runtime baseline and announces the promise). ``row_access``: an
         untied embedding table of ``ROWS_MIN`` bytes or more is not loaded; lookups decode the
-        rows they need (``rows.py``)."""
+        rows they need (``rows.py``). ``max_resident_bytes``: keep decoded blocks in an LRU cache
+        within this many bytes of weights (see the module docstring); below the two-layer
+        promise it is an ``InvalidOptionError``. On a GPU it counts device memory (the blocks
+        are decoded onto ``device``)."""
         transformers_module()
-        self.src = Path(src)
+        # a URL / hf:// path is read by range requests: the index once, then each layer's
+        # blobs as the forward pass reaches them (a layer computes before the file has arrived)
+        self.src: Any = src if is_remote(src) else Path(src)
         with BsFile(self.src) as bs:  # the index only: which member files hold the transformer
             files = model_files(bs)
         self.loader = StreamingLoader(self.src, device=device, threads=threads, files=files)
         self._handles: list[Any] = []
         self._current: dict[int, dict[str, Any]] = {}
+        self._budget = max_resident_bytes
+        self._cache: OrderedDict[int, dict[str, Any]] = OrderedDict()  # LRU: oldest first
+        self._cached_bytes = 0
+        self._last_use: dict[int, int] = {}  # block -> the pass (count) it last ran in
+        self._peak_cached = 0
+        self._hits = 0
+        self._evictions = 0
         self._passes = 0
         self._on_layer = on_layer
         self._rows: list[tuple[Any, RowStore]] = []
@@ -198,7 +224,8 @@ class StreamingModel:
             assign(self.model, self._resident, name_map(self.model, self._resident))
             self._check_complete()
             self._move_buffers(self.loader.device)
-            self._feed = _LayerFeed(self.loader)
+            self._check_budget()
+            self._feed = _LayerFeed(self.loader, lambda k: k in self._cache)
             self._install_hooks()
         except BaseException:
             self.close()
@@ -290,11 +317,53 @@ class StreamingModel:
         self._feed.end_pass()
         self._passes += 1
 
+    def _check_budget(self) -> None:
+        if self._budget is not None and self._budget < self.loader.promise_bytes():
+            raise InvalidOptionError(
+                f"memory budget {self._budget / 1e6:.1f} MB is below what streaming needs: "
+                f"{self.loader.promise_bytes() / 1e6:.1f} MB (non-layer + 2 x largest layer + row caches)")
+
+    def _cache_room(self) -> int:
+        """Bytes the LRU may hold: the budget less the two-layer promise (its working pair)."""
+        return 0 if self._budget is None else self._budget - self.loader.promise_bytes()
+
+    def _keep(self, i: int, tensors: dict[str, Any]) -> None:
+        """Cache block ``i`` after it ran, evicting least recently used blocks that are stale
+        (not run in this pass or the one before: an encoder once generation is under way).
+
+        Why not plain LRU: passes repeat the blocks in the same cyclic order, and LRU then evicts
+        exactly the block needed next, so a cache smaller than the model never hits. When the
+        oldest block is still in use, the cache keeps its set and ``i`` is dropped instead (it is
+        decoded again next pass); a fixed set of blocks then hits on every pass."""
+        size = self.loader.layer_bytes(i)
+        room = self._cache_room()
+        if size > room:
+            return
+        while self._cached_bytes + size > room:
+            oldest = next(iter(self._cache))
+            if self._last_use.get(oldest, -1) >= self._passes - 1:
+                return  # LRU order is use order: no block in the cache is stale
+            k, old = self._cache.popitem(last=False)
+            self._cached_bytes -= self.loader.layer_bytes(k)
+            self._evictions += 1
+            del old  # the cache held the last reference: the ledger sees it go here
+        self._cache[i] = tensors
+        self._cached_bytes += size
+        self._peak_cached = max(self._peak_cached, self._cached_bytes)
+
     def _make_pre(self, i: int) -> Any:
         module, rel = self._layer_modules[i]
 
         def pre(*_: Any) -> None:
-            tensors = self._feed.take(i)
+            self._last_use[i] = self._passes
+            cached = self._cache.get(i)
+            if cached is not None:
+                self._cache.move_to_end(i)
+                self._hits += 1
+                tensors = cached
+                self._feed.prefetch(i + 1)  # the next block may still need decoding
+            else:
+                tensors = self._feed.take(i)
             assign(module, tensors, rel)
             self._current[i] = tensors
 
@@ -305,7 +374,10 @@ class StreamingModel:
 
         def post(*_: Any) -> None:
             release(module)
-            self._current.pop(i, None)  # last references: the ledger sees the layer go here
+            tensors = self._current.pop(i, None)  # last references: the ledger sees the layer go here
+            if tensors is not None and self._budget is not None and i not in self._cache:
+                self._keep(i, tensors)
+            del tensors
             if self._on_layer is not None:
                 self._on_layer(i)
 
@@ -319,7 +391,14 @@ class StreamingModel:
             return self.model(*args, **kwargs)
 
     def promise_bytes(self) -> int:
-        return self.loader.promise_bytes()
+        """Weights resident at most: the two-layer promise, or with a budget the budget (capped
+        at what the whole model needs: non-layer + every layer + row caches)."""
+        base = self.loader.promise_bytes()
+        if self._budget is None:
+            return base
+        everything = (self.loader.non_layer_bytes() + self.loader.row_access_bytes
+                      + sum(self.loader.layer_bytes(i) for i in range(self.loader.layer_count())))
+        return max(base, min(self._budget, everything))
 
     def largest_layer_bytes(self) -> int:
         return max((self.loader.layer_bytes(i) for i in range(self.loader.layer_count())), default=0)
@@ -340,6 +419,10 @@ class StreamingModel:
             row_tables=len(self._rows),
             row_coded_bytes=sum(s.coded_bytes for _, s in self._rows),
             row_decoded_coded_bytes=sum(s.decoded_coded_bytes for _, s in self._rows),
+            budget_bytes=self._budget,
+            cache_hits=self._hits,
+            cache_evictions=self._evictions,
+            peak_cached_bytes=self._peak_cached,
         )
 
     def close(self) -> None:
@@ -350,6 +433,7 @@ class StreamingModel:
         if feed is not None:
             feed.close()
         self._current.clear()
+        getattr(self, "_cache", {}).clear()
         self.loader.close()
 
     def __enter__(self) -> StreamingModel:

@@ -42,6 +42,7 @@ class Promise:
     weight_bytes: int
     baseline_rss: int
     allowance: int
+    budget: int | None = None
 
     @property
     def process_bytes(self) -> int:
@@ -49,7 +50,7 @@ class Promise:
 
     def sentence(self) -> str:
         return (f"promise: at most {self.weight_bytes / 1e6:.1f} MB of weights resident "
-                f"(non-layer + 2 x largest layer + row caches); process peak <= {self.process_bytes / 1e6:.0f} MB "
+                f"({'within the --budget, layers cached LRU' if self.budget is not None else 'non-layer + 2 x largest layer + row caches'}); process peak <= {self.process_bytes / 1e6:.0f} MB "
                 f"(runtime baseline {self.baseline_rss / 1e6:.0f} MB + weights + "
                 f"{self.allowance / 1e6:.0f} MB for activations and buffers)")
 
@@ -201,24 +202,27 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         prompt: str | None = None, audio: str | None = None, model_class: str | None = None,
         threads: int | None = None, progress: Any = None,
         announce: Callable[[str], None] | None = None,
-        fast_plan: Plan | None = None, receipt: Announced | None = None) -> RunResult:
+        fast_plan: Plan | None = None, receipt: Announced | None = None,
+        budget: int | None = None) -> RunResult:
     """Load ``src`` (fully, or streamed one layer at a time) and run it on a real input.
 
     ``announce`` receives the streaming promise before any weight is decoded.
     ``progress``: a callable ``(total, unit) -> bar`` (``update``/``close``), or None.
     ``fast_plan``: run the autopilot's lossy fast mode (INT4, :mod:`.fast`); refused before
     anything is read unless ``receipt`` proves its announcement was emitted.
+    ``budget``: a streamed run's ``max_resident_bytes`` (decoded layers kept, LRU, within it).
     """
     if fast_plan is not None:
         require_announced(fast_plan, receipt)  # before a single weight (or side file) is read
     import torch
 
     from ..io.reader import BsFile
+    from ..io.remote import is_remote
     from .executor import StreamingModel
     from .pretrained import from_pretrained
 
     transformers = transformers_module()
-    src = Path(src)
+    src = src if is_remote(src) else Path(src)  # a URL / hf:// path: read by range requests
     with tempfile.TemporaryDirectory(prefix="bigsmall-run-") as d, BsFile(src) as bs:
         side = Path(d)
         write_side_files(bs, src, side)
@@ -266,11 +270,12 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
     def ready(sm: StreamingModel) -> None:
         # the runtime baseline: torch + transformers imported, kernels loaded, skeleton on meta
         memory.reset_peak()
-        promises.append(Promise(sm.promise_bytes(), memory.current_rss(), RUNTIME_ALLOWANCE))
+        promises.append(Promise(sm.promise_bytes(), memory.current_rss(), RUNTIME_ALLOWANCE, budget))
         if announce is not None:
             announce(promises[0].sentence())
 
     with StreamingModel(src, model_class=cls, device=dev, threads=threads, before_weights=ready,
+                        max_resident_bytes=budget,
                         on_layer=lambda i: bar.update(1) if bar is not None else None) as sm:
         promise = promises[0]
         load_s = time.perf_counter() - t0
