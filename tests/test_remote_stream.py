@@ -155,3 +155,14 @@ def test_aiter_layers_from_url_matches_local_and_keeps_the_loop_free(
         assert got[i].keys() == want[i].keys()
         assert all(torch.equal(got[i][k].view(torch.uint8), want[i][k].view(torch.uint8)) for k in want[i])
     assert ticks >= 10  # ~0.2 s of layers at the bandwidth cap: the ticker kept running
+
+
+def test_remote_decompress_bar_shows_bytes_fetched(server: TestServer, minilm_bf16_folder_bs: Path,
+                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server.faults.bandwidth = 0.0
+    r = bigsmall.decompress(server.file_url("minilm.bs"), tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert r.remote is not None and r.remote["bytes"] > 0
+    assert "fetched" in err and "MB" in err  # the bar's postfix: bytes fetched beside decoded
+    bigsmall.decompress(minilm_bf16_folder_bs, tmp_path / "local", progress=True)
+    assert "fetched" not in capsys.readouterr().err  # a local file: the plain bar

@@ -29,8 +29,9 @@ def _place(cached: str, dst: Path) -> None:
 
 def pull(repo: str, output: str | None = None, *, revision: str | None = None,
          restore: bool = False, force: bool = False, threads: int | None = None,
-         durable: bool = True) -> dict[str, Any]:
-    """Download (or with ``restore``, restore) the files of ``repo`` (module docstring)."""
+         durable: bool = True, progress: bool | None = False) -> dict[str, Any]:
+    """Download (or with ``restore``, restore) the files of ``repo`` (module docstring).
+    ``progress``: a restore's bar (bytes decoded, and fetched); None: only on a TTY."""
     from ..errors import InvalidOptionError
     from ..io import hub
     from ..io.atomic import atomic_dir, check_target
@@ -67,7 +68,7 @@ def pull(repo: str, output: str | None = None, *, revision: str | None = None,
                     name = default_output(Path(f), bs)  # model.bs -> model.safetensors
                 dst = tmp / name
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                r = decompress(src, dst, threads=threads, durable=durable)
+                r = decompress(src, dst, threads=threads, durable=durable, progress=progress)
                 done.append({"file": f, "path": str(out / name), "bytes": r.bytes_written,
                              "restored": True, "remote": r.remote})
                 restored += 1
@@ -81,7 +82,8 @@ def pull(repo: str, output: str | None = None, *, revision: str | None = None,
 
 def cmd_pull(args: argparse.Namespace, emit: Any) -> int:
     r = pull(args.repo, args.output, revision=args.revision, restore=args.restore,
-             force=args.force, threads=args.threads, durable=not args.no_fsync)
+             force=args.force, threads=args.threads, durable=not args.no_fsync,
+             progress=False if (args.no_progress or args.json) else None)
     total = sum(f["bytes"] for f in r["files"])
     restored = f", {r['restored']} restored" if r["restored"] else ""
     text = (f"{r['repo']}@{r['revision']} -> {r['dst']}: {len(r['files'])} files, "

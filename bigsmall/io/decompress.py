@@ -38,7 +38,7 @@ from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
 from .flush import Flusher
 from .reader import BsFile
-from .remote import is_remote, remote_name
+from .remote import fetch_bar, is_remote, remote_name
 
 
 @attrs.frozen
@@ -217,7 +217,8 @@ def decompress(
         mode = bs.source.mode  # the outputs get the .bs's permission bits, as with gzip
         total = bs.original_size
         written = 0
-        with prog.bar(total, f"decompress {src.name}", progress) as bar:
+        with prog.bar(total, f"decompress {src.name}", progress) as plain:
+            bar = fetch_bar(plain, bs.source)  # a URL: bytes fetched beside bytes decoded
             if folder:
                 with atomic_dir(out, force, durable, mode=folder_mode(mode), inputs=inputs) as tmp:
                     for i in range(len(bs.container.files)):
