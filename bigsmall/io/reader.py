@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
@@ -28,14 +27,13 @@ from ..core.dtypes import NUMPY_VIEW
 from ..core.types import KEY_SEP, FileEntry, TensorEntry, qualified_key
 from ..errors import (
     AmbiguousTensorError,
-    BigsmallError,
     FormatError,
     InsufficientMemoryError,
     IntegrityError,
     TensorNotFoundError,
     UnknownCodecError,
 )
-from ..plan.decode import DecodeJob, plan_decode
+from ..plan.decode import plan_decode
 from .pool import PriorityPool
 from .remote import is_remote, open_source
 from .source import FileSource, read_container
@@ -43,7 +41,6 @@ from .source import FileSource, read_container
 _DELTA = ("delta", "base")  # codecs decoded against a patch's base (io/delta.py)
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
 PIECE_BYTES = 2 << 20  # a large tensor decodes in ranges of about this many bytes, in order
-AHEAD_RANK = 1 << 62  # ``_plan_next``'s guess: after every other task of the pool
 
 
 def default_threads() -> int:
@@ -86,10 +83,6 @@ class BsFile:
         self._by_name = self.container.by_name()
         self.threads = threads or default_threads()
         self._pool: PriorityPool | None = None
-        # the next tensor's side information, parsed ahead on the pool (``_plan``)
-        self._ahead: tuple[TensorEntry, Future[DecodeJob]] | None = None
-        self._ahead_lock = threading.Lock()
-        self._order = {id(t): i for i, t in enumerate(self.container.tensors)}
         self.base: Any = None  # a patch's base model (``base=``: io/delta.py), checked here
         if base is not None:
             from . import delta as delta_io
@@ -105,7 +98,6 @@ class BsFile:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self._ahead = None  # its blob view before the map closes
         self.source.close()
         if self.base is not None:
             self.base.close()
@@ -183,8 +175,7 @@ class BsFile:
         elif blob is None:
             blob = self.source.view(src.offset, src.length)
             try:
-                job = self._plan(src, blob)
-                run_job(job, out, self.pool, self.threads, queued=lambda: self._plan_next(entry))
+                decode_blob(src, blob, out, self.pool, self.threads)
             finally:
                 self.source.release(src.offset, src.length)
         else:
@@ -192,49 +183,6 @@ class BsFile:
         if check:
             check_receipt(entry, out)
         return out
-
-    def _plan(self, src: TensorEntry, blob: memoryview) -> DecodeJob:
-        """``plan_decode`` of ``src``: the one ``_plan_next`` parsed ahead when it guessed
-        this tensor (its errors are raised here, as if parsed now), else parsed now."""
-        ahead = None
-        with self._ahead_lock:
-            if self._ahead is not None and self._ahead[0] is src:
-                ahead, self._ahead = self._ahead[1], None
-        if ahead is not None and not ahead.cancel():  # not started yet: parse it here
-            return ahead.result()
-        return _plan_now(src, blob)
-
-    def _plan_next(self, entry: TensorEntry) -> None:
-        """Parse the side information of the tensor after ``entry`` (container order: what
-        a loop over ``names()`` reads next) on the pool, while this one decodes.
-
-        Why: ``read`` of one tensor parsed its side information (zstd of the head, decode
-        tables: ~0.05-0.5 ms) on the calling thread before any chunk could start, with the
-        other threads idle: on MiniLM bf16 ~14 ms of a ~125 ms (one core) read of every
-        tensor, all of it serial, plus every 1- and 2-chunk tensor leaving the pool idle. Only
-        with 2 or more threads (``threads=1`` keeps to one core), only for a local file (a
-        remote source would fetch a blob nobody asked for) and never a patch's tensor. A
-        wrong guess costs one parse on an idle thread; at most one is held (its tables and a
-        view of its blob)."""
-        if self.threads < 2 or getattr(self.source, "stream_view", None) is not None:
-            return
-        i = self._order.get(id(entry))
-        tensors = self.container.tensors
-        if i is None or i + 1 >= len(tensors):
-            return
-        try:
-            nxt = self._resolve(tensors[i + 1])
-        except BigsmallError:
-            return  # raised when it is read
-        if nxt.codec in _DELTA or not nxt.chunk_lens:
-            return
-        with self._ahead_lock:
-            if self._ahead is not None and self._ahead[0] is nxt:
-                return
-            self._ahead = (nxt, self.pool.submit_ranked(AHEAD_RANK, self._view_plan, nxt))
-
-    def _view_plan(self, src: TensorEntry) -> DecodeJob:
-        return _plan_now(src, self.source.view(src.offset, src.length))
 
     def read_bytes(self, name: str, check: bool = True) -> np.ndarray:
         entry = self.entry(name)
@@ -551,31 +499,17 @@ def _receipt_error(entry: TensorEntry) -> IntegrityError:
                           "(the file is corrupt)")
 
 
-def _plan_now(entry: TensorEntry, blob: bytes | memoryview) -> DecodeJob:
-    _codec(entry)  # an unknown codec id names the tensor
-    return plan_decode(entry.spec, entry.codec, entry.params, blob, entry.head_len, entry.chunk_lens)
-
-
 def decode_blob(entry: TensorEntry, blob: bytes | memoryview, out: np.ndarray, pool: Executor | None,
                 workers: int = 1) -> None:
     """Decode a blob into ``out``: its chunks in ``workers`` strided shares, one of them on the
     calling thread (which would otherwise sit idle waiting) and the others on ``pool``."""
-    run_job(_plan_now(entry, blob), out, pool, workers)
-
-
-def run_job(job: DecodeJob, out: np.ndarray, pool: Executor | None, workers: int = 1,
-            queued: Callable[[], None] | None = None) -> None:
-    """``decode_blob`` of a parsed tensor; ``queued`` is called once the pool has its shares
-    (so that what it queues runs after them)."""
+    _codec(entry)
+    job = plan_decode(entry.spec, entry.codec, entry.params, blob, entry.head_len, entry.chunk_lens)
     g = job.groups(workers) if pool is not None else 1
     if g < 2:
-        if queued is not None:
-            queued()
         job.run_all(out)
         return
     futs = [pool.submit(job.run_group, k, g, out) for k in range(1, g)]  # type: ignore[union-attr]
-    if queued is not None:
-        queued()
     try:
         job.run_group(0, g, out)
     finally:
