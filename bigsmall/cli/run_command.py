@@ -17,6 +17,10 @@ from .core_commands import Emit, _mb, _progress
 def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
     if args.stream and args.mode not in (None, "stream"):
         raise InvalidOptionError(f"--stream is --mode stream; it cannot be combined with --mode {args.mode}")
+    if args.budget is not None:  # a budget is a streaming budget: it implies --mode stream
+        if args.mode not in (None, "auto", "stream"):
+            raise InvalidOptionError(f"--budget applies to --mode stream; it cannot be combined with --mode {args.mode}")
+        args.stream = True
     # the autopilot: plan from the index and the free memory, announce (a lossy plan says so
     # first), and only then load; the runner refuses a lossy plan without the receipt
     plan = autopilot_commands.make_plan(args.src, "stream" if args.stream else (args.mode or "auto"),
@@ -43,7 +47,7 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
     say = _say(args)
     r = run(args.src, stream=args.stream, device=args.device, prompt=args.prompt, audio=args.audio,
             model_class=args.model_class, threads=args.threads, progress=bar, announce=say,
-            fast_plan=plan if plan.mode == "fast" else None, receipt=receipt)
+            fast_plan=plan if plan.mode == "fast" else None, receipt=receipt, budget=args.budget)
     out = r.output
     how = {"stream": "streamed", "fast": "loaded as LOSSY INT4"}.get(r.mode, "loaded")
     lines = [
@@ -68,6 +72,9 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
             f"process peak {r.peak_rss / 1e6:.0f} MB; promise {verdict}; "
             f"prefetch hid {s['overlap'] * 100:.0f} % of {s['decode_seconds']:.2f} s decode "
             f"({s['layer_loads']} layer loads, {s['passes']} passes)")
+        if s.get("budget_bytes") is not None:
+            lines.append(f"budget {s['budget_bytes'] / 1e6:.1f} MB: {s['cache_hits']} layers reused from the "
+                         f"cache, {s['cache_evictions']} evicted, cache peak {s['peak_cached_bytes'] / 1e6:.1f} MB")
     else:
         lines.append(f"process peak {r.peak_rss / 1e6:.0f} MB")
     if r.fast is not None:
@@ -76,6 +83,16 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
                      f"INT4 weight error {100 * r.fast['weight_error']:.1f} % RMS of the weights")
     emit(args, {**r.to_json(), "plan": plan.to_json()}, "\n".join(lines))
     return 0
+
+
+def _budget(text: str) -> int:
+    """``--budget``: a size with an optional unit, refused at parse time (exit 2) when malformed."""
+    from ..io.reshard import parse_size
+
+    try:
+        return parse_size(text)
+    except InvalidOptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None]:
@@ -103,6 +120,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--stream", action="store_true",
                    help="same as --mode stream: keep one layer resident (+ the next, prefetched); "
                         "prints the memory promise before and the measured peak after")
+    p.add_argument("--budget", type=_budget, metavar="SIZE",
+                   help="streaming memory budget for weights, e.g. 2GB or 500MiB (implies --mode stream): "
+                        "decoded layers are kept (LRU) while they fit, so repeated passes (generation, "
+                        "batches) stop re-decoding; must be at least the two-layer promise")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--prompt", help="text input for text models (default: a fixed sentence)")
     p.add_argument("--audio", metavar="WAV", help="16 kHz PCM WAV for speech models (default: a generated tone)")
