@@ -5,8 +5,9 @@ AdamW steps (lr 2e-5, fp32 master weights cast to bf16 after every step), MiniLM
 40 steps, and Whisper tiny.en fp16 with only its decoder fine-tuned for 40 steps (``whisper-40``). For each: the fraction of values changed; the patch (``compress --delta-from``) as a
 % of the fine-tune's file, next to the standalone ``.bs`` and to XOR with the base + zstd -19
 (per tensor, the published baseline); then, interleaved, ``compress`` with and without
-``delta_from``, and ``apply`` against ``decompress`` of the standalone ``.bs`` (both without
-fsync: the disk is not what is compared), medians of ``--repeat``.
+``delta_from``, ``apply`` against ``decompress`` of the standalone ``.bs`` (both without
+fsync: the disk is not what is compared), and ``load(patch, base=)`` against ``load`` of the
+standalone ``.bs`` (into memory), medians of ``--repeat``.
 
     python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40,whisper-40] [--json]
     python benchmarks/bench_delta.py --contexts [--pairs bf16-40]
@@ -112,11 +113,15 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
     tc_patch: list[float] = []
     td_alone: list[float] = []
     td_apply: list[float] = []
+    tl_alone: list[float] = []
+    tl_patch: list[float] = []
     for _ in range(repeat):  # interleaved: the machine is shared, load drifts
         tc_alone.append(bigsmall.compress(ft, alone, force=True).seconds)
         tc_patch.append(bigsmall.compress(ft, patch, delta_from=base, force=True).seconds)
         td_alone.append(bigsmall.decompress(alone, tmp / "o1", force=True, durable=False).seconds)
         td_apply.append(bigsmall.apply(base, patch, tmp / "o2", force=True, durable=False).seconds)
+        tl_alone.append(median_time(lambda: bigsmall.load(alone), 1))
+        tl_patch.append(median_time(lambda: bigsmall.load(patch, base=base), 1))
     assert (tmp / "o2").read_bytes() == ft.read_bytes()
     d = diff(base, ft)
     xz = xor_zstd(base, ft)
@@ -133,6 +138,8 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         "compress_speed_ratio": m(tc_alone) / m(tc_patch),
         "decompress_s": m(td_alone), "apply_s": m(td_apply),
         "apply_speed_ratio": m(td_alone) / m(td_apply),
+        "load_s": m(tl_alone), "load_base_s": m(tl_patch),
+        "load_speed_ratio": m(tl_alone) / m(tl_patch),
     }
 
 
@@ -161,15 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 0
     print("| pair | values changed | patch | standalone .bs | XOR + zstd-19 | patch / XOR+zstd | "
-          "compress --delta-from vs compress | apply vs decompress |")
-    print("|---|---|---|---|---|---|---|---|")
+          "compress --delta-from vs compress | apply vs decompress | load(patch, base=) vs load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         model = "Whisper tiny fp16 (decoder)" if r["dtype"] == "whisper" else f"MiniLM {r['dtype']}"
         print(f"| {model}, {r['steps']} steps | {r['fraction_changed'] * 100:.1f} % | "
               f"{r['patch_pct']:.2f} % | {r['standalone_pct']:.2f} % | {r['xor_zstd19_pct']:.2f} % | "
               f"{r['patch_vs_xor_zstd']:.2f} | {r['compress_delta_s']:.2f} s vs {r['compress_s']:.2f} s "
               f"(x{r['compress_speed_ratio']:.2f}) | {r['apply_s']:.2f} s vs {r['decompress_s']:.2f} s "
-              f"(x{r['apply_speed_ratio']:.2f}) |")
+              f"(x{r['apply_speed_ratio']:.2f}) | {r['load_base_s']:.2f} s vs {r['load_s']:.2f} s "
+              f"(x{r['load_speed_ratio']:.2f}) |")
     return 0
 
 

@@ -18,9 +18,10 @@ Per element (words of the dtype's width ``W``; packed sub-byte dtypes as bytes):
   leading one)`` (alphabet ``2W``), coded by static rANS under the context (exponent bucket of
   the base value) x (row cluster); the ``bitlen(z) - 2`` bits below are stored raw.
 
-Blob: head = u8 version, u8 K (exponent buckets), u8 R (row clusters), u8 PB, i16 elo, u32
+Blob: head = u8 version (2), u8 K (exponent buckets), u8 R (row clusters), u8 PB, i16 elo, u32
 rowctx length, the zstd'ed row clusters, the frequency tables (``tables.pack_rows``); then one
-chunk per ``params["rows"]`` rows: u32 rANS bytes, the rANS words (state first), the raw bits.
+chunk per ``params["chunk"]`` elements: u32 rANS bytes, the ``LANES`` final states, the rANS words
+(one stream; element ``j`` of a chunk on state ``j % LANES``: version 2), the raw bits.
 Pure: numpy and numba only; the shell (``io/delta.py``) supplies the base bytes.
 """
 
