@@ -384,8 +384,8 @@ def _tables(raw, pos, nctx, alpha, pb):
         acc = 0
         for s in range(alpha):
             cum[c, s] = acc
-            for j in range(freq[c, s]):
-                tsym[(c << pb) + acc + j] = s
+            if freq[c, s] > 0:  # one slice fill a symbol: a byte loop is ~2x slower
+                tsym[(c << pb) + acc:(c << pb) + acc + freq[c, s]] = np.uint8(s)
             acc += freq[c, s]
     return freq, cum, tsym, pos, 0
 
