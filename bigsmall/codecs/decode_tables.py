@@ -135,13 +135,14 @@ def _normalize(q, alpha, bits, f, w, rem):
 @njit(nogil=True, cache=True)
 def _fill(f, alpha, row, bits, rowbits, tsym, tfc):
     """Slot -> symbol and symbol -> freq | cum << 16 of one normalised row (``tfc`` rows of
-    ``2**rowbits`` entries)."""
+    ``2**rowbits`` entries). Each symbol's slots are one slice fill: a byte-by-byte loop made
+    the slot tables 2.2x slower (MiniLM bf16's 33 ``field8`` tensors: 3.7 -> 1.7 ms)."""
     cum = 0
     base = row << bits
     for s in range(alpha):
         tfc[(row << rowbits) + s] = f[s] | (cum << 16)
-        for slot in range(cum, cum + f[s]):
-            tsym[base + slot] = s
+        if f[s] > 0:
+            tsym[base + cum : base + cum + f[s]] = np.uint8(s)
         cum += f[s]
 
 
