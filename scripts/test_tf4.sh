@@ -20,6 +20,9 @@ OWN=$("$TF4/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purel
 echo "import site; site.addsitedir('$BASE')" > "$OWN/zz-bigsmall-main-venv.pth"
 "$TF4/bin/python" -m pip install -q --no-deps "transformers==4.57.6" "huggingface-hub==0.36.2" \
   "tokenizers==0.22.2" "sentence-transformers==5.1.2"
+# huggingface-hub 0.x imports requests (1.x moved to httpx, so the main venv may lack it): install
+# it with its dependencies, which pip resolves against the main venv's packages on sys.path
+"$TF4/bin/python" -m pip install -q "requests>=2.32"
 "$TF4/bin/python" -c 'import transformers, sys; sys.exit(transformers.__version__[0] != "4")'
 "$TF4/bin/python" -m pytest -q -p no:cacheprovider tests/test_pretrained.py tests/test_hook.py \
   tests/test_executor.py tests/test_sentence_transformers.py tests/test_transformers5.py "$@"
