@@ -25,25 +25,15 @@ import json
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import zstandard
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 import bigsmall
 from bigsmall.io.delta import BaseModel, diff
 from bigsmall.testing.finetune import finetune_pair, whisper_pair
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def xor_zstd(base: Path, ft: Path) -> int:

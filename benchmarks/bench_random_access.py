@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 import bigsmall
 from bigsmall.testing import corpus
@@ -48,16 +46,6 @@ def build(copies: int, dst: Path) -> str:
             tensors[f"copy{c}.{name}"] = a
     save_file(tensors, str(dst))
     return f"copy{copies - 1}.{TENSOR}"
-
-
-def median_time(fn: Any, repeat: int) -> float:
-    fn()  # warm: kernels, page cache
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main() -> int:
@@ -93,9 +81,9 @@ def main() -> int:
                 probe_bytes = f.entry(probe).spec.nbytes
             rows.append({"copies": copies, "file_MB": round(size / 1e6, 1), "tensors": tensors,
                          "tensor_MB": round(probe_bytes / 1e6, 2),
-                         "one_tensor_s": median_time(one, args.repeat),
-                         "open_s": median_time(opened, args.repeat),
-                         "decode_all_s": median_time(every, max(1, args.repeat // 2))})
+                         "one_tensor_s": median_time(one, args.repeat, warm=True),
+                         "open_s": median_time(opened, args.repeat, warm=True),
+                         "decode_all_s": median_time(every, max(1, args.repeat // 2), warm=True)})
             bs.unlink()
     if args.json:
         print(json.dumps(rows, indent=1))

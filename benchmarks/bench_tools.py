@@ -20,24 +20,16 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 import bigsmall
 from bigsmall.io.reshard import reshard
 from bigsmall.io.scan import scan
 from bigsmall.io.xray import xray
 from bigsmall.testing import corpus
-
-
-def median_time(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def models() -> dict[str, Path]:

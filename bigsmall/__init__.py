@@ -56,7 +56,7 @@ def load(src: Any, *args: Any, mode: str = "exact", **kwargs: Any) -> dict[str, 
     """Load the tensors of a ``.bs`` (``torch/load.py``) or of a dual-fidelity ``.bsd``
     (``torch/dual_load.py``) into torch: bit-exact, or with ``mode="fast"`` (``.bsd`` only)
     the LOSSY INT4 fast member alone, dequantized into each tensor's dtype."""
-    from .io.dual import is_dual_path
+    from .io.source import is_dual_path
 
     if is_dual_path(src):
         from .torch.dual_load import load_dual

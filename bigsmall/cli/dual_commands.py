@@ -18,7 +18,7 @@ def _mb(n: float) -> str:
 
 
 def is_bsd(src: Any) -> bool:
-    from ..io.dual import is_dual_path
+    from ..io.source import is_dual_path
 
     return is_dual_path(src)
 

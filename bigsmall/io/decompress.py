@@ -197,9 +197,11 @@ def decompress(
         raise InvalidOptionError(f"threads must be at least 1, not {threads}")
     t0 = time.perf_counter()
     if not is_remote(src):
-        from . import dual
+        from .source import is_dual_path
 
-        if dual.is_dual_path(src):  # a dual-fidelity .bsd: its exact member (io/dual.py)
+        if is_dual_path(src):  # a dual-fidelity .bsd: its exact member (io/dual.py)
+            from . import dual
+
             r = dual.decompress(src, dst, force=force, durable=durable)
             return DecompressResult(str(src), r["dst"], r["bytes"], 1, time.perf_counter() - t0, durable)
     url = str(src) if is_remote(src) else None  # a URL or hf:// path: its output goes in "."

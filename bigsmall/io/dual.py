@@ -14,7 +14,6 @@ import base64
 import hashlib
 import os
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -304,25 +303,6 @@ class DualFile:
                 "fast_member_pct": round(100 * self.fast_member_bytes / max(1, self.doc["size"]), 2),
                 "ratio_pct": round(100 * self.head["file_len"] / max(1, self.doc["size"]), 2),
                 "tensors": len(kinds), "quantized": kinds.count("q"), "exact_tensors": kinds.count("z")}
-
-
-def is_dual_path(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a local ``.bsd`` (by its magic bytes, not its name).
-
-    Only a regular file is opened, and without blocking: a FIFO or device given as input
-    must reach the normal reader's clear "not a regular file" error, not hang this probe."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except (OSError, TypeError, ValueError):
-        return False
-    try:
-        return fmt.is_dual(os.read(fd, 8))
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, *,

@@ -38,6 +38,34 @@ def not_regular(path: Path, st: os.stat_result | None = None) -> None:
     raise BigsmallIOError(f"{path} is not a regular file ({kind})")
 
 
+#: how inputs are opened: O_NONBLOCK, because opening a FIFO for reading otherwise waits for a
+#: writer, forever
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def is_dual_path(path: Any) -> bool:
+    """Whether ``path`` is a local dual-fidelity ``.bsd`` (by its magic bytes, not its name).
+
+    Here, not in ``io/dual.py``: every ``decompress`` and ``load`` asks, and importing the
+    ``.bsd`` codec (its numba kernels) just to read 8 bytes cost every command ~20 ms of start-up.
+    Only a regular file is read, opened without blocking: a FIFO, a folder or a missing path is
+    "no", and the normal reader then gives its own clear error."""
+    from ..container.dual_format import is_dual
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, _OPEN_FLAGS)
+    except (OSError, TypeError, ValueError):
+        return False
+    try:
+        return is_dual(os.read(fd, 8))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 class FileSource:
     """Positional reads (``os.pread``): thread-safe, no shared file position.
 
@@ -49,10 +77,8 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever
-        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            self._fd = os.open(self.path, flags)
+            self._fd = os.open(self.path, _OPEN_FLAGS)
         except FileNotFoundError:
             raise BigsmallIOError(f"{self.path}: no such file") from None
         except IsADirectoryError:
