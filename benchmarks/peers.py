@@ -169,37 +169,61 @@ def time_zipnn(py: str, src: Path, work: Path, repeat: int, threads: int, dtype:
             "decompress_fsync_MBps": size / 1e6 / d["decompress_fsync_s"]}
 
 
+TOOLS = ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix",
+         "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", metavar="PNG", help="also write a chart of ratio vs restore speed")
+    ap.add_argument("--models", default="minilm-bf16,whisper-tiny-fp16,minilm-fp32",
+                    help="comma-separated; also corpus-bf16 (every corpus tensor cast to bf16, "
+                         "~266 MB: bigsmall.testing.corpus.corpus_bf16)")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated subset of {','.join(TOOLS)} (zipnn and bigsmall_4.0 "
+                         "need BIGSMALL_PEERS_PYTHON)")
     args = ap.parse_args()
+    tools = set(args.tools.split(","))
+    unknown = tools - set(TOOLS)
+    if unknown:
+        ap.error(f"unknown tools: {sorted(unknown)}")
     if args.plot:  # before minutes of measuring: a missing matplotlib fails now
         from bigsmall.io.plot import require_matplotlib
 
         require_matplotlib()
     peers_py = os.environ.get("BIGSMALL_PEERS_PYTHON")
-    zipnn_dtype = {"minilm-bf16": "bfloat16", "whisper-tiny-fp16": "float16", "minilm-fp32": "float32"}
-    models = {name: (src, zipnn_dtype[name]) for name, src in corpus.reference_models().items()}
+    zipnn_dtype = {"minilm-bf16": "bfloat16", "whisper-tiny-fp16": "float16", "minilm-fp32": "float32",
+                   "corpus-bf16": "bfloat16"}
+    available = {**corpus.reference_models(), "corpus-bf16": None}
+    models = {}
+    for name in args.models.split(","):
+        if name not in available:
+            ap.error(f"unknown model {name!r}; choose from {sorted(available)}")
+        src = corpus.corpus_bf16() if name == "corpus-bf16" else available[name]
+        models[name] = (src, zipnn_dtype[name])
     rows = []
     with tempfile.TemporaryDirectory(prefix="bigsmall-peers-") as d:
         work = Path(d)
         for name, (src, zdtype) in models.items():
             row: dict[str, object] = {"model": name, "MB": src.stat().st_size / 1e6}
-            row["bigsmall"] = time_bigsmall(src, work, args.repeat, args.threads)
-            row["bigsmall_fast"] = time_bigsmall(src, work, args.repeat, args.threads, "fast")
-            row["bigsmall_rans"] = time_bigsmall(src, work, args.repeat, args.threads,
-                                                 coder="rans")
-            row["bigsmall_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
-                                                   coder="prefix")
-            row["bigsmall_fast_prefix"] = time_bigsmall(src, work, args.repeat, args.threads,
-                                                        "fast", coder="prefix")
-            row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
-            row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
-            if peers_py:
+            variants = {
+                "bigsmall": ("default", "auto"), "bigsmall_fast": ("fast", "auto"),
+                "bigsmall_rans": ("default", "rans"), "bigsmall_prefix": ("default", "prefix"),
+                "bigsmall_fast_prefix": ("fast", "prefix"),
+            }
+            for tool, (level, coder) in variants.items():
+                if tool in tools:
+                    row[tool] = time_bigsmall(src, work, args.repeat, args.threads, level, coder=coder)
+            if "zstd3" in tools:
+                row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
+            if "byte_grouped_zstd3" in tools:
+                row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
+            if peers_py and "zipnn" in tools:
                 row["zipnn"] = time_zipnn(peers_py, src, work, args.repeat, args.threads, zdtype)
+            if peers_py and "bigsmall_4.0" in tools:
                 row["bigsmall_4.0"] = time_bigsmall4(peers_py, src, work, args.repeat, args.threads)
             rows.append(row)
     if args.plot:
@@ -212,8 +236,7 @@ def main() -> int:
     print(f"threads={args.threads} repeat={args.repeat} (medians; file -> file, page cache warm)")
     for row in rows:
         print(f"\n{row['model']} ({row['MB']:.1f} MB)")
-        for tool in ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix",
-                     "bigsmall_fast_prefix", "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0"):
+        for tool in TOOLS:
             r = row.get(tool)
             if isinstance(r, dict):
                 dec = r["decompress_MBps"]
@@ -229,7 +252,7 @@ def main() -> int:
                       f"decompress {dec_s} MB/s{extra}")
         z = row.get("zipnn")
         for tool in ("bigsmall", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix"):
-            b = row[tool]
+            b = row.get(tool)
             if isinstance(z, dict) and isinstance(b, dict):
                 print(f"  {tool} / zipnn: decompress speed, both durable (fsync) "
                       f"x{b['decompress_MBps'] / z['decompress_fsync_MBps']:.2f}, neither "
