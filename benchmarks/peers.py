@@ -7,8 +7,8 @@ format 1.1; ``bigsmall_prefix``: ``coder="prefix"``, format 1.2), plus the faste
 (``bigsmall_fast_prefix``: ``level="fast", coder="prefix"``), each with compress's default
 verify pass (every coded tensor decoded again before it is written).
 
-All tools run in the same invocation on the same files (page cache warm), file -> file, medians
-of --repeat runs. bigsmall's ``decompress`` is durable by default (its output is fsynced before
+All tools run in the same invocation on the same files (page cache warm), file -> file, in
+--repeat interleaved rounds (each tool once per round), medians over the rounds. bigsmall's ``decompress`` is durable by default (its output is fsynced before
 the rename) and is also timed with ``durable=False`` (``--no-fsync``); ZipNN's timing is
 reported as ZipNN's own benchmarks do (no fsync) and, next to it, with an fsync of its output
 before the clock stops, so the two can be compared doing the same work either way. Peers are never imported from this project: set BIGSMALL_PEERS_PYTHON to the
@@ -17,7 +17,11 @@ python of a separate venv that has them (``python -m venv /tmp/peers &&
 huggingface-hub && /tmp/peers/bin/pip install --no-deps zipnn bigsmall==4.0.0``); a child
 process runs them there (bigsmall 4.0 with its PyPI version check disabled).
 
-    python benchmarks/peers.py [--repeat 3] [--json] [--plot peers.png]
+    python benchmarks/peers.py [--repeat 5] [--models minilm-bf16,...,corpus-bf16] [--tools ...]
+                               [--json] [--plot peers.png]
+
+``corpus-bf16`` is the speed issue's larger file: every corpus tensor cast to bf16 (266 MB,
+``bigsmall.testing.corpus.corpus_bf16``), so per-file fixed costs do not flatter the figures.
 
 ``--plot`` draws ratio against restore speed per tool and model (``bigsmall/io/plot.py``,
 needs matplotlib); ``benchmarks/plots.py peers FILE.json`` redraws it from a saved ``--json``.
@@ -33,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +175,15 @@ def time_zipnn(py: str, src: Path, work: Path, repeat: int, threads: int, dtype:
             "decompress_fsync_MBps": size / 1e6 / d["decompress_fsync_s"]}
 
 
+def _median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per key: the median of the rounds' numbers; a flag holds only if it held in every round."""
+    out: dict[str, Any] = {}
+    for key, value in results[0].items():
+        values = [r[key] for r in results]
+        out[key] = all(values) if isinstance(value, bool) else statistics.median(values)
+    return out
+
+
 TOOLS = ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix",
          "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0")
 
@@ -214,17 +229,23 @@ def main() -> int:
                 "bigsmall_rans": ("default", "rans"), "bigsmall_prefix": ("default", "prefix"),
                 "bigsmall_fast_prefix": ("fast", "prefix"),
             }
+            runners: dict[str, Callable[[], dict[str, Any] | None]] = {}
             for tool, (level, coder) in variants.items():
-                if tool in tools:
-                    row[tool] = time_bigsmall(src, work, args.repeat, args.threads, level, coder=coder)
-            if "zstd3" in tools:
-                row["zstd3"] = time_zstd(src, work, args.repeat, grouped=False)
-            if "byte_grouped_zstd3" in tools:
-                row["byte_grouped_zstd3"] = time_zstd(src, work, args.repeat, grouped=True)
-            if peers_py and "zipnn" in tools:
-                row["zipnn"] = time_zipnn(peers_py, src, work, args.repeat, args.threads, zdtype)
-            if peers_py and "bigsmall_4.0" in tools:
-                row["bigsmall_4.0"] = time_bigsmall4(peers_py, src, work, args.repeat, args.threads)
+                runners[tool] = partial(time_bigsmall, src, work, 1, args.threads, level, coder=coder)
+            runners["zstd3"] = partial(time_zstd, src, work, 1, grouped=False)
+            runners["byte_grouped_zstd3"] = partial(time_zstd, src, work, 1, grouped=True)
+            if peers_py:
+                runners["zipnn"] = partial(time_zipnn, peers_py, src, work, 1, args.threads, zdtype)
+                runners["bigsmall_4.0"] = partial(time_bigsmall4, peers_py, src, work, 1, args.threads)
+            # rounds: every tool once per round, so that a slow minute of this shared machine
+            # hits all of them alike; each figure is the median over the rounds
+            samples: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(args.repeat):
+                for tool, run in runners.items():
+                    if tool in tools and (r := run()) is not None:
+                        samples.setdefault(tool, []).append(r)
+            for tool, rs in samples.items():
+                row[tool] = _median_of(rs)
             rows.append(row)
     if args.plot:
         from bigsmall.io.plot import plot_peers
