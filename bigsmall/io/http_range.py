@@ -13,15 +13,20 @@ byte and retry is counted in ``stats``; retries are logged on ``bigsmall.remote`
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import os
 import random
 import re
 import socket
+import ssl
 import threading
+import urllib.request
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import attrs
 
@@ -36,6 +41,9 @@ from ..errors import (
 log = logging.getLogger("bigsmall.remote")
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
+MAX_REDIRECTS = 10
+Target = Callable[[int, int], memoryview]  # (position, most bytes) -> where they are read into
+Got = Callable[[int, int], None]  # (position, bytes) just read
 
 
 @attrs.frozen
@@ -47,6 +55,7 @@ class RemoteOptions:
     window_bytes: int = 64 << 20  # fetched, not yet released (decoded) bytes held at most
     prefix_bytes: int = 64 << 10  # the first request: header (and a small file's index)
     coalesce_gap: int = 4096  # neighbours this close are fetched in one request
+    read_bytes: int = 256 << 10  # read from the socket at a time (a streamed blob's step)
     read_timeout: float = 30.0  # no byte for this long: a stall, retried
     connect_timeout: float = 10.0
     retries: int = 6  # tries in a row that made no progress
@@ -101,19 +110,13 @@ class RangeClient:
 
     def __init__(self, url: str, options: RemoteOptions, headers: dict[str, str] | None = None,
                  where: str | None = None):
-        import httpx
-
         self.url = url
         self.where = where or url  # what an error names (hf://: repository, revision, file)
-        self.options = o = options
+        self.options = options
         self.stats = FetchStats()
-        self._headers = {"Accept-Encoding": "identity", **(headers or {})}
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(o.connect_timeout, read=o.read_timeout, pool=None),
-            limits=httpx.Limits(max_connections=o.connections + 1,
-                                max_keepalive_connections=o.connections + 1),
-            follow_redirects=True)
+        self._headers = {"Accept-Encoding": "identity", "User-Agent": "bigsmall", **(headers or {})}
         self._lock = threading.Lock()
+        self._idle: list[tuple[tuple[str, str, int], http.client.HTTPConnection]] = []  # keep-alive
         self._active: set[Any] = set()  # sockets of the bodies being read (shutdown() shuts them)
         self.stop = threading.Event()
         self.fatal: BaseException | None = None  # the error that stopped every request
@@ -121,11 +124,10 @@ class RangeClient:
         self.etag: str | None = None
         self._if_range: str | None = None
 
-    def get(self, start: int, end: int, sink: Callable[[int, Any], None], first: bool = False) -> None:
-        """GET bytes [start, end) into ``sink(position, data)``; faults are retried from the
-        first byte not yet received (module docstring)."""
-        import httpx
-
+    def get(self, start: int, end: int, target: Target, got: Got, first: bool = False) -> None:
+        """GET bytes [start, end): each piece is read straight into ``target(pos, limit)`` (a
+        writable view of at most ``limit`` bytes for position ``pos``), then ``got(pos, n)`` is
+        told; faults are retried from the first byte not yet received (module docstring)."""
         cursor = [start, end]
         fails = 0
         while True:
@@ -134,15 +136,19 @@ class RangeClient:
             before = cursor[0]
             wait: float | None = None
             try:
-                self._attempt(cursor, sink, first)
+                self._attempt(cursor, target, got, first)
                 if cursor[0] >= cursor[1]:
                     return
                 kind = "short"  # the body ended (cleanly) before the range did
             except _Retry as exc:
                 kind, wait = exc.kind, exc.wait
-            except httpx.TimeoutException:
+            except RemoteError:
+                raise
+            except ssl.SSLCertVerificationError as exc:
+                raise RemoteError(f"{self.where}: TLS certificate not trusted ({exc.verify_message})") from None
+            except TimeoutError:
                 kind = "stall"
-            except httpx.TransportError:  # reset, cut body, refused connection
+            except (OSError, http.client.HTTPException):  # reset, cut body, refused connection
                 kind = "reset"
             if self.stop.is_set():
                 raise self.stopped()
@@ -161,35 +167,114 @@ class RangeClient:
             log.debug("%s: %s at byte %d, retry %d in %.2f s", self.where, kind, cursor[0], fails, wait)
             self.stop.wait(wait)
 
-    def _attempt(self, cursor: list[int], sink: Callable[[int, Any], None], first: bool) -> None:
+    def _attempt(self, cursor: list[int], target: Target, got: Got, first: bool) -> None:
         headers = dict(self._headers)
         headers["Range"] = f"bytes={cursor[0]}-{cursor[1] - 1}"
         if self._if_range is not None:
             headers["If-Range"] = self._if_range
-        with self._client.stream("GET", self.url, headers=headers) as r:
-            sock = _socket_of(r)
+        url = self.url
+        hops = 0
+        while hops <= MAX_REDIRECTS:
+            key, conn, target_path, extra, kept = self._connection(url)
+            sock = conn.sock
             with self._lock:
                 self.stats.requests += 1
-                if sock is not None:
-                    self._active.add(sock)
+                self._active.add(sock)
+            reuse = False
             try:
-                self._check(r, cursor, first and self.size < 0)
-                for chunk in r.iter_raw(1 << 16):
-                    n = min(len(chunk), cursor[1] - cursor[0])
-                    if n > 0:
-                        sink(cursor[0], memoryview(chunk)[:n])
-                        cursor[0] += n
-                        with self._lock:
-                            self.stats.bytes += n
-                    if cursor[0] >= cursor[1]:
-                        break
+                if self.stop.is_set():
+                    raise self.stopped()
+                try:
+                    conn.request("GET", target_path, headers={**headers, **extra})
+                    r = conn.getresponse()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    if not kept:
+                        raise
+                    with self._lock:
+                        self.stats.requests -= 1
+                    continue  # a kept-alive connection the server had closed: a fresh one
+                hops += 1
+                if r.status in (301, 302, 303, 307, 308) and r.headers.get("location"):
+                    url = urljoin(url, r.headers["location"])
+                    r.read(1 << 16)  # a redirect's (small) body: the connection stays usable
+                    reuse = r.isclosed() and not r.will_close
+                    continue
+                self._check(r, url, cursor, first and self.size < 0)
+                step = self.options.read_bytes
+                while cursor[0] < cursor[1]:
+                    view = target(cursor[0], min(step, cursor[1] - cursor[0]))
+                    n = r.readinto(view)  # straight from the socket into the buffer: no copy
+                    if n <= 0:
+                        if r.length:  # the connection ended mid-body: a cut (a reset)
+                            raise http.client.IncompleteRead(b"", r.length)
+                        break  # the body ended early: the caller retries from here
+                    got(cursor[0], n)
+                    cursor[0] += n
+                    with self._lock:
+                        self.stats.bytes += n
+                reuse = r.isclosed() and not r.will_close
+                return
             finally:
                 with self._lock:
                     self._active.discard(sock)
+                self._done_with(key, conn, reuse)
+        raise RemoteError(f"{self.where}: more than {MAX_REDIRECTS} redirects")
 
-    def _check(self, r: Any, cursor: list[int], first: bool) -> None:
+    def _connection(self, url: str) -> tuple[tuple[str, str, int], http.client.HTTPConnection, str,
+                                             dict[str, str], bool]:
+        """A connected connection for ``url`` (a kept-alive idle one, else a new one, through
+        the proxy the environment names): its pool key, the connection, the request target,
+        the headers the proxy wants, whether it was kept alive."""
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise RemoteError(f"{self.where}: not an http(s) URL: {url}")
+        port = u.port or (443 if u.scheme == "https" else 80)
+        key = (u.scheme, u.hostname, port)
+        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        proxy = _proxy_for(u.scheme, u.hostname)
+        extra = {}
+        if proxy is not None and u.scheme == "http":  # absolute form, the proxy's credentials
+            path = urlunsplit((u.scheme, u.netloc, u.path or "/", u.query, ""))
+            extra = _proxy_auth(proxy)
+        kept = False
+        with self._lock:
+            for i, (k, c) in enumerate(self._idle):
+                if k == key:
+                    del self._idle[i]
+                    conn, kept = c, True
+                    break
+            else:
+                conn = self._new_connection(u.scheme, u.hostname, port, proxy)
+        if conn.sock is None:
+            kept = False
+            conn.connect()
+            conn.sock.settimeout(self.options.read_timeout)  # a stall: no byte for this long
+        return key, conn, path, extra, kept
+
+    def _new_connection(self, scheme: str, host: str, port: int, proxy: str | None) -> http.client.HTTPConnection:
+        o = self.options
+        if proxy is None:
+            if scheme == "https":
+                return http.client.HTTPSConnection(host, port, timeout=o.connect_timeout, context=tls_context())
+            return http.client.HTTPConnection(host, port, timeout=o.connect_timeout)
+        p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if scheme == "https":  # a CONNECT tunnel through the proxy, TLS to the server inside it
+            conn = http.client.HTTPSConnection(p.hostname or "", p.port or 80, timeout=o.connect_timeout,
+                                               context=tls_context())
+            conn.set_tunnel(host, port, headers=_proxy_auth(proxy))
+            return conn
+        return http.client.HTTPConnection(p.hostname or "", p.port or 80, timeout=o.connect_timeout)
+
+    def _done_with(self, key: tuple[str, str, int], conn: http.client.HTTPConnection, reuse: bool) -> None:
+        if reuse and not self.stop.is_set():
+            with self._lock:
+                self._idle.append((key, conn))
+            return
+        conn.close()
+
+    def _check(self, r: Any, url: str, cursor: list[int], first: bool) -> None:
         """The answer's status and validators, before a byte of its body is used."""
-        status = r.status_code
+        status = r.status
         where = f"{self.where}: HTTP {status}"
         if status in (200, 206) and r.headers.get("content-encoding", "identity") != "identity":
             raise RemoteError(f"{where}: the server sent {r.headers['content-encoding']}-encoded "
@@ -204,7 +289,7 @@ class RangeClient:
                     raise RemoteError(f"{where}: the server does not say the file's size")
                 self.size = total
                 cursor[1] = min(cursor[1], total)
-                self._pin(r)
+                self._pin(r, url)
             else:
                 self._same(r, total)
             return
@@ -213,7 +298,7 @@ class RangeClient:
             if first and 0 <= length <= cursor[1]:  # no Range support, but small: the whole file
                 self.size = length
                 cursor[1] = length
-                self._pin(r)
+                self._pin(r, url)
                 return
             if first:
                 raise RemoteError(f"{where}: the server ignores range requests (no 206 answer)")
@@ -223,7 +308,7 @@ class RangeClient:
             m = _UNSATISFIED.fullmatch(r.headers.get("content-range", "").strip())
             if first and m is not None and int(m.group(1)) == 0:
                 self.size = cursor[1] = 0  # an empty file: parse_header says what it is
-                self._pin(r)
+                self._pin(r, url)
                 return
             raise self.changed("a range inside the file is no longer satisfiable")
         if status == 412:
@@ -237,9 +322,9 @@ class RangeClient:
             raise _Retry(str(status), _retry_after(r.headers.get("retry-after")))
         raise RemoteError(f"{where}: unexpected answer")
 
-    def _pin(self, r: Any) -> None:
-        if str(r.url) != self.url:  # redirected: later requests go straight to where it led
-            self.url = str(r.url)
+    def _pin(self, r: Any, url: str) -> None:
+        if url != self.url:  # redirected: later requests go straight to where it led
+            self.url = url
         etag = r.headers.get("etag")
         self.etag = etag
         if etag and not etag.startswith("W/"):  # If-Range takes strong validators only
@@ -263,26 +348,61 @@ class RangeClient:
         return self.fatal or RemoteError(f"{self.where}: read after close")
 
     def shutdown(self) -> None:
-        """Stop every request now, a stalled one too: its socket is shut under it (closing
-        the httpx client does not wake a read blocked in it)."""
+        """Stop every request now, a stalled one too: its socket is shut under it (closing a
+        connection does not wake a read blocked in it)."""
         self.stop.set()
         with self._lock:
             active = list(self._active)
+            idle, self._idle = self._idle, []
         for sock in active:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+            except (OSError, AttributeError):
                 pass
-        self._client.close()
+        for _, conn in idle:
+            conn.close()
 
 
-def _socket_of(r: Any) -> Any:
-    """The socket under an httpx response (httpcore's ``network_stream``), or None."""
-    stream = r.extensions.get("network_stream")
-    try:
-        return stream.get_extra_info("socket") if stream is not None else None
-    except Exception:  # noqa: BLE001 - another transport: close() then waits for the timeout
+_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_TLS_LOCK = threading.Lock()
+
+
+def tls_context() -> ssl.SSLContext:
+    """The process's client TLS context (certifi's roots, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+    made once: loading the roots costs ~50 ms, which every remote open used to pay."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _TLS_LOCK:
+        ctx = _TLS.get(key)
+        if ctx is None:
+            cafile = key[0]
+            if cafile is None and key[1] is None:
+                try:
+                    import certifi
+
+                    cafile = certifi.where()
+                except ImportError:
+                    pass
+            ctx = _TLS[key] = ssl.create_default_context(cafile=cafile, capath=key[1])
+        return ctx
+
+
+def _proxy_auth(proxy: str) -> dict[str, str]:
+    """``Proxy-Authorization`` for credentials in a proxy URL (``http://user:pw@host:port``)."""
+    p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not p.username:
+        return {}
+    token = base64.b64encode(f"{unquote(p.username)}:{unquote(p.password or '')}".encode()).decode()
+    return {"Proxy-Authorization": f"Basic {token}"}
+
+
+def _proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for ``scheme`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), unless ``NO_PROXY`` exempts ``host``."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
         return None
+    return proxy
 
 
 def _retry_after(value: str | None) -> float | None:

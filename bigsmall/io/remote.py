@@ -146,13 +146,16 @@ class RemoteSource:
 
     def _read_prefix(self) -> None:
         """Request 1: the first ``prefix_bytes``; learns the size and pins the ETag."""
-        buf = bytearray()
+        buf = bytearray(self.options.prefix_bytes)
+        view = memoryview(buf)
 
-        def sink(pos: int, data: Any) -> None:
-            buf[pos:pos + len(data)] = data
+        def target(pos: int, n: int) -> memoryview:
+            return view[pos:pos + n]
 
-        self.http.get(0, self.options.prefix_bytes, sink, first=True)
-        self._prefix = bytes(buf[: min(self.size, self.options.prefix_bytes)])
+        self.http.get(0, len(buf), target, _no_wait, first=True)
+        view.release()
+        del buf[min(self.size, len(buf)):]
+        self._prefix = bytes(buf)
 
     # ------------------------------------------------------------------ slots and jobs
     def _jobs_for(self, slots: Iterable[_Slot]) -> list[_Job]:
@@ -219,27 +222,46 @@ class RemoteSource:
                 self._pool.submit(self._run, job)
 
     def _run(self, job: _Job) -> None:
-        def sink(pos: int, data: Any) -> None:
+        slots = job.slots  # in file order, not overlapping; gaps between them are discarded
+        k = 0
+        scratch = memoryview(bytearray(0))
+
+        def target(pos: int, n: int) -> memoryview:
+            # the bytes go straight into the buffer of the slot they belong to
+            nonlocal k, scratch
+            while k < len(slots) and slots[k].offset + slots[k].length <= pos:
+                k += 1
+            if k < len(slots) and slots[k].offset <= pos:
+                s = slots[k]
+                top = min(n, s.offset + s.length - pos)
+                buf = s.buf
+                if isinstance(buf, bytearray):  # None: freed after another request failed
+                    return memoryview(buf)[pos - s.offset:pos - s.offset + top]
+            else:
+                top = min(n, (slots[k].offset if k < len(slots) else job.end) - pos)
+            if len(scratch) < top:
+                scratch = memoryview(bytearray(top))
+            return scratch[:top]
+
+        def got(pos: int, n: int) -> None:
             # a slot is done as soon as its last byte is in, not when the (coalesced, larger)
             # request ends: decoding starts while the rest of the request still arrives
-            hi = pos + len(data)
-            for s in job.slots:
-                lo, top = max(pos, s.offset), min(hi, s.offset + s.length)
-                buf = s.buf
-                if top > lo and buf is not None:  # None: freed after another request failed
-                    buf[lo - s.offset:top - s.offset] = data[lo - pos:top - pos]
-                    with self._lock:  # two requests may fill one split slot
-                        s.got += top - lo  # a retry resumes after the bytes received: none twice
-                        full = s.got >= s.length
-                    if full:
-                        s.done.set()
+            hi = pos + n
             with self._progress:
+                for s in slots[k:]:
+                    if s.offset >= hi:
+                        break
+                    lo, top = max(pos, s.offset), min(hi, s.offset + s.length)
+                    if top > lo:
+                        s.got += top - lo  # a retry resumes after the bytes received: none twice
+                        if s.got >= s.length:
+                            s.done.set()
                 job.pos = hi
                 self._progress.notify_all()
 
         error: BaseException | None = None
         try:
-            self.http.get(job.start, job.end, sink)
+            self.http.get(job.start, job.end, target, got)
         except BaseException as exc:  # noqa: BLE001 - handed to the view() that waits
             error = exc
         with self._lock:
