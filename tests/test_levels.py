@@ -35,7 +35,7 @@ def _striped_model(tmp_path: Path) -> Path:
 def _grid(bs: Path, name: str) -> list[int]:
     with BsFile(bs) as f:
         e = f.entry(name)
-        assert e.codec in ("field", "field8")
+        assert e.codec in ("field", "field8", "fieldp")
         return list(e.params["grid"])
 
 
@@ -82,3 +82,25 @@ def test_cli_level(small_model: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         main(["compress", str(small_model), "-o", str(tmp_path / "y.bs"), "--level", "turbo"])
     assert exc.value.code == 2
     assert not (tmp_path / "y.bs").exists()
+
+
+def test_max_keeps_rans_where_default_takes_the_prefix_code(tmp_path: Path) -> None:
+    """A plain normal bf16 matrix: the prefix code costs it ~0.35 % (between the two levels'
+    margins, ``codecs.auto.MARGINS``), so the default level prefix-codes it (faster decode) and
+    ``max`` keeps rANS (smaller); both restore bit for bit."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(0, 1, (256, 512)).astype(np.float32)
+    bf = (w.view(np.uint32) >> 16).astype(np.uint16)
+    bf[0, :4] = [0x7FC1, 0xFF80, 0x8000, 0x0001]  # NaN payload, -inf, -0, a subnormal
+    src = write_safetensors(tmp_path / "n.safetensors", {"w": ("BF16", (256, 512), bf.tobytes())})
+    sizes = {}
+    for level, codec in (("default", "fieldp"), ("max", "field8")):
+        bs = tmp_path / f"{level}.bs"
+        assert main(["compress", str(src), "-o", str(bs), "--level", level]) == 0
+        with BsFile(bs) as f:
+            assert f.entry("w").codec == codec
+        out = tmp_path / f"{level}.safetensors"
+        bigsmall.decompress(bs, out)
+        assert out.read_bytes() == src.read_bytes()
+        sizes[level] = bs.stat().st_size
+    assert sizes["max"] < sizes["default"]

@@ -231,13 +231,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
     p.add_argument("--no-verify", action="store_true", help="skip decoding each coded tensor again before writing it")
-    p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
+    p.add_argument("-l", "--level", choices=("fast", "default", "max"), default="default",
                    help="encoder effort: 'fast' skips the context search (~2-2.5x faster, files a "
-                   "little larger); same format either way (default: default)")
+                   "little larger); 'max' keeps rANS for every tensor where the prefix code costs "
+                   "> 0.25 %% (smallest auto files, slower to decode); same format either way "
+                   "(default: default)")
     p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage: 'rans' gives the smallest files; 'prefix' decodes ~1.6x "
                    "faster for ~0.1-0.2 points of size (format 1.2, codec fieldp); 'auto' picks "
-                   "prefix per tensor where it costs <= 0.25 %% of its size, else rans "
+                   "prefix per tensor where it costs <= 1 %% of its size (0.25 %% at --level "
+                   "max), else rans "
                    "(format 1.2) (default: auto)")
     p.add_argument("--format-version", choices=("1.2", "1.1", "1.0"), default=None,
                    help="container format to write: 1.1 decodes ~1.8x faster than 1.0 (field8 "
@@ -303,7 +306,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="a .safetensors file or a model folder")
     p.add_argument("--repeat", type=options.positive_int, default=3, help="runs per measurement; medians are reported")
     p.add_argument("-T", "--threads", type=options.workers, default=None, help="worker threads (default: all cores)")
-    p.add_argument("-l", "--level", choices=("fast", "default"), default="default",
+    p.add_argument("-l", "--level", choices=("fast", "default", "max"), default="default",
                    help="compression level to measure (see `bigsmall compress --help`)")
     p.add_argument("--coder", choices=("auto", "rans", "prefix"), default="auto",
                    help="entropy stage to measure (see `bigsmall compress --help`)")

@@ -43,11 +43,14 @@ CODERS = ("rans", "prefix", "auto")
 """Entropy stages of the float/byte codecs: ``rans`` (``field8``, format 1.1: smallest files),
 ``prefix`` (``fieldp``, format 1.2: the same model with a prefix code, ~1.6x faster to decode,
 ~0.1-0.2 points larger on the corpus) and ``auto`` (format 1.2): per tensor, ``prefix`` where
-it costs at most 0.25 % of the tensor's size, else ``rans`` (``codecs/auto.py``)."""
+it costs at most 1 % of the tensor's size (0.25 % at ``--level max``), else ``rans``
+(``codecs/auto.py``)."""
 
-LEVELS = ("fast", "default")
+LEVELS = ("fast", "default", "max")
 """Encoder effort levels: ``fast`` skips the search for row/column contexts (one context per
-tensor: ~2-2.5x faster compress, ~0.2-1.6 points larger on the corpus); ``default`` searches."""
+tensor: ~2-2.5x faster compress, ~0.2-1.6 points larger on the corpus); ``default`` searches;
+``max`` searches too and, with the ``auto`` coder, keeps rANS wherever the prefix code costs
+more than 0.25 % (the smallest ``auto`` files, slower to decode: ``codecs/auto.py``)."""
 
 
 class Codec(abc.ABC):

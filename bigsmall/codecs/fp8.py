@@ -126,7 +126,7 @@ def encode(data: np.ndarray, spec: TensorSpec, chunk_units: int, level: str = "d
     best: TensorPlan | None = None
     for m in models(data, spec, level):
         if coder == "auto" and codec_id == "field8":
-            plan = auto.plan_model(m, chunk_units)
+            plan = auto.plan_model(m, chunk_units, level)
         else:
             codec = get_codec(codec_id)
             assert isinstance(codec, field.FieldCodec)

@@ -249,15 +249,17 @@ def compress(
     ``coder="auto"``; ``"1.1"`` (the default with ``coder="rans"``) codes floats with
     ``field8`` only; ``"1.0"`` writes files that every bigsmall reads.
 
-    ``coder``: ``"auto"`` (default: per tensor, the prefix code where it costs at most 0.25 %
-    of the tensor's size, else rANS, ``codecs/auto.py``: on the corpus bf16 stays mostly rANS,
-    fp16/fp32 become prefix-coded, decoding 11-29 % faster for 0.09-0.16 points of size),
+    ``coder``: ``"auto"`` (default: per tensor, the prefix code where it costs at most 1 %
+    of the tensor's size, 0.25 % at ``level="max"``, else rANS, ``codecs/auto.py``: on the
+    corpus every float tensor becomes prefix-coded at the default level, bf16 stays mostly
+    rANS at ``max``),
     ``"rans"`` (smallest files, codec ``field8``) or ``"prefix"`` (codec ``fieldp`` wherever
     it applies: decodes ~1.6x faster than rANS, ~0.1-0.2 points larger).
 
     ``level``: ``"default"`` searches each float tensor's row/column contexts (smallest files);
-    ``"fast"`` uses one context per tensor (~2-2.5x faster, slightly larger). Both write the same
-    format; any bigsmall reads either. Checked before anything is read or written.
+    ``"fast"`` uses one context per tensor (~2-2.5x faster, slightly larger); ``"max"`` searches
+    as ``default`` and keeps rANS where the prefix code costs more than 0.25 % (``auto``: the
+    smallest files, slower to decode). All write the same format; any bigsmall reads them. Checked before anything is read or written.
 
     ``ecc``: append ``ecc`` % of erasure-code parity (``io/ecc.py``: ``bigsmall repair``
     rebuilds damaged bytes from it). ``resume``: journal the run beside its temporary output,
