@@ -79,6 +79,52 @@ def base_layout(spec: TensorSpec) -> Layout | None:
     return None
 
 
+SIGN_GAIN_MIN_BITS = 16384.0
+"""A sign in the coded field must save at least this much (about the tables it adds)..."""
+
+SIGN_GAIN_MIN_PER_ELEMENT = 0.002
+"""... and this many bits per element: a sign that only looks informative on the sample stays raw."""
+
+
+def _sign_pays(values: np.ndarray, lay: Layout, spec: TensorSpec, contexts: bool) -> bool:
+    """Whether to code the sign with the exponent (in the context-modelled field) rather than
+    as a raw bit.
+
+    Why: the sign of most weight matrices is a fair coin, so the base layout leaves it raw; but
+    an embedding table whose columns carry their own offsets (Whisper's token embedding: mean
+    0.0195, std 0.0196) has a sign that its column predicts, and coding ``sign | exponent``
+    with the column contexts saves ~0.7 of its raw bit there (Whisper base 82.4 % -> 80.9 %).
+    Only where the widened field still fits the tables (``eb <= 8``: fp16, whose
+    ``1 + 5``-bit field decoders already accept; bf16/fp32 would need 9 bits). The estimate
+    is the sign's information given its column or row (whichever is larger; the whole tensor
+    alone without ``contexts``) on a strided sample, against the side information the doubled
+    alphabet adds.
+    """
+    info = spec.info
+    if not info.is_float or lay.mb or lay.eb + 1 > 8 or lay.p + lay.eb + 1 != lay.width:
+        return False
+    n = values.shape[0]
+    if n < 4096:
+        return False
+    nrows, ncols = spec.matrix
+    m = values.reshape(nrows, ncols)
+    sample = m[:: max(1, nrows // 1024), :: max(1, ncols // 1024)]
+    sign = (sample >> (lay.width - 1)).astype(np.float64)
+    ns = sign.size
+
+    def info_bits(p: np.ndarray, counts: float | np.ndarray) -> float:
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        h = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
+        return float(np.sum((1.0 - h) * counts))
+
+    gain = info_bits(np.array([sign.mean()]), float(ns))
+    if contexts:
+        gain = max(gain, info_bits(sign.mean(axis=0), sign.shape[0]),
+                   info_bits(sign.mean(axis=1), sign.shape[1]))
+    gain *= n / ns
+    return gain > max(SIGN_GAIN_MIN_BITS, SIGN_GAIN_MIN_PER_ELEMENT * n)
+
+
 def _fields(values: np.ndarray, lay: Layout, lo: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(exponent part, mantissa-top part) of every element, as uint16 arrays (the second one
     empty without ``lo`` or mantissa bits).
@@ -262,6 +308,8 @@ class FieldCodec(Codec):
             return None
         values = data.view(_UINT[lay0.width // 8])
         n = values.shape[0]
+        if spec.info.itemsize and _sign_pays(values, lay0, spec, contexts=level != "fast"):
+            lay0 = Layout(lay0.width, lay0.p, lay0.eb + 1, 0)
         lay = _choose_layout(values, lay0, spec)
         if spec.info.itemsize == 0:
             nrows, ncols = 1, n
