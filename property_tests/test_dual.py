@@ -1,4 +1,5 @@
-"""Property: the dual code restores its input bit for bit, whatever the weights (``codecs/dual.py``).
+"""Property: the dual code restores its input bit for bit, whatever the weights (``codecs/dual.py``,
+``codecs/dual_trunc.py``: the v1 and v2 exact members).
 
 Two levels: the codec on quantizable matrices built from arbitrary finite bit patterns (so that
 the bins, the escapes and the straddling-zero path all see hostile values: subnormals, -0, huge
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigsmall.codecs import dual as code
+from bigsmall.codecs import dual_trunc as trunc
 from bigsmall.io import dual
 from bigsmall.testing.raw_safetensors import write_safetensors
 
@@ -71,6 +73,17 @@ def test_codec_restores_every_bit(m: tuple[str, np.ndarray]) -> None:
     q2, s2, lo2 = code.decode_fast(fast, *bits.shape)
     assert np.array_equal(q2, q)
     back = code.decode_exact(ex, q2, s2, lo2, dtype)
+    assert back.dtype == bits.dtype and np.array_equal(back, bits.ravel())
+
+
+@SETTINGS
+@given(matrices(finite=True))
+def test_v2_codec_restores_every_bit(m: tuple[str, np.ndarray]) -> None:
+    """The v2 exact code (the value model truncated to the bin): every bit back."""
+    dtype, bits = m
+    fast, q, s16, lo16 = code.encode_fast(code.as_float32(bits, dtype).reshape(bits.shape))
+    ex = trunc.encode_exact(bits, q, s16, lo16, dtype)
+    back = trunc.decode_exact(ex, q, s16, lo16, dtype)
     assert back.dtype == bits.dtype and np.array_equal(back, bits.ravel())
 
 

@@ -251,3 +251,71 @@ def test_fast_code_matches_fast_mode() -> None:
     p = c.packed.numpy()
     qq[..., 0::2], qq[..., 1::2] = p & 15, p >> 4
     assert np.array_equal(qq.reshape(70, -1)[:, :333], q)
+
+
+V1_GOLDEN = Path(__file__).parent / "dual_vectors" / "v1.bsd"
+V1_SHA256 = "7869b94d93e44422ea5b27edc84663e78229f8769b98be1be576ebb9b305cddd"
+
+
+def test_v1_golden_still_restores(tmp_path: Path) -> None:
+    """A ``.bsd`` 1.0 file (key-run exact member) written before 2.0 restores byte for byte."""
+    import importlib.util
+
+    with dual.DualFile(V1_GOLDEN) as d:
+        assert d.info()["version"] == [1, 0] and d.info()["quantized"] == 3
+    out = bigsmall.decompress(V1_GOLDEN, tmp_path / "v1.safetensors")
+    assert _sha(tmp_path / "v1.safetensors") == V1_SHA256
+    spec = importlib.util.spec_from_file_location("mk", V1_GOLDEN.parent / "make_v1_source.py")
+    assert spec is not None and spec.loader is not None
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    src = mk.source(tmp_path / "src.safetensors")
+    assert (tmp_path / "v1.safetensors").read_bytes() == src.read_bytes()
+    assert out.bytes_written == src.stat().st_size
+
+
+def test_writes_v2_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
+    p = tmp_path / "s.bsd"
+    dual.create(synthetic, p)
+    with dual.DualFile(p) as d:
+        assert d.info()["version"] == list(fmt.VERSION) == [2, 0]
+    data = bytearray(p.read_bytes())
+    data[8:10] = (3).to_bytes(2, "little")
+    body = bytes(data[:72])
+    import xxhash
+
+    data[72:80] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
+    (tmp_path / "v3.bsd").write_bytes(bytes(data))
+    from bigsmall.errors import UnsupportedVersionError
+
+    with pytest.raises(UnsupportedVersionError):
+        dual.DualFile(tmp_path / "v3.bsd")
+
+
+def test_v2_codec_corrupt_streams_are_typed() -> None:
+    from bigsmall.codecs import dual_trunc as trunc
+
+    rng = np.random.default_rng(2)
+    for dt in ("BF16", "F16", "F32"):
+        w = (rng.standard_normal((40, 300)) * 0.02).astype(np.float32)
+        w[3, 5] = 0.0
+        if dt == "BF16":
+            bits = (w.view(np.uint32) >> 16).astype(np.uint16)
+        else:
+            bits = w.astype(np.float16).view(np.uint16) if dt == "F16" else w.view(np.uint32)
+        _fast, q, s16, lo16 = code.encode_fast(code.as_float32(bits, dt).reshape(bits.shape))
+        ex = trunc.encode_exact(bits, q, s16, lo16, dt)
+        assert np.array_equal(trunc.decode_exact(ex, q, s16, lo16, dt), bits.ravel())
+        flipped = bytearray(ex)
+        flipped[-9] ^= 0x40  # a word of the rANS stream
+        for blob in (ex[:10], ex[: len(ex) // 2], ex[:-3], bytes(len(ex)), ex + b"\0", bytes(flipped)):
+            with pytest.raises(IntegrityError):
+                trunc.decode_exact(blob, q, s16, lo16, dt)
+        wrong = q.copy()
+        wrong[0, :8] ^= 1  # decoding against other codes: an error or other bits, never a crash
+        try:
+            back = trunc.decode_exact(ex, wrong, s16, lo16, dt)
+        except IntegrityError:
+            pass
+        else:
+            assert not np.array_equal(back, bits.ravel())

@@ -48,7 +48,8 @@ from . import schema
 from .format import zstd_decompress
 
 MAGIC = b"\x89BSD\r\n\x1a\n"
-VERSION = (1, 0)
+VERSION = (2, 0)  # written; 2.0: the exact member's truncated value model (codecs/dual_trunc.py)
+READ_MAJORS = (1, 2)  # 1.0: its key-run model (codecs/dual.py), still decoded
 HEADER_SIZE = 80
 _HDR = struct.Struct("<8sHHIQQQQQQQ")
 QUANTIZABLE = ("BF16", "F16", "F32")
@@ -71,16 +72,16 @@ def parse_header(buf: bytes, file_size: int) -> dict[str, int]:
     if len(buf) < HEADER_SIZE:
         raise TruncatedError(f"truncated .bsd: {len(buf)} bytes, its header needs {HEADER_SIZE}")
     _, major, minor, _, foff, flen, eoff, elen, total, fdig, edig = _HDR.unpack_from(buf, 0)
-    if major != VERSION[0]:
+    if major not in READ_MAJORS:
         raise UnsupportedVersionError(f".bsd format {major}.{minor} is not read by this bigsmall "
-                                      f"(it reads {VERSION[0]}.x)")
+                                      f"(it reads {', '.join(f'{m}.x' for m in READ_MAJORS)})")
     if struct.unpack_from("<Q", buf, 72)[0] != xxhash.xxh3_64_intdigest(buf[:72]):
         raise IntegrityError(".bsd header is corrupt (checksum mismatch in bytes 0-71)")
     if file_size < total:
         raise TruncatedError(f"truncated .bsd: {file_size} bytes, its header promises {total}")
     if not (HEADER_SIZE <= foff and foff + flen <= eoff and eoff + elen <= total):
         raise FormatError(".bsd index ranges are out of order or outside the file")
-    return {"fast_off": foff, "fast_len": flen, "exact_off": eoff, "exact_len": elen,
+    return {"major": major, "minor": minor, "fast_off": foff, "fast_len": flen, "exact_off": eoff, "exact_len": elen,
             "file_len": total, "fast_digest": fdig, "exact_digest": edig}
 
 

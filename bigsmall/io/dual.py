@@ -16,8 +16,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import xxhash
 import zstandard
 
 from ..codecs import dual as code
+from ..codecs import dual_trunc as trunc
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
 from ..core.safetensors_header import header_length
@@ -37,6 +39,7 @@ from ..plan.autopilot import fast_quantizes
 from .atomic import atomic_file, check_target
 
 PIECE = 16 << 20  # exact-stored tensors: zstd pieces of this many bytes
+AHEAD = 64 << 20  # exact reads: bytes of tensors decoded ahead of the one handed out
 _UINT = {16: np.uint16, 32: np.uint32}
 
 
@@ -129,7 +132,7 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
         def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
             fast, q, s16, lo16 = code.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
-            return fast, code.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
+            return fast, trunc.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
         # blocks on every core (the kernels release the GIL), written in order; at most
         # ``_workers()`` blocks' temporaries alive at once
@@ -236,39 +239,65 @@ class DualFile:
             else:
                 yield spec, "z", self._exact_bytes(spec, t, [])
 
-    def _exact_bytes(self, spec: TensorSpec, t: dict[str, Any], exact: list[list[int]]) -> np.ndarray:
+    def _start(self, spec: TensorSpec, t: dict[str, Any], exact: list[list[int]]) -> tuple[np.ndarray, list[Future[None]]]:
+        """Read one tensor's chunks (this thread: the file handle is not shared) and hand their
+        decoding to the pool, each block into its own slice of the returned buffer."""
         out = np.empty(spec.nbytes, dtype=np.uint8)
-        pos = 0
+        pool = _pool()
         if t["kind"] == "z":
-            for c in t["chunks"]:
-                piece = zstd_decompress(self._chunk(c, spec.name), c[2], f"tensor {spec.name!r}")
-                if len(piece) != c[2]:
+            starts = np.cumsum([0] + [c[2] for c in t["chunks"]])
+
+            def unzstd(data: bytes, n: int, at: int) -> None:
+                piece = zstd_decompress(data, n, f"tensor {spec.name!r}")
+                if len(piece) != n:
                     raise IntegrityError(f"{self.path}: tensor {spec.name!r}: piece of the wrong size")
-                out[pos:pos + c[2]] = np.frombuffer(piece, np.uint8)
-                pos += c[2]
-        else:
-            width = code.WIDTH[spec.dtype]
-            starts = np.cumsum([0] + [c[2] * spec.shape[1] * width // 8 for c in t["chunks"]])
-            jobs = [(self._chunk(c, spec.name), self._read(e[0], e[1]), c[2], int(at))
-                    for c, e, at in zip(t["chunks"], exact, starts[:-1], strict=True)]
+                out[at:at + n] = np.frombuffer(piece, np.uint8)
 
-            def decode(job: tuple[bytes, bytes, int, int]) -> None:
-                fast, ex, rows, at = job
-                q, s16, lo16 = code.decode_fast(fast, rows, spec.shape[1])
-                bits = code.decode_exact(ex, q, s16, lo16, spec.dtype)
-                out[at:at + bits.size * width // 8] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
+            return out, [pool.submit(unzstd, self._chunk(c, spec.name), c[2], int(at))
+                         for c, at in zip(t["chunks"], starts[:-1], strict=True)]
+        width = code.WIDTH[spec.dtype]
+        decode_exact = code.decode_exact if self.head["major"] == 1 else trunc.decode_exact
+        starts = np.cumsum([0] + [c[2] * spec.shape[1] * width // 8 for c in t["chunks"]])
 
-            for _ in _pool().map(decode, jobs):  # blocks on every core, into disjoint slices
-                pass
+        def decode(fast: bytes, ex: bytes, rows: int, at: int) -> None:
+            q, s16, lo16 = code.decode_fast(fast, rows, spec.shape[1])
+            bits = decode_exact(ex, q, s16, lo16, spec.dtype)
+            out[at:at + bits.size * width // 8] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
+
+        return out, [pool.submit(decode, self._chunk(c, spec.name), self._read(e[0], e[1]), c[2], int(at))
+                     for c, e, at in zip(t["chunks"], exact, starts[:-1], strict=True)]
+
+    def _finish(self, spec: TensorSpec, t: dict[str, Any], out: np.ndarray, jobs: list[Future[None]]) -> np.ndarray:
+        for j in jobs:
+            j.result()
         if xxhash.xxh3_128_hexdigest(out) != t["xxh3"]:
             raise IntegrityError(f"{self.path}: tensor {spec.name!r} does not match its receipt (corrupt)")
         return out
 
+    def _exact_bytes(self, spec: TensorSpec, t: dict[str, Any], exact: list[list[int]]) -> np.ndarray:
+        return self._finish(spec, t, *self._start(spec, t, exact))
+
     def iter_exact(self) -> Iterator[tuple[TensorSpec, np.ndarray]]:
-        """(spec, exact bytes uint8) per tensor in data order, each checked against its receipt."""
-        exact = self.exact_chunks()
-        for spec, t, e in zip(self.specs, self.doc["tensors"], exact, strict=True):
-            yield spec, self._exact_bytes(spec, t, e)
+        """(spec, exact bytes uint8) per tensor in data order, each checked against its receipt.
+        Tensors are decoded ahead, up to ``AHEAD`` bytes beyond the one being yielded, so small
+        tensors (one block each) keep every core busy too."""
+        items = list(zip(self.specs, self.doc["tensors"], self.exact_chunks(), strict=True))
+        pending: deque[tuple[TensorSpec, dict[str, Any], np.ndarray, list[Future[None]]]] = deque()
+        ahead = i = 0
+        try:
+            while pending or i < len(items):
+                while i < len(items) and (not pending or ahead < AHEAD):
+                    spec, t, e = items[i]
+                    pending.append((spec, t, *self._start(spec, t, e)))
+                    ahead += spec.nbytes
+                    i += 1
+                spec, t, out, jobs = pending.popleft()
+                ahead -= spec.nbytes
+                yield spec, self._finish(spec, t, out, jobs)
+        finally:  # an error or an abandoned iterator: let the queued blocks finish, unread
+            for *_, jobs in pending:
+                for j in jobs:
+                    j.cancel()
 
     def restore(self, fh: Any) -> int:
         """Write the original safetensors file to ``fh``; checked against its sha256."""
@@ -297,7 +326,7 @@ class DualFile:
 
     def info(self) -> dict[str, Any]:
         kinds = [t["kind"] for t in self.doc["tensors"]]
-        return {"path": str(self.path), "format": "bsd", "version": list(fmt.VERSION),
+        return {"path": str(self.path), "format": "bsd", "version": [self.head["major"], self.head["minor"]],
                 "file_bytes": self.head["file_len"], "original_bytes": self.doc["size"],
                 "fast_member_bytes": self.fast_member_bytes, "exact_member_bytes": self.exact_member_bytes,
                 "fast_member_pct": round(100 * self.fast_member_bytes / max(1, self.doc["size"]), 2),
