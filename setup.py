@@ -23,6 +23,7 @@ from setuptools.command.build_ext import build_ext
 NATIVE = "bigsmall/native"
 HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "encodep.h", "checks.h",
                                           "glue.h")]
+ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h")]
 # -fwrapv: numba's int64 arithmetic wraps, C's signed overflow is undefined without it
 UNIX_FLAGS = ["-O3", "-fwrapv", "-std=gnu11", "-fno-strict-aliasing"]
 
@@ -62,7 +63,19 @@ setup(
             sources=[f"{NATIVE}/_kernels.c"],
             depends=HEADERS,
             optional=True,
-        )
+        ),
+        Extension(  # table builders and encoder kernels (README.md: "_enc")
+            "bigsmall.native._enc",
+            sources=[f"{NATIVE}/_enc.c"],
+            depends=ENC_HEADERS,
+            optional=True,
+        ),
+        Extension(  # the delta codec's chunk decoder (README.md: "_delta")
+            "bigsmall.native._delta",
+            sources=[f"{NATIVE}/_delta.c"],
+            depends=[f"{NATIVE}/delta_decode.h"],
+            optional=True,
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

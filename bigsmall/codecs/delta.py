@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 import zstandard
-from numba import njit
 
+from .. import native
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from . import rans, tables
 from .base import Codec, register
 from .decode_tables import _read_rows
@@ -540,9 +541,10 @@ def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memory
     bw = base.view(dt)
     if out.size != base.size or bw.size > per:
         raise FormatError(f"tensor {spec.name!r}: delta chunk {index} has the wrong size")
-    err = _decode(np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind,
-                  mbits, ebits, elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, PB, det, skip,
-                  ZLEAD, RAWN)
+    c = native.delta()  # the C port (same arguments, same bytes), or the numba reference
+    err = (c.decode if c is not None else _decode)(
+        np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind, mbits, ebits,
+        elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, PB, det, skip, ZLEAD, RAWN)
     if err:
         raise IntegrityError(f"tensor {spec.name!r}: delta chunk {index} corrupt (code {err})")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
 ENV = "BIGSMALL_NATIVE"
 DEFAULT = frozenset({"fieldp"})  # codecs served natively by default: measured not slower
@@ -56,6 +57,47 @@ def kernels(codec: str) -> ModuleType | None:
     return _KERNELS if codec in _CODECS else None
 
 
+def enc_kernels() -> Any:
+    """The C table builders and encoder kernels (``enc.Enc`` over ``_enc``) unless
+    ``BIGSMALL_NATIVE=0`` or not built: then None (use numba). Not limited to codecs like
+    :func:`kernels`: they replace kernels that are not decode loops (no speed to weigh), and
+    with them a decompress compiles and imports no numba (README.md, "_enc")."""
+    global _ENC
+    if _ENC is None:
+        _ENC = False
+        try:
+            from . import _enc  # type: ignore[attr-defined]
+            from .enc import Enc
+
+            _ENC = Enc(_enc)
+        except ImportError:  # not built (no compiler at install)
+            pass
+    return _ENC or None
+
+
+# None: not looked up yet (on first use); False: absent or disabled (read at import, as above)
+_ENC: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+
+
+def delta() -> ModuleType | None:
+    """The delta codec's C chunk decoder (``_delta.c``) unless ``BIGSMALL_NATIVE=0`` or not
+    built: then None (use numba). Always on otherwise: measured 1.3-1.6x the numba kernel's
+    speed on the fine-tune pairs (``benchmarks/bench_delta.py --kernels``), the same bytes."""
+    global _DELTA
+    if _DELTA is None:
+        _DELTA = False
+        try:
+            from . import _delta  # type: ignore[attr-defined]
+
+            _DELTA = _delta
+        except ImportError:  # not built (no compiler at install)
+            pass
+    return _DELTA or None
+
+
+_DELTA: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+
+
 def status() -> str:
     """Which kernels serve this process, in words (``native (avx2) for fieldp; ...``)."""
     return _STATUS
@@ -64,5 +106,8 @@ def status() -> str:
 def use(mode: str) -> None:
     """Switch this process's codecs as ``BIGSMALL_NATIVE=mode`` would (``"0"``, ``"1"``,
     ``"all"``): for benchmarks and tests that compare both in one process."""
-    global _KERNELS, _CODECS, _STATUS
+    global _KERNELS, _CODECS, _STATUS, _ENC
     _KERNELS, _CODECS, _STATUS = _select(mode)
+    _ENC = False if mode.strip() == "0" else None
+    global _DELTA
+    _DELTA = False if mode.strip() == "0" else None

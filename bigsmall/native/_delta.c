@@ -1,0 +1,208 @@
+/* bigsmall.native._delta: a C port of the delta codec's chunk decoder (codecs/delta.py).
+ *
+ *   decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
+ *          tsym, tfc, alpha, pb, det, skip, zlead, rawn) -> int
+ *
+ * takes exactly the arguments of the numba ``_decode``, in the same order, and returns the same
+ * value with the same bytes written (property_tests/test_native_delta.py). Why a module of its
+ * own (not in _kernels.c): the delta codec is separate from the field codecs those kernels
+ * serve, and each extension builds (or fails to build) on its own.
+ *
+ * Unlike the numba kernel, which trusts prepare, this function checks everything an index
+ * depends on before decoding (element sizes, the rows the chunk touches and their clusters,
+ * table sizes for every context, the raw-bit counts) and raises ValueError/TypeError; chunk
+ * bytes are checked inside the kernel exactly as the reference does. The GIL is released.
+ *
+ * Instantiated per word width (1, 2, 4, 8 bytes) x kind (unsigned, offset binary, float) x
+ * probability bits (13, the only value bigsmall writes, folded; or any), each twice on x86-64:
+ * plain and with target("avx2,bmi,bmi2") (shlx/shrx for the variable shifts), picked at import.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "delta_decode.h"
+
+typedef int (*dd_fn)(const dd_model *, const uint8_t *, int64_t, const void *, void *, int64_t,
+                     int64_t);
+
+#define DD_ONE_FN(SUF, ATTR, W, KIND, PB)                                                     \
+    ATTR __attribute__((noinline)) static int dd_##SUF##_##W##_##KIND##_##PB(                 \
+        const dd_model *m, const uint8_t *chunk, int64_t size, const void *base, void *out,   \
+        int64_t n, int64_t k0) {                                                              \
+        return dd_kernel(m, chunk, size, base, out, n, k0, W, KIND, PB);                      \
+    }
+#define DD_KINDS(SUF, ATTR, W, PB)                                                            \
+    DD_ONE_FN(SUF, ATTR, W, 0, PB) DD_ONE_FN(SUF, ATTR, W, 1, PB) DD_ONE_FN(SUF, ATTR, W, 2, PB)
+#define DD_WIDTHS(SUF, ATTR, PB)                                                              \
+    DD_KINDS(SUF, ATTR, 1, PB) DD_KINDS(SUF, ATTR, 2, PB) DD_KINDS(SUF, ATTR, 4, PB)          \
+    DD_KINDS(SUF, ATTR, 8, PB)
+#define DD_ROW(SUF, W, PB) {dd_##SUF##_##W##_0_##PB, dd_##SUF##_##W##_1_##PB, dd_##SUF##_##W##_2_##PB}
+#define DD_DEFINE_ISA(SUF, ATTR)                                                              \
+    DD_WIDTHS(SUF, ATTR, 13) DD_WIDTHS(SUF, ATTR, 0)                                          \
+    static const dd_fn dd_table_##SUF[2][4][3] = {                                            \
+        {DD_ROW(SUF, 1, 13), DD_ROW(SUF, 2, 13), DD_ROW(SUF, 4, 13), DD_ROW(SUF, 8, 13)},     \
+        {DD_ROW(SUF, 1, 0), DD_ROW(SUF, 2, 0), DD_ROW(SUF, 4, 0), DD_ROW(SUF, 8, 0)}};
+
+DD_DEFINE_ISA(scalar, )
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define DD_HAVE_AVX2 1
+DD_DEFINE_ISA(avx2, __attribute__((target("avx2,bmi,bmi2"))))
+#else
+#define DD_HAVE_AVX2 0
+#endif
+
+static int use_avx2 = 0; /* set at import (and by _set_isa, for the tests) */
+
+static dd_fn dd_pick(int64_t w, int64_t kind, int64_t pb) {
+    int wi = w == 1 ? 0 : (w == 2 ? 1 : (w == 4 ? 2 : 3));
+    int pi = pb == 13 ? 0 : 1;
+#if DD_HAVE_AVX2
+    if (use_avx2) return dd_table_avx2[pi][wi][kind];
+#endif
+    return dd_table_scalar[pi][wi][kind];
+}
+
+/* ------------------------------------------------------------------ argument checks */
+
+static int dd_fail(const char *msg) {
+    PyErr_SetString(PyExc_ValueError, msg);
+    return -1;
+}
+
+/* A C-contiguous 1-D buffer of integers of itemsize isz (0: 1, 2, 4 or 8). */
+static int dd_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
+    const char *f = v->format ? v->format : "B";
+    size_t fl = strlen(f);
+    int intfmt = fl > 0 && strchr("bBhHiIlLqQnN", f[fl - 1]) != NULL;
+    Py_ssize_t s = v->itemsize;
+    int sizeok = isz ? s == isz : (s == 1 || s == 2 || s == 4 || s == 8);
+    if (!intfmt || !sizeok || v->ndim != 1) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous 1-D array of %zd-byte integers",
+                     name, isz ? isz : (Py_ssize_t)1);
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+#define DD_NB 11 /* chunk, base, out, rowctx, tsym, tfc, det, skip, zlead, rawn (+1 spare) */
+#define DD_N(v) ((int64_t)((v).len / (v).itemsize))
+#define DD_BIG ((int64_t)1 << 40)
+
+/* Everything an index of the kernel depends on (see the file comment). */
+static int dd_check(Py_buffer *v, dd_model *m, int64_t k0, int64_t wbits, int64_t kind) {
+    int64_t w = v[1].itemsize, n = DD_N(v[1]);
+    if (v[2].itemsize != w || DD_N(v[2]) < n) return dd_fail("out: the base's word size, >= its length");
+    if (wbits != 8 * w) return dd_fail("wbits must be 8 x the base's word size");
+    if (kind < 0 || kind > 2) return dd_fail("kind must be 0, 1 or 2");
+    if (m->alpha != 2 * wbits) return dd_fail("alpha must be 2 x wbits");
+    if (m->pb < 1 || m->pb > 16) return dd_fail("pb must be in [1, 16]");
+    if (m->nr < 1 || m->nr > 256 || m->nk < 1 || m->nk > 256) return dd_fail("nk, nr in [1, 256]");
+    if (kind == 2 && (m->mbits < 0 || m->ebits < 1 || m->mbits + m->ebits > wbits))
+        return dd_fail("mbits + ebits must fit the word");
+    if (m->elo <= -DD_BIG || m->elo >= DD_BIG) return dd_fail("elo out of range");
+    if (m->ncols < 1) return dd_fail("ncols must be >= 1");
+    if (k0 < 0 || k0 > DD_BIG) return dd_fail("k0 out of range");
+    int64_t nctx = m->nk * m->nr;
+    if (DD_N(v[4]) < (nctx << m->pb)) return dd_fail("tsym too short for the contexts");
+    if (DD_N(v[5]) < nctx * m->alpha) return dd_fail("tfc too short for the contexts");
+    if (DD_N(v[6]) < nctx) return dd_fail("det too short for the contexts");
+    if (DD_N(v[7]) < m->nr) return dd_fail("skip too short for the row clusters");
+    if (DD_N(v[8]) < m->alpha || DD_N(v[9]) < m->alpha) return dd_fail("zlead, rawn too short");
+    for (int64_t s = 0; s < m->alpha; s++)
+        if (m->rawn[s] > 64) return dd_fail("rawn out of range");
+    if (n == 0) return 0;
+    int64_t r0 = k0 / m->ncols, r1 = (k0 + n - 1) / m->ncols;
+    if (r1 >= DD_N(v[3])) return dd_fail("rowctx too short for the chunk's rows");
+    for (int64_t r = r0; r <= r1; r++)
+        if (m->rowctx[r] >= m->nr) return dd_fail("row cluster out of range");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ Python functions */
+
+static PyObject *py_decode(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[DD_NB];
+    long long k0, wbits, kind, mbits, ebits, elo, nk, ncols, nr, alpha, pb;
+    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLOLOOLLOOOO", &o[0], &o[1], &o[2], &k0, &wbits, &kind,
+                          &mbits, &ebits, &elo, &nk, &ncols, &o[3], &nr, &o[4], &o[5], &alpha,
+                          &pb, &o[6], &o[7], &o[8], &o[9]))
+        return NULL;
+    static const Py_ssize_t isz[10] = {1, 0, 0, 1, 1, 4, 1, 1, 8, 1};
+    static const char *names[10] = {"chunk", "base", "out", "rowctx", "tsym", "tfc", "det",
+                                    "skip", "zlead", "rawn"};
+    Py_buffer v[10];
+    int got = 0;
+    for (; got < 10; got++)
+        if (dd_getbuf(o[got], &v[got], isz[got], got == 2, names[got]) < 0) break;
+    int rc = -1;
+    if (got == 10) {
+        dd_model m = {v[3].buf, v[4].buf, v[5].buf, v[6].buf, v[7].buf, v[8].buf, v[9].buf,
+                      ncols, nr, elo, nk, mbits, ebits, alpha, pb};
+        if (dd_check(v, &m, k0, wbits, kind) == 0) {
+            dd_fn f = dd_pick(v[1].itemsize, kind, pb);
+            int64_t n = DD_N(v[1]);
+            Py_BEGIN_ALLOW_THREADS
+            rc = f(&m, v[0].buf, (int64_t)v[0].len, v[1].buf, v[2].buf, n, k0);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    for (int b = 0; b < got; b++) PyBuffer_Release(&v[b]);
+    if (rc < 0) return NULL;
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyUnicode_FromString(use_avx2 ? "avx2" : "scalar");
+}
+
+static PyObject *py_set_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (strcmp(name, "scalar") == 0) {
+        use_avx2 = 0;
+    } else if (strcmp(name, "avx2") == 0) {
+#if DD_HAVE_AVX2
+        __builtin_cpu_init();
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))) {
+            PyErr_SetString(PyExc_ValueError, "this CPU has no AVX2/BMI2");
+            return NULL;
+        }
+        use_avx2 = 1;
+#else
+        PyErr_SetString(PyExc_ValueError, "built without the AVX2 kernels");
+        return NULL;
+#endif
+    } else {
+        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'avx2'");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", py_decode, METH_VARARGS, "delta: one chunk (codecs/delta.py _decode)"},
+    {"isa", py_isa, METH_NOARGS, "the instruction set the kernel runs with: 'avx2' or 'scalar'"},
+    {"_set_isa", py_set_isa, METH_VARARGS, "tests only: force 'scalar' or 'avx2' (if supported)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT, "bigsmall.native._delta",
+    "A C port of the delta codec's numba chunk decoder (byte-identical output).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__delta(void) {
+#if DD_HAVE_AVX2
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+#endif
+    return PyModule_Create(&moddef);
+}
