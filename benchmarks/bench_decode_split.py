@@ -12,10 +12,12 @@ Two parts (issue 17: "most of a decompress's CPU is outside the entropy kernels"
    of the calling thread (on a busy shared machine the wall time follows the neighbours; the
    calling thread's CPU is the serial share a quiet machine cannot spread over its cores).
    ``--compare DIR`` runs the same, interleaved round by round, with another checkout of
-   bigsmall (``git worktree add DIR COMMIT``; warm its numba cache first) on ``PYTHONPATH``.
+   bigsmall (``git worktree add DIR COMMIT``; warm its numba cache first) on ``PYTHONPATH``;
+   with ``--own-files`` each checkout decodes the file that it compresses itself with its
+   defaults (a change of the files' layout: coder choice, chunking), else both the same file.
 
     python benchmarks/bench_decode_split.py [--src FILE.safetensors] [--repeat 5]
-        [--compare /tmp/before] [--rounds 3]
+        [--compare /tmp/before [--own-files]] [--rounds 3]
 
 Without ``--src``: MiniLM bf16 from the corpus (``bigsmall.testing.corpus.minilm_bf16``),
 compressed once with the default coder into a temporary folder.
@@ -114,16 +116,23 @@ def stages(bs_path: Path, repeat: int, work: Path) -> None:
         print(f"  {k:36s} {statistics.median(v) * 1e3:8.1f} ms")
 
 
-def threads(bs_path: Path, trees: dict[str, str | None], rounds: int, work: Path, size: int) -> None:
+def _env(tree: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def threads(bs_path: Path, trees: dict[str, str | None], rounds: int, work: Path, size: int,
+            own: dict[str, Path] | None = None) -> None:
     res: dict[tuple[str, int, str], list[list[float]]] = {}
     for r in range(rounds):
         names = list(trees) if r % 2 == 0 else list(trees)[::-1]
         for th in (1, 2):
             for name in names:
-                env = dict(os.environ)
-                if trees[name]:
-                    env["PYTHONPATH"] = str(trees[name])
-                out = subprocess.run([sys.executable, "-c", _CHILD, str(bs_path), str(th), "3",
+                env = _env(trees[name])
+                path = own[name] if own else bs_path
+                out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(th), "3",
                                       str(work / f"out-{name}-{th}.safetensors")], env=env,
                                      capture_output=True, text=True, check=True, cwd=work)
                 for k, v in json.loads(out.stdout).items():
@@ -142,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--compare", default=None, help="another bigsmall checkout, run interleaved")
+    ap.add_argument("--own-files", action="store_true",
+                    help="with --compare: each checkout decodes its own default compression")
     args = ap.parse_args(argv)
     import bigsmall
 
@@ -157,7 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         trees: dict[str, str | None] = {"this": str(Path(bigsmall.__file__).parents[1])}
         if args.compare:
             trees["compare"] = str(Path(args.compare).resolve())
-        threads(bs, trees, args.rounds, work, args.src.stat().st_size)
+        own = None
+        if args.compare and args.own_files:
+            own = {"this": bs, "compare": work / "compare.bs"}
+            code = ("import sys, bigsmall; r = bigsmall.compress(sys.argv[1], sys.argv[2], verify=False); "
+                    "print(f'compare: its own file, ratio {r.ratio * 100:.3f} %')")
+            print(subprocess.run([sys.executable, "-c", code, str(args.src), str(own["compare"])],
+                                 env=_env(trees["compare"]), capture_output=True, text=True,
+                                 check=True, cwd=work).stdout.strip())
+        print(f"this: ratio {bs.stat().st_size / args.src.stat().st_size * 100:.3f} % (container "
+              "bytes / source bytes)")
+        threads(bs, trees, args.rounds, work, args.src.stat().st_size, own)
     return 0
 
 

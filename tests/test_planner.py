@@ -61,9 +61,12 @@ def test_zstd_still_wins_where_it_should(rows: int, level: str) -> None:
 
 
 @pytest.mark.parametrize("rows,probe", [(384, planner.SMALL_PROBE_BYTES),
-                                        (1536, planner.CHUNK_BYTES)])
+                                        (1536, None)])
 def test_zstd_trial_stays_a_probe_on_weights(monkeypatch: pytest.MonkeyPatch, rows: int,
-                                             probe: int) -> None:
+                                             probe: int | None) -> None:
+    if probe is None:  # the first chunk: 6 balanced chunks of 98304 elements (chunk_units_for)
+        probe = 2 * planner.chunk_units_for(_spec(rows, 384))
+        assert probe == 2 * 98304
     calls = _zstd_calls(monkeypatch)
     data = _gaussian_bf16(rows, 384)
     plan = planner.plan_tensor(data, _spec(rows, 384), level="fast", format_version=(1, 2),
@@ -77,3 +80,27 @@ def test_tensor_no_larger_than_its_probe_is_tried_in_full(monkeypatch: pytest.Mo
     data = _gaussian_bf16(64, 256)  # 32 KiB: one chunk, smaller than the probe
     planner.plan_tensor(data, _spec(64, 256), level="fast", format_version=(1, 2), coder="auto")
     assert calls == [data.size]
+
+
+@pytest.mark.parametrize("rows,cols,dtype,chunks", [
+    (384, 384, "BF16", [73728, 73728]),  # greedy: 131072 + 16384
+    (1536, 384, "BF16", [98304] * 6),  # greedy: 4 x 131072 + 65536
+    (384, 384, "F32", [36864] * 4),
+    (100, 1000, "BF16", [50048, 49952]),  # boundaries on whole 64-element lines
+    (200, 200, "BF16", [40000]),  # below SPLIT_MIN_BYTES: one chunk
+    (384, 1, "BF16", [384]),
+])
+def test_chunks_are_balanced_for_the_decode_threads(rows: int, cols: int, dtype: str,
+                                                    chunks: list[int]) -> None:
+    """A tensor of >= 128 KiB is cut into an even number of near-equal chunks (two decode
+    threads share it evenly), never more than one chunk above the greedy cut."""
+    from bigsmall.codecs.base import chunk_bounds
+
+    itemsize = 4 if dtype == "F32" else 2
+    spec = TensorSpec(name="w", dtype=dtype, shape=(rows, cols), end=rows * cols * itemsize)
+    per = planner.chunk_units_for(spec)
+    n = rows * cols
+    count = -(-n // per)
+    assert count <= -(-n // (planner.CHUNK_BYTES // itemsize)) + 1
+    bounds = chunk_bounds(spec, {"chunk": per}, count)
+    assert [(e - b) // itemsize for b, e in bounds] == chunks
