@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bigsmall.codecs import dual as code
+from bigsmall.codecs import dual_fast as fastc
 from bigsmall.codecs import dual_trunc as trunc
 from bigsmall.io import dual
 from bigsmall.testing.raw_safetensors import write_safetensors
@@ -79,11 +80,17 @@ def test_codec_restores_every_bit(m: tuple[str, np.ndarray]) -> None:
 @SETTINGS
 @given(matrices(finite=True))
 def test_v2_codec_restores_every_bit(m: tuple[str, np.ndarray]) -> None:
-    """The v2 exact code (the value model truncated to the bin): every bit back."""
+    """The v2 code (fast chunk with the row-above context, exact member with the value model
+    truncated to the bin): the same INT4 code as v1's, every bit back."""
     dtype, bits = m
-    fast, q, s16, lo16 = code.encode_fast(code.as_float32(bits, dtype).reshape(bits.shape))
+    fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(bits, dtype).reshape(bits.shape))
+    q1, s1, lo1 = code.quantize_block(code.as_float32(bits, dtype).reshape(bits.shape))
+    assert np.array_equal(q, q1) and np.array_equal(s16.view(np.uint16), s1.view(np.uint16))
+    q2, s2, lo2 = fastc.decode_fast(fast, *bits.shape)
+    assert np.array_equal(q2, q) and np.array_equal(s2.view(np.uint16), s16.view(np.uint16))
+    assert np.array_equal(lo2.view(np.uint16), lo16.view(np.uint16))
     ex = trunc.encode_exact(bits, q, s16, lo16, dtype)
-    back = trunc.decode_exact(ex, q, s16, lo16, dtype)
+    back = trunc.decode_exact(ex, q2, s2, lo2, dtype)
     assert back.dtype == bits.dtype and np.array_equal(back, bits.ravel())
 
 

@@ -285,23 +285,18 @@ def _zero_bin(s16: np.ndarray, lo16: np.ndarray, cols: int) -> np.ndarray:
     return np.repeat(z, GROUP, axis=1)[:, :cols]
 
 
-_NO_RAW16 = np.zeros((16, 16), dtype=np.int64)
+_NO_RAW16 = np.zeros((16 * 4, 16), dtype=np.int64)  # also the v2 fast chunk's 64 contexts
 
 
-def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """float32 block -> (fast chunk bytes, codes, scales, minimums)."""
-    q, s16, lo16 = quantize_block(w)
-    # scales then minimums, high bytes then low bytes (the exponents compress, the rest barely)
+def side_bytes(s16: np.ndarray, lo16: np.ndarray) -> bytes:
+    """Scales then minimums, high bytes then low bytes (the exponents compress, the rest
+    barely), zstd-19; measured no better: deltas, a minimum predicted from its scale."""
     side16 = np.concatenate([s16.ravel(), lo16.ravel()]).astype("<f2").view(np.uint8).reshape(-1, 2)
-    side = zstandard.ZstdCompressor(level=19).compress(side16[:, 1].tobytes() + side16[:, 0].tobytes())
-    stream = encode_stream(q.ravel(), _zero_bin(s16, lo16, w.shape[1]).ravel(), _NO_RAW16,
-                           np.zeros(1, np.uint64), 16, 16)  # no raw bits: the kernel never reads it
-    return _U32.pack(len(side)) + side + stream, q, s16, lo16
+    return zstandard.ZstdCompressor(level=19).compress(side16[:, 1].tobytes() + side16[:, 0].tobytes())
 
 
-def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups))."""
-    buf = memoryview(data).cast("B")
+def read_side(buf: memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scales, minimums, bytes used) of a fast chunk's ``u32 length | zstd`` side block."""
     groups = -(-cols // GROUP)
     head, pos = _take(buf, 0, 4, "side length")
     side, pos = _take(buf, pos, _U32.unpack(head)[0], "scales")
@@ -310,7 +305,22 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndar
         raise IntegrityError("dual fast chunk: scales of the wrong size")
     planes = np.frombuffer(sb, np.uint8).reshape(2, -1)
     sm = np.stack([planes[1], planes[0]], axis=1).copy().view("<f2").ravel().astype(np.float16)
-    s16, lo16 = sm[:rows * groups].reshape(rows, groups), sm[rows * groups:].reshape(rows, groups)
+    return sm[:rows * groups].reshape(rows, groups), sm[rows * groups:].reshape(rows, groups), pos
+
+
+def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """float32 block -> (fast chunk bytes, codes, scales, minimums)."""
+    q, s16, lo16 = quantize_block(w)
+    side = side_bytes(s16, lo16)
+    stream = encode_stream(q.ravel(), _zero_bin(s16, lo16, w.shape[1]).ravel(), _NO_RAW16,
+                           np.zeros(1, np.uint64), 16, 16)  # no raw bits: the kernel never reads it
+    return _U32.pack(len(side)) + side + stream, q, s16, lo16
+
+
+def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups))."""
+    buf = memoryview(data).cast("B")
+    s16, lo16, pos = read_side(buf, rows, cols)
     sym, _ = decode_stream(buf[pos:], _zero_bin(s16, lo16, cols).ravel(), _NO_RAW16, 16, 16)
     if sym.size and sym.max() > 15:
         raise IntegrityError("dual fast chunk: a code outside 0..15")

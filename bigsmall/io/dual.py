@@ -28,6 +28,7 @@ import xxhash
 import zstandard
 
 from ..codecs import dual as code
+from ..codecs import dual_fast as fastc
 from ..codecs import dual_trunc as trunc
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
@@ -131,7 +132,7 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
 
         def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
-            fast, q, s16, lo16 = code.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
+            fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
             return fast, trunc.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
         # blocks on every core (the kernels release the GIL), written in order; at most
@@ -179,6 +180,10 @@ class DualFile:
             self.close()
             raise
         self.fast_end = self.head["fast_off"] + self.head["fast_len"]
+        # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc
+        v1 = self.head["major"] == 1
+        self._decode_fast = code.decode_fast if v1 else fastc.decode_fast
+        self._decode_exact = code.decode_exact if v1 else trunc.decode_exact
         self._exact: list[list[list[int]]] | None = None
 
     def __enter__(self) -> DualFile:
@@ -230,7 +235,7 @@ class DualFile:
                 out = np.empty(spec.nbytes, dtype=np.uint8)
                 pos = 0
                 for c in t["chunks"]:
-                    q, s16, lo16 = code.decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
+                    q, s16, lo16 = self._decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
                     b = code.to_dtype_bits(code.dequantize_block(q, s16, lo16), spec.dtype)
                     n = b.size * b.itemsize
                     out[pos:pos + n] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
@@ -256,12 +261,11 @@ class DualFile:
             return out, [pool.submit(unzstd, self._chunk(c, spec.name), c[2], int(at))
                          for c, at in zip(t["chunks"], starts[:-1], strict=True)]
         width = code.WIDTH[spec.dtype]
-        decode_exact = code.decode_exact if self.head["major"] == 1 else trunc.decode_exact
         starts = np.cumsum([0] + [c[2] * spec.shape[1] * width // 8 for c in t["chunks"]])
 
         def decode(fast: bytes, ex: bytes, rows: int, at: int) -> None:
-            q, s16, lo16 = code.decode_fast(fast, rows, spec.shape[1])
-            bits = decode_exact(ex, q, s16, lo16, spec.dtype)
+            q, s16, lo16 = self._decode_fast(fast, rows, spec.shape[1])
+            bits = self._decode_exact(ex, q, s16, lo16, spec.dtype)
             out[at:at + bits.size * width // 8] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
 
         return out, [pool.submit(decode, self._chunk(c, spec.name), self._read(e[0], e[1]), c[2], int(at))
