@@ -115,6 +115,19 @@ def _bins(kat, kbt, cc, W, sh):  # type: ignore[no-untyped-def]
     return base, mass
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _scaled(v, m, r):  # type: ignore[no-untyped-def]
+    """``(v << PREC) // m`` (``0 <= v <= m <= 2^31``) from ``r = 2^PREC / m`` in float64: its
+    error is far below one, so one step of integer correction makes it exact."""
+    a = np.int64(v * r)
+    t = v << PREC
+    if a * m > t:
+        a -= 1
+    elif (a + 1) * m <= t:
+        a += 1
+    return a
+
+
 @njit(cache=True, nogil=True)
 def _encode(keys, q, kat, kbt, base, mass, W, cc, cols, groups, sh):  # type: ignore[no-untyped-def]
     n = keys.size
@@ -157,7 +170,7 @@ def _encode(keys, q, kat, kbt, base, mass, W, cc, cols, groups, sh):  # type: ig
 
 
 @njit(cache=True, nogil=True)
-def _decode(xs0, words, esc, q, kat, kbt, base, mass, W, cc, cols, groups, sh, out):  # type: ignore[no-untyped-def]
+def _decode(xs0, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, groups, sh, out):  # type: ignore[no-untyped-def]
     """Keys of the block into ``out``; 0, or 1 when the streams do not decode (corrupt)."""
     xs = xs0.copy()
     n = out.size
@@ -189,22 +202,28 @@ def _decode(xs0, words, esc, q, kat, kbt, base, mass, W, cc, cols, groups, sh, o
                 hi = kbt[bi] >> sh
                 if lo < 0 or hi >= ncls:
                     return 1
-                while lo < hi:  # the largest class c in [lo, hi] with cc[c] <= target
-                    mid = (lo + hi + 1) >> 1
-                    if cc[mid] <= target:
-                        lo = mid
-                    else:
-                        hi = mid - 1
+                span = hi - lo + 1
+                while span > 1:  # the largest class c in [lo, hi] with cc[c] <= target, branchless
+                    half = span >> 1
+                    mid = lo + half
+                    lo = mid if cc[mid] <= target else lo
+                    span -= half
                 w = np.int64(W[lo])
                 if w == 0:
                     return 1
-                k = (lo << sh) + (target - cc[lo]) // w
+                d = target - cc[lo]
+                j = np.int64(d * winv[lo])  # d // w without a division: off by one at most
+                if j * w > d:
+                    j -= 1
+                elif (j + 1) * w <= d:
+                    j += 1
+                k = (lo << sh) + j
                 st = cc[lo] + (k - (lo << sh)) * w - base[bi]
                 en = st + w
                 if st > u or en <= u:
                     return 1
-            a = (st << PREC) // m
-            f = ((en << PREC) // m) - a
+            a = _scaled(st, m, rinv[bi])
+            f = _scaled(en, m, rinv[bi]) - a
             x = np.uint64(f) * (x >> np.uint64(PREC)) + np.uint64(slot - a)
             if x < low:
                 if wp >= nw:
@@ -336,9 +355,11 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     if int(mass.max(initial=1)) > (1 << PREC):
         raise IntegrityError("dual v2 chunk: a bin's mass exceeds the coder's precision")
     keys = np.empty(n, dtype=np.int32)
+    rinv = float(1 << PREC) / mass
+    winv = 1.0 / np.maximum(W, 1)
     if _decode(np.frombuffer(xb, "<u8").astype(np.uint64), np.frombuffer(wb, "<u4").astype(np.uint32),
                np.frombuffer(eb, "<u2").astype(np.uint16), np.ascontiguousarray(q).ravel(), kat, kbt,
-               base, mass, W, cc, q.shape[1], s16.shape[1], sh, keys):
+               base, mass, rinv, W, winv, cc, q.shape[1], s16.shape[1], sh, keys):
         raise IntegrityError("dual stream corrupt: it does not decode")
     out = np.empty(n, dtype=np.uint32 if wide else np.uint16)
     _unkey(keys, np.frombuffer(lb, "<u2").astype(np.uint16), wide, out)
