@@ -16,40 +16,37 @@ bounded on huge tensors; the final tables are always counted on every element
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import attrs
 import numpy as np
 
-# Also imported here, unused: the kernels that ``field`` and the property tests reach as
-# ``context.<name>`` (they lived here before this module was split; new code imports them from
-# ``counting``, ``lloyd`` or ``numpy_exact``).
-from .counting import (
-    _bit_field,  # noqa: F401
-    _ctx_table,
-    _field_counts,  # noqa: F401
-    _line_counts,
-    _lookup,
-    _more_distinct_than,  # noqa: F401
-    _row_low_zeros,  # noqa: F401
-    _sum_lines,
-    _symbol_counts,
-)
-from .lloyd import (
-    ITERATIONS,  # noqa: F401
-    Memo,
-    _argmin_cost,  # noqa: F401
-    _assign,
-    _fit,
-    _hist,  # noqa: F401
-    _init_map,  # noqa: F401
-    _memo,
-)
-from .numpy_exact import (
-    _code_lengths,
-    _entropy_rows,
-    _line_means,  # noqa: F401
-    _pairwise_sum,  # noqa: F401
-    _quantiles,  # noqa: F401
-)
+if TYPE_CHECKING:
+    from .lloyd import Memo
+
+# The kernels this module calls live in ``counting``, ``lloyd`` and ``numpy_exact`` (numba);
+# each function imports the ones it calls, so that importing ``context`` for ``Clustering``
+# (every field-model ``prepare``) imports no numba. ``field`` and the property tests also
+# reach them as ``context.<name>`` (they lived here before this module was split):
+# ``__getattr__`` below serves those names.
+_MOVED = {
+    "counting": ("_bit_field", "_ctx_table", "_field_counts", "_line_counts", "_lookup",
+                 "_more_distinct_than", "_row_low_zeros", "_sum_lines", "_symbol_counts"),
+    "lloyd": ("ITERATIONS", "Memo", "_argmin_cost", "_assign", "_fit", "_hist", "_init_map",
+              "_memo"),
+    "numpy_exact": ("_code_lengths", "_entropy_rows", "_line_means", "_pairwise_sum",
+                    "_quantiles"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    for mod, names in _MOVED.items():
+        if name in names:
+            return getattr(importlib.import_module(f"{__package__}.{mod}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SAMPLE_SIDE = 768  # rows/columns kept in the fitting sample
 
@@ -101,6 +98,10 @@ def _cost_bits(sym: np.ndarray, alpha: int, kr: int, kc: int, sub_rows: np.ndarr
     """``context_cost_bits`` from the row map of the measured rows only (``sub_rows``: the
     clusters of rows 0, row_step, 2 row_step, ...): all that the estimate reads, so a
     candidate need not assign the other rows (``choose``)."""
+    from .counting import _ctx_table, _line_counts, _sum_lines
+    from .lloyd import _memo
+    from .numpy_exact import _entropy_rows
+
     sub = sym[::row_step]
     nctx = kr * kc
     if memo is not None and (kr == 1 or kc == 1):
@@ -132,6 +133,8 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64, max_axis: int = 
     matrices (the losing candidates' full-matrix row passes are skipped: MiniLM's embedding
     0.29 -> 0.20 s CPU).
     """
+    from .counting import _lookup, _symbol_counts
+
     nr, nc = sym.shape
     best = trivial(nr, nc)
     if sym.size < 4096:
@@ -189,6 +192,8 @@ class _Candidate:
 
 def _complete(sym: np.ndarray, alpha: int, fit: _Candidate, cstep: int) -> Clustering:
     """The winner's full clustering: its rows not yet assigned get their clusters now."""
+    from .lloyd import _assign
+
     rows = fit.rows
     if fit.step > 1:
         if fit.lengths is None:  # one row cluster: every row is in it
@@ -204,6 +209,10 @@ def _fit_candidate(
 ) -> _Candidate:
     """Fit on the sample, extend the column map to the whole matrix and the row map to the
     rows the cost estimate reads (every ``cost_step``-th), and cost it."""
+    from .counting import _ctx_table
+    from .lloyd import _assign, _fit, _memo
+    from .numpy_exact import _code_lengths
+
     nr, nc = sym.shape
     srows, scols = _fit(sample, alpha, kr, kc, memo)
     # the sample's context table, for both extensions below (counted once)

@@ -7,8 +7,8 @@ temporaries and int64 copies of the keys. Integer results: the same as the numpy
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .loads import ld, st
 
 

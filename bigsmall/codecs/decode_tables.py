@@ -11,7 +11,8 @@ for bit); ``tests/test_decode_tables.py`` checks it against them.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 
 TRUNCATED = 1  # a row header or its codes run past the side information
 OUT_OF_RANGE = 2  # lo + span > alphabet

@@ -397,11 +397,14 @@ class FieldCodec(Codec):
         return decode_chunk, decode_chunks
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _Model:
-        from . import decode_tables
+        from ..native import enc_kernels
 
         h = self._parse_head(spec, params, head)
         lay = h.lay
-        tsym, tfc, msym, mfc, pos, err = decode_tables.build_tables(
+        builder = enc_kernels()  # the C port (same tables; no numba import) unless disabled/absent
+        if builder is None:
+            from . import decode_tables as builder
+        tsym, tfc, msym, mfc, pos, err = builder.build_tables(
             h.raw, h.pos, h.cl.n_contexts, lay.eb, lay.mb, h.prob_bits, h.mprob_bits,
             self.compact_rows)
         if err:

@@ -86,13 +86,16 @@ class FieldPCodec(field.FieldCodec):
         return tuple(out)
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:  # type: ignore[override]
-        from . import prefix
+        from ..native import enc_kernels
 
         h = self._parse_head(spec, params, head)  # every parameter checked, exactly typed
         lay = h.lay
         if lay.width > 32 or lay.c > SYM_BITS:
             raise FormatError(f"tensor {spec.name!r}: fieldp needs width <= 32 and eb + mb <= "
                               f"{SYM_BITS}")
+        prefix = enc_kernels()  # the C port (same tables, same L1 and NO_CODE; no numba import)
+        if prefix is None:
+            from . import prefix
         t1, dirs, t2, pos, err = prefix.decode_model(h.raw, h.pos, h.cl.n_contexts, lay.eb,
                                                      lay.mb, h.prob_bits, h.mprob_bits)
         if err == prefix.NO_CODE:

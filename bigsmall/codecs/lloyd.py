@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .loads import ld, st
 from .numpy_exact import _code_lengths_kernel, _line_means, _quantile_map
 

@@ -10,8 +10,8 @@ reproduces; ``property_tests/test_encoder_kernels.py`` compares them.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .decode_tables import stable_order
 
 

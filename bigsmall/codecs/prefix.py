@@ -28,8 +28,8 @@ DEFLATE), so the table index is the code bit-reversed.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .decode_tables import present_symbols, read_freqs, stable_order
 
 LMAX = 15  # longest code (a 4-bit length field)

@@ -1,0 +1,54 @@
+/* Helpers of bigsmall.native._enc (_enc.c): argument buffers and new result arrays.
+ *
+ * Why not the numpy C API: the extension builds with nothing but a C compiler and Python's
+ * headers (no numpy at build time); results come back as bytearrays that the Python wrapper
+ * (bigsmall/native/enc.py) views as numpy arrays of the kernel's dtype, without a copy.
+ */
+#ifndef BIGSMALL_NATIVE_ENC_COMMON_H
+#define BIGSMALL_NATIVE_ENC_COMMON_H
+
+#include "common.h"
+
+/* Kinds of buffer element: any integer, or a float. */
+enum { EK_INT = 0, EK_FLOAT = 1 };
+
+/* A C-contiguous buffer of ``isz``-byte elements of kind ``kind`` with ``ndim`` dimensions
+ * (-1: any). TypeError (and nothing held) otherwise. */
+static int ek_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int kind, int ndim, int writable,
+                     const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
+    const char *f = v->format ? v->format : "B";
+    size_t fl = strlen(f);
+    char c = fl > 0 ? f[fl - 1] : 0;
+    int ok = kind == EK_INT ? (c != 0 && strchr("bBhHiIlLqQnN?", c) != NULL)
+                            : (c == 'd' || c == 'f' || c == 'e');
+    if (!ok || v->itemsize != isz || (ndim >= 0 && v->ndim != ndim)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %d-d array of %zd-byte %s",
+                     name, ndim, isz, kind == EK_INT ? "integers" : "floats");
+        PyBuffer_Release(v);
+        return -1;
+    }
+    return 0;
+}
+
+static int ek_fail(const char *msg) {
+    PyErr_SetString(PyExc_ValueError, msg);
+    return -1;
+}
+
+/* A zeroed bytearray of n elements of isz bytes (at least one byte: numpy views of empty
+ * bytearrays are fine, but a NULL buffer is not), or NULL with MemoryError set. */
+static PyObject *ek_zeros(i64 n, i64 isz, void **data) {
+    if (n < 0 || n > ((i64)1 << 40) / (isz > 0 ? isz : 1)) {
+        PyErr_SetString(PyExc_MemoryError, "result too large");
+        return NULL;
+    }
+    PyObject *b = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(n * isz));
+    if (b == NULL) return NULL;
+    *data = PyByteArray_AS_STRING(b);
+    if (n * isz > 0) memset(*data, 0, (size_t)(n * isz));
+    return b;
+}
+
+#endif

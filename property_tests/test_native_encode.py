@@ -1,0 +1,204 @@
+"""``bigsmall.native._enc`` (C table builders and encoder kernels) against the numba reference.
+
+Why: with the extension built, the codecs call these C ports instead of numba (no compile on a
+fresh install, no numba import on a decompress), so each must return exactly what its numba
+kernel returns: the same decode tables from the same side information (valid heads of every
+dtype and bit pattern, random q-code rows, truncated and garbage bytes, and the errors), and
+the same coded bytes, so that a file written with either is the same file. Arguments outside
+what the kernels can index are refused with an exception, never a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bigsmall.native as native
+from bigsmall.codecs import decode_tables, prefix, tables
+from bigsmall.codecs.base import get_codec
+
+from .strategies import SUBBYTE_DTYPES, tensor_bytes
+
+E = native.enc_kernels()
+pytestmark = pytest.mark.skipif(E is None, reason="native extension not built (or BIGSMALL_NATIVE=0)")
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+DTYPES = ["BF16", "F16", "F32", "F64", "F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ",
+          "F8_E8M0", "U8", "I8", "I16", "I32", "BOOL", *SUBBYTE_DTYPES]
+CHUNKS = st.sampled_from([1, 7, 64, 4096, 1 << 20])
+LAYOUTS = [(8, 3), (8, 0), (5, 2), (4, 3), (2, 3), (1, 0), (3, 1), (5, 7), (8, 4), (4, 8)]
+
+
+@contextmanager
+def _numba() -> Iterator[None]:
+    native.use("0")
+    try:
+        yield
+    finally:
+        native.use(os.environ.get(native.ENV, "1"))
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y)
+        else:
+            assert x == y
+
+
+def _same_model(raw: np.ndarray, pos: int, nctx: int, eb: int, mb: int, pb: int, mpb: int) -> None:
+    ref = prefix.decode_model(raw, pos, nctx, eb, mb, pb, mpb)
+    got = E.decode_model(raw, pos, nctx, eb, mb, pb, mpb)
+    assert got[3:] == ref[3:]
+    t1, dirs, t2 = ref[:3]
+    if ref[4] == 0:  # numba leaves dirs undefined where t1 is not LONG
+        assert np.array_equal(got[0], t1) and np.array_equal(got[2], t2)
+        long = (t1 >> prefix.SYM_BITS) == prefix.LONG
+        assert got[1].shape == dirs.shape and np.array_equal(got[1][long], dirs[long])
+    elif ref[4] != prefix.NO_CODE:
+        _same(got[:3], ref[:3])
+
+
+def _all_tables(raw: bytes, nctx: int, eb: int, mb: int, pb: int, mpb: int, pos: int = 0) -> None:
+    r = np.frombuffer(raw, np.uint8)
+    for compact in (False, True):
+        _same(E.build_tables(r, pos, nctx, eb, mb, pb, mpb, compact),
+              decode_tables.build_tables(r, pos, nctx, eb, mb, pb, mpb, compact))
+    if eb + mb <= prefix.SYM_BITS:  # fieldp's domain (prepare refuses wider joint symbols)
+        _same_model(r, pos, nctx, eb, mb, pb, mpb)
+
+
+@st.composite
+def code_rows(draw: st.DrawFn) -> tuple[bytes, int, int, int, int, int]:
+    """Side information of random q-code rows (as ``tables.pack_rows`` writes them): sparse,
+    dense, tiny weights that clamp to 1, single symbols, empty rows; maybe cut short."""
+    eb, mb = draw(st.sampled_from(LAYOUTS))
+    pb, mpb = draw(st.sampled_from([(12, 10), (8, 8), (12, 12), (10, 9), (3, 2), (1, 0)]))
+    nctx = draw(st.integers(0, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+    def rows(n: int, alpha: int) -> np.ndarray:
+        q = np.zeros((n, alpha), np.uint8)
+        for r in range(n):
+            kind = rng.integers(0, 5)
+            k = int(rng.integers(1, alpha + 1))
+            syms = rng.choice(alpha, size=k, replace=False)
+            if kind == 1:
+                q[r, syms] = rng.integers(1, 256, size=k)
+            elif kind == 2:
+                q[r, syms] = rng.integers(1, 20, size=k)
+                q[r, syms[0]] = 255
+            elif kind == 3:
+                q[r, syms[0]] = rng.integers(1, 256)
+            elif kind == 4:
+                q[r, syms] = rng.integers(150, 256, size=k)
+        return q
+
+    raw = tables.pack_rows(rows(nctx, 1 << eb))
+    if mb:
+        raw += tables.pack_rows(rows(1 << eb, 1 << mb))
+    cut = draw(st.sampled_from(["whole", "cut", "garbage"]))
+    if cut == "cut":
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    elif cut == "garbage":
+        raw = rng.integers(0, 256, draw(st.integers(0, 600)), dtype=np.uint8).tobytes()
+    return raw, nctx, eb, mb, pb, mpb
+
+
+@SETTINGS
+@given(case=code_rows(), pos=st.sampled_from([0, 0, 1, 5, 10**6]))
+def test_table_builders_match_numba(case, pos):
+    raw, nctx, eb, mb, pb, mpb = case
+    _all_tables(raw, nctx, eb, mb, pb, mpb, pos)
+
+
+@SETTINGS
+@given(td=tensor_bytes(dtypes=DTYPES), codec_id=st.sampled_from(["field", "field8", "fieldp"]),
+       chunk=CHUNKS, level=st.sampled_from(["default", "fast"]))
+def test_codecs_write_and_prepare_as_numba(td, codec_id, chunk, level):
+    """Whole codecs: the same plan (head, chunks, params) with the C kernels as with numba,
+    and ``prepare`` of that head builds the same decode state (every table)."""
+    spec, data = td
+    codec = get_codec(codec_id)
+    with _numba():
+        ref = codec.encode(data, spec, chunk, level=level)
+    got = codec.encode(data, spec, chunk, level=level)
+    assert (got is None) == (ref is None)
+    if ref is None or got is None:
+        return
+    assert got.head == ref.head and got.chunks == ref.chunks and got.params == ref.params
+    with _numba():
+        s_ref = codec.prepare(spec, ref.params, ref.head)
+    s_got = codec.prepare(spec, got.params, got.head)
+    for name in ("tsym", "tfc", "msym", "mfc", "t1", "t2", "rowctx", "rshift"):
+        if hasattr(s_ref, name):
+            a, b = getattr(s_ref, name), getattr(s_got, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+    if hasattr(s_ref, "dirs"):
+        long = (s_ref.t1 >> prefix.SYM_BITS) == prefix.LONG
+        assert np.array_equal(s_ref.dirs[long], s_got.dirs[long])
+
+
+def test_constants_match_numba_modules():
+    assert (E.L1, E.NO_CODE) == (prefix.L1, prefix.NO_CODE)
+
+
+@pytest.mark.parametrize("args", [
+    (np.zeros(4, np.uint8), -1, 1, 8, 3, 12, 10),  # negative position
+    (np.zeros(4, np.uint8), 0, 1, 9, 3, 12, 10),  # eb > 8: rows past the scratch
+    (np.zeros(4, np.uint8), 0, 1, 8, -1, 12, 10),
+    (np.zeros(4, np.uint8), 0, 5000, 8, 3, 12, 10),  # contexts no head can have
+    (np.zeros(4, np.uint8), 0, 1, 8, 3, 40, 10),  # table of 2**40 slots
+])
+def test_refuses_arguments_it_cannot_index(args):
+    with pytest.raises(ValueError):
+        E.decode_model(*args)
+    with pytest.raises(ValueError):
+        E.build_tables(*args, True)
+
+
+def test_refuses_wrong_arrays():
+    with pytest.raises(TypeError):
+        E.decode_model(np.zeros(4, np.float32), 0, 1, 8, 3, 12, 10)
+    with pytest.raises(TypeError):
+        E.build_tables(np.zeros((2, 2), np.uint8), 0, 1, 8, 3, 12, 10, True)
+
+
+@pytest.mark.parametrize("coder", ["prefix", "rans"])
+def test_decompress_and_load_import_no_numba(tmp_path, coder):
+    """With the C kernels serving every codec of a file, restoring it imports no numba: no
+    compile on a fresh install, and ~0.3-0.5 s less of a cold start (README.md, "_enc")."""
+    import subprocess
+    import sys
+
+    import bigsmall
+    from bigsmall.testing.synthetic import write_safetensors
+
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((96, 80)) * 0.02).astype(np.float32)
+    bf16 = (a.view(np.uint32) >> 16).astype(np.uint16)
+    src = write_safetensors(tmp_path / "m.safetensors", {
+        "w": ("BF16", (96, 80), bf16.tobytes()), "f": ("F32", (96, 80), a.tobytes()),
+        "h": ("F16", (96, 80), a.astype(np.float16).tobytes())})
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(src, bs, coder=coder)
+    env = dict(os.environ, BIGSMALL_NATIVE="all")
+    probe = (
+        "import sys, bigsmall\n"
+        "from bigsmall.cli import main\n"
+        f"assert main(['decompress', {str(bs)!r}, '-o', {str(tmp_path / 'out.st')!r}, '-f', '--no-progress']) == 0\n"
+        f"bigsmall.load({str(bs)!r})\n"
+        "print('numba' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                       check=True)
+    assert (tmp_path / "out.st").read_bytes() == src.read_bytes()
+    assert r.stdout.strip().splitlines()[-1] == "False", r.stderr[-2000:]
