@@ -15,10 +15,13 @@ process of its own so that it does not share the GIL with the decoder) serves th
 - with ``--cut 0.1``: also the capped remote load through a server that cuts that fraction of
   response bodies in half (retries resume), bit-exactness checked against the local load;
 - with ``--rss``: how much a load raises the peak RSS of a warm process (``_rss``), locally vs
-  from the URL (uncapped), medians of ``--repeat`` children, interleaved.
+  from the URL (uncapped), medians of ``--repeat`` children, interleaved;
+- with ``--stream`` (MiniLM): ``StreamingModel(url)`` of the model folder's ``.bs`` at the cap:
+  the bytes received and the time when block 0's forward had run, against the file's size and
+  the whole forward pass's time, and the output's bits against a local full load.
 
     python benchmarks/bench_remote.py [--model minilm-bf16|whisper-fp16] [--cap-mbps 100]
-                                      [--repeat 3] [--cut 0.1] [--rss]
+                                      [--repeat 3] [--cut 0.1] [--rss] [--stream]
 
 The Python server itself costs CPU (it shares the machine's cores with the decoder), so the
 uncapped figure is a lower bound of what a real CDN allows.
@@ -74,7 +77,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cut", type=float, default=0.0, help="also: fraction of bodies cut in half")
     ap.add_argument("--rss", action="store_true", help="also: peak RSS of a local vs a remote load")
+    ap.add_argument("--stream", action="store_true", help="also: StreamingModel(url), first layer (MiniLM)")
     args = ap.parse_args()
+    if args.stream and args.model != "minilm-bf16":
+        raise SystemExit("--stream runs MiniLM (a text encoder's inputs)")
     src = corpus.minilm_bf16() if args.model == "minilm-bf16" else corpus.whisper_tiny_safetensors()
     with tempfile.TemporaryDirectory(prefix="bigsmall-bench-remote-") as d:
         root = Path(d)
@@ -116,6 +122,12 @@ def main() -> None:
                     del out
             httpx.get(f"{url}/_control?bandwidth=0&cut_fraction=0").raise_for_status()
             rss = _rss(root / "model.bs", bs_url, args.repeat) if args.rss else None
+            stream = ""
+            if args.stream:
+                bigsmall.compress(corpus.minilm_bf16_dir(), root / "folder.bs", verify=False)
+                httpx.get(f"{url}/_control?bandwidth={args.cap_mbps * 1e6}").raise_for_status()
+                stream = _stream(root / "folder.bs", f"{url}/files/folder.bs", args.repeat)
+                httpx.get(f"{url}/_control?bandwidth=0").raise_for_status()
         finally:
             proc.communicate(timeout=30)  # closes its stdin: the server stops
             if ngx is not None:
@@ -138,6 +150,46 @@ def main() -> None:
     if rss is not None:
         print(f"peak RSS growth of a load: local {rss[0]:.0f} MB, url {rss[1]:.0f} MB "
               f"({rss[1] - rss[0]:+.0f} MB)")
+    if args.stream:
+        print(stream)
+
+
+def _stream(path: Path, url: str, repeat: int) -> str:
+    """``StreamingModel(url)`` forward passes of MiniLM: when block 0 had run, how many body
+    bytes had arrived and how long it had taken, against the file's size and the whole pass;
+    the output's bits are checked against a local full load (medians of ``repeat``)."""
+    import torch
+
+    from bigsmall.torch.runner import digest
+
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 20000, (2, 32), generator=g)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    with torch.no_grad():
+        want = digest(bigsmall.from_pretrained(path)(**inputs).last_hidden_state)
+    size = path.stat().st_size
+    rows: list[tuple[float, float, float]] = []
+    for _ in range(repeat):
+        first: list[tuple[int, float]] = []
+        holder: list[Any] = []
+
+        def on_layer(i: int, first: list[tuple[int, float]] = first, holder: list[Any] = holder) -> None:
+            if i == 0:  # holder: [StreamingModel, start time]
+                first.append((holder[0].loader._bs.source.stats.bytes, time.perf_counter() - holder[1]))
+
+        t0 = time.perf_counter()
+        with bigsmall.StreamingModel(url, on_layer=on_layer) as sm, torch.no_grad():
+            holder += [sm, t0]
+            got = digest(sm(**inputs).last_hidden_state)
+            total_t = time.perf_counter() - t0
+        if got != want:
+            raise SystemExit("StreamingModel(url): output differs from a local full load")
+        rows.append((first[0][0] / 1e6, first[0][1], total_t))
+    mb, t1, tt = (statistics.median(r[k] for r in rows) for k in range(3))
+    return (f"StreamingModel(url) at the cap, .bs {size / 1e6:.1f} MB: block 0 ran with {mb:.1f} MB "
+            f"received ({mb * 1e6 / size:.0%}) after {t1:.3f} s; forward done after {tt:.3f} s; "
+            "output bit-identical to a local full load; runs (MB, s, s): "
+            + " ".join(f"{a:.1f}/{b:.3f}/{c:.3f}" for a, b, c in rows))
 
 
 def _rss(path: Path, url: str, repeat: int) -> tuple[float, float]:
@@ -155,7 +207,9 @@ def _rss(path: Path, url: str, repeat: int) -> tuple[float, float]:
     got: dict[str, list[float]] = {"local": [], "url": []}
     for _ in range(repeat):
         for key, src in (("local", str(path)), ("url", url)):
-            out = subprocess.run([sys.executable, "-c", code, src], check=True, capture_output=True, text=True)
+            out = subprocess.run([sys.executable, "-c", code, src], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"peak RSS child failed: {out.stderr.strip().splitlines()[-1:]}")
             got[key].append(float(out.stdout.split()[-1]))
     print("peak RSS growth runs (MB): " + "; ".join(f"{k} " + " ".join(f"{v:.1f}" for v in vs)
                                                    for k, vs in got.items()))

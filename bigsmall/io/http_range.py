@@ -54,6 +54,7 @@ class RemoteOptions:
     request_bytes: int = 4 << 20  # a larger range is split in pieces fetched in parallel
     window_bytes: int = 64 << 20  # fetched, not yet released (decoded) bytes held at most
     prefix_bytes: int = 64 << 10  # the first request: header (and a small file's index)
+    tail_bytes: int = 256 << 10  # sent beside it: the file's end, the index (0: not asked)
     coalesce_gap: int = 4096  # neighbours this close are fetched in one request
     read_bytes: int = 256 << 10  # read from the socket at a time (a streamed blob's step)
     read_timeout: float = 30.0  # no byte for this long: a stall, retried
@@ -69,14 +70,15 @@ class RemoteOptions:
         for key, field, kind in (("BIGSMALL_HTTP_CONNECTIONS", "connections", int),
                                  ("BIGSMALL_HTTP_TIMEOUT", "read_timeout", float),
                                  ("BIGSMALL_HTTP_RETRIES", "retries", int),
-                                 ("BIGSMALL_HTTP_BACKOFF", "backoff", float)):
+                                 ("BIGSMALL_HTTP_BACKOFF", "backoff", float),
+                                 ("BIGSMALL_HTTP_TAIL", "tail_bytes", int)):
             if env.get(key):
                 try:
                     kw[field] = kind(env[key])
                 except ValueError:
                     raise InvalidOptionError(f"{key}={env[key]!r} is not a number") from None
         opts = cls(**kw)
-        if opts.connections < 1 or opts.retries < 0 or opts.read_timeout <= 0:
+        if opts.connections < 1 or opts.retries < 0 or opts.read_timeout <= 0 or opts.tail_bytes < 0:
             raise InvalidOptionError(f"invalid remote options {opts}")
         return opts
 
@@ -220,8 +222,69 @@ class RangeClient:
                 self._done_with(key, conn, reuse)
         raise RemoteError(f"{self.where}: more than {MAX_REDIRECTS} redirects")
 
-    def _connection(self, url: str) -> tuple[tuple[str, str, int], http.client.HTTPConnection, str,
-                                             dict[str, str], bool]:
+    def tail(self, n: int) -> tuple[int, bytearray, str | None, int] | None:
+        """Speculative, sent beside the first request (a ``.bs`` ends with its index): the
+        file's last ``n`` bytes, their offset, ETag and the file's size. One try, nothing
+        pinned: None on any failure, a redirect or a server without suffix ranges (the caller
+        then reads the index as before, and compares the ETag itself)."""
+        url = self.url
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                key, conn, path, extra, _ = self._connection(url, fresh=True)
+            except (OSError, http.client.HTTPException):
+                return None
+            got, url = self._tail_once(key, conn, path, extra, n, url)
+            if url is None:
+                return got
+        return None
+
+    def _tail_once(self, key: tuple[str, str, int], conn: http.client.HTTPConnection, path: str,
+                   extra: dict[str, str], n: int, url: str,
+                   ) -> tuple[tuple[int, bytearray, str | None, int] | None, str | None]:
+        """One request of ``tail``: (its answer, None), or (None, where a redirect leads)."""
+        sock, reuse = conn.sock, False
+        with self._lock:
+            self.stats.requests += 1
+            self._active.add(sock)
+        try:
+            conn.request("GET", path, headers={**self._headers, **extra, "Range": f"bytes=-{n}"})
+            r = conn.getresponse()
+            if r.status in (301, 302, 303, 307, 308) and r.headers.get("location"):
+                return None, urljoin(url, r.headers["location"])
+            m = _CONTENT_RANGE.fullmatch(r.headers.get("content-range", "").strip())
+            if r.status != 206 or m is None or m.group(3) == "*" \
+                    or r.headers.get("content-encoding", "identity") != "identity":
+                return None, None
+            buf = bytearray(int(m.group(2)) + 1 - int(m.group(1)))
+            view, pos = memoryview(buf), 0
+            while pos < len(buf):
+                k = r.readinto(view[pos:])
+                if k <= 0:
+                    return None, None
+                pos += k
+            view.release()
+            with self._lock:
+                self.stats.bytes += pos
+            reuse = r.isclosed() and not r.will_close
+            return (int(m.group(1)), buf, r.headers.get("etag"), int(m.group(3))), None
+        except (OSError, http.client.HTTPException):
+            return None, None
+        finally:
+            with self._lock:
+                self._active.discard(sock)
+            self._done_with(key, conn, reuse)
+
+    def preconnect(self) -> None:
+        """One more kept-alive connection to where the file is: its handshake (TCP, TLS) made
+        while the index is read and parsed rather than in front of the first blob request."""
+        try:
+            key, conn, *_ = self._connection(self.url, fresh=True)
+        except (OSError, http.client.HTTPException):
+            return  # the request that needs it will connect (and retry) itself
+        self._done_with(key, conn, True)
+
+    def _connection(self, url: str, fresh: bool = False) -> tuple[tuple[str, str, int], http.client.HTTPConnection,
+                                                               str, dict[str, str], bool]:
         """A connected connection for ``url`` (a kept-alive idle one, else a new one, through
         the proxy the environment names): its pool key, the connection, the request target,
         the headers the proxy wants, whether it was kept alive."""
@@ -239,7 +302,7 @@ class RangeClient:
         kept = False
         with self._lock:
             for i, (k, c) in enumerate(self._idle):
-                if k == key:
+                if k == key and not fresh:
                     del self._idle[i]
                     conn, kept = c, True
                     break

@@ -119,8 +119,9 @@ class RemoteSource:
         self._stop = self.http.stop
         self._pool = ThreadPoolExecutor(o.connections, thread_name_prefix="bigsmall-http")
         self._prefix = b""
+        self._tail_at, self._tail = 0, memoryview(b"")  # the file's end (``RangeClient.tail``)
         try:
-            self._read_prefix()
+            self._open()
         except BaseException:
             self.close()
             raise
@@ -144,6 +145,22 @@ class RemoteSource:
     def _stopped(self) -> BaseException:
         return self.http.stopped()
 
+    def _open(self) -> None:
+        """The first round trip: the first ``prefix_bytes`` (header; size and ETag pinned) and,
+        at the same time on a second connection, the last ``tail_bytes`` (the index, in all
+        but huge files): the header and the index cost one round trip, not two. The tail is
+        kept only if its ETag and size are the pinned ones. Then the other connections are
+        opened while the caller parses the index."""
+        o = self.options
+        tail = self._pool.submit(self.http.tail, o.tail_bytes) if o.tail_bytes > 0 else None
+        self._read_prefix()
+        got = tail.result() if tail is not None else None
+        if got is not None and got[3] == self.size and got[2] == self.etag and self.size > len(self._prefix):
+            self._tail_at, self._tail = got[0], memoryview(bytes(got[1]))
+        if self.size > len(self._prefix) + len(self._tail):
+            for _ in range(o.connections - 1 - (tail is not None)):
+                self._pool.submit(self.http.preconnect)
+
     def _read_prefix(self) -> None:
         """Request 1: the first ``prefix_bytes``; learns the size and pins the ETag."""
         buf = bytearray(self.options.prefix_bytes)
@@ -157,6 +174,15 @@ class RemoteSource:
         del buf[min(self.size, len(buf)):]
         self._prefix = bytes(buf)
 
+    def _here(self, offset: int, length: int) -> memoryview | None:
+        """Bytes ``[offset, offset + length)`` if the first round trip brought them."""
+        if offset + length <= len(self._prefix):
+            return memoryview(self._prefix)[offset:offset + length]
+        a = offset - self._tail_at
+        if self._tail and a >= 0 and a + length <= len(self._tail):
+            return self._tail[a:a + length]
+        return None
+
     # ------------------------------------------------------------------ slots and jobs
     def _jobs_for(self, slots: Iterable[_Slot]) -> list[_Job]:
         """Requests for ``slots``, in order: neighbours coalesced, large ranges split."""
@@ -164,11 +190,16 @@ class RemoteSource:
         jobs: list[_Job] = []
         cur: _Job | None = None
         for s in slots:
-            if s.offset + s.length <= len(self._prefix):  # already here
-                s.buf = memoryview(self._prefix)[s.offset:s.offset + s.length]
+            here = self._here(s.offset, s.length)
+            if here is not None:  # in the first round trip's bytes already
+                s.buf = here
                 s.done.set()
                 continue
-            a, end = s.offset, s.offset + s.length
+            a, end = self._missing(s)
+            if a >= end:  # the prefix and the tail between them: no request
+                self._alloc(s)
+                s.done.set()
+                continue
             while a < end:
                 b = min(end, a + o.request_bytes)
                 if cur is not None and cur.end <= a <= cur.end + o.coalesce_gap \
@@ -184,6 +215,26 @@ class RemoteSource:
                     jobs.append(cur)
                 a = b
         return jobs
+
+    def _missing(self, s: _Slot) -> tuple[int, int]:
+        """The part of ``s`` to request: its ends that the prefix or the tail hold are not
+        fetched again (``_alloc`` copies them in)."""
+        a, end = max(s.offset, len(self._prefix)), s.offset + s.length
+        if self._tail and a < self._tail_at < end:
+            end = self._tail_at
+        s.got = s.length - max(0, end - a)
+        return a, end
+
+    def _alloc(self, s: _Slot) -> None:
+        """``s``'s buffer (under the lock), with the bytes the first round trip brought."""
+        buf = s.buf = bytearray(s.length)
+        self._held += s.length
+        n = len(self._prefix) - s.offset
+        if n > 0:
+            buf[:n] = self._prefix[s.offset:]
+        k = s.offset + s.length - self._tail_at
+        if self._tail and 0 < k < s.length:
+            buf[s.length - k:] = self._tail[:k]
 
     def plan(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Announce the ranges that will be ``view``-ed, in that order: fetched ahead."""
@@ -215,8 +266,7 @@ class RemoteSource:
                     break
                 self._queue.popleft()
                 for s in fresh:
-                    s.buf = bytearray(s.length)
-                self._held += need
+                    self._alloc(s)
                 self.stats.peak_held = max(self.stats.peak_held, self._held)
                 self._inflight += 1
                 self._pool.submit(self._run, job)
@@ -335,8 +385,7 @@ class RemoteSource:
                 for j in [j for j in self._queue if s in j.slots]:
                     for t in j.slots:
                         if t.buf is None:
-                            t.buf = bytearray(t.length)
-                            self._held += t.length
+                            self._alloc(t)
             buf = s.buf
         if buf is None:
             self._wait(s)  # raises the error that left it without a buffer
@@ -414,8 +463,9 @@ class RemoteSource:
         if length == 0:
             return b""
         self._bounds(offset, length)
-        if offset + length <= len(self._prefix):
-            return self._prefix[offset:offset + length]
+        here = self._here(offset, length)
+        if here is not None:
+            return bytes(here)
         with self._lock:
             s = self._slots.get((offset, length))
             if s is not None and s.done.is_set() and s.error is None and s.buf is not None:
