@@ -339,3 +339,23 @@ def test_v2_fast_chunk_modes() -> None:
             with pytest.raises(IntegrityError):
                 fastc.decode_fast(blob, *x.shape)
     assert modes == {0, 1}
+
+
+def test_plan_reads_a_bsd_and_run_refuses_it(synthetic: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``plan`` builds its summary from the .bsd's fast index (fast mode: the stored member);
+    ``run`` refuses a .bsd with a clear error instead of misreading it as a .bs."""
+    p = tmp_path / "s.bsd"
+    dual.create(synthetic, p)
+    with dual.DualFile(p) as d:
+        s = d.summary()
+        assert s.kind == "bsd" and s.fast_source == "member" and s.tensors == len(d.specs)
+        assert s.exact_bytes == sum(x.nbytes for x in d.specs)
+        assert s.fast_bytes is not None and s.fast_bytes < s.exact_bytes
+    assert main(["plan", str(p), "--mode", "fast", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "fast" and out["fidelity"] == "lossy" and "LOSSY" in out["sentence"]
+    assert main(["plan", str(p), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity"] == "exact"
+    assert main(["run", str(p)]) == 1
+    assert "is a .bsd" in capsys.readouterr().err

@@ -64,6 +64,13 @@ def current_profile(device: str) -> ap.Profile:
 def read_summary(src: str | Path) -> ap.FileSummary:
     """The planner's view of a container: its index, nothing decoded."""
     from ..io.reader import BsFile
+    from ..io.source import is_dual_path
+
+    if is_dual_path(src):  # a .bsd: its fast index (io/dual.py)
+        from ..io.dual import DualFile
+
+        with DualFile(src) as d:
+            return d.summary()
 
     with BsFile(src) as bs:
         return ap.summarize(str(src), bs.container.tensors)

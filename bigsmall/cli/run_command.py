@@ -21,6 +21,11 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
         if args.mode not in (None, "auto", "stream"):
             raise InvalidOptionError(f"--budget applies to --mode stream; it cannot be combined with --mode {args.mode}")
         args.stream = True
+    from .dual_commands import is_bsd
+
+    if is_bsd(args.src):  # plan reads a .bsd; run needs the model's config, which it lacks
+        raise InvalidOptionError(f"{args.src} is a .bsd: `bigsmall run` needs a model folder's config, "
+                                 "which a .bsd does not hold yet; `plan` reads it, `load` decodes it")
     # the autopilot: plan from the index and the free memory, announce (a lossy plan says so
     # first), and only then load; the runner refuses a lossy plan without the receipt
     plan = autopilot_commands.make_plan(args.src, "stream" if args.stream else (args.mode or "auto"),

@@ -32,11 +32,12 @@ from ..codecs import dual_fast as fastc
 from ..codecs import dual_trunc as trunc
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
+from ..core.layers import assign_layers
 from ..core.safetensors_header import header_length
 from ..core.safetensors_header import parse_header as parse_safetensors_header
-from ..core.types import TensorSpec
+from ..core.types import Receipt, TensorEntry, TensorSpec
 from ..errors import BigsmallIOError, FormatError, IntegrityError, InvalidOptionError
-from ..plan.autopilot import fast_quantizes
+from ..plan.autopilot import FileSummary, fast_quantizes, int4_bytes, summarize
 from .atomic import atomic_file, check_target
 
 PIECE = 16 << 20  # exact-stored tensors: zstd pieces of this many bytes
@@ -327,6 +328,17 @@ class DualFile:
             pass
         n = self.restore(_Null())
         return {"ok": True, "original_bytes": n, "tensors": len(self.specs)}
+
+    def summary(self) -> FileSummary:
+        """The autopilot planner's view of this file (``plan``), from the fast index alone: its
+        fast mode holds the stored INT4 code (packs, scales, minimums) of the quantized tensors
+        and the others whole."""
+        layer_of, _ = assign_layers(s.name for s in self.specs)
+        entries, fast = [], 0
+        for s, t in zip(self.specs, self.doc["tensors"], strict=True):
+            entries.append(TensorEntry(s, "bsd", {}, 0, 0, (), Receipt("xxh3_128", t["xxh3"]), layer_of.get(s.name)))
+            fast += int4_bytes(s.shape) if t["kind"] == "q" else s.nbytes
+        return summarize(str(self.path), entries, kind="bsd", fast_member_bytes=fast)
 
     def info(self) -> dict[str, Any]:
         kinds = [t["kind"] for t in self.doc["tensors"]]
