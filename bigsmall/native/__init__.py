@@ -63,15 +63,14 @@ def enc_kernels() -> Any:
     :func:`kernels`: they replace kernels that are not decode loops (no speed to weigh), and
     with them a decompress compiles and imports no numba (README.md, "_enc")."""
     global _ENC
-    if _ENC is None:
-        _ENC = False
+    if _ENC is None:  # threads may race here: each computes the same answer, none sees half
         try:
             from . import _enc  # type: ignore[attr-defined]
             from .enc import Enc
 
             _ENC = Enc(_enc)
         except ImportError:  # not built (no compiler at install)
-            pass
+            _ENC = False
     return _ENC or None
 
 
