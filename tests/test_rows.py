@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 import bigsmall
+from bigsmall.core.types import TensorSpec
 from bigsmall.errors import IntegrityError
+from bigsmall.plan.planner import CHUNK_BYTES, chunk_units_for
+from bigsmall.plan.rowgroups import is_row_table
 from bigsmall.testing.synthetic import write_safetensors
+from bigsmall.torch import rows as rows_mod
 from bigsmall.torch.rows import RowStore
 
 torch = pytest.importorskip("torch")
@@ -59,3 +63,73 @@ def test_corrupt_table_is_refused_when_the_store_opens(table: tuple[Path, np.nda
     bad.write_bytes(bytes(data))
     with bigsmall.open(bad) as bs, pytest.raises(IntegrityError):
         RowStore(bs, bs.entry("emb"))
+
+
+def _spec(name: str, shape: tuple[int, int], dtype: str = "BF16") -> TensorSpec:
+    n = shape[0] * shape[1] * {"BF16": 2, "F32": 4, "F16": 2}[dtype]
+    return TensorSpec(name=name, dtype=dtype, shape=shape, begin=0, end=n)
+
+
+def test_token_embeddings_get_row_aligned_row_groups() -> None:
+    """The planner's embedding policy: whole rows, at most 16 KiB a chunk; other tensors (a
+    position table, a weight matrix, a small vocabulary) keep the default chunks."""
+    for name in ("model.embed_tokens.weight", "embeddings.word_embeddings.weight", "transformer.wte.weight",
+                 "decoder/embeddings/weight"):
+        spec = _spec(name, (32768, 768))
+        assert is_row_table(spec)
+        assert chunk_units_for(spec) == 10 * 768  # 10 rows of 1536 bytes
+    fp32 = _spec("shared.weight", (32128, 512), "F32")
+    assert chunk_units_for(fp32) == 8 * 512
+    for spec in (_spec("embeddings.position_embeddings.weight", (512, 768)),
+                 _spec("model.layers.0.mlp.up_proj.weight", (32768, 768)),
+                 _spec("embed_tokens.weight", (4096, 768)),  # 6 MiB: loaded whole anyway
+                 _spec("lm_head.weight", (32768, 768))):
+        assert not is_row_table(spec)
+        assert chunk_units_for(spec) * 2 > CHUNK_BYTES // 4  # the default chunking, not 16 KiB
+    # a huge row: one row a chunk
+    assert chunk_units_for(_spec("wte.weight", (65536, 16384))) == 16384
+
+
+def test_compressed_embedding_is_stored_in_row_groups(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    t = (rng.standard_normal((16384, 256), dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    src = write_safetensors(tmp_path / "e.safetensors", {"model.embed_tokens.weight": ("BF16", t.shape, t.tobytes())})
+    bs = tmp_path / "e.bs"
+    bigsmall.compress(src, bs)
+    with bigsmall.open(bs) as f:
+        entry = f.entry("model.embed_tokens.weight")
+        assert entry.params["chunk"] == 32 * 256 and len(entry.chunk_lens) == 16384 // 32
+        assert np.array_equal(f.read("model.embed_tokens.weight").view(np.uint16), t)
+        store = RowStore(f, entry)
+        got = store.lookup(torch.tensor([5, 6, 16383]), torch.bfloat16)
+        assert store.decoded_chunks == 2  # rows 5 and 6 share a row group
+        assert torch.equal(got.view(torch.int16), torch.from_numpy(t.view(np.int16)[[5, 6, 16383]]))
+
+
+@pytest.mark.parametrize("dtype,code", [("BF16", torch.bfloat16), ("F32", torch.float32)])
+def test_linear_in_row_blocks_is_the_full_product(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  dtype: str, code: object) -> None:
+    """A tied head streamed in row blocks (``RowStore.linear``) gives the bits of ``F.linear`` on
+    the whole table: with and without bias, one token and several, a last block cut short,
+    chunk boundaries inside blocks."""
+    import torch.nn.functional as F
+
+    rows, cols = 5000, 96
+    g = torch.Generator().manual_seed(5)
+    w = (torch.randn(rows, cols, generator=g) * 0.05).to(code)
+    raw = w.view(torch.int16 if dtype == "BF16" else torch.int32).numpy()
+    src = write_safetensors(tmp_path / "w.safetensors", {"emb": (dtype, (rows, cols), raw.tobytes())})
+    bs = tmp_path / "w.bs"
+    bigsmall.compress(src, bs, chunk_bytes=24 << 10)
+    monkeypatch.setattr(rows_mod, "HEAD_BLOCK_BYTES", 1 << 16)
+    bias = torch.randn(rows, generator=g).to(code)
+    with bigsmall.open(bs) as f:
+        store = RowStore(f, f.entry("emb"))
+        assert rows % store.block_rows() and rows // store.block_rows() >= 2
+        for shape in ((1, 1, cols), (2, 7, cols), (13, cols)):
+            x = torch.randn(*shape, generator=g).to(code)
+            for b in (None, bias):
+                want, got = F.linear(x, w, b), store.linear(x, b, code)
+                assert got.shape == want.shape and got.dtype == want.dtype
+                assert torch.equal(got.view(torch.uint8), want.view(torch.uint8)), (shape, b is None)
+        assert store.head_passes == 6

@@ -141,17 +141,22 @@ def cmd_info(args: argparse.Namespace, emit: Emit) -> int:
 
 
 def cmd_stat(args: argparse.Namespace, emit: Emit) -> int:
+    from ..core.types import qualified_key
     from ..io.shards import open_source
     from ..io.source import read_container
 
     rows = []
     with open_source(args.src) as source:
-        for t in read_container(source)[1].tensors:
-            if args.tensor and args.tensor not in t.name:
+        c = read_container(source)[1]
+        shared = c.ambiguous_names()  # such a name is shown (and matched) as "file::name"
+        for t in c.tensors:
+            key = qualified_key(c.files[t.spec.file].path, t.name) if t.name in shared else t.name
+            if args.tensor and args.tensor not in key:
                 continue
             stored = t.length
             rows.append({
-                "name": t.name, "dtype": t.spec.dtype, "shape": list(t.spec.shape),
+                "name": key, "file": c.files[t.spec.file].path if c.files else None,
+                "dtype": t.spec.dtype, "shape": list(t.spec.shape),
                 "layer": t.layer, "codec": t.codec, "original_bytes": t.spec.nbytes,
                 "stored_bytes": stored,
                 "ratio": stored / t.spec.nbytes if t.spec.nbytes else 1.0,

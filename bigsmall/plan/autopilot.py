@@ -9,7 +9,8 @@ The modes, best fidelity first:
 
 * ``perfect``: every tensor decoded into memory at once, the stored bits (bit-exact);
 * ``stream``: bit-exact too, one transformer layer resident (+ the next, prefetched); costs the
-  streaming promise of ``bigsmall.torch.streaming``: non-layer bytes + 2 x the largest layer;
+  streaming promise of ``bigsmall.torch.streaming``: non-layer bytes + 2 x the largest layer,
+  a large token-embedding table counted as what streaming holds of it (``rowgroups.py``);
 * ``fast``: lossy. Group-wise INT4 (asymmetric, groups of 128 along the last, input dimension;
   fp16 scale and minimum per group) of the large 2-D float tensors, dequantized one module at a
   time as the forward pass reaches it. From a ``.bsd`` the INT4 code is the stored fast member;
@@ -31,6 +32,7 @@ import attrs
 
 from ..core.types import TensorEntry
 from ..errors import DoesNotFitError, PlanError, UnannouncedDowngradeError
+from .rowgroups import streamed_table_bytes
 
 MODES = ("perfect", "stream", "fast")
 REQUESTS = ("auto", *MODES)
@@ -117,6 +119,7 @@ class FileSummary:
     largest_tensor_bytes: int
     fast_bytes: int | None  # resident bytes of the fast mode's weights; None: no fast mode
     fast_source: str | None  # "member" (a .bsd's stored INT4) or "on-the-fly" (from a .bs)
+    streamed_non_layer_bytes: int | None = None  # what streaming holds of them (tables by row)
 
     @property
     def best_fidelity(self) -> str:
@@ -131,13 +134,14 @@ def summarize(path: str, entries: Iterable[TensorEntry], kind: str = "bs",
     """A container's :class:`FileSummary` from its index entries."""
     entries = list(entries)
     layers: dict[int, int] = {}
-    non_layer = fast = largest = 0
+    non_layer = fast = largest = streamed = 0
     quantizable = False
     for t in entries:
         n = t.spec.nbytes
         largest = max(largest, n)
         if t.layer is None:
             non_layer += n
+            streamed += streamed_table_bytes(t.spec, t.params)
         else:
             layers[t.layer] = layers.get(t.layer, 0) + n
         if fast_quantizes(t.spec.dtype, t.spec.shape, t.name):
@@ -150,7 +154,8 @@ def summarize(path: str, entries: Iterable[TensorEntry], kind: str = "bs",
     else:
         fast_bytes, source = (fast, "on-the-fly") if quantizable else (None, None)
     return FileSummary(path, kind, len(entries), non_layer + sum(layers.values()), non_layer,
-                       max(layers.values(), default=0), len(layers), largest, fast_bytes, source)
+                       max(layers.values(), default=0), len(layers), largest, fast_bytes, source,
+                       streamed)
 
 
 # ---------------------------------------------------------------------------- costs
@@ -174,8 +179,10 @@ def _weights(s: FileSummary, mode: str) -> tuple[int, str]:
     if mode == "perfect":
         return s.exact_bytes, f"all {s.tensors} tensors {_gb(s.exact_bytes)}"
     if mode == "stream":
-        return (s.non_layer_bytes + 2 * s.largest_layer_bytes,
-                f"non-layer {_gb(s.non_layer_bytes)} + 2 x largest layer {_gb(s.largest_layer_bytes)}")
+        held = s.non_layer_bytes if s.streamed_non_layer_bytes is None else s.streamed_non_layer_bytes
+        what = "non-layer" if held == s.non_layer_bytes else "non-layer (embedding read by row)"
+        return (held + 2 * s.largest_layer_bytes,
+                f"{what} {_gb(held)} + 2 x largest layer {_gb(s.largest_layer_bytes)}")
     fast = s.fast_bytes or 0
     # + one tensor in the model's dtype at a time (being quantized while loading, or dequantized
     # for its module's forward) and the slice temporaries

@@ -14,11 +14,17 @@ from ..codecs.base import CODERS, LEVELS, get_codec, n_units, unit_bytes
 from ..codecs.field import base_layout
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import InvalidOptionError
+from .rowgroups import row_group_units
 
 CHUNK_BYTES = 1 << 18  # decoded bytes per independently decodable chunk (parallel decode)
 
 
 def chunk_units_for(spec: TensorSpec, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Units per chunk: ``chunk_bytes`` worth, or a token-embedding table's row group
+    (``rowgroups.py``: small row-aligned chunks, so a lookup decodes few bytes)."""
+    rows = row_group_units(spec, chunk_bytes)
+    if rows is not None:
+        return rows
     return balanced_units(spec, chunk_bytes)
 
 

@@ -35,6 +35,8 @@ import attrs
 from ..errors import FormatError, InvalidOptionError
 from ..io.reader import BsFile
 from ..io.remote import is_remote
+from ..plan.rowgroups import HEAD_READ_MIN_BYTES, ROW_READ_MIN_BYTES, head_held_bytes
+from . import rows
 from .load import torch_dtype
 from .pretrained import tie_and_check
 from .rows import DEFAULT_CACHE_BYTES, RowStore
@@ -51,7 +53,10 @@ from .skeleton import (
 from .streaming import StreamingLoader
 
 #: an embedding table this big is read by row instead of loaded (MiniLM's 47 MB table is)
-ROWS_MIN = 32 << 20
+ROWS_MIN = ROW_READ_MIN_BYTES
+#: a table tied to the output projection this big is streamed in row blocks by the head too
+#: (a 262144 x 768 bf16 table of 384 MiB is; Whisper tiny's 40 MB one stays resident)
+HEAD_ROWS_MIN = HEAD_READ_MIN_BYTES
 
 
 @attrs.frozen
@@ -71,6 +76,8 @@ class StreamReport:
     row_tables: int = 0  # embedding tables read by row (``rows.py``), not resident
     row_coded_bytes: int = 0  # their coded bytes in the file
     row_decoded_coded_bytes: int = 0  # coded bytes of the chunks their lookups decoded
+    row_heads: int = 0  # tied output projections computed from those tables in row blocks
+    row_head_passes: int = 0  # whole-table passes they made (one per forward)
     budget_bytes: int | None = None  # ``max_resident_bytes``, if one was given
     cache_hits: int = 0  # layers a pass took from the budget's LRU cache (no decode)
     cache_evictions: int = 0  # layers the LRU dropped to stay within the budget
@@ -207,6 +214,7 @@ class StreamingModel:
         self._passes = 0
         self._on_layer = on_layer
         self._rows: list[tuple[Any, RowStore]] = []
+        self._heads = 0  # tied output projections streamed in row blocks
         try:
             bs = self.loader._bs
             config = read_config(bs, self.src)
@@ -218,8 +226,9 @@ class StreamingModel:
             row_entries = self._row_tables() if row_access and self.loader.device.type == "cpu" else []
             if before_weights is not None:
                 before_weights(self)
-            for module, entry in row_entries:
-                self._rows.append((module, self._open_rows(module, entry)))
+            for module, entry, head in row_entries:
+                self._rows.append((module, self._open_rows(module, entry, head)))
+                self._heads += head is not None
             self._resident = self.loader.load_non_layer_tensors()
             assign(self.model, self._resident, name_map(self.model, self._resident))
             self._check_complete()
@@ -256,44 +265,70 @@ class StreamingModel:
             seen.add(id(module))
         return out
 
-    def _row_tables(self) -> list[tuple[Any, Any]]:
-        """Embedding tables to read by row: an ``nn.Embedding``'s weight of ``ROWS_MIN`` bytes or
-        more, stored as a non-layer tensor, not tied to an output projection (a tied head needs
-        every row each step) and without ``max_norm`` (it rewrites rows)."""
+    def _row_tables(self) -> list[tuple[Any, Any, Any]]:
+        """Embedding tables to read by row: ``(embedding, entry, tied head or None)`` for an
+        ``nn.Embedding``'s weight of ``ROWS_MIN`` bytes or more, stored as a non-layer tensor,
+        without ``max_norm`` (it rewrites rows). A table tied to the output projection (an
+        ``nn.Linear`` head) qualifies from ``HEAD_ROWS_MIN``: the head then streams the table in
+        row blocks every forward (``RowStore.linear``); below that it stays resident, since
+        decoding the whole table each step (each generated token) costs more than it saves."""
         import torch
 
         tied = (getattr(self.model.config, "tie_word_embeddings", False)
                 and self.model.get_output_embeddings() is not None)
         tied_to = self.model.get_input_embeddings() if tied else None
+        head = self.model.get_output_embeddings() if tied else None
         keys = self.loader.non_layer_names()
         found = []
         for key, target in name_map(self.model, keys).items():
             path, _, attr = target.rpartition(".")
             module = self.model.get_submodule(path) if path else self.model
             entry = self.loader.entry(key)
-            if (isinstance(module, torch.nn.Embedding) and attr == "weight" and module.max_norm is None
-                    and module is not tied_to and entry.spec.nbytes >= ROWS_MIN
+            if not (isinstance(module, torch.nn.Embedding) and attr == "weight" and module.max_norm is None
+                    and entry.spec.nbytes >= ROWS_MIN
                     and len(entry.spec.shape) == 2 and entry.spec.info.itemsize > 0):
-                found.append((key, module, entry))
-        self.loader.take_out([k for k, _, _ in found], DEFAULT_CACHE_BYTES * len(found))
-        return [(m, e) for _, m, e in found]
+                continue
+            if module is not tied_to:
+                found.append((key, module, entry, None))
+            elif (entry.spec.nbytes >= HEAD_ROWS_MIN and isinstance(head, torch.nn.Linear)
+                  and head.weight.shape == module.weight.shape):  # tied once the check ties it
+                found.append((key, module, entry, head))
+        held = [DEFAULT_CACHE_BYTES + (0 if h is None else head_held_bytes(e.spec, e.params, rows.HEAD_BLOCK_BYTES))
+                for _, _, e, h in found]
+        self.loader.take_out([k for k, _, _, _ in found], sum(held))
+        return [(m, e, h) for _, m, e, h in found]
 
-    def _open_rows(self, module: Any, entry: Any) -> RowStore:
-        """The table's store (its receipt checked once, chunk by chunk) and the module's lookup."""
+    def _open_rows(self, module: Any, entry: Any, head: Any) -> RowStore:
+        """The table's store (its receipt checked once), the module's lookup and, for a tied
+        table, the head's product streamed in row blocks (its bias read when it runs)."""
         store = RowStore(self.loader._bs, entry)
         dtype = torch_dtype(entry.spec.dtype)
         module.forward = lambda ids: store.lookup(ids, dtype)
+        if head is not None:
+            head.forward = lambda x: store.linear(x, head.bias, dtype)
         return store
 
     def _check_complete(self) -> None:
         """Every parameter outside the streamed blocks must have been assigned now."""
-        hidden = [m for m, _ in self._layer_modules] + [m for m, _ in self._rows]
+        import torch
+
+        hidden = [m for m, _ in self._layer_modules]
+        tables = [m for m, _ in self._rows]
         saved = [(sub, dict(sub._parameters)) for m in hidden for sub in m.modules()]
+        # a table's weight (and a tied head's) goes back to meta; a head's bias stays as tied
+        saved += [(m, {"weight": m._parameters["weight"]}) for m in tables]
+        if self._heads:
+            head = self.model.get_output_embeddings()
+            saved.append((head, {"weight": head._parameters["weight"]}))
         try:
-            for module in hidden:  # hide the blocks' (and row tables') meta params from the check
+            for module in hidden:  # hide the blocks' meta params from the check
                 for sub in module.modules():
                     for attr in list(sub._parameters):
                         sub._parameters[attr] = None
+            for module in tables:  # a row table's weight (a tied head's too): a stand-in, not
+                w = module.weight  # None, so that ``tie_weights`` can tie it (no memory: strides 0)
+                module.weight = torch.nn.Parameter(torch.empty_strided(
+                    w.shape, (0,) * w.dim(), dtype=w.dtype), requires_grad=False)
             tie_and_check(self.model, self.src)
         finally:
             for module, params in saved:
@@ -419,6 +454,8 @@ class StreamingModel:
             row_tables=len(self._rows),
             row_coded_bytes=sum(s.coded_bytes for _, s in self._rows),
             row_decoded_coded_bytes=sum(s.decoded_coded_bytes for _, s in self._rows),
+            row_heads=self._heads,
+            row_head_passes=sum(s.head_passes for _, s in self._rows),
             budget_bytes=self._budget,
             cache_hits=self._hits,
             cache_evictions=self._evictions,

@@ -11,9 +11,9 @@ decodes the ones not cached, each into its own small buffer, and gathers the row
 decoded chunks serves repeated ids and the next pass. A gather moves stored bits and computes
 nothing, so the output is the same bits as ``F.embedding`` on the full table.
 
-Integrity: receipts are per tensor, so the table is decoded once when the store opens, chunk by
-chunk into one reused buffer, hashed in order and checked against its receipt; the coded pages
-leave the resident set as it goes. After that, a lookup decodes the verified bytes of the file
+Integrity: receipts are per tensor, so the table is decoded once when the store opens, piece by
+piece, hashed in order and checked against its receipt; decoded and coded pages leave the
+resident set as it goes. After that, a lookup decodes the verified bytes of the file
 (a read-only mapping of a file that bigsmall only ever replaces by rename).
 """
 
@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from ..core.types import TensorEntry
-from ..errors import IntegrityError
 from ..plan.decode import plan_decode
+from ..plan.rowgroups import HEAD_BLOCK_BYTES as _HEAD_BLOCK_BYTES
+from ..plan.rowgroups import ROW_CACHE_BYTES, head_block_rows
 
 #: decoded chunks kept for reuse (bytes): a short prompt's rows, and the next pass's
-DEFAULT_CACHE_BYTES = 16 << 20
+DEFAULT_CACHE_BYTES = ROW_CACHE_BYTES
+#: decoded bytes of one row block of a tied output projection (``linear``), at most
+HEAD_BLOCK_BYTES = _HEAD_BLOCK_BYTES
 #: chunks a lookup decodes at once (in parallel on the file's pool) before copying their rows
 WINDOW = 16
 
@@ -59,6 +62,7 @@ class RowStore:
         self._lock = threading.Lock()
         self.decoded_chunks = 0  # chunks decoded by lookups (cache misses), for reports and tests
         self.decoded_coded_bytes = 0  # their coded bytes
+        self.head_passes = 0  # whole-table passes of ``linear`` (a tied output projection)
         if verify:
             self.verify()
 
@@ -72,21 +76,29 @@ class RowStore:
         return self.src.offset + int(off[i]), int(off[i + 1] - off[i])
 
     def verify(self) -> None:
-        """Decode the whole table once and check its receipt: ``WINDOW`` chunks at a time in
-        parallel on the file's pool, hashed in order (memory: one window of chunks)."""
-        h = xxhash.xxh3_128()
-        n = len(self.job.chunks)
-        for j in range(0, n, WINDOW):
-            part = range(j, min(n, j + WINDOW))
-            bufs = [np.empty(self.job.chunks[i][3] - self.job.chunks[i][2], np.uint8) for i in part]
-            futures = [self.bs.pool.submit(self._decode, i, buf) for i, buf in zip(part, bufs, strict=True)]
-            for i, f, buf in zip(part, futures, bufs, strict=True):
-                f.result()
-                h.update(buf.data)
-                self.bs.source.release(*self._coded_range(i))
-        if h.hexdigest() != self.entry.receipt.digest:
-            raise IntegrityError(f"tensor {self.entry.name!r}: decoded bytes do not match the stored "
-                                 "checksum (the file is corrupt)")
+        """Decode the whole table once and check its receipt, keeping little of it resident.
+
+        The table decodes through ``BsFile.iter_pieces`` (contiguous ranges of chunks, one
+        kernel call each, in parallel on the file's pool, hashed in order and checked against
+        the receipt) into an anonymous mapping whose pages are dropped as soon as their piece is
+        hashed: memory is the pieces in flight, not the table. Why not chunk by chunk: a table
+        stored in row groups has ~26000 chunks (262144 x 768 bf16), and a pool task per chunk
+        cost 4x the decode itself."""
+        import mmap
+
+        nbytes = self.entry.spec.nbytes
+        if nbytes == 0:
+            return
+        area = mmap.mmap(-1, nbytes)
+        buf = np.frombuffer(area, np.uint8)
+        page = mmap.PAGESIZE
+        done = dropped = 0
+        for piece in self.bs.iter_pieces([self.entry], alloc=lambda _, b=buf: b):
+            done += len(piece)
+            keep = done // page * page  # the page holding the next piece's first bytes stays
+            if keep > dropped:
+                area.madvise(mmap.MADV_DONTNEED, dropped, keep - dropped)
+                dropped = keep
 
     def _fill(self, wanted: list[int]) -> None:
         """Decode the chunks of ``wanted`` not cached, in parallel on the file's decode pool."""
@@ -153,6 +165,63 @@ class RowStore:
         uniq, inverse = np.unique(flat, return_inverse=True)
         rows = torch.from_numpy(self.rows_bytes(uniq)).view(dtype).reshape(len(uniq), self.cols)
         return rows[torch.from_numpy(inverse.reshape(-1))].reshape(*ids.shape, self.cols).to(ids.device)
+
+    # ------------------------------------------------------------------ a tied head
+    def block_rows(self) -> int:
+        """Rows per block of ``linear`` (``rowgroups.head_block_rows``: why powers of two of at
+        least 1024 rows keep the bits of the whole product)."""
+        return head_block_rows(self.row_bytes, HEAD_BLOCK_BYTES)
+
+    def iter_blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(r0, r1, rows)`` for consecutive row blocks of the whole table, ``rows`` the
+        stored bytes as uint8[r1 - r0, row_bytes], valid until the next block is asked for.
+
+        Each block's chunks decode with the codec's kernel (contiguous ranges, in parallel on
+        the file's pool) into a table-sized anonymous mapping, at the offsets they have in the
+        table, so a block starts at the same address alignment as in a fully loaded table; its
+        pages (decoded and coded) are dropped once the consumer moves on: memory is one block."""
+        import mmap
+
+        if self.entry.spec.nbytes == 0:
+            return
+        area = mmap.mmap(-1, self.entry.spec.nbytes)
+        buf = np.frombuffer(area, np.uint8)
+        starts = np.asarray(self.starts, dtype=np.int64)
+        workers = max(1, getattr(self.bs, "threads", 1) or 1)
+        step = self.block_rows()
+        try:
+            for r0 in range(0, self.rows, step):
+                r1 = min(self.rows, r0 + step)
+                first = int(np.searchsorted(starts, r0 * self.row_bytes, "right")) - 1
+                end = int(np.searchsorted(starts, r1 * self.row_bytes - 1, "right"))
+                cuts = [first + (end - first) * j // workers for j in range(workers + 1)]
+                futures = [self.bs.pool.submit(self.job.run_range, a, b, buf)
+                           for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+                for f in futures:
+                    f.result()
+                yield r0, r1, buf[r0 * self.row_bytes:r1 * self.row_bytes].reshape(r1 - r0, self.row_bytes)
+                lo, hi = self.job.chunks[first][2], self.job.chunks[end - 1][3]
+                page = mmap.PAGESIZE
+                area.madvise(mmap.MADV_DONTNEED, lo // page * page, min(len(area), -(-hi // page) * page) - lo // page * page)
+                coded = self._coded_range(first)[0]
+                self.bs.source.release(coded, self._coded_range(end - 1)[0] + self._coded_range(end - 1)[1] - coded)
+            self.head_passes += 1
+        finally:
+            del buf
+
+    def linear(self, x: Any, bias: Any, dtype: Any) -> Any:
+        """``F.linear(x, table, bias)`` without the table: the output projection of a model whose
+        head is tied to this embedding, computed block of rows by block of rows. Each output
+        column depends on its own weight row only, so the blocks' outputs side by side are the
+        full product (same bits: see ``block_rows``)."""
+        import torch
+        import torch.nn.functional as F
+
+        out = torch.empty(*x.shape[:-1], self.rows, dtype=x.dtype, device=x.device)
+        for r0, r1, rows in self.iter_blocks():
+            w = torch.from_numpy(rows).view(dtype).reshape(r1 - r0, self.cols)
+            out[..., r0:r1] = F.linear(x, w, None if bias is None else bias[r0:r1])
+        return out
 
     @property
     def cached_bytes(self) -> int:
