@@ -14,7 +14,10 @@ are what to compare. Files are read once before timing (page cache warm). MB/s c
 tensors' original bytes.
 
     python benchmarks/bench_memory_decode.py [--models minilm-bf16,whisper-tiny-fp16,minilm-fp32]
-        [--repeat 7] [--threads 2] [--src FILE.safetensors ...]
+        [--repeat 7] [--threads 2] [--src FILE.safetensors ...] [--scaling]
+
+``--scaling`` adds ``native 1t``: the same decode with every C kernel on one thread, in the same
+rounds, and prints ``native/native 1t`` (the thread scaling of a decode into memory).
 
 Without ``--src`` the corpus models are used (``bigsmall.testing.corpus``), each compressed
 once with the default coder into a temporary folder.
@@ -86,7 +89,7 @@ def _run(impl: str, bs_path: Path, threads: int) -> int:
 
 
 def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
-             pool: ThreadPoolExecutor) -> None:
+             pool: ThreadPoolExecutor, scaling: bool = False) -> None:
     bigsmall.compress(src, bs_path, verify=False)
     mm, spans = _tensors(src)
     bs_path.read_bytes()  # page cache warm
@@ -94,6 +97,8 @@ def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
     if native.built() is not None:
         variants["native"] = partial(_run, "native", bs_path, threads)
     variants["numba"] = partial(_run, "numba", bs_path, threads)
+    if scaling and "native" in variants:
+        variants["native 1t"] = partial(_run, "native", bs_path, 1)
     for f in variants.values():  # warm-up: kernels loaded, caches filled
         f()
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -116,6 +121,8 @@ def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
     line = "  ".join(f"{k} {nbytes / med[k] / 1e6:6.0f} MB/s (cpu {nbytes / cpu[k] / 1e6:6.0f})"
                      for k in variants)
     ratios = "  ".join(f"{k}/copy x{med['copy'] / med[k]:.3f}" for k in variants if k != "copy")
+    if "native 1t" in med:
+        ratios += f"  native/native 1t x{med['native 1t'] / med['native']:.2f}"
     extra = (f"  native/numba x{med['numba'] / med['native']:.2f} (cpu "
              f"x{cpu['numba'] / cpu['native']:.2f})" if "native" in med else "")
     print(f"{name:20s} {nbytes / 1e6:6.1f} MB  {line}  {ratios}{extra}", flush=True)
@@ -127,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--src", nargs="*", default=[], help=".safetensors files instead of --models")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scaling", action="store_true", help="also time the C kernels on 1 thread")
     args = ap.parse_args(argv)
     srcs = ({Path(s).name: Path(s) for s in args.src} if args.src
             else _models(args.models.split(",")))
@@ -134,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(interleaved rounds, medians; a shared machine: compare ratios)")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.threads) as pool:
         for name, src in srcs.items():
-            _measure(name, src, Path(tmp) / f"{name}.bs", args.threads, args.repeat, pool)
+            _measure(name, src, Path(tmp) / f"{name}.bs", args.threads, args.repeat, pool,
+                     args.scaling)
     return 0
 
 

@@ -1,0 +1,105 @@
+"""``BsFile.read`` parses the next tensor's side information ahead on the pool (issue 17): the
+bytes and the errors must be those of a reader that does not (one thread), in any read order,
+with corrupt side information in the tensor read ahead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import bigsmall
+from bigsmall.errors import BigsmallError
+from bigsmall.io.reader import BsFile
+from bigsmall.testing.synthetic import write_safetensors
+
+
+def _model(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(11)
+
+    def bf16(shape: tuple[int, ...]) -> bytes:
+        x = rng.normal(0, 0.02, shape).astype(np.float32).view(np.uint32) >> 16
+        return x.astype(np.uint16).tobytes()
+
+    t: dict[str, Any] = {}
+    for i in range(4):
+        t[f"l{i}.w"] = ("BF16", (96, 64), bf16((96, 64)))
+        t[f"l{i}.h"] = ("F16", (37, 41), rng.normal(0, 0.1, (37, 41)).astype(np.float16).tobytes())
+        t[f"l{i}.n"] = ("F32", (64,), np.ones(64, np.float32).tobytes())
+    src = write_safetensors(tmp_path / "m.safetensors", t)
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(src, bs, chunk_bytes=2048)
+    return src, bs
+
+
+def _outcomes(bs: Path, threads: int, order: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with BsFile(bs, threads=threads) as f:
+        for name in order:
+            try:
+                out[name] = f.read_bytes(name).tobytes()
+            except BigsmallError as exc:
+                out[name] = type(exc).__name__
+    return out
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_read_ahead_gives_the_same_bytes_in_any_order(tmp_path: Path, threads: int) -> None:
+    _src, bs = _model(tmp_path)
+    with BsFile(bs) as f:
+        names = f.names()
+    ref = _outcomes(bs, 1, names)
+    assert all(isinstance(v, bytes) for v in ref.values())
+    for order in (names, names[::-1], names[::2] + names[1::2], names + names):
+        assert _outcomes(bs, threads, order) == {n: ref[n] for n in order}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_corrupt_side_information_read_ahead_fails_only_its_own_read(tmp_path: Path,
+                                                                     threads: int) -> None:
+    """The second tensor's head is damaged: reading the first (which parses the second ahead)
+    still succeeds, reading the second raises the error a plain reader raises."""
+    _src, bs = _model(tmp_path)
+    with BsFile(bs) as f:
+        names = f.names()
+        e = f.entry(names[1])
+        assert e.head_len > 8 and e.codec in ("field8", "fieldp")
+        good = {n: f.read_bytes(n).tobytes() for n in names}
+    raw = bytearray(bs.read_bytes())
+    for k in range(e.head_len):
+        raw[e.offset + k] ^= 0x5A
+    bad = tmp_path / "bad.bs"
+    bad.write_bytes(bytes(raw))
+    got = _outcomes(bad, threads, names)
+    assert got[names[0]] == good[names[0]]
+    assert got[names[1]] in ("IntegrityError", "FormatError")
+    assert {n: got[n] for n in names[2:]} == {n: good[n] for n in names[2:]}
+    assert got == _outcomes(bad, 1, names)
+
+
+def test_in_order_reads_parse_each_tensor_once_ahead(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading in order, every tensor but the first is parsed by the read before it (on the
+    pool), and no tensor twice."""
+    import threading
+
+    import bigsmall.io.reader as reader_mod
+
+    _src, bs = _model(tmp_path)
+    calls: list[tuple[str, bool]] = []
+    real = reader_mod.plan_decode
+
+    def counting(spec: Any, *args: Any) -> Any:
+        calls.append((spec.name, threading.current_thread() is threading.main_thread()))
+        return real(spec, *args)
+
+    monkeypatch.setattr(reader_mod, "plan_decode", counting)
+    with BsFile(bs, threads=2) as f:
+        names = [n for n in f.names() if f.entry(n).length]
+        for n in names:
+            f.read_bytes(n)
+    assert sorted(c[0] for c in calls) == sorted(names)
+    assert calls[0] == (names[0], True)
+    assert all(not on_main for _n, on_main in calls[1:])
