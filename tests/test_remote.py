@@ -349,6 +349,24 @@ def test_threads_read_tensors_at_once(server: TestServer) -> None:
         assert rep.ok and rep.tensors_checked == len(want)
 
 
+def test_verify_fast_fetches_the_heads_ahead_in_parallel(server: TestServer) -> None:
+    import time
+
+    with BsFile(server.root / "m.bs") as local:
+        want = local.verify("fast")
+        heads = {(s.offset, s.head_len) for s in map(local._resolve, local.container.tensors) if s.head_len}
+    server.faults.latency = 0.1  # per request: one by one, the heads would take len(heads) * 0.1 s
+    with _src(server, prefix_bytes=4096, tail_bytes=0) as src, BsFile(src.url, source=src) as bs:
+        before, t0 = src.stats.as_dict(), time.perf_counter()
+        rep = bs.verify("fast")
+        elapsed = time.perf_counter() - t0
+        requests, fetched = src.stats.requests - before["requests"], src.stats.bytes - before["bytes"]
+    assert rep == want and rep.ok and rep.tensors_checked == len(want.problems) + want.tensors_checked
+    assert 1 <= requests <= len(heads)  # at most one request per head (neighbours coalesced)
+    assert fetched <= sum(n for _, n in heads) + 4096 * len(heads)  # the heads, not the blobs
+    assert len(heads) >= 8 and elapsed < 0.6 * len(heads) * 0.1, (elapsed, len(heads))
+
+
 def test_random_ranges_views_and_faults_give_the_file_bytes(server: TestServer) -> None:
     """The source's scheduling (plan, coalescing, splitting, window, urgency, release) against
     plain slicing of the file, on seeded random ranges, with bodies cut and reset."""

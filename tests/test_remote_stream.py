@@ -119,6 +119,31 @@ def test_cli_run_full_load_from_url(server: TestServer, minilm_bf16_folder_bs: P
     assert a["mode"] == "load" and a["output"]["sha256"] == local.output["sha256"]
 
 
+def test_cli_run_fast_from_url_matches_local_fast(server: TestServer, minilm_bf16_folder_bs: Path,
+                                                  tmp_path: Path) -> None:
+    # the lossy INT4 mode reads the container by range requests too: the same INT4 model (the
+    # same output bits) as from the local file
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    server.faults.bandwidth = 0.0
+    local = _cli("run", str(minilm_bf16_folder_bs), "--prompt", "one more", "--mode", "fast", env=env)
+    remote = _cli("run", server.file_url("minilm.bs"), "--prompt", "one more", "--mode", "fast", env=env)
+    assert remote["mode"] == "fast" and remote["plan"]["lossy"]
+    assert remote["output"]["sha256"] == local["output"]["sha256"]
+    assert remote["fast"] == local["fast"]
+    assert server.requests("/files/minilm.bs")
+
+
+def test_run_stream_bar_shows_bytes_fetched(server: TestServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from bigsmall.io import progress as prog
+    from bigsmall.torch.runner import run
+
+    r = run(server.file_url("minilm.bs"), stream=True, prompt="one more",
+            progress=lambda total, unit: prog.bar(total, "stream", True, unit=unit))
+    assert r.mode == "stream"
+    err = capsys.readouterr().err
+    assert "layer" in err and "fetched" in err and "MB" in err  # layers computed, bytes fetched
+
+
 def test_aload_matches_load(server: TestServer, minilm_bf16_folder_bs: Path) -> None:
     want = bigsmall.load(minilm_bf16_folder_bs)
     got = anyio.run(bigsmall.aload, server.file_url("minilm.bs"))

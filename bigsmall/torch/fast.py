@@ -159,9 +159,10 @@ def int4_model(src: str | os.PathLike[str], plan: Plan, receipt: Announced | Non
     import torch
 
     from ..io.reader import BsFile
+    from ..io.remote import is_remote
     from .skeleton import assign
 
-    src = Path(src)
+    src = src if is_remote(src) else Path(src)  # a URL / hf:// path: read by range requests
     dev = torch.device(device)
     codes: dict[str, Int4] = {}
     n_exact = exact_bytes = original = 0

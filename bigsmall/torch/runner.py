@@ -280,6 +280,10 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         promise = promises[0]
         load_s = time.perf_counter() - t0
         bar = progress(sm.loader.layer_count(), "layer") if progress else None
+        if bar is not None:  # from a URL: the bytes fetched so far beside the layers computed
+            from ..io.remote import fetch_bar
+
+            bar = fetch_bar(bar, sm.loader._bs.source)
         t1 = time.perf_counter()
         output = task(sm, sm.model)
         run_s = time.perf_counter() - t1
