@@ -23,7 +23,11 @@ from setuptools.command.build_ext import build_ext
 NATIVE = "bigsmall/native"
 HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "encodep.h", "checks.h",
                                           "glue.h")]
-ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h")]
+ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h", "enc_count.h",
+                                          "enc_glue.h")]
+# _enc's float code must round as numba's: no fused multiply-add (GCC contracts by default
+# where the target has FMA)
+ENC_FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]
 # -fwrapv: numba's int64 arithmetic wraps, C's signed overflow is undefined without it
 UNIX_FLAGS = ["-O3", "-fwrapv", "-std=gnu11", "-fno-strict-aliasing"]
 
@@ -68,6 +72,7 @@ setup(
             "bigsmall.native._enc",
             sources=[f"{NATIVE}/_enc.c"],
             depends=ENC_HEADERS,
+            extra_compile_args=ENC_FLAGS,
             optional=True,
         ),
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")

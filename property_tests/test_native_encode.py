@@ -202,3 +202,116 @@ def test_decompress_and_load_import_no_numba(tmp_path, coder):
                        check=True)
     assert (tmp_path / "out.st").read_bytes() == src.read_bytes()
     assert r.stdout.strip().splitlines()[-1] == "False", r.stderr[-2000:]
+
+
+# ---- the encoder's counting and table kernels, one by one (whole codecs: above)
+
+INT_DTYPES = st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32,
+                              np.uint64, np.int64])
+
+
+@st.composite
+def int_arrays(draw: st.DrawFn, max_n: int = 3000) -> np.ndarray:
+    dt = np.dtype(draw(INT_DTYPES))
+    n = draw(st.integers(0, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["any", "few", "low"]))
+    raw = rng.integers(0, 256, n * dt.itemsize, dtype=np.uint8).view(dt)
+    if kind == "few":
+        raw = rng.choice(raw[:7] if n else raw, n) if n else raw
+    elif kind == "low":
+        raw = (raw.view(np.uint8)[::dt.itemsize] & 15).astype(dt)
+    return np.ascontiguousarray(raw)
+
+
+def _both(fn: Any, *args: Any) -> tuple[Any, Any]:
+    got = fn(*args)
+    with _numba():
+        ref = fn(*args)
+    return got, ref
+
+
+def _eq(got: Any, ref: Any) -> None:
+    if isinstance(ref, tuple):
+        assert isinstance(got, tuple) and len(got) == len(ref)
+        for g, r in zip(got, ref, strict=True):
+            _eq(g, r)
+    elif isinstance(ref, np.ndarray):
+        assert got.dtype == ref.dtype and got.shape == ref.shape and np.array_equal(got, ref)
+    else:
+        assert type(got) is type(ref) or (isinstance(got, float) and isinstance(ref, float))
+        assert got == ref or (got != got and ref != ref)
+        if isinstance(ref, float):
+            assert np.float64(got).tobytes() == np.float64(ref).tobytes()
+
+
+@SETTINGS
+@given(v=int_arrays(), shift=st.integers(0, 63), bits=st.integers(0, 16),
+       limit=st.integers(0, 300), p=st.integers(0, 63), ncols=st.integers(1, 50))
+def test_counting_kernels_match_numba(v, shift, bits, limit, p, ncols):
+    from bigsmall.codecs import counting
+
+    _eq(*_both(counting._bit_field, v, shift, bits))
+    _eq(*_both(counting._field_counts, v, shift, min(bits, 12)))
+    _eq(*_both(counting._more_distinct_than, v, limit))
+    _eq(*_both(counting._row_low_zeros, v, p, v.shape[0] // ncols, ncols))
+
+
+@SETTINGS
+@given(sym=int_arrays(max_n=2000), kr=st.integers(1, 8), kc=st.integers(1, 8),
+       alpha=st.integers(1, 300), ncols=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
+def test_ctx_table_matches_numba(sym, kr, kc, alpha, ncols, seed):
+    from bigsmall.codecs import counting
+
+    rng = np.random.default_rng(seed)
+    nrows = sym.shape[0] // ncols
+    s = (sym[: nrows * ncols].view(np.uint8)[: nrows * ncols].astype(np.int64) % alpha).astype(np.uint16)
+    s = s.reshape(nrows, ncols)
+    rows = rng.integers(0, kr, nrows).astype(np.int64)
+    cols = rng.integers(0, kc, ncols).astype(np.int64)
+    _eq(*_both(counting._ctx_table, s, rows, cols, kc, kr * kc, alpha))
+    _eq(*_both(counting._ctx_table, s[::2, ::3], rows[::2], cols[::3], kc, kr * kc, alpha))
+
+
+@st.composite
+def count_tables(draw: st.DrawFn) -> np.ndarray:
+    nr = draw(st.integers(0, 20))
+    a = draw(st.sampled_from([1, 2, 8, 32, 256]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([3, 1000, 10**9, 2**62]))
+    c = rng.integers(0, scale, (nr, a), dtype=np.int64)
+    c[rng.random((nr, a)) < draw(st.floats(0, 1))] = 0
+    return c
+
+
+@SETTINGS
+@given(counts=count_tables(), bits=st.integers(1, 12), eb_mb=st.sampled_from(LAYOUTS),
+       seed=st.integers(0, 2**32 - 1))
+def test_table_kernels_match_numba(counts, bits, eb_mb, seed):
+    from bigsmall.codecs import enc_tables
+
+    q = enc_tables.quantize_counts(counts)
+    with _numba():
+        assert np.array_equal(q, enc_tables.quantize_counts(counts))
+    _eq(*_both(enc_tables._quantize, counts, enc_tables._LOGW, enc_tables._TOP))
+    if q.shape[0]:  # numba's buffer is np.empty past the used length: compare what is used
+        (gb, gn), (rb, rn) = _both(enc_tables._pack, q)
+        assert gn == rn and gb.shape == rb.shape and gb[:gn].tobytes() == rb[:rn].tobytes()
+    _eq(*_both(enc_tables._normalize_rows, q, bits))
+    # joint code and size estimates from normalised tables of a layout
+    eb, mb = eb_mb
+    rng = np.random.default_rng(seed)
+    nctx = int(rng.integers(1, 9))
+    qe = enc_tables.quantize_counts(rng.integers(0, 50, (nctx, 1 << eb)) ** 3)
+    qe[:, 0] |= 1
+    freq = enc_tables.normalize_codes(qe, 12)
+    qm = enc_tables.quantize_counts(rng.integers(0, 50, (max(1, 1 << eb), 1 << mb)) ** 2)
+    qm[:, 0] |= 1
+    mfreq = enc_tables.normalize_codes(qm, 10)
+    mrow = rng.integers(0, mfreq.shape[0], 1 << eb).astype(np.int64)
+    got, ref = _both(enc_tables.joint_code, freq, mfreq, mrow, eb, mb)
+    _eq(got, ref)
+    w, lens = ref[0], ref[1]
+    cnt = rng.integers(0, 1000, w.shape) * (rng.random(w.shape) < 0.5)
+    _eq(*_both(enc_tables.estimate_bits, cnt, w, lens, 12))
+    _eq(*_both(enc_tables.estimate_bits, cnt * (w > 0), w, lens, 12))

@@ -12,7 +12,7 @@ from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .loads import ld, st
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="ctx_table")  # C port: native/enc_count.h
 def _ctx_table(sym, rows, cols, kc, nctx, alpha):
     """Counts per (context, symbol); two sub-tables (even and odd columns) for the same
     reason as in ``lloyd._hist``. One flat table with the column's offset precomputed: a single
@@ -35,7 +35,7 @@ def _ctx_table(sym, rows, cols, kc, nctx, alpha):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="bit_field")  # C port: native/enc_count.h
 def _bit_field(values, shift, bits):
     """``((values >> shift) & (2**bits - 1)).astype(np.uint16)`` in one pass (``bits <= 16``),
     for ``field``: numpy makes two temporaries of the tensor and a copy."""
@@ -47,7 +47,7 @@ def _bit_field(values, shift, bits):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="field_counts")  # C port: native/enc_count.h
 def _field_counts(values, shift, bits):
     """``np.bincount((values >> shift) & (2**bits - 1), minlength=2**bits)`` without numpy's
     int64 copy of the keys (four sub-counts, as in ``lloyd._hist``)."""
@@ -72,7 +72,7 @@ def _row_or(values, mask, nrows, ncols):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="row_low_zeros")  # C port: native/enc_count.h
 def _row_low_zeros(values, p, nrows, ncols):
     """Per row of the ``nrows x ncols`` matrix ``values``: how many of the low ``p`` bits are
     zero in every element (``p`` when all are): the trailing zeros of the OR of ``v & (2**p -
@@ -88,7 +88,7 @@ def _row_low_zeros(values, p, nrows, ncols):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="more_distinct_than")  # C port: native/enc_count.h
 def _more_distinct_than(values, limit):
     """Whether ``values`` (unsigned integers) hold more than ``limit`` distinct values, i.e.
     ``np.unique(values).size > limit``, stopping at the first value past the limit (an open

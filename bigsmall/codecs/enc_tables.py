@@ -12,8 +12,8 @@ which the decoder runs on the stored codes: encoder and decoder share one implem
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from . import tables
 from .decode_tables import TOO_MANY, _normalize
 from .numpy_exact import _pairwise_sum
@@ -23,7 +23,7 @@ _LOGW = tables._LOGW
 _TOP = tables.TOP
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="quantize")  # C port: native/enc_count.h
 def _quantize(counts, logw, top):
     """``tables.quantize_counts`` of a 2-d count table (same float operations, same order)."""
     nr, a = counts.shape
@@ -61,7 +61,7 @@ def quantize_counts(counts: np.ndarray) -> np.ndarray:
     return _quantize(np.ascontiguousarray(counts), _LOGW, _TOP)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="pack")  # C port: native/enc_count.h
 def _pack(q):
     """``tables.pack_rows`` into a byte array: (buffer, used length)."""
     nr, w = q.shape
@@ -98,7 +98,7 @@ def pack_rows(q: np.ndarray) -> bytes:
     return buf[:n].tobytes()
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="normalize_rows")  # C port: native/enc_count.h
 def _normalize_rows(q, bits):
     nr, a = q.shape
     out = np.zeros((nr, a), dtype=np.int64)
@@ -126,7 +126,7 @@ def normalize_codes(q: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="joint_code")  # C port: native/enc_count.h
 def joint_code(freq, mfreq, mrow, eb, mb):
     """``fieldp.joint_code``'s (w, lens, codes) plus whether the code is complete, in one
     compiled call: the joint weights ``freq[ctx, e] * mfreq[mrow[e], m]`` of the symbols present
@@ -152,7 +152,7 @@ def joint_code(freq, mfreq, mrow, eb, mb):
     return w, lens, codes, ok
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="estimate_bits")  # C port: native/enc_count.h
 def estimate_bits(counts, w, lens, pbits):
     """(covered, rANS bits, prefix bits) of ``auto.estimate``: Σ count x (pbits - log2 w) over
     the symbols that occur, summed as numpy sums ``counts[used] * (pbits - np.log2(w[used]))``

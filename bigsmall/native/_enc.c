@@ -6,6 +6,9 @@
  *       -> (tsym, tfc, msym, mfc, pos, err)              (codecs/decode_tables.build_tables)
  *   decode_model(raw, pos, nctx, eb, mb, pbits, mpbits)
  *       -> (t1, dirs, t2, pos, err)                      (codecs/prefix.decode_model)
+ *   and the encoder's counting and table kernels (enc_glue.h, enc_count.h): bit_field,
+ *   field_counts, row_low_zeros, more_distinct_than, ctx_table (codecs/counting.py);
+ *   quantize, pack, normalize_rows, joint_code, estimate_bits (codecs/enc_tables.py).
  *
  * Arrays come back as bytearrays (no numpy at build time); bigsmall/native/enc.py views them
  * with the kernel's dtypes and shapes, so a codec sees exactly what the numba kernel returns
@@ -18,6 +21,7 @@
 
 #include "enc_common.h"
 #include "enc_tables.h"
+#include "enc_glue.h"
 
 #define EK_MAX_CTX 4096 /* a field head has at most 256 contexts (kr * kc <= 256) */
 
@@ -157,6 +161,7 @@ static PyMethodDef methods[] = {
      "field/field8 decode tables (decode_tables.build_tables); bytearrays"},
     {"decode_model", py_decode_model, METH_VARARGS,
      "fieldp decode tables (prefix.decode_model); bytearrays"},
+    EK_ENCODE_METHODS
     {NULL, NULL, 0, NULL},
 };
 

@@ -43,3 +43,51 @@ class Enc:
         t1, dirs, t2, pos, err = self.ext.decode_model(raw, pos, nctx, eb, mb, pbits, mpbits)
         return (np.frombuffer(t1, np.uint16), np.frombuffer(dirs, np.int64),
                 np.frombuffer(t2, np.uint16), pos, err)
+
+    # ---- the encoder's counting and table kernels (codecs/counting.py, codecs/enc_tables.py)
+
+    def bit_field(self, values: np.ndarray, shift: int, bits: int) -> np.ndarray:
+        return np.frombuffer(self.ext.bit_field(_c(values), shift, bits), np.uint16)
+
+    def field_counts(self, values: np.ndarray, shift: int, bits: int) -> np.ndarray:
+        return np.frombuffer(self.ext.field_counts(_c(values), shift, bits), np.int64)
+
+    def row_low_zeros(self, values: np.ndarray, p: int, nrows: int, ncols: int) -> np.ndarray:
+        return np.frombuffer(self.ext.row_low_zeros(_c(values), p, nrows, ncols), np.int64)
+
+    def more_distinct_than(self, values: np.ndarray, limit: int) -> bool:
+        return bool(self.ext.more_distinct_than(_c(values), limit))
+
+    def ctx_table(self, sym: np.ndarray, rows: np.ndarray, cols: np.ndarray, kc: int, nctx: int,
+                  alpha: int) -> np.ndarray:
+        out = self.ext.ctx_table(_c(sym), _c(rows), _c(cols), kc, nctx, alpha)
+        return np.frombuffer(out, np.int64).reshape(nctx, alpha)
+
+    def quantize(self, counts: np.ndarray, logw: np.ndarray, top: float) -> np.ndarray:
+        return np.frombuffer(self.ext.quantize(_c(counts), _c(logw), top),
+                             np.uint8).reshape(counts.shape)
+
+    def pack(self, q: np.ndarray) -> tuple[np.ndarray, int]:
+        buf, n = self.ext.pack(_c(q))
+        return np.frombuffer(buf, np.uint8), n
+
+    def normalize_rows(self, q: np.ndarray, bits: int) -> tuple[np.ndarray, int]:
+        out, err = self.ext.normalize_rows(_c(q), bits)
+        return np.frombuffer(out, np.int64).reshape(q.shape), err
+
+    def joint_code(self, freq: np.ndarray, mfreq: np.ndarray, mrow: np.ndarray, eb: int,
+                   mb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        w, lens, codes, ok = self.ext.joint_code(_c(freq), _c(mfreq), _c(mrow), eb, mb)
+        shape = (freq.shape[0], freq.shape[1] << mb)
+        return (np.frombuffer(w, np.int64).reshape(shape),
+                np.frombuffer(lens, np.int64).reshape(shape),
+                np.frombuffer(codes, np.int64).reshape(shape), ok)
+
+    def estimate_bits(self, counts: np.ndarray, w: np.ndarray, lens: np.ndarray,
+                      pbits: int) -> tuple[bool, float, int]:
+        return tuple(self.ext.estimate_bits(_c(counts), _c(w), _c(lens), pbits))  # type: ignore[return-value]
+
+
+def _c(a: np.ndarray) -> np.ndarray:
+    """C order (the kernels take flat buffers; numba accepts any layout)."""
+    return np.ascontiguousarray(a)

@@ -12,7 +12,7 @@
 /* Kinds of buffer element: any integer, or a float. */
 enum { EK_INT = 0, EK_FLOAT = 1 };
 
-/* A C-contiguous buffer of ``isz``-byte elements of kind ``kind`` with ``ndim`` dimensions
+/* A C-contiguous buffer of ``isz``-byte (0: 1, 2, 4 or 8) elements of kind ``kind`` with ``ndim`` dimensions
  * (-1: any). TypeError (and nothing held) otherwise. */
 static int ek_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int kind, int ndim, int writable,
                      const char *name) {
@@ -23,13 +23,22 @@ static int ek_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int kind, int nd
     char c = fl > 0 ? f[fl - 1] : 0;
     int ok = kind == EK_INT ? (c != 0 && strchr("bBhHiIlLqQnN?", c) != NULL)
                             : (c == 'd' || c == 'f' || c == 'e');
-    if (!ok || v->itemsize != isz || (ndim >= 0 && v->ndim != ndim)) {
+    Py_ssize_t is = v->itemsize;
+    int sizeok = isz ? is == isz : (is == 1 || is == 2 || is == 4 || is == 8);
+    if (!ok || !sizeok || (ndim >= 0 && v->ndim != ndim)) {
         PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %d-d array of %zd-byte %s",
                      name, ndim, isz, kind == EK_INT ? "integers" : "floats");
         PyBuffer_Release(v);
         return -1;
     }
     return 0;
+}
+
+/* Whether an integer buffer's elements are signed (numpy's lower-case format characters). */
+static int ek_signed(const Py_buffer *v) {
+    const char *f = v->format ? v->format : "B";
+    size_t fl = strlen(f);
+    return fl > 0 && strchr("bhilqn", f[fl - 1]) != NULL;
 }
 
 static int ek_fail(const char *msg) {

@@ -75,15 +75,43 @@ def materialize() -> None:
                     d[key] = val._real
 
 
-def njit(*args: Any, **options: Any) -> Any:
-    """``numba.njit``'s decorator forms (``@njit``, ``@njit(**options)``), lazily."""
-    if args and callable(args[0]) and len(args) == 1 and not options:
+class NativeFirst:
+    """A kernel with a C port (``native=`` of :func:`njit`): a call from Python runs the
+    port (``bigsmall.native.enc.Enc.<name>``: same arguments, same results) when the C
+    kernels serve this process, else the numba kernel. Attributes (``.py_func``, ``.compile``:
+    ``bigsmall warmup``) are the numba kernel's. Not callable from other numba kernels: only
+    kernels that Python alone calls get a port this way."""
+
+    def __init__(self, name: str, kernel: Any) -> None:
+        self.native_name = name
+        self.kernel = kernel
+        self.__doc__ = getattr(kernel, "__doc__", None)
+        self.__wrapped__ = getattr(kernel, "py_func", None) or getattr(kernel, "__wrapped__", None)
+
+    def __call__(self, *args: Any) -> Any:
+        from . import enc_kernels
+
+        e = enc_kernels()
+        if e is not None:
+            return getattr(e, self.native_name)(*args)
+        k = self.kernel
+        return (k.dispatcher() if isinstance(k, LazyDispatcher) else k)(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.kernel, name)
+
+
+def njit(*args: Any, native: str | None = None, **options: Any) -> Any:
+    """``numba.njit``'s decorator forms (``@njit``, ``@njit(**options)``), lazily; with
+    ``native="name"`` a :class:`NativeFirst` around the kernel."""
+    if args and callable(args[0]) and len(args) == 1 and not options and native is None:
         return _decorate(args[0], {})
     if args:
         raise TypeError("lazy njit takes keyword options only (no signatures)")
 
     def deco(f: Callable[..., Any]) -> Any:
-        return _decorate(f, options)
+        kernel = _decorate(f, options)
+        return kernel if native is None else NativeFirst(native, kernel)
 
     return deco
 
