@@ -75,6 +75,11 @@ setup(
             extra_compile_args=ENC_FLAGS,
             optional=True,
         ),
+        Extension(  # the .bsd 2.0 chunk decoders (docs/dual.md; numba: codecs/dual_trunc.py)
+            "bigsmall.native._dual",
+            sources=[f"{NATIVE}/_dual.c"],
+            optional=True,
+        ),
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")
             "bigsmall.native._delta",
             sources=[f"{NATIVE}/_delta.c"],

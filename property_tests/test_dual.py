@@ -110,3 +110,79 @@ def test_file_restores_every_byte(ms: list[tuple[str, np.ndarray]]) -> None:
         assert out["bytes"] == src.stat().st_size
         assert hashlib.sha256((Path(d) / "y.safetensors").read_bytes()).digest() == \
             hashlib.sha256(src.read_bytes()).digest()
+
+
+def _exact_args(ex: bytes, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple:
+    """The exact kernel's arguments, as ``dual_trunc.decode_exact`` builds them."""
+    import struct
+
+    sh = trunc._shift(dtype)
+    n = q.size
+    pos = 0
+
+    def take(k: int) -> bytes:
+        nonlocal pos
+        pos += k
+        return ex[pos - k:pos]
+
+    tab = take(struct.unpack("<I", take(4))[0])
+    W = trunc._unpack_tables(tab, 1 << (16 - sh))[0]
+    esc = np.frombuffer(take(2 * struct.unpack("<I", take(4))[0]), "<u2").astype(np.uint16)
+    take(2 * n if dtype == "F32" else 0)
+    xs = np.frombuffer(take(8 * trunc.LANES), "<u8").astype(np.uint64)
+    words = np.frombuffer(take(4 * struct.unpack("<I", take(4))[0]), "<u4").astype(np.uint32)
+    kat, kbt = trunc._setup(s16, lo16, dtype)
+    cc = trunc._cumulative(W, sh)
+    base, mass = trunc._bins(kat, kbt, cc, W, sh)
+    return (xs, words, esc, np.ascontiguousarray(q).ravel(), kat, kbt, base, mass,
+            float(1 << trunc.PREC) / mass, W, 1.0 / np.maximum(W, 1), cc, q.shape[1], s16.shape[1], sh)
+
+
+@SETTINGS
+@given(matrices(finite=True), st.integers(0, 2**32 - 1))
+def test_native_kernels_match_numba(m: tuple[str, np.ndarray], seed: int) -> None:
+    """``bigsmall.native._dual`` == the numba kernels: the same return code and the same keys and
+    codes, on intact streams and on streams with a flipped word."""
+    from bigsmall.native import dual as native_dual
+
+    nat = native_dual()
+    if nat is None:  # the C extension is optional; the numba path is what the other tests cover
+        import pytest
+
+        pytest.skip("bigsmall.native._dual is not built")
+    dtype, bits = m
+    fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(bits, dtype).reshape(bits.shape))
+    ex = trunc.encode_exact(bits, q, s16, lo16, dtype)
+    args = _exact_args(ex, q, s16, lo16, dtype)
+    rng = np.random.default_rng(seed)
+    for words in (args[1], args[1] ^ (rng.integers(0, 2, args[1].size) << rng.integers(0, 32)).astype(np.uint32)):
+        a = np.zeros(q.size, np.int32)
+        b = np.zeros(q.size, np.int32)
+        ra = trunc._decode(args[0], words, *args[2:], a)
+        rb = nat.decode_exact(args[0], words, *args[2:], b)
+        assert ra == rb and (ra or np.array_equal(a, b))
+    buf = memoryview(fast)
+    s2, lo2, pos = code.read_side(buf[1:], *bits.shape)
+    z = np.ascontiguousarray(code._zero_bin(s2, lo2, bits.shape[1]), dtype=np.int32)
+    for up in (0, 1):
+        nctx = 64 if up else 16
+        stream = code.encode_stream(q.ravel(), (fastc._up_ctx(q, z) if up else z).ravel(), code._NO_RAW16,
+                                    np.zeros(1, np.uint64), nctx, 16)
+        words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
+        a = np.zeros(q.shape, np.uint8)
+        b = np.zeros(q.shape, np.uint8)
+        if up:
+            ra = fastc._decode_up(words, z, freq, cum, lut, ok, a)
+        else:
+            sym, _ = code.decode_stream(stream, z.ravel(), code._NO_RAW16, 16, 16)
+            ra, a = 0, sym.astype(np.uint8).reshape(q.shape)
+        rb = nat.decode_codes(words, z, freq, cum, lut, ok, b, bits.shape[1], up)
+        assert ra == rb == 0 and np.array_equal(a, b) and np.array_equal(b, q)
+        bad = words.copy()
+        bad[rng.integers(0, bad.size)] ^= np.uint16(1 << int(rng.integers(0, 16)))
+        a[:] = 0
+        b[:] = 0
+        ra = fastc._decode_up(bad, z, freq, cum, lut, ok, a) if up else None
+        rb = nat.decode_codes(bad, z, freq, cum, lut, ok, b, bits.shape[1], up)
+        if up:
+            assert ra == rb and (ra or np.array_equal(a, b))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .. import native
 from ..errors import IntegrityError
 from . import dual as v1
 
@@ -92,12 +93,18 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndar
     buf = memoryview(data).cast("B")
     if len(buf) < 1 or buf[0] > 1:
         raise IntegrityError("dual fast chunk: unknown context mode")
-    if buf[0] == 0:
+    nat = native.dual()
+    if buf[0] == 0 and nat is None:
         return v1.decode_fast(buf[1:], rows, cols)
     s16, lo16, pos = v1.read_side(buf[1:], rows, cols)
-    z = v1._zero_bin(s16, lo16, cols)
-    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[1 + pos:], 16 * UP, 16)
+    z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+    up = int(buf[0])
+    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[1 + pos:], 16 * UP if up else 16, 16)
     q = np.empty((rows, cols), dtype=np.uint8)
-    if _decode_up(words, z, freq, cum, lut, ok, q):
+    if nat is not None:
+        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), up) if q.size else 0
+    else:
+        bad = _decode_up(words, z, freq, cum, lut, ok, q)
+    if bad:
         raise IntegrityError("dual stream corrupt: it does not decode")
     return q, s16, lo16

@@ -38,6 +38,7 @@ import numpy as np
 import zstandard
 from numba import njit
 
+from .. import native
 from ..container.format import zstd_decompress
 from ..errors import IntegrityError
 from . import dual as v1
@@ -357,7 +358,9 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     keys = np.empty(n, dtype=np.int32)
     rinv = float(1 << PREC) / mass
     winv = 1.0 / np.maximum(W, 1)
-    if _decode(np.frombuffer(xb, "<u8").astype(np.uint64), np.frombuffer(wb, "<u4").astype(np.uint32),
+    nat = native.dual()
+    kernel = nat.decode_exact if nat is not None else _decode
+    if kernel(np.frombuffer(xb, "<u8").astype(np.uint64), np.frombuffer(wb, "<u4").astype(np.uint32),
                np.frombuffer(eb, "<u2").astype(np.uint16), np.ascontiguousarray(q).ravel(), kat, kbt,
                base, mass, rinv, W, winv, cc, q.shape[1], s16.shape[1], sh, keys):
         raise IntegrityError("dual stream corrupt: it does not decode")

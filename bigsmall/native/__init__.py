@@ -97,6 +97,24 @@ def delta() -> ModuleType | None:
 _DELTA: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
 
 
+def dual() -> ModuleType | None:
+    """The ``.bsd`` 2.0 chunk decoders (``_dual.c``) unless ``BIGSMALL_NATIVE=0`` or not built:
+    then None (use numba). Same keys and codes as the numba kernels (property_tests/test_dual.py)."""
+    global _DUAL
+    if _DUAL is None:
+        _DUAL = False
+        try:
+            from . import _dual  # type: ignore[attr-defined]
+
+            _DUAL = _dual
+        except ImportError:  # not built (no compiler at install)
+            pass
+    return _DUAL or None
+
+
+_DUAL: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+
+
 def status() -> str:
     """Which kernels serve this process, in words (``native (avx2) for fieldp; ...``)."""
     return _STATUS
@@ -110,3 +128,5 @@ def use(mode: str) -> None:
     _ENC = False if mode.strip() == "0" else None
     global _DELTA
     _DELTA = False if mode.strip() == "0" else None
+    global _DUAL
+    _DUAL = False if mode.strip() == "0" else None
