@@ -24,18 +24,22 @@ UP = 4  # |q - z| of the row above, clamped to 0..3
 _TABLE_BYTES = 1.2  # estimated stored bytes a used (context, symbol) table entry costs
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _ctx(q, z, r, c):  # type: ignore[no-untyped-def]
+    """``4 z + min(|q - z| of the code above, 3)`` (0 in the first row)."""
+    u = 0
+    if r > 0:
+        u = min(abs(np.int32(q[r - 1, c]) - z[r - 1, c]), UP - 1)
+    return z[r, c] * UP + u
+
+
 @njit(cache=True, nogil=True)
 def _up_ctx(q, z):  # type: ignore[no-untyped-def]
     rows, cols = q.shape
     out = np.empty((rows, cols), dtype=np.int32)
     for r in range(rows):
         for c in range(cols):
-            u = 0
-            if r > 0:
-                u = abs(np.int32(q[r - 1, c]) - z[r - 1, c])
-                if u > UP - 1:
-                    u = UP - 1
-            out[r, c] = z[r, c] * UP + u
+            out[r, c] = _ctx(q, z, r, c)
     return out
 
 
@@ -51,12 +55,7 @@ def _decode_up(words, z, freq, cum, lut, ok, q):  # type: ignore[no-untyped-def]
     wp = 2
     for r in range(rows):
         for c in range(cols):
-            u = 0
-            if r > 0:
-                u = abs(np.int32(q[r - 1, c]) - z[r - 1, c])
-                if u > UP - 1:
-                    u = UP - 1
-            cx = z[r, c] * UP + u
+            cx = _ctx(q, z, r, c)
             if not ok[cx]:
                 return 1
             s, x, wp, good = v1._step(x, cx, lut, freq, cum, words, wp)
