@@ -20,35 +20,47 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "delta_decode.h"
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DD_HAVE_AVX2 1 /* GCC's target pragma: the AVX2 build of the same source */
+#include <immintrin.h>
+#else
+#define DD_HAVE_AVX2 0
+#endif
 
-typedef int (*dd_fn)(const dd_model *, const uint8_t *, int64_t, const void *, void *, int64_t,
-                     int64_t);
-
-#define DD_ONE_FN(SUF, ATTR, W, KIND, PB)                                                     \
-    ATTR __attribute__((noinline)) static int dd_##SUF##_##W##_##KIND##_##PB(                 \
+#define DD_ONE_FN(SUF, W, KIND, PB)                                                           \
+    __attribute__((noinline)) static int dd_##SUF##_##W##_##KIND##_##PB(                      \
         const dd_model *m, const uint8_t *chunk, int64_t size, const void *base, void *out,   \
         int64_t n, int64_t k0) {                                                              \
-        return dd_kernel(m, chunk, size, base, out, n, k0, W, KIND, PB);                      \
+        return dd_##SUF##_kernel(m, chunk, size, base, out, n, k0, W, KIND, PB);              \
     }
-#define DD_KINDS(SUF, ATTR, W, PB)                                                            \
-    DD_ONE_FN(SUF, ATTR, W, 0, PB) DD_ONE_FN(SUF, ATTR, W, 1, PB) DD_ONE_FN(SUF, ATTR, W, 2, PB)
-#define DD_WIDTHS(SUF, ATTR, PB)                                                              \
-    DD_KINDS(SUF, ATTR, 1, PB) DD_KINDS(SUF, ATTR, 2, PB) DD_KINDS(SUF, ATTR, 4, PB)          \
-    DD_KINDS(SUF, ATTR, 8, PB)
+#define DD_KINDS(SUF, W, PB) DD_ONE_FN(SUF, W, 0, PB) DD_ONE_FN(SUF, W, 1, PB) DD_ONE_FN(SUF, W, 2, PB)
+#define DD_WIDTHS(SUF, PB) DD_KINDS(SUF, 1, PB) DD_KINDS(SUF, 2, PB) DD_KINDS(SUF, 4, PB) DD_KINDS(SUF, 8, PB)
 #define DD_ROW(SUF, W, PB) {dd_##SUF##_##W##_0_##PB, dd_##SUF##_##W##_1_##PB, dd_##SUF##_##W##_2_##PB}
-#define DD_DEFINE_ISA(SUF, ATTR)                                                              \
-    DD_WIDTHS(SUF, ATTR, 13) DD_WIDTHS(SUF, ATTR, 0)                                          \
+#define DD_DEFINE_ISA(SUF)                                                                    \
+    DD_WIDTHS(SUF, 13) DD_WIDTHS(SUF, 0)                                                      \
     static const dd_fn dd_table_##SUF[2][4][3] = {                                            \
         {DD_ROW(SUF, 1, 13), DD_ROW(SUF, 2, 13), DD_ROW(SUF, 4, 13), DD_ROW(SUF, 8, 13)},     \
         {DD_ROW(SUF, 1, 0), DD_ROW(SUF, 2, 0), DD_ROW(SUF, 4, 0), DD_ROW(SUF, 8, 0)}};
 
-DD_DEFINE_ISA(scalar, )
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define DD_HAVE_AVX2 1
-DD_DEFINE_ISA(avx2, __attribute__((target("avx2,bmi,bmi2"))))
-#else
-#define DD_HAVE_AVX2 0
+#define DD_NS(x) dd_scalar_##x
+#define DD_SIMD 0
+#include "delta_decode.h"
+typedef int (*dd_fn)(const dd_model *, const uint8_t *, int64_t, const void *, void *, int64_t,
+                     int64_t);
+DD_DEFINE_ISA(scalar)
+#undef DD_NS
+#undef DD_SIMD
+
+#if DD_HAVE_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2,bmi,bmi2,popcnt")
+#define DD_NS(x) dd_avx2_##x
+#define DD_SIMD 1
+#include "delta_decode.h"
+DD_DEFINE_ISA(avx2)
+#undef DD_NS
+#undef DD_SIMD
+#pragma GCC pop_options
 #endif
 
 static int use_avx2 = 0; /* set at import (and by _set_isa, for the tests) */
@@ -106,19 +118,61 @@ static int dd_check(Py_buffer *v, dd_model *m, int64_t k0, int64_t wbits, int64_
     if (m->ncols < 1) return dd_fail("ncols must be >= 1");
     if (k0 < 0 || k0 > DD_BIG) return dd_fail("k0 out of range");
     int64_t nctx = m->nk * m->nr;
+    if (nctx > 32767) return dd_fail("nk x nr contexts: at most 32767");
     if (DD_N(v[4]) < (nctx << m->pb)) return dd_fail("tsym too short for the contexts");
     if (DD_N(v[5]) < nctx * m->alpha) return dd_fail("tfc too short for the contexts");
     if (DD_N(v[6]) < nctx) return dd_fail("det too short for the contexts");
     if (DD_N(v[7]) < m->nr) return dd_fail("skip too short for the row clusters");
     if (DD_N(v[8]) < m->alpha || DD_N(v[9]) < m->alpha) return dd_fail("zlead, rawn too short");
     for (int64_t s = 0; s < m->alpha; s++)
-        if (m->rawn[s] > 64) return dd_fail("rawn out of range");
+        if (m->rawn[s] > wbits - 2) return dd_fail("rawn out of range (at most wbits - 2)");
+    if (kind == 2 && (m->nr << m->ebits) > ((int64_t)1 << 16))
+        return dd_fail("nr x 2**ebits contexts: at most 65536");
     if (n == 0) return 0;
     int64_t r0 = k0 / m->ncols, r1 = (k0 + n - 1) / m->ncols;
     if (r1 >= DD_N(v[3])) return dd_fail("rowctx too short for the chunk's rows");
     for (int64_t r = r0; r <= r1; r++)
         if (m->rowctx[r] >= m->nr) return dd_fail("row cluster out of range");
     return 0;
+}
+
+/* The kernels' tables, in one allocation (NULL with MemoryError):
+ *
+ * - the AVX2 kernels' compare rows (delta_decode.h): per context, 0x7FFF then cum[c][1..], or
+ *   0x7FFF throughout where the context's frequencies are all zero (the slot table then says
+ *   symbol 0 everywhere, and so do these rows);
+ * - ctab, per row cluster rc and exponent field e (floats; one entry otherwise): the context
+ *   c = clamp(e - elo, 0, nk - 1) * nr + rc of the numba kernel, or -1 where det[c]. */
+static int16_t *dd_tables(const dd_model *m, int64_t kind) {
+    int64_t nctx = m->nk * m->nr, alpha = m->alpha, ne = (int64_t)1 << m->cbits;
+    int16_t *t = PyMem_Malloc((size_t)(nctx * alpha + (m->nr << m->cbits)) * sizeof(int16_t) + 32);
+    if (t == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int64_t c = 0; c < nctx; c++) {
+        const uint32_t *fc = m->tfc + c * alpha;
+        uint64_t tot = 0;
+        for (int64_t s = 0; s < alpha; s++) tot += fc[s] & 0xFFFF;
+        t[c * alpha] = 0x7FFF;
+        for (int64_t s = 1; s < alpha; s++) {
+            uint32_t cum = fc[s] >> 16;
+            t[c * alpha + s] = (int16_t)(tot == 0 || cum > 0x7FFE ? 0x7FFF : cum);
+        }
+    }
+    int16_t *ctab = t + nctx * alpha;
+    for (int64_t rc = 0; rc < m->nr; rc++) {
+        for (int64_t e = 0; e < ne; e++) {
+            int64_t ce = 0;
+            if (kind == 2) {
+                int64_t d = e - m->elo;
+                ce = d < 0 ? 0 : (d >= m->nk ? m->nk - 1 : d);
+            }
+            int64_t c = ce * m->nr + rc;
+            ctab[(rc << m->cbits) + e] = (int16_t)(m->det[c] ? -1 : c);
+        }
+    }
+    return t;
 }
 
 /* ------------------------------------------------------------------ Python functions */
@@ -141,14 +195,19 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
     int rc = -1;
     if (got == 10) {
         dd_model m = {v[3].buf, v[4].buf, v[5].buf, v[6].buf, v[7].buf, v[8].buf, v[9].buf,
-                      ncols, nr, elo, nk, mbits, ebits, alpha, pb};
-        if (dd_check(v, &m, k0, wbits, kind) == 0) {
+                      NULL, NULL, 0, ncols, nr, elo, nk, mbits, ebits, alpha, pb};
+        int16_t *cmpt = NULL;
+        m.cbits = kind == 2 ? ebits : 0;
+        if (dd_check(v, &m, k0, wbits, kind) == 0 && (cmpt = dd_tables(&m, kind)) != NULL) {
+            m.cmpt = cmpt;
+            m.ctab = cmpt + m.nk * m.nr * m.alpha;
             dd_fn f = dd_pick(v[1].itemsize, kind, pb);
             int64_t n = DD_N(v[1]);
             Py_BEGIN_ALLOW_THREADS
             rc = f(&m, v[0].buf, (int64_t)v[0].len, v[1].buf, v[2].buf, n, k0);
             Py_END_ALLOW_THREADS
         }
+        PyMem_Free(cmpt);
     }
     for (int b = 0; b < got; b++) PyBuffer_Release(&v[b]);
     if (rc < 0) return NULL;
