@@ -45,16 +45,41 @@ from bigsmall.testing.http_server import Nginx, nginx_exe
 
 
 def _raw_fetch(url: str) -> dict[str, Any]:
-    """GET the whole safetensors file into memory, then torch tensors from the bytes."""
-    import httpx
+    """GET the whole safetensors file into memory, then torch tensors from the bytes. The GET
+    reads into one preallocated buffer (``http.client`` ``readinto``, as ``RemoteSource`` does):
+    the fastest plain download Python has, so the baseline is not slowed by a client's copies."""
+    import http.client
+    from urllib.parse import urlsplit
+
     from safetensors.torch import load
 
-    buf = bytearray()
-    with httpx.Client(timeout=60) as c, c.stream("GET", url) as r:
-        r.raise_for_status()
-        for chunk in r.iter_raw(1 << 20):
-            buf += chunk
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port, timeout=60)
+    try:
+        conn.request("GET", u.path)
+        r = conn.getresponse()
+        if r.status != 200:
+            raise SystemExit(f"{url}: HTTP {r.status}")
+        buf = bytearray(int(r.headers["content-length"]))
+        view, pos = memoryview(buf), 0
+        while pos < len(buf):
+            n = r.readinto(view[pos:])
+            if n <= 0:
+                raise SystemExit(f"{url}: body cut at {pos}")
+            pos += n
+        view.release()
+    finally:
+        conn.close()
     return load(bytes(buf))
+
+
+def _control(url: str, **faults: float) -> None:
+    """Set the test server's faults (``/_control``) from this process."""
+    from urllib.parse import urlencode
+    from urllib.request import urlopen
+
+    with urlopen(f"{url}/_control?{urlencode(faults)}", timeout=30) as r:
+        r.read()
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -89,8 +114,6 @@ def main() -> None:
         raw_mb = (root / "model.safetensors").stat().st_size / 1e6
         bs_mb = (root / "model.bs").stat().st_size / 1e6
         reference = bigsmall.load(root / "model.bs")  # also warms the kernels
-        import httpx
-
         proc = subprocess.Popen([sys.executable, "-m", "bigsmall.testing.http_server", str(root)],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         (root / "nginx").mkdir()
@@ -114,20 +137,20 @@ def main() -> None:
             for _ in range(args.repeat):
                 for name, (cap, fn) in cases.items():
                     cut = args.cut if "cut" in name else 0.0
-                    httpx.get(f"{url}/_control?bandwidth={cap * 1e6}&cut_fraction={cut}").raise_for_status()
+                    _control(url, bandwidth=cap * 1e6, cut_fraction=cut)
                     t, out = _timed(fn)
                     if not _same(out, reference):
                         raise SystemExit(f"{name}: tensors differ from the local load")
                     times[name].append(t)
                     del out
-            httpx.get(f"{url}/_control?bandwidth=0&cut_fraction=0").raise_for_status()
+            _control(url, bandwidth=0, cut_fraction=0)
             rss = _rss(root / "model.bs", bs_url, args.repeat) if args.rss else None
             stream = ""
             if args.stream:
                 bigsmall.compress(corpus.minilm_bf16_dir(), root / "folder.bs", verify=False)
-                httpx.get(f"{url}/_control?bandwidth={args.cap_mbps * 1e6}").raise_for_status()
+                _control(url, bandwidth=args.cap_mbps * 1e6)
                 stream = _stream(root / "folder.bs", f"{url}/files/folder.bs", args.repeat)
-                httpx.get(f"{url}/_control?bandwidth=0").raise_for_status()
+                _control(url, bandwidth=0)
         finally:
             proc.communicate(timeout=30)  # closes its stdin: the server stops
             if ngx is not None:

@@ -32,7 +32,7 @@ RANKS = {
 PURE = ("core", "container", "codecs", "plan")
 SHELL_ONLY = {"os", "io", "pathlib", "shutil", "tempfile", "time", "threading", "subprocess",
               "socket", "mmap", "concurrent", "multiprocessing", "aiofiles", "anyio", "httpx",
-              "psutil", "random"}
+              "http", "ssl", "urllib", "psutil", "random"}
 
 
 def _layer(parts: tuple[str, ...]) -> str:

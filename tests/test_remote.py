@@ -367,6 +367,42 @@ def test_verify_fast_fetches_the_heads_ahead_in_parallel(server: TestServer) -> 
     assert len(heads) >= 8 and elapsed < 0.6 * len(heads) * 0.1, (elapsed, len(heads))
 
 
+def test_http_proxy_from_the_environment(server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # HTTP_PROXY names the test server; the file's own host does not exist: every byte came
+    # through the proxy, asked for in absolute form
+    for key in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("http_proxy", server.url)
+    want = _all_local(server.root)
+    with RemoteSource("http://models.invalid/files/m.bs", options=RemoteOptions(**FAST)) as src:  # type: ignore[arg-type]
+        assert _all_remote(src) == want
+        n = src.stats.requests
+    proxied = server.requests("http://models.invalid/files/m.bs")
+    assert len(proxied) == n >= 3 and all(e.status == 206 for e in proxied)
+
+
+def test_https_with_a_trusted_and_an_untrusted_certificate(served: tuple[TestServer, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from bigsmall.testing.http_server import self_signed
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    _, root = served
+    with TestServer(root, tls=self_signed(tmp_path)) as srv:
+        url = srv.file_url("m.bs")
+        assert url.startswith("https://127.0.0.1:")
+        monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+        with RemoteSource(url, options=RemoteOptions(**FAST)) as src:  # type: ignore[arg-type]
+            assert _all_remote(src) == _all_local(root)
+        monkeypatch.delenv("SSL_CERT_FILE")  # certifi's roots: the certificate is not trusted
+        with pytest.raises(RemoteError, match="certificate"):
+            RemoteSource(url, options=RemoteOptions(**FAST))  # type: ignore[arg-type]
+        assert len(srv.requests("/files/m.bs")) >= 3  # (the refused handshake logs no request)
+
+
 def test_random_ranges_views_and_faults_give_the_file_bytes(server: TestServer) -> None:
     """The source's scheduling (plan, coalescing, splitting, window, urgency, release) against
     plain slicing of the file, on seeded random ranges, with bodies cut and reset."""

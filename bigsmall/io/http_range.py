@@ -1,7 +1,10 @@
 """HTTP range requests that survive faults: the request layer under ``remote.RemoteSource``.
 
-``RangeClient.get(start, end, sink)`` fetches bytes ``[start, end)`` of one URL and hands them
-to ``sink`` as they arrive. The first request learns the file's size (``Content-Range``) and
+``RangeClient.get(start, end, target, got)`` fetches bytes ``[start, end)`` of one URL, read
+from the socket straight into the buffers ``target`` names, telling ``got`` as they arrive.
+Connections are the standard library's (``http.client``: kept alive, one per thread at a
+time, through the proxy ``HTTP(S)_PROXY`` / ``NO_PROXY`` name; TLS with certifi's roots or
+``SSL_CERT_FILE``, its context made once per process). The first request learns the file's size (``Content-Range``) and
 pins its ETag; every later one carries ``If-Range`` and has its ETag and size compared, so bytes
 of two versions of a file are never mixed (``RemoteChangedError``, and every other request of
 the client stops). Resets, cut bodies and stalls (no byte for ``read_timeout``) and 429/5xx

@@ -11,7 +11,9 @@ It serves a folder with what a CDN and the Hugging Face Hub give a client: singl
   carries ``X-Repo-Commit``; a repository listed in ``private`` wants ``Authorization: Bearer
   <token>`` (401 otherwise, with the Hub's ``X-Error-Code``);
 - ``/api/models/{org}/{repo}[/revision/{rev}]``: the JSON ``model_info`` reads (``sha``,
-  ``siblings``).
+  ``siblings``);
+- a request in absolute form (``GET http://any.host/files/...``, as sent to an HTTP proxy) is
+  answered as its path: the server stands in for a forward proxy (logged with the full URL).
 
 ``Faults`` (mutable, read by every request) injects what the client must survive: a bandwidth cap
 shared by all connections, latency, a fraction of bodies cut in half (connection closed, or reset
@@ -74,7 +76,8 @@ class TestServer:
     __test__ = False  # not a pytest class
 
     def __init__(self, root: str | Path, *, private: dict[str, str] | None = None,
-                 commit: str | None = None):
+                 commit: str | None = None, tls: tuple[Path, Path] | None = None):
+        """``tls``: (certificate, key) PEM files: serve HTTPS (``self_signed`` makes a pair)."""
         self.root = Path(root)
         self.faults = Faults()
         self.private = dict(private or {})  # "org/repo" -> token it wants
@@ -90,7 +93,13 @@ class TestServer:
         self.httpd = _Quiet(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        if tls is not None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="bigsmall-test-http", daemon=True)
         self._thread.start()
@@ -193,6 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
         if srv.faults.latency:
             srv._stop.wait(srv.faults.latency)
         path, _, query = self.path.partition("?")
+        if path.startswith(("http://", "https://")):  # absolute form: asked of it as of a proxy
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
         parts = [p for p in path.split("/") if p]
         if parts == ["_control"]:
             return self._control(query, entry)
@@ -403,6 +414,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR) if not self.server_ref.faults.reset else None
         except OSError:
             pass
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the ``openssl`` command), for ``TestServer(tls=)``;
+    a client trusts it through ``SSL_CERT_FILE``."""
+    import subprocess
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
 
 def nginx_exe() -> str | None:
