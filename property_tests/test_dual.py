@@ -117,7 +117,6 @@ def _exact_args(ex: bytes, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dty
     import struct
 
     sh = trunc._shift(dtype)
-    n = q.size
     pos = 0
 
     def take(k: int) -> bytes:
@@ -128,7 +127,9 @@ def _exact_args(ex: bytes, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dty
     tab = take(struct.unpack("<I", take(4))[0])
     W = trunc._unpack_tables(tab, 1 << (16 - sh))[0]
     esc = np.frombuffer(take(2 * struct.unpack("<I", take(4))[0]), "<u2").astype(np.uint16)
-    take(2 * n if dtype == "F32" else 0)
+    if dtype == "F32":  # row shifts, packed low halves
+        take(struct.unpack("<I", take(4))[0])
+        take(struct.unpack("<I", take(4))[0])
     xs = np.frombuffer(take(8 * trunc.LANES), "<u8").astype(np.uint64)
     words = np.frombuffer(take(4 * struct.unpack("<I", take(4))[0]), "<u4").astype(np.uint32)
     kat, kbt = trunc._setup(s16, lo16, dtype)

@@ -9,7 +9,8 @@ spread over the dtype's (sign, exponent, top 2 mantissa bits) *classes* and reno
 density over each bin (the study's "truncated" model).
 
 Per weight, with ``key`` the ordered key (bit pattern mapped so that integer order is value
-order; for F32 its top 16 bits, the low 16 stored raw) and ``[ka, kb]`` the keys of its bin:
+order; for F32 its top 16 bits, the low 16 stored raw, each row's without the trailing zero bits
+all its weights share, as the .bs codec's row shifts) and ``[ka, kb]`` the keys of its bin:
 
 * every key of class ``c`` weighs ``W[c]`` (learned from the block, stored as u8 levels
   ``2^(i/4)``, zstd-coded);
@@ -22,7 +23,7 @@ order; for F32 its top 16 bits, the low 16 stored raw) and ``[ka, kb]`` the keys
 The decoder finds the key from the slot by a binary search over the bin's classes and one
 division: no per-element Python, no table of the bin's keys. Chunk layout (little-endian)::
 
-    u32 T | T bytes zstd(tables) | u32 E | E x u16 escaped keys | F32: n x u16 low halves
+    u32 T | T bytes zstd(tables) | u32 E | E x u16 escaped keys | F32: the low halves (below)
     | u64 x_0 .. x_{LANES-1} | u32 S | S x u32 words
 
 Tables: per context ``0..NCTX-1`` (one): u16 first class, u16 end class, then ``end - first``
@@ -59,7 +60,7 @@ def _shift(dtype: str) -> int:
 
 @njit(cache=True, nogil=True)
 def _keys16(bits, wide):  # type: ignore[no-untyped-def]
-    """Ordered 16-bit keys (F32: of the top half), and the low halves (F32 only)."""
+    """Ordered 16-bit keys (F32: of the key's top half), and the bits' low halves (F32 only)."""
     n = bits.size
     out = np.empty(n, dtype=np.int32)
     low = np.empty(n if wide else 0, dtype=np.uint16)
@@ -68,7 +69,7 @@ def _keys16(bits, wide):  # type: ignore[no-untyped-def]
         if wide:
             k = (~b & 0xFFFFFFFF) if b & 0x80000000 else (b | 0x80000000)
             out[t] = np.int32(k >> 16)
-            low[t] = np.uint16(k & 0xFFFF)
+            low[t] = np.uint16(b & 0xFFFF)  # the bits' own low half (its trailing zeros: _pack_low)
         else:
             out[t] = np.int32((~b & 0xFFFF) if b & 0x8000 else (b | 0x8000))
     return out, low
@@ -244,13 +245,80 @@ def _decode(xs0, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, g
 
 @njit(cache=True, nogil=True)
 def _unkey(keys, low, wide, out):  # type: ignore[no-untyped-def]
+    """Bits from 16-bit keys (F32: the top half's, its low half from ``low``)."""
     for t in range(keys.size):
-        if wide:
-            k = (np.int64(keys[t]) << 16) | np.int64(low[t])
-            out[t] = (k ^ 0x80000000) if k & 0x80000000 else (~k & 0xFFFFFFFF)
-        else:
-            k = np.int64(keys[t])
-            out[t] = (k ^ 0x8000) if k & 0x8000 else (~k & 0xFFFF)
+        k = np.int64(keys[t])
+        top = (k ^ 0x8000) if k & 0x8000 else (~k & 0xFFFF)
+        out[t] = (top << 16) | np.int64(low[t]) if wide else top
+
+
+@njit(cache=True, nogil=True)
+def _row_shifts(low, cols):  # type: ignore[no-untyped-def]
+    """Per row, the trailing zero bits every low half of the row shares (16: all zero). A row
+    stored from a narrower format (fp16, bf16) has them; the .bs codec drops them too."""
+    rows = low.size // cols
+    tz = np.empty(rows, dtype=np.uint8)
+    for r in range(rows):
+        acc = 0
+        for c in range(cols):
+            acc |= np.int64(low[r * cols + c])
+        z = 0
+        while z < 16 and not (acc >> z) & 1:
+            z += 1
+        tz[r] = z
+    return tz
+
+
+@njit(cache=True, nogil=True)
+def _pack_low(low, cols, tz):  # type: ignore[no-untyped-def]
+    """Low halves, each row's shifted right by its shift, in ``16 - shift`` bits, LSB first."""
+    nbits = 0
+    for r in range(tz.size):
+        nbits += (16 - np.int64(tz[r])) * cols
+    out = np.zeros((nbits + 7) // 8 + 8, dtype=np.uint8)
+    acc = np.uint64(0)
+    nb = 0
+    pos = 0
+    for r in range(tz.size):
+        k = 16 - np.int64(tz[r])
+        for c in range(cols):
+            acc |= np.uint64(np.int64(low[r * cols + c]) >> tz[r]) << np.uint64(nb)
+            nb += k
+            while nb >= 8:
+                out[pos] = np.uint8(acc & np.uint64(255))
+                acc >>= np.uint64(8)
+                nb -= 8
+                pos += 1
+    if nb > 0:
+        out[pos] = np.uint8(acc & np.uint64(255))
+        pos += 1
+    return out[:pos].copy()
+
+
+@njit(cache=True, nogil=True)
+def _unpack_low(buf, cols, tz, low):  # type: ignore[no-untyped-def]
+    """Inverse of ``_pack_low``; 0, or 1 when ``buf`` is not exactly the packed bits."""
+    acc = np.uint64(0)
+    nb = 0
+    pos = 0
+    for r in range(tz.size):
+        k = 16 - np.int64(tz[r])
+        if k < 0:
+            return 1
+        for c in range(cols):
+            while nb < k:
+                if pos >= buf.size:
+                    return 1
+                acc |= np.uint64(buf[pos]) << np.uint64(nb)
+                pos += 1
+                nb += 8
+            v = acc & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))
+            acc >>= np.uint64(k)
+            nb -= k
+            low[r * cols + c] = np.uint16(np.int64(v) << tz[r])
+    if pos != buf.size or acc != np.uint64(0):
+        return 1
+    return 0
 
 
 def _bin_keys(s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -303,6 +371,14 @@ def _unpack_tables(data: bytes | memoryview, ncls: int) -> np.ndarray:
     return _LEVEL_W[lv]
 
 
+def _low_bytes(low: np.ndarray, cols: int) -> bytes:
+    """F32's low halves: ``u32 P | P bytes zstd(row shifts u8) | u32 B | B bytes packed``."""
+    tz = _row_shifts(low, cols)
+    shifts = zstandard.ZstdCompressor(level=19).compress(tz.tobytes())
+    packed = _pack_low(low, cols, tz)
+    return b"".join([_U32.pack(len(shifts)), shifts, _U32.pack(packed.size), packed.tobytes()])
+
+
 def _setup(s16: np.ndarray, lo16: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     kat, kbt = _bin_keys(s16, lo16, dtype)
     return kat.ravel(), kbt.ravel()
@@ -326,7 +402,7 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
     xs, words, esc = _encode(keys, qf, kat, kbt, base, mass, W, cc, cols, groups, sh)
     tab = _pack_tables(lv)
     return b"".join([_U32.pack(len(tab)), tab, _U32.pack(esc.size), esc.astype("<u2").tobytes(),
-                     low.astype("<u2").tobytes(), xs.astype("<u8").tobytes(), _U32.pack(words.size),
+                     _low_bytes(low, cols) if wide else b"", xs.astype("<u8").tobytes(), _U32.pack(words.size),
                      words.astype("<u4").tobytes()])
 
 
@@ -343,7 +419,16 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     W = _unpack_tables(tab, 1 << (16 - sh))
     head, pos = take(buf, pos, 4, "escape count")
     eb, pos = take(buf, pos, 2 * _U32.unpack(head)[0], "escapes")
-    lb, pos = take(buf, pos, 2 * n if wide else 0, "low halves")
+    low = np.empty(n if wide else 0, dtype=np.uint16)
+    if wide:
+        head, pos = take(buf, pos, 4, "row shifts length")
+        sb, pos = take(buf, pos, _U32.unpack(head)[0], "row shifts")
+        tz = np.frombuffer(zstd_decompress(sb, n // max(1, q.shape[1]), "dual v2 row shifts"), np.uint8)
+        head, pos = take(buf, pos, 4, "low halves length")
+        lb, pos = take(buf, pos, _U32.unpack(head)[0], "low halves")
+        if tz.size != q.shape[0] or int(tz.max(initial=0)) > 16 or \
+                _unpack_low(np.frombuffer(lb, np.uint8), q.shape[1], tz, low):
+            raise IntegrityError("dual v2 chunk: low halves corrupt")
     xb, pos = take(buf, pos, 8 * LANES, "states")
     head, pos = take(buf, pos, 4, "word count")
     wb, pos = take(buf, pos, 4 * _U32.unpack(head)[0], "words")
@@ -365,5 +450,5 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
                base, mass, rinv, W, winv, cc, q.shape[1], s16.shape[1], sh, keys):
         raise IntegrityError("dual stream corrupt: it does not decode")
     out = np.empty(n, dtype=np.uint32 if wide else np.uint16)
-    _unkey(keys, np.frombuffer(lb, "<u2").astype(np.uint16), wide, out)
+    _unkey(keys, low, wide, out)
     return out
