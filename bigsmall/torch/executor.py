@@ -76,6 +76,7 @@ class StreamReport:
     row_tables: int = 0  # embedding tables read by row (``rows.py``), not resident
     row_coded_bytes: int = 0  # their coded bytes in the file
     row_decoded_coded_bytes: int = 0  # coded bytes of the chunks their lookups decoded
+    row_lookup_seconds: float = 0.0  # time their lookups took (decoding rows, gathering)
     row_heads: int = 0  # tied output projections computed from those tables in row blocks
     row_head_passes: int = 0  # whole-table passes they made (one per forward)
     budget_bytes: int | None = None  # ``max_resident_bytes``, if one was given
@@ -454,6 +455,7 @@ class StreamingModel:
             row_tables=len(self._rows),
             row_coded_bytes=sum(s.coded_bytes for _, s in self._rows),
             row_decoded_coded_bytes=sum(s.decoded_coded_bytes for _, s in self._rows),
+            row_lookup_seconds=sum(s.lookup_seconds for _, s in self._rows),
             row_heads=self._heads,
             row_head_passes=sum(s.head_passes for _, s in self._rows),
             budget_bytes=self._budget,

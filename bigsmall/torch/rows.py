@@ -20,6 +20,7 @@ resident set as it goes. After that, a lookup decodes the verified bytes of the 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -63,6 +64,7 @@ class RowStore:
         self.decoded_chunks = 0  # chunks decoded by lookups (cache misses), for reports and tests
         self.decoded_coded_bytes = 0  # their coded bytes
         self.head_passes = 0  # whole-table passes of ``linear`` (a tied output projection)
+        self.lookup_seconds = 0.0  # time spent in ``lookup`` (what rows on demand add to a forward)
         if verify:
             self.verify()
 
@@ -161,10 +163,13 @@ class RowStore:
         """``F.embedding(ids, table)`` without the table: a torch tensor of ``ids.shape + (cols,)``."""
         import torch
 
+        t0 = time.perf_counter()
         flat = ids.reshape(-1).cpu().numpy()
         uniq, inverse = np.unique(flat, return_inverse=True)
         rows = torch.from_numpy(self.rows_bytes(uniq)).view(dtype).reshape(len(uniq), self.cols)
-        return rows[torch.from_numpy(inverse.reshape(-1))].reshape(*ids.shape, self.cols).to(ids.device)
+        out = rows[torch.from_numpy(inverse.reshape(-1))].reshape(*ids.shape, self.cols).to(ids.device)
+        self.lookup_seconds += time.perf_counter() - t0
+        return out
 
     # ------------------------------------------------------------------ a tied head
     def block_rows(self) -> int:

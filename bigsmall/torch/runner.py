@@ -132,6 +132,18 @@ def _model_class(config: Any, name: str | None) -> Any:
     raise FormatError(f"transformers has no model class {names[0]!r}")
 
 
+def _logits_bytes(task: Any, model: Any) -> int:
+    """Bytes of a text model's output over its vocabulary (a masked or causal LM's logits):
+    activations, not weights, but ``tokens x vocab`` of them (128 x 262144 bf16 = 67 MB), held
+    twice (the output and the masked mean below), which the fixed allowance did not cover; the
+    full load holds the same."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if task.kind != "text" or head is None or not hasattr(head, "out_features"):
+        return 0
+    item = next((p.dtype.itemsize for p in model.parameters() if p.is_floating_point()), 4)
+    return int(task.encoded["input_ids"].numel()) * int(head.out_features) * item
+
+
 class _Task:
     """The input for this model and what to do with it."""
 
@@ -270,7 +282,8 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
     def ready(sm: StreamingModel) -> None:
         # the runtime baseline: torch + transformers imported, kernels loaded, skeleton on meta
         memory.reset_peak()
-        promises.append(Promise(sm.promise_bytes(), memory.current_rss(), RUNTIME_ALLOWANCE, budget))
+        promises.append(Promise(sm.promise_bytes(), memory.current_rss(),
+                                RUNTIME_ALLOWANCE + 2 * _logits_bytes(task, sm.model), budget))
         if announce is not None:
             announce(promises[0].sentence())
 
