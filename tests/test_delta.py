@@ -109,6 +109,44 @@ def test_open_and_load_with_base(pair: tuple[Path, Path], patch: Path) -> None:
     assert w.view(torch.uint8).numpy().tobytes() == want["encoder.layer.0.attention.self.query.weight"][2]
 
 
+def test_streaming_with_base(pair: tuple[Path, Path], patch: Path, tmp_path: Path) -> None:
+    """StreamingLoader(patch, base=) yields the fine-tune's tensors bit for bit, and
+    StreamingModel(patch, base=) computes what the standalone container's StreamingModel does
+    (a wrong base is refused on open, as by ``open``)."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from bigsmall.testing.corpus import minilm_dir
+    from bigsmall.torch.streaming import StreamingLoader
+
+    base, ft = pair
+    want = _tensors(ft)
+    got: dict[str, object] = {}
+    with StreamingLoader(patch, base=base) as sl:
+        got.update(sl.load_non_layer_tensors())
+        for _i, tensors in sl.iter_layers():
+            got.update(tensors)
+    assert set(got) == set(want)
+    for name, t in got.items():
+        assert t.contiguous().view(torch.uint8).numpy().tobytes() == want[name][2], name  # type: ignore[attr-defined]
+    with pytest.raises(BaseMismatchError):
+        StreamingLoader(patch, base=ft)
+    folder = tmp_path / "ft"
+    folder.mkdir()
+    shutil.copy(minilm_dir() / "config.json", folder)
+    shutil.copy(ft, folder / "model.safetensors")
+    fpatch, alone = tmp_path / "folder.patch.bs", tmp_path / "folder.bs"
+    bigsmall.compress(folder, fpatch, delta_from=base)
+    bigsmall.compress(folder, alone)
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
+    with bigsmall.StreamingModel(alone) as sm:
+        ref = sm(input_ids=ids).last_hidden_state
+    with bigsmall.StreamingModel(fpatch, base=base) as sm:
+        out = sm(input_ids=ids).last_hidden_state
+    assert torch.equal(out, ref)
+
+
 def test_base_from_a_bs(pair: tuple[Path, Path], patch: Path, tmp_path: Path) -> None:
     base, ft = pair
     bbs = tmp_path / "base.bs"
@@ -171,6 +209,35 @@ def _model(tmp_path: Path, name: str, seed: int, rows: int = 256) -> Path:
          "layers.0.b": ("F32", (64,), rng.normal(0, 1, 64).astype(np.float32).tobytes()),
          "layers.0.ids": ("I64", (8,), np.arange(8, dtype=np.int64).tobytes())}
     return write_safetensors(tmp_path / name, t, {"format": "pt"})
+
+
+def test_base_by_url(tmp_path: Path) -> None:
+    """A base given as a URL (safetensors or .bs, read by range requests on a 127.0.0.1 server
+    this test starts): compress --delta-from, apply and open work as with the local file, and
+    a wrong remote base is refused."""
+    from bigsmall.testing.http_server import TestServer
+
+    base = _model(tmp_path, "base.safetensors", 1)
+    raw = bytearray(base.read_bytes())
+    raw[-200] ^= 1  # a fine-tune: one value of the last tensor's data changed
+    ft = tmp_path / "ft.safetensors"
+    ft.write_bytes(bytes(raw))
+    bigsmall.compress(base, tmp_path / "base.bs")
+    wrong = _model(tmp_path, "wrong.safetensors", 2)
+    with TestServer(tmp_path) as srv:
+        for name in ("base.safetensors", "base.bs"):
+            url = srv.file_url(name)
+            patch = tmp_path / f"p-{name}.bs"
+            bigsmall.compress(ft, patch, delta_from=url)
+            out = tmp_path / f"o-{name}.safetensors"
+            bigsmall.apply(url, patch, out)
+            assert out.read_bytes() == ft.read_bytes()
+            with bigsmall.open(patch, base=url) as bs:
+                assert bs.container.meta["base"]["name"] == name
+                assert bs.verify("full").ok
+        with pytest.raises(BaseMismatchError):
+            bigsmall.apply(srv.file_url("wrong.safetensors"), patch, tmp_path / "bad.safetensors")
+    assert wrong.exists() and not (tmp_path / "bad.safetensors").exists()
 
 
 def test_identical_models_cost_nothing(pair: tuple[Path, Path], tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "`bigsmall compress FT --delta-from BASE`. The base is checked against "
                        "the patch's per-tensor receipts first: a wrong base is refused (exit 1) "
                        "and nothing is written. Same as `decompress PATCH --base BASE`.")
-    p.add_argument("base", help="the base model: a safetensors file or folder, or a .bs")
+    p.add_argument("base", help="the base model: a safetensors file or folder, a .bs, or a URL / hf:// path of one")
     p.add_argument("patch", help="the patch (.bs)")
     p.add_argument("-o", "--output", help="output path (default: the stored name next to PATCH)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")

@@ -39,40 +39,57 @@ class BaseModel:
     (``.bs``: checked against its receipt as every read is); ``digest(name)`` its xxh3-128."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+        from ..container.format import MAGIC
+        from .remote import is_remote, open_source, remote_name
+
+        # a URL or hf:// path (remote.py, as ``bigsmall.open`` reads them) stays a str
+        self.path: Any = path if is_remote(path) else Path(path)
+        self.name = remote_name(path) if is_remote(path) else self.path.name
         self._bs: Any = None
-        self._sources: list[FileSource] = []
+        self._sources: list[Any] = []
         self.specs: dict[str, tuple[TensorSpec, int, int]] = {}  # name -> spec, source, data start
         self.files: list[dict[str, Any]] = []
         self._digests: dict[str, str] = {}
-        if self.path.is_dir():
+        if isinstance(self.path, str):  # a .bs or a safetensors file, read by range requests
+            src = open_source(self.path)
+            try:
+                magic = src.read(0, min(8, src.size))
+            except BaseException:
+                src.close()
+                raise
+            if magic == MAGIC:
+                self._open_bs(src)
+            else:
+                self._add_safetensors(src, self.name)
+        elif self.path.is_dir():
             paths = sorted(p for p in self.path.rglob("*.safetensors") if p.is_file())
             if not paths:
                 raise BigsmallIOError(f"{self.path}: the base folder holds no .safetensors file")
             for p in paths:
-                self._add_safetensors(p, p.relative_to(self.path).as_posix())
+                self._add_safetensors(FileSource(p), p.relative_to(self.path).as_posix())
         elif not self.path.exists():
             raise BigsmallIOError(f"{self.path}: no such base file or folder")
         else:
             with open(self.path, "rb") as fh:
                 magic = fh.read(8)
-            from ..container.format import MAGIC
-
             if magic == MAGIC:
-                from .reader import BsFile
-
-                self._bs = BsFile(self.path)
-                for t in self._bs.container.tensors:
-                    self.specs.setdefault(t.name, (t.spec, -1, 0))
-                    self._digests[t.name] = t.receipt.digest
-                self.files = [{"path": f.path, "size": f.size, "sha256": f.receipt.digest}
-                              for f in self._bs.container.files if f.kind == "safetensors"]
+                self._open_bs(None)
             else:
-                self._add_safetensors(self.path, self.path.name)
+                self._add_safetensors(FileSource(self.path), self.path.name)
 
-    def _add_safetensors(self, path: Path, rel: str) -> None:
-        src = FileSource(path)
+    def _open_bs(self, source: Any) -> None:
+        from .reader import BsFile
+
+        self._bs = BsFile(self.path, source=source)
+        for t in self._bs.container.tensors:
+            self.specs.setdefault(t.name, (t.spec, -1, 0))
+            self._digests[t.name] = t.receipt.digest
+        self.files = [{"path": f.path, "size": f.size, "sha256": f.receipt.digest}
+                      for f in self._bs.container.files if f.kind == "safetensors"]
+
+    def _add_safetensors(self, src: Any, rel: str) -> None:
         self._sources.append(src)
+        path = src.path
         try:
             first = src.read(0, min(8, src.size))
             header = sth.parse_header(src.read(0, sth.header_length(first, src.size)), src.size)
@@ -125,7 +142,7 @@ class BaseModel:
             files.append({"path": f["path"], "size": f["size"], "sha256": sha})
         tensors = [[n, self.specs[n][0].dtype, list(self.specs[n][0].shape), self.digest(n)]
                    for n in sorted(used)]
-        return {"name": self.path.name, "files": files, "tensors": tensors}
+        return {"name": self.name, "files": files, "tensors": tensors}
 
 
 def open_base(base: str | os.PathLike[str] | BaseModel) -> BaseModel:

@@ -187,7 +187,8 @@ class StreamingModel:
 
     def __init__(self, src: str | os.PathLike[str], model_class: Any = None, device: str | Any = "cpu",
                  threads: int | None = None, on_layer: Any = None, before_weights: Any = None,
-                 row_access: bool = True, max_resident_bytes: int | None = None, **config_overrides: Any):
+                 row_access: bool = True, max_resident_bytes: int | None = None, base: Any = None,
+                 **config_overrides: Any):
         """``on_layer(i)`` is called after block ``i`` has run (a progress bar's hook);
         ``before_weights(self)`` once the skeleton exists and before any tensor is decoded (where
         a caller measures its runtime baseline and announces the promise). ``row_access``: an
@@ -195,14 +196,15 @@ class StreamingModel:
         rows they need (``rows.py``). ``max_resident_bytes``: keep decoded blocks in an LRU cache
         within this many bytes of weights (see the module docstring); below the two-layer
         promise it is an ``InvalidOptionError``. On a GPU it counts device memory (the blocks
-        are decoded onto ``device``)."""
+        are decoded onto ``device``). ``base``: the base model of a patch (docs/delta.md):
+        its tables coded against the base stay resident (rows are read from whole tensors)."""
         transformers_module()
         # a URL / hf:// path is read by range requests: the index once, then each layer's
         # blobs as the forward pass reaches them (a layer computes before the file has arrived)
         self.src: Any = src if is_remote(src) else Path(src)
         with BsFile(self.src) as bs:  # the index only: which member files hold the transformer
             files = model_files(bs)
-        self.loader = StreamingLoader(self.src, device=device, threads=threads, files=files)
+        self.loader = StreamingLoader(self.src, device=device, threads=threads, files=files, base=base)
         self._handles: list[Any] = []
         self._current: dict[int, dict[str, Any]] = {}
         self._budget = max_resident_bytes
@@ -286,7 +288,7 @@ class StreamingModel:
             module = self.model.get_submodule(path) if path else self.model
             entry = self.loader.entry(key)
             if not (isinstance(module, torch.nn.Embedding) and attr == "weight" and module.max_norm is None
-                    and entry.spec.nbytes >= ROWS_MIN
+                    and entry.spec.nbytes >= ROWS_MIN and self.loader.by_row(entry)
                     and len(entry.spec.shape) == 2 and entry.spec.info.itemsize > 0):
                 continue
             if module is not tied_to:

@@ -107,15 +107,16 @@ class StreamingLoader:
     """
 
     def __init__(self, src: str | os.PathLike[str], device: str | Any = "cpu", threads: int | None = None,
-                 files: Collection[str] | None = None):
+                 files: Collection[str] | None = None, base: Any = None):
         """``files``: stream only the tensors of these member files (a sentence-transformers
-        folder's transformer, not its Dense modules); default every file."""
+        folder's transformer, not its Dense modules); default every file. ``base``: the base
+        model of a patch (``compress(delta_from=...)``, docs/delta.md), checked on open."""
         from ..io.reader import BsFile
 
         torch = _torch()
         self.device = torch.device(device)
         self._pin = self.device.type == "cuda" and torch.cuda.is_available()
-        self._bs = BsFile(src, threads=threads)
+        self._bs = BsFile(src, threads=threads, base=base)
         try:
             self._bs.pool  # noqa: B018 - create the decode pool now, not racily from two threads
             # keys: tensor names, "file::name" where two of the files hold the same name
@@ -168,6 +169,11 @@ class StreamingLoader:
     def entry(self, key: str) -> TensorEntry:
         """The index entry of a tensor this loader streams, by key."""
         return next(t for t, k in self._key.items() if k == key)
+
+    def by_row(self, entry: TensorEntry) -> bool:
+        """Whether ``rows.py`` can read this tensor by row: not a patch's tensor coded against
+        its base (``delta``/``base``: decoded whole, from the base, by the reader)."""
+        return self._bs._resolve(entry).codec not in ("delta", "base")
 
     def take_out(self, keys: Collection[str], cache_bytes: int) -> list[TensorEntry]:
         """Stop decoding these non-layer tensors (embedding tables read by row, ``rows.py``):
