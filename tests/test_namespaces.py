@@ -95,3 +95,24 @@ def test_torch_load_keys_and_file_argument(tmp_path: Path) -> None:
     assert torch.equal(dense3["linear.weight"], torch.from_numpy(W3))
     with pytest.raises(TensorNotFoundError, match="no member file"):
         bigsmall.load(bs, file="4_Dense/model.safetensors")
+
+
+def test_stat_lists_shared_names_by_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``bigsmall stat`` names a tensor the way every other API addresses it: ``file::name``
+    where two files hold the name, the plain name where it is unique; ``--tensor`` matches that."""
+    import json
+
+    from bigsmall.cli import main
+
+    bs = tmp_path / "m.bs"
+    bigsmall.compress(_folder(tmp_path), bs)
+    assert main(["stat", str(bs), "--json", "--sort", "name"]) == 0
+    rows = json.loads(capsys.readouterr().out)["tensors"]
+    assert [r["name"] for r in rows] == [
+        "2_Dense/model.safetensors::linear.bias", "2_Dense/model.safetensors::linear.weight",
+        "3_Dense/model.safetensors::linear.bias", "3_Dense/model.safetensors::linear.weight",
+        "encoder.weight"]
+    assert rows[3]["file"] == "3_Dense/model.safetensors" and rows[3]["shape"] == [4, 8]
+    assert main(["stat", str(bs), "--tensor", "3_Dense/model.safetensors::"]) == 0
+    text = capsys.readouterr().out
+    assert "3_Dense/model.safetensors::linear.weight" in text and "2_Dense" not in text
