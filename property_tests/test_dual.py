@@ -187,3 +187,10 @@ def test_native_kernels_match_numba(m: tuple[str, np.ndarray], seed: int) -> Non
         rb = nat.decode_codes(bad, z, freq, cum, lut, ok, b, bits.shape[1], up)
         if up:
             assert ra == rb and (ra or np.array_equal(a, b))
+    # mode 2: any context per code (zero bin x column cluster), passed as up = 0
+    ctx = np.ascontiguousarray(z * 16 + (np.arange(bits.shape[1]) % 16)[None, :], dtype=np.int32)
+    stream = code.encode_stream(q.ravel(), ctx.ravel(), fastc._NO_RAW, np.zeros(1, np.uint64), 256, 16)
+    words, _r, freq, cum, lut, ok = code._parse_stream(stream, 256, 16)
+    b = np.zeros(q.shape, np.uint8)
+    assert nat.decode_codes(words, ctx, freq, cum, lut, ok, b, bits.shape[1], 0) == 0
+    assert np.array_equal(b, q)

@@ -329,16 +329,17 @@ def test_v2_fast_chunk_modes() -> None:
     col = np.exp(rng.standard_normal(512) * 1.5)  # columns of very different magnitude
     w = (rng.standard_normal((256, 512)) * col).astype(np.float32) * 0.01
     plain = (rng.standard_normal((256, 512)) * 0.01).astype(np.float32)
+    offset = (rng.standard_normal((256, 512)) * 0.01 + rng.standard_normal(512) * 0.03).astype(np.float32)
     modes = set()
-    for x in (w, plain):
+    for x in (w, plain, offset):  # columns with offsets: mode 2 (column clusters)
         fast, q, s16, lo16 = fastc.encode_fast(x)
         modes.add(fast[0])
         q2, s2, lo2 = fastc.decode_fast(fast, *x.shape)
         assert np.array_equal(q2, q) and np.array_equal(s2.view(np.uint16), s16.view(np.uint16))
-        for blob in (fast[:1], fast[:20], fast[:-5], bytes([2]) + fast[1:]):
+        for blob in (fast[:1], fast[:20], fast[:-5], bytes([3]) + fast[1:]):
             with pytest.raises(IntegrityError):
                 fastc.decode_fast(blob, *x.shape)
-    assert modes == {0, 1}
+    assert modes == {0, 1, 2}
 
 
 def test_plan_reads_a_bsd_and_run_refuses_it(synthetic: Path, tmp_path: Path,

@@ -14,6 +14,7 @@ sizes as estimated by their counts, and says which in the chunk's first byte::
 from __future__ import annotations
 
 import numpy as np
+import zstandard
 from numba import njit
 
 from .. import native
@@ -21,6 +22,8 @@ from ..errors import IntegrityError
 from . import dual as v1
 
 UP = 4  # |q - z| of the row above, clamped to 0..3
+COL_CLUSTERS = (16, 64)  # mode 2: columns clustered by their mean, this many clusters
+_NO_RAW = np.zeros((16 * 64, 16), dtype=np.int64)  # no raw bits, for up to 1024 contexts
 _TABLE_BYTES = 1.2  # estimated stored bytes a used (context, symbol) table entry costs
 
 
@@ -75,35 +78,67 @@ def _cost(ctx: np.ndarray, q: np.ndarray, nctx: int) -> float:
     return float((m * np.log2(m)).sum() - (j * np.log2(j)).sum()) / 8 + _TABLE_BYTES * j.size
 
 
+def _colmap(w: np.ndarray, k: int) -> np.ndarray:
+    """Columns in ``k`` clusters by the rank of their mean over the block's rows (u8)."""
+    rank = np.argsort(np.argsort(w.mean(axis=0, dtype=np.float64), kind="stable"), kind="stable")
+    return (rank * k // w.shape[1]).astype(np.uint8)
+
+
 def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """float32 block -> (fast chunk bytes, codes, scales, minimums)."""
     q, s16, lo16 = v1.quantize_block(w)
     side = v1.side_bytes(s16, lo16)
     z = v1._zero_bin(s16, lo16, w.shape[1])
+    # candidates: (estimated bytes, mode, contexts, number of contexts, extra bytes)
+    cands = [(_cost(z, q, 16), 0, z, 16, b"")]
     up = _up_ctx(q, z)
-    mode = int(_cost(up, q, 16 * UP) < _cost(z, q, 16))
-    ctx, nctx = (up, 16 * UP) if mode else (z, 16)
-    stream = v1.encode_stream(q.ravel(), ctx.ravel(), v1._NO_RAW16, np.zeros(1, np.uint64), nctx, 16)
-    return bytes([mode]) + v1._U32.pack(len(side)) + side + stream, q, s16, lo16
+    cands.append((_cost(up, q, 16 * UP), 1, up, 16 * UP, b""))
+    for k in COL_CLUSTERS:
+        if w.shape[1] >= 4 * k:
+            cm = _colmap(w, k)
+            ctx = z * np.int32(k) + cm[None, :].astype(np.int32)
+            stored = zstandard.ZstdCompressor(level=19).compress(cm.tobytes())
+            extra = bytes([k]) + v1._U32.pack(len(stored)) + stored
+            cands.append((_cost(ctx, q, 16 * k) + len(extra), 2, ctx, 16 * k, extra))
+    _, mode, ctx, nctx, extra = min(cands, key=lambda c: c[0])
+    stream = v1.encode_stream(q.ravel(), ctx.ravel(), _NO_RAW, np.zeros(1, np.uint64), nctx, 16)
+    return bytes([mode]) + v1._U32.pack(len(side)) + side + extra + stream, q, s16, lo16
 
 
 def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups))."""
     buf = memoryview(data).cast("B")
-    if len(buf) < 1 or buf[0] > 1:
+    if len(buf) < 1 or buf[0] > 2:
         raise IntegrityError("dual fast chunk: unknown context mode")
     nat = native.dual()
-    if buf[0] == 0 and nat is None:
+    mode = int(buf[0])
+    if mode == 0 and nat is None:
         return v1.decode_fast(buf[1:], rows, cols)
     s16, lo16, pos = v1.read_side(buf[1:], rows, cols)
+    pos += 1
     z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
-    up = int(buf[0])
-    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[1 + pos:], 16 * UP if up else 16, 16)
+    nctx = 16 * UP if mode == 1 else 16
+    if mode == 2:  # contexts: the zero bin x the column's cluster
+        head, pos = v1._take(buf, pos, 5, "column clusters")
+        k, n = int(head[0]), v1._U32.unpack(head[1:])[0]
+        cb, pos = v1._take(buf, pos, n, "column clusters")
+        cm = np.frombuffer(v1.zstd_decompress(cb, cols, "dual column clusters"), np.uint8)
+        if k not in COL_CLUSTERS or cm.size != cols or (cm.size and int(cm.max()) >= k):
+            raise IntegrityError("dual fast chunk: column clusters corrupt")
+        z = z * np.int32(k) + cm[None, :].astype(np.int32)
+        nctx = 16 * k
+    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[pos:], nctx, 16)
     q = np.empty((rows, cols), dtype=np.uint8)
     if nat is not None:
-        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), up) if q.size else 0
-    else:
+        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1)) if q.size else 0
+    elif mode == 1:
         bad = _decode_up(words, z, freq, cum, lut, ok, q)
+    else:
+        sym = np.empty(q.size, dtype=np.int32)
+        bad = v1._decode(words, _rbuf, z.ravel(), _NO_RAW, freq, cum, lut, ok, sym, np.empty(q.size, np.uint64))
+        if not bad and sym.size and int(sym.max()) > 15:
+            bad = 1
+        q[:] = sym.reshape(q.shape)
     if bad:
         raise IntegrityError("dual stream corrupt: it does not decode")
     return q, s16, lo16

@@ -229,8 +229,9 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             bad = dl_fail("freq, cum: 16 per context, lut: 2^14 per context");
         if (!bad) {
             const int32_t *z = v[1].buf;
+            int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
             for (int64_t i = 0; i < n && !bad; i++)
-                if (z[i] < 0 || z[i] > 15) bad = dl_fail("z: a zero bin outside 0..15");
+                if (z[i] < 0 || z[i] > zmax) bad = dl_fail("z: a context out of range");
         }
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
