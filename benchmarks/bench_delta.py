@@ -11,6 +11,16 @@ standalone ``.bs`` (into memory), medians of ``--repeat``.
 
     python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40,whisper-40] [--json]
     python benchmarks/bench_delta.py --contexts [--pairs bf16-40]
+    python benchmarks/bench_delta.py --kernels [--pairs ...] [--repeat 7]
+
+Peak RSS (each in a fresh process, VmHWM above the process's baseline after import): ``apply``
+against ``decompress`` of the standalone ``.bs``, and ``load(patch, base=)`` against ``load``;
+the bound for ``apply`` is the restore's (2 x the largest tensor + 200 MB) plus one base tensor.
+
+``--kernels``: the delta decoder alone on every chunk of the patch's delta tensors, the numba
+reference against the C port (``bigsmall.native._delta``, AVX2 and plain builds), interleaved,
+in ns of CPU time (``time.thread_time``: a busy shared machine deschedules the thread, it does
+not slow its instructions) per element: the best of ``--repeat`` passes.
 
 ``--contexts``: why the codec's contexts (docs/delta.md): the order-0 entropy of the codec's
 symbols (+ its raw bits) alone, given the base value's exponent, given the exponent and the
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -93,6 +104,84 @@ def context_study(base: Path, ft: Path) -> dict[str, float]:
     return {k: 100 * v / 8 / size for k, v in bits.items()}
 
 
+_RSS_CHILD = r"""
+import json, sys
+import bigsmall
+from bigsmall.codecs import delta, rans  # kernels loaded (cached) before the baseline
+from bigsmall.io import delta as delta_io
+def hwm(key):
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
+base = hwm("VmRSS:")
+what, src, out, basem = sys.argv[1:5]
+if what == "apply":
+    bigsmall.apply(basem, src, out, force=True, durable=False)
+elif what == "decompress":
+    bigsmall.decompress(src, out, force=True, durable=False)
+elif what == "load_base":
+    sd = bigsmall.load(src, base=basem)
+else:
+    sd = bigsmall.load(src)
+print(json.dumps({"baseline": base, "peak": hwm("VmHWM:")}))
+"""
+
+
+def peak_rss(what: str, src: Path, out: Path, base: Path) -> int:
+    """Peak RSS above the baseline of a fresh process running ``what`` (bytes)."""
+    child = subprocess.run([sys.executable, "-c", _RSS_CHILD, what, str(src), str(out), str(base)],
+                           check=True, capture_output=True, text=True)
+    r = json.loads(child.stdout.strip().splitlines()[-1])
+    return int(r["peak"] - r["baseline"])
+
+
+def kernel_study(label: str, base: Path, ft: Path, repeat: int, tmp: Path) -> dict[str, float]:
+    """ns of CPU time per element of the delta decoder: numba, C (AVX2), C (plain)."""
+    import time
+
+    import numpy as np
+
+    from bigsmall import native
+    from bigsmall.codecs import delta as dc
+    from bigsmall.io.reader import BsFile
+    from bigsmall.plan.decode import split_blob
+
+    c = native.delta()
+    if c is None:
+        raise SystemExit("bigsmall.native._delta is not built (or BIGSMALL_NATIVE=0)")
+    patch = tmp / f"{label}.patch.bs"
+    bigsmall.compress(ft, patch, delta_from=base, force=True)
+    jobs = []
+    with BsFile(patch, base=base) as f:
+        for t in f.container.tensors:
+            if t.codec != dc.CODEC_ID:
+                continue
+            head, chunks = split_blob(bytes(f.source.read(t.offset, t.length)), t.head_len, t.chunk_lens)
+            st = dc.prepare(t.spec, t.params, head)
+            bd = np.array(f.base.data(t.params["of"]))
+            for i, (lo, hi) in enumerate(dc.chunk_ranges(st, t.spec, len(chunks))):
+                wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per = st
+                dt = dc._WORDS[wb]
+                args = (np.frombuffer(bytes(chunks[i]), np.uint8), bd[lo:hi].view(dt),
+                        np.empty(hi - lo, np.uint8).view(dt), i * per, wbits, kind, mbits, ebits, elo,
+                        nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, dc.PB, det, skip, dc.ZLEAD, dc.RAWN)
+                jobs.append((args, bytes(f.read_bytes(t.name)[lo:hi])))
+    n = sum(a[1].size for a, _ in jobs)
+    isa = c.isa()
+    variants = {"numba": (dc._decode, isa), "C": (c.decode, isa), "C plain": (c.decode, "scalar")}
+    best = dict.fromkeys(variants, float("inf"))
+    try:
+        for _ in range(repeat):  # interleaved
+            for name, (fn, want) in variants.items():
+                c._set_isa(want)
+                t0 = time.thread_time()
+                for args, _ in jobs:
+                    assert fn(*args) == 0
+                best[name] = min(best[name], time.thread_time() - t0)
+                assert all(a[2].tobytes() == ref for a, ref in jobs), name
+    finally:
+        c._set_isa(isa)
+    return {"elements": n, **{k: 1e9 * v / n for k, v in best.items()}}
+
+
 def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[str, Any]:
     base, ft = whisper_pair(steps) if dtype == "whisper" else finetune_pair(dtype, steps)
     size = ft.stat().st_size
@@ -113,6 +202,12 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         tl_alone.append(median_time(lambda: bigsmall.load(alone), 1))
         tl_patch.append(median_time(lambda: bigsmall.load(patch, base=base), 1))
     assert (tmp / "o2").read_bytes() == ft.read_bytes()
+    rss = {w: peak_rss(w, patch if w in ("apply", "load_base") else alone, tmp / "o3", base)
+           for w in ("apply", "decompress", "load_base", "load")}
+    with BaseModel(ft) as f:
+        largest = max(spec.nbytes for spec, _s, _o in f.specs.values())
+    with BaseModel(base) as b:
+        largest_base = max(spec.nbytes for spec, _s, _o in b.specs.values())
     d = diff(base, ft)
     xz = xor_zstd(base, ft)
     ps, ss = patch.stat().st_size, alone.stat().st_size
@@ -130,6 +225,8 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         "apply_speed_ratio": m(td_alone) / m(td_apply),
         "load_s": m(tl_alone), "load_base_s": m(tl_patch),
         "load_speed_ratio": m(tl_alone) / m(tl_patch),
+        **{f"{w}_peak_rss_MB": v / 1e6 for w, v in rss.items()},
+        "apply_rss_bound_MB": (2 * largest + 200_000_000 + largest_base) / 1e6,
     }
 
 
@@ -139,7 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", default="bf16-40,bf16-300,fp32-40,whisper-40")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--contexts", action="store_true", help="the context study instead of the timings")
+    ap.add_argument("--kernels", action="store_true", help="the decoder kernels alone: numba vs C")
     args = ap.parse_args(argv)
+    if args.kernels:
+        with tempfile.TemporaryDirectory() as t:
+            for label in args.pairs.split(","):
+                dtype, steps = label.split("-")
+                base, ft = whisper_pair(int(steps)) if dtype == "whisper" else finetune_pair(dtype, int(steps))
+                r = kernel_study(label, base, ft, args.repeat, Path(t))
+                print(f"{label}: {r.pop('elements') / 1e6:.1f}M elements, ns of CPU a element: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in r.items())
+                      + f" (C x{r['numba'] / r['C']:.2f} of numba's speed)")
+        return 0
     if args.contexts:
         for label in args.pairs.split(","):
             dtype, steps = label.split("-")
@@ -168,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
               f"(x{r['compress_speed_ratio']:.2f}) | {r['apply_s']:.2f} s vs {r['decompress_s']:.2f} s "
               f"(x{r['apply_speed_ratio']:.2f}) | {r['load_base_s']:.2f} s vs {r['load_s']:.2f} s "
               f"(x{r['load_speed_ratio']:.2f}) |")
+    print("\n| pair | apply peak RSS | decompress | bound (2 x largest + 200 MB + a base tensor) "
+          "| load(patch, base=) | load |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['pair']} | {r['apply_peak_rss_MB']:.0f} MB | {r['decompress_peak_rss_MB']:.0f} MB | "
+              f"{r['apply_rss_bound_MB']:.0f} MB | {r['load_base_peak_rss_MB']:.0f} MB | "
+              f"{r['load_peak_rss_MB']:.0f} MB |")
     return 0
 
 
