@@ -6,7 +6,7 @@ bigsmall``), after one untimed warm-up run of each so that numba's on-disk cache
 figures are medians of ``--repeat`` runs, next to the bare interpreter and ``import numpy``
 measured in the same run (the machine's floor, and its load at the time).
 
-    python benchmarks/cold_start.py [--repeat 7] [--src FILE.safetensors] [--baseline DIR]
+    python benchmarks/cold_start.py [--repeat 7] [--src FILE.safetensors] [--baseline DIR] [--numba]
 
 ``--baseline DIR`` also times the bigsmall package found in DIR (e.g. an older checkout:
 ``git archive HEAD | tar -x -C DIR``), interleaved with this one, same file, same run.
@@ -19,8 +19,10 @@ from source on each start: measured on that VM, ``decompress`` of the small file
 (median of 6) with the modules' ``.pyc`` files deleted before each run and 0.80 s with them,
 alternating.
 
-Without ``--src`` it builds a small file: a 64x64 bf16 matrix (coded by ``field``: rANS +
-numba) and a 64-element fp32 vector.
+Without ``--src`` it builds a 1 MB file (issue 17's cold-start case): a 512x1024 bf16 matrix
+and a 1024-element fp32 vector. With the C kernels built, neither command imports numba
+(``bigsmall.native``: the decoders and table builders are C; ``native/jit.py`` imports numba
+only when a numba kernel runs); ``BIGSMALL_NATIVE=0`` in the environment times the numba path.
 """
 
 from __future__ import annotations
@@ -39,15 +41,15 @@ import numpy as np
 
 from bigsmall.testing.synthetic import write_safetensors
 
-TARGET_S = 1.0  # info + decompress, the issue's goal
+TARGET_S = 0.5  # info + decompress of a 1 MB file, issue 17's goal
 
 
 def small_file(path: Path) -> Path:
     rng = np.random.default_rng(0)
-    a = (rng.standard_normal((64, 64)) * 0.02).astype(np.float32)
+    a = (rng.standard_normal((512, 1024)) * 0.02).astype(np.float32)
     bf16 = (a.view(np.uint32) >> 16).astype(np.uint16)
-    return write_safetensors(path, {"w": ("BF16", (64, 64), bf16.tobytes()),
-                                    "b": ("F32", (64,), a[0].tobytes())})
+    return write_safetensors(path, {"w": ("BF16", (512, 1024), bf16.tobytes()),
+                                    "b": ("F32", (1024,), a[0].tobytes())})
 
 
 def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -61,6 +63,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--src", type=Path, help="a .safetensors file (default: a built small file)")
     ap.add_argument("--baseline", type=Path, help="also time the bigsmall package in this folder")
+    ap.add_argument("--numba", action="store_true",
+                    help="also time BIGSMALL_NATIVE=0 (numba kernels), interleaved")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     py = sys.executable
@@ -76,6 +80,8 @@ def main() -> int:
         variants: dict[str, dict[str, str]] = {"": base_env}
         if args.baseline is not None:
             variants["baseline "] = {**base_env, "PYTHONPATH": str(args.baseline.resolve())}
+        if args.numba:  # the same package on the numba path, interleaved
+            variants["numba "] = {**base_env, "BIGSMALL_NATIVE": "0"}
         cmds: dict[str, tuple[list[str], dict[str, str]]] = {
             "python -c pass": ([py, "-c", "pass"], base_env),
             "import numpy": ([py, "-c", "import numpy"], base_env),
@@ -104,8 +110,8 @@ def main() -> int:
     for k, v in times.items():
         print(f"  {k:22s} {med[k]:6.3f} s   ({min(v):.3f}..{max(v):.3f})")
     for tag, total in totals.items():
-        print(f"  {tag}info + decompress {total:6.3f} s   (target < {TARGET_S:.1f} s: "
-              f"{'met' if total < TARGET_S else 'NOT met'})")
+        print(f"  {tag}info + decompress {total:6.3f} s   (target <= {TARGET_S:.1f} s: "
+              f"{'met' if total <= TARGET_S else 'NOT met'})")
     return 0
 
 

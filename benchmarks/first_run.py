@@ -1,20 +1,27 @@
-"""First run after an install: how long the first ``bigsmall compress`` / ``decompress`` spend
-compiling numba kernels, and which kernels cost the most.
+"""First run after an install: how long the first ``bigsmall compress`` / ``decompress`` /
+``load`` spend compiling numba kernels, and which kernels cost the most.
 
 numba compiles each kernel on first use and caches the machine code on disk (``cache=True``);
-a fresh install (or a CI clone) pays the compile once. Each run here is a fresh process
-(``python -m bigsmall``) with ``NUMBA_CACHE_DIR`` pointed at an empty temporary folder, which
-numba uses instead of ``__pycache__``: a cold cache without touching the checkout's. Then the
-same commands again on the now warm cache. With ``--kernels`` a third, cold, in-process compress
-records every compile (numba's ``numba:compile`` events; nested compiles subtracted, so the
-times add up) and prints the costliest kernels. With ``--warmup`` (a list of process counts)
-it also times, each on its own empty cache, ``bigsmall warmup -j N`` and then the first
-``compress`` and ``decompress`` after it: what an install that runs the warm-up costs.
+a fresh install (or a CI clone) pays the compile once. The C kernels (``bigsmall.native``:
+``_kernels`` decoders, ``_enc`` table builders and encoder kernels) replace numba where they are
+built, so what is left to compile depends on the path. Each run here is a fresh process
+(``python -m bigsmall``, ``bigsmall.load`` in ``python -c``) with ``NUMBA_CACHE_DIR`` pointed
+at an empty temporary folder, which numba uses instead of ``__pycache__``: a cold cache without
+touching the checkout's. Then the same commands again on the now warm cache. Per command it
+reports the wall time cold and warm, the **compile seconds** (cold - warm: what the empty
+cache cost) and how many kernels numba compiled (index files it wrote to the cache); the
+issue's target is <= 5 s of compiles for the first compress + decompress + load together.
+With ``--kernels`` one more, cold, in-process compress records every compile (numba's
+``numba:compile`` events; nested compiles subtracted) and prints the costliest kernels. With
+``--warmup`` (a list of process counts) it also times, each on its own empty cache, ``bigsmall
+warmup -j N`` and then the first ``compress`` and ``decompress`` after it.
 
-    python benchmarks/first_run.py [--src FILE.safetensors] [--kernels 15] [--warmup 1,2] [--json]
+    python benchmarks/first_run.py [--src FILE.safetensors] [--level default] [--kernels 15]
+                                   [--warmup 1,2] [--json]
 
 Without ``--src`` it uses MiniLM bf16 from the test corpus. ``compress`` verifies (decodes every
-tensor again), so it compiles the decoder's kernels too; ``decompress`` then finds them cached.
+tensor again), so it compiles the decoder's kernels too where numba serves them.
+``BIGSMALL_NATIVE=0`` in the environment measures the numba reference path.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+TARGET_S = 5.0  # issue 17: compile seconds of the first compress + decompress + load
 
 PROBE = r"""
 import collections, json, sys, time
@@ -58,6 +67,11 @@ def _timed(cmd: list[str], env: dict[str, str], cwd: str) -> float:
     return time.perf_counter() - t
 
 
+def _cached_kernels(cache: Path) -> int:
+    """Kernels numba has compiled into ``cache``: one ``.nbc`` file per compiled signature."""
+    return sum(1 for _ in cache.rglob("*.nbc")) if cache.exists() else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", help=".safetensors file (default: MiniLM bf16 of the test corpus)")
@@ -66,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", default="",
                     help="comma-separated process counts: time `bigsmall warmup -j N` on an "
                     "empty cache, then the first compress/decompress after it")
+    ap.add_argument("--level", default="default", help="compress level (default, fast, ...)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if args.src:
@@ -76,14 +91,26 @@ def main(argv: list[str] | None = None) -> int:
         src = Path(minilm_bf16())
     res: dict[str, object] = {"src": src.name, "size_mb": round(src.stat().st_size / 1e6, 1)}
     with tempfile.TemporaryDirectory(prefix="bigsmall-first-run-") as d:
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(d) / "numba-cache"))
+        cache = Path(d) / "numba-cache"
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
         bs, out = Path(d) / "m.bs", Path(d) / "m.safetensors"
         py = [sys.executable, "-m", "bigsmall"]
+        steps = {
+            "compress": [*py, "compress", str(src), "-o", str(bs), "--force", "--no-progress",
+                         "--level", args.level],
+            "decompress": [*py, "decompress", str(bs), "-o", str(out), "--force", "--no-progress"],
+            "load": [sys.executable, "-c", f"import bigsmall; bigsmall.load({str(bs)!r})"],
+        }
         for phase in ("cold", "warm"):
-            res[f"compress_{phase}_s"] = round(
-                _timed([*py, "compress", str(src), "-o", str(bs), "--force", "--no-progress"], env, d), 1)
-            res[f"decompress_{phase}_s"] = round(
-                _timed([*py, "decompress", str(bs), "-o", str(out), "--force", "--no-progress"], env, d), 1)
+            for step, cmd in steps.items():
+                before = _cached_kernels(cache)
+                res[f"{step}_{phase}_s"] = round(_timed(cmd, env, d), 2)
+                res[f"{step}_{phase}_kernels"] = _cached_kernels(cache) - before
+        for step in steps:
+            res[f"{step}_compile_s"] = round(max(0.0, res[f"{step}_cold_s"] - res[f"{step}_warm_s"]), 2)  # type: ignore[operator]
+        res["compile_s"] = round(sum(res[f"{step}_compile_s"] for step in steps), 2)  # type: ignore[misc]
+        res["kernels_compiled"] = sum(res[f"{step}_cold_kernels"] for step in steps)  # type: ignore[misc]
+        res["native"] = os.environ.get("BIGSMALL_NATIVE", "1")
         for n in [int(x) for x in args.warmup.split(",") if x]:
             env["NUMBA_CACHE_DIR"] = str(Path(d) / f"numba-cache-warmup-{n}")
             res[f"warmup_{n}_s"] = round(_timed([*py, "warmup", "-j", str(n), "--no-progress"], env, d), 1)
@@ -101,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(res))
         return 0
-    print(f"{res['src']} ({res['size_mb']} MB), fresh process each, NUMBA_CACHE_DIR empty then warm")
-    for phase in ("cold", "warm"):
-        print(f"  {phase:4}  compress {res[f'compress_{phase}_s']:7.1f} s   "
-              f"decompress {res[f'decompress_{phase}_s']:6.1f} s")
+    print(f"{res['src']} ({res['size_mb']} MB), --level {args.level}, BIGSMALL_NATIVE="
+          f"{res['native']}, fresh process each, NUMBA_CACHE_DIR empty then warm")
+    for step in ("compress", "decompress", "load"):
+        print(f"  {step:10}  cold {res[f'{step}_cold_s']:7.2f} s  warm {res[f'{step}_warm_s']:6.2f} s"
+              f"  compile {res[f'{step}_compile_s']:6.2f} s  ({res[f'{step}_cold_kernels']} kernels)")
+    print(f"  first compress + decompress + load: {res['compile_s']:.2f} s compiling, "
+          f"{res['kernels_compiled']} kernels (target <= {TARGET_S:.0f} s)")
     for n in [int(x) for x in args.warmup.split(",") if x]:
         print(f"  warmup -j {n} {res[f'warmup_{n}_s']:7.1f} s, then compress "
               f"{res[f'warmup_{n}_then_compress_s']:.1f} s, decompress "

@@ -42,8 +42,13 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
                  mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                  rshift: np.ndarray) -> bytes:
     """One ``field8`` chunk of ``values`` (units ``k0 ..`` of the tensor)."""
+    from ..native import enc_kernels
     from ._generated.encode8 import MAGIC, SHIFT, encode_values
     from .rans_encode import _raw_lane_fast
+
+    native = enc_kernels()  # the C port (same states, words and bytes) unless disabled/absent
+    if native is not None:
+        encode_values, _raw_lane_fast = native.encode_values, native.raw_lane_fast
 
     xs, words = encode_values(values, k0, ncols, rowctx, colctx, freq.shape[1], mrow,
                               mfreq.shape[1], lay.p, lay.eb, lay.mb, freq.ravel(), cum.ravel(),

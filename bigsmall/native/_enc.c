@@ -8,7 +8,8 @@
  *       -> (t1, dirs, t2, pos, err)                      (codecs/prefix.decode_model)
  *   and the encoder's counting and table kernels (enc_glue.h, enc_count.h): bit_field,
  *   field_counts, row_low_zeros, more_distinct_than, ctx_table (codecs/counting.py);
- *   quantize, pack, normalize_rows, joint_code, estimate_bits (codecs/enc_tables.py).
+ *   quantize, pack, normalize_rows, joint_code, estimate_bits (codecs/enc_tables.py);
+ *   encode_values, raw_lane_fast: field8's chunk encoder (enc_glue8.h, enc_rans8.h).
  *
  * Arrays come back as bytearrays (no numpy at build time); bigsmall/native/enc.py views them
  * with the kernel's dtypes and shapes, so a codec sees exactly what the numba kernel returns
@@ -22,6 +23,7 @@
 #include "enc_common.h"
 #include "enc_tables.h"
 #include "enc_glue.h"
+#include "enc_glue8.h"
 
 #define EK_MAX_CTX 4096 /* a field head has at most 256 contexts (kr * kc <= 256) */
 
@@ -162,6 +164,7 @@ static PyMethodDef methods[] = {
     {"decode_model", py_decode_model, METH_VARARGS,
      "fieldp decode tables (prefix.decode_model); bytearrays"},
     EK_ENCODE_METHODS
+    EK_RANS8_METHODS
     {NULL, NULL, 0, NULL},
 };
 

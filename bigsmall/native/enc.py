@@ -87,6 +87,34 @@ class Enc:
                       pbits: int) -> tuple[bool, float, int]:
         return tuple(self.ext.estimate_bits(_c(counts), _c(w), _c(lens), pbits))  # type: ignore[return-value]
 
+    # ---- field8's chunk encoder (codecs/_generated/encode8.py, rans_encode._raw_lane_fast)
+
+    def encode_values(self, values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
+                      colctx: np.ndarray, alpha: int, mrow: np.ndarray, malpha: int, p: int,
+                      eb: int, mb: int, efreq: np.ndarray, ecum: np.ndarray, mfreq: np.ndarray,
+                      mcum: np.ndarray, pbits: int, mpbits: int, magic: np.ndarray,
+                      shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``encode8.encode_values``: (decoder initial states uint64[8], words uint32)."""
+        xs, words = self.ext.encode_values(
+            _c(values), k0, ncols, _i(rowctx), _i(colctx), alpha, _i(mrow), malpha, p, eb, mb,
+            _i(efreq), _i(ecum), _i(mfreq), _i(mcum), pbits, mpbits, _c(magic), _c(shift))
+        return np.frombuffer(xs, np.uint64), np.frombuffer(words, np.uint32)
+
+    def raw_lane_fast(self, values: np.ndarray, k0: int, b: int, e: int, ncols: int, p: int,
+                      c: int, rshift: np.ndarray) -> np.ndarray:
+        """``rans_encode._raw_lane_fast`` (more than 32 raw bits an element: numba's)."""
+        if values.dtype.itemsize * 8 - c > 32:
+            from ..codecs.rans_encode import _raw_lane_fast  # noqa: PLC0415 - numba, rare
+
+            return _raw_lane_fast(values, k0, b, e, ncols, p, c, rshift)  # type: ignore[no-any-return]
+        return np.frombuffer(self.ext.raw_lane_fast(_c(values), k0, b, e, ncols, p, c,
+                                                    _i(rshift)), np.uint8)
+
+
+def _i(a: np.ndarray) -> np.ndarray:
+    """int64, C order (what the numba kernels get from the codecs; values unchanged)."""
+    return np.ascontiguousarray(a, dtype=np.int64)
+
 
 def _c(a: np.ndarray) -> np.ndarray:
     """C order (the kernels take flat buffers; numba accepts any layout)."""
