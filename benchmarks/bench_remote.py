@@ -24,7 +24,10 @@ process of its own so that it does not share the GIL with the decoder) serves th
                                       [--repeat 3] [--cut 0.1] [--rss] [--stream]
 
 The Python server itself costs CPU (it shares the machine's cores with the decoder), so the
-uncapped figure is a lower bound of what a real CDN allows.
+uncapped figure is a lower bound of what a real CDN allows. Beside each median time, the
+client process's median CPU seconds (user + system, all threads; the servers' own CPU not
+included): on a machine other work shares, it says what the client spent where the wall time
+says mostly how busy the machine was.
 """
 
 from __future__ import annotations
@@ -89,10 +92,19 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
         torch.equal(a[k].reshape(-1).view(torch.uint8), b[k].reshape(-1).view(torch.uint8)) for k in a)
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """This process's CPU seconds (user + system, every thread)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, this process's CPU seconds, result) of ``fn()``."""
+    c0, t0 = _cpu(), time.perf_counter()
     out = fn()
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, _cpu() - c0, out
 
 
 def main() -> None:
@@ -134,14 +146,16 @@ def main() -> None:
             if args.cut:
                 cases[f"capped, {args.cut:.0%} bodies cut: load(url)"] = (args.cap_mbps, lambda: bigsmall.load(bs_url))
             times: dict[str, list[float]] = {k: [] for k in cases}
+            cpus: dict[str, list[float]] = {k: [] for k in cases}
             for _ in range(args.repeat):
                 for name, (cap, fn) in cases.items():
                     cut = args.cut if "cut" in name else 0.0
                     _control(url, bandwidth=cap * 1e6, cut_fraction=cut)
-                    t, out = _timed(fn)
+                    t, c, out = _timed(fn)
                     if not _same(out, reference):
                         raise SystemExit(f"{name}: tensors differ from the local load")
                     times[name].append(t)
+                    cpus[name].append(c)
                     del out
             _control(url, bandwidth=0, cut_fraction=0)
             rss = _rss(root / "model.bs", bs_url, args.repeat) if args.rss else None
@@ -159,9 +173,9 @@ def main() -> None:
     floor = bs_mb / args.cap_mbps
     print(f"{args.model}: safetensors {raw_mb:.1f} MB, .bs {bs_mb:.1f} MB; cap {args.cap_mbps:g} MB/s; "
           f"medians of {args.repeat}, interleaved")
-    print(f"{'case':44s} {'median s':>9s}  runs")
+    print(f"{'case':44s} {'median s':>9s} {'cpu s':>6s}  runs")
     for k, v in med.items():
-        print(f"{k:44s} {v:9.3f}  " + " ".join(f"{t:.3f}" for t in times[k]))
+        print(f"{k:44s} {v:9.3f} {statistics.median(cpus[k]):6.3f}  " + " ".join(f"{t:.3f}" for t in times[k]))
     cap_bs, cap_raw = med["capped: bigsmall.load(url)"], med["capped: raw safetensors GET + load"]
     print(f"capped: load(url) / (.bs MB / cap = {floor:.3f} s) = {cap_bs / floor:.2f}x; "
           f"raw fetch / load(url) = {cap_raw / cap_bs:.2f}x")
