@@ -85,6 +85,18 @@ def test_header_and_index_in_one_round_trip(server: TestServer) -> None:
     assert len(server.requests("/files/tiny.bs")) == 1
 
 
+@pytest.mark.parametrize(("prefix", "tail"), [(300_000, 600_000), (4096, 500_000), (100_000, 4096)])
+def test_bytes_of_the_first_round_trip_are_not_fetched_again(server: TestServer, prefix: int, tail: int) -> None:
+    size = (server.root / "m.bs").stat().st_size
+    with _src(server, prefix_bytes=prefix, tail_bytes=tail) as src:
+        assert _all_remote(src) == _all_local(server.root)
+        extra = src.stats.bytes - prefix - tail  # what the blob requests fetched
+        if prefix + tail >= size:
+            assert src.stats.requests == 2 and extra == 0  # the two halves overlap: all in hand
+        else:
+            assert 0 < extra <= size - prefix - tail  # only what neither of them brought
+
+
 def test_tail_of_another_version_is_not_used(server: TestServer) -> None:
     # the file is replaced between the two first requests (same size, other bytes): whichever
     # came second does not match the other's ETag, so the tail is dropped (the index is then

@@ -227,8 +227,8 @@ class RemoteSource:
         """The part of ``s`` to request: its ends that the prefix or the tail hold are not
         fetched again (``_alloc`` copies them in)."""
         a, end = max(s.offset, len(self._prefix)), s.offset + s.length
-        if self._tail and a < self._tail_at < end:
-            end = self._tail_at
+        if self._tail and self._tail_at < end:  # the tail holds every byte from ``_tail_at`` on
+            end = max(a, self._tail_at)
         s.got = s.length - max(0, end - a)
         return a, end
 
