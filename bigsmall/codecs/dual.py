@@ -179,7 +179,8 @@ def _take(buf: memoryview, pos: int, n: int, what: str) -> tuple[memoryview, int
     return buf[pos:pos + n], pos + n
 
 
-def _parse_stream(data: bytes | memoryview, nctx: int, alpha: int) -> tuple[np.ndarray, ...]:
+def _parse_stream(data: bytes | memoryview, nctx: int, alpha: int,
+                  with_lut: bool = True) -> tuple[np.ndarray, ...]:
     """(words, raw bytes, freq, cum, lut, ok) of a stream; ``ok[c]``: context ``c`` has a table
     (a row of zeros is an unused context; any other row must sum to one)."""
     buf = memoryview(data).cast("B")
@@ -198,9 +199,13 @@ def _parse_stream(data: bytes | memoryview, nctx: int, alpha: int) -> tuple[np.n
     rbuf = np.frombuffer(buf[pos:], np.uint8)
     cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
     ok = sums == M
+    if not with_lut:  # the C kernel searches ``cum`` instead
+        return words, rbuf, freq, cum, np.zeros((0, M), np.uint8), ok
     lut = np.zeros((nctx, M), dtype=np.uint8)
-    for c in np.flatnonzero(ok):
-        lut[c] = np.repeat(np.arange(alpha, dtype=np.uint8), freq[c])
+    used = np.flatnonzero(ok)
+    if used.size:  # every used row sums to M: one repeat fills them all
+        lut[used] = np.repeat(np.tile(np.arange(alpha, dtype=np.uint8), used.size),
+                              freq[used].ravel()).reshape(used.size, M)
     return words, rbuf, freq, cum, lut, ok
 
 

@@ -127,7 +127,7 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndar
             raise IntegrityError("dual fast chunk: column clusters corrupt")
         z = z * np.int32(k) + cm[None, :].astype(np.int32)
         nctx = 16 * k
-    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[pos:], nctx, 16)
+    words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[pos:], nctx, 16, with_lut=nat is None)
     q = np.empty((rows, cols), dtype=np.uint8)
     if nat is not None:
         bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1)) if q.size else 0

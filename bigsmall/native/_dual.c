@@ -3,7 +3,7 @@
  *
  *   decode_exact(xs, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, groups, sh,
  *                out) -> int
- *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up) -> int
+ *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up) -> int   (lut unused: may be empty)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
  * same value with the same keys written; decode_codes is ``dual_fast._decode_up`` (up = 1) or the
@@ -172,8 +172,7 @@ static PyObject *py_decode_exact(PyObject *self, PyObject *args) {
 #define MPB (1 << PB)
 
 static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const int64_t *freq,
-                    const int64_t *cum, const uint8_t *lut, const uint8_t *ok, uint8_t *q, int64_t rows,
-                    int64_t cols, int up) {
+                    const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up) {
     if (nw < 2) return 1;
     uint64_t x = (uint64_t)words[0] | ((uint64_t)words[1] << 16);
     int64_t wp = 2, t = 0;
@@ -191,8 +190,11 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
             }
             if (!ok[cx]) return 1;
             uint64_t slot = x & (MPB - 1);
-            uint8_t s = lut[(cx << PB) + (int64_t)slot];
-            if (s > 15) return 1;
+            /* the symbol whose [cum, cum + freq) holds the slot: the largest s with cum[s] <= slot
+             * (a symbol of frequency 0 shares its cum with the next one, so it is never picked) */
+            const int64_t *cr = cum + cx * 16;
+            int s = 0;
+            for (int j = 1; j < 16; j++) s += cr[j] <= (int64_t)slot;
             x = (uint64_t)freq[cx * 16 + s] * (x >> PB) + slot - (uint64_t)cum[cx * 16 + s];
             if (x < ((uint64_t)1 << 16)) {
                 if (wp >= nw) return 1;
@@ -224,9 +226,8 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         int bad = 0;
         if (cols < 1 || n % cols || N(v[1]) != n) bad = dl_fail("z: one per code, whole rows");
         else if (up != 0 && up != 1) bad = dl_fail("up must be 0 or 1");
-        else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16 ||
-                 N(v[4]) != nctx * MPB)
-            bad = dl_fail("freq, cum: 16 per context, lut: 2^14 per context");
+        else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16)
+            bad = dl_fail("freq, cum: 16 per context");
         if (!bad) {
             const int32_t *z = v[1].buf;
             int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
@@ -235,8 +236,8 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         }
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
-            rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[4].buf, v[5].buf, v[6].buf,
-                          n / cols, cols, (int)up);
+            rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
+                          cols, (int)up);
             Py_END_ALLOW_THREADS
         }
     }
