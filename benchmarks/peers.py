@@ -4,7 +4,8 @@ bigsmall 4.0 package from PyPI.
 bigsmall runs at both levels (``bigsmall``: default, coder ``auto``; ``bigsmall_fast``:
 ``level="fast"``) and with each entropy coder forced (``bigsmall_rans``: ``coder="rans"``,
 format 1.1; ``bigsmall_prefix``: ``coder="prefix"``, format 1.2), plus the fastest setting
-(``bigsmall_fast_prefix``: ``level="fast", coder="prefix"``), each with compress's default
+(``bigsmall_fast_prefix``: ``level="fast", coder="prefix"``) and the smallest ``auto`` files
+(``bigsmall_max``: ``level="max"``), each with compress's default
 verify pass (every coded tensor decoded again before it is written).
 
 All tools run in the same invocation on the same files (page cache warm), file -> file, in
@@ -184,7 +185,8 @@ def _median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-TOOLS = ("bigsmall", "bigsmall_fast", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix",
+TOOLS = ("bigsmall", "bigsmall_fast", "bigsmall_max", "bigsmall_rans", "bigsmall_prefix",
+         "bigsmall_fast_prefix",
          "zstd3", "byte_grouped_zstd3", "zipnn", "bigsmall_4.0")
 
 
@@ -226,6 +228,7 @@ def main() -> int:
             row: dict[str, object] = {"model": name, "MB": src.stat().st_size / 1e6}
             variants = {
                 "bigsmall": ("default", "auto"), "bigsmall_fast": ("fast", "auto"),
+                "bigsmall_max": ("max", "auto"),
                 "bigsmall_rans": ("default", "rans"), "bigsmall_prefix": ("default", "prefix"),
                 "bigsmall_fast_prefix": ("fast", "prefix"),
             }
@@ -272,7 +275,8 @@ def main() -> int:
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
                       f"decompress {dec_s} MB/s{extra}")
         z = row.get("zipnn")
-        for tool in ("bigsmall", "bigsmall_rans", "bigsmall_prefix", "bigsmall_fast_prefix"):
+        for tool in ("bigsmall", "bigsmall_max", "bigsmall_rans", "bigsmall_prefix",
+                     "bigsmall_fast_prefix"):
             b = row.get(tool)
             if isinstance(z, dict) and isinstance(b, dict):
                 print(f"  {tool} / zipnn: decompress speed, both durable (fsync) "
