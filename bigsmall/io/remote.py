@@ -39,7 +39,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from ..errors import RemoteError, TruncatedError
@@ -538,18 +537,5 @@ def fetch_bar(bar: Any, source: Any) -> Any:
     return FetchBar(bar, stats) if isinstance(stats, FetchStats) else bar
 
 
-def fetch_to(url: str, dst: Path, options: RemoteOptions | None = None) -> FetchStats:
-    """Download a whole file by range requests into ``dst`` (a temporary the caller renames):
-    the same retries, resume and ETag pinning as a container read."""
-    with RemoteSource(url, options=options) as src, open(dst, "wb") as fh:
-        step = src.options.request_bytes
-        pieces = [(pos, min(step, src.size - pos)) for pos in range(0, src.size, step)]
-        src.plan(pieces)  # fetched ahead, ``connections`` at a time, within the byte window
-        for pos, n in pieces:
-            fh.write(src.view(pos, n))
-            src.release(pos, n)
-        return src.stats
-
-
-__all__ = ["FetchBar", "FetchStats", "RemoteOptions", "fetch_bar", "RemoteSource", "fetch_to", "is_remote", "open_source",
+__all__ = ["FetchBar", "FetchStats", "RemoteOptions", "fetch_bar", "RemoteSource", "is_remote", "open_source",
            "remote_name"]
