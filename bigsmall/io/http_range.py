@@ -270,7 +270,7 @@ class RangeClient:
                 self.stats.bytes += pos
             reuse = r.isclosed() and not r.will_close
             return (int(m.group(1)), buf, r.headers.get("etag"), int(m.group(3))), None
-        except (OSError, http.client.HTTPException):
+        except (OSError, ValueError, http.client.HTTPException):  # ValueError: a nonsense range
             return None, None
         finally:
             with self._lock:

@@ -161,7 +161,8 @@ class RemoteSource:
         tail = self._pool.submit(self.http.tail, o.tail_bytes) if o.tail_bytes > 0 else None
         self._read_prefix()
         got = tail.result() if tail is not None else None
-        if got is not None and got[3] == self.size and got[2] == self.etag and self.size > len(self._prefix):
+        if got is not None and got[3] == self.size == got[0] + len(got[1]) and got[2] == self.etag \
+                and self.size > len(self._prefix):  # the same version, and its very end
             self._tail_at, self._tail = got[0], memoryview(bytes(got[1]))
         if self.size > len(self._prefix) + len(self._tail):
             for _ in range(o.connections - 1 - (tail is not None)):
