@@ -48,7 +48,9 @@ def encode_chunk(values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
 
     native = enc_kernels()  # the C port (same states, words and bytes) unless disabled/absent
     if native is not None:
-        encode_values, _raw_lane_fast = native.encode_values, native.raw_lane_fast
+        encode_values = native.encode_values
+        if values.dtype.itemsize * 8 - lay.c <= 32:  # wider: numba's (rans._raw_lane)
+            _raw_lane_fast = native.raw_lane_fast
 
     xs, words = encode_values(values, k0, ncols, rowctx, colctx, freq.shape[1], mrow,
                               mfreq.shape[1], lay.p, lay.eb, lay.mb, freq.ravel(), cum.ravel(),

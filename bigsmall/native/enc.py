@@ -102,11 +102,8 @@ class Enc:
 
     def raw_lane_fast(self, values: np.ndarray, k0: int, b: int, e: int, ncols: int, p: int,
                       c: int, rshift: np.ndarray) -> np.ndarray:
-        """``rans_encode._raw_lane_fast`` (more than 32 raw bits an element: numba's)."""
-        if values.dtype.itemsize * 8 - c > 32:
-            from ..codecs.rans_encode import _raw_lane_fast  # noqa: PLC0415 - numba, rare
-
-            return _raw_lane_fast(values, k0, b, e, ncols, p, c, rshift)  # type: ignore[no-any-return]
+        """``rans_encode._raw_lane_fast`` for at most 32 raw bits an element (ValueError
+        beyond: the numba kernel then hands over to ``rans._raw_lane``)."""
         return np.frombuffer(self.ext.raw_lane_fast(_c(values), k0, b, e, ncols, p, c,
                                                     _i(rshift)), np.uint8)
 
