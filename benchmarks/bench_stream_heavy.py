@@ -20,9 +20,14 @@ Prints medians over ``--repeat`` of the process peak, the printed promise, the f
 (``run_seconds``), the share of the table's coded bytes a forward's lookups decoded (the issue:
 <= 1 % for 128 tokens), and whether the outputs of each model are one sha256. ``--ratio`` also
 prints what row groups cost in size: the heavy table's coded bytes both ways, and MiniLM bf16
-(30522 x 384 table) compressed both ways. Usage::
+(30522 x 384 table) compressed both ways, and the time of a whole read of the heavy table both
+ways (a full load's cost of row groups). Usage::
 
     .venv/bin/python benchmarks/bench_stream_heavy.py --repeat 3 [--prompt-tokens 128] [--ratio]
+
+(``--repeat 0 --ratio``: the size and whole-read figures alone.) The forward times of a shared
+machine are noisy; ``lookups ... % of the forward`` (``report().row_lookup_seconds``, timed in
+the same process) is what rows on demand add to a forward.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 RESIDENT = ("import sys, bigsmall.torch.executor as e; e.ROWS_MIN = 1 << 62; "
@@ -101,6 +107,21 @@ def ratio(files: dict[str, Path]) -> None:
     (a, na, ca, fa), (b, nb, cb, fb) = sizes["heavy"], sizes["heavy-256k"]
     print(f"heavy table: row groups {a} B ({na} chunks, {ca}) vs 256 KiB chunks {b} B ({nb} chunks, "
           f"{cb}): {100 * (a / b - 1):+.3f} %; file {100 * (fa / fb - 1):+.3f} %")
+    # what row groups cost a full decode of the table (a full load): 5 interleaved reads each
+    times: dict[str, list[float]] = {"heavy": [], "heavy-256k": []}
+    opened = {k: bigsmall.open(files[k]) for k in times}
+    try:
+        for _ in range(5):
+            for k, f in opened.items():
+                t0 = time.perf_counter()
+                f.read(TABLE)
+                times[k].append(time.perf_counter() - t0)
+    finally:
+        for f in opened.values():
+            f.close()
+    ta, tb = (statistics.median(times[k]) for k in ("heavy", "heavy-256k"))
+    print(f"heavy table, whole read: row groups {ta:.3f} s vs 256 KiB chunks {tb:.3f} s "
+          f"({ta / tb:.2f}x; medians of 5 interleaved)")
     src = minilm_bf16()
     with tempfile.TemporaryDirectory() as d:
         got = {}
@@ -130,6 +151,8 @@ def main() -> None:
     files = build(a.work)
     if a.ratio:
         ratio(files)
+    if a.repeat == 0:
+        return
     prompt = prompt_of_tokens(a.prompt_tokens)
     kinds = a.kinds.split(",")
     res: dict[str, list[dict]] = {k: [] for k in kinds}
