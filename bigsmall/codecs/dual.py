@@ -46,6 +46,29 @@ _U32 = struct.Struct("<I")
 
 # ---------------------------------------------------------------- rANS with raw bits
 
+@njit(cache=True, nogil=True, inline="always")
+def put_bits(out, pos, acc, nb, v, k):  # type: ignore[no-untyped-def]
+    """Append the ``k`` (< 32) low bits of ``v`` (uint64, no higher bits set) to an LSB-first
+    bit stream: whole bytes to ``out[pos:]``; returns (pos, acc, nb)."""
+    acc |= v << np.uint64(nb)
+    nb += k
+    while nb >= 8:
+        out[pos] = np.uint8(acc & np.uint64(255))
+        acc >>= np.uint64(8)
+        nb -= 8
+        pos += 1
+    return pos, acc, nb
+
+
+@njit(cache=True, nogil=True, inline="always")
+def flush_bits(out, pos, acc, nb):  # type: ignore[no-untyped-def]
+    """The last partial byte of a ``put_bits`` stream; returns its length."""
+    if nb > 0:
+        out[pos] = np.uint8(acc & np.uint64(255))
+        pos += 1
+    return pos
+
+
 @njit(cache=True, nogil=True)
 def _encode(sym, ctx, nraw, raw, freq, cum):  # type: ignore[no-untyped-def]
     n = sym.size
@@ -59,16 +82,9 @@ def _encode(sym, ctx, nraw, raw, freq, cum):  # type: ignore[no-untyped-def]
     for t in range(n):
         k = nraw[ctx[t], sym[t]]
         if k > 0:
-            acc |= (np.uint64(raw[t]) & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))) << np.uint64(nb)
-            nb += k
-            while nb >= 8:
-                rbuf[pos] = np.uint8(acc & np.uint64(255))
-                acc >>= np.uint64(8)
-                nb -= 8
-                pos += 1
-    if nb > 0:
-        rbuf[pos] = np.uint8(acc & np.uint64(255))
-        pos += 1
+            v = np.uint64(raw[t]) & ((np.uint64(1) << np.uint64(k)) - np.uint64(1))
+            pos, acc, nb = put_bits(rbuf, pos, acc, nb, v, k)
+    pos = flush_bits(rbuf, pos, acc, nb)
     words = np.empty(n + 2, dtype=np.uint16)
     wp = n + 2
     x = np.uint64(1 << 16)

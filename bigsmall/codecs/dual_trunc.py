@@ -282,17 +282,9 @@ def _pack_low(low, cols, tz):  # type: ignore[no-untyped-def]
     for r in range(tz.size):
         k = 16 - np.int64(tz[r])
         for c in range(cols):
-            acc |= np.uint64(np.int64(low[r * cols + c]) >> tz[r]) << np.uint64(nb)
-            nb += k
-            while nb >= 8:
-                out[pos] = np.uint8(acc & np.uint64(255))
-                acc >>= np.uint64(8)
-                nb -= 8
-                pos += 1
-    if nb > 0:
-        out[pos] = np.uint8(acc & np.uint64(255))
-        pos += 1
-    return out[:pos].copy()
+            v = np.uint64(np.int64(low[r * cols + c]) >> tz[r])
+            pos, acc, nb = v1.put_bits(out, pos, acc, nb, v, k)
+    return out[:v1.flush_bits(out, pos, acc, nb)].copy()
 
 
 @njit(cache=True, nogil=True)
