@@ -103,3 +103,13 @@ def test_in_order_reads_parse_each_tensor_once_ahead(tmp_path: Path,
     assert sorted(c[0] for c in calls) == sorted(names)
     assert calls[0] == (names[0], True)
     assert all(not on_main for _n, on_main in calls[1:])
+
+
+def test_close_drops_the_parsed_ahead_tensor(tmp_path: Path) -> None:
+    """A tensor parsed ahead holds a view of the file's map: ``close`` lets it go."""
+    _src, bs = _model(tmp_path)
+    f = BsFile(bs, threads=2)
+    f.read_bytes(f.names()[0])
+    assert f._ahead is not None
+    f.close()
+    assert f._ahead is None

@@ -102,6 +102,7 @@ class BsFile:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        self._ahead = None  # its job's blob view would keep the file's map alive
         self.source.close()
         if self.base is not None:
             self.base.close()
