@@ -257,20 +257,32 @@ V1_GOLDEN = Path(__file__).parent / "dual_vectors" / "v1.bsd"
 V1_SHA256 = "7869b94d93e44422ea5b27edc84663e78229f8769b98be1be576ebb9b305cddd"
 
 
-def test_v1_golden_still_restores(tmp_path: Path) -> None:
-    """A ``.bsd`` 1.0 file (key-run exact member) written before 2.0 restores byte for byte."""
+V2_MODES_SHA256 = "d15662928151bb9ed7893564e375d17362ceb9265f8038978824391a87e2a6b2"
+
+
+@pytest.mark.parametrize("name,version,maker,sha", [
+    ("v1.bsd", [1, 0], "source", V1_SHA256),
+    ("v2.bsd", [2, 0], "source", V1_SHA256),
+    ("v2_modes.bsd", [2, 0], "source_v2", V2_MODES_SHA256),  # fast modes 2, 1, 0; F32 row shifts
+])
+def test_golden_files_still_restore(name: str, version: list[int], maker: str, sha: str,
+                                    tmp_path: Path) -> None:
+    """``.bsd`` files written by earlier encoders (1.0: key-run exact member; 2.0: the first
+    truncated-model encoder) restore byte for byte, their fast members load, they verify."""
     import importlib.util
 
-    with dual.DualFile(V1_GOLDEN) as d:
-        assert d.info()["version"] == [1, 0] and d.info()["quantized"] == 3
-    out = bigsmall.decompress(V1_GOLDEN, tmp_path / "v1.safetensors")
-    assert _sha(tmp_path / "v1.safetensors") == V1_SHA256
+    golden = V1_GOLDEN.parent / name
+    with dual.DualFile(golden) as d:
+        assert d.info()["version"] == version and d.info()["quantized"] == 3
+        assert d.verify()["ok"]
+    out = bigsmall.decompress(golden, tmp_path / "back.safetensors")
+    assert _sha(tmp_path / "back.safetensors") == sha
     spec = importlib.util.spec_from_file_location("mk", V1_GOLDEN.parent / "make_v1_source.py")
     assert spec is not None and spec.loader is not None
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
-    src = mk.source(tmp_path / "src.safetensors")
-    assert (tmp_path / "v1.safetensors").read_bytes() == src.read_bytes()
+    src = getattr(mk, maker)(tmp_path / "src.safetensors")
+    assert (tmp_path / "back.safetensors").read_bytes() == src.read_bytes()
     assert out.bytes_written == src.stat().st_size
 
 

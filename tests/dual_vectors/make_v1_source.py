@@ -1,6 +1,7 @@
-"""The source of tests/dual_vectors/v1.bsd, a golden ``.bsd`` 1.0 file (written by the v1 encoder,
-before 2.0): every later bigsmall must restore it to these bytes. Not rerun by the tests (the v1
-encoder is gone from ``io/dual.py``); ``source()`` regenerates the original to compare against."""
+"""The source of tests/dual_vectors/v1.bsd and v2.bsd, golden ``.bsd`` 1.0 and 2.0 files (written
+by the 1.0 encoder before 2.0, and by the first 2.0 encoder): every later bigsmall must restore
+them to these bytes. The tests do not rewrite them; ``source()`` regenerates the original to
+compare against."""
 import hashlib
 import sys
 from pathlib import Path
@@ -18,6 +19,19 @@ def source(path: Path) -> Path:
          "b.weight": ("F16", (64, 256), w[::-1].astype("<f2").tobytes()),
          "c.weight": ("F32", (128, 128), (rng.standard_normal(128 * 128) * 0.05).astype("<f4").tobytes()),
          "c.bias": ("F32", (128,), rng.standard_normal(128).astype("<f4").tobytes())}
+    return write_safetensors(path, t)
+
+
+def source_v2(path: Path) -> Path:
+    """The source of v2_modes.bsd: tensors that take 2.0's other paths (fast chunk modes 1 and 2,
+    F32 row shifts)."""
+    rng = np.random.default_rng(21)
+    off = (rng.standard_normal((96, 256)) * 0.01 + rng.standard_normal(256) * 0.05).astype(np.float32)
+    col = (rng.standard_normal((160, 256)) * np.exp(rng.standard_normal(256) * 2.5) * 0.01).astype(np.float32)
+    narrow = (rng.standard_normal((64, 256)) * 0.02).astype(np.float16).astype("<f4")  # low bits 0
+    t = {"offsets.weight": ("F16", (96, 256), off.astype("<f2").tobytes()),
+         "columns.weight": ("BF16", (160, 256), (col.view(np.uint32) >> 16).astype("<u2").tobytes()),
+         "narrow.weight": ("F32", (64, 256), narrow.tobytes())}
     return write_safetensors(path, t)
 
 
