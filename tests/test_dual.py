@@ -13,6 +13,7 @@ import pytest
 import bigsmall
 from bigsmall.cli import main
 from bigsmall.codecs import dual as code
+from bigsmall.codecs import dual_keyrun as keyrun
 from bigsmall.container import dual_format as fmt
 from bigsmall.errors import (
     BigsmallError,
@@ -225,11 +226,11 @@ def test_codec_corrupt_streams_are_typed() -> None:
     w = (rng.standard_normal((64, 300)) * 0.02).astype(np.float32)
     bits = (w.view(np.uint32) >> 16).astype(np.uint16)
     fast, q, s16, lo16 = code.encode_fast(code.as_float32(bits, "BF16").reshape(bits.shape))
-    ex = code.encode_exact(bits, q, s16, lo16, "BF16")
-    assert np.array_equal(code.decode_exact(ex, q, s16, lo16, "BF16"), bits.ravel())
+    ex = keyrun.encode_exact(bits, q, s16, lo16, "BF16")
+    assert np.array_equal(keyrun.decode_exact(ex, q, s16, lo16, "BF16"), bits.ravel())
     for blob in (ex[:10], ex[: len(ex) // 2], ex[:-3], bytes(len(ex))):
         with pytest.raises(IntegrityError):
-            code.decode_exact(blob, q, s16, lo16, "BF16")
+            keyrun.decode_exact(blob, q, s16, lo16, "BF16")
     for blob in (fast[:7], fast[: len(fast) - 5]):
         with pytest.raises(IntegrityError):
             code.decode_fast(blob, 64, 300)

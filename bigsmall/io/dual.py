@@ -29,6 +29,7 @@ import zstandard
 
 from ..codecs import dual as code
 from ..codecs import dual_fast as fastc
+from ..codecs import dual_keyrun as keyrun
 from ..codecs import dual_trunc as trunc
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
@@ -184,7 +185,7 @@ class DualFile:
         # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc
         v1 = self.head["major"] == 1
         self._decode_fast = code.decode_fast if v1 else fastc.decode_fast
-        self._decode_exact = code.decode_exact if v1 else trunc.decode_exact
+        self._decode_exact = keyrun.decode_exact if v1 else trunc.decode_exact
         self._exact: list[list[list[int]]] | None = None
 
     def __enter__(self) -> DualFile:
