@@ -108,9 +108,21 @@ def test_damaged_chunk_is_typed(case: tuple[TensorSpec, np.ndarray, np.ndarray],
     if plan is None:
         return
     state = delta.prepare(spec, plan.params, plan.head)
+    chunks = damage(plan.chunks, edit)
+    out = np.empty(ft.size, np.uint8)
+    try:
+        delta.decode(state, spec, base, [memoryview(b) for b in chunks], out)
+    except BigsmallError:
+        return
+    assert edit[0] == "flip", f"a chunk {edit[0]} decoded without an error"  # lengths and states: always caught
+
+
+def damage(chunks: tuple[bytes, ...], edit: tuple[str, int, int]) -> list[bytes]:
+    """``chunks`` with one of them damaged: a byte changed (``flip``), cut short, grown, or
+    its rANS states zeroed (``edit``: how, where, value)."""
     how, at, val = edit
-    chunks = [bytearray(c) for c in plan.chunks]
-    c = chunks[at % len(chunks)]
+    out = [bytearray(c) for c in chunks]
+    c = out[at % len(out)]
     if how == "flip" and c:
         c[at % len(c)] ^= val
     elif how == "cut":
@@ -119,12 +131,7 @@ def test_damaged_chunk_is_typed(case: tuple[TensorSpec, np.ndarray, np.ndarray],
         c.extend(bytes([val]) * (1 + at % 9))
     else:
         c[4:4 + 4 * delta.LANES] = bytes(4 * delta.LANES)
-    out = np.empty(ft.size, np.uint8)
-    try:
-        delta.decode(state, spec, base, [memoryview(bytes(b)) for b in chunks], out)
-    except BigsmallError:
-        return
-    assert how == "flip", f"a chunk {how} decoded without an error"  # lengths and states: always caught
+    return [bytes(b) for b in out]
 
 
 def _file(path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> Path:

@@ -22,7 +22,7 @@ from bigsmall import native
 from bigsmall.codecs import delta
 from bigsmall.core.types import TensorSpec
 
-from .test_delta import SETTINGS, word_pairs
+from .test_delta import SETTINGS, damage, word_pairs
 
 try:
     from bigsmall.native import _delta as C  # type: ignore[attr-defined]
@@ -93,18 +93,7 @@ def test_damaged_chunks_fail_alike(case: tuple[TensorSpec, np.ndarray, np.ndarra
     if plan is None:
         return
     state = delta.prepare(spec, plan.params, plan.head)
-    how, at, val = edit
-    chunks = [bytearray(c) for c in plan.chunks]
-    c = chunks[at % len(chunks)]
-    if how == "flip" and c:
-        c[at % len(c)] ^= val
-    elif how == "cut":
-        del c[max(0, len(c) - 1 - at % max(1, len(c))):]
-    elif how == "grow":
-        c.extend(bytes([val]) * (1 + at % 9))
-    else:
-        c[4:4 + 4 * delta.LANES] = bytes(4 * delta.LANES)
-    _both(state, spec, [bytes(b) for b in chunks], base)
+    _both(state, spec, damage(plan.chunks, edit), base)
 
 
 def _valid() -> list[Any]:

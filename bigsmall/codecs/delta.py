@@ -511,15 +511,25 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
             raise IntegrityError(f"{where}: row clusters corrupt")
     else:
         rowctx = np.zeros(rows, np.uint8)
-    freq, cum, tsym, pos, err = _tables(np.frombuffer(head, np.uint8), 10 + rlen, nk * nr,
-                                        2 * wbits, PB)
+    alpha = 2 * wbits
+    enc = native.enc_kernels()
+    if enc is not None:  # the C table builder (the field codecs' rows: alpha = 2**eb, no mantissa)
+        # a decode then runs no numba code at all: loading even cached numba kernels maps
+        # LLVM, ~100 MB of RSS that apply/load(base=) paid and decompress did not
+        tsym, tfc, _ms, _mf, pos, err = enc.build_tables(
+            np.frombuffer(head, np.uint8), 10 + rlen, nk * nr, alpha.bit_length() - 1, 0, PB, 0, True)
+        freq0 = tfc[::alpha] & 0xFFFF
+    else:
+        freq, cum, tsym, pos, err = _tables(np.frombuffer(head, np.uint8), 10 + rlen, nk * nr,
+                                            alpha, PB)
+        tfc = (freq | cum << 16).astype(np.uint32).ravel()
+        freq0 = freq[:, 0]
     if err:
         raise FormatError(f"{where}: frequency tables truncated or out of range")
     if pos != len(head):
         raise FormatError(f"{where}: side information has trailing bytes")
-    det = (freq[:, 0] == 1 << PB).astype(np.uint8)
+    det = (freq0 == 1 << PB).astype(np.uint8)
     skip = det.reshape(nk, nr).all(axis=0).astype(np.uint8)
-    tfc = (freq | cum << 16).astype(np.uint32).ravel()
     return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per)
 
 
