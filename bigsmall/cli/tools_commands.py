@@ -95,7 +95,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        "command reads a shard folder as the container it was cut from.")
     p.add_argument("src", help="a .bs container or a folder of .bs shards")
     p.add_argument("-o", "--output", required=True, help="output folder (or NAME.bs to merge into one file)")
-    p.add_argument("--max-shard-size", type=_size, default=_size("2GB"),
+    # a string default: argparse converts it only when reshard runs (``_size`` imports
+    # io.reshard, i.e. numpy: every command's start-up paid for it, ``info`` included)
+    p.add_argument("--max-shard-size", type=_size, default="2GB",
                    help="largest shard file, e.g. 2GB (10^9 bytes), 500MiB, 1048576 (default: 2GB)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--no-fsync", action="store_true",
