@@ -66,7 +66,7 @@ def test_corrupt_table_is_refused_when_the_store_opens(table: tuple[Path, np.nda
 
 
 def _spec(name: str, shape: tuple[int, int], dtype: str = "BF16") -> TensorSpec:
-    n = shape[0] * shape[1] * {"BF16": 2, "F32": 4, "F16": 2}[dtype]
+    n = shape[0] * shape[1] * {"BF16": 2, "F32": 4, "F16": 2, "F8_E4M3": 1}[dtype]
     return TensorSpec(name=name, dtype=dtype, shape=shape, begin=0, end=n)
 
 
@@ -83,7 +83,8 @@ def test_token_embeddings_get_row_aligned_row_groups() -> None:
     for spec in (_spec("embeddings.position_embeddings.weight", (512, 768)),
                  _spec("model.layers.0.mlp.up_proj.weight", (32768, 768)),
                  _spec("embed_tokens.weight", (4096, 768)),  # 6 MiB: loaded whole anyway
-                 _spec("lm_head.weight", (32768, 768))):
+                 _spec("lm_head.weight", (32768, 768)),
+                 _spec("model.embed_tokens.weight", (65536, 512), "F8_E4M3")):  # 1-byte: see rowgroups
         assert not is_row_table(spec)
         assert chunk_units_for(spec) * 2 > CHUNK_BYTES // 4  # the default chunking, not 16 KiB
     # a huge row: one row a chunk
