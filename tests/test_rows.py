@@ -83,6 +83,7 @@ def test_token_embeddings_get_row_aligned_row_groups() -> None:
     for spec in (_spec("embeddings.position_embeddings.weight", (512, 768)),
                  _spec("model.layers.0.mlp.up_proj.weight", (32768, 768)),
                  _spec("embed_tokens.weight", (4096, 768)),  # 6 MiB: loaded whole anyway
+                 _spec("embeddings.word_embeddings.weight", (30522, 384)),  # MiniLM bf16's 23 MB
                  _spec("lm_head.weight", (32768, 768)),
                  _spec("model.embed_tokens.weight", (65536, 512), "F8_E4M3")):  # 1-byte: see rowgroups
         assert not is_row_table(spec)
@@ -93,18 +94,18 @@ def test_token_embeddings_get_row_aligned_row_groups() -> None:
 
 def test_compressed_embedding_is_stored_in_row_groups(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    t = (rng.standard_normal((16384, 256), dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    t = (rng.standard_normal((65536, 256), dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
     src = write_safetensors(tmp_path / "e.safetensors", {"model.embed_tokens.weight": ("BF16", t.shape, t.tobytes())})
     bs = tmp_path / "e.bs"
     bigsmall.compress(src, bs)
     with bigsmall.open(bs) as f:
         entry = f.entry("model.embed_tokens.weight")
-        assert entry.params["chunk"] == 32 * 256 and len(entry.chunk_lens) == 16384 // 32
+        assert entry.params["chunk"] == 32 * 256 and len(entry.chunk_lens) == 65536 // 32
         assert np.array_equal(f.read("model.embed_tokens.weight").view(np.uint16), t)
         store = RowStore(f, entry)
-        got = store.lookup(torch.tensor([5, 6, 16383]), torch.bfloat16)
+        got = store.lookup(torch.tensor([5, 6, 65535]), torch.bfloat16)
         assert store.decoded_chunks == 2  # rows 5 and 6 share a row group
-        assert torch.equal(got.view(torch.int16), torch.from_numpy(t.view(np.int16)[[5, 6, 16383]]))
+        assert torch.equal(got.view(torch.int16), torch.from_numpy(t.view(np.int16)[[5, 6, 65535]]))
 
 
 @pytest.mark.parametrize("dtype,code", [("BF16", torch.bfloat16), ("F32", torch.float32)])

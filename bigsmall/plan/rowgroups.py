@@ -21,8 +21,12 @@ from ..core.types import TensorSpec
 
 #: decoded bytes of one row group (the chunk of an embedding table), at most
 ROW_GROUP_BYTES = 1 << 14
-#: a table smaller than this keeps the default chunks (it is loaded whole anyway)
-ROW_TABLE_MIN_BYTES = 8 << 20
+#: an ``nn.Embedding`` table this big is read by row when streaming (``torch/executor.py``)
+ROW_READ_MIN_BYTES = 32 << 20
+#: a table smaller than this keeps the default chunks: streaming loads it whole, so row groups
+#: would cost size for nothing (MiniLM bf16's 23 MB table: +0.06 points of the file with the
+#: default coder, +0.16 with ``--coder rans``, against issue 17's size bounds)
+ROW_TABLE_MIN_BYTES = ROW_READ_MIN_BYTES
 #: at least this many rows (a vocabulary, not a position table of 512 or 4096 rows)
 ROW_TABLE_MIN_ROWS = 8192
 #: 1-byte tables (fp8, int8) keep the default chunks: MiniLM's fp8 table coded 0.8051 of its
@@ -59,8 +63,6 @@ def row_group_units(spec: TensorSpec, chunk_bytes: int) -> int | None:
     return rows * cols
 
 
-#: an ``nn.Embedding`` table this big is read by row when streaming (``torch/executor.py``)
-ROW_READ_MIN_BYTES = 32 << 20
 #: a table tied to the output projection this big is streamed in row blocks by the head too
 HEAD_READ_MIN_BYTES = 128 << 20
 #: the LRU of decoded row groups a table read by row keeps (``torch/rows.py``)
