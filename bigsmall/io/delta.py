@@ -43,14 +43,16 @@ class BaseModel:
         from .remote import is_remote, open_source, remote_name
 
         # a URL or hf:// path (remote.py, as ``bigsmall.open`` reads them) stays a str
-        self.path: Any = path if is_remote(path) else Path(path)
-        self.name = remote_name(path) if is_remote(path) else self.path.name
+        remote = is_remote(path)
+        local = Path(path)
+        self.path: Any = str(path) if remote else local
+        self.name: str = remote_name(str(path)) if remote else local.name
         self._bs: Any = None
         self._sources: list[Any] = []
         self.specs: dict[str, tuple[TensorSpec, int, int]] = {}  # name -> spec, source, data start
         self.files: list[dict[str, Any]] = []
         self._digests: dict[str, str] = {}
-        if isinstance(self.path, str):  # a .bs or a safetensors file, read by range requests
+        if remote:  # a .bs or a safetensors file, read by range requests
             src = open_source(self.path)
             try:
                 magic = src.read(0, min(8, src.size))
@@ -61,21 +63,21 @@ class BaseModel:
                 self._open_bs(src)
             else:
                 self._add_safetensors(src, self.name)
-        elif self.path.is_dir():
-            paths = sorted(p for p in self.path.rglob("*.safetensors") if p.is_file())
+        elif local.is_dir():
+            paths = sorted(p for p in local.rglob("*.safetensors") if p.is_file())
             if not paths:
-                raise BigsmallIOError(f"{self.path}: the base folder holds no .safetensors file")
+                raise BigsmallIOError(f"{local}: the base folder holds no .safetensors file")
             for p in paths:
-                self._add_safetensors(FileSource(p), p.relative_to(self.path).as_posix())
-        elif not self.path.exists():
-            raise BigsmallIOError(f"{self.path}: no such base file or folder")
+                self._add_safetensors(FileSource(p), p.relative_to(local).as_posix())
+        elif not local.exists():
+            raise BigsmallIOError(f"{local}: no such base file or folder")
         else:
-            with open(self.path, "rb") as fh:
+            with open(local, "rb") as fh:
                 magic = fh.read(8)
             if magic == MAGIC:
                 self._open_bs(None)
             else:
-                self._add_safetensors(FileSource(self.path), self.path.name)
+                self._add_safetensors(FileSource(local), local.name)
 
     def _open_bs(self, source: Any) -> None:
         from .reader import BsFile
@@ -204,7 +206,7 @@ def parts(base: BaseModel | None, container: Container, src: TensorEntry,
 
     head, chunks = split_blob(blob, src.head_len, src.chunk_lens)
     state = dcodec.prepare(src.spec, src.params, head)
-    out_parts = []
+    out_parts: list[tuple[Callable[[np.ndarray], None], int, int]] = []
     for i, (lo, hi) in enumerate(dcodec.chunk_ranges(state, src.spec, len(chunks))):
         def task(out: np.ndarray, i: int = i, lo: int = lo, hi: int = hi) -> None:
             dcodec.decode_chunk(state, src.spec, i, chunks[i], bdata[lo:hi], out[lo:hi])
