@@ -24,7 +24,8 @@ NATIVE = "bigsmall/native"
 HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "encodep.h", "checks.h",
                                           "glue.h")]
 ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h", "enc_count.h",
-                                          "enc_glue.h", "enc_rans8.h", "enc_glue8.h")]
+                                          "enc_glue.h", "enc_rans8.h", "enc_rans4.h",
+                                          "enc_glue8.h")]
 # _enc's float code must round as numba's: no fused multiply-add (GCC contracts by default
 # where the target has FMA)
 ENC_FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]

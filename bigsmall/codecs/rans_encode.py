@@ -13,8 +13,8 @@ All kernels are pure functions of their arguments (``nogil=True``, ``cache=True`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .rans import LANES, RANS_L, _raw_lane
 
 
@@ -235,7 +235,7 @@ def _lanes4(es, ms, etab, mtab, b0, b1, b2, b3, common, wbuf, x0, x1, x2, x3, w0
     return x0, x1, x2, x3, w0, w1, w2, w3
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="encode_chunk_fast")  # C port: native/enc_rans4.h
 def encode_chunk_fast(values, k0, ncols, rowctx, colctx, etab, alpha, mtab, mrow, malpha, p, eb,
                       mb, rshift):
     """``rans.encode_chunk`` with the same output bytes, ~4x faster: the four lanes are coded in

@@ -107,6 +107,18 @@ class Enc:
         return np.frombuffer(self.ext.raw_lane_fast(_c(values), k0, b, e, ncols, p, c,
                                                     _i(rshift)), np.uint8)
 
+    def encode_chunk_fast(self, values: np.ndarray, k0: int, ncols: int, rowctx: np.ndarray,
+                          colctx: np.ndarray, etab: np.ndarray, alpha: int, mtab: np.ndarray,
+                          mrow: np.ndarray, malpha: int, p: int, eb: int, mb: int,
+                          rshift: np.ndarray) -> Any:
+        """``rans_encode.encode_chunk_fast`` (the ``field`` codec's chunk bytes, uint8);
+        NotImplemented for 64-bit units (more than 32 raw bits: numba's ``rans._raw_lane``)."""
+        if values.dtype.itemsize > 4:
+            return NotImplemented
+        return np.frombuffer(self.ext.encode_chunk_fast(
+            _c(values), k0, ncols, _i(rowctx), _i(colctx), _c(etab), alpha, _c(mtab), _i(mrow),
+            malpha, p, eb, mb, _i(rshift)), np.uint8)
+
 
 def _i(a: np.ndarray) -> np.ndarray:
     """int64, C order (what the numba kernels get from the codecs; values unchanged)."""

@@ -79,8 +79,9 @@ class NativeFirst:
     """A kernel with a C port (``native=`` of :func:`njit`): a call from Python runs the
     port (``bigsmall.native.enc.Enc.<name>``: same arguments, same results) when the C
     kernels serve this process, else the numba kernel. Attributes (``.py_func``, ``.compile``:
-    ``bigsmall warmup``) are the numba kernel's. Not callable from other numba kernels: only
-    kernels that Python alone calls get a port this way."""
+    ``bigsmall warmup``) are the numba kernel's; a port that returns ``NotImplemented`` hands
+    those arguments to numba. Not callable from other numba kernels: only kernels that Python
+    alone calls get a port this way."""
 
     def __init__(self, name: str, kernel: Any) -> None:
         self.native_name = name
@@ -93,7 +94,9 @@ class NativeFirst:
 
         e = enc_kernels()
         if e is not None:
-            return getattr(e, self.native_name)(*args)
+            out = getattr(e, self.native_name)(*args)
+            if out is not NotImplemented:  # the port covers these arguments
+                return out
         k = self.kernel
         return (k.dispatcher() if isinstance(k, LazyDispatcher) else k)(*args)
 
