@@ -315,3 +315,26 @@ def test_table_kernels_match_numba(counts, bits, eb_mb, seed):
     cnt = rng.integers(0, 1000, w.shape) * (rng.random(w.shape) < 0.5)
     _eq(*_both(enc_tables.estimate_bits, cnt, w, lens, 12))
     _eq(*_both(enc_tables.estimate_bits, cnt * (w > 0), w, lens, 12))
+
+
+@SETTINGS
+@given(sym=int_arrays(max_n=2000), ncols=st.integers(1, 60), alpha=st.integers(1, 300),
+       k=st.integers(1, 9), seed=st.integers(0, 2**32 - 1))
+def test_line_kernels_match_numba(sym, ncols, alpha, k, seed):
+    """``_symbol_counts``, ``_lookup``, ``_line_counts``, ``_sum_lines`` (the clustering
+    search's counting), on unsigned matrices (signed ones go to numba), strided ones too."""
+    from bigsmall.codecs import counting
+
+    rng = np.random.default_rng(seed)
+    nrows = sym.shape[0] // ncols
+    u = sym.view(np.dtype(f"u{sym.dtype.itemsize}"))[: nrows * ncols].reshape(nrows, ncols)
+    small = (u.astype(np.uint64) % np.uint64(alpha)).astype(u.dtype if alpha <= 256 ** u.dtype.itemsize else np.uint64)
+    for m in (u, small, small[::2, ::3]):
+        _eq(*_both(counting._symbol_counts, m, alpha))
+    for m in (small, small[::3, ::2]):
+        for axis in (0, 1):
+            _eq(*_both(counting._line_counts, m, axis, alpha))
+    table = rng.integers(0, 256, alpha).astype(np.uint8)
+    _eq(*_both(counting._lookup, small, table))
+    counts = rng.integers(0, 1000, (nrows, alpha))
+    _eq(*_both(counting._sum_lines, counts, rng.integers(0, k, nrows), k))

@@ -114,7 +114,7 @@ def _more_distinct_than(values, limit):
     return False
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="symbol_counts")  # C port: native/enc_glue.h
 def _symbol_counts(sym, alpha):
     """``np.bincount(sym.ravel(), minlength=alpha)`` of a 2-d unsigned matrix, without numpy's
     int64 copy of the matrix (four sub-counts, as in ``lloyd._hist``); an empty result if a symbol
@@ -134,7 +134,7 @@ def _symbol_counts(sym, alpha):
     return acc[0] + acc[1] + acc[2] + acc[3]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="lookup")  # C port: native/enc_glue.h
 def _lookup(sym, table):
     """``table[sym]`` for a 2-d matrix of indices (numpy would first copy them to int64)."""
     nr, nc = sym.shape
@@ -145,7 +145,7 @@ def _lookup(sym, table):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="line_counts")  # C port: native/enc_glue.h
 def _line_counts(sym, axis, alpha):
     """Symbol counts of every row (``axis`` 0) or column (1) of ``sym``: int64[lines, alpha]."""
     nr, nc = sym.shape
@@ -156,7 +156,7 @@ def _line_counts(sym, axis, alpha):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="sum_lines")  # C port: native/enc_glue.h
 def _sum_lines(counts, labels, k):
     """out[c] = sum of the rows i of ``counts`` with labels[i] == c (int64)."""
     out = np.zeros((k, counts.shape[1]), dtype=np.int64)

@@ -63,6 +63,27 @@ class Enc:
         out = self.ext.ctx_table(_c(sym), _c(rows), _c(cols), kc, nctx, alpha)
         return np.frombuffer(out, np.int64).reshape(nctx, alpha)
 
+    def symbol_counts(self, sym: np.ndarray, alpha: int) -> Any:
+        if sym.dtype.kind != "u":  # numba's (negative symbols index from the end there)
+            return NotImplemented
+        return np.frombuffer(self.ext.symbol_counts(_c(sym), alpha), np.int64)
+
+    def line_counts(self, sym: np.ndarray, axis: int, alpha: int) -> Any:
+        if sym.dtype.kind != "u":
+            return NotImplemented
+        lines = sym.shape[0] if axis == 0 else sym.shape[1]
+        return np.frombuffer(self.ext.line_counts(_c(sym), axis, alpha),
+                             np.int64).reshape(lines, alpha)
+
+    def lookup(self, sym: np.ndarray, table: np.ndarray) -> Any:
+        if sym.dtype.kind != "u":
+            return NotImplemented
+        return np.frombuffer(self.ext.lookup(_c(sym), _c(table)), table.dtype).reshape(sym.shape)
+
+    def sum_lines(self, counts: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+        return np.frombuffer(self.ext.sum_lines(_i(counts), _i(labels), k),
+                             np.int64).reshape(k, counts.shape[1])
+
     def quantize(self, counts: np.ndarray, logw: np.ndarray, top: float) -> np.ndarray:
         return np.frombuffer(self.ext.quantize(_c(counts), _c(logw), top),
                              np.uint8).reshape(counts.shape)

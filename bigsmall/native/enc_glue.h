@@ -365,12 +365,155 @@ static PyObject *py_estimate_bits(PyObject *self, PyObject *args) {
     return res;
 }
 
+/* A 2-D matrix of unsigned integers (the symbol matrices of counting.py). */
+static int ek_symbuf(PyObject *o, Py_buffer *v) {
+    if (ek_getbuf(o, v, 0, EK_INT, 2, 0, "sym") < 0) return -1;
+    if (ek_signed(v)) {
+        PyBuffer_Release(v);
+        PyErr_SetString(PyExc_TypeError, "sym: unsigned integers");
+        return -1;
+    }
+    return 0;
+}
+
+/* The largest element of an unsigned matrix (0 if empty). */
+static i64 ek_symmax(const Py_buffer *v) {
+    i64 m = 0, n = EK_NELEM(*v);
+    EK_TYPED((int)v->itemsize, 0, {
+        const T *x = v->buf;
+        for (i64 i = 0; i < n; i++) if ((i64)x[i] > m || (i64)x[i] < 0) m = (i64)x[i] < 0 ? INT64_MAX : (i64)x[i];
+    });
+    return m;
+}
+
+/* counting._symbol_counts: bincount of sym (alpha counters), an empty result if a symbol is
+ * >= alpha; counting._line_counts: per row (axis 0) or column (1) counts. */
+static PyObject *py_symbol_counts(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o;
+    Py_buffer v;
+    long long alpha;
+    if (!PyArg_ParseTuple(args, "OL", &o, &alpha)) return NULL;
+    if (ek_symbuf(o, &v) < 0) return NULL;
+    void *out;
+    PyObject *r = NULL;
+    if (alpha < 0 || alpha > ((i64)1 << 24)) ek_fail("symbol_counts: alpha in [0, 2**24]");
+    else if (ek_symmax(&v) >= alpha && EK_NELEM(v) > 0) r = ek_zeros(0, 8, &out);
+    else if ((r = ek_zeros(alpha, 8, &out)) != NULL) {
+        i64 *acc = calloc((size_t)(4 * alpha + 1), sizeof(i64)), *dst = out;
+        i64 nc = v.shape[1], n = EK_NELEM(v);
+        if (acc == NULL) {
+            Py_CLEAR(r);
+            PyErr_NoMemory();
+        } else {
+            EK_TYPED((int)v.itemsize, 0, {
+                const T *x = v.buf;
+                for (i64 i = 0; i < n; i++) acc[((i % nc) & 3) * alpha + (i64)x[i]] += 1;
+            });
+            for (i64 s = 0; s < alpha; s++)
+                dst[s] = acc[s] + acc[alpha + s] + acc[2 * alpha + s] + acc[3 * alpha + s];
+            free(acc);
+        }
+    }
+    PyBuffer_Release(&v);
+    return r;
+}
+
+static PyObject *py_line_counts(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o;
+    Py_buffer v;
+    long long axis, alpha;
+    if (!PyArg_ParseTuple(args, "OLL", &o, &axis, &alpha)) return NULL;
+    if (ek_symbuf(o, &v) < 0) return NULL;
+    i64 nr = v.shape[0], nc = v.shape[1], lines = axis == 0 ? nr : nc;
+    void *out;
+    PyObject *r = NULL;
+    if (alpha < 0 || alpha > ((i64)1 << 24) || (EK_NELEM(v) > 0 && ek_symmax(&v) >= alpha))
+        ek_fail("line_counts: every symbol below alpha");
+    else if ((r = ek_zeros(lines * alpha, 8, &out)) != NULL) {
+        i64 *dst = out;
+        EK_TYPED((int)v.itemsize, 0, {
+            const T *x = v.buf;
+            for (i64 i = 0; i < nr; i++)
+                for (i64 j = 0; j < nc; j++) dst[(axis == 0 ? i : j) * alpha + (i64)x[i * nc + j]] += 1;
+        });
+    }
+    PyBuffer_Release(&v);
+    return r;
+}
+
+/* counting._lookup: table[sym] (the table's element size; indices checked). */
+static PyObject *py_lookup(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o, *ot;
+    Py_buffer v, t;
+    if (!PyArg_ParseTuple(args, "OO", &o, &ot)) return NULL;
+    if (ek_symbuf(o, &v) < 0) return NULL;
+    if (PyObject_GetBuffer(ot, &t, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND) < 0) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    i64 n = EK_NELEM(v), isz = t.itemsize, nt = isz ? t.len / isz : 0;
+    void *out;
+    PyObject *r = NULL;
+    if (t.ndim != 1 || isz < 1 || (n > 0 && ek_symmax(&v) >= nt))
+        ek_fail("lookup: a 1-D table with an entry for every symbol");
+    else if ((r = ek_zeros(n, isz, &out)) != NULL) {
+        uint8_t *dst = out;
+        const uint8_t *src = t.buf;
+        EK_TYPED((int)v.itemsize, 0, {
+            const T *x = v.buf;
+            for (i64 i = 0; i < n; i++) memcpy(dst + i * isz, src + (i64)x[i] * isz, (size_t)isz);
+        });
+    }
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&t);
+    return r;
+}
+
+/* counting._sum_lines: out[labels[i]] += counts[i] (int64). */
+static PyObject *py_sum_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *oc, *ol;
+    Py_buffer c, l;
+    long long k;
+    if (!PyArg_ParseTuple(args, "OOL", &oc, &ol, &k)) return NULL;
+    if (k < 0 || k > 65536) {
+        ek_fail("sum_lines: k in [0, 65536]");
+        return NULL;
+    }
+    if (ek_getbuf(oc, &c, 8, EK_INT, 2, 0, "counts") < 0) return NULL;
+    i64 mx = 0;
+    if (ek_index_buf(ol, &l, k > 0 ? k : 1, "labels", &mx) < 0) {
+        PyBuffer_Release(&c);
+        return NULL;
+    }
+    i64 nr = c.shape[0], w = c.shape[1];
+    void *out;
+    PyObject *r = NULL;
+    if (EK_NELEM(l) < nr || (k == 0 && nr > 0)) ek_fail("sum_lines: a label per row, below k");
+    else if ((r = ek_zeros(k * w, 8, &out)) != NULL) {
+        i64 *dst = out;
+        const i64 *src = c.buf, *lab = l.buf;
+        for (i64 i = 0; i < nr; i++)
+            for (i64 b = 0; b < w; b++) dst[lab[i] * w + b] += src[i * w + b];
+    }
+    PyBuffer_Release(&c);
+    PyBuffer_Release(&l);
+    return r;
+}
+
 #define EK_ENCODE_METHODS                                                                      \
     {"bit_field", py_bit_field, METH_VARARGS, "counting._bit_field"},                          \
     {"field_counts", py_field_counts, METH_VARARGS, "counting._field_counts"},                  \
     {"row_low_zeros", py_row_low_zeros, METH_VARARGS, "counting._row_low_zeros"},              \
     {"more_distinct_than", py_more_distinct_than, METH_VARARGS, "counting._more_distinct_than"}, \
     {"ctx_table", py_ctx_table, METH_VARARGS, "counting._ctx_table"},                          \
+    {"symbol_counts", py_symbol_counts, METH_VARARGS, "counting._symbol_counts"},              \
+    {"line_counts", py_line_counts, METH_VARARGS, "counting._line_counts"},                    \
+    {"lookup", py_lookup, METH_VARARGS, "counting._lookup"},                                   \
+    {"sum_lines", py_sum_lines, METH_VARARGS, "counting._sum_lines"},                          \
     {"quantize", py_quantize, METH_VARARGS, "enc_tables._quantize"},                           \
     {"pack", py_pack, METH_VARARGS, "enc_tables._pack"},                                       \
     {"normalize_rows", py_normalize_rows, METH_VARARGS, "enc_tables._normalize_rows"},         \
