@@ -106,10 +106,58 @@ def test_in_order_reads_parse_each_tensor_once_ahead(tmp_path: Path,
 
 
 def test_close_drops_the_parsed_ahead_tensor(tmp_path: Path) -> None:
-    """A tensor parsed ahead holds a view of the file's map: ``close`` lets it go."""
+    """A tensor parsed (or, small, decoded whole) ahead holds a view of the file's map:
+    ``close`` lets it go."""
     _src, bs = _model(tmp_path)
     f = BsFile(bs, threads=2)
     f.read_bytes(f.names()[0])
-    assert f._ahead is not None
+    assert f._ahead is not None or f._window.items
     f.close()
-    assert f._ahead is None
+    assert f._ahead is None and not f._window.items
+
+
+def test_small_tensors_are_decoded_whole_ahead_on_the_pool(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading in order, the small tensors after the first are decoded whole on the pool
+    (``read_window``), and each is still checked against its receipt there."""
+    import threading
+
+    import bigsmall.io.reader as reader_mod
+
+    _src, bs = _model(tmp_path)
+    checked: list[tuple[str, bool]] = []
+    real = reader_mod.check_receipt
+
+    def spying(entry: Any, data: Any) -> None:
+        checked.append((entry.name, threading.current_thread() is threading.main_thread()))
+        real(entry, data)
+
+    monkeypatch.setattr(reader_mod, "check_receipt", spying)
+    with BsFile(bs, threads=2) as f:
+        names = [n for n in f.names() if f.entry(n).length]
+        got = {n: f.read_bytes(n).tobytes() for n in names}
+    checked_2t = list(checked)
+    with BsFile(bs, threads=1) as f:
+        assert got == {n: f.read_bytes(n).tobytes() for n in names}
+    checked = checked_2t
+    assert sorted(c[0] for c in checked) == sorted(names)  # each once
+    assert sum(not on_main for _n, on_main in checked) >= len(names) - 2
+
+
+def test_a_corrupt_tensor_decoded_ahead_fails_its_own_read(tmp_path: Path) -> None:
+    """The chunks of the third coded tensor damaged: the reads before it (which decode it
+    ahead) succeed, its own read raises, the reads after it succeed, as with one thread."""
+    _src, bs = _model(tmp_path)
+    with BsFile(bs) as f:
+        names = f.names()
+        bad_name = [n for n in names if f.entry(n).length > f.entry(n).head_len][2]
+        e = f.entry(bad_name)
+    raw = bytearray(bs.read_bytes())
+    for k in range(e.head_len, e.length):
+        raw[e.offset + k] ^= 0x3C
+    bad = tmp_path / "bad.bs"
+    bad.write_bytes(bytes(raw))
+    got = _outcomes(bad, 2, names)
+    assert isinstance(got[bad_name], str)
+    assert all(isinstance(got[n], bytes) for n in names if n != bad_name)
+    assert got == _outcomes(bad, 1, names)

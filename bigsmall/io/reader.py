@@ -36,6 +36,7 @@ from ..errors import (
 )
 from ..plan.decode import plan_decode
 from .pool import PriorityPool
+from .read_window import SMALL_BYTES, WINDOW_RANK, ReadWindow, decode_whole
 from .remote import is_remote, open_source
 from .source import FileSource, read_container
 
@@ -87,6 +88,8 @@ class BsFile:
         self._pool: PriorityPool | None = None
         self._ahead: tuple[TensorEntry, Future[Any]] | None = None  # ``_parsed``
         self._after: dict[int, int] | None = None  # id(entry) -> its index
+        self._window = ReadWindow()  # whole small tensors decoded ahead (``read_bytes``)
+        self._windowing = False  # set by the first windowed ``read_bytes``
         self.base: Any = None  # a patch's base model (``base=``: io/delta.py), checked here
         if base is not None:
             from . import delta as delta_io
@@ -99,6 +102,7 @@ class BsFile:
 
     # ------------------------------------------------------------------ basics
     def close(self) -> None:
+        self._window.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -209,7 +213,7 @@ class BsFile:
         nxt = self._next_coded(entry)
         if nxt is not None and ahead is not None and ahead[0] is nxt:
             self._ahead = ahead  # queued already (``entry`` has no blob of its own)
-        elif nxt is not None:
+        elif nxt is not None and not (self._windowing and nxt.spec.nbytes <= SMALL_BYTES):
             src = self._resolve(nxt)
             blob = self.source.view(src.offset, src.length)
             self._ahead = (nxt, self.pool.submit_ranked(
@@ -237,7 +241,58 @@ class BsFile:
 
     def read_bytes(self, name: str, check: bool = True) -> np.ndarray:
         entry = self.entry(name)
-        return self.decode_into(name, alloc_bytes(entry), check)
+        if self.threads < 2 or getattr(self.source, "stream_view", None) is not None or self.base is not None:
+            return self.decode_into(name, alloc_bytes(entry), check)
+        self._windowing = True
+        i = self._index(entry)
+        following = self._following(i) if i is not None else []
+        coded = bool(following) and following[0][0] == i
+        fut = self._window.take(i, coded) if i is not None else None
+        if fut is not None:
+            self._window_fill(i, following)
+            if fut.exception() is None:  # else decoded again below: its error raised here
+                return fut.result()  # type: ignore[no-any-return]
+        out = self.decode_into(name, alloc_bytes(entry), check)
+        if i is not None:
+            self._window_fill(i, following)
+        return out
+
+    def _index(self, entry: TensorEntry) -> int | None:
+        if self._after is None:
+            self._after = {id(t): i for i, t in enumerate(self.container.tensors)}
+        return self._after.get(id(entry))
+
+    def _following(self, index: int) -> list[tuple[int, TensorEntry, bool]]:
+        """``(index, entry, small)`` of the coded tensors from ``index`` on (16 looked at), up
+        to a patch's tensor or a broken reference (their own reads handle them)."""
+        found = []
+        for j, t in enumerate(self.container.tensors[index : index + 17], index):
+            try:
+                src = self._resolve(t)
+            except BigsmallError:
+                break
+            if src.codec in _DELTA:
+                break
+            if src.length:
+                found.append((j, t, t.spec.nbytes <= SMALL_BYTES))
+        return found
+
+    def _window_fill(self, index: int, following: list[tuple[int, TensorEntry, bool]]) -> None:
+        """Queue whole small tensors after ``index`` on the pool (``read_window``); the first
+        large one after them gets its side information parsed ahead instead."""
+        def submit(e: TensorEntry) -> Future[Any]:
+            src = self._resolve(e)
+            blob = self.source.view(src.offset, src.length)
+            return self.pool.submit_ranked(WINDOW_RANK, decode_whole, e, src, blob, plan_decode,
+                                           alloc_bytes, check_receipt)
+
+        large = self._window.fill(index, [f for f in following if f[0] > index], submit)
+        if large is not None and (self._ahead is None or self._ahead[0] is not large):
+            src = self._resolve(large)
+            blob = self.source.view(src.offset, src.length)
+            self._ahead = (large, self.pool.submit_ranked(
+                AHEAD_RANK, plan_decode, src.spec, src.codec, src.params, blob, src.head_len,
+                src.chunk_lens))
 
     def read(self, name: str, check: bool = True) -> np.ndarray:
         """The tensor as a numpy array (bf16/fp8 come back as uint16/uint8 bit patterns)."""
