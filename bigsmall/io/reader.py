@@ -248,10 +248,10 @@ class BsFile:
         following = self._following(i) if i is not None else []
         coded = bool(following) and following[0][0] == i
         fut = self._window.take(i, coded) if i is not None else None
-        if fut is not None:
-            self._window_fill(i, following)
-            if fut.exception() is None:  # else decoded again below: its error raised here
-                return fut.result()  # type: ignore[no-any-return]
+        if i is not None:  # before decoding this one: the pool's spare thread starts on them
+            self._window_fill(i, following, entry)
+        if fut is not None and fut.exception() is None:  # else decoded again: its error raised here
+            return fut.result()  # type: ignore[no-any-return]
         out = self.decode_into(name, alloc_bytes(entry), check)
         if i is not None:
             self._window_fill(i, following)
@@ -277,7 +277,8 @@ class BsFile:
                 found.append((j, t, t.spec.nbytes <= SMALL_BYTES))
         return found
 
-    def _window_fill(self, index: int, following: list[tuple[int, TensorEntry, bool]]) -> None:
+    def _window_fill(self, index: int, following: list[tuple[int, TensorEntry, bool]],
+                     current: TensorEntry | None = None) -> None:
         """Queue whole small tensors after ``index`` on the pool (``read_window``); the first
         large one after them gets its side information parsed ahead instead."""
         def submit(e: TensorEntry) -> Future[Any]:
@@ -287,7 +288,8 @@ class BsFile:
                                            alloc_bytes, check_receipt)
 
         large = self._window.fill(index, [f for f in following if f[0] > index], submit)
-        if large is not None and (self._ahead is None or self._ahead[0] is not large):
+        ahead = self._ahead
+        if large is not None and (ahead is None or ahead[0] is not large and ahead[0] is not current):
             src = self._resolve(large)
             blob = self.source.view(src.offset, src.length)
             self._ahead = (large, self.pool.submit_ranked(
