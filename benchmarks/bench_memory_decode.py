@@ -14,10 +14,12 @@ are what to compare. Files are read once before timing (page cache warm). MB/s c
 tensors' original bytes.
 
     python benchmarks/bench_memory_decode.py [--models minilm-bf16,whisper-tiny-fp16,minilm-fp32]
-        [--repeat 7] [--threads 2] [--src FILE.safetensors ...] [--scaling]
+        [--repeat 7] [--threads 2] [--src FILE.safetensors ...] [--scaling] [--no-window]
 
 ``--scaling`` adds ``native 1t``: the same decode with every C kernel on one thread, in the same
 rounds, and prints ``native/native 1t`` (the thread scaling of a decode into memory).
+``--no-window`` adds ``native nw``: the same decode with ``io/read_window`` off (each tensor
+split between threads by its own read, as before issue 17's fix), and ``native/native nw``.
 
 Without ``--src`` the corpus models are used (``bigsmall.testing.corpus``), each compressed
 once with the default coder into a temporary folder.
@@ -83,13 +85,19 @@ def _decode(bs_path: Path, threads: int) -> int:
     return total
 
 
-def _run(impl: str, bs_path: Path, threads: int) -> int:
+def _run(impl: str, bs_path: Path, threads: int, window: bool = True) -> int:
+    from bigsmall.io import read_window, reader
+
     native.use("all" if impl == "native" else "0")
-    return _decode(bs_path, threads)
+    reader.SMALL_BYTES = read_window.SMALL_BYTES if window else -1  # -1: no tensor is small
+    try:
+        return _decode(bs_path, threads)
+    finally:
+        reader.SMALL_BYTES = read_window.SMALL_BYTES
 
 
 def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
-             pool: ThreadPoolExecutor, scaling: bool = False) -> None:
+             pool: ThreadPoolExecutor, scaling: bool = False, no_window: bool = False) -> None:
     bigsmall.compress(src, bs_path, verify=False)
     mm, spans = _tensors(src)
     bs_path.read_bytes()  # page cache warm
@@ -99,6 +107,8 @@ def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
     variants["numba"] = partial(_run, "numba", bs_path, threads)
     if scaling and "native" in variants:
         variants["native 1t"] = partial(_run, "native", bs_path, 1)
+    if no_window and "native" in variants:
+        variants["native nw"] = partial(_run, "native", bs_path, threads, False)
     for f in variants.values():  # warm-up: kernels loaded, caches filled
         f()
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -123,6 +133,9 @@ def _measure(name: str, src: Path, bs_path: Path, threads: int, repeat: int,
     ratios = "  ".join(f"{k}/copy x{med['copy'] / med[k]:.3f}" for k in variants if k != "copy")
     if "native 1t" in med:
         ratios += f"  native/native 1t x{med['native 1t'] / med['native']:.2f}"
+    if "native nw" in med:
+        ratios += (f"  native/native nw x{med['native nw'] / med['native']:.2f} (cpu "
+                   f"x{cpu['native nw'] / cpu['native']:.2f})")
     extra = (f"  native/numba x{med['numba'] / med['native']:.2f} (cpu "
              f"x{cpu['numba'] / cpu['native']:.2f})" if "native" in med else "")
     print(f"{name:20s} {nbytes / 1e6:6.1f} MB  {line}  {ratios}{extra}", flush=True)
@@ -135,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scaling", action="store_true", help="also time the C kernels on 1 thread")
+    ap.add_argument("--no-window", action="store_true",
+                    help="also time the C kernels with io/read_window off (before/after)")
     args = ap.parse_args(argv)
     srcs = ({Path(s).name: Path(s) for s in args.src} if args.src
             else _models(args.models.split(",")))
@@ -143,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.threads) as pool:
         for name, src in srcs.items():
             _measure(name, src, Path(tmp) / f"{name}.bs", args.threads, args.repeat, pool,
-                     args.scaling)
+                     args.scaling, args.no_window)
     return 0
 
 
