@@ -37,8 +37,9 @@ from ..errors import FormatError, IntegrityError, InvalidOptionError
 from . import progress as prog
 from .atomic import atomic_dir, atomic_file, check_target
 from .flush import Flusher
+from .progress import fetch_bar
 from .reader import BsFile
-from .remote import fetch_bar, is_remote, remote_name
+from .remote import is_remote, remote_name
 
 
 @attrs.frozen

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # http_range imports ssl and http.client: not for every progress bar
+    from .http_range import FetchStats
 
 
 class _Null:
@@ -33,3 +36,30 @@ def bar(total: int, desc: str, enabled: bool | None = None, unit: str = "B") -> 
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, unit_divisor=1024,
                 leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+class FetchBar:
+    """A progress bar of decoded bytes that also shows the bytes fetched so far: on a remote
+    source the two differ (the download runs ahead of the decode, or the decode waits for it),
+    and a user watching a slow restore wants to see which one holds it up."""
+
+    def __init__(self, bar: Any, stats: FetchStats):
+        self.bar, self.stats = bar, stats
+
+    def update(self, n: int = 1) -> None:
+        self.bar.set_postfix_str(f"fetched {self.stats.bytes / 1e6:.1f} MB", refresh=False)
+        self.bar.update(n)
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        self.bar.set_postfix_str(s, refresh=refresh)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def fetch_bar(bar: Any, source: Any) -> Any:
+    """``bar`` as a ``FetchBar`` when ``source`` is remote (it has fetch ``stats``), else itself."""
+    from .http_range import FetchStats
+
+    stats = getattr(source, "stats", None)
+    return FetchBar(bar, stats) if isinstance(stats, FetchStats) else bar

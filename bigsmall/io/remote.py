@@ -513,30 +513,5 @@ def _no_wait(lo: int, hi: int) -> None:
     """``ready`` of an empty range."""
 
 
-class FetchBar:
-    """A progress bar of decoded bytes that also shows the bytes fetched so far: on a remote
-    source the two differ (the download runs ahead of the decode, or the decode waits for it),
-    and a user watching a slow restore wants to see which one holds it up."""
-
-    def __init__(self, bar: Any, stats: FetchStats):
-        self.bar, self.stats = bar, stats
-
-    def update(self, n: int = 1) -> None:
-        self.bar.set_postfix_str(f"fetched {self.stats.bytes / 1e6:.1f} MB", refresh=False)
-        self.bar.update(n)
-
-    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
-        self.bar.set_postfix_str(s, refresh=refresh)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def fetch_bar(bar: Any, source: Any) -> Any:
-    """``bar`` as a ``FetchBar`` when ``source`` is remote (it has fetch ``stats``), else itself."""
-    stats = getattr(source, "stats", None)
-    return FetchBar(bar, stats) if isinstance(stats, FetchStats) else bar
-
-
-__all__ = ["FetchBar", "FetchStats", "RemoteOptions", "fetch_bar", "RemoteSource", "is_remote", "open_source",
+__all__ = ["FetchStats", "RemoteOptions", "RemoteSource", "is_remote", "open_source",
            "remote_name"]

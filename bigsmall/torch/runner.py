@@ -294,7 +294,7 @@ def run(src: str | os.PathLike[str], stream: bool = False, device: str = "cpu",
         load_s = time.perf_counter() - t0
         bar = progress(sm.loader.layer_count(), "layer") if progress else None
         if bar is not None:  # from a URL: the bytes fetched so far beside the layers computed
-            from ..io.remote import fetch_bar
+            from ..io.progress import fetch_bar
 
             bar = fetch_bar(bar, sm.loader._bs.source)
         t1 = time.perf_counter()
