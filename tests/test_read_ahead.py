@@ -79,14 +79,19 @@ def test_corrupt_side_information_read_ahead_fails_only_its_own_read(tmp_path: P
     assert got == _outcomes(bad, 1, names)
 
 
+@pytest.mark.parametrize("small_bytes", [None, 8000])
 def test_in_order_reads_parse_each_tensor_once_ahead(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     small_bytes: int | None) -> None:
     """Reading in order, every tensor but the first is parsed by the read before it (on the
-    pool), and no tensor twice."""
+    pool), and no tensor twice; also with tensors too large for ``read_window`` (8000:
+    the 12 KB ``l*.w`` are large, parsed ahead behind the small ones decoded whole)."""
     import threading
 
     import bigsmall.io.reader as reader_mod
 
+    if small_bytes is not None:
+        monkeypatch.setattr(reader_mod, "SMALL_BYTES", small_bytes)
     _src, bs = _model(tmp_path)
     calls: list[tuple[str, bool]] = []
     real = reader_mod.plan_decode

@@ -219,6 +219,8 @@ class BsFile:
             self._ahead = (nxt, self.pool.submit_ranked(
                 AHEAD_RANK, plan_decode, src.spec, src.codec, src.params, blob, src.head_len,
                 src.chunk_lens))
+        elif self._windowing and ahead is not None and ahead[0] is not entry:
+            self._ahead = ahead  # a large tensor after the window's small ones (``_window_fill``)
         return job
 
     def _next_coded(self, entry: TensorEntry) -> TensorEntry | None:
