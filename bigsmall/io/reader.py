@@ -214,11 +214,7 @@ class BsFile:
         if nxt is not None and ahead is not None and ahead[0] is nxt:
             self._ahead = ahead  # queued already (``entry`` has no blob of its own)
         elif nxt is not None and not (self._windowing and nxt.spec.nbytes <= SMALL_BYTES):
-            src = self._resolve(nxt)
-            blob = self.source.view(src.offset, src.length)
-            self._ahead = (nxt, self.pool.submit_ranked(
-                AHEAD_RANK, plan_decode, src.spec, src.codec, src.params, blob, src.head_len,
-                src.chunk_lens))
+            self._parse_ahead(nxt)
         elif self._windowing and ahead is not None and ahead[0] is not entry:
             self._ahead = ahead  # a large tensor after the window's small ones (``_window_fill``)
         return job
@@ -292,11 +288,15 @@ class BsFile:
         large = self._window.fill(index, [f for f in following if f[0] > index], submit)
         ahead = self._ahead
         if large is not None and (ahead is None or ahead[0] is not large and ahead[0] is not current):
-            src = self._resolve(large)
-            blob = self.source.view(src.offset, src.length)
-            self._ahead = (large, self.pool.submit_ranked(
-                AHEAD_RANK, plan_decode, src.spec, src.codec, src.params, blob, src.head_len,
-                src.chunk_lens))
+            self._parse_ahead(large)
+
+    def _parse_ahead(self, t: TensorEntry) -> None:
+        """Queue the parsing of ``t``'s side information on the pool (``_parsed`` takes it)."""
+        src = self._resolve(t)
+        blob = self.source.view(src.offset, src.length)
+        self._ahead = (t, self.pool.submit_ranked(
+            AHEAD_RANK, plan_decode, src.spec, src.codec, src.params, blob, src.head_len,
+            src.chunk_lens))
 
     def read(self, name: str, check: bool = True) -> np.ndarray:
         """The tensor as a numpy array (bf16/fp8 come back as uint16/uint8 bit patterns)."""
