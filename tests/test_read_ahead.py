@@ -166,3 +166,28 @@ def test_a_corrupt_tensor_decoded_ahead_fails_its_own_read(tmp_path: Path) -> No
     assert isinstance(got[bad_name], str)
     assert all(isinstance(got[n], bytes) for n in names if n != bad_name)
     assert got == _outcomes(bad, 1, names)
+
+
+def test_concurrent_readers_share_the_window_safely(tmp_path: Path) -> None:
+    """Four threads reading one open file in different orders (each read takes, drops or
+    refills the window under its lock) get the bytes of a one-thread reader."""
+    import threading
+
+    _src, bs = _model(tmp_path)
+    with BsFile(bs) as f:
+        names = f.names()
+    ref = _outcomes(bs, 1, names)
+    got: list[bool] = []
+    with BsFile(bs, threads=2) as f:
+
+        def go(order: list[str]) -> None:
+            for _ in range(3):
+                got.extend(f.read_bytes(n).tobytes() == ref[n] for n in order)
+
+        ts = [threading.Thread(target=go, args=(o,))
+              for o in (names, names[::-1], names[1::2] + names[::2], names)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    assert len(got) == 12 * len(names) and all(got)
