@@ -27,6 +27,7 @@ from bigsmall.core.dtypes import DTYPES
 from bigsmall.core.types import TensorSpec
 from bigsmall.errors import DoesNotFitError, PlanError, UnannouncedDowngradeError
 from bigsmall.plan import autopilot as ap
+from bigsmall.plan.planner import chunk_units_for
 
 RANK = {"perfect": 0, "stream": 1, "fast": 2}
 MB = 1 << 20
@@ -42,9 +43,12 @@ def tensors(draw: st.DrawFn) -> list[types.SimpleNamespace]:
 
     def add(name: str, shape: tuple[int, ...], layer: int | None, dt: str = dtype) -> None:
         nbytes = math.prod(shape) * DTYPES[dt].bits // 8
-        out.append(types.SimpleNamespace(spec=TensorSpec(name, dt, shape, 0, nbytes), layer=layer, name=name))
+        spec = TensorSpec(name, dt, shape, 0, nbytes)
+        # the index's params as compress writes them (the stream estimate reads "chunk")
+        params = {"chunk": chunk_units_for(spec)}
+        out.append(types.SimpleNamespace(spec=spec, layer=layer, name=name, params=params))
 
-    add("embed.weight", (draw(st.integers(1, 3000)) * scale, draw(st.integers(1, 64)) * 16), None)
+    add(draw(st.sampled_from(["embed.weight", "model.embed_tokens.weight"])), (draw(st.integers(1, 3000)) * scale, draw(st.integers(1, 64)) * 16), None)
     if draw(st.booleans()):
         add("norm.weight", (draw(st.integers(1, 4096)),), None)
     for i in range(n_layers):
