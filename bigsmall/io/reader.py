@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 import xxhash
 
@@ -39,6 +37,7 @@ from .pool import PriorityPool
 from .read_window import SMALL_BYTES, WINDOW_RANK, ReadWindow, decode_whole
 from .remote import is_remote, open_source
 from .source import FileSource, read_container
+from .verify_file import VerifyReport
 
 _DELTA = ("delta", "base")  # codecs decoded against a patch's base (io/delta.py)
 AHEAD_BYTES = 32 << 20  # decoded bytes in flight while restoring a file
@@ -48,20 +47,6 @@ AHEAD_RANK = 1 << 62  # a read's parse-ahead of the next tensor runs after every
 
 def default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-@attrs.frozen
-class VerifyReport:
-    mode: str
-    tensors_checked: int
-    tensors_total: int
-    files_checked: int
-    bytes_decoded: int
-    problems: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class BsFile:
@@ -486,86 +471,10 @@ class BsFile:
     def verify(self, mode: str = "full", fraction: float = 0.1, seed: int = 0,
                progress: Any = None) -> VerifyReport:
         """'fast': structure and side information; 'sample': decode a fraction of the tensors;
-        'full': decode everything and rebuild every file's sha256 (a file at fault has each of
-        its tensors checked alone, so ``tensors_checked`` counts the intact ones and every bad
-        tensor is a problem of its own)."""
-        if mode != "fast" and "base" in self.container.meta and self.base is None:
-            from .delta import require  # a patch without its base: not corruption
+        'full': decode everything and rebuild every file's sha256 (``io/verify_file.py``)."""
+        from .verify_file import verify_container
 
-            require(None, self.container)
-        problems: list[str] = []
-        tensors = list(self.container.tensors)
-        checked = decoded = files = 0
-        if mode == "fast":
-            plan = getattr(self.source, "plan", None)
-            if plan is not None:  # remote: every head fetched ahead, in parallel, not one by one
-                heads = [(s.offset, s.head_len) for s in map(self._safe_resolve, tensors) if s is not None]
-                plan([h for h in heads if h[1] > 0])
-            for t in tensors:
-                try:
-                    src = self._resolve(t)
-                    codec = _codec(src)
-                    if src.length:
-                        codec.prepare(src.spec, src.params, self._head(src, plan is not None))
-                    checked += 1
-                except UnknownCodecError:
-                    raise  # not corruption: this bigsmall is too old to check the file
-                except Exception as exc:  # noqa: BLE001 - reported, not raised
-                    problems.append(_problem(t, exc))
-            return VerifyReport(mode, checked, len(tensors), 0, 0, tuple(problems))
-        if mode == "sample":
-            k = max(1, round(len(tensors) * fraction)) if tensors else 0
-            chosen = random.Random(seed).sample(tensors, min(k, len(tensors)))
-            for t in chosen:
-                try:
-                    decoded += self.read_bytes(t.name).size
-                    checked += 1
-                except UnknownCodecError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    problems.append(_problem(t, exc))
-                if progress is not None:
-                    progress.update(t.spec.nbytes)
-            return VerifyReport(mode, checked, len(tensors), 0, decoded, tuple(problems))
-        if mode != "full":
-            raise ValueError(f"unknown verify mode {mode!r} (fast, sample, full)")
-        for i, f in enumerate(self.container.files):
-            try:
-                if f.kind == "blob":
-                    self.file_bytes(f)
-                else:
-                    h = hashlib.sha256()
-                    size = 0
-                    for part in self.iter_file_chunks(i):
-                        h.update(part)
-                        size += len(part)
-                        decoded += len(part)  # counted as it goes: a failure later keeps it
-                        if progress is not None:
-                            progress.update(len(part))
-                    checked += len(self.file_tensors(i))
-                    if size != f.size or h.hexdigest() != f.receipt.digest:
-                        problems.append(f"{f.path}: rebuilt file sha256 does not match its receipt")
-                files += 1
-            except UnknownCodecError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                if f.kind != "safetensors":
-                    problems.append(f"{f.path}: {exc}")
-                    continue
-                # a file is checked as one stream, which stops at its first bad tensor: check
-                # each of its tensors alone, so that the report counts the intact ones and
-                # names every bad one (it said "0/104 tensors" of a file with one bad tensor)
-                bad = []
-                for t in self.file_tensors(i):
-                    try:
-                        decoded += self.read_bytes(t.name).size
-                        checked += 1
-                    except UnknownCodecError:
-                        raise
-                    except Exception as texc:  # noqa: BLE001
-                        bad.append(_problem(t, texc))
-                problems += bad or [f"{f.path}: {exc}"]  # all intact: the fault is elsewhere
-        return VerifyReport(mode, checked, len(tensors), files, decoded, tuple(problems))
+        return verify_container(self, mode, fraction, seed, progress)
 
 
 def _shard_source(path: Path) -> Any:
