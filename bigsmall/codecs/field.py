@@ -86,6 +86,24 @@ SIGN_GAIN_MIN_PER_ELEMENT = 0.002
 """... and this many bits per element: a sign that only looks informative on the sample stays raw."""
 
 
+def _sign_fits(lay: Layout, spec: TensorSpec) -> bool:
+    """Whether the sign can join the coded field: a float whose sign sits just above the
+    exponent field and whose widened field still fits the tables (fp16)."""
+    return (spec.info.is_float and not lay.mb and lay.eb + 1 <= 8
+            and lay.p + lay.eb + 1 == lay.width)
+
+
+def sign_field(data: np.ndarray, spec: TensorSpec, level: str = "default") -> bool:
+    """Whether ``compress`` at ``level`` codes this tensor's sign with its exponent: the
+    decision of :meth:`FieldCodec.model`, for callers that model a sample of the tensor
+    (``bigsmall scan``) and must take the decision the whole tensor gets."""
+    lay = base_layout(spec)
+    if lay is None or spec.numel == 0 or not spec.info.itemsize:
+        return False
+    values = data.view(_UINT[lay.width // 8])
+    return _sign_pays(values, lay, spec, contexts=level != "fast")
+
+
 def _sign_pays(values: np.ndarray, lay: Layout, spec: TensorSpec, contexts: bool) -> bool:
     """Whether to code the sign with the exponent (in the context-modelled field) rather than
     as a raw bit.
@@ -100,8 +118,7 @@ def _sign_pays(values: np.ndarray, lay: Layout, spec: TensorSpec, contexts: bool
     alone without ``contexts``) on a strided sample, against the side information the doubled
     alphabet adds.
     """
-    info = spec.info
-    if not info.is_float or lay.mb or lay.eb + 1 > 8 or lay.p + lay.eb + 1 != lay.width:
+    if not _sign_fits(lay, spec):
         return False
     n = values.shape[0]
     if n < 4096:
@@ -296,7 +313,8 @@ class FieldCodec(Codec):
         model = self.model(data, spec, level)
         return None if model is None else self.plan(model, chunk_units)
 
-    def model(self, data: np.ndarray, spec: TensorSpec, level: str = "default") -> EncModel | None:
+    def model(self, data: np.ndarray, spec: TensorSpec, level: str = "default",
+              sign: bool | None = None) -> EncModel | None:
         """The tensor's model and side information (spec §14.1-14.4): everything but the
         chunks, and the same for every codec of this family (``field``, ``field8``,
         ``fieldp`` differ only in the chunks), so one model can be planned by any of them
@@ -308,7 +326,9 @@ class FieldCodec(Codec):
             return None
         values = data.view(_UINT[lay0.width // 8])
         n = values.shape[0]
-        if spec.info.itemsize and _sign_pays(values, lay0, spec, contexts=level != "fast"):
+        if sign is None:  # ``sign``: decided already on the whole tensor (``bigsmall scan``)
+            sign = bool(spec.info.itemsize) and _sign_pays(values, lay0, spec, contexts=level != "fast")
+        if sign and _sign_fits(lay0, spec):
             lay0 = Layout(lay0.width, lay0.p, lay0.eb + 1, 0)
         lay = _choose_layout(values, lay0, spec)
         if spec.info.itemsize == 0:
