@@ -57,62 +57,59 @@ def kernels(codec: str) -> ModuleType | None:
     return _KERNELS if codec in _CODECS else None
 
 
+# the optional extensions other than ``_kernels``, looked up on first use: name -> the module
+# (or its wrapper), or False (absent, or disabled by BIGSMALL_NATIVE=0, read at import)
+_LOADED: dict[str, Any] = {}
+_DISABLED = os.environ.get(ENV, "1").strip() == "0"
+
+
+def _optional(name: str) -> Any:
+    """The extension ``name`` (``_enc`` wrapped in ``enc.Enc``), or None when it is not built
+    or the reference is forced. Threads may race on a first lookup: each computes the same
+    answer and stores it whole, so none sees a half-set state and falls back to numba."""
+    mod = _LOADED.get(name)
+    if mod is None:
+        mod = False
+        if not _DISABLED:
+            try:
+                if name == "_enc":
+                    from . import _enc  # type: ignore[attr-defined]
+                    from .enc import Enc
+
+                    mod = Enc(_enc)
+                elif name == "_delta":
+                    from . import _delta  # type: ignore[attr-defined]
+
+                    mod = _delta
+                elif name == "_dual":
+                    from . import _dual  # type: ignore[attr-defined]
+
+                    mod = _dual
+            except ImportError:  # not built (no compiler at install)
+                pass
+        _LOADED[name] = mod
+    return mod or None
+
+
 def enc_kernels() -> Any:
     """The C table builders and encoder kernels (``enc.Enc`` over ``_enc``) unless
     ``BIGSMALL_NATIVE=0`` or not built: then None (use numba). Not limited to codecs like
     :func:`kernels`: they replace kernels that are not decode loops (no speed to weigh), and
     with them a decompress compiles and imports no numba (README.md, "_enc")."""
-    global _ENC
-    if _ENC is None:  # threads may race here: each computes the same answer, none sees half
-        try:
-            from . import _enc  # type: ignore[attr-defined]
-            from .enc import Enc
-
-            _ENC = Enc(_enc)
-        except ImportError:  # not built (no compiler at install)
-            _ENC = False
-    return _ENC or None
-
-
-# None: not looked up yet (on first use); False: absent or disabled (read at import, as above)
-_ENC: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+    return _optional("_enc")
 
 
 def delta() -> ModuleType | None:
     """The delta codec's C chunk decoder (``_delta.c``) unless ``BIGSMALL_NATIVE=0`` or not
     built: then None (use numba). Always on otherwise: measured 1.3-1.6x the numba kernel's
     speed on the fine-tune pairs (``benchmarks/bench_delta.py --kernels``), the same bytes."""
-    global _DELTA
-    if _DELTA is None:
-        _DELTA = False
-        try:
-            from . import _delta  # type: ignore[attr-defined]
-
-            _DELTA = _delta
-        except ImportError:  # not built (no compiler at install)
-            pass
-    return _DELTA or None
-
-
-_DELTA: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+    return _optional("_delta")
 
 
 def dual() -> ModuleType | None:
     """The ``.bsd`` 2.0 chunk decoders (``_dual.c``) unless ``BIGSMALL_NATIVE=0`` or not built:
     then None (use numba). Same keys and codes as the numba kernels (property_tests/test_dual.py)."""
-    global _DUAL
-    if _DUAL is None:
-        _DUAL = False
-        try:
-            from . import _dual  # type: ignore[attr-defined]
-
-            _DUAL = _dual
-        except ImportError:  # not built (no compiler at install)
-            pass
-    return _DUAL or None
-
-
-_DUAL: Any = False if os.environ.get(ENV, "1").strip() == "0" else None
+    return _optional("_dual")
 
 
 def status() -> str:
@@ -123,10 +120,7 @@ def status() -> str:
 def use(mode: str) -> None:
     """Switch this process's codecs as ``BIGSMALL_NATIVE=mode`` would (``"0"``, ``"1"``,
     ``"all"``): for benchmarks and tests that compare both in one process."""
-    global _KERNELS, _CODECS, _STATUS, _ENC
+    global _KERNELS, _CODECS, _STATUS, _DISABLED
     _KERNELS, _CODECS, _STATUS = _select(mode)
-    _ENC = False if mode.strip() == "0" else None
-    global _DELTA
-    _DELTA = False if mode.strip() == "0" else None
-    global _DUAL
-    _DUAL = False if mode.strip() == "0" else None
+    _DISABLED = mode.strip() == "0"
+    _LOADED.clear()
