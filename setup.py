@@ -22,10 +22,10 @@ from setuptools.command.build_ext import build_ext
 
 NATIVE = "bigsmall/native"
 HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "encodep.h", "checks.h",
-                                          "glue.h")]
+                                          "glue.h", "pybuf.h")]
 ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h", "enc_count.h",
                                           "enc_glue.h", "enc_rans8.h", "enc_rans4.h",
-                                          "enc_glue8.h")]
+                                          "enc_glue8.h", "pybuf.h")]
 # _enc's float code must round as numba's: no fused multiply-add (GCC contracts by default
 # where the target has FMA)
 ENC_FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]
@@ -79,12 +79,13 @@ setup(
         Extension(  # the .bsd 2.0 chunk decoders (docs/dual.md; numba: codecs/dual_trunc.py)
             "bigsmall.native._dual",
             sources=[f"{NATIVE}/_dual.c"],
+            depends=[f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")
             "bigsmall.native._delta",
             sources=[f"{NATIVE}/_delta.c"],
-            depends=[f"{NATIVE}/delta_decode.h"],
+            depends=[f"{NATIVE}/delta_decode.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
     ],

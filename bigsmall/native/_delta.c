@@ -76,27 +76,12 @@ static dd_fn dd_pick(int64_t w, int64_t kind, int64_t pb) {
 
 /* ------------------------------------------------------------------ argument checks */
 
-static int dd_fail(const char *msg) {
-    PyErr_SetString(PyExc_ValueError, msg);
-    return -1;
-}
+#include "pybuf.h"
+#define dd_fail pb_fail
 
 /* A C-contiguous 1-D buffer of integers of itemsize isz (0: 1, 2, 4 or 8). */
 static int dd_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
-    const char *f = v->format ? v->format : "B";
-    size_t fl = strlen(f);
-    int intfmt = fl > 0 && strchr("bBhHiIlLqQnN", f[fl - 1]) != NULL;
-    Py_ssize_t s = v->itemsize;
-    int sizeok = isz ? s == isz : (s == 1 || s == 2 || s == 4 || s == 8);
-    if (!intfmt || !sizeok || v->ndim != 1) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous 1-D array of %zd-byte integers",
-                     name, isz ? isz : (Py_ssize_t)1);
-        PyBuffer_Release(v);
-        return -1;
-    }
-    return 0;
+    return pb_getbuf(o, v, isz, PB_INTS, 1, writable, name);
 }
 
 #define DD_NB 11 /* chunk, base, out, rowctx, tsym, tfc, det, skip, zlead, rawn (+1 spare) */

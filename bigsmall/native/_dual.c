@@ -23,26 +23,12 @@
 #define PREC 31
 #define LANES 4
 
-static int dl_fail(const char *msg) {
-    PyErr_SetString(PyExc_ValueError, msg);
-    return -1;
-}
+#include "pybuf.h"
+#define dl_fail pb_fail
 
 /* A C-contiguous buffer of itemsize isz; float: format 'd'. Any dimension (read flat). */
 static int dl_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int flt, int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
-    const char *f = v->format ? v->format : "B";
-    size_t fl = strlen(f);
-    char last = fl ? f[fl - 1] : 'B';
-    int fmtok = flt ? last == 'd' : strchr("?bBhHiIlLqQnN", last) != NULL;
-    if (!fmtok || v->itemsize != isz) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous array of %zd-byte %s", name, isz,
-                     flt ? "floats" : "integers");
-        PyBuffer_Release(v);
-        return -1;
-    }
-    return 0;
+    return pb_getbuf(o, v, isz, flt ? PB_DOUBLE : PB_INTS_BOOL, -1, writable, name);
 }
 
 #define N(v) ((int64_t)((v).len / (v).itemsize))

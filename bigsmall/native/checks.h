@@ -5,31 +5,17 @@
 
 #define BS_BIG ((i64)1 << 40) /* contexts and row offsets beyond this cannot fit any table */
 
+#include "pybuf.h"
+
 /* A C-contiguous buffer of integers of itemsize ``isz`` (0: 1, 2, 4 or 8), 1-D if ``flat``. */
 static int bs_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int writable, int flat,
                      const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
-    const char *f = v->format ? v->format : "B";
-    size_t fl = strlen(f);
-    int intfmt = fl > 0 && strchr("bBhHiIlLqQnN", f[fl - 1]) != NULL;
-    Py_ssize_t s = v->itemsize;
-    int sizeok = isz ? s == isz : (s == 1 || s == 2 || s == 4 || s == 8);
-    if (!intfmt || !sizeok || (flat && v->ndim != 1)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous%s array of %zd-byte integers",
-                     name, flat ? " 1-D" : "", isz ? isz : (Py_ssize_t)1);
-        PyBuffer_Release(v);
-        return -1;
-    }
-    return 0;
+    return pb_getbuf(o, v, isz, PB_INTS, flat ? 1 : -1, writable, name);
 }
 
 #define BS_N(v) ((i64)((v).len / (v).itemsize))
 
-static int bs_fail(const char *msg) {
-    PyErr_SetString(PyExc_ValueError, msg);
-    return -1;
-}
+#define bs_fail pb_fail
 
 /* Units [k0, k0 + n) of a matrix with ncols columns: every row they touch has a row context
  * in [0, 2^40) and a row shift in [0, rbits]; every column a column value in [0, 2^40).

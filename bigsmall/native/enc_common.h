@@ -8,6 +8,7 @@
 #define BIGSMALL_NATIVE_ENC_COMMON_H
 
 #include "common.h"
+#include "pybuf.h"
 
 /* Kinds of buffer element: any integer, or a float. */
 enum { EK_INT = 0, EK_FLOAT = 1 };
@@ -16,22 +17,7 @@ enum { EK_INT = 0, EK_FLOAT = 1 };
  * (-1: any). TypeError (and nothing held) otherwise. */
 static int ek_getbuf(PyObject *o, Py_buffer *v, Py_ssize_t isz, int kind, int ndim, int writable,
                      const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_ND | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(o, v, flags) < 0) return -1;
-    const char *f = v->format ? v->format : "B";
-    size_t fl = strlen(f);
-    char c = fl > 0 ? f[fl - 1] : 0;
-    int ok = kind == EK_INT ? (c != 0 && strchr("bBhHiIlLqQnN?", c) != NULL)
-                            : (c == 'd' || c == 'f' || c == 'e');
-    Py_ssize_t is = v->itemsize;
-    int sizeok = isz ? is == isz : (is == 1 || is == 2 || is == 4 || is == 8);
-    if (!ok || !sizeok || (ndim >= 0 && v->ndim != ndim)) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a contiguous %d-d array of %zd-byte %s",
-                     name, ndim, isz, kind == EK_INT ? "integers" : "floats");
-        PyBuffer_Release(v);
-        return -1;
-    }
-    return 0;
+    return pb_getbuf(o, v, isz, kind == EK_INT ? PB_INTS_BOOL : PB_FLOATS, ndim, writable, name);
 }
 
 /* Whether an integer buffer's elements are signed (numpy's lower-case format characters). */
@@ -41,10 +27,7 @@ static int ek_signed(const Py_buffer *v) {
     return fl > 0 && strchr("bhilqn", f[fl - 1]) != NULL;
 }
 
-static int ek_fail(const char *msg) {
-    PyErr_SetString(PyExc_ValueError, msg);
-    return -1;
-}
+#define ek_fail pb_fail
 
 /* A zeroed bytearray of n elements of isz bytes (at least one byte: numpy views of empty
  * bytearrays are fine, but a NULL buffer is not), or NULL with MemoryError set. */
