@@ -66,10 +66,10 @@ def read_summary(src: str | Path) -> ap.FileSummary:
     from ..io.reader import BsFile
     from ..io.source import is_dual_path
 
-    if is_dual_path(src):  # a .bsd: its fast index (io/dual.py)
-        from ..io.dual import DualFile
+    if is_dual_path(src):  # a .bsd file or folder: its fast indexes (io/dual.py, io/dual_folder.py)
+        from ..io.dual_folder import open_dual
 
-        with DualFile(src) as d:
+        with open_dual(src) as d:
             return d.summary()
 
     with BsFile(src) as bs:

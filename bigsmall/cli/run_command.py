@@ -21,11 +21,15 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
         if args.mode not in (None, "auto", "stream"):
             raise InvalidOptionError(f"--budget applies to --mode stream; it cannot be combined with --mode {args.mode}")
         args.stream = True
+    from pathlib import Path
+
     from .dual_commands import is_bsd
 
-    if is_bsd(args.src):  # plan reads a .bsd; run needs the model's config, which it lacks
-        raise InvalidOptionError(f"{args.src} is a .bsd: `bigsmall run` needs a model folder's config, "
-                                 "which a .bsd does not hold yet; `plan` reads it, `load` decodes it")
+    bsd = is_bsd(args.src)
+    if bsd and not Path(args.src).is_dir():  # a lone .bsd file holds no config to build the model
+        raise InvalidOptionError(f"{args.src} is a .bsd file: `bigsmall run` needs the model folder's config; "
+                                 "run the .bsd folder that `bigsmall dual MODEL_FOLDER` writes; `plan` reads "
+                                 "this file, `load` decodes it")
     # the autopilot: plan from the index and the free memory, announce (a lossy plan says so
     # first), and only then load; the runner refuses a lossy plan without the receipt
     plan = autopilot_commands.make_plan(args.src, "stream" if args.stream else (args.mode or "auto"),
@@ -50,9 +54,15 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
         return prog.bar(total, f"{'stream' if args.stream else 'load'} {args.src}", show, unit=unit)
 
     say = _say(args)
-    r = run(args.src, stream=args.stream, device=args.device, prompt=args.prompt, audio=args.audio,
-            model_class=args.model_class, threads=args.threads, progress=bar, announce=say,
-            fast_plan=plan if plan.mode == "fast" else None, receipt=receipt, budget=args.budget)
+    if bsd:  # a .bsd folder: its exact members, or its fast members (torch/dual_run.py)
+        from ..torch.dual_run import run_dual
+
+        r = run_dual(args.src, plan, receipt, device=args.device, prompt=args.prompt, audio=args.audio,
+                     model_class=args.model_class, progress=bar, announce=say)
+    else:
+        r = run(args.src, stream=args.stream, device=args.device, prompt=args.prompt, audio=args.audio,
+                model_class=args.model_class, threads=args.threads, progress=bar, announce=say,
+                fast_plan=plan if plan.mode == "fast" else None, receipt=receipt, budget=args.budget)
     out = r.output
     how = {"stream": "streamed", "fast": "loaded as LOSSY INT4"}.get(r.mode, "loaded")
     lines = [
@@ -83,9 +93,12 @@ def cmd_run(args: argparse.Namespace, emit: Emit) -> int:
     else:
         lines.append(f"process peak {r.peak_rss / 1e6:.0f} MB")
     if r.fast is not None:
+        err = r.fast["weight_error"]
         lines.append(f"fast mode (LOSSY) held {r.fast['quantized']} tensors in INT4 "
                      f"({_mb(r.fast['int4_bytes'])}) and {r.fast['exact']} exact ({_mb(r.fast['exact_bytes'])}); "
-                     f"INT4 weight error {100 * r.fast['weight_error']:.1f} % RMS of the weights")
+                     + (f"INT4 weight error {100 * err:.1f} % RMS of the weights" if err is not None else
+                        f"read {_mb(r.fast['bytes_read'])}, the fast members only (weight error: "
+                        "docs/dual.md; measuring it here would read the exact members)"))
     emit(args, {**r.to_json(), "plan": plan.to_json()}, "\n".join(lines))
     return 0
 
@@ -120,7 +133,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                     "embedding), or audio for Whisper (a 16 kHz WAV, default a generated tone). "
                     "Needs torch and transformers; the config and tokenizer come from the container "
                     "(compress the model folder) or from files next to SRC.")
-    p.add_argument("src", help="a .bs container of a transformers model")
+    p.add_argument("src", help="a .bs container of a transformers model, or a .bsd folder (`bigsmall dual FOLDER`)")
     autopilot_commands.add_mode(p, None)
     p.add_argument("--stream", action="store_true",
                    help="same as --mode stream: keep one layer resident (+ the next, prefetched); "

@@ -200,11 +200,12 @@ def decompress(
     if not is_remote(src):
         from .source import is_dual_path
 
-        if is_dual_path(src):  # a dual-fidelity .bsd: its exact member (io/dual.py)
-            from . import dual
+        if is_dual_path(src):  # a dual-fidelity .bsd file or folder: its exact members
+            from . import dual_folder
 
-            r = dual.decompress(src, dst, force=force, durable=durable)
-            return DecompressResult(str(src), r["dst"], r["bytes"], 1, time.perf_counter() - t0, durable)
+            r = dual_folder.decompress(src, dst, force=force, durable=durable, progress=progress)
+            return DecompressResult(str(src), r["dst"], r["bytes"], r["files"], time.perf_counter() - t0,
+                                    durable)
     url = str(src) if is_remote(src) else None  # a URL or hf:// path: its output goes in "."
     src = Path(remote_name(url)) if url is not None else Path(src)
     inputs = [] if url is not None else [src]

@@ -67,8 +67,10 @@ def _bits(raw: bytes | memoryview, spec: TensorSpec) -> np.ndarray:
 
 
 def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool = False,
-           durable: bool = True) -> DualResult:
-    """Write the dual-fidelity file of the safetensors file ``src`` to ``dst``."""
+           durable: bool = True, progress: Any = None) -> DualResult:
+    """Write the dual-fidelity file of the safetensors file ``src`` to ``dst``. ``progress``:
+    a bar (``update(n)``) moved by each tensor's bytes once they are coded. A model folder:
+    ``io/dual_folder.py``."""
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     if src.is_dir():
@@ -102,6 +104,8 @@ def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool
                 exact.append(chunks)
                 nq += entry["kind"] == "q"
                 del raw
+                if progress is not None:
+                    progress.update(spec.nbytes)
             fast_doc = {"format": "bigsmall-dual", "version": list(fmt.VERSION), "size": size,
                         "sha256": sha.hexdigest(), "header": base64.b64encode(header).decode("ascii"),
                         "tensors": entries}

@@ -49,11 +49,15 @@ def is_dual_path(path: Any) -> bool:
     Here, not in ``io/dual.py``: every ``decompress`` and ``load`` asks, and importing the
     ``.bsd`` codec (its numba kernels) just to read 8 bytes cost every command ~20 ms of start-up.
     Only a regular file is read, opened without blocking: a FIFO, a folder or a missing path is
-    "no", and the normal reader then gives its own clear error."""
+    "no", and the normal reader then gives its own clear error; a folder is "yes" when it is a
+    ``.bsd`` folder (``bigsmall dual FOLDER``: its manifest ``bigsmall-dual.json`` is there)."""
     from ..container.dual_format import is_dual
 
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):  # a .bsd folder (io/dual_folder.py): it holds its manifest
+            return os.path.isfile(os.path.join(path, "bigsmall-dual.json"))
+        if not stat.S_ISREG(mode):
             return False
         fd = os.open(path, _OPEN_FLAGS)
     except (OSError, TypeError, ValueError):

@@ -197,7 +197,9 @@ def costs(s: FileSummary, p: Profile, device: str = "cpu") -> tuple[ModeCost, ..
     out = []
     for mode in MODES:
         w, how = _weights(s, mode)
-        available = mode != "fast" or s.fast_bytes is not None
+        # a .bsd (file or folder) is not streamed: its exact member decodes given the fast
+        # member, tensor by tensor, with no layer-by-layer executor yet
+        available = (mode != "fast" or s.fast_bytes is not None) and not (mode == "stream" and s.kind == "bsd")
         if gpu is None:
             host, dev = w + HOST_RUNTIME_BYTES, 0
             fits = host <= p.ram_available_bytes
@@ -310,6 +312,9 @@ def plan(s: FileSummary, p: Profile, requested: str = "auto", device: str = "cpu
     if requested == "fast" and not by["fast"].available:
         raise PlanError(f"{s.path}: no fast mode: no 2-D float weight of {FAST_MIN_ELEMENTS} "
                         "elements or more to code in INT4; use --mode perfect or stream")
+    if requested == "stream" and not by["stream"].available:
+        raise PlanError(f"{s.path}: a .bsd is not streamed: --mode perfect loads its exact member "
+                        "whole, --mode fast its LOSSY fast member")
     chosen = next((m for m in _allowed(requested) if by[m].fits), None)
     if chosen is None:
         tried = "; ".join(f"{m} needs {_need(by[m])}" for m in _allowed(requested) if by[m].available)
@@ -347,6 +352,8 @@ def _sentence(s: FileSummary, p: Profile, requested: str, c: ModeCost, by: dict[
         why = f"a full load needs {_need(by['perfect'])}, more than the {free}"
     elif requested == "fast":
         why = f"asked for; fits in {free}"
+    elif not by["stream"].available:  # a .bsd: no streaming between exact and lossy
+        why = f"a full load needs {_need(by['perfect'])}, more than the {free} (a .bsd is not streamed)"
     else:
         why = (f"neither a full load ({_need(by['perfect'])}) nor streaming "
                f"({_need(by['stream'])}) fits in {free}")

@@ -35,6 +35,8 @@ def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str 
     torch = _torch()
     dev = torch.device(device)
     out: dict[str, Any] = {}
+    if os.path.isdir(src):  # a .bsd folder: every .bsd member (io/dual_folder.py)
+        return _load_folder(src, dev, mode, progress, report)
     with DualFile(src) as d:
         if mode == "fast":
             for spec, _kind, arr in d.iter_fast():
@@ -49,4 +51,31 @@ def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str 
         if report is not None:
             report.update(bytes_read=d.bytes_read, fast_member_bytes=d.fast_member_bytes,
                           exact_member_bytes=d.exact_member_bytes)
+    return out
+
+
+def _load_folder(src: str | os.PathLike[str], dev: Any, mode: str, progress: Any,
+                 report: dict[str, Any] | None) -> dict[str, Any]:
+    """Every ``.bsd`` of a ``.bsd`` folder, keyed as ``load`` keys a folder ``.bs``: a tensor's
+    plain name where it is unique, ``"path::name"`` (``qualified_key``) where two files share it
+    (a sentence-transformers folder's ``2_Dense`` and ``3_Dense`` both hold ``linear.weight``)."""
+    from ..core.types import qualified_key
+    from ..io.dual_folder import DualFolder
+
+    folder = DualFolder(src)
+    parts: list[tuple[str, dict[str, Any]]] = []
+    totals = {"bytes_read": 0, "fast_member_bytes": 0, "exact_member_bytes": 0}
+    for m in folder.bsd_members:
+        rep: dict[str, Any] = {}
+        parts.append((m.path, load_dual(folder.path / m.stored, dev, mode, progress, rep)))
+        for k in totals:
+            totals[k] += rep[k]
+    seen: dict[str, int] = {}
+    for _path, tensors in parts:
+        for name in tensors:
+            seen[name] = seen.get(name, 0) + 1
+    out = {(name if seen[name] == 1 else qualified_key(path, name)): t
+           for path, tensors in parts for name, t in tensors.items()}
+    if report is not None:
+        report.update(totals)
     return out

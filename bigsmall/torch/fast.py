@@ -196,6 +196,17 @@ def int4_model(src: str | os.PathLike[str], plan: Plan, receipt: Announced | Non
             del t
             if progress is not None:
                 progress.update(entry.spec.nbytes)
+    hook_codes(model, codes, dev, src)
+    stats = FastStats(len(codes), n_exact, sum(c.nbytes for c in codes.values()), exact_bytes, original,
+                      (sq_err / sq_ref) ** 0.5 if sq_ref > 0 else 0.0)
+    return model.eval(), stats
+
+
+def hook_codes(model: Any, codes: dict[str, Int4], dev: Any, src: Any) -> None:
+    """Finish a fast-mode model whose exact tensors are assigned: each INT4 code (by the model's
+    parameter name) dequantized by hooks around its module, shared weights re-tied, buffers on
+    ``dev``; a parameter left without data is an error. Shared by the on-the-fly quantizer
+    above and the ``.bsd`` runner (``dual_run.py``), which reads the stored code instead."""
     metas = {id(_param(model, n)): code for n, code in codes.items()}
     if getattr(model.config, "tie_word_embeddings", False) or getattr(model, "_tied_weights_keys", None):
         model.tie_weights()  # a tied head shares the embedding's (meta) parameter: hooked below
@@ -212,9 +223,6 @@ def int4_model(src: str | os.PathLike[str], plan: Plan, receipt: Announced | Non
         for k, b in list(mod._buffers.items()):
             if b is not None and b.device != dev:
                 mod._buffers[k] = b.to(dev)
-    stats = FastStats(len(codes), n_exact, sum(c.nbytes for c in codes.values()), exact_bytes, original,
-                      (sq_err / sq_ref) ** 0.5 if sq_ref > 0 else 0.0)
-    return model.eval(), stats
 
 
 def _param(model: Any, name: str) -> Any:
