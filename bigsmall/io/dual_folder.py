@@ -137,7 +137,10 @@ def create_folder(src: str | os.PathLike[str], dst: str | os.PathLike[str] | Non
             target = tmp / stored
             target.parent.mkdir(parents=True, exist_ok=True)
             if rel.endswith(".safetensors"):
-                r = dual.create(path, target, durable=durable, progress=bar)
+                try:
+                    r = dual.create(path, target, durable=durable, progress=bar)
+                except InvalidSafetensorsError as exc:  # say which file of the folder
+                    raise InvalidSafetensorsError(f"{path} is not a safetensors file: {exc}") from None
                 with dual.DualFile(target) as d:
                     sha = d.doc["sha256"]
                 members.append(mf.Member(rel, stored, "bsd", r.original_bytes, sha))
