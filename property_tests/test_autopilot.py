@@ -9,7 +9,9 @@
   more free memory never lowers its fidelity.
 
 Files are index summaries: generated tensor lists (through ``summarize``, as the CLI builds them),
-``.bsd`` summaries with a stored fast member, and the real corpus models' indexes.
+``.bsd`` summaries with a stored fast member, and the real corpus models' indexes (MiniLM and
+Whisper ``.bs``, MiniLM's ``.bsd`` folder, whose runner is checked to refuse an unannounced lossy
+plan before it opens the folder). A ``.bsd`` is never planned as ``stream``.
 """
 
 from __future__ import annotations
@@ -210,6 +212,58 @@ def test_real_indexes(p: ap.Profile, req: str) -> None:
                 assert not plan.lossy
 
 
+@settings(max_examples=400, deadline=None)
+@given(cases())
+def test_a_bsd_is_never_streamed(case: tuple[ap.FileSummary, ap.Profile, str, str]) -> None:
+    """A ``.bsd`` (file or folder) runs whole or from its fast member: ``auto`` is perfect when
+    the full load fits, else fast (announced) when that fits; ``stream`` is refused by name."""
+    s, p, req, dev = case
+    s = attrs.evolve(s, kind="bsd", path="model.bsd", fast_source="member")
+    try:
+        by = {c.mode: c for c in ap.costs(s, p, dev)}
+    except PlanError:
+        return
+    assert not by["stream"].available and not by["stream"].fits
+    if req == "stream":
+        with pytest.raises(PlanError, match="a .bsd is not streamed"):
+            ap.plan(s, p, req, dev)
+        return
+    plan = _plan(s, p, req, dev)
+    if plan is None:
+        return
+    assert plan.mode != "stream"
+    if req == "auto":
+        assert plan.mode == ("perfect" if by["perfect"].fits else "fast")
+    assert plan.lossy == (plan.mode == "fast") == (plan.announcement is not None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(profiles(), requests)
+def test_a_bsd_folder_runs_nothing_unannounced(p: ap.Profile, req: str) -> None:
+    """The real ``.bsd`` folder of MiniLM: a lossy plan handed to its runner without the receipt
+    of its announcement is refused before the folder is opened or a weight chunk read."""
+    pytest.importorskip("torch")
+    from bigsmall.io import dual, dual_folder
+    from bigsmall.torch.dual_run import run_dual
+
+    s = _corpus_summaries()[-1]
+    assert s.kind == "bsd" and s.fast_source == "member"
+    plan = _plan(s, p, req, "cpu")
+    if plan is None or not plan.lossy:
+        return
+    touched: list[str] = []
+    real_open, real_chunk = dual_folder.DualFolder.__init__, dual.DualFile._chunk
+    dual_folder.DualFolder.__init__ = lambda self, *a: (touched.append("open"), real_open(self, *a))[1]
+    dual.DualFile._chunk = lambda self, *a: (touched.append("chunk"), real_chunk(self, *a))[1]
+    try:
+        for bad in (None, ap.Announced(plan, tuple(filter(None, [plan.announcement.sentence])), object())):
+            with pytest.raises(UnannouncedDowngradeError):
+                run_dual(s.path, plan, bad)
+    finally:
+        dual_folder.DualFolder.__init__, dual.DualFile._chunk = real_open, real_chunk
+    assert touched == []
+
+
 _CACHE: list[ap.FileSummary] = []
 
 
@@ -229,6 +283,13 @@ def _corpus_summaries() -> list[ap.FileSummary]:
             with BsFile(bs) as f:
                 _CACHE.append(ap.summarize(str(bs), f.container.tensors))
         assert _CACHE[0].exact_bytes == 90_856_960 and _CACHE[0].fast_source == "on-the-fly"
+        from bigsmall.io import dual_folder  # the same MiniLM folder as a .bsd folder (last)
+
+        bsd = out / "minilm.bsd"
+        if not bsd.exists():
+            dual_folder.create_folder(corpus.minilm_dir(), bsd)
+        _CACHE.append(dual_folder.DualFolder(bsd).summary())
+        assert _CACHE[-1].exact_bytes == 90_856_960 and _CACHE[-1].fast_source == "member"
     return _CACHE
 
 
