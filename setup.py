@@ -85,7 +85,7 @@ setup(
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")
             "bigsmall.native._delta",
             sources=[f"{NATIVE}/_delta.c"],
-            depends=[f"{NATIVE}/delta_decode.h", f"{NATIVE}/pybuf.h"],
+            depends=[f"{NATIVE}/delta_decode.h", f"{NATIVE}/delta_wide.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
     ],

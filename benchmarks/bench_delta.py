@@ -7,7 +7,9 @@ AdamW steps (lr 2e-5, fp32 master weights cast to bf16 after every step), MiniLM
 (per tensor, the published baseline); then, interleaved, ``compress`` with and without
 ``delta_from``, ``apply`` against ``decompress`` of the standalone ``.bs`` (both without
 fsync: the disk is not what is compared), and ``load(patch, base=)`` against ``load`` of the
-standalone ``.bs`` (into memory), medians of ``--repeat``.
+standalone ``.bs`` (into memory), medians of ``--repeat``; the same two for the patch written in
+delta version 2 (four rANS states a chunk: what bigsmall wrote before version 3's 32), so that
+the gain of version 3 is read from one run.
 
     python benchmarks/bench_delta.py [--repeat 3] [--pairs bf16-40,bf16-300,fp32-40,whisper-40] [--json]
     python benchmarks/bench_delta.py --contexts [--pairs bf16-40]
@@ -18,7 +20,8 @@ against ``decompress`` of the standalone ``.bs``, and ``load(patch, base=)`` aga
 the bound for ``apply`` is the restore's (2 x the largest tensor + 200 MB) plus one base tensor.
 
 ``--kernels``: the delta decoder alone on every chunk of the patch's delta tensors, the numba
-reference against the C port (``bigsmall.native._delta``, AVX2 and plain builds), interleaved,
+reference against the C port (``bigsmall.native._delta``, AVX2 and plain builds; and the AVX2
+build on the version 2 patch's chunks), interleaved,
 in ns of CPU time (``time.thread_time``: a busy shared machine deschedules the thread, it does
 not slow its instructions) per element: the best of ``--repeat`` passes.
 
@@ -133,8 +136,21 @@ def peak_rss(what: str, src: Path, out: Path, base: Path) -> int:
     return int(r["peak"] - r["baseline"])
 
 
+def patch_v2(ft: Path, out: Path, base: Path) -> None:
+    """The patch as bigsmall wrote it before delta version 3 (four states a chunk, PB 13)."""
+    from bigsmall.codecs import delta as dc
+
+    enc = dc.encode
+    dc.encode = lambda b, f, s, version=2: enc(b, f, s, version=2)  # type: ignore[assignment]
+    try:
+        bigsmall.compress(ft, out, delta_from=base, force=True)
+    finally:
+        dc.encode = enc  # type: ignore[assignment]
+
+
 def kernel_study(label: str, base: Path, ft: Path, repeat: int, tmp: Path) -> dict[str, float]:
-    """ns of CPU time per element of the delta decoder: numba, C (AVX2), C (plain)."""
+    """ns of CPU time per element of the delta decoder: numba, C (AVX2), C (plain), on the
+    version 3 patch (the default) and the version 2 one."""
     import time
 
     import numpy as np
@@ -147,36 +163,40 @@ def kernel_study(label: str, base: Path, ft: Path, repeat: int, tmp: Path) -> di
     c = native.delta()
     if c is None:
         raise SystemExit("bigsmall.native._delta is not built (or BIGSMALL_NATIVE=0)")
-    patch = tmp / f"{label}.patch.bs"
-    bigsmall.compress(ft, patch, delta_from=base, force=True)
-    jobs = []
-    with BsFile(patch, base=base) as f:
-        for t in f.container.tensors:
-            if t.codec != dc.CODEC_ID:
-                continue
-            head, chunks = split_blob(bytes(f.source.read(t.offset, t.length)), t.head_len, t.chunk_lens)
-            st = dc.prepare(t.spec, t.params, head)
-            bd = np.array(f.base.data(t.params["of"]))
-            for i, (lo, hi) in enumerate(dc.chunk_ranges(st, t.spec, len(chunks))):
-                wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per = st
+    jobs: dict[int, list[Any]] = {2: [], 3: []}
+    for version, patch in ((3, tmp / f"{label}.patch.bs"), (2, tmp / f"{label}.v2.patch.bs")):
+        if version == 3:
+            bigsmall.compress(ft, patch, delta_from=base, force=True)
+        else:
+            patch_v2(ft, patch, base)
+        with BsFile(patch, base=base) as f:
+            for t in f.container.tensors:
+                if t.codec != dc.CODEC_ID:
+                    continue
+                head, chunks = split_blob(bytes(f.source.read(t.offset, t.length)), t.head_len, t.chunk_lens)
+                st = dc.prepare(t.spec, t.params, head)
+                bd = np.array(f.base.data(t.params["of"]))
+                wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, lanes, pb, per = st
                 dt = dc._WORDS[wb]
-                args = (np.frombuffer(bytes(chunks[i]), np.uint8), bd[lo:hi].view(dt),
-                        np.empty(hi - lo, np.uint8).view(dt), i * per, wbits, kind, mbits, ebits, elo,
-                        nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, dc.PB, det, skip, dc.ZLEAD, dc.RAWN)
-                jobs.append((args, bytes(f.read_bytes(t.name)[lo:hi])))
-    n = sum(a[1].size for a, _ in jobs)
+                for i, (lo, hi) in enumerate(dc.chunk_ranges(st, t.spec, len(chunks))):
+                    args = (np.frombuffer(bytes(chunks[i]), np.uint8), bd[lo:hi].view(dt),
+                            np.empty(hi - lo, np.uint8).view(dt), i * per, wbits, kind, mbits, ebits, elo,
+                            nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, pb, det, skip, dc.ZLEAD, dc.RAWN, lanes)
+                    jobs[version].append((args, bytes(f.read_bytes(t.name)[lo:hi])))
+    n = sum(a[1].size for a, _ in jobs[3])
     isa = c.isa()
-    variants = {"numba": (dc._decode, isa), "C": (c.decode, isa), "C plain": (c.decode, "scalar")}
+    variants = {"numba": (dc._decode, isa, 3), "C v2": (c.decode, isa, 2), "C": (c.decode, isa, 3),
+                "C plain": (c.decode, "scalar", 3)}
     best = dict.fromkeys(variants, float("inf"))
     try:
         for _ in range(repeat):  # interleaved
-            for name, (fn, want) in variants.items():
+            for name, (fn, want, version) in variants.items():
                 c._set_isa(want)
                 t0 = time.thread_time()
-                for args, _ in jobs:
+                for args, _ in jobs[version]:
                     assert fn(*args) == 0
                 best[name] = min(best[name], time.thread_time() - t0)
-                assert all(a[2].tobytes() == ref for a, ref in jobs), name
+                assert all(a[2].tobytes() == ref for a, ref in jobs[version]), name
     finally:
         c._set_isa(isa)
     return {"elements": n, **{k: 1e9 * v / n for k, v in best.items()}}
@@ -188,6 +208,10 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
     patch, alone = tmp / f"{label}.patch.bs", tmp / f"{label}.bs"
     bigsmall.compress(ft, patch, delta_from=base, force=True)  # warm-up: kernels load
     bigsmall.compress(ft, alone, force=True)
+    patch2 = tmp / f"{label}.v2.patch.bs"  # the same patch in delta version 2 (before 32 states)
+    patch_v2(ft, patch2, base)
+    td_apply2: list[float] = []
+    tl_patch2: list[float] = []
     tc_alone: list[float] = []
     tc_patch: list[float] = []
     td_alone: list[float] = []
@@ -201,7 +225,9 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         td_apply.append(bigsmall.apply(base, patch, tmp / "o2", force=True, durable=False).seconds)
         tl_alone.append(median_time(lambda: bigsmall.load(alone), 1))
         tl_patch.append(median_time(lambda: bigsmall.load(patch, base=base), 1))
-    assert (tmp / "o2").read_bytes() == ft.read_bytes()
+        td_apply2.append(bigsmall.apply(base, patch2, tmp / "o4", force=True, durable=False).seconds)
+        tl_patch2.append(median_time(lambda: bigsmall.load(patch2, base=base), 1))
+    assert (tmp / "o2").read_bytes() == ft.read_bytes() == (tmp / "o4").read_bytes()
     rss = {w: peak_rss(w, patch if w in ("apply", "load_base") else alone, tmp / "o3", base)
            for w in ("apply", "decompress", "load_base", "load")}
     with BaseModel(ft) as f:
@@ -216,6 +242,7 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         "pair": label, "dtype": dtype, "steps": steps, "file_bytes": size,
         "fraction_changed": d["fraction_changed"],
         "patch_bytes": ps, "patch_pct": 100 * ps / size,
+        "patch_v2_bytes": patch2.stat().st_size, "patch_v2_pct": 100 * patch2.stat().st_size / size,
         "standalone_bytes": ss, "standalone_pct": 100 * ss / size,
         "xor_zstd19_bytes": xz, "xor_zstd19_pct": 100 * xz / size,
         "patch_vs_xor_zstd": ps / xz,
@@ -225,6 +252,8 @@ def measure(label: str, dtype: str, steps: int, repeat: int, tmp: Path) -> dict[
         "apply_speed_ratio": m(td_alone) / m(td_apply),
         "load_s": m(tl_alone), "load_base_s": m(tl_patch),
         "load_speed_ratio": m(tl_alone) / m(tl_patch),
+        "apply_v2_s": m(td_apply2), "apply_v2_speed_ratio": m(td_alone) / m(td_apply2),
+        "load_base_v2_s": m(tl_patch2), "load_v2_speed_ratio": m(tl_alone) / m(tl_patch2),
         **{f"{w}_peak_rss_MB": v / 1e6 for w, v in rss.items()},
         "apply_rss_bound_MB": (2 * largest + 200_000_000 + largest_base) / 1e6,
     }
@@ -246,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = kernel_study(label, base, ft, args.repeat, Path(t))
                 print(f"{label}: {r.pop('elements') / 1e6:.1f}M elements, ns of CPU a element: "
                       + ", ".join(f"{k} {v:.2f}" for k, v in r.items())
-                      + f" (C x{r['numba'] / r['C']:.2f} of numba's speed)")
+                      + f" (C x{r['numba'] / r['C']:.2f} of numba's speed, x{r['C v2'] / r['C']:.2f} of"
+                      " the version 2 chunks')")
         return 0
     if args.contexts:
         for label in args.pairs.split(","):
@@ -276,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
               f"(x{r['compress_speed_ratio']:.2f}) | {r['apply_s']:.2f} s vs {r['decompress_s']:.2f} s "
               f"(x{r['apply_speed_ratio']:.2f}) | {r['load_base_s']:.2f} s vs {r['load_s']:.2f} s "
               f"(x{r['load_speed_ratio']:.2f}) |")
+    print("\n| pair | patch v3 (32 states) | patch v2 (4 states) | apply vs decompress: v3 | v2 | "
+          "load(patch, base=) vs load: v3 | v2 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['pair']} | {r['patch_pct']:.3f} % | {r['patch_v2_pct']:.3f} % | "
+              f"x{r['apply_speed_ratio']:.2f} | x{r['apply_v2_speed_ratio']:.2f} | "
+              f"x{r['load_speed_ratio']:.2f} | x{r['load_v2_speed_ratio']:.2f} |")
     print("\n| pair | apply peak RSS | decompress | bound (2 x largest + 200 MB + a base tensor) "
           "| load(patch, base=) | load |")
     print("|---|---|---|---|---|---|")

@@ -130,7 +130,7 @@ def damage(chunks: tuple[bytes, ...], edit: tuple[str, int, int]) -> list[bytes]
     elif how == "grow":
         c.extend(bytes([val]) * (1 + at % 9))
     else:
-        c[4:4 + 4 * delta.LANES] = bytes(4 * delta.LANES)
+        c[4:4 + 4 * delta.LANES3] = bytes(4 * delta.LANES3)  # every state (version 3: 32)
     return [bytes(b) for b in out]
 
 

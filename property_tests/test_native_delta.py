@@ -1,8 +1,10 @@
 """The C port of the delta decoder (``bigsmall.native._delta``) against its numba reference.
 
 * on hypothesis word pairs of every dtype (``test_delta.word_pairs``: random, nearby, special
-  words, unchanged rows), in one or several chunks: the same return code and the same bytes,
-  with both instruction sets;
+  words, unchanged rows; also as one long row), in one or several chunks, in both chunk
+  versions (2: four states, 3: 32 states and the AVX2 vector step): the same return code and
+  the same bytes, with both instruction sets and with the vector step forced on chunks of any
+  size (``avx2-eager``: otherwise only chunks that pay for its slot table take it);
 * on damaged chunks (a byte changed, cut, grown, states zeroed): the same return code and the
   same bytes written before the error;
 * arguments that would send an index out of a table raise ValueError/TypeError, never read;
@@ -29,16 +31,16 @@ try:
 except ImportError:  # pragma: no cover - no compiler at install
     C = None
 pytestmark = pytest.mark.skipif(C is None, reason="bigsmall.native._delta is not built")
-ISAS = ["scalar", "avx2"]
+ISAS = ["scalar", "avx2", "avx2-eager"]
 ISA0 = C.isa() if C is not None else "scalar"  # what import picked: restored after each use
 
 
 def _args(state: Any, index: int, chunk: bytes, base: np.ndarray, out: np.ndarray) -> tuple:
-    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per = state
+    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, lanes, pb, per = state
     dt = delta._WORDS[wb]
     return (np.frombuffer(chunk, np.uint8), base.view(dt), out.view(dt), index * per, wbits, kind,
-            mbits, ebits, elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, delta.PB, det, skip,
-            delta.ZLEAD, delta.RAWN)
+            mbits, ebits, elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, pb, det, skip,
+            delta.ZLEAD, delta.RAWN, lanes)
 
 
 def _run(fn: Any, state: Any, spec: TensorSpec, chunks: list[bytes], base: np.ndarray,
@@ -67,14 +69,25 @@ def _both(state: Any, spec: TensorSpec, chunks: list[bytes], base: np.ndarray) -
         assert np.array_equal(got[1], want[1]), f"{isa}: bytes differ"
 
 
+def _flat(spec: TensorSpec, flat: bool) -> TensorSpec:
+    """The tensor as one row (``flat``): rows of thousands of elements, where the vector step
+    runs four vectors at a time, rather than ``word_pairs``' rows of at most 33."""
+    if not flat or spec.info.itemsize == 0 or not spec.nbytes:
+        return spec
+    return TensorSpec(spec.name, spec.dtype, (spec.nbytes // spec.info.itemsize,), 0, spec.nbytes)
+
+
 @SETTINGS
-@given(case=word_pairs(), chunk=st.sampled_from([None, 7, 64, 1 << 20]))
+@given(case=word_pairs(), chunk=st.sampled_from([None, 7, 64, 1 << 20]),
+       version=st.sampled_from([2, 3]), flat=st.booleans())
 def test_native_decodes_what_numba_decodes(case: tuple[TensorSpec, np.ndarray, np.ndarray],
-                                           chunk: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+                                           chunk: int | None, version: int, flat: bool,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     spec, base, ft = case
+    spec = _flat(spec, flat)
     if chunk is not None:
         monkeypatch.setattr(delta, "CHUNK_ELEMS", chunk)
-    plan = delta.encode(base, ft, spec)
+    plan = delta.encode(base, ft, spec, version)
     if plan is None:
         return
     state = delta.prepare(spec, plan.params, plan.head)
@@ -85,11 +98,13 @@ def test_native_decodes_what_numba_decodes(case: tuple[TensorSpec, np.ndarray, n
 
 @SETTINGS
 @given(case=word_pairs(), edit=st.tuples(st.sampled_from(["flip", "cut", "grow", "zero"]),
-                                         st.integers(0, 2**31), st.integers(1, 255)))
+                                         st.integers(0, 2**31), st.integers(1, 255)),
+       version=st.sampled_from([2, 3]), flat=st.booleans())
 def test_damaged_chunks_fail_alike(case: tuple[TensorSpec, np.ndarray, np.ndarray],
-                                   edit: tuple[str, int, int]) -> None:
+                                   edit: tuple[str, int, int], version: int, flat: bool) -> None:
     spec, base, ft = case
-    plan = delta.encode(base, ft, spec)
+    spec = _flat(spec, flat)
+    plan = delta.encode(base, ft, spec, version)
     if plan is None:
         return
     state = delta.prepare(spec, plan.params, plan.head)
@@ -124,7 +139,7 @@ BAD = [
     (10, lambda a: 0),                             # ncols
     (11, lambda a: np.full(8, 9, np.uint8)),       # row clusters >= nr
     (11, lambda a: np.zeros(3, np.uint8)),         # too few rows
-    (13, lambda a: a[13][:-1]),                    # tsym short
+    (13, lambda a: a[13][:-5]),                    # tsym short (prepare pads it by 4)
     (14, lambda a: a[14][:-1]),                    # tfc short
     (14, lambda a: a[14].astype(np.uint64)),       # tfc of another width
     (15, lambda a: 64),                            # alpha
@@ -132,6 +147,8 @@ BAD = [
     (17, lambda a: a[17][:0]),                     # det short
     (18, lambda a: a[18][:0]),                     # skip short
     (20, lambda a: np.full(128, 200, np.uint8)),   # raw-bit counts past a word
+    (21, lambda a: 3),                             # lanes not a power of two
+    (21, lambda a: 128),                           # lanes past 64
 ]
 
 

@@ -625,7 +625,9 @@ def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str,
     rows = n // cols if cols else 1
     off, head_len, lens = t["blob"]
     head = buf[off : off + head_len]
-    if head[0] != 2 or head[3] != 13:
+    # version 2: four states a chunk, PB 13; version 3: 32 states, PB 10 (§21.3)
+    lanes = {(2, 13): 4, (3, 10): 32}.get((head[0], head[3]))
+    if lanes is None:
         raise DecodeError("delta head")
     nk, nr, pb = head[1], head[2], head[3]
     elo = int.from_bytes(head[4:6], "little", signed=True)
@@ -651,10 +653,10 @@ def _patch(buf: bytes, index: dict[str, Any], t: dict[str, Any], base: dict[str,
         chunk = buf[cpos : cpos + clen]
         cpos += clen
         rbytes = int.from_bytes(chunk[0:4], "little")
-        xs = [int.from_bytes(chunk[4 + 4 * j : 8 + 4 * j], "little") for j in range(4)]
-        wpos, rpos, acc, nacc = 20, 4 + rbytes, 0, 0
+        xs = [int.from_bytes(chunk[4 + 4 * j : 8 + 4 * j], "little") for j in range(lanes)]
+        wpos, rpos, acc, nacc = 4 + 4 * lanes, 4 + rbytes, 0, 0
         for k in range(ci * per, min(n, (ci + 1) * per)):
-            lane = (k - ci * per) % 4  # 4 interleaved states, one word stream
+            lane = (k - ci * per) % lanes  # interleaved states, one word stream
             b = int.from_bytes(bdata[k * unit : (k + 1) * unit], "little")
             ce = 0
             if kind == 2:

@@ -407,3 +407,43 @@ def test_verify_a_patch(pair: tuple[Path, Path], patch: Path, capsys: pytest.Cap
     rc, out, _ = run(capsys, "verify", str(patch), "--base", str(base), "--json")
     assert rc == 0 and json.loads(out)["ok"]
     assert run(capsys, "verify", "--fast", str(patch))[0] == 0
+
+
+def test_version_2_patch_still_decodes(tmp_path: Path) -> None:
+    """The golden vector's patch as bigsmall wrote it before version 3 (four states a chunk,
+    PB 13; kept in tests/delta_vectors) decodes to the fine-tune byte for byte, by the C
+    decoder, by numba and by the spec's reference decoder; a patch written today is version 3."""
+    import importlib
+    import sys
+
+    from bigsmall import native
+    from bigsmall.codecs import delta as dcodec
+
+    spec = Path(__file__).parent.parent / "spec"
+    vectors = spec / "vectors"
+    old = Path(__file__).parent / "delta_vectors" / "delta_v2.bs"
+    base, want = vectors / "delta_base.safetensors", (vectors / "delta.safetensors").read_bytes()
+    for switch in ("1", "0"):  # the C decoder where built, then the numba reference
+        try:
+            native.use(switch)
+            bigsmall.apply(base, old, tmp_path / f"ft{switch}.safetensors")
+        finally:
+            native.use("1")
+        assert (tmp_path / f"ft{switch}.safetensors").read_bytes() == want
+    sys.path.insert(0, str(spec))
+    try:
+        rd = importlib.import_module("reference_decoder")
+    finally:
+        sys.path.remove(str(spec))
+    with bigsmall.open(old) as f:
+        heads = {t.name: f.source.read(t.offset, t.head_len) for t in f.container.tensors
+                 if t.codec == dcodec.CODEC_ID}
+    assert heads and all(h[0] == 2 for h in heads.values())
+    from bigsmall.io.delta import BaseModel
+
+    with BaseModel(base) as b:
+        tensors = {n: bytes(b.data(n)) for n in b.specs}
+    assert rd.restore(old.read_bytes(), tensors) == {"delta.safetensors": want}
+    with bigsmall.open(vectors / "delta.bs") as f:
+        assert all(f.source.read(t.offset, 1)[0] == dcodec.VERSION == 3
+                   for t in f.container.tensors if t.codec == dcodec.CODEC_ID)

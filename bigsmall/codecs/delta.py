@@ -18,10 +18,14 @@ Per element (words of the dtype's width ``W``; packed sub-byte dtypes as bytes):
   leading one)`` (alphabet ``2W``), coded by static rANS under the context (exponent bucket of
   the base value) x (row cluster); the ``bitlen(z) - 2`` bits below are stored raw.
 
-Blob: head = u8 version (2), u8 K (exponent buckets), u8 R (row clusters), u8 PB, i16 elo, u32
-rowctx length, the zstd'ed row clusters, the frequency tables (``tables.pack_rows``); then one
-chunk per ``params["chunk"]`` elements: u32 rANS bytes, the ``LANES`` final states, the rANS words
-(one stream; element ``j`` of a chunk on state ``j % LANES``: version 2), the raw bits.
+Blob: head = u8 version (3; 2 is still read), u8 K (exponent buckets), u8 R (row clusters), u8
+PB, i16 elo, u32 rowctx length, the zstd'ed row clusters, the frequency tables
+(``tables.pack_rows``); then one chunk per ``params["chunk"]`` elements: u32 rANS bytes, the final
+states, the rANS words (one stream; element ``j`` of a chunk on state ``j % lanes``), the raw
+bits. ``lanes`` is the only difference between the versions: 4 in version 2, ``LANES3`` (32) in
+version 3, so that an AVX2 decoder steps 8 states a vector with four vectors in flight
+(``native/delta_wide.h``): the words a vector's states need are the next ones in the stream, in
+lane order, exactly what the scalar order reads.
 Pure: numpy and numba only; the shell (``io/delta.py``) supplies the base bytes.
 """
 
@@ -39,6 +43,7 @@ from . import rans, tables
 from .base import Codec, register
 from .delta_kernels import (  # noqa: F401  (_mono .. _zig: what the property tests reach here)
     LANES,
+    LANES3,
     RANS_L,
     _bitlen,
     _counts,
@@ -53,10 +58,14 @@ from .delta_kernels import (  # noqa: F401  (_mono .. _zig: what the property te
 
 CODEC_ID = "delta"
 BASE_ID = "base"  # the tensor equals a base tensor: zero bytes (params ``of``: its name)
-PB = 13
+PB = 13  # probability bits of version 2
+PB3 = 10  # of version 3: a context's slot table is 1 kB (8 kB at 13: the AVX2 decoder's gathers
+#          missed L1 and ran at 4.3 ns an element instead of ~1.7); +0.04-0.15 % of a patch
 MAX_K = 16
 CHUNK_ELEMS = 1 << 20
-VERSION = 2
+VERSION = 3  # what the writer writes; 2 (four states a chunk) is still read
+_LANES = {2: LANES, 3: LANES3}
+_PB = {2: PB, 3: PB3}
 _WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _NB = np.arange(128) // 2 + 1  # symbol -> bit length of z (symbols >= 2)
 #: symbol -> z's bits known from the symbol (its leading one and the bit below; z for s < 4)
@@ -125,9 +134,11 @@ def _row_clusters(sym: np.ndarray, rows: int, cols: int, nr: int) -> np.ndarray:
     return out
 
 
-def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec) -> TensorPlan | None:
+def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec, version: int = VERSION,
+           ) -> TensorPlan | None:
     """``ft`` (uint8, the tensor's bytes) coded against ``base`` (uint8, same size); None when
-    the tensor is empty. The caller compares ``coded_size`` with the standalone coding."""
+    the tensor is empty. The caller compares ``coded_size`` with the standalone coding.
+    ``version``: 3, or 2 (what bigsmall wrote before; the tests keep decoding it)."""
     if base.size != ft.size or ft.size == 0:
         return None
     wb, wbits, kind, mbits, ebits = _layout(spec)
@@ -161,17 +172,18 @@ def encode(base: np.ndarray, ft: np.ndarray, spec: TensorSpec) -> TensorPlan | N
     assert best is not None
     _, nr, rowctx, counts = best
     packed = tables.pack_rows(tables.quantize_counts(counts))
-    freq, cum, _tsym, _pos, err = _tables(np.frombuffer(packed, np.uint8), 0, nk * nr, alpha, PB)
+    pb = _PB[version]
+    freq, cum, _tsym, _pos, err = _tables(np.frombuffer(packed, np.uint8), 0, nk * nr, alpha, pb)
     if err:
         return None
-    tab = rans.encoder_table(freq, cum, PB)
-    det = (freq[:, 0] == 1 << PB).astype(np.uint8)
+    tab = rans.encoder_table(freq, cum, pb)
+    det = (freq[:, 0] == 1 << pb).astype(np.uint8)
     rc = zstandard.ZstdCompressor(level=9).compress(rowctx.tobytes()) if nr > 1 else b""
-    head = (bytes([VERSION, nk, nr, PB]) + int(elo).to_bytes(2, "little", signed=True)
+    head = (bytes([version, nk, nr, pb]) + int(elo).to_bytes(2, "little", signed=True)
             + len(rc).to_bytes(4, "little") + rc + packed)
     per = max(1, CHUNK_ELEMS // cols) * cols
     chunks = tuple(_encode(sym[a:a + per], ce[a:a + per], rowctx, a, cols, nr, bw[a:a + per],
-                           fw[a:a + per], wbits, kind, tab, alpha, det).tobytes()
+                           fw[a:a + per], wbits, kind, tab, alpha, det, _LANES[version]).tobytes()
                    for a in range(0, n, per))
     return TensorPlan(CODEC_ID, {"chunk": per}, head, chunks)
 
@@ -186,12 +198,12 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
     if type(per) is not int or per < 1 or per % cols:
         raise FormatError(f"{where}: bad chunk parameter")
     head = bytes(head)
-    if len(head) < 10 or head[0] != VERSION:
+    if len(head) < 10 or head[0] not in _LANES:
         raise FormatError(f"{where}: side information truncated or of an unknown version")
     nk, nr, pb = head[1], head[2], head[3]
     elo = int.from_bytes(head[4:6], "little", signed=True)
     rlen = int.from_bytes(head[6:10], "little")
-    if not (1 <= nk <= MAX_K and nr in (1, 4) and pb == PB and 10 + rlen <= len(head)):
+    if not (1 <= nk <= MAX_K and nr in (1, 4) and pb == _PB[head[0]] and 10 + rlen <= len(head)):
         raise FormatError(f"{where}: bad side information")
     if nr > 1:
         from ..container.format import zstd_decompress
@@ -207,20 +219,23 @@ def prepare(spec: TensorSpec, params: dict[str, Any], head: bytes | memoryview) 
         # a decode then runs no numba code at all: loading even cached numba kernels maps
         # LLVM, ~100 MB of RSS that apply/load(base=) paid and decompress did not
         tsym, tfc, _ms, _mf, pos, err = enc.build_tables(
-            np.frombuffer(head, np.uint8), 10 + rlen, nk * nr, alpha.bit_length() - 1, 0, PB, 0, True)
+            np.frombuffer(head, np.uint8), 10 + rlen, nk * nr, alpha.bit_length() - 1, 0, pb, 0, True)
         freq0 = tfc[::alpha] & 0xFFFF
     else:
         freq, cum, tsym, pos, err = _tables(np.frombuffer(head, np.uint8), 10 + rlen, nk * nr,
-                                            alpha, PB)
+                                            alpha, pb)
         tfc = (freq | cum << 16).astype(np.uint32).ravel()
         freq0 = freq[:, 0]
     if err:
         raise FormatError(f"{where}: frequency tables truncated or out of range")
     if pos != len(head):
         raise FormatError(f"{where}: side information has trailing bytes")
-    det = (freq0 == 1 << PB).astype(np.uint8)
+    det = (freq0 == 1 << pb).astype(np.uint8)
     skip = det.reshape(nk, nr).all(axis=0).astype(np.uint8)
-    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per)
+    # 3 spare bytes: the AVX2 kernel reads a slot's symbol with a 4-byte gather
+    tsym = np.concatenate((tsym, np.zeros(4, np.uint8)))
+    return (wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip,
+            _LANES[head[0]], pb, per)
 
 
 def chunk_ranges(state: Any, spec: TensorSpec, nchunks: int) -> list[tuple[int, int]]:
@@ -236,7 +251,7 @@ def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memory
                  base: np.ndarray, out: np.ndarray) -> None:
     """Decode chunk ``index`` against ``base`` (uint8, that chunk's base bytes) into ``out``
     (uint8, that chunk's output bytes)."""
-    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, per = state
+    wb, wbits, kind, mbits, ebits, elo, nk, nr, cols, rowctx, tsym, tfc, det, skip, lanes, pb, per = state
     dt = _WORDS[wb]
     bw = base.view(dt)
     if out.size != base.size or bw.size > per:
@@ -244,7 +259,7 @@ def decode_chunk(state: Any, spec: TensorSpec, index: int, chunk: bytes | memory
     c = native.delta()  # the C port (same arguments, same bytes), or the numba reference
     err = (c.decode if c is not None else _decode)(
         np.frombuffer(chunk, np.uint8), bw, out.view(dt), index * per, wbits, kind, mbits, ebits,
-        elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, PB, det, skip, ZLEAD, RAWN)
+        elo, nk, cols, rowctx, nr, tsym, tfc, 2 * wbits, pb, det, skip, ZLEAD, RAWN, lanes)
     if err:
         raise IntegrityError(f"tensor {spec.name!r}: delta chunk {index} corrupt (code {err})")
 

@@ -15,7 +15,8 @@ from ..native.jit import njit  # numba imported on first use (native/jit.py)
 from .decode_tables import _read_rows
 
 RANS_L = 1 << 16
-LANES = 4  # interleaved rANS states per chunk (a power of two)
+LANES = 4  # interleaved rANS states per chunk of version 2 (a power of two)
+LANES3 = 32  # version 3: as many as an AVX2 decoder keeps in flight (four vectors of 8)
 
 
 @njit(nogil=True, cache=True)
@@ -93,14 +94,14 @@ def _counts(sym, ce, rowctx, ncols, nr, nctx, alpha):
 
 
 @njit(nogil=True, cache=True)
-def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, det):
-    """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (the ``LANES`` final states,
+def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, det, lanes):
+    """Elements [k0, k0 + len(sym)): u32 rANS length, rANS bytes (the ``lanes`` final states,
     then the words), then the raw bits, LSB-first. Element ``k`` (chunk-relative) is coded by
-    lane ``k % LANES``; the lanes share one word stream (the decoder reads it in element order)."""
+    lane ``k % lanes``; the lanes share one word stream (the decoder reads it in element order)."""
     n = sym.shape[0]
     words = np.empty(n // 4 + 16, np.uint16)
     nw = 0
-    xs = np.full(LANES, np.uint64(RANS_L), np.uint64)
+    xs = np.full(lanes, np.uint64(RANS_L), np.uint64)
     total_raw = 0
     i = (k0 + n - 1) // ncols  # row of the last element, and where that row starts
     rstart = i * ncols - k0
@@ -117,7 +118,7 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
         if det[c]:  # symbol 0 at frequency 2**pb: the step leaves the state as it is
             continue
         row = c * alpha + s  # the step of rans_encode._put
-        lane = k & (LANES - 1)
+        lane = k & (lanes - 1)
         x = xs[lane]
         if x >= tab[row, 0]:
             if nw == words.shape[0]:
@@ -129,14 +130,14 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
         cc = tab[row, 3]
         xs[lane] = x + (cc & np.uint64(0xFFFFFFFF)) + q * (cc >> np.uint64(32))
     nraw = (total_raw + 7) // 8
-    rbytes = 4 * LANES + 2 * nw
+    rbytes = 4 * lanes + 2 * nw
     out = np.zeros(4 + rbytes + nraw, np.uint8)
     for i in range(4):
         out[i] = np.uint8((rbytes >> (8 * i)) & 0xFF)
-    for j in range(LANES):
+    for j in range(lanes):
         for i in range(4):
             out[4 + 4 * j + i] = np.uint8((xs[j] >> np.uint64(8 * i)) & np.uint64(0xFF))
-    pos = 4 + 4 * LANES
+    pos = 4 + 4 * lanes
     for i in range(nw - 1, -1, -1):  # the decoder reads the last word written first
         out[pos] = np.uint8(words[i] & 0xFF)
         out[pos + 1] = np.uint8(words[i] >> 8)
@@ -171,7 +172,7 @@ def _encode(sym, ce, rowctx, k0, ncols, nr, base, ft, wbits, kind, tab, alpha, d
 
 @njit(nogil=True, cache=True)
 def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
-            tsym, tfc, alpha, pb, det, skip, zlead, rawn):
+            tsym, tfc, alpha, pb, det, skip, zlead, rawn, lanes):
     """Inverse of ``_encode`` for elements [k0, k0 + len(base)); returns 0 or an error code
     (1 truncated, 2 trailing bytes, 3 bad state).
 
@@ -180,20 +181,22 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
     decoding step; ``skip[r]``: every context of row cluster ``r`` is such, so its rows are
     copied whole (the unchanged rows of a fine-tune: most of an embedding).
 
-    Speed: ``LANES`` independent states (element ``k`` on lane ``k % LANES``) let the CPU run
+    ``lanes``: the chunk's rANS states (4 in version 2, ``LANES3`` in version 3).
+
+    Speed: ``lanes`` independent states (element ``k`` on lane ``k % lanes``) let the CPU run
     the table look-ups of consecutive elements at once; symbols below 4 need no raw bits and
     equal ``z`` (the common case, one branch), and the monotone map is branch-free."""
     n = base.shape[0]
     size = chunk.shape[0]
-    hb = 4 + 4 * LANES
+    hb = 4 + 4 * lanes
     if size < hb:
         return 1
     rbytes = np.int64(chunk[0]) | np.int64(chunk[1]) << 8 | np.int64(chunk[2]) << 16 | np.int64(chunk[3]) << 24
-    if rbytes < 4 * LANES or 4 + rbytes > size:
+    if rbytes < 4 * lanes or 4 + rbytes > size:
         return 1
     lbound = np.uint64(RANS_L)
-    xs = np.empty(LANES, np.uint64)
-    for j in range(LANES):
+    xs = np.empty(lanes, np.uint64)
+    for j in range(lanes):
         x = np.uint64(0)
         for i in range(4):
             x |= np.uint64(chunk[4 + 4 * j + i]) << np.uint64(8 * i)
@@ -243,7 +246,7 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
                 out[k] = base[k]
                 k += 1
                 continue
-            lane = k & (LANES - 1)
+            lane = k & (lanes - 1)
             x = xs[lane]
             slot = x & pmask
             s = np.int64(tsym[(c << pb) + np.int64(slot)])
@@ -303,7 +306,7 @@ def _decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, row
         return 1
     if pos != rend or rpos - (nacc >> 3) != size:  # whole bytes read ahead: not used
         return 2
-    for j in range(LANES):
+    for j in range(lanes):
         if xs[j] != lbound:
             return 3
     return 0

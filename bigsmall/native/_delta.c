@@ -1,7 +1,7 @@
 /* bigsmall.native._delta: a C port of the delta codec's chunk decoder (codecs/delta.py).
  *
  *   decode(chunk, base, out, k0, wbits, kind, mbits, ebits, elo, nk, ncols, rowctx, nr,
- *          tsym, tfc, alpha, pb, det, skip, zlead, rawn) -> int
+ *          tsym, tfc, alpha, pb, det, skip, zlead, rawn, lanes) -> int
  *
  * takes exactly the arguments of the numba ``_decode``, in the same order, and returns the same
  * value with the same bytes written (property_tests/test_native_delta.py). Why a module of its
@@ -42,12 +42,32 @@
         {DD_ROW(SUF, 1, 13), DD_ROW(SUF, 2, 13), DD_ROW(SUF, 4, 13), DD_ROW(SUF, 8, 13)},     \
         {DD_ROW(SUF, 1, 0), DD_ROW(SUF, 2, 0), DD_ROW(SUF, 4, 0), DD_ROW(SUF, 8, 0)}};
 
+/* Version 3 (delta_wide.h): any lanes count, the AVX2 vector step for 16- and 32-bit words. */
+#define DW_ONE_FN(SUF, W, KIND, PB)                                                           \
+    __attribute__((noinline)) static int dw_##SUF##_##W##_##KIND##_##PB(                      \
+        const dd_model *m, const uint8_t *chunk, int64_t size, const void *base, void *out,   \
+        int64_t n, int64_t k0, int64_t lanes, const int32_t *lut, const uint32_t *st) {       \
+        return dd_##SUF##_wide(m, chunk, size, base, out, n, k0, lanes, lut, st, W, KIND, PB); \
+    }
+#define DW_KINDS(SUF, W, PB) DW_ONE_FN(SUF, W, 0, PB) DW_ONE_FN(SUF, W, 1, PB) DW_ONE_FN(SUF, W, 2, PB)
+#define DW_WIDTHS(SUF, PB) DW_KINDS(SUF, 1, PB) DW_KINDS(SUF, 2, PB) DW_KINDS(SUF, 4, PB) DW_KINDS(SUF, 8, PB)
+#define DW_ROW(SUF, W, PB) {dw_##SUF##_##W##_0_##PB, dw_##SUF##_##W##_1_##PB, dw_##SUF##_##W##_2_##PB}
+#define DW_DEFINE_ISA(SUF)                                                                    \
+    DW_WIDTHS(SUF, 10) DW_WIDTHS(SUF, 0)                                                      \
+    static const dw_fn dw_table_##SUF[2][4][3] = {                                            \
+        {DW_ROW(SUF, 1, 10), DW_ROW(SUF, 2, 10), DW_ROW(SUF, 4, 10), DW_ROW(SUF, 8, 10)},     \
+        {DW_ROW(SUF, 1, 0), DW_ROW(SUF, 2, 0), DW_ROW(SUF, 4, 0), DW_ROW(SUF, 8, 0)}};
+
 #define DD_NS(x) dd_scalar_##x
 #define DD_SIMD 0
 #include "delta_decode.h"
+#include "delta_wide.h"
 typedef int (*dd_fn)(const dd_model *, const uint8_t *, int64_t, const void *, void *, int64_t,
                      int64_t);
+typedef int (*dw_fn)(const dd_model *, const uint8_t *, int64_t, const void *, void *, int64_t,
+                     int64_t, int64_t, const int32_t *, const uint32_t *);
 DD_DEFINE_ISA(scalar)
+DW_DEFINE_ISA(scalar)
 #undef DD_NS
 #undef DD_SIMD
 
@@ -57,13 +77,16 @@ DD_DEFINE_ISA(scalar)
 #define DD_NS(x) dd_avx2_##x
 #define DD_SIMD 1
 #include "delta_decode.h"
+#include "delta_wide.h"
 DD_DEFINE_ISA(avx2)
+DW_DEFINE_ISA(avx2)
 #undef DD_NS
 #undef DD_SIMD
 #pragma GCC pop_options
 #endif
 
 static int use_avx2 = 0; /* set at import (and by _set_isa, for the tests) */
+static int dw_eager = 0;  /* tests: the vector step on chunks of any size ("avx2-eager") */
 
 static dd_fn dd_pick(int64_t w, int64_t kind, int64_t pb) {
     int wi = w == 1 ? 0 : (w == 2 ? 1 : (w == 4 ? 2 : 3));
@@ -72,6 +95,24 @@ static dd_fn dd_pick(int64_t w, int64_t kind, int64_t pb) {
     if (use_avx2) return dd_table_avx2[pi][wi][kind];
 #endif
     return dd_table_scalar[pi][wi][kind];
+}
+
+static dw_fn dw_pick(int64_t w, int64_t kind, int64_t pb) {
+    int wi = w == 1 ? 0 : (w == 2 ? 1 : (w == 4 ? 2 : 3));
+    int pi = pb == 10 ? 0 : 1; /* version 3's probability bits (codecs/delta.py PB3), folded */
+#if DD_HAVE_AVX2
+    if (use_avx2) return dw_table_avx2[pi][wi][kind];
+#endif
+    return dw_table_scalar[pi][wi][kind];
+}
+
+/* Per 8-bit mask of the lanes that renormalise: lane j -> how many of the lanes below it do
+ * (the index of its word among the next 8 of the stream; delta_wide.h). */
+static int32_t dw_lut[256 * 8];
+
+static void dw_init_lut(void) {
+    for (int msk = 0; msk < 256; msk++)
+        for (int j = 0; j < 8; j++) dw_lut[8 * msk + j] = __builtin_popcount((unsigned)msk & ((1u << j) - 1));
 }
 
 /* ------------------------------------------------------------------ argument checks */
@@ -165,11 +206,15 @@ static int16_t *dd_tables(const dd_model *m, int64_t kind) {
 static PyObject *py_decode(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *o[DD_NB];
-    long long k0, wbits, kind, mbits, ebits, elo, nk, ncols, nr, alpha, pb;
-    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLOLOOLLOOOO", &o[0], &o[1], &o[2], &k0, &wbits, &kind,
+    long long k0, wbits, kind, mbits, ebits, elo, nk, ncols, nr, alpha, pb, lanes;
+    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLOLOOLLOOOOL", &o[0], &o[1], &o[2], &k0, &wbits, &kind,
                           &mbits, &ebits, &elo, &nk, &ncols, &o[3], &nr, &o[4], &o[5], &alpha,
-                          &pb, &o[6], &o[7], &o[8], &o[9]))
+                          &pb, &o[6], &o[7], &o[8], &o[9], &lanes))
         return NULL;
+    if (lanes < 1 || lanes > DW_MAXL || (lanes & (lanes - 1))) {
+        PyErr_SetString(PyExc_ValueError, "lanes must be a power of two in [1, 64]");
+        return NULL;
+    }
     static const Py_ssize_t isz[10] = {1, 0, 0, 1, 1, 4, 1, 1, 8, 1};
     static const char *names[10] = {"chunk", "base", "out", "rowctx", "tsym", "tfc", "det",
                                     "skip", "zlead", "rawn"};
@@ -186,11 +231,38 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
         if (dd_check(v, &m, k0, wbits, kind) == 0 && (cmpt = dd_tables(&m, kind)) != NULL) {
             m.cmpt = cmpt;
             m.ctab = cmpt + m.nk * m.nr * m.alpha;
-            dd_fn f = dd_pick(v[1].itemsize, kind, pb);
             int64_t n = DD_N(v[1]);
-            Py_BEGIN_ALLOW_THREADS
-            rc = f(&m, v[0].buf, (int64_t)v[0].len, v[1].buf, v[2].buf, n, k0);
-            Py_END_ALLOW_THREADS
+            if (lanes == 4) {
+                dd_fn f = dd_pick(v[1].itemsize, kind, pb);
+                Py_BEGIN_ALLOW_THREADS
+                rc = f(&m, v[0].buf, (int64_t)v[0].len, v[1].buf, v[2].buf, n, k0);
+                Py_END_ALLOW_THREADS
+            } else {
+                /* the vector step (AVX2, 16- and 32-bit words) wants its slot table: built
+                 * here (~0.3 ns a slot), so only where the chunk has more elements than a
+                 * quarter of the table's slots; bit offsets and indices within 31 bits */
+                int64_t nctx = m.nk * m.nr;
+                uint32_t *st = NULL;
+                int simd = use_avx2 && (v[1].itemsize == 2 || v[1].itemsize == 4) && m.pb <= 12 &&
+                           (dw_eager || 4 * n >= (nctx << m.pb)) && (int64_t)v[0].len < ((int64_t)1 << 27) &&
+                           m.elo > -((int64_t)1 << 20) && m.elo < ((int64_t)1 << 20);
+                if (simd) {
+                    st = PyMem_Malloc((size_t)(nctx << m.pb) * sizeof(uint32_t));
+                    if (st == NULL) {
+                        PyErr_NoMemory();
+                    } else if (!dw_slot_table(&m, st)) {
+                        PyMem_Free(st);
+                        st = NULL;
+                    }
+                }
+                if (!simd || st != NULL || !PyErr_Occurred()) {
+                    dw_fn f = dw_pick(v[1].itemsize, kind, pb);
+                    Py_BEGIN_ALLOW_THREADS
+                    rc = f(&m, v[0].buf, (int64_t)v[0].len, v[1].buf, v[2].buf, n, k0, lanes, dw_lut, st);
+                    Py_END_ALLOW_THREADS
+                }
+                PyMem_Free(st);
+            }
         }
         PyMem_Free(cmpt);
     }
@@ -209,9 +281,10 @@ static PyObject *py_set_isa(PyObject *self, PyObject *args) {
     (void)self;
     const char *name;
     if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    dw_eager = strcmp(name, "avx2-eager") == 0;
     if (strcmp(name, "scalar") == 0) {
         use_avx2 = 0;
-    } else if (strcmp(name, "avx2") == 0) {
+    } else if (strcmp(name, "avx2") == 0 || dw_eager) {
 #if DD_HAVE_AVX2
         __builtin_cpu_init();
         if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))) {
@@ -224,7 +297,7 @@ static PyObject *py_set_isa(PyObject *self, PyObject *args) {
         return NULL;
 #endif
     } else {
-        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'avx2'");
+        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar', 'avx2' or 'avx2-eager'");
         return NULL;
     }
     Py_RETURN_NONE;
@@ -233,7 +306,9 @@ static PyObject *py_set_isa(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"decode", py_decode, METH_VARARGS, "delta: one chunk (codecs/delta.py _decode)"},
     {"isa", py_isa, METH_NOARGS, "the instruction set the kernel runs with: 'avx2' or 'scalar'"},
-    {"_set_isa", py_set_isa, METH_VARARGS, "tests only: force 'scalar' or 'avx2' (if supported)"},
+    {"_set_isa", py_set_isa, METH_VARARGS,
+     "tests only: force 'scalar' or 'avx2' (if supported); 'avx2-eager': avx2, and version 3's "
+     "vector step on chunks of any size (not only where building its slot table pays)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -244,6 +319,7 @@ static struct PyModuleDef moddef = {
 };
 
 PyMODINIT_FUNC PyInit__delta(void) {
+    dw_init_lut();
 #if DD_HAVE_AVX2
     __builtin_cpu_init();
     use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
