@@ -68,6 +68,15 @@ def _exact(src: Path, cls: Any = None) -> tuple[Any, float]:
     return model, time.perf_counter() - t0
 
 
+def embed(m: Any, enc: Any) -> Any:
+    """Mean-pooled last hidden states of the tokenized sentences ``enc`` (also
+    ``bench_dual_run.py``'s)."""
+    with torch.no_grad():
+        h = m(**enc).last_hidden_state.float()
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    return (h * mask).sum(1) / mask.sum(1)
+
+
 def minilm(src: Path) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -75,14 +84,7 @@ def minilm(src: Path) -> dict[str, Any]:
     enc = tok(SENTENCES, return_tensors="pt", padding=True)
     exact, t_exact = _exact(src)
     fast, stats, t_fast = _fast(src)
-
-    def embed(m: Any) -> Any:
-        with torch.no_grad():
-            h = m(**enc).last_hidden_state.float()
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        return (h * mask).sum(1) / mask.sum(1)
-
-    cos = torch.nn.functional.cosine_similarity(embed(exact), embed(fast))
+    cos = torch.nn.functional.cosine_similarity(embed(exact, enc), embed(fast, enc))
     return {"cosine_min": round(float(cos.min()), 4), "cosine_mean": round(float(cos.mean()), 4),
             **_common(stats, t_exact, t_fast)}
 

@@ -95,8 +95,9 @@ def verify_bsd(args: argparse.Namespace, emit: Emit) -> int:
             emit(args, {"src": args.src, "ok": False, "problems": [str(exc)]}, f"{args.src}: CORRUPT: {exc}")
             return 3
     emit(args, {"src": args.src, "mode": "full", **rep},
-         f"{args.src}: OK: both members decode; {rep['tensors']} tensors and the original file's sha256 "
-         "verified")
+         f"{args.src}: OK: both members decode; {rep['tensors']} tensors and "
+         + (f"the {rep['files']} original files' sha256 verified" if "files" in rep
+            else "the original file's sha256 verified"))
     return 0
 
 

@@ -101,12 +101,19 @@ def _int4(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], spec: Any, de
                 torch.from_numpy(minimum).to(dev), (rows, cols), torch_dtype(spec.dtype))
 
 
-def run_dual(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None, device: str = "cpu",
-             prompt: str | None = None, audio: str | None = None, model_class: str | None = None,
-             progress: Any = None, announce: Callable[[str], None] | None = None) -> RunResult:
-    """Run the model of the ``.bsd`` folder ``src`` as ``plan`` says (``perfect`` or ``fast``)
-    on a real input (:func:`.runner.run`'s inputs and outputs). ``progress``: ``(total, unit)
-    -> bar``."""
+def _config(folder: Any, files: FolderFiles, side: Path) -> Any:
+    """The transformers config of the folder, from its side files written into ``side``."""
+    write_side_files(files, folder.path / mf.NAME, side)
+    return transformers_module().AutoConfig.from_pretrained(str(side))
+
+
+def dual_model(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None, device: str = "cpu",
+               model_class: Any = None, progress: Any = None) -> tuple[Any, dict[str, Any]]:
+    """The transformers model of the ``.bsd`` folder ``src`` as ``plan`` says (``perfect``: the
+    exact members; ``fast``: the stored INT4 code, hooked) and what it read: ``tensors``,
+    ``weight_bytes`` and, in fast mode, ``fast`` (the held bytes and the bytes read).
+    ``model_class``: a class, a transformers class name, or None (the config's architecture).
+    Refuses a lossy plan whose announcement was not emitted, before reading anything."""
     require_announced(plan, receipt)  # a lossy plan: refused before a single byte is read
     if plan.mode not in ("perfect", "fast"):
         raise PlanError(f"{src}: a .bsd runs whole (--mode perfect) or from its fast members "
@@ -115,22 +122,16 @@ def run_dual(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None,
 
     from ..io.dual_folder import DualFolder, fast_codes
 
-    transformers = transformers_module()
     folder = DualFolder(src)
     files = FolderFiles(folder)
-    with tempfile.TemporaryDirectory(prefix="bigsmall-run-") as d:
-        side = Path(d)
-        write_side_files(files, folder.path / mf.NAME, side)
-        config = transformers.AutoConfig.from_pretrained(str(side))
-        task = _Task(config, side, prompt, audio)
-        task.post = pipeline_for_run(files, str(torch.device(device)), announce)
+    with tempfile.TemporaryDirectory(prefix="bigsmall-config-") as d:
+        config = _config(folder, files, Path(d))
     where = transformer_dir(files)  # a sentence-transformers folder: the transformer's files only
     members = [m for m in folder.bsd_members if m.path.rpartition("/")[0] == where] or folder.bsd_members
-    cls = _model_class(config, model_class)
+    cls = model_class if model_class is None or not isinstance(model_class, str) else None
+    cls = cls or _model_class(config, model_class)
     dev = torch.device(device)
     cpu = torch.device("cpu")
-    memory.reset_peak()
-    t0 = time.perf_counter()
     with ExitStack() as stack:
         duals = [stack.enter_context(folder.open(m)) for m in members]
         specs = [s for dd in duals for s in dd.specs]
@@ -138,7 +139,7 @@ def run_dual(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None,
         model = empty_model(config, cls, checkpoint_dtype(s.dtype for s in specs))
         names = name_map(model, [s.name for s in specs])
         bar = progress(weight_bytes, "B") if progress else None
-        fast: dict[str, Any] | None = None
+        info: dict[str, Any] = {"tensors": len(specs), "weight_bytes": weight_bytes, "fast": None}
         if plan.mode == "perfect":
             for dd in duals:
                 for spec, data in dd.iter_exact():
@@ -163,19 +164,41 @@ def run_dual(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None,
                         bar.update(spec.nbytes)
             hook_codes(model, codes, dev, src)
             # the weight error needs the exact weights, which fast mode does not read: None here
-            # (docs/dual.md gives it per model, measured by benchmarks/bench_dual.py)
+            # (docs/dual.md gives it per model, measured by benchmarks/bench_dual_run.py)
             stats = FastStats(len(codes), n_exact, sum(c.nbytes for c in codes.values()), exact_bytes,
                               weight_bytes, None)  # type: ignore[arg-type]
-            fast = {**stats.to_json(), "source": "fast member",
-                    "bytes_read": sum(dd.bytes_read for dd in duals),
-                    "fast_member_bytes": sum(dd.fast_member_bytes for dd in duals),
-                    "exact_member_bytes": sum(dd.exact_member_bytes for dd in duals)}
+            info["fast"] = {**stats.to_json(), "source": "fast member",
+                            "bytes_read": sum(dd.bytes_read for dd in duals),
+                            "fast_member_bytes": sum(dd.fast_member_bytes for dd in duals),
+                            "exact_member_bytes": sum(dd.exact_member_bytes for dd in duals)}
         if bar is not None:
             bar.close()
-    model = model.eval()
+    return model.eval(), info
+
+
+def run_dual(src: str | os.PathLike[str], plan: Plan, receipt: Announced | None, device: str = "cpu",
+             prompt: str | None = None, audio: str | None = None, model_class: str | None = None,
+             progress: Any = None, announce: Callable[[str], None] | None = None) -> RunResult:
+    """Run the model of the ``.bsd`` folder ``src`` as ``plan`` says (``perfect`` or ``fast``)
+    on a real input (:func:`.runner.run`'s inputs and outputs). ``progress``: ``(total, unit)
+    -> bar``."""
+    require_announced(plan, receipt)  # a lossy plan: refused before a single byte is read
+    import torch
+
+    from ..io.dual_folder import DualFolder
+
+    folder = DualFolder(src)
+    files = FolderFiles(folder)
+    with tempfile.TemporaryDirectory(prefix="bigsmall-run-") as d:
+        side = Path(d)
+        task = _Task(_config(folder, files, side), side, prompt, audio)
+        task.post = pipeline_for_run(files, str(torch.device(device)), announce)
+    memory.reset_peak()
+    t0 = time.perf_counter()
+    model, info = dual_model(src, plan, receipt, device, model_class, progress)
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     output = task(model, model)
-    return RunResult("fast" if fast is not None else "load", str(src), type(model).__name__, str(dev),
-                     len(specs), weight_bytes, load_s, time.perf_counter() - t1, output, None,
-                     memory.peak_rss(), None, fast)
+    return RunResult("fast" if info["fast"] is not None else "load", str(src), type(model).__name__,
+                     str(torch.device(device)), info["tensors"], info["weight_bytes"], load_s,
+                     time.perf_counter() - t1, output, None, memory.peak_rss(), None, info["fast"])
