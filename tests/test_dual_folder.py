@@ -114,6 +114,7 @@ def test_minilm_folder_round_trip(minilm_bsd: Path, tmp_path: Path, capsys: pyte
     assert main(["plan", str(minilm_bsd), "--mode", "fast", "--json"]) == 0
     p = json.loads(capsys.readouterr().out)
     assert p["lossy"] and "stored fast member" in p["announcement"]
+    assert (p["fast_member_bytes"], p["exact_member_bytes"]) == (info["fast_member_bytes"], info["exact_member_bytes"])
     assert main(["verify", str(minilm_bsd)]) == 0
     capsys.readouterr()
 

@@ -81,9 +81,20 @@ def make_plan(src: str | Path, mode: str, device: str) -> ap.Plan:
 
 
 def cmd_plan(args: argparse.Namespace, emit: Emit) -> int:
+    from ..io.source import is_dual_path
+
     p = make_plan(args.src, args.mode, args.device)
     lines = ([p.announcement.sentence] if p.announcement else []) + [p.sentence]
-    emit(args, p.to_json(), "\n".join(lines))
+    payload = p.to_json()
+    if is_dual_path(args.src):  # a .bsd file or folder: what each mode reads from it
+        from ..io.dual_folder import open_dual
+
+        with open_dual(args.src) as d:
+            info = d.info()
+        payload.update(fast_member_bytes=info["fast_member_bytes"], exact_member_bytes=info["exact_member_bytes"])
+        lines.append(f"stored: fast member(s) {info['fast_member_bytes'] / 1e6:.1f} MB (all --mode fast reads), "
+                     f"exact member(s) {info['exact_member_bytes'] / 1e6:.1f} MB (read too by --mode perfect)")
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
