@@ -25,7 +25,8 @@ HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "decode8.h", "decodep.h", "enco
                                           "glue.h", "pybuf.h")]
 ENC_HEADERS = [f"{NATIVE}/{h}" for h in ("common.h", "enc_common.h", "enc_tables.h", "enc_count.h",
                                           "enc_glue.h", "enc_rans8.h", "enc_rans4.h",
-                                          "enc_glue8.h", "pybuf.h")]
+                                          "enc_glue8.h", "pybuf.h", "enc_cluster.h",
+                                          "enc_lloyd.h", "enc_glue_cluster.h")]
 # _enc's float code must round as numba's: no fused multiply-add (GCC contracts by default
 # where the target has FMA)
 ENC_FLAGS = [] if sys.platform == "win32" else ["-ffp-contract=off"]

@@ -4,6 +4,10 @@ symbol matrix for ``context.choose``.
 Assign each row to the cluster whose table codes it in the fewest bits, re-estimate the tables,
 repeat; alternately for columns. The histograms and the assignment are compiled (numba) and one
 call runs every iteration, so the encoder's threads do not wait for the GIL between the steps.
+The kernels that Python calls (``_hist``, ``_assign_rows``, ``_lloyd``) have C ports
+(``native/enc_cluster.h``, ``enc_lloyd.h``: the same clusterings, bit for bit,
+``property_tests/test_native_cluster.py``) that serve them unless ``BIGSMALL_NATIVE=0``: a
+default-level compress then compiles no numba kernel.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..native.jit import njit  # numba imported on first use (native/jit.py)
+from ..native.jit import NativeFirst, njit  # numba imported on first use (native/jit.py)
 from .loads import ld, st
 from .numpy_exact import _code_lengths_kernel, _line_means, _quantile_map
 
@@ -47,6 +51,10 @@ def _hist(sym, other, k_other, alpha):
             row[2 * w + b] = 0
             row[3 * w + b] = 0
     return out
+
+
+# the C port (native/enc_cluster.h) for calls from Python; numba kernels call ``_hist`` itself
+_hist_first = NativeFirst("hist", _hist)
 
 
 @njit(nogil=True, cache=True)
@@ -182,7 +190,7 @@ def _best_cluster(idx, val, m, lt, k):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="assign_rows")  # C port: native/enc_cluster.h
 def _assign_rows(sym, other, k_other, alpha, lengths):
     """``_argmin_cost(_hist(sym, other, k_other, alpha), lengths)`` without the histogram matrix.
 
@@ -290,7 +298,7 @@ def _axis_hist(mat, other, k_other, alpha, shared, have, prev_map, prev_h, own):
     return _hist(mat, other, k_other, alpha), other.copy(), True
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="lloyd")  # C port: native/enc_cluster.h
 def _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, first_rows,
            iterations):
     """Lloyd iterations from the start maps ``rows``/``cols``: rows to their cheapest row
@@ -348,7 +356,7 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
     sym_t = _memo(memo, (-1, 0), lambda: np.ascontiguousarray(sym.T))
 
     def one_cluster(mat: np.ndarray) -> np.ndarray:  # the other axis all in cluster 0
-        return _hist(mat, np.zeros(mat.shape[1], np.int64), 1, alpha)
+        return _hist_first(mat, np.zeros(mat.shape[1], np.int64), 1, alpha)  # type: ignore[no-any-return]
 
     none = np.zeros((0, 0), np.float64)
     shared_rows = shared_cols = none
@@ -360,7 +368,7 @@ def _fit(sym: np.ndarray, alpha: int, kr: int, kc: int,
     cols = _start_map(sym, 0, kc, memo)
     first = none
     if kr > 1 and kc > 1:  # the first row pass: the same for every candidate with kc columns
-        first = _memo(memo, (2, kc), lambda: _hist(sym, cols, kc, alpha))
+        first = _memo(memo, (2, kc), lambda: _hist_first(sym, cols, kc, alpha))
     return _lloyd(sym, sym_t, alpha, kr, kc, rows, cols, shared_rows, shared_cols, first,
                   ITERATIONS)
 

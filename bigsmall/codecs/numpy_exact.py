@@ -4,14 +4,16 @@ lengths, entropies, quantiles and means.
 Why exact: the encoder's choices (clusterings, table sizes) follow from these floats, and the
 golden vectors (``spec/vectors``) pin its output bytes; compiled code that added the same terms
 in another order could pick another clustering. Each kernel says which numpy expression it
-reproduces; ``property_tests/test_encoder_kernels.py`` compares them.
+reproduces; ``property_tests/test_encoder_kernels.py`` compares them. The kernels that Python
+calls have C ports (``native/enc_cluster.h``, the same float64 bits:
+``property_tests/test_native_cluster.py``), which serve them unless ``BIGSMALL_NATIVE=0``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..native.jit import njit  # numba imported on first use (native/jit.py)
+from ..native.jit import NativeFirst, njit  # numba imported on first use (native/jit.py)
 from .decode_tables import stable_order
 
 
@@ -115,13 +117,17 @@ def _code_lengths_kernel(table):
     return out
 
 
+# the C port (native/enc_cluster.h) for calls from Python; ``_reassign`` (numba) calls the kernel
+_code_lengths_first = NativeFirst("code_lengths", _code_lengths_kernel)
+
+
 def _code_lengths(table: np.ndarray) -> np.ndarray:
     """Code lengths (bits) of every symbol in every row of a count table, smoothed so unseen
     symbols cost finitely: ``-log2(t / t.sum(axis=-1))`` with ``t = table + 0.05``."""
-    return _code_lengths_kernel(np.ascontiguousarray(table))
+    return _code_lengths_first(np.ascontiguousarray(table))  # type: ignore[no-any-return]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="entropy_rows")  # C port: native/enc_cluster.h
 def _entropy_rows(table):
     """(Σ over rows of the row's entropy times its count in bits, number of non-zero entries) of
     an integer count table: per row ``-(c * np.log2(c / c.sum())).sum()`` over its non-zero
@@ -178,7 +184,7 @@ def _quantiles(values, qs):
     return q
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="quantile_map")  # C port: native/enc_cluster.h
 def _quantile_map(values, qs):
     """``np.searchsorted(np.quantile(values, qs), values)`` (side "left": the number of
     quantiles below each value)."""
@@ -192,7 +198,7 @@ def _quantile_map(values, qs):
     return out
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, native="line_means")  # C port: native/enc_cluster.h
 def _line_means(sym, axis):
     """``sym.mean(axis=axis)`` of an unsigned integer matrix: sums are integers (exact in any
     order below 2**53), one division each, as numpy does."""

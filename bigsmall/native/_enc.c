@@ -9,7 +9,9 @@
  *   and the encoder's counting and table kernels (enc_glue.h, enc_count.h): bit_field,
  *   field_counts, row_low_zeros, more_distinct_than, ctx_table (codecs/counting.py);
  *   quantize, pack, normalize_rows, joint_code, estimate_bits (codecs/enc_tables.py);
- *   encode_values, raw_lane_fast: field8's chunk encoder (enc_glue8.h, enc_rans8.h).
+ *   encode_values, raw_lane_fast: field8's chunk encoder (enc_glue8.h, enc_rans8.h);
+ *   hist, assign_rows, lloyd, code_lengths, entropy_rows, quantile_map, line_means: the
+ *   clustering search (codecs/lloyd.py, codecs/numpy_exact.py; enc_glue_cluster.h).
  *
  * Arrays come back as bytearrays (no numpy at build time); bigsmall/native/enc.py views them
  * with the kernel's dtypes and shapes, so a codec sees exactly what the numba kernel returns
@@ -24,6 +26,7 @@
 #include "enc_tables.h"
 #include "enc_glue.h"
 #include "enc_glue8.h"
+#include "enc_glue_cluster.h"
 
 #define EK_MAX_CTX 4096 /* a field head has at most 256 contexts (kr * kc <= 256) */
 
@@ -165,6 +168,7 @@ static PyMethodDef methods[] = {
      "fieldp decode tables (prefix.decode_model); bytearrays"},
     EK_ENCODE_METHODS
     EK_RANS8_METHODS
+    EK_CLUSTER_METHODS
     {NULL, NULL, 0, NULL},
 };
 

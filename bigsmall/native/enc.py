@@ -141,6 +141,63 @@ class Enc:
             malpha, p, eb, mb, _i(rshift)), np.uint8)
 
 
+    # ---- the clustering search (codecs/lloyd.py, codecs/numpy_exact.py; enc_cluster.h).
+    # Symbol matrices of other types than uint8/uint16 (context.choose makes those) and the
+    # degenerate shapes the C glue refuses go to numba (NotImplemented): same results.
+
+    def hist(self, sym: np.ndarray, other: np.ndarray, k_other: int, alpha: int) -> Any:
+        if not _small(sym):
+            return NotImplemented
+        out = self.ext.hist(_c(sym), _i(other), k_other, alpha)
+        return np.frombuffer(out, np.float64).reshape(sym.shape[0], k_other * alpha)
+
+    def assign_rows(self, sym: np.ndarray, other: np.ndarray, k_other: int, alpha: int,
+                    lengths: np.ndarray) -> Any:
+        if not _small(sym) or lengths.dtype != np.float64 or lengths.ndim != 2:
+            return NotImplemented
+        return np.frombuffer(self.ext.assign_rows(_c(sym), _i(other), k_other, alpha,
+                                                  _c(lengths)), np.int64)
+
+    def lloyd(self, sym: np.ndarray, sym_t: np.ndarray, alpha: int, kr: int, kc: int,
+              rows: np.ndarray, cols: np.ndarray, shared_rows: np.ndarray,
+              shared_cols: np.ndarray, first_rows: np.ndarray, iterations: int) -> Any:
+        """``lloyd._lloyd``: (row map, column map), int64."""
+        hists = (shared_rows, shared_cols, first_rows)
+        if (not (_small(sym) and _small(sym_t)) or sym.size == 0
+                or any(h.dtype != np.float64 or h.ndim != 2 for h in hists)):
+            return NotImplemented
+        r, c = self.ext.lloyd(_c(sym), _c(sym_t), alpha, kr, kc, _i(rows), _i(cols),
+                              *(_c(h) for h in hists), iterations)
+        return np.frombuffer(r, np.int64), np.frombuffer(c, np.int64)
+
+    def code_lengths(self, table: np.ndarray) -> Any:
+        """``numpy_exact._code_lengths_kernel`` of an int64 or float64 table."""
+        if table.ndim != 2 or table.dtype not in (np.int64, np.float64):
+            return NotImplemented
+        return np.frombuffer(self.ext.code_lengths(_c(table)), np.float64).reshape(table.shape)
+
+    def entropy_rows(self, table: np.ndarray) -> Any:
+        if table.ndim != 2 or table.dtype != np.int64:
+            return NotImplemented
+        return self.ext.entropy_rows(_c(table))
+
+    def quantile_map(self, values: np.ndarray, qs: np.ndarray) -> Any:
+        if (values.dtype != np.float64 or qs.dtype != np.float64 or values.size == 0
+                or np.isnan(qs).any()):
+            return NotImplemented  # numba indexes out of bounds there: no result to match
+        return np.frombuffer(self.ext.quantile_map(_c(values), _c(qs)), np.int64)
+
+    def line_means(self, sym: np.ndarray, axis: int) -> Any:
+        if not _small(sym) or axis not in (0, 1) or sym.shape[axis] == 0:
+            return NotImplemented  # numba raises ZeroDivisionError on an empty axis
+        return np.frombuffer(self.ext.line_means(_c(sym), axis), np.float64)
+
+
+def _small(sym: np.ndarray) -> bool:
+    """A uint8/uint16 matrix: the symbol types the C clustering kernels take."""
+    return sym.ndim == 2 and sym.dtype in (np.uint8, np.uint16)
+
+
 def _i(a: np.ndarray) -> np.ndarray:
     """int64, C order (what the numba kernels get from the codecs; values unchanged)."""
     return np.ascontiguousarray(a, dtype=np.int64)
