@@ -284,3 +284,59 @@ def test_run_dual_refuses_an_unannounced_lossy_plan_before_reading(tmp_path: Pat
         run_dual(missing, lossy, None)  # refused before the (missing) folder is even looked at
     with pytest.raises(OSError):  # announced: it gets to reading the folder
         run_dual(missing, lossy, ap.announce(lossy, lambda _line: None))
+
+
+def _manifest(**change: Any) -> dict[str, Any]:
+    doc = json.loads(mf.encode([mf.Member("model.safetensors", "model.bsd", "bsd", 10, "a" * 64),
+                                mf.Member("config.json", "config.json", "copy", 2, "b" * 64)]))
+    doc["files"][0].update(change)
+    return doc
+
+
+@pytest.mark.parametrize("doc, match", [
+    ({"format": "bigsmall-dual-folder", "version": [2, 0], "files": []}, "not supported"),
+    ({"format": "something-else", "version": [1, 0], "files": []}, "format"),
+    (_manifest(path="../model.safetensors", stored="../model.bsd"), "path"),
+    (_manifest(path="/abs/model.safetensors", stored="/abs/model.bsd"), "path"),
+    (_manifest(stored="other.bsd"), "stored name"),
+    (_manifest(stored=mf.NAME), "stored name"),
+    (_manifest(kind="link"), "kind"),
+    (_manifest(sha256="A" * 64), "sha256"),
+    (_manifest(size=-1), "negative"),
+    (_manifest(size=True), "integer"),
+    (_manifest(size=1.5), "integer"),
+    (_manifest(path="config.json", kind="copy", stored="config.json"), "twice"),
+    (_manifest(path="config.json/x.safetensors", stored="config.json/x.bsd"), "both a file and"),
+    (_manifest(kind="copy", stored="model.safetensors"), "no .bsd member"),
+])
+def test_crafted_manifests_are_refused(doc: dict[str, Any], match: str) -> None:
+    from bigsmall.errors import UnsupportedVersionError
+
+    with pytest.raises(FormatError, match=match) as info:
+        mf.parse(json.dumps(doc).encode())
+    assert isinstance(info.value, UnsupportedVersionError) == (match == "not supported")
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b'{"format": NaN}', b"[1, 2]",
+                                 b'{"format": "bigsmall-dual-folder", "format": "x"}', b"\xff\xfe",
+                                 b" " * (mf.MAX_BYTES + 1)])
+def test_malformed_manifest_bytes_are_refused(raw: bytes, tmp_path: Path) -> None:
+    with pytest.raises(FormatError):
+        mf.parse(raw)
+    (tmp_path / mf.NAME).write_bytes(raw)
+    with pytest.raises(FormatError, match=str(tmp_path)):  # the folder's reader names the folder
+        dual_folder.DualFolder(tmp_path)
+
+
+def test_a_member_swapped_for_another_bsd_is_refused(minilm_bsd: Path, small_model: Path, tmp_path: Path) -> None:
+    from bigsmall.errors import IntegrityError
+
+    copy = tmp_path / "swapped.bsd"
+    shutil.copytree(minilm_bsd, copy)
+    from bigsmall.io.dual import create
+
+    create(small_model, copy / "model.bsd", force=True)
+    with pytest.raises(IntegrityError, match="not the file the manifest names"):
+        bigsmall.load(copy)
+    assert main(["decompress", str(copy), "-o", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out").exists()

@@ -94,9 +94,9 @@ def parse(raw: bytes) -> list[Member]:
         if isinstance(exc, UnsupportedVersionError) or str(exc).startswith(NAME):
             raise
         raise FormatError(f"{NAME} malformed: {exc}") from None
-    if not any(m.kind == "bsd" for m in out):
-        raise _fail("files", "no .bsd member")
     # restored and stored paths: each once, none both a file and a folder of another
     schema.member_parts([m.path for m in out], "files")
     schema.member_parts([m.stored for m in out] + [NAME], "stored")
+    if not any(m.kind == "bsd" for m in out):
+        raise _fail("files", "no .bsd member")
     return out

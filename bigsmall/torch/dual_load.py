@@ -34,23 +34,24 @@ def load_dual(src: str | os.PathLike[str], device: str | Any = "cpu", mode: str 
 
     torch = _torch()
     dev = torch.device(device)
-    out: dict[str, Any] = {}
     if os.path.isdir(src):  # a .bsd folder: every .bsd member (io/dual_folder.py)
         return _load_folder(src, dev, mode, progress, report)
     with DualFile(src) as d:
-        if mode == "fast":
-            for spec, _kind, arr in d.iter_fast():
-                out[spec.name] = _as_tensor(_bytes(torch, arr), spec, dev, False)
-                if progress is not None:
-                    progress.update(spec.nbytes)
-        else:
-            for spec, data in d.iter_exact():
-                out[spec.name] = _as_tensor(_bytes(torch, data), spec, dev, False)
-                if progress is not None:
-                    progress.update(spec.nbytes)
-        if report is not None:
-            report.update(bytes_read=d.bytes_read, fast_member_bytes=d.fast_member_bytes,
-                          exact_member_bytes=d.exact_member_bytes)
+        return _load_open(d, dev, mode, progress, report)
+
+
+def _load_open(d: Any, dev: Any, mode: str, progress: Any, report: dict[str, Any] | None) -> dict[str, Any]:
+    """``load_dual`` of an open ``DualFile``."""
+    torch = _torch()
+    out: dict[str, Any] = {}
+    tensors = d.iter_fast() if mode == "fast" else ((spec, None, data) for spec, data in d.iter_exact())
+    for spec, _kind, data in tensors:
+        out[spec.name] = _as_tensor(_bytes(torch, data), spec, dev, False)
+        if progress is not None:
+            progress.update(spec.nbytes)
+    if report is not None:
+        report.update(bytes_read=d.bytes_read, fast_member_bytes=d.fast_member_bytes,
+                      exact_member_bytes=d.exact_member_bytes)
     return out
 
 
@@ -67,7 +68,8 @@ def _load_folder(src: str | os.PathLike[str], dev: Any, mode: str, progress: Any
     totals = {"bytes_read": 0, "fast_member_bytes": 0, "exact_member_bytes": 0}
     for m in folder.bsd_members:
         rep: dict[str, Any] = {}
-        parts.append((m.path, load_dual(folder.path / m.stored, dev, mode, progress, rep)))
+        with folder.open(m) as d:  # checked against the manifest's sha256 first
+            parts.append((m.path, _load_open(d, dev, mode, progress, rep)))
         for k in totals:
             totals[k] += rep[k]
     seen: dict[str, int] = {}
