@@ -14,9 +14,6 @@ duplicates, NaN, infinities). Arguments outside what a kernel can index raise, n
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -27,20 +24,13 @@ from hypothesis import strategies as st
 import bigsmall.native as native
 from bigsmall.codecs import context, lloyd, numpy_exact
 
+from .test_native_encode import _numba  # the reference forced for one block
+
 E = native.enc_kernels()
 pytestmark = pytest.mark.skipif(E is None, reason="native extension not built (or BIGSMALL_NATIVE=0)")
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = st.integers(0, 2**32 - 1)
-
-
-@contextmanager
-def _numba() -> Iterator[None]:
-    native.use("0")
-    try:
-        yield
-    finally:
-        native.use(os.environ.get(native.ENV, "1"))
 
 
 def _both(fn: Any, *args: Any) -> tuple[Any, Any]:
@@ -58,6 +48,8 @@ def _both(fn: Any, *args: Any) -> tuple[Any, Any]:
 
 
 def _same(got: Any, ref: Any) -> None:
+    """Equal values, arrays and floats compared by their bytes (test_native_encode's ``_eq``
+    compares arrays by value, where NaN != NaN)."""
     if isinstance(ref, tuple):
         assert isinstance(got, tuple) and len(got) == len(ref)
         for g, r in zip(got, ref, strict=True):

@@ -104,7 +104,8 @@ def test_after_warmup_the_common_commands_compile_nothing(tmp_path: Path) -> Non
                        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=1200)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
-    assert rep["kernels"] == len(warmup.load_manifest()) and rep["processes"] == 2
+    assert rep["kernels"] == len(warmup.needed(warmup.load_manifest()))
+    assert rep["processes"] == max(1, min(2, rep["kernels"]))  # no more workers than kernels
     work = tmp_path / "work"
     work.mkdir()
     r = subprocess.run([sys.executable, "-P", "-c", COUNT_COMPILES, str(work)], env=env,
@@ -119,6 +120,35 @@ def test_after_warmup_the_common_commands_compile_nothing(tmp_path: Path) -> Non
         "prefix.canonical_codes(np.zeros(4, np.int64))"), str(work)],
         env=env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert json.loads(r.stdout.splitlines()[-1]) == ["bigsmall.codecs.prefix.canonical_codes"]
+
+
+NEEDED = r"""
+import json
+from bigsmall.io import warmup
+print(json.dumps([k.label for k in warmup.needed(warmup.load_manifest())]))
+"""
+
+
+def test_warmup_compiles_only_what_the_path_uses() -> None:
+    """With the C kernels (the default where built), ``needed`` keeps the kernels the recording
+    saw compiled on that path too, a strict subset (the clustering search, counting and table
+    kernels have C ports); with ``BIGSMALL_NATIVE=0`` every kernel of the manifest."""
+    from bigsmall import native
+
+    every = [k.label for k in warmup.load_manifest()]
+    runs = {}
+    for mode in ("0", "1"):
+        env = dict(os.environ, BIGSMALL_NATIVE=mode, PYTHONPATH=str(ROOT))
+        r = subprocess.run([sys.executable, "-P", "-c", NEEDED], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        runs[mode] = json.loads(r.stdout)
+    assert runs["0"] == every
+    if native.built() is None or native.enc_kernels() is None:
+        pytest.skip("C kernels not built: both paths compile every kernel")
+    assert set(runs["1"]) < set(every)
+    assert not any(".lloyd." in k or ".numpy_exact." in k or ".counting." in k
+                   for k in runs["1"])
 
 
 def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

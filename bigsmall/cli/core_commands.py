@@ -212,9 +212,9 @@ def cmd_benchmark(args: argparse.Namespace, emit: Emit) -> int:
 
 def cmd_warmup(args: argparse.Namespace, emit: Emit) -> int:
     from ..io import progress as prog
-    from ..io.warmup import load_manifest, warmup
+    from ..io.warmup import load_manifest, needed, warmup
 
-    kernels = load_manifest()
+    kernels = needed(load_manifest())  # only what this process's path (C kernels or not) uses
     with prog.bar(len(kernels), "compiling", _progress(args), unit="kernel") as bar:
         r = warmup(args.processes, kernels, progress=lambda _k, _s: bar.update(1))
     emit(args, {"kernels": r.kernels, "processes": r.processes, "seconds": round(r.seconds, 2),
@@ -322,9 +322,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("warmup", parents=[common], help="compile the kernels now, on every core",
                        description="Compile the numba kernels of the common commands ahead of "
-                       "use, in several processes at once, into numba's on-disk cache. A fresh "
-                       "install's first compress otherwise compiles them one at a time (~2 "
-                       "minutes on a 2-core machine). Safe to rerun: cached kernels just load.")
+                       "use, in several processes at once, into numba's on-disk cache. Only the "
+                       "kernels that this process's path uses: with the C kernels built (the "
+                       "default), the few without a C port; with BIGSMALL_NATIVE=0 (or no "
+                       "compiler at install), every one: the first compress otherwise compiles "
+                       "them one at a time (~2 minutes on a 2-core machine). Safe to rerun: "
+                       "cached kernels just load.")
     p.add_argument("-j", "--processes", type=options.workers, default=None,
                    help="worker processes (default: the cores available)")
     p.set_defaults(handler=cmd_warmup)

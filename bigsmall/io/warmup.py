@@ -10,9 +10,12 @@ them in about 1/N of the time, bounded by the largest (~16 s): once done, every 
 What to compile comes from ``kernels.json`` beside this module: the outermost kernels (and
 their argument types) that the common commands compile, recorded by
 ``scripts/record_kernels.py`` with their compile times on the development machine (they only
-order the work: the longest first). A kernel the list misses is compiled on first use as
-before; a stale entry costs its compile and nothing else (``tests/test_warmup.py`` checks that
-the list covers what a compress and decompress of every dtype compile).
+order the work: the longest first), each marked with whether the C kernels' path
+(``bigsmall.native``) compiles it too. :func:`needed` keeps what this process's path uses: with
+the C kernels built and not disabled, only the kernels that have no C port in use (a handful);
+with ``BIGSMALL_NATIVE=0`` or no extension, every one. A kernel the list misses is compiled on
+first use as before; a stale entry costs its compile and nothing else (``tests/test_warmup.py``
+checks that the list covers what a compress and decompress of every dtype compile).
 
 The shell owns this module (processes, files); the workers are ``python -m
 bigsmall.io.warmup --worker``, each compiling what it is handed on stdin.
@@ -45,6 +48,7 @@ class Kernel:
     name: str
     sig: tuple[str, ...]
     seconds: float = 0.0  # compile time when recorded (orders the work, longest first)
+    native: bool = True  # compiled on the C kernels' path too (recorded; False: a C port serves it)
 
     @property
     def label(self) -> str:
@@ -61,8 +65,19 @@ class WarmupReport:
 
 def load_manifest(path: Path = MANIFEST) -> list[Kernel]:
     data = json.loads(path.read_text())
-    return [Kernel(k["module"], k["name"], tuple(k["sig"]), float(k.get("seconds", 0.0)))
-            for k in data["kernels"]]
+    return [Kernel(k["module"], k["name"], tuple(k["sig"]), float(k.get("seconds", 0.0)),
+                   bool(k.get("native", True))) for k in data["kernels"]]
+
+
+def needed(kernels: list[Kernel]) -> list[Kernel]:
+    """The kernels this process's path compiles: with the C kernels in use (built, and
+    ``BIGSMALL_NATIVE`` not ``0``), those the recording saw compiled there too; else all.
+    Compiling the others would only fill the cache with kernels no command loads."""
+    from ..native import built, enc_kernels
+
+    if built() is None or enc_kernels() is None:
+        return list(kernels)
+    return [k for k in kernels if k.native]
 
 
 _ARRAY = re.compile(r"^(unaligned )?(readonly )?array\((\w+), (\d+)d, ([CFA])\)$")
@@ -114,13 +129,15 @@ def _worker() -> int:
 
 def warmup(processes: int | None = None, kernels: list[Kernel] | None = None,
            progress: Callable[[Kernel, float], None] | None = None) -> WarmupReport:
-    """Compile ``kernels`` (default: the manifest) in ``processes`` worker processes (default:
+    """Compile ``kernels`` (default: what this process's path needs of the manifest,
+    :func:`needed`) in ``processes`` worker processes (default:
     the cores available), longest first, each handed the next kernel when it is free; then,
     with several processes, one pass that loads them all (see below). ``progress(kernel,
     seconds)`` is called as each first finishes. WarmupError if one fails."""
     if processes is not None and processes < 1:
         raise InvalidOptionError(f"processes must be at least 1, not {processes}")
-    todo = sorted(load_manifest() if kernels is None else kernels, key=lambda k: -k.seconds)
+    todo = sorted(needed(load_manifest()) if kernels is None else kernels,
+                  key=lambda k: -k.seconds)
     from .reader import default_threads  # the cores available to this process
 
     n = max(1, min(processes or default_threads(), len(todo) or 1))
