@@ -265,11 +265,14 @@ V2_MODES_SHA256 = "d15662928151bb9ed7893564e375d17362ceb9265f8038978824391a87e2a
     ("v1.bsd", [1, 0], "source", V1_SHA256),
     ("v2.bsd", [2, 0], "source", V1_SHA256),
     ("v2_modes.bsd", [2, 0], "source_v2", V2_MODES_SHA256),  # fast modes 2, 1, 0; F32 row shifts
+    ("v3.bsd", [3, 0], "source", V1_SHA256),  # the table look-up exact member (codecs/dual_lookup.py)
+    ("v3_modes.bsd", [3, 0], "source_v2", V2_MODES_SHA256),
 ])
 def test_golden_files_still_restore(name: str, version: list[int], maker: str, sha: str,
                                     tmp_path: Path) -> None:
     """``.bsd`` files written by earlier encoders (1.0: key-run exact member; 2.0: the first
-    truncated-model encoder) restore byte for byte, their fast members load, they verify."""
+    truncated-model encoder; 3.0: the first table look-up encoder) restore byte for byte, their
+    fast members load, they verify."""
     import importlib.util
 
     golden = V1_GOLDEN.parent / name
@@ -287,26 +290,29 @@ def test_golden_files_still_restore(name: str, version: list[int], maker: str, s
     assert out.bytes_written == src.stat().st_size
 
 
-def test_writes_v2_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
+def test_writes_v3_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
     p = tmp_path / "s.bsd"
     dual.create(synthetic, p)
     with dual.DualFile(p) as d:
-        assert d.info()["version"] == list(fmt.VERSION) == [2, 0]
+        assert d.info()["version"] == list(fmt.VERSION) == [3, 0]
     data = bytearray(p.read_bytes())
-    data[8:10] = (3).to_bytes(2, "little")
+    data[8:10] = (4).to_bytes(2, "little")
     body = bytes(data[:72])
     import xxhash
 
     data[72:80] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
-    (tmp_path / "v3.bsd").write_bytes(bytes(data))
+    (tmp_path / "v4.bsd").write_bytes(bytes(data))
     from bigsmall.errors import UnsupportedVersionError
 
     with pytest.raises(UnsupportedVersionError):
-        dual.DualFile(tmp_path / "v3.bsd")
+        dual.DualFile(tmp_path / "v4.bsd")
 
 
-def test_v2_codec_corrupt_streams_are_typed() -> None:
-    from bigsmall.codecs import dual_trunc as trunc
+@pytest.mark.parametrize("module", ["dual_trunc", "dual_lookup"])
+def test_v2_v3_codec_corrupt_streams_are_typed(module: str) -> None:
+    import importlib
+
+    trunc = importlib.import_module(f"bigsmall.codecs.{module}")
 
     rng = np.random.default_rng(2)
     for dt in ("BF16", "F16", "F32"):

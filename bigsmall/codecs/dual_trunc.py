@@ -398,36 +398,52 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
                      words.astype("<u4").tobytes()])
 
 
-def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
-                 dtype: str) -> np.ndarray:
-    """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32, flat)."""
-    wide = dtype == "F32"
-    sh = _shift(dtype)
-    n = q.size
+def parse_chunk(data: bytes | memoryview, shape: tuple[int, ...], sh: int, wide: bool,
+                streams: int = 0) -> tuple[np.ndarray, memoryview, np.ndarray, memoryview, memoryview]:
+    """An exact chunk's parts (the layout v2 and v3 share): per-key class weights, escaped keys,
+    F32's low halves, the lanes' states, the words (v2: ``u32 S | S words``; v3, ``streams`` = 4:
+    ``u32 S_0 .. S_3`` then the lanes' words, returned with their counts in front). Damage raises
+    ``IntegrityError``."""
+    rows, cols = shape
+    n = rows * cols
     buf = memoryview(data).cast("B")
     take = v1._take
     head, pos = take(buf, 0, 4, "table length")
     tab, pos = take(buf, pos, _U32.unpack(head)[0], "tables")
-    W = _unpack_tables(tab, 1 << (16 - sh))
+    W = _unpack_tables(tab, 1 << (16 - sh))[0]
     head, pos = take(buf, pos, 4, "escape count")
     eb, pos = take(buf, pos, 2 * _U32.unpack(head)[0], "escapes")
     low = np.empty(n if wide else 0, dtype=np.uint16)
     if wide:
         head, pos = take(buf, pos, 4, "row shifts length")
         sb, pos = take(buf, pos, _U32.unpack(head)[0], "row shifts")
-        tz = np.frombuffer(zstd_decompress(sb, n // max(1, q.shape[1]), "dual v2 row shifts"), np.uint8)
+        tz = np.frombuffer(zstd_decompress(sb, n // max(1, cols), "dual v2 row shifts"), np.uint8)
         head, pos = take(buf, pos, 4, "low halves length")
         lb, pos = take(buf, pos, _U32.unpack(head)[0], "low halves")
-        if tz.size != q.shape[0] or int(tz.max(initial=0)) > 16 or \
-                _unpack_low(np.frombuffer(lb, np.uint8), q.shape[1], tz, low):
+        if tz.size != rows or int(tz.max(initial=0)) > 16 or \
+                _unpack_low(np.frombuffer(lb, np.uint8), cols, tz, low):
             raise IntegrityError("dual v2 chunk: low halves corrupt")
     xb, pos = take(buf, pos, 8 * LANES, "states")
-    head, pos = take(buf, pos, 4, "word count")
-    wb, pos = take(buf, pos, 4 * _U32.unpack(head)[0], "words")
+    if streams:
+        head, _ = take(buf, pos, 4 * streams, "word counts")
+        total = sum(_U32.unpack(head[4 * i:4 * i + 4])[0] for i in range(streams))
+        wb, pos = take(buf, pos, 4 * streams + 4 * total, "words")
+    else:
+        head, pos = take(buf, pos, 4, "word count")
+        wb, pos = take(buf, pos, 4 * _U32.unpack(head)[0], "words")
     if pos != len(buf):
         raise IntegrityError("dual v2 chunk: trailing bytes")
+    return W, eb, low, xb, wb
+
+
+def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
+                 dtype: str) -> np.ndarray:
+    """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32, flat)."""
+    wide = dtype == "F32"
+    sh = _shift(dtype)
+    n = q.size
+    W, eb, low, xb, wb = parse_chunk(data, q.shape, sh, wide)
     kat, kbt = _setup(s16, lo16, dtype)
-    W = W[0]
     cc = _cumulative(W, sh)
     base, mass = _bins(kat, kbt, cc, W, sh)
     if int(mass.max(initial=1)) > (1 << PREC):

@@ -48,8 +48,9 @@ from . import schema
 from .format import zstd_decompress
 
 MAGIC = b"\x89BSD\r\n\x1a\n"
-VERSION = (2, 0)  # written; 2.0: the exact member's truncated value model (codecs/dual_trunc.py)
-READ_MAJORS = (1, 2)  # 1.0: its key-run model (codecs/dual.py), still decoded
+VERSION = (3, 0)  # written; 3.0: 2.0's model decoded by table look-ups (codecs/dual_lookup.py)
+READ_MAJORS = (1, 2, 3)  # 1.0: its key-run model (codecs/dual_keyrun.py), 2.0: the truncated value
+# model (codecs/dual_trunc.py), both still decoded
 HEADER_SIZE = 80
 _HDR = struct.Struct("<8sHHIQQQQQQQ")
 QUANTIZABLE = ("BF16", "F16", "F32")

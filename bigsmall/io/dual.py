@@ -30,6 +30,7 @@ import zstandard
 from ..codecs import dual as code
 from ..codecs import dual_fast as fastc
 from ..codecs import dual_keyrun as keyrun
+from ..codecs import dual_lookup as lookup
 from ..codecs import dual_trunc as trunc
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
@@ -139,7 +140,7 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
         def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
             fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
-            return fast, trunc.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
+            return fast, lookup.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
         # blocks on every core (the kernels release the GIL), written in order; at most
         # ``_workers()`` blocks' temporaries alive at once
@@ -186,10 +187,11 @@ class DualFile:
             self.close()
             raise
         self.fast_end = self.head["fast_off"] + self.head["fast_len"]
-        # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc
-        v1 = self.head["major"] == 1
-        self._decode_fast = code.decode_fast if v1 else fastc.decode_fast
-        self._decode_exact = keyrun.decode_exact if v1 else trunc.decode_exact
+        # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc;
+        # 3.0: dual_fast and dual_lookup (2.0's model, decoded by table look-ups)
+        major = self.head["major"]
+        self._decode_fast = code.decode_fast if major == 1 else fastc.decode_fast
+        self._decode_exact = {1: keyrun.decode_exact, 2: trunc.decode_exact}.get(major, lookup.decode_exact)
         self._exact: list[list[list[int]]] | None = None
 
     def __enter__(self) -> DualFile:

@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PREC 31
@@ -232,11 +233,363 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
     return PyLong_FromLong(rc);
 }
 
+/* ---- .bsd 3.0: the exact chunk decoded by table look-ups (codecs/dual_lookup.py, its
+ * numba kernels are the reference: decode_keys, group_bins, bin_tables, _uniform). */
+#define LPB 16
+#define LTOT ((1 << LPB) - 1)
+#define LU 30
+static const int64_t lk_width[3] = {16, 16, 32}, lk_mb[3] = {7, 10, 23}, lk_bias[3] = {127, 15, 127},
+                     lk_emax[3] = {127, 15, 127}, lk_emin[3] = {-126, -14, -126};
+static int64_t lk_rec[257]; /* ceil(2^33 / n) */
+
+static inline int64_t lk_fp16_units(uint16_t b) {
+    int64_t e = (b >> 10) & 31, m = b & 1023;
+    int64_t v = e == 0 ? m : (m + 1024) << (e - 1);
+    return (b & 0x8000) ? -v : v;
+}
+
+static inline int64_t lk_mag(int64_t x, int dt, int up) {
+    int64_t mb = lk_mb[dt];
+    int64_t top = ((lk_emax[dt] + lk_bias[dt]) << mb) | (((int64_t)1 << mb) - 1);
+    if (x <= 0) return 0;
+    int64_t ln = 63 - __builtin_clzll((unsigned long long)x);
+    int64_t e = ln - LU, m, rem, mag;
+    if (e < lk_emin[dt]) {
+        int64_t sh = LU + lk_emin[dt] - mb;
+        m = x >> sh;
+        rem = x & (((int64_t)1 << sh) - 1);
+        mag = m;
+    } else {
+        int64_t sh = ln - mb;
+        if (sh >= 0) {
+            m = x >> sh;
+            rem = x & (((int64_t)1 << sh) - 1);
+        } else {
+            m = x << (-sh);
+            rem = 0;
+        }
+        mag = ((e + lk_bias[dt]) << mb) + (m - ((int64_t)1 << mb));
+    }
+    if (up && rem != 0) mag += 1;
+    return mag < top ? mag : top;
+}
+
+static inline int64_t lk_edge(int64_t a, int dt, int up) {
+    int64_t sign = (int64_t)1 << (lk_width[dt] - 1);
+    if (a >= 0) return sign + lk_mag(a, dt, up);
+    return sign - 1 - lk_mag(-a, dt, !up);
+}
+
+static void lk_group_bins(uint16_t sb, uint16_t lb, int dt, int64_t *ka, int64_t *kb) {
+    int64_t s = lk_fp16_units(sb) << (LU - 24), lo = lk_fp16_units(lb) << (LU - 24);
+    int wide = lk_width[dt] == 32;
+    for (int q = 0; q < 16; q++) {
+        int64_t a = q == 0 ? lo - (s >> 5) : lo + (2 * q - 1) * (s >> 1);
+        int64_t b = q == 15 ? lo + 15 * s + (s >> 5) : lo + (2 * q + 1) * (s >> 1);
+        int64_t x = lk_edge(a, dt, 1), y = lk_edge(b, dt, 0);
+        if (wide) {
+            x >>= 16;
+            y >>= 16;
+        }
+        ka[q] = x;
+        kb[q] = y;
+    }
+}
+
+/* floor(a / b) for 0 <= a < 2^48, 0 < b < 2^53: a float estimate (off by one at most) corrected
+ * in integers, so exactly the reference's ``//`` without a hardware division. */
+static inline int64_t lk_div(int64_t a, int64_t b) {
+    int64_t d = (int64_t)((double)a / (double)b);
+    if (d * b > a) d -= 1;
+    else if ((d + 1) * b <= a) d += 1;
+    return d;
+}
+
+/* As the reference's bin_tables, but each bin's entries start[q]..end[q] are followed by a
+ * sentinel cum of LTOT (so the search reads its end there). */
+static void lk_bin_tables(const int64_t *ka, const int64_t *kb, const uint16_t *W, int64_t ncls,
+                          const int64_t *pc, int64_t npc, const int64_t *nxt, int64_t sh,
+                          int64_t *start, int64_t *end, int64_t *cls, int64_t *cum, int32_t *bk,
+                          int64_t *em) {
+    int64_t pos = 0;
+    for (int q = 0; q < 16; q++) {
+        start[q] = end[q] = pos;
+        int64_t a = ka[q], b = kb[q];
+        if (b < a) continue;
+        int64_t ca = a >> sh, cb = b >> sh;
+        if (ca >= ncls) continue;
+        int64_t mt = 0, ne = 0, best = -1, bestm = -1;
+        for (int64_t i = nxt[ca]; i < npc && pc[i] <= cb; i++, ne++) {
+            int64_t c = pc[i];
+            int64_t lo = a > (c << sh) ? a : (c << sh);
+            int64_t hi = b < (((c + 1) << sh) - 1) ? b : (((c + 1) << sh) - 1);
+            int64_t m = (int64_t)W[c] * (hi - lo + 1);
+            cls[pos + ne] = lo; /* the class's first in-bin key and their count */
+            em[pos + ne] = hi - lo + 1;
+            cum[pos + ne] = m; /* the mass for now */
+            if (m > bestm) {
+                bestm = m;
+                best = ne;
+            }
+            mt += m;
+        }
+        if (ne == 0) continue;
+        int64_t r = lk_div(((int64_t)LTOT - ne) << 31, mt), acc = 0;
+        for (int64_t j = 0; j < ne; j++) { /* frequencies 1 + floor(m r / 2^31), cumulated */
+            int64_t f = 1 + ((cum[pos + j] * r) >> 31);
+            cum[pos + j] = acc;
+            acc += f;
+        }
+        for (int64_t j = best + 1; j < ne; j++) cum[pos + j] += LTOT - acc; /* the rest to the largest */
+        cum[pos + ne] = LTOT;
+        end[q] = pos + ne;
+        /* per 2^12 slots, the entry holding the bucket's first slot: the search starts there
+         * (a bin of <= 4 entries: its first; the search's two steps and loop cover it) */
+        if (ne <= 4) {
+            for (int u = 0; u < 16; u++) bk[q * 16 + u] = (int32_t)pos;
+        } else {
+            int64_t j = pos;
+            for (int u = 0; u < 16; u++) {
+                while (cum[j + 1] <= ((int64_t)u << 12)) j++;
+                bk[q * 16 + u] = (int32_t)j;
+            }
+        }
+        pos += ne + 1;
+    }
+}
+
+/* The decoder's state for one chunk: the group's bin tables, each lane's state and word stream. */
+typedef struct {
+    int64_t ka[16], kb[16], start[16], end[16];
+    int32_t bk[256];
+    int64_t *cls, *cum, *em;
+    uint64_t xs[LANES];
+    const uint32_t *wl[LANES];
+    int64_t wp[LANES], wend[LANES];
+    const uint16_t *esc;
+    int64_t ep, ne;
+} lk_state;
+
+#define LK_MASK (((uint64_t)1 << LPB) - 1)
+#define LK_LOW ((uint64_t)1 << 32)
+
+/* One weight exactly as the reference decodes it (escapes, empty bins, a code above 15):
+ * 0, or 1 when the stream does not decode. */
+static int lk_one(lk_state *st, int64_t t, int qq, int32_t *out) {
+    if (qq > 15) return 1;
+    int l = (int)(t & (LANES - 1));
+    uint64_t x = st->xs[l];
+    int64_t b0 = st->start[qq], b1 = st->end[qq];
+    if (b1 == b0) {
+        if (st->ep >= st->ne) return 1;
+        out[t] = st->esc[st->ep++];
+        return 0;
+    }
+    int64_t slot = (int64_t)(x & LK_MASK), a0, f0, m, k;
+    if (slot >= LTOT) {
+        if (st->ep >= st->ne) return 1;
+        k = st->esc[st->ep++];
+        a0 = LTOT;
+        f0 = 1;
+        m = 1;
+    } else {
+        int64_t j = st->bk[qq * 16 + (slot >> 12)];
+        while (st->cum[j + 1] <= slot) j++;
+        a0 = st->cum[j];
+        f0 = st->cum[j + 1] - a0;
+        m = st->em[j];
+        k = st->cls[j];
+    }
+    x = (uint64_t)f0 * (x >> LPB) + (uint64_t)(slot - a0);
+    if (x < LK_LOW) {
+        if (st->wp[l] >= st->wend[l]) return 1;
+        x = (x << 32) | st->wl[l][st->wp[l]++];
+    }
+    if (m > 1) {
+        int64_t u = (int64_t)(x & LK_MASK), i = (u * m) >> LPB, rr = lk_rec[m];
+        int64_t a1 = (((i << LPB) + m - 1) * rr) >> 33;
+        int64_t f1 = (((((i + 1) << LPB) + m - 1) * rr) >> 33) - a1;
+        k += i;
+        x = (uint64_t)f1 * (x >> LPB) + (uint64_t)(u - a1);
+        if (x < LK_LOW) {
+            if (st->wp[l] >= st->wend[l]) return 1;
+            x = (x << 32) | st->wl[l][st->wp[l]++];
+        }
+    }
+    st->xs[l] = x;
+    out[t] = (int32_t)k;
+    return 0;
+}
+
+/* 0: decoded; 1: corrupt; -1: out of memory. Four consecutive weights (four lanes, each with its
+ * own word stream) are decoded side by side without branches; a run holding an escape or an
+ * empty bin goes through lk_one. Same keys and return code as the reference (codes > 15, words
+ * or escapes run out, states or streams not at their end: 1). */
+static int lk_decode(const uint64_t *xs0, const uint32_t *words, int64_t nw, const int64_t *wcount,
+                     const uint16_t *esc, int64_t ne, const uint8_t *q, const uint16_t *sbits,
+                     const uint16_t *lbits, int dt, const uint16_t *W, int64_t ncls, int64_t cols,
+                     int64_t groups, int64_t sh, int32_t *out, int64_t n) {
+    lk_state st;
+    int64_t *pc = malloc(sizeof(int64_t) * (size_t)ncls), *nxt = malloc(sizeof(int64_t) * (size_t)(ncls + 1));
+    uint32_t *wpad = malloc(sizeof(uint32_t) * (size_t)(nw + 2 * LANES));
+    st.cls = st.cum = st.em = NULL;
+    int rc = 1;
+    if (!pc || !nxt || !wpad) goto oom;
+    int64_t npc = 0;
+    for (int64_t c = 0; c < ncls; c++) {
+        nxt[c] = npc;
+        if (W[c] > 0) pc[npc++] = c;
+    }
+    nxt[ncls] = npc;
+    st.cls = malloc(sizeof(int64_t) * (size_t)(16 * npc + 17));
+    st.cum = malloc(sizeof(int64_t) * (size_t)(16 * npc + 17));
+    st.em = malloc(sizeof(int64_t) * (size_t)(16 * npc + 17));
+    if (!st.cls || !st.cum || !st.em) goto oom;
+    {   /* each lane's words, followed by two zero words (read, never used, by a corrupt stream) */
+        int64_t acc = 0, off = 0;
+        for (int l = 0; l < LANES; l++) {
+            if (wcount[l] < 0 || wcount[l] > nw - acc) goto done;
+            memcpy(wpad + off, words + acc, sizeof(uint32_t) * (size_t)wcount[l]);
+            wpad[off + wcount[l]] = wpad[off + wcount[l] + 1] = 0;
+            st.wl[l] = wpad + off;
+            st.wp[l] = 0;
+            st.wend[l] = wcount[l];
+            acc += wcount[l];
+            off += wcount[l] + 2;
+            st.xs[l] = xs0[l];
+        }
+        if (acc != nw) goto done;
+    }
+    st.esc = esc;
+    st.ep = 0;
+    st.ne = ne;
+    int64_t rows = n / cols;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t g = 0; g < groups; g++) {
+            lk_group_bins(sbits[r * groups + g], lbits[r * groups + g], dt, st.ka, st.kb);
+            lk_bin_tables(st.ka, st.kb, W, ncls, pc, npc, nxt, sh, st.start, st.end, st.cls, st.cum, st.bk, st.em);
+            int64_t c = g * 128, cend = g * 128 + 128 < cols ? g * 128 + 128 : cols;
+            for (; c + 4 <= cend; c += 4) {
+                int64_t t = r * cols + c;
+                int qv[4], lv[4], special = 0;
+                int64_t sl[4], jv[4];
+                uint64_t xv[4];
+                for (int i = 0; i < 4; i++) {
+                    qv[i] = q[t + i];
+                    lv[i] = (int)((t + i) & (LANES - 1));
+                    xv[i] = st.xs[lv[i]];
+                    sl[i] = (int64_t)(xv[i] & LK_MASK);
+                    int qq = qv[i] & 15;
+                    special |= (qv[i] > 15) | (st.start[qq] == st.end[qq]) | (sl[i] >= LTOT);
+                }
+                if (special) {
+                    for (int i = 0; i < 4; i++)
+                        if (lk_one(&st, t + i, qv[i], out)) goto done;
+                    continue;
+                }
+                for (int i = 0; i < 4; i++) {
+                    int64_t j = st.bk[qv[i] * 16 + (sl[i] >> 12)];
+                    j += st.cum[j + 1] <= sl[i];
+                    j += st.cum[j + 1] <= sl[i];
+                    while (st.cum[j + 1] <= sl[i]) j++;
+                    jv[i] = j;
+                }
+                for (int i = 0; i < 4; i++) {
+                    int64_t a0 = st.cum[jv[i]], f0 = st.cum[jv[i] + 1] - a0;
+                    uint64_t x = (uint64_t)f0 * (xv[i] >> LPB) + (uint64_t)(sl[i] - a0);
+                    int l = lv[i];
+                    int64_t need = x < LK_LOW;
+                    x = need ? (x << 32) | st.wl[l][st.wp[l]] : x;
+                    st.wp[l] += need;
+                    xv[i] = x;
+                }
+                for (int i = 0; i < 4; i++) {
+                    /* m = 1: i = 0, a1 = 0, f1 = 2^16: the step leaves x as it is, as the
+                     * reference, which skips it */
+                    int64_t m = st.em[jv[i]], u = (int64_t)(xv[i] & LK_MASK), k = (u * m) >> LPB, rr = lk_rec[m];
+                    int64_t a1 = (((k << LPB) + m - 1) * rr) >> 33;
+                    int64_t f1 = (((((k + 1) << LPB) + m - 1) * rr) >> 33) - a1;
+                    uint64_t x = (uint64_t)f1 * (xv[i] >> LPB) + (uint64_t)(u - a1);
+                    int l = lv[i];
+                    int64_t need = x < LK_LOW;
+                    x = need ? (x << 32) | st.wl[l][st.wp[l]] : x;
+                    st.wp[l] += need;
+                    st.xs[l] = x;
+                    out[t + i] = (int32_t)(st.cls[jv[i]] + k);
+                }
+                if ((st.wp[0] > st.wend[0]) | (st.wp[1] > st.wend[1]) | (st.wp[2] > st.wend[2]) |
+                    (st.wp[3] > st.wend[3]))
+                    goto done; /* a lane read past its words: the reference stops there too */
+            }
+            for (; c < cend; c++)
+                if (lk_one(&st, r * cols + c, q[r * cols + c], out)) goto done;
+        }
+    }
+    for (int i = 0; i < LANES; i++)
+        if (st.xs[i] != LK_LOW || st.wp[i] != st.wend[i]) goto done;
+    if (st.ep != ne) goto done;
+    rc = 0;
+done:
+    free(pc);
+    free(nxt);
+    free(wpad);
+    free(st.cls);
+    free(st.cum);
+    free(st.em);
+    return rc;
+oom:
+    rc = -1;
+    goto done;
+}
+
+static PyObject *py_decode_lookup(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[9];
+    long long dt, cols, groups, sh;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLOLLLO", &o[0], &o[1], &o[8], &o[2], &o[3], &o[4], &o[5], &dt, &o[6],
+                          &cols, &groups, &sh, &o[7]))
+        return NULL;
+    /* xs, words, esc, q, sbits, lbits, W, out, wcount */
+    static const Py_ssize_t isz[9] = {8, 4, 2, 1, 2, 2, 2, 4, 8};
+    static const char *names[9] = {"xs", "words", "esc", "q", "sbits", "lbits", "W", "out", "wcount"};
+    Py_buffer v[9];
+    int got = 0;
+    for (; got < 9; got++)
+        if (dl_getbuf(o[got], &v[got], isz[got], 0, got == 7, names[got]) < 0) break;
+    int rc = -2;
+    if (got == 9) {
+        int64_t n = N(v[7]), ncls = N(v[6]);
+        int bad = 0;
+        if (N(v[0]) != LANES || N(v[8]) != LANES) bad = dl_fail("xs, wcount: one per lane");
+        else if (dt < 0 || dt > 2) bad = dl_fail("dt: 0 (BF16), 1 (F16) or 2 (F32)");
+        else if (sh != (dt == 1 ? 8 : 5) || ncls != ((int64_t)1 << (16 - sh)))
+            bad = dl_fail("sh: the dtype's class shift; W: one weight per class");
+        else if (cols < 1 || groups != (cols + 127) / 128) bad = dl_fail("cols >= 1, groups = ceil(cols / 128)");
+        else if (N(v[3]) != n || n % cols) bad = dl_fail("q: one code per output, whole rows");
+        else if (N(v[4]) != (n / cols) * groups || N(v[5]) != (n / cols) * groups)
+            bad = dl_fail("sbits, lbits: one per group");
+        if (!bad) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = lk_decode(v[0].buf, v[1].buf, N(v[1]), v[8].buf, v[2].buf, N(v[2]), v[3].buf, v[4].buf,
+                           v[5].buf, (int)dt, v[6].buf, ncls, cols, groups, sh, v[7].buf, n);
+            Py_END_ALLOW_THREADS
+            if (rc == -1) PyErr_NoMemory();
+        }
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    if (rc < 0) return NULL;
+    return PyLong_FromLong(rc);
+}
+
 static PyMethodDef methods[] = {
     {"decode_exact", py_decode_exact, METH_VARARGS, "The .bsd 2.0 exact chunk's keys (dual_trunc._decode)."},
     {"decode_codes", py_decode_codes, METH_VARARGS, "The .bsd 2.0 fast chunk's INT4 codes (dual_fast)."},
+    {"decode_lookup", py_decode_lookup, METH_VARARGS, "The .bsd 3.0 exact chunk's keys (dual_lookup.decode_keys)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dual", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__dual(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__dual(void) {
+    for (int64_t n = 1; n <= 256; n++) lk_rec[n] = (((int64_t)1 << 33) + n - 1) / n;
+    return PyModule_Create(&module);
+}

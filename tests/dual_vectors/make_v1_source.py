@@ -1,7 +1,15 @@
-"""The source of tests/dual_vectors/v1.bsd and v2.bsd, golden ``.bsd`` 1.0 and 2.0 files (written
-by the 1.0 encoder before 2.0, and by the first 2.0 encoder): every later bigsmall must restore
+"""The source of tests/dual_vectors/v1.bsd, v2.bsd and v3.bsd, golden ``.bsd`` 1.0, 2.0 and 3.0
+files (written by the 1.0 encoder before 2.0, by the first 2.0 encoder, by the first 3.0 encoder);
+``source_v2()`` is the source of v2_modes.bsd and v3_modes.bsd. Every later bigsmall must restore
 them to these bytes. The tests do not rewrite them; ``source()`` regenerates the original to
-compare against."""
+compare against. The 3.0 files were written by::
+
+    python -c "import importlib.util as u; from pathlib import Path; from bigsmall.io import dual
+    s = u.spec_from_file_location('mk', 'tests/dual_vectors/make_v1_source.py')
+    mk = u.module_from_spec(s); s.loader.exec_module(mk)
+    for f, n in (('source', 'v3.bsd'), ('source_v2', 'v3_modes.bsd')):
+        dual.create(getattr(mk, f)(Path('/tmp') / (f + '.safetensors')), Path('tests/dual_vectors') / n)"
+"""
 import hashlib
 import sys
 from pathlib import Path
