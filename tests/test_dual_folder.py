@@ -340,3 +340,22 @@ def test_a_member_swapped_for_another_bsd_is_refused(minilm_bsd: Path, small_mod
         bigsmall.load(copy)
     assert main(["decompress", str(copy), "-o", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_run_whisper_bsd_folder(whisper_folder_bs: Path, corpus_cache: Path, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An encoder-decoder whose INT4 token embedding is also its (tied) output head: the fast
+    members transcribe, announced first, reading the fast members only, and are not the exact
+    model's bits. (``--mode perfect`` of a ``.bsd`` folder against the ``.bs``: MiniLM above;
+    Whisper's in ``benchmarks/bench_dual_run.py``, whose exact decode is too slow for here.)"""
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    out = tmp_path / "whisper.bsd"
+    dual_folder.create_folder(corpus.whisper_tiny_hf_dir(corpus_cache), out)
+    events: list[tuple[str, str]] = []
+    jf, _ = _runs(capsys, out, "fast", "", events)
+    assert jf["output"]["kind"] == "transcription" and jf["output"]["tokens"] and jf["mode"] == "fast"
+    assert events[0] == ("say", jf["plan"]["announcement"])
+    assert jf["fast"]["bytes_read"] == jf["fast"]["fast_member_bytes"]
+    jb, _ = _runs(capsys, whisper_folder_bs, "perfect", "")
+    assert jb["output"]["shape"][-1] == jf["output"]["shape"][-1] and jb["output"]["sha256"] != jf["output"]["sha256"]
