@@ -97,6 +97,22 @@ def test_native_decodes_what_numba_decodes(case: tuple[TensorSpec, np.ndarray, n
 
 
 @SETTINGS
+@given(case=word_pairs(), lanes=st.sampled_from([1, 2, 8, 16, 64]), flat=st.booleans())
+def test_any_lanes_count_decodes_alike(case: tuple[TensorSpec, np.ndarray, np.ndarray], lanes: int,
+                                       flat: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C decoder takes any power-of-two count of states up to 64 (bigsmall writes 4 or
+    32): the vector step only where there are at least 8, the scalar step otherwise."""
+    spec, base, ft = case
+    spec = _flat(spec, flat)
+    monkeypatch.setattr(delta, "_LANES", {2: delta.LANES, 3: lanes})
+    plan = delta.encode(base, ft, spec, 3)
+    if plan is None:
+        return
+    state = delta.prepare(spec, plan.params, plan.head)
+    _both(state, spec, list(plan.chunks), base)
+
+
+@SETTINGS
 @given(case=word_pairs(), edit=st.tuples(st.sampled_from(["flip", "cut", "grow", "zero"]),
                                          st.integers(0, 2**31), st.integers(1, 255)),
        version=st.sampled_from([2, 3]), flat=st.booleans())

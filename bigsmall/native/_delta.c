@@ -243,7 +243,7 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
                  * quarter of the table's slots; bit offsets and indices within 31 bits */
                 int64_t nctx = m.nk * m.nr;
                 uint32_t *st = NULL;
-                int simd = use_avx2 && (v[1].itemsize == 2 || v[1].itemsize == 4) && m.pb <= 12 &&
+                int simd = use_avx2 && lanes >= 8 && (v[1].itemsize == 2 || v[1].itemsize == 4) && m.pb <= 12 &&
                            (dw_eager || 4 * n >= (nctx << m.pb)) && (int64_t)v[0].len < ((int64_t)1 << 27) &&
                            m.elo > -((int64_t)1 << 20) && m.elo < ((int64_t)1 << 20);
                 if (simd) {

@@ -85,6 +85,37 @@ DD_INLINE uint64_t dd_bits(const uint8_t *chunk, int64_t size, int64_t rbase, in
     return (w >> (bit & 7)) & (((uint64_t)1 << r) - 1); /* r <= 56 */
 }
 
+/* A chunk's head (both versions): the rANS byte count and the ``lanes`` final states (each
+ * checked >= 2**16) into xs; the word and raw-bit positions into io. Returns 0, or the
+ * reference's 1 (truncated) or 3 (bad state). */
+static inline int dd_open(const uint8_t *chunk, int64_t size, int64_t lanes, uint32_t *xs,
+                          dd_io *io) {
+    const int64_t hb = 4 + 4 * lanes;
+    if (size < hb) return 1;
+    int64_t rbytes = (int64_t)chunk[0] | (int64_t)chunk[1] << 8 | (int64_t)chunk[2] << 16 |
+                     (int64_t)chunk[3] << 24;
+    if (rbytes < 4 * lanes || 4 + rbytes > size) return 1;
+    for (int64_t j = 0; j < lanes; j++) {
+        uint32_t v;
+        memcpy(&v, chunk + 4 + 4 * j, 4);
+        if ((uint64_t)v < DD_RANS_L) return 3;
+        xs[j] = v;
+    }
+    io->pos = hb;
+    io->bit = 0;
+    io->rbase = 4 + rbytes;
+    io->rlim = 8 * (size - io->rbase);
+    return 0;
+}
+
+/* After a chunk's last element: the words and the raw bits used up exactly (the reference's
+ * 1 and 2; the final states are the caller's check). */
+static inline int dd_close(const dd_io *io, int64_t size) {
+    if (io->pos > io->rbase) return 1;
+    if (io->pos != io->rbase || io->rbase + ((io->bit + 7) >> 3) != size) return 2; /* = numba's rpos - nacc / 8 */
+    return 0;
+}
+
 #endif
 
 /* ------------------------------------------------------------------ the kernel, once per ISA
@@ -221,21 +252,11 @@ DD_INLINE int DD_NS(kernel)(const dd_model *mp, const uint8_t *chunk, int64_t si
      * compiler cannot prove local, and the library is built with -fno-strict-aliasing) */
     const dd_model mm = *mp;
     const dd_model *m = &mm;
-    const int64_t hb = 4 + 4 * DD_LANES;
-    if (size < hb) return 1;
-    int64_t rbytes = (int64_t)chunk[0] | (int64_t)chunk[1] << 8 | (int64_t)chunk[2] << 16 |
-                     (int64_t)chunk[3] << 24;
-    if (rbytes < 4 * DD_LANES || 4 + rbytes > size) return 1;
-    uint64_t xs[DD_LANES];
-    for (int j = 0; j < DD_LANES; j++) {
-        uint32_t v;
-        memcpy(&v, chunk + 4 + 4 * j, 4);
-        if ((uint64_t)v < DD_RANS_L) return 3;
-        xs[j] = v;
-    }
+    uint32_t xs[DD_LANES];
+    dd_io io;
+    int e = dd_open(chunk, size, DD_LANES, xs, &io);
+    if (e) return e;
     uint64_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3];
-    const int64_t rend = 4 + rbytes;
-    dd_io io = {hb, 0, rend, 8 * (size - rend)};
     const int64_t ncols = m->ncols;
     int64_t i = k0 / ncols;
     int64_t rnext = (i + 1) * ncols - k0;
@@ -269,8 +290,7 @@ DD_INLINE int DD_NS(kernel)(const dd_model *mp, const uint8_t *chunk, int64_t si
             k++;
         }
     }
-    if (io.pos > rend) return 1;
-    if (io.pos != rend || rend + ((io.bit + 7) >> 3) != size) return 2; /* = numba's rpos - nacc / 8 */
+    if ((e = dd_close(&io, size)) != 0) return e;
     if (x0 != DD_RANS_L || x1 != DD_RANS_L || x2 != DD_RANS_L || x3 != DD_RANS_L) return 3;
     return 0;
 }

@@ -81,7 +81,8 @@ static int dw_slot_table(const dd_model *m, uint32_t *st) {
  * 2**16: no word read), no raw bits are read and d = 0 gives the base word back. */
 DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size, dd_io *io,
                           __m256i *xs, const void *base, void *out, int64_t k, int64_t rc,
-                          const uint32_t *st, const int32_t *lut, int W, int KIND, int PB) {
+                          const uint32_t *st, const int32_t *lut, int64_t bsafe, int W, int KIND,
+                          int PB) {
     const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
     const int pb = PB ? PB : (int)m->pb;
     const __m128i cpb = _mm_cvtsi32_si128(pb);
@@ -123,10 +124,12 @@ DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size,
     const __m256i hasr = _mm256_cmpgt_epi32(r, zero);
     const __m256i wide = W == 4 ? _mm256_cmpgt_epi32(r, _mm256_set1_epi32(25)) : zero;
     const int more = W == 4 && _mm256_movemask_ps(_mm256_castsi256_ps(wide));
-    /* the reference's error (raw bits past the end), words it would read clamped, or a gather
-     * past the chunk: the scalar step decodes these 8 */
-    if (pos + wbytes > size || bit + tot > io->rlim ||
-        (tot && io->rbase + ((bit + tot - 1) >> 3) + (more ? 8 : 4) > size))
+    /* far from the chunk's end (nearly always), every read is inside it; else the reference's
+     * error (raw bits past the end), words it would read clamped, or a gather past the chunk:
+     * the scalar step decodes these 8 */
+    const int fast = pos + 16 <= size && bit + tot <= bsafe;
+    if (!fast && (pos + wbytes > size || bit + tot > io->rlim ||
+                  (tot && io->rbase + ((bit + tot - 1) >> 3) + (more ? 8 : 4) > size)))
         return 1;
     /* commit: the renormalisation words (the next ones, in lane order), the states */
     __m128i w16;
@@ -148,7 +151,9 @@ DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size,
     const __m256i bp = _mm256_add_epi32(_mm256_set1_epi32((int)bit), _mm256_sub_epi32(inc, r));
     const __m256i at = _mm256_add_epi32(_mm256_set1_epi32((int)io->rbase), _mm256_srli_epi32(bp, 3));
     const __m256i sh = _mm256_and_si256(bp, _mm256_set1_epi32(7));
-    __m256i v = _mm256_srlv_epi32(_mm256_mask_i32gather_epi32(zero, (const int *)chunk, at, hasr, 1), sh);
+    __m256i v = _mm256_srlv_epi32(fast ? _mm256_i32gather_epi32((const int *)chunk, at, 1)
+                                       : _mm256_mask_i32gather_epi32(zero, (const int *)chunk, at, hasr, 1),
+                                  sh);
     if (more) {
         __m256i hi = _mm256_mask_i32gather_epi32(zero, (const int *)chunk,
                                                  _mm256_add_epi32(at, _mm256_set1_epi32(4)), wide, 1);
@@ -162,8 +167,8 @@ DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size,
     const __m256i mask = _mm256_set1_epi32(W == 2 ? 0xFFFF : -1);
     const __m256i top = _mm256_set1_epi32(W == 2 ? 0x8000 : (int)0x80000000u);
     const int shw = 8 * W - 1;
-    const __m256i d = _mm256_and_si256(
-        _mm256_xor_si256(_mm256_srli_epi32(z, 1), _mm256_sub_epi32(zero, _mm256_and_si256(z, one))), mask);
+    /* d's bits above the word are dropped by the masks below */
+    const __m256i d = _mm256_xor_si256(_mm256_srli_epi32(z, 1), _mm256_sub_epi32(zero, _mm256_and_si256(z, one)));
     __m256i res;
     if (KIND == 2) {
         __m256i bm = _mm256_xor_si256(
@@ -193,7 +198,7 @@ DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size,
 #define DW_VEC(K, XP)                                                                        \
     do {                                                                                     \
         __m256i v_ = _mm256_loadu_si256((const __m256i *)(XP));                              \
-        if (DD_NS(vec8)(m, chunk, size, &io, &v_, base, out, (K), rc, st, lut, W, KIND, PB)) { \
+        if (DD_NS(vec8)(m, chunk, size, &io, &v_, base, out, (K), rc, st, lut, bsafe, W, KIND, PB)) { \
             for (int64_t q_ = (K); q_ < (K) + 8; q_++) DW_SCALAR(q_);                        \
         } else {                                                                             \
             _mm256_storeu_si256((__m256i *)(XP), v_);                                        \
@@ -203,7 +208,7 @@ DD_INLINE int DD_NS(vec8)(const dd_model *m, const uint8_t *chunk, int64_t size,
 #undef DW_VREG
 #define DW_VREG(K, X, J)                                                                     \
     do {                                                                                     \
-        if (DD_NS(vec8)(m, chunk, size, &io, &(X), base, out, (K), rc, st, lut, W, KIND, PB)) { \
+        if (DD_NS(vec8)(m, chunk, size, &io, &(X), base, out, (K), rc, st, lut, bsafe, W, KIND, PB)) { \
             _mm256_storeu_si256((__m256i *)(xs + (J)), (X));                                 \
             for (int64_t q_ = (K); q_ < (K) + 8; q_++) DW_SCALAR(q_);                        \
             (X) = _mm256_loadu_si256((const __m256i *)(xs + (J)));                           \
@@ -218,20 +223,15 @@ DD_INLINE int DD_NS(wide)(const dd_model *mp, const uint8_t *chunk, int64_t size
     const dd_model *m = &mm;
     (void)lut;
     (void)st;
-    const int64_t hb = 4 + 4 * lanes;
-    if (size < hb) return 1;
-    int64_t rbytes = (int64_t)chunk[0] | (int64_t)chunk[1] << 8 | (int64_t)chunk[2] << 16 |
-                     (int64_t)chunk[3] << 24;
-    if (rbytes < 4 * lanes || 4 + rbytes > size) return 1;
     uint32_t xs[DW_MAXL];
-    for (int64_t j = 0; j < lanes; j++) {
-        uint32_t v;
-        memcpy(&v, chunk + 4 + 4 * j, 4);
-        if ((uint64_t)v < DD_RANS_L) return 3;
-        xs[j] = v;
-    }
-    const int64_t rend = 4 + rbytes;
-    dd_io io = {hb, 0, rend, 8 * (size - rend)};
+    dd_io io;
+    int e = dd_open(chunk, size, lanes, xs, &io);
+    if (e) return e;
+    /* raw-bit offsets up to which every 8-byte read (a gather of 4 bytes at any lane's offset,
+     * fp32's second at + 4) stays inside the chunk */
+    int64_t bsafe = 8 * (size - io.rbase - 8);
+    bsafe = bsafe < io.rlim ? bsafe : io.rlim;
+    (void)bsafe;
     const int64_t ncols = m->ncols;
     int64_t i = k0 / ncols;
     int64_t rnext = (i + 1) * ncols - k0;
@@ -284,8 +284,7 @@ DD_INLINE int DD_NS(wide)(const dd_model *mp, const uint8_t *chunk, int64_t size
             k++;
         }
     }
-    if (io.pos > rend) return 1;
-    if (io.pos != rend || rend + ((io.bit + 7) >> 3) != size) return 2; /* = numba's rpos - nacc / 8 */
+    if ((e = dd_close(&io, size)) != 0) return e;
     for (int64_t j = 0; j < lanes; j++)
         if (xs[j] != DD_RANS_L) return 3;
     return 0;
