@@ -25,24 +25,32 @@ typedef struct {
     const uint16_t *tf; /* NULL, or t1 as dp_fast_table makes it (the fast loop reads it) */
 } dp_model;
 
+/* The flag bit of a dp_fast_table entry for layout (p, eb, mb): bit 15 where the coded field
+ * ends below it (bf16, fp16), else bit 4 (fp16 with its sign coded: the field reaches bit 15,
+ * and starts at bit 7 or above). */
+#define DP_FAST_ESC(p, eb, mb) ((p) + (eb) + (mb) <= 15 ? 0x8000 : 0x10)
+
 /* Whether layout (W, p, eb, mb) can use a dp_fast_table: 16-bit units whose coded field sits
- * in bits 4 .. 14 (the code length goes in bits 0-3, a flag in bit 15) and whose raw bits
- * go through the fast loop's raw table. bf16 and fp16 with 0-3 coded mantissa bits. */
-#define DP_FAST_OK(W, p, eb, mb) \
-    ((W) == 2 && (p) >= 4 && (p) + (eb) + (mb) <= 15 && 16 - (eb) - (mb) <= DP_RAWT_BITS)
+ * above bit 3 and clear of the flag (the code length goes in bits 0-3), and whose raw bits go
+ * through the fast loop's raw table: bf16 and fp16 with 0-3 coded mantissa bits, the sign
+ * coded or not. */
+#define DP_FAST_OK(W, p, eb, mb)                                                   \
+    ((W) == 2 && 16 - (eb) - (mb) <= DP_RAWT_BITS && (p) + (eb) + (mb) <= 16 &&    \
+     (p) >= ((p) + (eb) + (mb) <= 15 ? 4 : 5))
 
 /* t1 re-encoded for the fast loop, entry by entry: ``(sym << p) | len`` (the unit's coded bits
- * in place, its code length in bits 0-3), or DP_FAST_ESC where the fast loop must take the
- * t1 path (an empty context, a code longer than L1, or a symbol that does not fit in bits
- * 4 .. 14). Why: the loop then spends one mask for the length and one for the placed symbol
- * where the t1 entry needs a shift, a mask and a shift (about 20 % fewer instructions per
- * unit); the same values come out (property_tests/test_native.py). Vectorises. */
-#define DP_FAST_ESC 0x8000
-static void dp_fast_table(const uint16_t *t1, i64 n1, i64 p, uint16_t *tf) {
+ * in place, its code length in bits 0-3), or ``esc`` (DP_FAST_ESC) where the fast loop must
+ * take the t1 path (an empty context, a code longer than L1, or a symbol that does not fit
+ * beside the length and the flag). Why: the loop then spends one mask for the length and one
+ * for the placed symbol where the t1 entry needs a shift, a mask and a shift (about 20 % fewer
+ * instructions per unit); the same values come out (property_tests/test_native_fieldp_loop.py).
+ * Vectorises. */
+static void dp_fast_table(const uint16_t *t1, i64 n1, i64 p, uint32_t esc, uint16_t *tf) {
+    const uint32_t room = 0xFFF0u & ~esc; /* where a placed symbol may have bits */
     for (i64 i = 0; i < n1; i++) {
         uint32_t e = t1[i];
         uint32_t hi = (e & 4095u) << p;
-        tf[i] = (uint16_t)((e >= 0xE000u || (hi & ~0x7FF0u)) ? DP_FAST_ESC : (hi | (e >> 12)));
+        tf[i] = (uint16_t)((e >= 0xE000u || (hi & ~room)) ? esc : (hi | (e >> 12)));
     }
 }
 
@@ -89,7 +97,7 @@ static void dp_fast_table(const uint16_t *t1, i64 n1, i64 p, uint16_t *tf) {
         i64 ti_ = cs[(L) + (OFF)] | (w_ & 1023);                           \
         i64 f_ = (i64)tfr[ti_];                                            \
         i64 ln_, hi_;                                                      \
-        if (__builtin_expect(f_ & DP_FAST_ESC, 0)) {                       \
+        if (__builtin_expect((f_ & DP_FAST_ESC(p, eb, mb)) != 0, 0)) {     \
             i64 e_;                                                        \
             DP_LOOKUP(t1r, dirsr, ti_, w_);                                \
             ln_ = e_ >> 12;                                                \

@@ -210,7 +210,7 @@ static PyObject *py_decodep_chunks(PyObject *self, PyObject *args) {
         tf = malloc((size_t)(n1 > 0 ? n1 : 1) * sizeof(uint16_t)); /* NULL: the t1 loop */
     Py_BEGIN_ALLOW_THREADS
     if (tf != NULL) {
-        dp_fast_table(m.t1, n1, p, tf);
+        dp_fast_table(m.t1, n1, p, DP_FAST_ESC(p, eb, mb), tf);
         m.tf = tf;
     }
     bad = bs_run_strided(NULL, NULL, dp_pick(w, p, eb, mb), &m, v[0].buf, w, n, first, step, per,
