@@ -237,20 +237,57 @@ class DualFile:
 
     def iter_fast(self) -> Iterator[tuple[TensorSpec, str, np.ndarray]]:
         """(spec, kind, bytes uint8) per tensor, reading the fast member only: kind "q" is the
-        dequantized matrix in its own dtype (LOSSY), "z" the tensor's exact bytes."""
-        for spec, t in zip(self.specs, self.doc["tensors"], strict=True):
-            if t["kind"] == "q":
-                out = np.empty(spec.nbytes, dtype=np.uint8)
-                pos = 0
-                for c in t["chunks"]:
-                    q, s16, lo16 = self._decode_fast(self._chunk(c, spec.name), c[2], spec.shape[1])
-                    b = code.to_dtype_bits(code.dequantize_block(q, s16, lo16), spec.dtype)
-                    n = b.size * b.itemsize
-                    out[pos:pos + n] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
-                    pos += n
-                yield spec, "q", out
-            else:
-                yield spec, "z", self._exact_bytes(spec, t, [])
+        dequantized matrix in its own dtype (LOSSY), "z" the tensor's exact bytes. Blocks are
+        decoded on the pool, up to ``AHEAD`` bytes of tensors beyond the one yielded (as
+        ``iter_exact``)."""
+        items = list(zip(self.specs, self.doc["tensors"], strict=True))
+        yield from self._ahead(items, lambda spec, t: self._start_fast(spec, t),
+                           lambda spec, t, out, jobs: (spec, t["kind"], self._finish_fast(spec, t, out, jobs)))
+
+    def _ahead(self, items: list[Any], start: Any, finish: Any) -> Iterator[Any]:
+        """``finish(*item, *start(*item))`` per item in order, each started up to ``AHEAD``
+        bytes of tensors ahead of the one being finished (bounded memory, every core busy)."""
+        pending: deque[tuple[Any, ...]] = deque()
+        ahead = i = 0
+        try:
+            while pending or i < len(items):
+                while i < len(items) and (not pending or ahead < AHEAD):
+                    pending.append((*items[i], *start(*items[i])))
+                    ahead += items[i][0].nbytes
+                    i += 1
+                job = pending.popleft()
+                ahead -= job[0].nbytes
+                yield finish(*job)
+        finally:  # an error or an abandoned iterator: let the queued blocks finish, unread
+            for *_, jobs in pending:
+                for j in jobs:
+                    j.cancel()
+
+    def _start_fast(self, spec: TensorSpec, t: dict[str, Any]) -> tuple[np.ndarray, list[Future[None]]]:
+        """Read one tensor's fast chunks and hand their decoding (codes, dequantized into the
+        tensor's dtype) to the pool, each block into its own slice of the returned buffer."""
+        if t["kind"] != "q":
+            return self._start(spec, t, [])
+        out = np.empty(spec.nbytes, dtype=np.uint8)
+        cols = spec.shape[1]
+        size = np.dtype(_UINT[code.WIDTH[spec.dtype]]).itemsize
+        starts = np.cumsum([0] + [c[2] * cols * size for c in t["chunks"]])
+
+        def decode(fast: bytes, rows: int, at: int) -> None:
+            q, s16, lo16 = self._decode_fast(fast, rows, cols)
+            b = code.to_dtype_bits(code.dequantize_block(q, s16, lo16), spec.dtype)
+            out[at:at + b.size * size] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+
+        pool = _pool()
+        return out, [pool.submit(decode, self._chunk(c, spec.name), c[2], int(at))
+                     for c, at in zip(t["chunks"], starts[:-1], strict=True)]
+
+    def _finish_fast(self, spec: TensorSpec, t: dict[str, Any], out: np.ndarray, jobs: list[Future[None]]) -> np.ndarray:
+        if t["kind"] != "q":
+            return self._finish(spec, t, out, jobs)
+        for j in jobs:
+            j.result()
+        return out
 
     def _start(self, spec: TensorSpec, t: dict[str, Any], exact: list[list[int]]) -> tuple[np.ndarray, list[Future[None]]]:
         """Read one tensor's chunks (this thread: the file handle is not shared) and hand their
@@ -294,22 +331,7 @@ class DualFile:
         Tensors are decoded ahead, up to ``AHEAD`` bytes beyond the one being yielded, so small
         tensors (one block each) keep every core busy too."""
         items = list(zip(self.specs, self.doc["tensors"], self.exact_chunks(), strict=True))
-        pending: deque[tuple[TensorSpec, dict[str, Any], np.ndarray, list[Future[None]]]] = deque()
-        ahead = i = 0
-        try:
-            while pending or i < len(items):
-                while i < len(items) and (not pending or ahead < AHEAD):
-                    spec, t, e = items[i]
-                    pending.append((spec, t, *self._start(spec, t, e)))
-                    ahead += spec.nbytes
-                    i += 1
-                spec, t, out, jobs = pending.popleft()
-                ahead -= spec.nbytes
-                yield spec, self._finish(spec, t, out, jobs)
-        finally:  # an error or an abandoned iterator: let the queued blocks finish, unread
-            for *_, jobs in pending:
-                for j in jobs:
-                    j.cancel()
+        yield from self._ahead(items, self._start, lambda spec, t, _e, out, jobs: (spec, self._finish(spec, t, out, jobs)))
 
     def restore(self, fh: Any) -> int:
         """Write the original safetensors file to ``fh``; checked against its sha256."""
