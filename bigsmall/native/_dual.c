@@ -158,9 +158,35 @@ static PyObject *py_decode_exact(PyObject *self, PyObject *args) {
 #define PB 14
 #define MPB (1 << PB)
 
+/* The fast chunk's codes. Per call, each used context's table is packed as u32 entries
+ * (freq | cum << 15; the caller checked every used row: frequencies summing to 2^14, cum their
+ * running sum) and, with at most DL_LUT_CTX contexts (modes 0 and 1), a slot -> symbol table
+ * of 2^14 bytes per used context; more contexts (mode 2): a count of the row's cum at or below
+ * the slot (int32 compares, vectorised). The renormalisation is branchless: a word is read
+ * (from a clamped position) and kept only when the state needs it; reading past the last word
+ * is the reference's error, at the same code. */
+#define DL_LUT_CTX 64
+
+static inline uint64_t dl_renorm(uint64_t x, const uint16_t *words, int64_t nw, int64_t *wp) {
+    uint64_t need = x < ((uint64_t)1 << 16);
+    uint64_t w = words[*wp < nw ? *wp : nw - 1];
+    *wp += (int64_t)need;
+    return need ? (x << 16) | w : x;
+}
+
 static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const int64_t *freq,
-                    const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up) {
+                    const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up,
+                    int64_t nctx, uint32_t *fc, int32_t *c32, uint8_t *lut) {
     if (nw < 2) return 1;
+    for (int64_t cx = 0; cx < nctx; cx++) {
+        if (!ok[cx]) continue;
+        for (int j = 0; j < 16; j++) {
+            fc[cx * 16 + j] = (uint32_t)freq[cx * 16 + j] | ((uint32_t)cum[cx * 16 + j] << 15);
+            c32[cx * 16 + j] = (int32_t)cum[cx * 16 + j];
+            if (lut && freq[cx * 16 + j])
+                memset(lut + (cx << PB) + cum[cx * 16 + j], j, (size_t)freq[cx * 16 + j]);
+        }
+    }
     uint64_t x = (uint64_t)words[0] | ((uint64_t)words[1] << 16);
     int64_t wp = 2, t = 0;
     for (int64_t r = 0; r < rows; r++) {
@@ -176,18 +202,21 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
                 cx = cx * 4 + u;
             }
             if (!ok[cx]) return 1;
-            uint64_t slot = x & (MPB - 1);
-            /* the symbol whose [cum, cum + freq) holds the slot: the largest s with cum[s] <= slot
-             * (a symbol of frequency 0 shares its cum with the next one, so it is never picked) */
-            const int64_t *cr = cum + cx * 16;
-            int s = 0;
-            for (int j = 1; j < 16; j++) s += cr[j] <= (int64_t)slot;
-            x = (uint64_t)freq[cx * 16 + s] * (x >> PB) + slot - (uint64_t)cum[cx * 16 + s];
-            if (x < ((uint64_t)1 << 16)) {
-                if (wp >= nw) return 1;
-                x = (x << 16) | words[wp++];
+            uint32_t slot = (uint32_t)(x & (MPB - 1));
+            int s;
+            if (lut) {
+                s = lut[(cx << PB) + slot];
+            } else { /* the largest s with cum[s] <= slot (cum[0] = 0; a symbol of frequency 0
+                      * shares its cum with the next one, so it is never picked) */
+                const int32_t *cr = c32 + cx * 16;
+                s = -1;
+                for (int j = 0; j < 16; j++) s += cr[j] <= (int32_t)slot;
             }
-            q[t] = s;
+            uint32_t e = fc[cx * 16 + s];
+            x = (uint64_t)(e & 0x7FFF) * (x >> PB) + slot - (e >> 15);
+            x = dl_renorm(x, words, nw, &wp);
+            if (wp > nw) return 1;
+            q[t] = (uint8_t)s;
         }
     }
     if (x != ((uint64_t)1 << 16) || wp != nw) return 1;
@@ -220,13 +249,39 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
             for (int64_t i = 0; i < n && !bad; i++)
                 if (z[i] < 0 || z[i] > zmax) bad = dl_fail("z: a context out of range");
+            const int64_t *freq = v[2].buf, *cum = v[3].buf;
+            const uint8_t *ok = v[5].buf;
+            for (int64_t cx = 0; cx < nctx && !bad; cx++) {
+                if (!ok[cx]) continue;
+                int64_t run = 0, good = 1;
+                for (int j = 0; j < 16; j++) {
+                    if (freq[cx * 16 + j] < 0 || freq[cx * 16 + j] > MPB || cum[cx * 16 + j] != run) good = 0;
+                    run += good ? freq[cx * 16 + j] : 0;
+                }
+                if (!good || run != MPB) bad = dl_fail("freq, cum: a used context's frequencies must sum to 2^14, cum their running sum");
+            }
+        }
+        uint32_t *fc = NULL;
+        int32_t *c32 = NULL;
+        uint8_t *lut = NULL;
+        if (!bad) {
+            fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
+            c32 = malloc((size_t)nctx * 16 * sizeof(int32_t));
+            if (nctx <= DL_LUT_CTX) lut = calloc((size_t)nctx, MPB);
+            if (!fc || !c32 || (nctx <= DL_LUT_CTX && !lut)) {
+                PyErr_NoMemory();
+                bad = 1;
+            }
         }
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
             rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
-                          cols, (int)up);
+                          cols, (int)up, nctx, fc, c32, lut);
             Py_END_ALLOW_THREADS
         }
+        free(fc);
+        free(c32);
+        free(lut);
     }
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
     if (rc < 0) return NULL;
