@@ -134,6 +134,7 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64, max_axis: int = 
     0.29 -> 0.20 s CPU).
     """
     from .counting import _lookup, _symbol_counts
+    from .spread import map_pieces
 
     nr, nc = sym.shape
     best = trivial(nr, nc)
@@ -159,12 +160,15 @@ def choose(sym: np.ndarray, alpha: int, max_contexts: int = 64, max_axis: int = 
     tried: dict[tuple[int, int], float] = {}
     kr0, kc0 = 1, 1
     while True:
-        moves = [(kr0 * 2, kc0), (kr0, kc0 * 2)]
+        moves = [(kr, kc) for kr, kc in ((kr0 * 2, kc0), (kr0, kc0 * 2))
+                 if not ((kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc
+                         or max(kr, kc) > max_axis)]
         improved = False
-        for kr, kc in moves:
-            if (kr, kc) in tried or kr * kc > max_contexts or kr > nr or kc > nc or max(kr, kc) > max_axis:
-                continue
-            fit = _fit_candidate(sym, sample, alpha, kr, kc, rstep, cstep, cost_step, memo)
+        # the two fits are independent (the memo only caches what both would compute):
+        # spread over a lent pool (spread.py), then judged in order as before
+        fits = map_pieces(lambda m: _fit_candidate(sym, sample, alpha, m[0], m[1], rstep, cstep,
+                                                   cost_step, memo), moves)
+        for (kr, kc), fit in zip(moves, fits, strict=True):
             tried[(kr, kc)] = fit.cost
             if fit.cost < best_cost:
                 best_fit, best_cost, improved = fit, fit.cost, True

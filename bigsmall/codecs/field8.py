@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import field
+from . import field, spread
 from .base import register
 
 LANES = 8
@@ -79,11 +79,10 @@ class Field8Codec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        return tuple(
-            encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, freq, cum,
-                         mfreq, mcum, mrow, lay, rshift)
-            for k0 in range(0, values.shape[0], chunk_units)
-        )
+        return tuple(spread.map_pieces(  # independent chunks (spread.py)
+            lambda k0: encode_chunk(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx,
+                                    freq, cum, mfreq, mcum, mrow, lay, rshift),
+            range(0, values.shape[0], chunk_units)))
 
     def _kernels(self) -> tuple[Any, Any]:
         from ..native import kernels

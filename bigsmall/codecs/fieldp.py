@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.types import TensorSpec
 from ..errors import FormatError, IntegrityError
-from . import field
+from . import field, spread
 from .base import register
 
 # ``prefix``, ``_generated.encodep`` and ``_generated.decodep`` (numba) are imported where they
@@ -76,14 +76,16 @@ class FieldPCodec(field.FieldCodec):
 
             def encode(*args: Any) -> bytes:
                 return bytes(encode_chunk(*args).tobytes())
-        out = []
-        for k0 in range(0, values.shape[0], chunk_units):
+
+        def one(k0: int) -> bytes:
             chunk = encode(values[k0 : k0 + chunk_units], k0, ncols, rowctx, colctx, tab,
                            w.shape[1], lay.p, lay.eb, lay.mb, rshift)
             if not chunk:
                 raise AssertionError(f"fieldp: a symbol without a code at chunk {k0 // chunk_units}")
-            out.append(chunk)
-        return tuple(out)
+            return bytes(chunk)
+
+        # independent chunks: spread over the pool ``compress`` lends a large tensor (spread.py)
+        return tuple(spread.map_pieces(one, range(0, values.shape[0], chunk_units)))
 
     def prepare(self, spec: TensorSpec, params: dict[str, Any], head: bytes) -> _PModel:  # type: ignore[override]
         from ..native import enc_kernels
