@@ -1,8 +1,10 @@
 """Property: the C decoder of the ``.bsd`` fast chunk's INT4 codes (``native._dual.decode_codes``:
 slot -> symbol tables for up to 64 contexts, a vectorised count over ``cum`` beyond) returns what
-the numba reference returns (``codecs/dual.py: _decode``, ``codecs/dual_fast.py: _decode_up``),
-codes and return value, on arbitrary symbol/context streams (skewed tables, a symbol holding the
-whole mass, unused contexts) intact or with a flipped word; inconsistent tables are refused."""
+the numba reference returns (``codecs/dual.py: _decode``, ``codecs/dual_fast.py: _decode_up``;
+4.0's interleaved states: ``_encode_lanes``/``_decode_lanes``), the return value, and the codes
+where it decodes, on arbitrary symbol/context streams (skewed tables, a symbol holding the whole
+mass, unused contexts) intact or with flipped words, for any lane count 1-8; inconsistent tables
+are refused."""
 
 from __future__ import annotations
 
@@ -72,6 +74,33 @@ def test_codes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
         if w is words:
             assert ra == 0 and np.array_equal(b, q)
         if not ra:
+            assert np.array_equal(a, b)
+
+
+@SETTINGS
+@given(streams(), st.sampled_from([1, 2, 3, 4, 7, 8]), st.integers(0, 2**32 - 1))
+def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int,
+                                    seed: int) -> None:
+    """4.0's interleaved states: encode (numba) -> decode, C == numba, intact and damaged
+    (flipped words, a word dropped or added, another lane count's stream)."""
+    nat = _nat()
+    q, z, ctx, nctx, up = s
+    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, lanes)
+    words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
+    zz = z if up else np.ascontiguousarray(ctx.reshape(q.shape), dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
+    flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
+    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 9 - lanes), nctx, 16)[0]
+    for i, w in enumerate((words, words ^ flips, words[:-1], np.append(words, np.uint16(7)), other)):
+        a = np.zeros(q.shape, np.uint8)
+        b = np.zeros(q.shape, np.uint8)
+        ra = fastc._decode_lanes(w, zz, freq, cum, lut, ok, a, up, lanes)
+        rb = nat.decode_codes(w, zz, freq, cum, lut, ok, b, q.shape[1], up, lanes)
+        assert ra == rb
+        if i == 0:
+            assert ra == 0 and np.array_equal(a, q) and np.array_equal(b, q)
+        elif not ra:
             assert np.array_equal(a, b)
 
 

@@ -267,13 +267,22 @@ V2_MODES_SHA256 = "d15662928151bb9ed7893564e375d17362ceb9265f8038978824391a87e2a
     ("v2_modes.bsd", [2, 0], "source_v2", V2_MODES_SHA256),  # fast modes 2, 1, 0; F32 row shifts
     ("v3.bsd", [3, 0], "source", V1_SHA256),  # the table look-up exact member (codecs/dual_lookup.py)
     ("v3_modes.bsd", [3, 0], "source_v2", V2_MODES_SHA256),
+    ("v4.bsd", [4, 0], "source", V1_SHA256),  # fast chunks on interleaved rANS states (dual_fast.LANES)
+    ("v4_modes.bsd", [4, 0], "source_v2", V2_MODES_SHA256),
 ])
-def test_golden_files_still_restore(name: str, version: list[int], maker: str, sha: str,
-                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["c", "numba"])
+def test_golden_files_still_restore(name: str, version: list[int], maker: str, sha: str, native: bool,
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``.bsd`` files written by earlier encoders (1.0: key-run exact member; 2.0: the first
-    truncated-model encoder; 3.0: the first table look-up encoder) restore byte for byte, their
-    fast members load, they verify."""
+    truncated-model encoder; 3.0: the first table look-up encoder; 4.0: the first with
+    interleaved fast-chunk states) restore byte for byte, their fast members load, they verify;
+    with the C kernels and with the numba reference (as ``BIGSMALL_NATIVE=0``)."""
     import importlib.util
+
+    from bigsmall import native as nat
+
+    if not native:
+        monkeypatch.setattr(nat, "dual", lambda: None)
 
     golden = V1_GOLDEN.parent / name
     with dual.DualFile(golden) as d:
@@ -290,22 +299,22 @@ def test_golden_files_still_restore(name: str, version: list[int], maker: str, s
     assert out.bytes_written == src.stat().st_size
 
 
-def test_writes_v3_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
+def test_writes_v4_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
     p = tmp_path / "s.bsd"
     dual.create(synthetic, p)
     with dual.DualFile(p) as d:
-        assert d.info()["version"] == list(fmt.VERSION) == [3, 0]
+        assert d.info()["version"] == list(fmt.VERSION) == [4, 0]
     data = bytearray(p.read_bytes())
-    data[8:10] = (4).to_bytes(2, "little")
+    data[8:10] = (5).to_bytes(2, "little")
     body = bytes(data[:72])
     import xxhash
 
     data[72:80] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
-    (tmp_path / "v4.bsd").write_bytes(bytes(data))
+    (tmp_path / "v5.bsd").write_bytes(bytes(data))
     from bigsmall.errors import UnsupportedVersionError
 
     with pytest.raises(UnsupportedVersionError):
-        dual.DualFile(tmp_path / "v4.bsd")
+        dual.DualFile(tmp_path / "v5.bsd")
 
 
 @pytest.mark.parametrize("module", ["dual_trunc", "dual_lookup"])
@@ -340,9 +349,16 @@ def test_v2_v3_codec_corrupt_streams_are_typed(module: str) -> None:
             assert not np.array_equal(back, bits.ravel())
 
 
-def test_v2_fast_chunk_modes() -> None:
-    """Both context modes of the v2 fast chunk decode to the same code; damage is typed."""
+@pytest.mark.parametrize("lanes", [1, 8])
+@pytest.mark.parametrize("native", [True, False], ids=["c", "numba"])
+def test_v2_fast_chunk_modes(lanes: int, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every context mode of the fast chunk (2.0/3.0: one rANS state, 4.0: interleaved states)
+    decodes to the same code, with the C kernel and the numba reference; damage is typed."""
+    from bigsmall import native as nat
     from bigsmall.codecs import dual_fast as fastc
+
+    if not native:
+        monkeypatch.setattr(nat, "dual", lambda: None)
 
     rng = np.random.default_rng(4)
     col = np.exp(rng.standard_normal(512) * 1.5)  # columns of very different magnitude
@@ -351,13 +367,20 @@ def test_v2_fast_chunk_modes() -> None:
     offset = (rng.standard_normal((256, 512)) * 0.01 + rng.standard_normal(512) * 0.03).astype(np.float32)
     modes = set()
     for x in (w, plain, offset):  # columns with offsets: mode 2 (column clusters)
-        fast, q, s16, lo16 = fastc.encode_fast(x)
+        fast, q, s16, lo16 = fastc.encode_fast(x, lanes)
         modes.add(fast[0])
-        q2, s2, lo2 = fastc.decode_fast(fast, *x.shape)
+        q2, s2, lo2 = fastc.decode_fast(fast, *x.shape, lanes)
         assert np.array_equal(q2, q) and np.array_equal(s2.view(np.uint16), s16.view(np.uint16))
-        for blob in (fast[:1], fast[:20], fast[:-5], bytes([3]) + fast[1:]):
-            with pytest.raises(IntegrityError):
-                fastc.decode_fast(blob, *x.shape)
+        flipped = bytearray(fast)
+        flipped[-7] ^= 0x10  # a word of the codes' stream
+        other = fastc.encode_fast(x, 9 - lanes)[0]  # the other lane count: not this stream
+        for blob in (fast[:1], fast[:20], fast[:-5], bytes([3]) + fast[1:], fast[:-2], bytes(flipped),
+                     other, fast + b"\0\0"):
+            try:
+                q3, _, _ = fastc.decode_fast(blob, *x.shape, lanes)
+            except IntegrityError:
+                continue
+            assert blob == fast + b"\0\0" or not np.array_equal(q3, q)  # trailing bytes are ignored
     assert modes == {0, 1, 2}
 
 

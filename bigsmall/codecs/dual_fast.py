@@ -9,6 +9,12 @@ nothing and its 4x tables cost more, so the encoder picks per chunk, from the tw
 sizes as estimated by their counts, and says which in the chunk's first byte::
 
     u8 mode (0: z, 1: z and the row above) | u32 L | L bytes zstd(scales, minimums) | stream
+
+``.bsd`` 4.0 codes the same codes, contexts and tables with ``LANES`` interleaved rANS states
+(code ``t`` of the chunk, rows flattened, on state ``t mod LANES``; one word stream; the stream's
+first ``2 LANES`` words are the states' initial values), so that the decoder's steps of
+different states overlap instead of one serial chain (``_encode_lanes``, ``_decode_lanes``, the
+reference of ``native._dual.decode_codes(..., lanes)``). 2.0/3.0 chunks are ``lanes = 1``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..errors import IntegrityError
 from . import dual as v1
 
 UP = 4  # |q - z| of the row above, clamped to 0..3
+LANES = 8  # .bsd 4.0: interleaved rANS states of a fast chunk's codes
 COL_CLUSTERS = (16, 64)  # mode 2: columns clustered by their mean, this many clusters
 _NO_RAW = np.zeros((16 * 64, 16), dtype=np.int64)  # no raw bits, for up to 1024 contexts
 _TABLE_BYTES = 1.2  # estimated stored bytes a used (context, symbol) table entry costs
@@ -70,6 +77,81 @@ def _decode_up(words, z, freq, cum, lut, ok, q):  # type: ignore[no-untyped-def]
     return 0
 
 
+@njit(cache=True, nogil=True)
+def _encode_lanes(sym, ctx, freq, cum, lanes):  # type: ignore[no-untyped-def]
+    """Codes ``sym`` (flat, context ``ctx``) on ``lanes`` interleaved rANS states (code ``t`` on
+    state ``t % lanes``), coded backwards into one word stream: (words u16: the states' initial
+    values, lane 0 first, low word first, then the renormalisation words in decoding order)."""
+    n = sym.size
+    words = np.empty(n + 2 * lanes, dtype=np.uint16)
+    wp = words.size
+    xs = np.full(lanes, np.uint64(1 << 16), dtype=np.uint64)
+    for t in range(n - 1, -1, -1):
+        c = ctx[t]
+        s = sym[t]
+        f = np.uint64(freq[c, s])
+        x = xs[t % lanes]
+        if x >= (f << np.uint64(32 - v1.PB)):
+            wp -= 1
+            words[wp] = np.uint16(x & np.uint64(0xFFFF))
+            x >>= np.uint64(16)
+        xs[t % lanes] = (x // f << np.uint64(v1.PB)) + (x % f) + np.uint64(cum[c, s])
+    for i in range(lanes - 1, -1, -1):
+        wp -= 1
+        words[wp] = np.uint16(xs[i] >> np.uint64(16))
+        wp -= 1
+        words[wp] = np.uint16(xs[i] & np.uint64(0xFFFF))
+    return words[wp:].copy()
+
+
+@njit(cache=True, nogil=True)
+def _decode_lanes(words, z, freq, cum, lut, ok, q, up, lanes):  # type: ignore[no-untyped-def]
+    """Inverse of ``_encode_lanes`` into ``q`` (rows, cols); the context of a code is ``z``
+    (``up`` = 0: modes 0 and 2, ``z`` is the context) or ``_ctx`` (``up`` = 1, mode 1). 0, or 1
+    when the stream does not decode (a context without a table, a read past the last word, a
+    state that does not return to its initial value, a word left over)."""
+    rows, cols = q.shape
+    nw = words.size
+    if nw < 2 * lanes:
+        return 1
+    xs = np.empty(lanes, dtype=np.uint64)
+    for i in range(lanes):
+        xs[i] = np.uint64(words[2 * i]) | (np.uint64(words[2 * i + 1]) << np.uint64(16))
+    wp = 2 * lanes
+    t = 0
+    for r in range(rows):
+        for c in range(cols):
+            cx = _ctx(q, z, r, c) if up else z[r, c]
+            if not ok[cx]:
+                return 1
+            s, x, wp, good = v1._step(xs[t % lanes], cx, lut, freq, cum, words, wp)
+            if not good or s > 15:
+                return 1
+            xs[t % lanes] = x
+            q[r, c] = s
+            t += 1
+    for i in range(lanes):
+        if xs[i] != np.uint64(1 << 16):
+            return 1
+    if wp != nw:
+        return 1
+    return 0
+
+
+def encode_codes(q: np.ndarray, ctx: np.ndarray, nctx: int, lanes: int) -> bytes:
+    """The codes' stream: ``v1.encode_stream``'s layout (``u32 T, zstd tables, u32 W, W words``),
+    its words from ``lanes`` interleaved states when ``lanes > 1``."""
+    if lanes == 1:
+        return v1.encode_stream(q.ravel(), ctx.ravel(), _NO_RAW, np.zeros(1, np.uint64), nctx, 16)
+    sym, cx = q.ravel().astype(np.int32), ctx.ravel().astype(np.int32)
+    counts = np.bincount(cx * np.int32(16) + sym, minlength=nctx * 16).reshape(nctx, 16)
+    freq = v1._normalize(counts)
+    cum = np.concatenate([np.zeros((nctx, 1), np.int64), np.cumsum(freq, 1)[:, :-1]], 1)
+    words = _encode_lanes(sym, cx, freq, cum, lanes)
+    table = zstandard.ZstdCompressor(level=19).compress(freq.astype("<u2").tobytes())
+    return b"".join([v1._U32.pack(len(table)), table, v1._U32.pack(words.size), words.astype("<u2").tobytes()])
+
+
 def _cost(ctx: np.ndarray, q: np.ndarray, nctx: int) -> float:
     """Estimated stored bytes of the codes under a context model: entropy + table entries."""
     joint = np.bincount(ctx.ravel() * 16 + q.ravel(), minlength=nctx * 16).astype(np.float64)
@@ -84,8 +166,9 @@ def _colmap(w: np.ndarray, k: int) -> np.ndarray:
     return (rank * k // w.shape[1]).astype(np.uint8)
 
 
-def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """float32 block -> (fast chunk bytes, codes, scales, minimums)."""
+def encode_fast(w: np.ndarray, lanes: int = LANES) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """float32 block -> (fast chunk bytes, codes, scales, minimums); ``lanes``: 1 writes the
+    2.0/3.0 chunk, ``LANES`` the 4.0 one."""
     q, s16, lo16 = v1.quantize_block(w)
     side = v1.side_bytes(s16, lo16)
     z = v1._zero_bin(s16, lo16, w.shape[1])
@@ -101,18 +184,20 @@ def encode_fast(w: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarra
             extra = bytes([k]) + v1._U32.pack(len(stored)) + stored
             cands.append((_cost(ctx, q, 16 * k) + len(extra), 2, ctx, 16 * k, extra))
     _, mode, ctx, nctx, extra = min(cands, key=lambda c: c[0])
-    stream = v1.encode_stream(q.ravel(), ctx.ravel(), _NO_RAW, np.zeros(1, np.uint64), nctx, 16)
+    stream = encode_codes(q, ctx, nctx, lanes)
     return bytes([mode]) + v1._U32.pack(len(side)) + side + extra + stream, q, s16, lo16
 
 
-def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups))."""
+def decode_fast(data: bytes | memoryview, rows: int, cols: int,
+                lanes: int = LANES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups));
+    ``lanes``: the chunk's interleaved states (1: 2.0/3.0, ``LANES``: 4.0)."""
     buf = memoryview(data).cast("B")
     if len(buf) < 1 or buf[0] > 2:
         raise IntegrityError("dual fast chunk: unknown context mode")
     nat = native.dual()
     mode = int(buf[0])
-    if mode == 0 and nat is None:
+    if mode == 0 and nat is None and lanes == 1:
         return v1.decode_fast(buf[1:], rows, cols)
     s16, lo16, pos = v1.read_side(buf[1:], rows, cols)
     pos += 1
@@ -130,7 +215,9 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int) -> tuple[np.ndar
     words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[pos:], nctx, 16, with_lut=nat is None)
     q = np.empty((rows, cols), dtype=np.uint8)
     if nat is not None:
-        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1)) if q.size else 0
+        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1), lanes) if q.size else 0
+    elif lanes > 1:
+        bad = _decode_lanes(words, z, freq, cum, lut, ok, q, int(mode == 1), lanes) if q.size else 0
     elif mode == 1:
         bad = _decode_up(words, z, freq, cum, lut, ok, q)
     else:

@@ -48,9 +48,11 @@ from . import schema
 from .format import zstd_decompress
 
 MAGIC = b"\x89BSD\r\n\x1a\n"
-VERSION = (3, 0)  # written; 3.0: 2.0's model decoded by table look-ups (codecs/dual_lookup.py)
-READ_MAJORS = (1, 2, 3)  # 1.0: its key-run model (codecs/dual_keyrun.py), 2.0: the truncated value
-# model (codecs/dual_trunc.py), both still decoded
+VERSION = (4, 0)  # written; 4.0: 3.0 with the fast chunk's codes on 8 interleaved rANS states
+# (codecs/dual_fast.py: LANES)
+READ_MAJORS = (1, 2, 3, 4)  # 1.0: its key-run model (codecs/dual_keyrun.py), 2.0: the truncated
+# value model (codecs/dual_trunc.py), 3.0: 2.0's model decoded by table look-ups
+# (codecs/dual_lookup.py), one rANS state per fast chunk; all still decoded
 HEADER_SIZE = 80
 _HDR = struct.Struct("<8sHHIQQQQQQQ")
 QUANTIZABLE = ("BF16", "F16", "F32")

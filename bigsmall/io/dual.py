@@ -188,9 +188,12 @@ class DualFile:
             raise
         self.fast_end = self.head["fast_off"] + self.head["fast_len"]
         # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc;
-        # 3.0: dual_fast and dual_lookup (2.0's model, decoded by table look-ups)
+        # 3.0: dual_fast and dual_lookup (2.0's model, decoded by table look-ups); 4.0: 3.0 with
+        # the fast chunk's codes on interleaved rANS states
         major = self.head["major"]
-        self._decode_fast = code.decode_fast if major == 1 else fastc.decode_fast
+        lanes = fastc.LANES if major >= 4 else 1
+        self._decode_fast = code.decode_fast if major == 1 else (
+            lambda data, rows, cols: fastc.decode_fast(data, rows, cols, lanes))
         self._decode_exact = {1: keyrun.decode_exact, 2: trunc.decode_exact}.get(major, lookup.decode_exact)
         self._exact: list[list[list[int]]] | None = None
 

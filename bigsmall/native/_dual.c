@@ -3,12 +3,14 @@
  *
  *   decode_exact(xs, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, groups, sh,
  *                out) -> int
- *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up) -> int   (lut unused: may be empty)
+ *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes]) -> int   (lut unused: may be empty)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
  * same value with the same keys written; decode_codes is ``dual_fast._decode_up`` (up = 1) or the
  * fast chunk's mode-0 decode (up = 0: the context is the zero bin alone, as ``dual._decode``
- * with no raw bits). property_tests/test_dual.py checks native == reference. Why a module of its
+ * with no raw bits); lanes (1-8, default 1): the .bsd 4.0 chunk's interleaved states
+ * (dual_fast._decode_lanes). property_tests/test_dual.py and test_dual_fast_codes.py check
+ * native == reference. Why a module of its
  * own: the .bsd codec is separate from the field codecs of _kernels.c, and each extension builds
  * (or fails to build) on its own.
  *
@@ -20,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define PREC 31
 #define LANES 4
@@ -171,63 +176,155 @@ static inline uint64_t dl_renorm(uint64_t x, const uint16_t *words, int64_t nw, 
     uint64_t need = x < ((uint64_t)1 << 16);
     uint64_t w = words[*wp < nw ? *wp : nw - 1];
     *wp += (int64_t)need;
-    return need ? (x << 16) | w : x;
+    return (x << (need << 4)) | (w & (0 - need)); /* no branch: mispredicted ~1 code in 5 */
+}
+
+/* One code t on state *x. Errors are gathered in *bad instead of a branch per code (the reference
+ * returns 1 at the first; the return value is the same: a context without a table flags bad, a
+ * read past the last word leaves wp > nw to the end). Inlined with constant lane, up and lut,
+ * the states stay in registers and the loop has no flag tests. */
+static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t, const uint16_t *words,
+                                                          int64_t nw, int64_t *wp, const int32_t *z,
+                                                          const uint8_t *ok, uint8_t *q, int64_t cols, int up,
+                                                          const uint32_t *fc, const int16_t *c16,
+                                                          const uint8_t *lut, int *bad) {
+    int64_t cx = z[t];
+    if (up) {
+        int64_t u = 0;
+        if (t >= cols) {
+            u = (int64_t)q[t - cols] - z[t - cols];
+            if (u < 0) u = -u;
+            if (u > 3) u = 3;
+        }
+        cx = cx * 4 + u;
+    }
+    *bad |= !ok[cx];
+    uint32_t slot = (uint32_t)(*x & (MPB - 1));
+    int s;
+    if (lut) {
+        s = lut[(cx << PB) + slot];
+    } else { /* the largest s with cum[s] <= slot (cum[0] = 0; a symbol of frequency 0 shares
+              * its cum with the next one, so it is never picked) */
+        const int16_t *cr = c16 + cx * 16;
+#if defined(__SSE2__)
+        /* cum is non-decreasing: the cum[j] > slot are j > s; their mask's lowest bit is s + 1 */
+        __m128i v = _mm_set1_epi16((short)slot);
+        __m128i g0 = _mm_cmpgt_epi16(_mm_loadu_si128((const __m128i *)cr), v);
+        __m128i g1 = _mm_cmpgt_epi16(_mm_loadu_si128((const __m128i *)(cr + 8)), v);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(g0, g1)) | 0x10000u;
+        s = __builtin_ctz(mask) - 1;
+#else
+        s = -1;
+        for (int j = 0; j < 16; j++) s += cr[j] <= (int16_t)slot;
+#endif
+    }
+    uint32_t e = fc[cx * 16 + s];
+    uint64_t y = (uint64_t)(e & 0x7FFF) * (*x >> PB) + slot - (e >> 15);
+    *x = dl_renorm(y, words, nw, wp);
+    q[t] = (uint8_t)s;
+}
+
+#define DL_MAX_LANES 8
+
+/* The slot -> symbol tables: one buffer per thread, kept (up to DL_LUT_CTX x 2^14 bytes = 1 MiB
+ * a decoding thread) so that a call does not fault in and zero fresh pages (a fresh 256 KiB
+ * table cost ~40 % of a mode-0 chunk's decode). Only values 0..15 are ever written to it (a
+ * fresh one is zeroed), so a stale row of an unused context still indexes inside its row. */
+#if defined(_MSC_VER)
+#define DL_TLS __declspec(thread)
+#else
+#define DL_TLS __thread
+#endif
+static DL_TLS uint8_t *dl_lut_buf;
+static DL_TLS size_t dl_lut_cap;
+
+static uint8_t *dl_lut(size_t n) {
+    if (n > dl_lut_cap) {
+        free(dl_lut_buf);
+        dl_lut_cap = 0;
+        dl_lut_buf = calloc(n, 1);
+        if (!dl_lut_buf) return NULL;
+        dl_lut_cap = n;
+    }
+    return dl_lut_buf;
+}
+
+/* Codes [t0, n) on lanes states, in rows of cols codes: 0, or 1 once an error is seen (checked
+ * per row, so a damaged stream stops within a row of it). */
+static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes, int64_t n, const uint16_t *words,
+                                                        int64_t nw, int64_t *wp, const int32_t *z,
+                                                        const uint8_t *ok, uint8_t *q, int64_t cols, int up,
+                                                        const uint32_t *fc, const int16_t *c16,
+                                                        const uint8_t *lut) {
+    int bad = 0;
+    int64_t t = 0;
+#define DL_CODE(X) dl_code(&(X), t++, words, nw, wp, z, ok, q, cols, up, fc, c16, lut, &bad)
+    if (lanes == 8) { /* 8 independent chains, unrolled: their steps overlap */
+        uint64_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+        while (t + 8 <= n) {
+            int64_t stop = t + 8 * (2048 / 8); /* check for errors every 2048 codes */
+            if (stop > n - 7) stop = n - 7;
+            while (t < stop) {
+                DL_CODE(x0); DL_CODE(x1); DL_CODE(x2); DL_CODE(x3);
+                DL_CODE(x4); DL_CODE(x5); DL_CODE(x6); DL_CODE(x7);
+            }
+            if (bad || *wp > nw) return 1;
+        }
+        xs[0] = x0, xs[1] = x1, xs[2] = x2, xs[3] = x3, xs[4] = x4, xs[5] = x5, xs[6] = x6, xs[7] = x7;
+    } else if (lanes == 1) {
+        uint64_t x0 = xs[0];
+        while (t < n) {
+            int64_t stop = t + 2048 < n ? t + 2048 : n;
+            while (t < stop) DL_CODE(x0);
+            if (bad || *wp > nw) return 1;
+        }
+        xs[0] = x0;
+    }
+    while (t < n) {
+        int l = (int)(t % lanes);
+        DL_CODE(xs[l]);
+    }
+#undef DL_CODE
+    return bad || *wp > nw;
 }
 
 static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const int64_t *freq,
                     const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up,
-                    int64_t nctx, uint32_t *fc, int32_t *c32, uint8_t *lut) {
-    if (nw < 2) return 1;
+                    int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, int lanes) {
+    if (nw < 2 * lanes) return 1;
     for (int64_t cx = 0; cx < nctx; cx++) {
-        if (!ok[cx]) continue;
-        for (int j = 0; j < 16; j++) {
-            fc[cx * 16 + j] = (uint32_t)freq[cx * 16 + j] | ((uint32_t)cum[cx * 16 + j] << 15);
-            c32[cx * 16 + j] = (int32_t)cum[cx * 16 + j];
-            if (lut && freq[cx * 16 + j])
+        for (int j = 0; j < 16; j++) { /* unused contexts: zeros (decoding one flags bad) */
+            fc[cx * 16 + j] = ok[cx] ? (uint32_t)freq[cx * 16 + j] | ((uint32_t)cum[cx * 16 + j] << 15) : 0;
+            c16[cx * 16 + j] = ok[cx] ? (int16_t)cum[cx * 16 + j] : 0;
+            if (lut && ok[cx] && freq[cx * 16 + j])
                 memset(lut + (cx << PB) + cum[cx * 16 + j], j, (size_t)freq[cx * 16 + j]);
         }
     }
-    uint64_t x = (uint64_t)words[0] | ((uint64_t)words[1] << 16);
-    int64_t wp = 2, t = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t c = 0; c < cols; c++, t++) {
-            int64_t cx = z[t];
-            if (up) {
-                int64_t u = 0;
-                if (r > 0) {
-                    u = (int64_t)q[t - cols] - z[t - cols];
-                    if (u < 0) u = -u;
-                    if (u > 3) u = 3;
-                }
-                cx = cx * 4 + u;
-            }
-            if (!ok[cx]) return 1;
-            uint32_t slot = (uint32_t)(x & (MPB - 1));
-            int s;
-            if (lut) {
-                s = lut[(cx << PB) + slot];
-            } else { /* the largest s with cum[s] <= slot (cum[0] = 0; a symbol of frequency 0
-                      * shares its cum with the next one, so it is never picked) */
-                const int32_t *cr = c32 + cx * 16;
-                s = -1;
-                for (int j = 0; j < 16; j++) s += cr[j] <= (int32_t)slot;
-            }
-            uint32_t e = fc[cx * 16 + s];
-            x = (uint64_t)(e & 0x7FFF) * (x >> PB) + slot - (e >> 15);
-            x = dl_renorm(x, words, nw, &wp);
-            if (wp > nw) return 1;
-            q[t] = (uint8_t)s;
-        }
-    }
-    if (x != ((uint64_t)1 << 16) || wp != nw) return 1;
+    uint64_t xs[DL_MAX_LANES];
+    for (int i = 0; i < lanes; i++) xs[i] = (uint64_t)words[2 * i] | ((uint64_t)words[2 * i + 1] << 16);
+    int64_t wp = 2 * lanes, n = rows * cols;
+    int rc;
+    if (lut && up)
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, lut);
+    else if (lut)
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, lut);
+    else if (up)
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, NULL);
+    else
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, NULL);
+    if (rc) return 1;
+    for (int i = 0; i < lanes; i++)
+        if (xs[i] != ((uint64_t)1 << 16)) return 1;
+    if (wp != nw) return 1;
     return 0;
 }
 
 static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *o[7];
-    long long cols, up;
-    if (!PyArg_ParseTuple(args, "OOOOOOOLL", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &cols, &up))
+    long long cols, up, lanes = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLL|L", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &cols, &up,
+                          &lanes))
         return NULL;
     /* words, z, freq, cum, lut, ok, q */
     static const Py_ssize_t isz[7] = {2, 4, 8, 8, 1, 1, 1};
@@ -242,13 +339,18 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         int bad = 0;
         if (cols < 1 || n % cols || N(v[1]) != n) bad = dl_fail("z: one per code, whole rows");
         else if (up != 0 && up != 1) bad = dl_fail("up must be 0 or 1");
+        else if (lanes < 1 || lanes > DL_MAX_LANES) bad = dl_fail("lanes in [1, 8]");
         else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16)
             bad = dl_fail("freq, cum: 16 per context");
         if (!bad) {
             const int32_t *z = v[1].buf;
             int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
-            for (int64_t i = 0; i < n && !bad; i++)
-                if (z[i] < 0 || z[i] > zmax) bad = dl_fail("z: a context out of range");
+            int32_t zlo = 0, zhi = 0; /* min and max: a loop that vectorises */
+            for (int64_t i = 0; i < n; i++) {
+                zlo = z[i] < zlo ? z[i] : zlo;
+                zhi = z[i] > zhi ? z[i] : zhi;
+            }
+            if (zlo < 0 || zhi > zmax) bad = dl_fail("z: a context out of range");
             const int64_t *freq = v[2].buf, *cum = v[3].buf;
             const uint8_t *ok = v[5].buf;
             for (int64_t cx = 0; cx < nctx && !bad; cx++) {
@@ -262,13 +364,13 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             }
         }
         uint32_t *fc = NULL;
-        int32_t *c32 = NULL;
+        int16_t *c16 = NULL;
         uint8_t *lut = NULL;
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
-            c32 = malloc((size_t)nctx * 16 * sizeof(int32_t));
-            if (nctx <= DL_LUT_CTX) lut = calloc((size_t)nctx, MPB);
-            if (!fc || !c32 || (nctx <= DL_LUT_CTX && !lut)) {
+            c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
+            if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
+            if (!fc || !c16 || (nctx <= DL_LUT_CTX && !lut)) {
                 PyErr_NoMemory();
                 bad = 1;
             }
@@ -276,12 +378,11 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
             rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
-                          cols, (int)up, nctx, fc, c32, lut);
+                          cols, (int)up, nctx, fc, c16, lut, (int)lanes);
             Py_END_ALLOW_THREADS
         }
         free(fc);
-        free(c32);
-        free(lut);
+        free(c16);
     }
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
     if (rc < 0) return NULL;
