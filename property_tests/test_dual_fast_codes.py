@@ -119,3 +119,38 @@ def test_codes_native_refuses_inconsistent_tables() -> None:
     c[0, 3] += 1
     with pytest.raises(ValueError):
         nat.decode_codes(words, z, freq, c, lut, ok, np.empty_like(q), 8, 0)
+
+
+@SETTINGS
+@given(st.sampled_from(["BF16", "F16", "F32"]), st.integers(1, 9), st.integers(1, 400),
+       st.sampled_from(["bits", "small", "large", "nonfinite"]), st.integers(0, 2**32 - 1))
+def test_dequantize_native_matches_numpy(dtype: str, rows: int, cols: int, style: str, seed: int) -> None:
+    """``native._dual.dequantize`` == ``to_dtype_bits(dequantize_block(...))`` bit for bit, on
+    arbitrary finite fp16 scales and minimums (subnormals, -0, values whose dequantized code
+    rounds past fp16's largest, ties of every rounding); not finite: it declines (returns 1)."""
+    nat = _nat()
+    rng = np.random.default_rng(seed)
+    groups = -(-cols // 128)
+    q = rng.integers(0, 16, (rows, cols)).astype(np.uint8)
+    s16 = rng.integers(0, 1 << 16, (rows, groups)).astype(np.uint16)
+    lo16 = rng.integers(0, 1 << 16, (rows, groups)).astype(np.uint16)
+    if style == "small":  # subnormal and tiny: fp16's rounding below 2^-14
+        s16 &= 0x83FF
+        lo16 &= 0x87FF
+    elif style == "large":  # near fp16's top: rounding into infinity
+        s16 = (s16 & 0x03FF) | 0x7400
+        lo16 = (lo16 & 0x83FF) | 0x7800
+    if style != "nonfinite":  # exponent 31 (inf, NaN) -> 30
+        s16 = np.where((s16 & 0x7C00) == 0x7C00, s16 & 0xFBFF, s16).astype(np.uint16)
+        lo16 = np.where((lo16 & 0x7C00) == 0x7C00, lo16 & 0xFBFF, lo16).astype(np.uint16)
+    else:
+        s16[rng.integers(0, rows), rng.integers(0, groups)] = 0x7C00 | int(rng.integers(0, 1024))
+    out = np.zeros((rows, cols), np.uint32 if dtype == "F32" else np.uint16)
+    rc = nat.dequantize(q, s16, lo16, cols, fastc._DTYPE_CODE[dtype], out)
+    if style == "nonfinite":
+        assert rc == 1
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = code.to_dtype_bits(code.dequantize_block(q, s16.view(np.float16), lo16.view(np.float16)), dtype)
+    assert rc == 0 and np.array_equal(out, ref)
+    assert np.array_equal(fastc.dequantize_bits(q, s16.view(np.float16), lo16.view(np.float16), dtype), ref)

@@ -188,6 +188,26 @@ def encode_fast(w: np.ndarray, lanes: int = LANES) -> tuple[bytes, np.ndarray, n
     return bytes([mode]) + v1._U32.pack(len(side)) + side + extra + stream, q, s16, lo16
 
 
+_DTYPE_CODE = {"BF16": 0, "F16": 1, "F32": 2}
+
+
+def dequantize_bits(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """The fast code as raw bits of ``dtype`` (uint16 / uint32 in native order, (rows, cols),
+    into ``out`` if given): the C kernel (``native._dual.dequantize``, one pass) where it is
+    built, else (and for scales or minimums that are not finite) the reference
+    ``to_dtype_bits(dequantize_block(...))``."""
+    nat = native.dual()
+    if out is None:
+        out = np.empty(q.shape, np.uint32 if dtype == "F32" else np.uint16)
+    if nat is not None and q.size:
+        if not nat.dequantize(np.ascontiguousarray(q), np.ascontiguousarray(s16).view(np.uint16),
+                              np.ascontiguousarray(lo16).view(np.uint16), q.shape[1], _DTYPE_CODE[dtype], out):
+            return out
+    out[...] = v1.to_dtype_bits(v1.dequantize_block(q, s16, lo16), dtype)
+    return out
+
+
 def decode_fast(data: bytes | memoryview, rows: int, cols: int,
                 lanes: int = LANES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups));

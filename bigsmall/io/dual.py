@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections import deque
@@ -45,6 +46,7 @@ from .atomic import atomic_file, check_target
 PIECE = 16 << 20  # exact-stored tensors: zstd pieces of this many bytes
 AHEAD = 64 << 20  # exact reads: bytes of tensors decoded ahead of the one handed out
 _UINT = {16: np.uint16, 32: np.uint32}
+_LITTLE = sys.byteorder == "little"
 
 
 @attrs.frozen
@@ -278,8 +280,11 @@ class DualFile:
 
         def decode(fast: bytes, rows: int, at: int) -> None:
             q, s16, lo16 = self._decode_fast(fast, rows, cols)
-            b = code.to_dtype_bits(code.dequantize_block(q, s16, lo16), spec.dtype)
-            out[at:at + b.size * size] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+            if _LITTLE:  # straight into the tensor's bytes
+                fastc.dequantize_bits(q, s16, lo16, spec.dtype, out[at:at + q.size * size].view(_UINT[8 * size]).reshape(q.shape))
+            else:
+                b = fastc.dequantize_bits(q, s16, lo16, spec.dtype)
+                out[at:at + b.size * size] = b.astype(b.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
 
         pool = _pool()
         return out, [pool.submit(decode, self._chunk(c, spec.name), c[2], int(at))

@@ -4,6 +4,7 @@
  *   decode_exact(xs, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, groups, sh,
  *                out) -> int
  *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes]) -> int   (lut unused: may be empty)
+ *   dequantize(q, s16, lo16, cols, dtype, out) -> int   (dtype 0 bf16, 1 fp16, 2 fp32; 1: not finite)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
  * same value with the same keys written; decode_codes is ``dual_fast._decode_up`` (up = 1) or the
@@ -737,9 +738,109 @@ static PyObject *py_decode_lookup(PyObject *self, PyObject *args) {
     return PyLong_FromLong(rc);
 }
 
+/* ---- the fast code back to the tensor's dtype (codecs/dual.py: dequantize_block then
+ * to_dtype_bits, numpy, the reference): x = float32(q) * s + lo in float32 (two roundings: no
+ * fused multiply-add), then bf16 (round to nearest even, the reference's integer formula), fp16
+ * (round to nearest even, as numpy's cast) or fp32 bits. Scales or minimums that are not finite
+ * (a crafted file) return 1: the caller takes the numpy path, whose NaN casts are its own. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DL_NOFMA __attribute__((optimize("fp-contract=off")))
+#else
+#define DL_NOFMA
+#endif
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+static inline float dl_h2f(uint16_t h) { /* finite fp16 -> float32, exact */
+    uint32_t e = (h >> 10) & 31, m = h & 1023;
+    float v;
+    if (e == 0) {
+        v = (float)m * 0x1p-24f;
+        return (h & 0x8000) ? -v : v;
+    }
+    uint32_t f = ((uint32_t)(h & 0x8000) << 16) | ((e + 112) << 23) | (m << 13);
+    memcpy(&v, &f, 4);
+    return v;
+}
+
+static inline uint16_t dl_f2h(uint32_t f) { /* finite float32 bits -> fp16, nearest even */
+    uint32_t sign = (f >> 16) & 0x8000, a = f & 0x7FFFFFFF;
+    if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00); /* >= 65520: infinity */
+    if (a < 0x38800000) {                                 /* below 2^-14: subnormal or zero */
+        if (a < 0x33000000) return (uint16_t)sign;        /* below 2^-25 (2^-25 ties to 0) */
+        uint32_t e = a >> 23, m = (a & 0x7FFFFF) | 0x800000, sh = 126 - e;
+        uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
+        h += rem > half || (rem == half && (h & 1));
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (a >> 13) - (112u << 10), rem = a & 0x1FFF;
+    h += rem > 0x1000 || (rem == 0x1000 && (h & 1));
+    return (uint16_t)(sign | h);
+}
+
+static DL_NOFMA int dl_dequant(const uint8_t *q, const uint16_t *s16, const uint16_t *lo16, int64_t rows,
+                               int64_t cols, int64_t groups, int dt, void *out) {
+    for (int64_t i = 0; i < rows * groups; i++)
+        if (((s16[i] >> 10) & 31) == 31 || ((lo16[i] >> 10) & 31) == 31) return 1;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t g = 0; g < groups; g++) {
+            float sc = dl_h2f(s16[r * groups + g]), lo = dl_h2f(lo16[r * groups + g]);
+            int64_t c0 = g * 128, c1 = c0 + 128 < cols ? c0 + 128 : cols;
+            const uint8_t *qr = q + r * cols;
+            for (int64_t c = c0; c < c1; c++) {
+                float p = (float)qr[c] * sc;
+                float x = p + lo;
+                uint32_t u;
+                memcpy(&u, &x, 4);
+                if (dt == 0)
+                    ((uint16_t *)out)[r * cols + c] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+                else if (dt == 1)
+                    ((uint16_t *)out)[r * cols + c] = dl_f2h(u);
+                else
+                    ((uint32_t *)out)[r * cols + c] = u;
+            }
+        }
+    }
+    return 0;
+}
+
+static PyObject *py_dequantize(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *o[4];
+    long long cols, dt;
+    if (!PyArg_ParseTuple(args, "OOOLLO", &o[0], &o[1], &o[2], &cols, &dt, &o[3])) return NULL;
+    /* q u8, s16 and lo16 as 2-byte integers (their bits), out: 2 or 4-byte integers */
+    static const char *names[4] = {"q", "s16", "lo16", "out"};
+    Py_ssize_t isz[4] = {1, 2, 2, dt == 2 ? 4 : 2};
+    Py_buffer v[4];
+    int got = 0;
+    for (; got < 4; got++)
+        if (dl_getbuf(o[got], &v[got], isz[got], 0, got == 3, names[got]) < 0) break;
+    int rc = -1;
+    if (got == 4) {
+        int64_t n = N(v[0]), groups = (cols + 127) / 128;
+        int bad = 0;
+        if (dt < 0 || dt > 2) bad = dl_fail("dtype: 0 bf16, 1 fp16, 2 fp32");
+        else if (cols < 1 || n % cols) bad = dl_fail("q: whole rows of cols codes");
+        else if (N(v[1]) != n / cols * groups || N(v[2]) != n / cols * groups)
+            bad = dl_fail("s16, lo16: one per group of 128 codes of a row");
+        else if (N(v[3]) != n) bad = dl_fail("out: one per code");
+        if (!bad) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = dl_dequant(v[0].buf, v[1].buf, v[2].buf, n / cols, cols, groups, (int)dt, v[3].buf);
+            Py_END_ALLOW_THREADS
+        }
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    if (rc < 0) return NULL;
+    return PyLong_FromLong(rc);
+}
+
 static PyMethodDef methods[] = {
     {"decode_exact", py_decode_exact, METH_VARARGS, "The .bsd 2.0 exact chunk's keys (dual_trunc._decode)."},
     {"decode_codes", py_decode_codes, METH_VARARGS, "The .bsd 2.0 fast chunk's INT4 codes (dual_fast)."},
+    {"dequantize", py_dequantize, METH_VARARGS, "The fast code as the dtype's bits (dual.dequantize_block, to_dtype_bits)."},
     {"decode_lookup", py_decode_lookup, METH_VARARGS, "The .bsd 3.0 exact chunk's keys (dual_lookup.decode_keys)."},
     {NULL, NULL, 0, NULL}};
 
