@@ -172,18 +172,19 @@ def encode_fast(w: np.ndarray, lanes: int = LANES) -> tuple[bytes, np.ndarray, n
     q, s16, lo16 = v1.quantize_block(w)
     side = v1.side_bytes(s16, lo16)
     z = v1._zero_bin(s16, lo16, w.shape[1])
-    # candidates: (estimated bytes, mode, contexts, number of contexts, extra bytes)
-    cands = [(_cost(z, q, 16), 0, z, 16, b"")]
-    up = _up_ctx(q, z)
-    cands.append((_cost(up, q, 16 * UP), 1, up, 16 * UP, b""))
+    # candidates: (estimated bytes, mode, number of contexts, extra bytes, cluster map); the
+    # winner's contexts are rebuilt (not kept per candidate: a block's create memory)
+    cands = [(_cost(z, q, 16), 0, 16, b"", None)]
+    cands.append((_cost(_up_ctx(q, z), q, 16 * UP), 1, 16 * UP, b"", None))
     for k in COL_CLUSTERS:
         if w.shape[1] >= 4 * k:
             cm = _colmap(w, k)
-            ctx = z * np.int32(k) + cm[None, :].astype(np.int32)
             stored = zstandard.ZstdCompressor(level=19).compress(cm.tobytes())
             extra = bytes([k]) + v1._U32.pack(len(stored)) + stored
-            cands.append((_cost(ctx, q, 16 * k) + len(extra), 2, ctx, 16 * k, extra))
-    _, mode, ctx, nctx, extra = min(cands, key=lambda c: c[0])
+            cands.append((_cost(z * np.int32(k) + cm[None, :].astype(np.int32), q, 16 * k) + len(extra), 2, 16 * k,
+                          extra, cm))
+    _, mode, nctx, extra, cm = min(cands, key=lambda c: c[0])
+    ctx = z if mode == 0 else _up_ctx(q, z) if mode == 1 else z * np.int32(nctx // 16) + cm[None, :].astype(np.int32)
     stream = encode_codes(q, ctx, nctx, lanes)
     return bytes([mode]) + v1._U32.pack(len(side)) + side + extra + stream, q, s16, lo16
 

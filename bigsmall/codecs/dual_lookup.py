@@ -249,10 +249,11 @@ def _encode(keys, q, sbits, lbits, dt, W, cols, groups, sh):  # type: ignore[no-
     cum = np.empty(16 * pc.size + 1, dtype=np.int64)
     esc = np.empty(n, dtype=np.uint16)
     ne = 0
-    st1 = np.full(n, -1, dtype=np.int64)  # class step (start, freq); -1: none
-    fr1 = np.zeros(n, dtype=np.int64)
-    st2 = np.full(n, -1, dtype=np.int64)  # uniform step
-    fr2 = np.zeros(n, dtype=np.int64)
+    # int32 (every start and frequency is below 2^16): 4 of these are most of a block's memory
+    st1 = np.full(n, -1, dtype=np.int32)  # class step (start, freq); -1: none
+    fr1 = np.zeros(n, dtype=np.int32)
+    st2 = np.full(n, -1, dtype=np.int32)  # uniform step
+    fr2 = np.zeros(n, dtype=np.int32)
     rows = n // cols
     for r in range(rows):
         for g in range(groups):

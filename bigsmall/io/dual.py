@@ -66,7 +66,10 @@ class DualResult:
 
 def _bits(raw: bytes | memoryview, spec: TensorSpec) -> np.ndarray:
     width = code.WIDTH[spec.dtype]
-    return np.frombuffer(raw, dtype=np.dtype(_UINT[width]).newbyteorder("<")).astype(_UINT[width]).reshape(spec.shape)
+    # no copy on a little-endian machine (read-only: nothing writes to it); a tensor's copy was
+    # one of create's peak-memory items
+    return np.frombuffer(raw, dtype=np.dtype(_UINT[width]).newbyteorder("<")).astype(
+        _UINT[width], copy=False).reshape(spec.shape)
 
 
 def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool = False,
