@@ -43,4 +43,16 @@ static PyObject *ek_zeros(i64 n, i64 isz, void **data) {
     return b;
 }
 
+/* ek_zeros without the zeroing: for a result the caller writes whole. */
+static PyObject *ek_alloc(i64 n, i64 isz, void **data) {
+    if (n < 0 || n > ((i64)1 << 40) / (isz > 0 ? isz : 1)) {
+        PyErr_SetString(PyExc_MemoryError, "result too large");
+        return NULL;
+    }
+    PyObject *b = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(n * isz));
+    if (b == NULL) return NULL;
+    *data = PyByteArray_AS_STRING(b);
+    return b;
+}
+
 #endif

@@ -28,7 +28,7 @@ static PyObject *py_bit_field(PyObject *self, PyObject *args) {
     if (ek_field_args(args, &v, &shift, &bits, 16) < 0) return NULL;
     void *out;
     i64 n = EK_NELEM(v);
-    PyObject *r = ek_zeros(n, 2, &out);
+    PyObject *r = ek_alloc(n, 2, &out); /* every element written: no zeroing pass */
     if (r != NULL) {
         int sg = ek_signed(&v);
         Py_BEGIN_ALLOW_THREADS
@@ -397,24 +397,42 @@ static PyObject *py_symbol_counts(PyObject *self, PyObject *args) {
     if (ek_symbuf(o, &v) < 0) return NULL;
     void *out;
     PyObject *r = NULL;
-    if (alpha < 0 || alpha > ((i64)1 << 24)) ek_fail("symbol_counts: alpha in [0, 2**24]");
-    else if (ek_symmax(&v) >= alpha && EK_NELEM(v) > 0) r = ek_zeros(0, 8, &out);
-    else if ((r = ek_zeros(alpha, 8, &out)) != NULL) {
-        i64 *acc = calloc((size_t)(4 * alpha + 1), sizeof(i64)), *dst = out;
-        i64 nc = v.shape[1], n = EK_NELEM(v);
-        if (acc == NULL) {
-            Py_CLEAR(r);
-            PyErr_NoMemory();
-        } else {
-            EK_TYPED((int)v.itemsize, 0, {
-                const T *x = v.buf;
-                for (i64 i = 0; i < n; i++) acc[((i % nc) & 3) * alpha + (i64)x[i]] += 1;
-            });
-            for (i64 s = 0; s < alpha; s++)
-                dst[s] = acc[s] + acc[alpha + s] + acc[2 * alpha + s] + acc[3 * alpha + s];
-            free(acc);
-        }
+    if (alpha < 0 || alpha > ((i64)1 << 24)) {
+        ek_fail("symbol_counts: alpha in [0, 2**24]");
+        PyBuffer_Release(&v);
+        return NULL;
     }
+    /* One pass: counts and the range check together (a symbol >= alpha is counted in the
+     * spare slot 4 * alpha, whose lane aliasing does not matter: the result is then empty),
+     * rows and columns walked without a division per element, the GIL released. */
+    i64 *acc = calloc((size_t)(4 * alpha + 1), sizeof(i64));
+    if (acc == NULL) {
+        PyBuffer_Release(&v);
+        return PyErr_NoMemory();
+    }
+    i64 nr = v.ndim > 0 ? v.shape[0] : 0, nc = v.ndim > 1 ? v.shape[1] : 0, bad = 0;
+    uint64_t ua = (uint64_t)alpha;
+    Py_BEGIN_ALLOW_THREADS
+    EK_TYPED((int)v.itemsize, 0, {
+        const T *x = v.buf;
+        for (i64 i = 0; i < nr; i++) {
+            const T *row = x + i * nc;
+            for (i64 j = 0; j < nc; j++) {
+                uint64_t s = (uint64_t)row[j];
+                int out_ = s >= ua;
+                bad |= out_;
+                acc[out_ ? 4 * alpha : (j & 3) * alpha + (i64)s] += 1;
+            }
+        }
+    });
+    Py_END_ALLOW_THREADS
+    if (bad && nr * nc > 0) r = ek_zeros(0, 8, &out);
+    else if ((r = ek_zeros(alpha, 8, &out)) != NULL) {
+        i64 *dst = out;
+        for (i64 s = 0; s < alpha; s++)
+            dst[s] = acc[s] + acc[alpha + s] + acc[2 * alpha + s] + acc[3 * alpha + s];
+    }
+    free(acc);
     PyBuffer_Release(&v);
     return r;
 }
@@ -433,11 +451,18 @@ static PyObject *py_line_counts(PyObject *self, PyObject *args) {
         ek_fail("line_counts: every symbol below alpha");
     else if ((r = ek_zeros(lines * alpha, 8, &out)) != NULL) {
         i64 *dst = out;
+        Py_BEGIN_ALLOW_THREADS
         EK_TYPED((int)v.itemsize, 0, {
             const T *x = v.buf;
-            for (i64 i = 0; i < nr; i++)
-                for (i64 j = 0; j < nc; j++) dst[(axis == 0 ? i : j) * alpha + (i64)x[i * nc + j]] += 1;
+            if (axis == 0) {
+                for (i64 i = 0; i < nr; i++)
+                    for (i64 j = 0; j < nc; j++) dst[i * alpha + (i64)x[i * nc + j]] += 1;
+            } else {
+                for (i64 i = 0; i < nr; i++)
+                    for (i64 j = 0; j < nc; j++) dst[j * alpha + (i64)x[i * nc + j]] += 1;
+            }
         });
+        Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&v);
     return r;
@@ -457,15 +482,46 @@ static PyObject *py_lookup(PyObject *self, PyObject *args) {
     i64 n = EK_NELEM(v), isz = t.itemsize, nt = isz ? t.len / isz : 0;
     void *out;
     PyObject *r = NULL;
-    if (t.ndim != 1 || isz < 1 || (n > 0 && ek_symmax(&v) >= nt))
+    if (t.ndim != 1 || isz < 1) {
         ek_fail("lookup: a 1-D table with an entry for every symbol");
-    else if ((r = ek_zeros(n, isz, &out)) != NULL) {
+    } else if ((r = ek_alloc(n, isz, &out)) != NULL) {
+        /* one pass, the range check in it (the result is dropped on a bad symbol), one
+         * loop per table width, the GIL released */
         uint8_t *dst = out;
         const uint8_t *src = t.buf;
+        uint64_t unt = (uint64_t)nt;
+        int bad = 0;
+        Py_BEGIN_ALLOW_THREADS
         EK_TYPED((int)v.itemsize, 0, {
             const T *x = v.buf;
-            for (i64 i = 0; i < n; i++) memcpy(dst + i * isz, src + (i64)x[i] * isz, (size_t)isz);
+            if (isz == 1) {
+                for (i64 i = 0; i < n && !bad; i++) {
+                    uint64_t s = (uint64_t)x[i];
+                    if (s >= unt) bad = 1;
+                    else dst[i] = src[s];
+                }
+            } else if (isz == 2) {
+                uint16_t *d2 = (uint16_t *)dst;
+                for (i64 i = 0; i < n && !bad; i++) {
+                    uint64_t s = (uint64_t)x[i];
+                    uint16_t e;
+                    if (s >= unt) { bad = 1; break; }
+                    memcpy(&e, src + 2 * s, 2);
+                    memcpy(d2 + i, &e, 2);
+                }
+            } else {
+                for (i64 i = 0; i < n; i++) {
+                    uint64_t s = (uint64_t)x[i];
+                    if (s >= unt) { bad = 1; break; }
+                    memcpy(dst + i * isz, src + (i64)s * isz, (size_t)isz);
+                }
+            }
         });
+        Py_END_ALLOW_THREADS
+        if (bad) {
+            Py_CLEAR(r);
+            ek_fail("lookup: a 1-D table with an entry for every symbol");
+        }
     }
     PyBuffer_Release(&v);
     PyBuffer_Release(&t);
