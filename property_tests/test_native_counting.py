@@ -37,3 +37,26 @@ def test_counting_kernels_match_numba(nr: int, nc: int, width: int, tw: int, alp
             assert counting._symbol_counts(bad, alpha).size == 0
             with pytest.raises(ValueError):
                 counting._lookup(bad, table)
+
+
+@SETTINGS
+@given(nr=st.integers(1, 30), nc=st.integers(1, 30), width=st.sampled_from([1, 2, 8]),
+       signed=st.booleans(), kr=st.integers(1, 4), kc=st.integers(1, 4), alpha=st.integers(1, 40),
+       seed=st.integers(0, 2**32 - 1))
+def test_ctx_table_checks_symbols_while_counting(nr: int, nc: int, width: int, signed: bool,
+                                                 kr: int, kc: int, alpha: int, seed: int) -> None:
+    """The four-sub-table count equals numba's two; a symbol out of range (negative, or
+    >= alpha) anywhere is refused."""
+    from bigsmall.codecs import counting
+
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(f"{'i' if signed else 'u'}{width}")
+    alpha = min(alpha, 127)
+    sym = rng.integers(0, alpha, (nr, nc)).astype(dt)
+    rows = rng.integers(0, kr, nr).astype(np.int64)
+    cols = rng.integers(0, kc, nc).astype(np.int64)
+    _eq(*_both(counting._ctx_table, sym, rows, cols, kc, kr * kc, alpha))
+    bad = sym.copy()
+    bad[int(rng.integers(0, nr)), int(rng.integers(0, nc))] = -1 if signed else alpha
+    with pytest.raises(ValueError):
+        counting._ctx_table(bad, rows, cols, kc, kr * kc, alpha)

@@ -95,23 +95,39 @@ static int ec_more_distinct_than(const void *v, i64 n, int isz, int sgn, i64 lim
 }
 
 /* counting._ctx_table: counts per (context, symbol) of sym (nr x nc, C order) with row
- * clusters rows and column clusters cols (checked by the caller: every index in range). */
+ * clusters rows and column clusters cols (checked by the caller: every index in range).
+ * Symbols are checked here, in the counting pass: *bad = 1 if one is negative or >= alpha
+ * (counted as 0 meanwhile, so nothing is written out of range; the caller then drops the
+ * result). Four sub-tables (columns j & 3; acc: 4 * nctx * alpha) rather than numba's two:
+ * fewer increments of one counter in a row wait on each other (the exponents of a weight
+ * matrix sit in a few bins); the same integer sums. */
 static void ec_ctx_table(const void *sym, int isz, int sgn, i64 nr, i64 nc, const i64 *rows,
                          const i64 *cols, i64 kc, i64 nctx, i64 alpha, i64 *acc, i64 *cb,
-                         i64 *out) {
+                         i64 *out, int *bad) {
     i64 w = nctx * alpha;
-    memset(acc, 0, (size_t)(2 * w) * sizeof(i64));
-    for (i64 j = 0; j < nc; j++) cb[j] = (cols[j] + (j & 1) * nctx) * alpha;
+    uint64_t ua = (uint64_t)alpha;
+    int b = 0;
+    memset(acc, 0, (size_t)(4 * w) * sizeof(i64));
+    for (i64 j = 0; j < nc; j++) cb[j] = (cols[j] + (j & 3) * nctx) * alpha;
     EK_TYPED(isz, sgn, {
         const T *x = sym;
         for (i64 i = 0; i < nr; i++) {
             i64 base = rows[i] * kc * alpha;
             const T *row = x + i * nc;
-            for (i64 j = 0; j < nc; j++) acc[base + cb[j] + (i64)row[j]] += 1;
+            for (i64 j = 0; j < nc; j++) {
+                uint64_t u = (uint64_t)(i64)row[j];
+                int o = u >= ua;
+                b |= o;
+                acc[base + cb[j] + (o ? 0 : (i64)u)] += 1;
+            }
         }
     });
+    *bad = b;
     for (i64 c = 0; c < nctx; c++)
-        for (i64 a = 0; a < alpha; a++) out[c * alpha + a] = acc[c * alpha + a] + acc[w + c * alpha + a];
+        for (i64 a = 0; a < alpha; a++) {
+            i64 k = c * alpha + a;
+            out[k] = (acc[k] + acc[w + k]) + (acc[2 * w + k] + acc[3 * w + k]);
+        }
 }
 
 /* enc_tables._quantize: tables.quantize_counts of a count table (int64, nr x a). */

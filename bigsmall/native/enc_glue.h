@@ -160,19 +160,15 @@ static PyObject *py_ctx_table(PyObject *self, PyObject *args) {
     PyObject *r = NULL;
     i64 *acc = NULL, *cb = NULL;
     int sg = ek_signed(&s);
-    /* every symbol below alpha, and every row cluster x kc + column cluster below nctx */
+    /* every row cluster x kc + column cluster below nctx; symbols: checked while counting */
     int bad = EK_NELEM(rw) < nr || EK_NELEM(cl) < nc || (nr > 0 && nc > 0 && mr * kc + mc >= nctx);
-    if (!bad) EK_TYPED((int)s.itemsize, sg, {
-        const T *x = s.buf;
-        for (i64 i = 0; i < nr * nc; i++) if ((i64)x[i] < 0 || (i64)x[i] >= alpha) bad = 1;
-    });
     if (bad) {
         ek_fail("ctx_table: rows/cols shorter than sym, or a context or symbol out of range");
         goto done;
     }
     void *out;
     r = ek_zeros(nctx * alpha, 8, &out);
-    acc = malloc((size_t)(2 * nctx * alpha) * sizeof(i64));
+    acc = malloc((size_t)(4 * nctx * alpha) * sizeof(i64));
     cb = malloc((size_t)(nc + 1) * sizeof(i64));
     if (r == NULL || acc == NULL || cb == NULL) {
         Py_CLEAR(r);
@@ -180,8 +176,13 @@ static PyObject *py_ctx_table(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    ec_ctx_table(s.buf, (int)s.itemsize, sg, nr, nc, rw.buf, cl.buf, kc, nctx, alpha, acc, cb, out);
+    ec_ctx_table(s.buf, (int)s.itemsize, sg, nr, nc, rw.buf, cl.buf, kc, nctx, alpha, acc, cb, out,
+                 &bad);
     Py_END_ALLOW_THREADS
+    if (bad) {
+        Py_CLEAR(r);
+        ek_fail("ctx_table: rows/cols shorter than sym, or a context or symbol out of range");
+    }
 done:
     free(acc);
     free(cb);
