@@ -168,22 +168,31 @@ def _cond_entropy_bits(joint: np.ndarray, marg: np.ndarray) -> tuple[float, int]
 
 
 def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
-    """Move mantissa bits into the coded field while that saves more than the table costs.
+    """Move mantissa bits into the coded field while that saves more than the table costs."""
+    return _choose_layout_counts(values, lay, spec)[0]
+
+
+def _choose_layout_counts(values: np.ndarray, lay: Layout,
+                          spec: TensorSpec) -> tuple[Layout, np.ndarray | None, int]:
+    """``_choose_layout``, and (when its sample is the whole tensor) the histogram it counted
+    with the number of mantissa bits below the exponent it covers: (layout, counts, top),
+    counts None otherwise.
 
     One histogram of (exponent, top 3 mantissa bits) serves every candidate: the histograms
     for fewer bits are its sums (same counts, same order, so the same figures as counting
-    each candidate on its own)."""
+    each candidate on its own). Counted over every element (tensors of at most 2**21), it
+    also gives the chosen layout's field counts (``model``): one pass over the tensor fewer."""
     info = spec.info
     if not info.is_float or info.bits == 8:
-        return lay
+        return lay, None, 0
     n = values.shape[0]
     if n < 1024:
-        return lay
+        return lay, None, 0
     sample = values[:: max(1, n // (1 << 20))]
     ns = sample.shape[0]
     top = min(3, info.mant_bits)
     if top == 0:
-        return lay
+        return lay, None, 0
     from . import context
 
     # np.bincount((sample >> (mant_bits - top)) & mask), without its int64 copy of the keys
@@ -197,7 +206,7 @@ def _choose_layout(values: np.ndarray, lay: Layout, spec: TensorSpec) -> Layout:
         gain = (mb * ns - h) * (n / ns) - present * 8 - 0.002 * n * mb  # small speed/precision margin
         if gain > best_gain:
             best, best_gain = cand, gain
-    return best
+    return best, (joint_top if ns == n else None), top
 
 
 def _mantissa_tables(qmant: np.ndarray | None, eb: int, mpbits: int):
@@ -330,7 +339,7 @@ class FieldCodec(Codec):
             sign = bool(spec.info.itemsize) and _sign_pays(values, lay0, spec, contexts=level != "fast")
         if sign and _sign_fits(lay0, spec):
             lay0 = Layout(lay0.width, lay0.p, lay0.eb + 1, 0)
-        lay = _choose_layout(values, lay0, spec)
+        lay, whole, top = _choose_layout_counts(values, lay0, spec)
         if spec.info.itemsize == 0:
             nrows, ncols = 1, n
         else:
@@ -341,7 +350,12 @@ class FieldCodec(Codec):
         # joint counts ``auto.estimate`` needs, so ``--level fast`` makes one counting pass
         # instead of four (the same integers: the same files)
         field_counts = None
-        if lay.mb or level == "fast":
+        if (lay.mb or level == "fast") and whole is not None and lay.p + lay.c == lay0.p + lay0.eb \
+                and lay.mb <= top:
+            # the layout search counted (exponent, top mantissa bits) over every element: the
+            # chosen field's counts are its sums over the low bits the field leaves out
+            field_counts = whole.reshape(-1, 1 << (top - lay.mb)).sum(axis=1).reshape(alpha, -1)
+        elif lay.mb or level == "fast":
             field_counts = context._field_counts(values, lay.p, lay.c).reshape(alpha, -1)
         joint_counts = None
         if level == "fast":  # no context search: one exponent table per tensor
