@@ -63,13 +63,20 @@ class FieldPCodec(field.FieldCodec):
                        rowctx: np.ndarray, colctx: np.ndarray, freq: np.ndarray, cum: np.ndarray,
                        mfreq: np.ndarray, mcum: np.ndarray, mrow: np.ndarray, lay: field.Layout,
                        rshift: np.ndarray) -> tuple[bytes, ...]:
-        from ..native import kernels
+        from ..native import enc_kernels, kernels
         from ._generated.encodep import code_entries
 
         w, lens, codes = joint_code(freq, mfreq, mrow, lay)
         tab = code_entries(w, lens, codes)
         native = kernels("fieldp")  # the C port (the same bytes: test_native.py) unless disabled/absent
-        if native is not None:
+        enc = enc_kernels() if native is not None else None
+        flat = getattr(enc.ext, "encodep_flat", None) if enc is not None else None
+        if flat is not None and not (rowctx.any() or colctx.any() or rshift.any()):
+            # one context, no row shifts: the C kernel without the row/column walk (the same
+            # bytes: property_tests/test_native_fieldp_flat.py)
+            def encode(v: np.ndarray, k0: int, *_: Any) -> bytes:
+                return flat(v, tab, w.shape[1], lay.p, lay.eb, lay.mb)  # type: ignore[no-any-return]
+        elif native is not None:
             encode = native.encodep_chunk
         else:
             from ._generated.encodep import encode_chunk

@@ -11,7 +11,8 @@
  *   quantize, pack, normalize_rows, joint_code, estimate_bits (codecs/enc_tables.py);
  *   encode_values, raw_lane_fast: field8's chunk encoder (enc_glue8.h, enc_rans8.h);
  *   hist, assign_rows, lloyd, code_lengths, entropy_rows, quantile_map, line_means: the
- *   clustering search (codecs/lloyd.py, codecs/numpy_exact.py; enc_glue_cluster.h).
+ *   clustering search (codecs/lloyd.py, codecs/numpy_exact.py; enc_glue_cluster.h);
+ *   encodep_flat: fieldp's chunk encoder for one context and no row shifts (enc_encodep.h).
  *
  * Arrays come back as bytearrays (no numpy at build time); bigsmall/native/enc.py views them
  * with the kernel's dtypes and shapes, so a codec sees exactly what the numba kernel returns
@@ -27,6 +28,7 @@
 #include "enc_glue.h"
 #include "enc_glue8.h"
 #include "enc_glue_cluster.h"
+#include "enc_encodep.h"
 
 #define EK_MAX_CTX 4096 /* a field head has at most 256 contexts (kr * kc <= 256) */
 
@@ -169,6 +171,7 @@ static PyMethodDef methods[] = {
     EK_ENCODE_METHODS
     EK_RANS8_METHODS
     EK_CLUSTER_METHODS
+    EK_ENCODEP_METHODS
     {NULL, NULL, 0, NULL},
 };
 

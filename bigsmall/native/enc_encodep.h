@@ -1,0 +1,119 @@
+/* encodep_flat: the fieldp chunk encoder (native/encodep.h, numba: _generated/encodep.py
+ * encode_chunk) for a tensor of one context and no row shifts (every ``--level fast`` tensor
+ * whose low bits are not all zero, and every default-level tensor the context search leaves
+ * whole): the same bytes, without the per-element row/column walk (the context is 0 and the
+ * raw width fixed) and with a unit's code and raw bits added to its lane in one step. The
+ * caller (codecs/fieldp.py) checks the one context and the zero shifts; here the layout,
+ * the table's size and every code length are checked. property_tests/test_native_fieldp_flat.py
+ * compares it with the numba kernel.
+ */
+#ifndef BIGSMALL_NATIVE_ENC_ENCODEP_H
+#define BIGSMALL_NATIVE_ENC_ENCODEP_H
+
+#define EF_LANES 4
+#define EF_MAXCODE 15
+
+#define EF_STEP(L, T)                                                                          \
+    do {                                                                                       \
+        i64 v_ = (i64)((const T *)values)[t + (L)];                                            \
+        i64 e_ = tab[(v_ >> p) & smask];                                                       \
+        if (e_ < 0 || (e_ >> 32) > EF_MAXCODE) return -1;                                     \
+        i64 raw_ = (v_ & lowmask) | ((v_ >> hishift) << p);                                    \
+        a[L] |= ((e_ & 0xFFFFFFFF) | (raw_ << (e_ >> 32))) << b[L];                            \
+        b[L] += (e_ >> 32) + rbits;                                                            \
+        uint64_t w_ = (uint64_t)a[L];                                                          \
+        memcpy(tmp + q[L], &w_, 8);                                                            \
+        q[L] += b[L] >> 3;                                                                     \
+        a[L] >>= b[L] & ~(i64)7;                                                               \
+        b[L] &= 7;                                                                             \
+    } while (0)
+
+#define EF_KERNEL(T)                                                                           \
+    static int ef_kernel_##T(const void *values, i64 n, const i64 *tab, i64 p, i64 c,          \
+                             i64 rbits, uint8_t *tmp, i64 cap, i64 *size) {                    \
+        const i64 smask = ((i64)1 << c) - 1, lowmask = ((i64)1 << p) - 1, hishift = p + c;    \
+        i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};                            \
+        i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};                                          \
+        i64 t = 0;                                                                             \
+        for (; t + EF_LANES <= n; t += EF_LANES) {                                             \
+            EF_STEP(0, T);                                                                     \
+            EF_STEP(1, T);                                                                     \
+            EF_STEP(2, T);                                                                     \
+            EF_STEP(3, T);                                                                     \
+        }                                                                                      \
+        if (t < n) EF_STEP(0, T);                                                              \
+        if (t + 1 < n) EF_STEP(1, T);                                                          \
+        if (t + 2 < n) EF_STEP(2, T);                                                          \
+        for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);      \
+        return 0;                                                                              \
+    }
+EF_KERNEL(uint8_t)
+EF_KERNEL(uint16_t)
+EF_KERNEL(uint32_t)
+
+/* encodep_flat(values, tab, nsym, p, eb, mb) -> bytes: encodep_chunk's bytes for a chunk of
+ * one context (tab: that context's row of code entries, at least nsym >= 2**(eb + mb)) and
+ * no row shifts; b"" for a symbol without a (sane) code, as encodep_chunk. */
+static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ov, *ot;
+    long long nsym, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OOLLLL", &ov, &ot, &nsym, &p, &eb, &mb)) return NULL;
+    Py_buffer v, t;
+    if (ek_getbuf(ov, &v, 0, EK_INT, 1, 0, "values") < 0) return NULL;
+    if (ek_getbuf(ot, &t, 8, EK_INT, -1, 0, "tab") < 0) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    PyObject *res = NULL;
+    i64 w = (i64)v.itemsize, n = EK_NELEM(v), c = eb + mb;
+    if (!(w == 1 || w == 2 || w == 4) || ek_signed(&v)) {
+        ek_fail("encodep_flat: unsigned units of 1, 2 or 4 bytes");
+    } else if (eb < 0 || mb < 0 || c < 1 || c > 16 || p < 0 || p + c > 8 * w ||
+               nsym < ((i64)1 << c) || nsym > EK_NELEM(t)) {
+        ek_fail("encodep_flat: layout within the unit, a code for every symbol of the field");
+    } else if (n == 0) {
+        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
+        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
+    } else {
+        i64 rbits = 8 * w - c;
+        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * (EF_MAXCODE + rbits) + 7) / 8 + 8;
+        i64 size[EF_LANES];
+        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
+        int rc = -1;
+        if (!tmp) {
+            PyErr_NoMemory();
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            if (w == 1) rc = ef_kernel_uint8_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
+            else if (w == 2) rc = ef_kernel_uint16_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
+            else rc = ef_kernel_uint32_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
+            Py_END_ALLOW_THREADS
+            if (rc != 0) {
+                res = PyBytes_FromStringAndSize(NULL, 0);
+            } else {
+                i64 total = 4 * EF_LANES;
+                for (int l = 0; l < EF_LANES; l++) total += size[l];
+                res = PyBytes_FromStringAndSize(NULL, total);
+                if (res) {
+                    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(res), *pos = dst + 16;
+                    for (int l = 0; l < EF_LANES; l++) {
+                        for (int z = 0; z < 4; z++) dst[4 * l + z] = (size[l] >> (8 * z)) & 0xFF;
+                        memcpy(pos, tmp + l * cap, (size_t)size[l]);
+                        pos += size[l];
+                    }
+                }
+            }
+            free(tmp);
+        }
+    }
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&t);
+    return res;
+}
+
+#define EK_ENCODEP_METHODS                                                                     \
+    {"encodep_flat", py_encodep_flat, METH_VARARGS,                                            \
+     "fieldp chunk of one context, no row shifts (encodep_chunk's bytes)"},
+
+#endif
