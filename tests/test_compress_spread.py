@@ -123,3 +123,16 @@ def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool,
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+def test_zstd_trial_in_groups_is_the_whole_trial() -> None:
+    rng = np.random.default_rng(4)
+    row = _bf16(rng, (1, 384), 0.02)
+    data = np.tile(row, (3000, 1)).view(np.uint8).reshape(-1)  # repetitive: zstd's kind
+    spec = TensorSpec("w", "BF16", (3000, 384), 0, data.size)
+    units = planner.chunk_units_for(spec)
+    ref = planner.get_codec("zstd").encode(data, spec, units)
+    assert ref is not None and len(ref.chunks) > planner.ZSTD_GROUP_CHUNKS
+    assert planner._zstd_trial(data, spec, units) == ref
+    with ThreadPoolExecutor(2) as pool, spread.using(C._Spread(pool)):
+        assert planner._zstd_trial(data, spec, units) == ref
