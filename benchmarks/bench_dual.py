@@ -17,6 +17,11 @@ Per corpus model (MiniLM bf16 and fp32, Whisper tiny fp16):
 
 Timings are medians of ``--repeat`` interleaved runs (variants alternate, so machine load hits
 both alike); compare ratios, not absolute numbers across runs.
+
+``--kernels``: the C decode kernels alone on each model's ``.bsd`` chunks, CPU time of one
+thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the same codes,
+contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
+states (4.0), and the exact chunk's keys (``decode_lookup``), in ns per weight.
 """
 
 from __future__ import annotations
@@ -122,17 +127,74 @@ def bench(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
     }
 
 
+def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
+    """ns per weight of the C kernels alone (see the module's docstring)."""
+    import numpy as np
+
+    from bigsmall import native
+    from bigsmall.codecs import dual as v1
+    from bigsmall.codecs import dual_fast as fastc
+    from bigsmall.codecs import dual_lookup as lookup
+
+    nat = native.dual()
+    if nat is None:
+        return {"error": "bigsmall.native._dual is not built"}
+    bsd = d / f"{name}.bsd"
+    dual.create(src, bsd, force=True, durable=False)
+    codes: dict[int, list[tuple[Any, ...]]] = {1: [], fastc.LANES: []}
+    keys: list[tuple[Any, ...]] = []
+    with dual.DualFile(bsd) as f:
+        for spec, t, e in zip(f.specs, f.doc["tensors"], f.exact_chunks(), strict=True):
+            if t["kind"] != "q":
+                continue
+            cols = spec.shape[1]
+            for c, ec in zip(t["chunks"], e, strict=True):
+                chunk = f._chunk(c, spec.name)
+                q, s16, lo16 = f._decode_fast(chunk, c[2], cols)
+                mode = chunk[0]
+                z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+                ctx, nctx = (fastc._up_ctx(q, z), 16 * fastc.UP) if mode == 1 else (z, 16)
+                if mode == 2:  # the chunk's own column clusters
+                    buf = memoryview(chunk)
+                    pos = 1 + 4 + v1._U32.unpack(buf[1:5])[0]
+                    k, n = int(buf[pos]), v1._U32.unpack(buf[pos + 1:pos + 5])[0]
+                    cm = np.frombuffer(v1.zstd_decompress(buf[pos + 5:pos + 5 + n], cols, "x"), np.uint8)
+                    z = ctx = np.ascontiguousarray(z * k + cm[None, :].astype(np.int32))
+                    nctx = 16 * k
+                for lanes in codes:
+                    words, _r, freq, cum, lut, ok = v1._parse_stream(fastc.encode_codes(q, ctx, nctx, lanes),
+                                                                     nctx, 16, with_lut=False)
+                    codes[lanes].append((words, z, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1),
+                                         lanes))
+                head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
+                keys.append((*head, np.empty(q.size, np.int32)))
+    n = sum(a[6].size for a in codes[1])
+    out: dict[str, Any] = {"weights": n}
+    for label, fn, calls in [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes] + [
+            ("exact_keys_ns", nat.decode_lookup, keys)]:
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.thread_time()
+            for a in calls:
+                if fn(*a):
+                    raise RuntimeError(f"{label}: a chunk did not decode")
+            best = min(best, time.thread_time() - t0)
+        out[label] = round(best / n * 1e9, 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--kernels", action="store_true", help="the C decode kernels alone (ns per weight)")
     args = ap.parse_args()
     cache = corpus.default_cache_dir()
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            res[name] = bench(name, MODELS[name](cache), args.repeat, Path(tmp))
+            res[name] = (kernels if args.kernels else bench)(name, MODELS[name](cache), args.repeat, Path(tmp))
             if not args.json:
                 print(name, json.dumps(res[name]), flush=True)
     if args.json:
