@@ -90,13 +90,15 @@ def test_choose_the_same_with_a_mapper() -> None:
 
 @pytest.mark.parametrize("codec", ["fieldp", "field8"])
 @pytest.mark.parametrize("pooled", [False, True])
-def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool,
+@pytest.mark.parametrize("chunk_bytes", [1 << 18, 1 << 14])  # chunk by chunk; the whole blob
+def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool, chunk_bytes: int,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
     data = _bf16(rng, (4096, 384), 0.02).view(np.uint8).reshape(-1)
     spec = TensorSpec("w", "BF16", (4096, 384), 0, data.size)
     coder = "prefix" if codec == "fieldp" else "rans"
-    plan = planner.plan_tensor(data, spec, level="fast", format_version=(1, 2), coder=coder)
+    plan = planner.plan_tensor(data, spec, chunk_bytes, level="fast", format_version=(1, 2),
+                               coder=coder)
     assert plan.codec == codec and len(plan.chunks) > 2
     assert C._verify(plan, data, spec)
     chunks = list(plan.chunks)
@@ -117,7 +119,7 @@ def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool,
         # compress's fallback: the tensor stored raw, marked
         monkeypatch.setattr(C, "plan_tensor", lambda *a, **k: broken)
         monkeypatch.setattr(C, "SPREAD_BYTES", 1)
-        out = C._encode_one(data, spec, planner.CHUNK_BYTES, True, "fast", (1, 2), coder,
+        out = C._encode_one(data, spec, chunk_bytes, True, "fast", (1, 2), coder,
                             pool, 2 if pooled else 1)
         assert out.codec == "raw" and out.params["fallback"] == codec
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,7 @@ import zstandard
 
 from .. import __version__
 from ..codecs import spread
-from ..codecs.base import chunk_bounds, get_codec, n_units
+from ..codecs.base import chunk_bounds, get_codec, n_units, unit_bytes
 from ..container import format as fmt
 from ..container.parity import choose_geometry
 from ..core import safetensors_header as sth
@@ -238,35 +239,66 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 CHUNKWISE = frozenset(("fieldp", "field8"))
-"""Codecs whose verify pass decodes chunk by chunk into one small buffer (``_verify``)."""
+"""Codecs whose verify pass can decode chunk by chunk into one small buffer (``_verify``)."""
 
-VERIFY_PIECE_CHUNKS = 8  # chunks per piece of a spread verify pass
+CHUNKWISE_MIN_BYTES = 1 << 16  # decoded bytes a chunk needs for the chunk-by-chunk pass
+VERIFY_PIECE_CHUNKS = 8  # chunks per piece of a spread chunk-by-chunk pass
+VERIFY_PIECE_BYTES = 4 << 20  # decoded bytes per piece of a spread whole-blob pass
+
+_SCRATCH = threading.local()  # per pool thread: the whole-blob pass's buffers, reused
+
+
+def _scratch(name: str, n: int) -> np.ndarray:
+    """A uint8 buffer of ``n`` bytes kept by this thread for the next tensor (a fresh one each
+    time page-faulted a tensor-sized buffer per tensor); it goes with the thread (the pool's
+    threads end with ``compress``)."""
+    buf = getattr(_SCRATCH, name, None)
+    if buf is None or buf.size < n:
+        buf = np.empty(n, np.uint8)
+        setattr(_SCRATCH, name, buf)
+    return buf[:n]
 
 
 def _verify(plan: TensorPlan, data: np.ndarray, spec: TensorSpec,
             mapper: _Spread | None = None) -> bool:
     """Whether ``plan`` decodes to ``data`` (BigsmallError where it does not decode).
 
-    ``fieldp``/``field8`` (every float tensor): each chunk decoded from its own bytes into a
-    buffer of one chunk, reused, and compared while it is in cache; a large tensor's chunks
-    in pieces over ``mapper``. Why: joining the chunks into one blob and decoding the whole
-    tensor into fresh memory wrote and page-faulted two tensor-sized buffers (the join and
-    the output: ~30 % of a ``--level fast`` verify pass on MiniLM bf16). Other codecs: the
-    blob decoded whole, as ``decode_into`` does."""
+    ``fieldp``/``field8`` with chunks of at least ``CHUNKWISE_MIN_BYTES``: each chunk decoded
+    from its own bytes into a buffer of one chunk, reused, and compared while it is in cache;
+    a large tensor's chunks in pieces over ``mapper``. Other plans (small chunks such as an
+    embedding's row groups, where a Python call per chunk would cost more, other codecs): the
+    chunks copied into one blob and decoded whole into an output buffer, both this thread's
+    and reused (``_scratch``), in ranges over ``mapper``. Why: joining the chunks into a fresh
+    blob and decoding into fresh memory page-faulted two tensor-sized buffers per tensor
+    (~30 % of a ``--level fast`` verify pass on MiniLM bf16)."""
     lens = tuple(len(c) for c in plan.chunks)
-    if plan.codec not in CHUNKWISE:
-        out = np.empty(data.size, np.uint8)
-        job = plan_decode(spec, plan.codec, plan.params, plan.head + b"".join(plan.chunks),
-                          len(plan.head), lens)
-        return _same(job.run_all(out), data)
+    per = plan.params.get("chunk", 0)
+    per = per if type(per) is int and per > 0 else 0
+    width = min(per * unit_bytes(spec), spec.nbytes)  # the first (largest) chunk's bytes
+    if plan.codec not in CHUNKWISE or width < CHUNKWISE_MIN_BYTES:
+        total = len(plan.head) + sum(lens)
+        blob = _scratch("blob", total)
+        blob[: len(plan.head)] = np.frombuffer(plan.head, np.uint8)
+        pos = len(plan.head)
+        for c in plan.chunks:
+            blob[pos : pos + len(c)] = np.frombuffer(c, np.uint8)
+            pos += len(c)
+        out = _scratch("out", data.size)
+        job = plan_decode(spec, plan.codec, plan.params, memoryview(blob), len(plan.head), lens)
+        if mapper is None or not job.chunks or job.chunks[0][2] != 0 \
+                or job.chunks[-1][3] != data.size:
+            return _same(job.run_all(out), data)
+
+        def check_range(r: tuple[int, int, int, int]) -> bool:
+            job.run_range(r[0], r[1], out)
+            return _same(out[r[2] : r[3]], data[r[2] : r[3]])
+
+        return all(mapper(check_range, job.ranges(4, VERIFY_PIECE_BYTES)))
     codec = get_codec(plan.codec)
-    per = int(plan.params.get("chunk", 0) or 0)
-    units = n_units(spec)
-    if per <= 0 or -(-units // per) != len(lens):
+    if -(-n_units(spec) // per) != len(lens):
         return False
     bounds = chunk_bounds(spec, plan.params, len(lens))
     state = codec.prepare(spec, plan.params, plan.head)
-    width = bounds[0][1] - bounds[0][0] if bounds else 0
 
     def check(first: int) -> bool:
         buf = np.empty(width, np.uint8)
