@@ -208,15 +208,23 @@ class _Spread:
     def __init__(self, pool: ThreadPoolExecutor) -> None:
         self.pool = pool
 
+    PIECES = 16  # at most this many pieces: many small items (2470 row-group chunks) go in runs
+
     def __call__(self, fn: Any, items: Any) -> list[Any]:
         items = list(items)
         if len(items) < 2:
             return [fn(x) for x in items]
-        futs = [self.pool.submit(fn, x) for x in items[1:]]
+        step = -(-len(items) // self.PIECES)
+        runs = [items[i : i + step] for i in range(0, len(items), step)]
+
+        def run(xs: list[Any]) -> list[Any]:
+            return [fn(x) for x in xs]
+
+        futs = [self.pool.submit(run, xs) for xs in runs[1:]]
         try:
-            out = [fn(items[0])]
-            for x, f in zip(items[1:], futs, strict=True):
-                out.append(fn(x) if f.cancel() else f.result())
+            out = run(runs[0])
+            for xs, f in zip(runs[1:], futs, strict=True):
+                out.extend(run(xs) if f.cancel() else f.result())
         except BaseException:
             for f in futs:
                 f.cancel()
