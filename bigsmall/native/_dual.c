@@ -23,9 +23,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #define PREC 31
 #define LANES 4
@@ -167,8 +164,9 @@ static PyObject *py_decode_exact(PyObject *self, PyObject *args) {
 /* The fast chunk's codes. Per call, each used context's table is packed as u32 entries
  * (freq | cum << 15; the caller checked every used row: frequencies summing to 2^14, cum their
  * running sum) and, with at most DL_LUT_CTX contexts (modes 0 and 1), a slot -> symbol table
- * of 2^14 bytes per used context; more contexts (mode 2): a count of the row's cum at or below
- * the slot (int32 compares, vectorised). The renormalisation is branchless: a word is read
+ * of 2^14 bytes per used context; more contexts (mode 2's 256-1024): the symbol of each bucket of
+ * 64 slots (256 bytes a context), then a step up while cum <= slot. Both tables live in one
+ * buffer per thread (dl_lut). The renormalisation is branchless: a word is read
  * (from a clamped position) and kept only when the state needs it; reading past the last word
  * is the reference's error, at the same code. */
 #define DL_LUT_CTX 64
@@ -188,7 +186,7 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
                                                           int64_t nw, int64_t *wp, const int32_t *z,
                                                           const uint8_t *ok, uint8_t *q, int64_t cols, int up,
                                                           const uint32_t *fc, const int16_t *c16,
-                                                          const uint8_t *lut, int *bad) {
+                                                          const uint8_t *lut, const uint8_t *bkt, int *bad) {
     int64_t cx = z[t];
     if (up) {
         int64_t u = 0;
@@ -204,20 +202,11 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
     int s;
     if (lut) {
         s = lut[(cx << PB) + slot];
-    } else { /* the largest s with cum[s] <= slot (cum[0] = 0; a symbol of frequency 0 shares
-              * its cum with the next one, so it is never picked) */
+    } else { /* the symbol of the slot's bucket of 64 slots, then up while cum <= slot (the
+              * largest s with cum[s] <= slot; a bucket holds a symbol's start ~1 time in 16) */
         const int16_t *cr = c16 + cx * 16;
-#if defined(__SSE2__)
-        /* cum is non-decreasing: the cum[j] > slot are j > s; their mask's lowest bit is s + 1 */
-        __m128i v = _mm_set1_epi16((short)slot);
-        __m128i g0 = _mm_cmpgt_epi16(_mm_loadu_si128((const __m128i *)cr), v);
-        __m128i g1 = _mm_cmpgt_epi16(_mm_loadu_si128((const __m128i *)(cr + 8)), v);
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(g0, g1)) | 0x10000u;
-        s = __builtin_ctz(mask) - 1;
-#else
-        s = -1;
-        for (int j = 0; j < 16; j++) s += cr[j] <= (int16_t)slot;
-#endif
+        s = bkt[(cx << 8) + (slot >> 6)];
+        while (s < 15 && cr[s + 1] <= (int16_t)slot) s++;
     }
     uint32_t e = fc[cx * 16 + s];
     uint64_t y = (uint64_t)(e & 0x7FFF) * (*x >> PB) + slot - (e >> 15);
@@ -227,10 +216,10 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
 
 #define DL_MAX_LANES 8
 
-/* The slot -> symbol tables: one buffer per thread, kept (up to DL_LUT_CTX x 2^14 bytes = 1 MiB
- * a decoding thread) so that a call does not fault in and zero fresh pages (a fresh 256 KiB
- * table cost ~40 % of a mode-0 chunk's decode). Only values 0..15 are ever written to it (a
- * fresh one is zeroed), so a stale row of an unused context still indexes inside its row. */
+/* The slot -> symbol tables: one buffer per thread, kept (1 MiB at most for the .bsd's own
+ * chunks: 64 x 2^14 or 1024 x 256 bytes) so that a call does not fault in fresh pages. Only
+ * values 0..15 are ever written to it (a fresh one is zeroed), so a stale row of an unused
+ * context still indexes inside its row. */
 #if defined(_MSC_VER)
 #define DL_TLS __declspec(thread)
 #else
@@ -256,10 +245,10 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
                                                         int64_t nw, int64_t *wp, const int32_t *z,
                                                         const uint8_t *ok, uint8_t *q, int64_t cols, int up,
                                                         const uint32_t *fc, const int16_t *c16,
-                                                        const uint8_t *lut) {
+                                                        const uint8_t *lut, const uint8_t *bkt) {
     int bad = 0;
     int64_t t = 0;
-#define DL_CODE(X) dl_code(&(X), t++, words, nw, wp, z, ok, q, cols, up, fc, c16, lut, &bad)
+#define DL_CODE(X) dl_code(&(X), t++, words, nw, wp, z, ok, q, cols, up, fc, c16, lut, bkt, &bad)
     if (lanes == 8) { /* 8 independent chains, unrolled: their steps overlap */
         uint64_t x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         while (t + 8 <= n) {
@@ -291,7 +280,7 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
 
 static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const int64_t *freq,
                     const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up,
-                    int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, int lanes) {
+                    int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, uint8_t *bkt, int lanes) {
     if (nw < 2 * lanes) return 1;
     for (int64_t cx = 0; cx < nctx; cx++) {
         for (int j = 0; j < 16; j++) { /* unused contexts: zeros (decoding one flags bad) */
@@ -300,19 +289,24 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
             if (lut && ok[cx] && freq[cx * 16 + j])
                 memset(lut + (cx << PB) + cum[cx * 16 + j], j, (size_t)freq[cx * 16 + j]);
         }
+        if (bkt && ok[cx]) /* bucket b: the symbol of slot 64 b, the largest j with cum[j] <= 64 b */
+            for (int b = 0, j = 0; b < 256; b++) {
+                while (j < 15 && cum[cx * 16 + j + 1] <= (int64_t)b << 6) j++;
+                bkt[(cx << 8) + b] = (uint8_t)j;
+            }
     }
     uint64_t xs[DL_MAX_LANES];
     for (int i = 0; i < lanes; i++) xs[i] = (uint64_t)words[2 * i] | ((uint64_t)words[2 * i + 1] << 16);
     int64_t wp = 2 * lanes, n = rows * cols;
     int rc;
     if (lut && up)
-        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, lut);
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, lut, NULL);
     else if (lut)
-        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, lut);
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, lut, NULL);
     else if (up)
-        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, NULL);
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, NULL, bkt);
     else
-        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, NULL);
+        rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 0, fc, c16, NULL, bkt);
     if (rc) return 1;
     for (int i = 0; i < lanes; i++)
         if (xs[i] != ((uint64_t)1 << 16)) return 1;
@@ -366,12 +360,13 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         }
         uint32_t *fc = NULL;
         int16_t *c16 = NULL;
-        uint8_t *lut = NULL;
+        uint8_t *lut = NULL, *bkt = NULL;
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
             c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
             if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
-            if (!fc || !c16 || (nctx <= DL_LUT_CTX && !lut)) {
+            else bkt = dl_lut((size_t)nctx << 8);
+            if (!fc || !c16 || (!lut && !bkt)) {
                 PyErr_NoMemory();
                 bad = 1;
             }
@@ -379,7 +374,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
             rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
-                          cols, (int)up, nctx, fc, c16, lut, (int)lanes);
+                          cols, (int)up, nctx, fc, c16, lut, bkt, (int)lanes);
             Py_END_ALLOW_THREADS
         }
         free(fc);
