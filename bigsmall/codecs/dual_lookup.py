@@ -452,8 +452,9 @@ def kernel_args(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: 
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
-                 dtype: str) -> np.ndarray:
-    """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32, flat)."""
+                 dtype: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of ``encode_exact``: the block's raw bits (uint16/uint32 in native order, flat;
+    into ``out`` if given, e.g. a view of the tensor's bytes)."""
     wide = dtype == "F32"
     n = q.size
     keys = np.empty(n, dtype=np.int32)
@@ -463,6 +464,7 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     kernel = getattr(nat, "decode_lookup", None) if nat is not None else None
     if n and (kernel(*args) if kernel is not None else decode_keys(*args)):
         raise IntegrityError("dual stream corrupt: it does not decode")
-    out = np.empty(n, dtype=np.uint32 if wide else np.uint16)
+    if out is None:
+        out = np.empty(n, dtype=np.uint32 if wide else np.uint16)
     v2._unkey(keys, low, wide, out)
     return out

@@ -321,6 +321,9 @@ class DualFile:
 
         def decode(fast: bytes, ex: bytes, rows: int, at: int) -> None:
             q, s16, lo16 = self._decode_fast(fast, rows, spec.shape[1])
+            if _LITTLE and self._decode_exact is lookup.decode_exact:  # straight into the tensor's bytes
+                self._decode_exact(ex, q, s16, lo16, spec.dtype, out[at:at + q.size * width // 8].view(_UINT[width]))
+                return
             bits = self._decode_exact(ex, q, s16, lo16, spec.dtype)
             out[at:at + bits.size * width // 8] = bits.astype(np.dtype(_UINT[width]).newbyteorder("<")).view(np.uint8)
 
