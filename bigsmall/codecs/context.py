@@ -103,6 +103,8 @@ def _cost_bits(sym: np.ndarray, alpha: int, kr: int, kc: int, sub_rows: np.ndarr
     from .numpy_exact import _entropy_rows
 
     sub = sym[::row_step]
+    if memo is not None and row_step > 1:  # the kernels take C order: copy the rows once
+        sub = _memo(memo, (-8, row_step), lambda: np.ascontiguousarray(sym[::row_step]))
     nctx = kr * kc
     if memo is not None and (kr == 1 or kc == 1):
         axis = 0 if kc == 1 else 1
