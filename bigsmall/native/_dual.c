@@ -759,18 +759,21 @@ static inline float dl_h2f(uint16_t h) { /* finite fp16 -> float32, exact */
     return v;
 }
 
-static inline uint16_t dl_f2h(uint32_t f) { /* finite float32 bits -> fp16, nearest even */
+/* finite float32 bits -> fp16, nearest even, without branches (so that the loop vectorises):
+ * normal: the exponent rebased and the 13 dropped bits rounded by an add (a carry may reach
+ * infinity, as it should from 65520); below 2^-14: the float add of 0.5 rounds the value to
+ * fp16's subnormal step 2^-24 (the FPU's own nearest-even) and its low bits are the result;
+ * from 65536: infinity. */
+static inline uint16_t dl_f2h(uint32_t f) {
     uint32_t sign = (f >> 16) & 0x8000, a = f & 0x7FFFFFFF;
-    if (a >= 0x477FF000) return (uint16_t)(sign | 0x7C00); /* >= 65520: infinity */
-    if (a < 0x38800000) {                                 /* below 2^-14: subnormal or zero */
-        if (a < 0x33000000) return (uint16_t)sign;        /* below 2^-25 (2^-25 ties to 0) */
-        uint32_t e = a >> 23, m = (a & 0x7FFFFF) | 0x800000, sh = 126 - e;
-        uint32_t h = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
-        h += rem > half || (rem == half && (h & 1));
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = (a >> 13) - (112u << 10), rem = a & 0x1FFF;
-    h += rem > 0x1000 || (rem == 0x1000 && (h & 1));
+    uint32_t hn = (a - (112u << 23) + 0xFFFu + ((a >> 13) & 1u)) >> 13;
+    float fa, fs;
+    memcpy(&fa, &a, 4);
+    fs = fa + 0.5f;
+    uint32_t us;
+    memcpy(&us, &fs, 4);
+    uint32_t hs = us - 0x3F000000u;
+    uint32_t h = a < 0x38800000u ? hs : (a >= 0x47800000u ? 0x7C00u : hn);
     return (uint16_t)(sign | h);
 }
 
@@ -783,18 +786,25 @@ static DL_NOFMA int dl_dequant(const uint8_t *q, const uint16_t *s16, const uint
             float sc = dl_h2f(s16[r * groups + g]), lo = dl_h2f(lo16[r * groups + g]);
             int64_t c0 = g * 128, c1 = c0 + 128 < cols ? c0 + 128 : cols;
             const uint8_t *qr = q + r * cols;
-            for (int64_t c = c0; c < c1; c++) {
-                float p = (float)qr[c] * sc;
-                float x = p + lo;
-                uint32_t u;
-                memcpy(&u, &x, 4);
-                if (dt == 0)
-                    ((uint16_t *)out)[r * cols + c] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-                else if (dt == 1)
-                    ((uint16_t *)out)[r * cols + c] = dl_f2h(u);
-                else
-                    ((uint32_t *)out)[r * cols + c] = u;
-            }
+            uint16_t *o16 = (uint16_t *)out + r * cols;
+            uint32_t *o32 = (uint32_t *)out + r * cols;
+#define DL_X(c) float p = (float)qr[c] * sc, x = p + lo; uint32_t u; memcpy(&u, &x, 4)
+            if (dt == 0) /* one loop per dtype: the compiler vectorises the bf16 and fp32 ones */
+                for (int64_t c = c0; c < c1; c++) {
+                    DL_X(c);
+                    o16[c] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+                }
+            else if (dt == 1)
+                for (int64_t c = c0; c < c1; c++) {
+                    DL_X(c);
+                    o16[c] = dl_f2h(u);
+                }
+            else
+                for (int64_t c = c0; c < c1; c++) {
+                    DL_X(c);
+                    o32[c] = u;
+                }
+#undef DL_X
         }
     }
     return 0;
