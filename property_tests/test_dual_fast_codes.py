@@ -29,7 +29,8 @@ def _nat():  # type: ignore[no-untyped-def]
 
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """(codes (rows, cols) u8, zero bins (rows, cols) i32, contexts flat, nctx, up)."""
+    """(codes (rows, cols) u8, zero bins (rows, cols) i32, contexts flat, nctx, up); the zero bins
+    are constant along a row, as a group's are along its 128 codes."""
     rows, cols = draw(st.integers(1, 30)), draw(st.integers(1, 200))
     mode = draw(st.sampled_from([0, 1, 2]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -45,7 +46,7 @@ def streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, i
     if mode == 2:
         k = draw(st.sampled_from([16, 64]))
         cm = rng.integers(0, k, size=cols).astype(np.int32)
-        return q, np.ascontiguousarray(z * k + cm[None, :]), (z * k + cm[None, :]).ravel(), 16 * k, 0
+        return q, z, (z * k + cm[None, :]).ravel(), 16 * k, 0
     return q, z, z.ravel(), 16, 0
 
 
@@ -102,6 +103,32 @@ def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
             assert ra == 0 and np.array_equal(a, q) and np.array_equal(b, q)
         elif not ra:
             assert np.array_equal(a, b)
+
+
+@SETTINGS
+@given(streams(), st.sampled_from([1, 8]))
+def test_codes_per_group_contexts(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int) -> None:
+    """``decode_codes(..., cm, k)`` with one zero bin per group of 128 codes (and mode 2's column
+    clusters) decodes as with the contexts spelled out per code, as ``dual_fast.decode_fast``
+    calls it; a cluster at or above ``k`` is refused."""
+    nat = _nat()
+    q, z, ctx, nctx, up = s
+    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, lanes)
+    words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
+    zg = np.ascontiguousarray(z[:, ::128])
+    k = 0 if up or nctx == 16 else nctx // 16
+    cm = (ctx.reshape(q.shape)[0] - z[0] * k).astype(np.uint8) if k else np.zeros(0, np.uint8)
+    a = np.zeros(q.shape, np.uint8)
+    b = np.zeros(q.shape, np.uint8)
+    full = z if up else np.ascontiguousarray(ctx.reshape(q.shape), dtype=np.int32)
+    assert nat.decode_codes(words, full, freq, cum, lut, ok, a, q.shape[1], up, lanes) == 0
+    assert nat.decode_codes(words, zg, freq, cum, lut, ok, b, q.shape[1], up, lanes, cm, k) == 0
+    assert np.array_equal(a, q) and np.array_equal(b, q)
+    if k:
+        bad = cm.copy()
+        bad[-1] = k
+        with pytest.raises(ValueError):
+            nat.decode_codes(words, zg, freq, cum, lut, ok, b, q.shape[1], up, lanes, bad, k)
 
 
 def test_codes_native_refuses_inconsistent_tables() -> None:

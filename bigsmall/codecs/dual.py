@@ -295,11 +295,16 @@ def to_dtype_bits(x: np.ndarray, dtype: str) -> np.ndarray:
     return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
 
 
-def _zero_bin(s16: np.ndarray, lo16: np.ndarray, cols: int) -> np.ndarray:
+def _zero_bin_groups(s16: np.ndarray, lo16: np.ndarray) -> np.ndarray:
+    """The bin that holds 0.0, per group (rows, groups) int32."""
     s = s16.astype(np.float32)
     s = np.where(s > 0, s, np.float32(1))
-    z = np.clip(np.rint(-lo16.astype(np.float32) / s), 0, 15).astype(np.int32)
-    return np.repeat(z, GROUP, axis=1)[:, :cols]
+    return np.clip(np.rint(-lo16.astype(np.float32) / s), 0, 15).astype(np.int32)
+
+
+def _zero_bin(s16: np.ndarray, lo16: np.ndarray, cols: int) -> np.ndarray:
+    """The bin that holds 0.0, per code (rows, cols)."""
+    return np.repeat(_zero_bin_groups(s16, lo16), GROUP, axis=1)[:, :cols]
 
 
 _NO_RAW16 = np.zeros((16 * 4, 16), dtype=np.int64)  # also the v2 fast chunk's 64 contexts

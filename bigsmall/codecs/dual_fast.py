@@ -222,7 +222,12 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int,
         return v1.decode_fast(buf[1:], rows, cols)
     s16, lo16, pos = v1.read_side(buf[1:], rows, cols)
     pos += 1
-    z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+    # the C kernel takes one zero bin per group (and the column clusters) and builds the
+    # contexts itself; the numba kernels take one context (mode 1: zero bin) per code
+    zg = np.ascontiguousarray(v1._zero_bin_groups(s16, lo16), dtype=np.int32)
+    z = zg if nat is not None else np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+    cm = np.zeros(0, np.uint8)
+    k = 0
     nctx = 16 * UP if mode == 1 else 16
     if mode == 2:  # contexts: the zero bin x the column's cluster
         head, pos = v1._take(buf, pos, 5, "column clusters")
@@ -231,12 +236,14 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int,
         cm = np.frombuffer(v1.zstd_decompress(cb, cols, "dual column clusters"), np.uint8)
         if k not in COL_CLUSTERS or cm.size != cols or (cm.size and int(cm.max()) >= k):
             raise IntegrityError("dual fast chunk: column clusters corrupt")
-        z = z * np.int32(k) + cm[None, :].astype(np.int32)
+        if nat is None:
+            z = z * np.int32(k) + cm[None, :].astype(np.int32)
         nctx = 16 * k
     words, _rbuf, freq, cum, lut, ok = v1._parse_stream(buf[pos:], nctx, 16, with_lut=nat is None)
     q = np.empty((rows, cols), dtype=np.uint8)
     if nat is not None:
-        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1), lanes) if q.size else 0
+        bad = nat.decode_codes(words, z, freq, cum, lut, ok, q, max(cols, 1), int(mode == 1), lanes, cm,
+                               k) if q.size else 0
     elif lanes > 1:
         bad = _decode_lanes(words, z, freq, cum, lut, ok, q, int(mode == 1), lanes) if q.size else 0
     elif mode == 1:

@@ -3,7 +3,9 @@
  *
  *   decode_exact(xs, words, esc, q, kat, kbt, base, mass, rinv, W, winv, cc, cols, groups, sh,
  *                out) -> int
- *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes]) -> int   (lut unused: may be empty)
+ *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes, cm, k]) -> int   (lut unused)
+ *     (k >= 0: z holds one zero bin per group of 128 codes of a row, and k > 0 the column
+ *     clusters cm: the contexts z * k + cm[col] of mode 2, built here)
  *   dequantize(q, s16, lo16, cols, dtype, out) -> int   (dtype 0 bf16, 1 fp16, 2 fp32; 1: not finite)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
@@ -228,6 +230,20 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
 static DL_TLS uint8_t *dl_lut_buf;
 static DL_TLS size_t dl_lut_cap;
 
+static DL_TLS int32_t *dl_z_buf;
+static DL_TLS size_t dl_z_cap;
+
+static int32_t *dl_zbuf(int64_t n) { /* the per-code contexts built from per-group zero bins */
+    if ((size_t)n > dl_z_cap) {
+        free(dl_z_buf);
+        dl_z_cap = 0;
+        dl_z_buf = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+        if (!dl_z_buf) return NULL;
+        dl_z_cap = (size_t)n;
+    }
+    return dl_z_buf;
+}
+
 static uint8_t *dl_lut(size_t n) {
     if (n > dl_lut_cap) {
         free(dl_lut_buf);
@@ -316,11 +332,18 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
 
 static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *o[7];
-    long long cols, up, lanes = 1;
-    if (!PyArg_ParseTuple(args, "OOOOOOOLL|L", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &cols, &up,
-                          &lanes))
+    PyObject *o[7], *ocm = NULL;
+    long long cols, up, lanes = 1, k = -1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLL|LOL", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &cols, &up,
+                          &lanes, &ocm, &k))
         return NULL;
+    Py_buffer vcm;
+    int gotcm = 0;
+    if (k > 0) {
+        if (ocm == NULL) return PyErr_Format(PyExc_TypeError, "cm: the column clusters are needed when k > 0");
+        if (dl_getbuf(ocm, &vcm, 1, 0, 0, "cm") < 0) return NULL;
+        gotcm = 1;
+    }
     /* words, z, freq, cum, lut, ok, q */
     static const Py_ssize_t isz[7] = {2, 4, 8, 8, 1, 1, 1};
     static const char *names[7] = {"words", "z", "freq", "cum", "lut", "ok", "q"};
@@ -332,13 +355,32 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
     if (got == 7) {
         int64_t n = N(v[6]), nctx = N(v[5]);
         int bad = 0;
-        if (cols < 1 || n % cols || N(v[1]) != n) bad = dl_fail("z: one per code, whole rows");
+        const int32_t *z = v[1].buf;
+        if (cols < 1 || n % cols) bad = dl_fail("q: whole rows");
+        else if (k < 0 && N(v[1]) != n) bad = dl_fail("z: one per code, whole rows");
+        else if (k >= 0 && N(v[1]) != n / cols * ((cols + 127) / 128)) bad = dl_fail("z (k >= 0): one per group of 128 codes of a row");
+        else if (k > 0 && (N(vcm) != cols || (up && k))) bad = dl_fail("cm: one per column (k > 0, up = 0)");
         else if (up != 0 && up != 1) bad = dl_fail("up must be 0 or 1");
         else if (lanes < 1 || lanes > DL_MAX_LANES) bad = dl_fail("lanes in [1, 8]");
         else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16)
             bad = dl_fail("freq, cum: 16 per context");
+        if (!bad && k >= 0) { /* z per group (and k clusters of columns): the contexts per code */
+            int64_t groups = (cols + 127) / 128;
+            const uint8_t *cm = k > 0 ? vcm.buf : NULL;
+            int32_t *zx = dl_zbuf(n);
+            if (!zx) {
+                PyErr_NoMemory();
+                bad = 1;
+            }
+            for (int64_t r = 0; r < n / cols && !bad; r++)
+                for (int64_t c = 0; c < cols; c++) {
+                    int64_t zg = z[r * groups + (c >> 7)];
+                    /* a cluster at or above k would alias another context: pushed out of range */
+                    zx[r * cols + c] = (int32_t)(cm ? zg * k + (cm[c] < k ? cm[c] : nctx) : zg);
+                }
+            z = zx;
+        }
         if (!bad) {
-            const int32_t *z = v[1].buf;
             int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
             int32_t zlo = 0, zhi = 0; /* min and max: a loop that vectorises */
             for (int64_t i = 0; i < n; i++) {
@@ -373,7 +415,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         }
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
-            rc = dl_codes(v[0].buf, N(v[0]), v[1].buf, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
+            rc = dl_codes(v[0].buf, N(v[0]), z, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
                           cols, (int)up, nctx, fc, c16, lut, bkt, (int)lanes);
             Py_END_ALLOW_THREADS
         }
@@ -381,6 +423,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         free(c16);
     }
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    if (gotcm) PyBuffer_Release(&vcm);
     if (rc < 0) return NULL;
     return PyLong_FromLong(rc);
 }
