@@ -126,7 +126,7 @@ def _sign_pays(values: np.ndarray, lay: Layout, spec: TensorSpec, contexts: bool
     nrows, ncols = spec.matrix
     m = values.reshape(nrows, ncols)
     sample = m[:: max(1, nrows // 1024), :: max(1, ncols // 1024)]
-    sign = (sample >> (lay.width - 1)).astype(np.float64)
+    sign = sample >> (lay.width - 1)  # 0 or 1
     ns = sign.size
 
     def info_bits(p: np.ndarray, counts: float | np.ndarray) -> float:
@@ -134,10 +134,12 @@ def _sign_pays(values: np.ndarray, lay: Layout, spec: TensorSpec, contexts: bool
         h = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
         return float(np.sum((1.0 - h) * counts))
 
-    gain = info_bits(np.array([sign.mean()]), float(ns))
+    # the means from integer sums: sums of 0s and 1s are exact in float64 as well, so these
+    # are the float64 means bit for bit, without a float64 copy of the sample
+    gain = info_bits(np.array([int(sign.sum(dtype=np.int64)) / ns]), float(ns))
     if contexts:
-        gain = max(gain, info_bits(sign.mean(axis=0), sign.shape[0]),
-                   info_bits(sign.mean(axis=1), sign.shape[1]))
+        gain = max(gain, info_bits(sign.sum(axis=0, dtype=np.int64) / sign.shape[0], sign.shape[0]),
+                   info_bits(sign.sum(axis=1, dtype=np.int64) / sign.shape[1], sign.shape[1]))
     gain *= n / ns
     return gain > max(SIGN_GAIN_MIN_BITS, SIGN_GAIN_MIN_PER_ELEMENT * n)
 
