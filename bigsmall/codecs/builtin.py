@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import zstandard
 
 from ..container.format import zstd_decompress
 from ..core.types import TensorPlan, TensorSpec
@@ -21,7 +20,7 @@ from . import delta as _delta  # noqa: F401  (registers "delta" and "base": they
 from . import field as _field  # noqa: F401  (registers "field")
 from . import field8 as _field8  # noqa: F401  (registers "field8")
 from . import fieldp as _fieldp  # noqa: F401  (registers "fieldp")
-from .base import Codec, get_codec, register, unit_bytes
+from .base import Codec, get_codec, register, unit_bytes, zstd_compressor
 
 _WORD = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -144,7 +143,7 @@ class ZstdPlanesCodec(Codec):
                level: str = "default") -> TensorPlan | None:
         unit = unit_bytes(spec)
         step = chunk_units * unit
-        cctx = zstandard.ZstdCompressor(level=self.LEVEL)
+        cctx = zstd_compressor(self.LEVEL)
         chunks = []
         for i in range(0, data.size, step):
             part = data[i : i + step].reshape(-1, unit).T  # planes

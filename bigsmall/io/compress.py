@@ -278,12 +278,14 @@ def _verify(plan: TensorPlan, data: np.ndarray, spec: TensorSpec,
     chunks copied into one blob and decoded whole into an output buffer, both this thread's
     and reused (``_scratch``), in ranges over ``mapper``. Why: joining the chunks into a fresh
     blob and decoding into fresh memory page-faulted two tensor-sized buffers per tensor
-    (~30 % of a ``--level fast`` verify pass on MiniLM bf16)."""
+    (~30 % of a ``--level fast`` verify pass on MiniLM bf16). A tensor of one chunk (a bias,
+    a norm) takes the chunk-by-chunk pass whatever its size: one Python call either way, and no
+    blob copy or decode job (~15 % of such a tensor's verify pass, issue 17)."""
     lens = tuple(len(c) for c in plan.chunks)
     per = plan.params.get("chunk", 0)
     per = per if type(per) is int and per > 0 else 0
     width = min(per * unit_bytes(spec), spec.nbytes)  # the first (largest) chunk's bytes
-    if plan.codec not in CHUNKWISE or width < CHUNKWISE_MIN_BYTES:
+    if plan.codec not in CHUNKWISE or (width < CHUNKWISE_MIN_BYTES and len(lens) != 1):
         total = len(plan.head) + sum(lens)
         blob = _scratch("blob", total)
         blob[: len(plan.head)] = np.frombuffer(plan.head, np.uint8)
