@@ -423,7 +423,7 @@ def test_field8_fast_loop_without_raw_bits(monkeypatch, case):
         v = np.clip(rng.normal(9000, 700, (60, 203)), 0, 65535).astype(np.uint16)
         v[::2] &= 0xFFE0  # every other row: low 5 bits zero, shifted away
         dtype = "BF16"  # any 16-bit float: the layout is forced
-    monkeypatch.setattr(field, "_choose_layout", lambda values, lay0, spec: lay)
+    monkeypatch.setattr(field, "_choose_layout_counts", lambda values, lay0, spec: (lay, None, 0))
     data = v.view(np.uint8).reshape(-1)
     spec = TensorSpec("t", dtype, v.shape, 0, data.size)
     codec = get_codec("field8")

@@ -343,7 +343,9 @@ def test_layout_kernels_match_generic(lay, monkeypatch):
     from bigsmall.codecs._generated import decodep as _decodep
 
     width, p, eb, mb = lay
-    monkeypatch.setattr(field, "_choose_layout", lambda values, lay0, spec: field.Layout(*lay))
+    # the layout search is ``_choose_layout_counts`` (no histogram handed on: the model counts)
+    monkeypatch.setattr(field, "_choose_layout_counts",
+                        lambda values, lay0, spec: (field.Layout(*lay), None, 0))
     dtype = {(16, 8): "BF16", (16, 5): "F16", (32, 8): "F32", (8, 4): "F8_E4M3",
              (8, 5): "F8_E5M2", (8, 8): "U8"}[width, eb]
     rng = np.random.default_rng(sum(lay))
