@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import zstandard
 
-from bigsmall.codecs.base import zstd_compressor
+from bigsmall.codecs import base
+from bigsmall.codecs.base import zstd_compress
 from bigsmall.core.types import TensorSpec
 from bigsmall.io import compress as C
 from bigsmall.plan.planner import CHUNK_BYTES, plan_tensor
@@ -20,17 +21,30 @@ def test_kept_zstd_compressor_writes_fresh_compressor_bytes() -> None:
     for level in (3, 19):
         for n in (0, 5, 300, 70_000, 12, 1 << 17, 40, 3000):
             raw = rng.integers(0, 1 + n % 40, n, dtype=np.uint8).tobytes()
-            assert zstd_compressor(level).compress(raw) == zstandard.ZstdCompressor(level=level).compress(raw)
-    assert zstd_compressor(3) is zstd_compressor(3)
-    assert zstd_compressor(3) is not zstd_compressor(19)
+            assert zstd_compress(level, raw) == zstandard.ZstdCompressor(level=level).compress(raw)
+    # kept: one idle compressor per level after calls in turn
+    assert len(base._IDLE_CCTX[3]) == 1 and len(base._IDLE_CCTX[19]) == 1
 
 
-def test_zstd_compressor_is_per_thread() -> None:
-    got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(zstd_compressor(3)))
-    t.start()
-    t.join()
-    assert got[0] is not zstd_compressor(3)
+def test_concurrent_zstd_compress_never_shares_a_compressor() -> None:
+    # threads compressing at once each borrow their own compressor: every frame is the one a
+    # fresh compressor writes (a shared one would corrupt or raise)
+    rng = np.random.default_rng(3)
+    inputs = [rng.integers(0, 1 + i % 30, 50_000 + 997 * i, dtype=np.uint8).tobytes() for i in range(16)]
+    want = [zstandard.ZstdCompressor(level=3).compress(x) for x in inputs]
+    got: list[list[bytes]] = [[] for _ in range(4)]
+
+    def work(k: int) -> None:
+        for _ in range(5):
+            got[k].append(b"".join(zstd_compress(3, x) for x in inputs))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(g == [b"".join(want)] * 5 for g in got)
+    assert 1 <= len(base._IDLE_CCTX[3]) <= 4
 
 
 def test_one_chunk_tensor_verified_chunkwise() -> None:

@@ -20,7 +20,7 @@ from . import delta as _delta  # noqa: F401  (registers "delta" and "base": they
 from . import field as _field  # noqa: F401  (registers "field")
 from . import field8 as _field8  # noqa: F401  (registers "field8")
 from . import fieldp as _fieldp  # noqa: F401  (registers "fieldp")
-from .base import Codec, get_codec, register, unit_bytes, zstd_compressor
+from .base import Codec, get_codec, register, unit_bytes, zstd_compress
 
 _WORD = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -143,11 +143,10 @@ class ZstdPlanesCodec(Codec):
                level: str = "default") -> TensorPlan | None:
         unit = unit_bytes(spec)
         step = chunk_units * unit
-        cctx = zstd_compressor(self.LEVEL)
         chunks = []
         for i in range(0, data.size, step):
             part = data[i : i + step].reshape(-1, unit).T  # planes
-            chunks.append(cctx.compress(np.ascontiguousarray(part).reshape(-1).data))  # no copy
+            chunks.append(zstd_compress(self.LEVEL, np.ascontiguousarray(part).reshape(-1).data))  # no copy
         return TensorPlan(self.codec_id, {"chunk": chunk_units, "planes": unit}, b"", tuple(chunks))
 
     def decode_chunk(self, state: Any, spec: TensorSpec, params: dict[str, Any], index: int,

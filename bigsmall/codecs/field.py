@@ -19,7 +19,7 @@ import numpy as np
 from ..container.format import zstd_decompress
 from ..core.types import TensorPlan, TensorSpec
 from ..errors import FormatError, IntegrityError
-from .base import Codec, register, zstd_compressor
+from .base import Codec, register, zstd_compress
 
 if TYPE_CHECKING:
     from . import context
@@ -396,7 +396,7 @@ class FieldCodec(Codec):
         rshift = _row_shifts(values, lay, nrows, ncols)
         if rshift.any():
             head += rshift.astype(np.uint8).tobytes()
-        head_z = zstd_compressor(19).compress(bytes(head))
+        head_z = zstd_compress(19, bytes(head))
         return EncModel(values, lay, cl, nrows, ncols, freq, cum, mfreq, mcum, mrow, rshift,
                         head_z, joint_counts)
 
