@@ -18,12 +18,13 @@ def test_kept_zstd_compressor_writes_fresh_compressor_bytes() -> None:
     # inputs of many sizes in turn: each frame's parameters come from its own size, not the
     # previous frame's
     rng = np.random.default_rng(17)
+    before = {lv: len(base._IDLE_CCTX.get(lv, [])) for lv in (3, 19)}  # earlier tests' pools
     for level in (3, 19):
         for n in (0, 5, 300, 70_000, 12, 1 << 17, 40, 3000):
             raw = rng.integers(0, 1 + n % 40, n, dtype=np.uint8).tobytes()
             assert zstd_compress(level, raw) == zstandard.ZstdCompressor(level=level).compress(raw)
-    # kept: one idle compressor per level after calls in turn
-    assert len(base._IDLE_CCTX[3]) == 1 and len(base._IDLE_CCTX[19]) == 1
+    # kept: calls in turn borrow and return one, the pool does not grow (one where it was empty)
+    assert all(len(base._IDLE_CCTX[lv]) == max(before[lv], 1) for lv in (3, 19))
 
 
 def test_concurrent_zstd_compress_never_shares_a_compressor() -> None:

@@ -337,6 +337,16 @@ def test_compress_with_background_syncs(chunked_model: tuple[Path, Path], tmp_pa
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", counted)
+    # each requested sync waited for: a small model compresses before the flusher thread is
+    # scheduled, and a request still pending at the end is dropped (the final fsync covers it)
+    orig_wrote = flush_mod.Flusher.wrote
+
+    def wrote_and_wait(self: Any, size: int) -> None:
+        orig_wrote(self, size)
+        with self._cv:
+            self._cv.wait_for(lambda: self._done >= self._want or self.error is not None, timeout=10)
+
+    monkeypatch.setattr(flush_mod.Flusher, "wrote", wrote_and_wait)
     again = tmp_path / "again.bs"
     bigsmall.compress(src, again, chunk_bytes=4096)
     assert calls, "no background sync ran"

@@ -62,9 +62,11 @@ class Flusher:
             except OSError as exc:
                 with self._cv:
                     self.error = self.error or exc
+                    self._cv.notify_all()
                     return
             with self._cv:
                 self._done = want
+                self._cv.notify_all()  # whoever waits for the sync (tests) sees it done
 
     def wrote(self, size: int) -> None:
         """``size`` bytes of the output are written: ask for a sync each ``FLUSH_BYTES``."""
