@@ -405,7 +405,6 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, ...], sh: int, wide:
     ``u32 S_0 .. S_3`` then the lanes' words, returned with their counts in front). Damage raises
     ``IntegrityError``."""
     rows, cols = shape
-    n = rows * cols
     buf = memoryview(data).cast("B")
     take = v1._take
     head, pos = take(buf, 0, 4, "table length")
@@ -413,16 +412,9 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, ...], sh: int, wide:
     W = _unpack_tables(tab, 1 << (16 - sh))[0]
     head, pos = take(buf, pos, 4, "escape count")
     eb, pos = take(buf, pos, 2 * _U32.unpack(head)[0], "escapes")
-    low = np.empty(n if wide else 0, dtype=np.uint16)
+    low = np.empty(0, dtype=np.uint16)
     if wide:
-        head, pos = take(buf, pos, 4, "row shifts length")
-        sb, pos = take(buf, pos, _U32.unpack(head)[0], "row shifts")
-        tz = np.frombuffer(zstd_decompress(sb, n // max(1, cols), "dual v2 row shifts"), np.uint8)
-        head, pos = take(buf, pos, 4, "low halves length")
-        lb, pos = take(buf, pos, _U32.unpack(head)[0], "low halves")
-        if tz.size != rows or int(tz.max(initial=0)) > 16 or \
-                _unpack_low(np.frombuffer(lb, np.uint8), cols, tz, low):
-            raise IntegrityError("dual v2 chunk: low halves corrupt")
+        low, pos = parse_low(buf, pos, rows, cols)
     xb, pos = take(buf, pos, 8 * LANES, "states")
     if streams:
         head, _ = take(buf, pos, 4 * streams, "word counts")
@@ -434,6 +426,22 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, ...], sh: int, wide:
     if pos != len(buf):
         raise IntegrityError("dual v2 chunk: trailing bytes")
     return W, eb, low, xb, wb
+
+
+def parse_low(buf: memoryview, pos: int, rows: int, cols: int) -> tuple[np.ndarray, int]:
+    """F32's low halves (``_low_bytes``) at ``pos``: (uint16 per weight, the position after)."""
+    take = v1._take
+    n = rows * cols
+    low = np.empty(n, dtype=np.uint16)
+    head, pos = take(buf, pos, 4, "row shifts length")
+    sb, pos = take(buf, pos, _U32.unpack(head)[0], "row shifts")
+    tz = np.frombuffer(zstd_decompress(sb, n // max(1, cols), "dual v2 row shifts"), np.uint8)
+    head, pos = take(buf, pos, 4, "low halves length")
+    lb, pos = take(buf, pos, _U32.unpack(head)[0], "low halves")
+    if tz.size != rows or int(tz.max(initial=0)) > 16 or \
+            _unpack_low(np.frombuffer(lb, np.uint8), cols, tz, low):
+        raise IntegrityError("dual v2 chunk: low halves corrupt")
+    return low, pos
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,

@@ -85,6 +85,10 @@ def _optional(name: str) -> Any:
                     from . import _dual  # type: ignore[attr-defined]
 
                     mod = _dual
+                elif name == "_cells":
+                    from . import _cells  # type: ignore[attr-defined]
+
+                    mod = _cells
             except ImportError:  # not built (no compiler at install)
                 pass
         _LOADED[name] = mod
@@ -110,6 +114,13 @@ def dual() -> ModuleType | None:
     """The ``.bsd`` 2.0 chunk decoders (``_dual.c``) unless ``BIGSMALL_NATIVE=0`` or not built:
     then None (use numba). Same keys and codes as the numba kernels (property_tests/test_dual.py)."""
     return _optional("_dual")
+
+
+def cells() -> ModuleType | None:
+    """The ``.bsd`` 5.0 exact chunk decoder (``_cells.c``) unless ``BIGSMALL_NATIVE=0`` or not
+    built: then None (use numba). Same patterns and return codes as ``codecs/dual_cells.py``
+    (property_tests/test_dual_cells.py)."""
+    return _optional("_cells")
 
 
 def status() -> str:
