@@ -21,7 +21,9 @@ both alike); compare ratios, not absolute numbers across runs.
 ``--kernels``: the C decode kernels alone on each model's ``.bsd`` chunks, CPU time of one
 thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the same codes,
 contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
-states (4.0), and the exact chunk's keys (``decode_lookup``), in ns per weight.
+states (4.0), and the exact chunk's keys (``decode_lookup``), in ns per weight; then 4.0's codes
+per context mode (0, 1, 2) with the scalar step and the AVX2 step forced (``_set_isa``, where the
+CPU has AVX2; mode 2 has no AVX2 step: both are the scalar one), interleaved.
 """
 
 from __future__ import annotations
@@ -180,6 +182,30 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                     raise RuntimeError(f"{label}: a chunk did not decode")
             best = min(best, time.thread_time() - t0)
         out[label] = round(best / n * 1e9, 2)
+    # 4.0's codes per context mode (0: z, 1: z and the row above, 2: column clusters) with each
+    # instruction set forced (native._dual._set_isa), interleaved: scalar, avx2, scalar, ...
+    isas = ["scalar", "avx2"] if nat.isa() == "avx2" else ["scalar"]
+    default = nat.isa()
+    by_mode: dict[int, list[tuple[Any, ...]]] = {}
+    for a in codes[fastc.LANES]:
+        by_mode.setdefault(2 if a[3].shape[0] > 16 * fastc.UP else int(a[8]), []).append(a)
+    try:
+        for mode, calls in sorted(by_mode.items()):
+            m = sum(a[6].size for a in calls)
+            best_isa = {i: float("inf") for i in isas}
+            for _ in range(repeat):
+                for isa in isas:
+                    nat._set_isa(isa)
+                    t0 = time.thread_time()
+                    for a in calls:
+                        if nat.decode_codes(*a):
+                            raise RuntimeError(f"mode {mode} ({isa}): a chunk did not decode")
+                    best_isa[isa] = min(best_isa[isa], time.thread_time() - t0)
+            out[f"codes_8_mode{mode}_weights"] = m
+            for isa in isas:
+                out[f"codes_8_mode{mode}_{isa}_ns"] = round(best_isa[isa] / m * 1e9, 2)
+    finally:
+        nat._set_isa(default)
     return out
 
 

@@ -181,3 +181,118 @@ def test_dequantize_native_matches_numpy(dtype: str, rows: int, cols: int, style
         ref = code.to_dtype_bits(code.dequantize_block(q, s16.view(np.float16), lo16.view(np.float16)), dtype)
     assert rc == 0 and np.array_equal(out, ref)
     assert np.array_equal(fastc.dequantize_bits(q, s16.view(np.float16), lo16.view(np.float16), dtype), ref)
+
+
+def _isas(nat) -> list[str]:  # type: ignore[no-untyped-def]
+    """The instruction sets to force: scalar, and avx2 where the module and the CPU have it."""
+    default = nat.isa()
+    try:
+        nat._set_isa("avx2")
+        return ["scalar", "avx2"]
+    except ValueError:
+        return ["scalar"]
+    finally:
+        nat._set_isa(default)
+
+
+@st.composite
+def wide_streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """As ``streams``, with the sizes the AVX2 step's edges care about: fewer than 8 codes, rows
+    of fewer or not a multiple of 8 codes, a row crossing inside a step, zero bins changing
+    inside a row (groups), longer chunks (more than one 2048-code period)."""
+    shape = draw(st.sampled_from(["tiny", "narrow", "odd", "long"]))
+    if shape == "tiny":
+        rows, cols = draw(st.integers(1, 3)), draw(st.integers(1, 7))
+    elif shape == "narrow":
+        rows, cols = draw(st.integers(1, 40)), draw(st.integers(1, 16))
+    elif shape == "odd":
+        rows, cols = draw(st.integers(1, 30)), draw(st.integers(17, 300))
+    else:
+        rows, cols = draw(st.integers(20, 60)), draw(st.sampled_from([64, 128, 136, 257, 384]))
+    mode = draw(st.sampled_from([0, 1, 1, 2]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    skew = draw(st.sampled_from([0.0, 1.0, 4.0, 30.0]))
+    p = rng.dirichlet(np.full(16, 0.3)) if skew else np.full(16, 1 / 16)
+    if skew > 10:
+        p = np.zeros(16)
+        p[int(rng.integers(0, 16))] = 1.0
+    q = rng.choice(16, size=(rows, cols), p=p).astype(np.uint8)
+    zg = rng.integers(0, 16, size=(rows, -(-cols // 128))).astype(np.int32)
+    if draw(st.booleans()):  # a few zero bins only (real groups), or any
+        zg = (zg % 3 + 6).astype(np.int32)
+    z = np.ascontiguousarray(zg.repeat(128, 1)[:, :cols])
+    if mode == 1:
+        return q, z, fastc._up_ctx(q, z).ravel(), 64, 1
+    if mode == 2:
+        k = draw(st.sampled_from([16, 64]))
+        cm = rng.integers(0, k, size=cols).astype(np.int32)
+        return q, z, (z * k + cm[None, :]).ravel(), 16 * k, 0
+    return q, z, z.ravel(), 16, 0
+
+
+@SETTINGS
+@given(wide_streams(), st.integers(0, 2**32 - 1))
+def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int) -> None:
+    """4.0's 8 states with each instruction set forced (``_set_isa``: the AVX2 step where the CPU
+    has it, the scalar step): the same return value as numba's ``_decode_lanes``, and the same
+    codes where it decodes, intact and damaged (flipped words, a word dropped, added or zeroed,
+    a state's initial word below 2^16, a context without a table, another lane count's stream);
+    per code contexts and per group zero bins alike."""
+    nat = _nat()
+    q, z, ctx, nctx, up = s
+    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8)
+    words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
+    zz = z if up else np.ascontiguousarray(ctx.reshape(q.shape), dtype=np.int32)
+    rng = np.random.default_rng(seed)
+    flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
+    flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
+    zeroed = words.copy()
+    zeroed[int(rng.integers(16, max(words.size, 17))) % words.size] = 0
+    low = words.copy()
+    low[2 * int(rng.integers(0, 8)) + 1] = 0  # a state starting below 2^16
+    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 7), nctx, 16)[0]
+    used = np.flatnonzero(ok)
+    nok = ok.copy()
+    nok[used[int(rng.integers(0, used.size))]] = 0  # a used context loses its table
+    cases = [(words, ok), (words ^ flips, ok), (words[:-1], ok), (np.append(words, np.uint16(7)), ok),
+             (zeroed, ok), (low, ok), (other, ok), (words, nok), (words[: int(rng.integers(0, words.size))], ok)]
+    default = nat.isa()
+    try:
+        for i, (w, okw) in enumerate(cases):
+            a = np.zeros(q.shape, np.uint8)
+            ra = fastc._decode_lanes(w, zz, freq, cum, lut, okw, a, up, 8)
+            if i == 0:
+                assert ra == 0 and np.array_equal(a, q)
+            for isa in _isas(nat):
+                nat._set_isa(isa)
+                b = np.zeros(q.shape, np.uint8)
+                assert nat.decode_codes(w, zz, freq, cum, lut, okw, b, q.shape[1], up, 8) == ra, (isa, i)
+                if not ra:
+                    assert np.array_equal(a, b), (isa, i)
+                if nctx == 16 or up:  # per group zero bins, contexts built in the kernel
+                    zg = np.ascontiguousarray(z[:, ::128])
+                    c = np.zeros(q.shape, np.uint8)
+                    assert nat.decode_codes(w, zg, freq, cum, lut, okw, c, q.shape[1], up, 8, np.zeros(0, np.uint8),
+                                            0) == ra, (isa, i)
+                    if not ra:
+                        assert np.array_equal(a, c), (isa, i)
+    finally:
+        nat._set_isa(default)
+
+
+def test_isa_switch() -> None:
+    """``isa()`` names the step in use; ``_set_isa`` forces one, refuses other names, and avx2
+    only where the CPU has it."""
+    nat = _nat()
+    default = nat.isa()
+    assert default in ("scalar", "avx2")
+    try:
+        nat._set_isa("scalar")
+        assert nat.isa() == "scalar"
+        with pytest.raises(ValueError):
+            nat._set_isa("sse9")
+        if "avx2" in _isas(nat):
+            nat._set_isa("avx2")
+            assert nat.isa() == "avx2"
+    finally:
+        nat._set_isa(default)

@@ -26,6 +26,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DL_HAVE_AVX2 1 /* GCC's target pragma: decode_codes' AVX2 step (dual_codes_wide.h) */
+#include <immintrin.h>
+#else
+#define DL_HAVE_AVX2 0
+#endif
+
 #define PREC 31
 #define LANES 4
 
@@ -294,10 +301,56 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
     return bad || *wp > nw;
 }
 
+/* lanes == 8 with the slot -> symbol tables (modes 0 and 1): the AVX2 step where the CPU has
+ * it (set at import; _set_isa for the tests), its own table per used context (dl_wtab: 2^14 u32
+ * each, at most 4 MiB, one buffer per thread like dl_lut's) instead of dl_lut's bytes. */
+static int use_avx2 = 0;
+static int32_t dl_wlut[256 * 8]; /* per 8-bit mask, lane j -> the set bits below j */
+
+static DL_TLS uint32_t *dl_wtab_buf;
+static DL_TLS size_t dl_wtab_cap;
+
+static uint32_t *dl_wtab(size_t n) { /* zeroed when fresh: unused contexts' entries are read */
+    if (n > dl_wtab_cap) {
+        free(dl_wtab_buf);
+        dl_wtab_cap = 0;
+        dl_wtab_buf = calloc(n, sizeof(uint32_t));
+        if (!dl_wtab_buf) return NULL;
+        dl_wtab_cap = n;
+    }
+    return dl_wtab_buf;
+}
+
+#if DL_HAVE_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2,bmi,bmi2,popcnt")
+#include "dual_codes_wide.h"
+#pragma GCC pop_options
+#endif
+
 static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const int64_t *freq,
                     const int64_t *cum, const uint8_t *ok, uint8_t *q, int64_t rows, int64_t cols, int up,
-                    int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, uint8_t *bkt, int lanes) {
+                    int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, uint8_t *bkt, int lanes,
+                    uint32_t *wt) {
     if (nw < 2 * lanes) return 1;
+#if DL_HAVE_AVX2
+    if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
+        dlw_table(freq, cum, ok, nctx, wt);
+        uint64_t okbits = 0;
+        for (int64_t cx = 0; cx < nctx; cx++) okbits |= (uint64_t)(ok[cx] != 0) << cx;
+        uint32_t xs[8];
+        for (int i = 0; i < 8; i++) xs[i] = (uint32_t)words[2 * i] | ((uint32_t)words[2 * i + 1] << 16);
+        int64_t wp = 16, n = rows * cols;
+        int rc = up ? dlw_run_up(xs, n, words, nw, &wp, z, ok, okbits, q, cols, wt, dl_wlut)
+                    : dlw_run_z(xs, n, words, nw, &wp, z, ok, okbits, q, cols, wt, dl_wlut);
+        if (rc) return 1;
+        for (int i = 0; i < 8; i++)
+            if (xs[i] != (1u << 16)) return 1;
+        return wp != nw;
+    }
+#else
+    (void)wt;
+#endif
     for (int64_t cx = 0; cx < nctx; cx++) {
         for (int j = 0; j < 16; j++) { /* unused contexts: zeros (decoding one flags bad) */
             fc[cx * 16 + j] = ok[cx] ? (uint32_t)freq[cx * 16 + j] | ((uint32_t)cum[cx * 16 + j] << 15) : 0;
@@ -400,15 +453,17 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
                 if (!good || run != MPB) bad = dl_fail("freq, cum: a used context's frequencies must sum to 2^14, cum their running sum");
             }
         }
-        uint32_t *fc = NULL;
+        uint32_t *fc = NULL, *wt = NULL;
         int16_t *c16 = NULL;
+        int wide = DL_HAVE_AVX2 && use_avx2 && lanes == 8 && nctx <= DL_LUT_CTX && (!up || cols >= 8);
         uint8_t *lut = NULL, *bkt = NULL;
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
             c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
-            if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
+            if (wide) wt = dl_wtab((size_t)nctx << PB);
+            else if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
             else bkt = dl_lut((size_t)nctx << 8);
-            if (!fc || !c16 || (!lut && !bkt)) {
+            if (!fc || !c16 || (!lut && !bkt && !wt)) {
                 PyErr_NoMemory();
                 bad = 1;
             }
@@ -416,7 +471,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
             rc = dl_codes(v[0].buf, N(v[0]), z, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
-                          cols, (int)up, nctx, fc, c16, lut, bkt, (int)lanes);
+                          cols, (int)up, nctx, fc, c16, lut, bkt, (int)lanes, wt);
             Py_END_ALLOW_THREADS
         }
         free(fc);
@@ -885,7 +940,40 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     return PyLong_FromLong(rc);
 }
 
+static PyObject *py_isa(PyObject *self, PyObject *noargs) {
+    (void)self;
+    (void)noargs;
+    return PyUnicode_FromString(use_avx2 ? "avx2" : "scalar");
+}
+
+static PyObject *py_set_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (strcmp(name, "scalar") == 0) {
+        use_avx2 = 0;
+    } else if (strcmp(name, "avx2") == 0) {
+#if DL_HAVE_AVX2
+        __builtin_cpu_init();
+        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))) {
+            PyErr_SetString(PyExc_ValueError, "this CPU has no AVX2/BMI2");
+            return NULL;
+        }
+        use_avx2 = 1;
+#else
+        PyErr_SetString(PyExc_ValueError, "built without the AVX2 kernels");
+        return NULL;
+#endif
+    } else {
+        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'avx2'");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"isa", py_isa, METH_NOARGS, "the instruction set decode_codes runs with: 'avx2' or 'scalar'"},
+    {"_set_isa", py_set_isa, METH_VARARGS, "tests only: force 'scalar' or 'avx2' (if supported)"},
     {"decode_exact", py_decode_exact, METH_VARARGS, "The .bsd 2.0 exact chunk's keys (dual_trunc._decode)."},
     {"decode_codes", py_decode_codes, METH_VARARGS, "The .bsd 2.0 fast chunk's INT4 codes (dual_fast)."},
     {"dequantize", py_dequantize, METH_VARARGS, "The fast code as the dtype's bits (dual.dequantize_block, to_dtype_bits)."},
@@ -896,5 +984,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dual", NULL, -1, me
 
 PyMODINIT_FUNC PyInit__dual(void) {
     for (int64_t n = 1; n <= 256; n++) lk_rec[n] = (((int64_t)1 << 33) + n - 1) / n;
+    for (int msk = 0; msk < 256; msk++)
+        for (int j = 0; j < 8; j++) dl_wlut[8 * msk + j] = __builtin_popcount((unsigned)msk & ((1u << j) - 1));
+#if DL_HAVE_AVX2
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
+#endif
     return PyModule_Create(&module);
 }
