@@ -83,6 +83,12 @@ setup(
             depends=[f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
+        Extension(  # the .bsd 5.0 exact chunk decoder (docs/dual.md; numba: codecs/dual_cells.py)
+            "bigsmall.native._cells",
+            sources=[f"{NATIVE}/_cells.c"],
+            depends=[f"{NATIVE}/cells_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/pybuf.h"],
+            optional=True,
+        ),
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")
             "bigsmall.native._delta",
             sources=[f"{NATIVE}/_delta.c"],

@@ -427,11 +427,21 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, int],
 
 def kernel_args(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
                 dtype: str) -> tuple[tuple, np.ndarray]:
-    """The decode kernel's arguments but the output (words, escapes, codes, parameters, cols,
-    groups, mantissa bits), and F32's low halves. Exposed for the property tests."""
+    """The decode kernel's arguments but the output (words, escapes, codes, scale and minimum
+    bits, special frequencies, dtype code, cols, groups, mantissa bits), and F32's low halves.
+    Exposed for the property tests, which drive both kernels."""
     esc, spec, low, words = parse_chunk(data, q.shape, dtype == "F32")
-    qf, par, cols, groups = _setup(q, s16, lo16, dtype, spec)
-    return (words, esc, qf, par, cols, groups, _MANT[dtype]), low
+    sb, lb = lookup._side_bits(s16, lo16)
+    return (words, esc, np.ascontiguousarray(q, dtype=np.uint8).ravel(), sb, lb, spec, _DT[dtype],
+            q.shape[1], s16.shape[1], _MANT[dtype]), low
+
+
+@njit(cache=True, nogil=True)
+def decode_ref(words, esc, q, sb, lb, spec, dt, cols, groups, mb, out):  # type: ignore[no-untyped-def]
+    """``native._cells.decode``'s reference: the bins' parameters, then ``decode_patterns``."""
+    par = np.empty((sb.size * 16, NP), dtype=np.int64)
+    bin_params(sb, lb, dt, spec, par)
+    return decode_patterns(words, esc, q, par, cols, groups, mb, out)
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
@@ -445,7 +455,7 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
         out = np.empty(n, dtype=np.uint32 if wide else np.uint16)
     pats = np.empty(n, dtype=np.uint16) if wide else out
     nat = native.cells()
-    if n and (nat.decode(*head, pats) if nat is not None else decode_patterns(*head, pats)):
+    if n and (nat.decode(*head, pats) if nat is not None else decode_ref(*head, pats)):
         raise IntegrityError("dual stream corrupt: it does not decode")
     if wide:
         np.bitwise_or(pats.astype(np.uint32) << np.uint32(16), low, out=out)

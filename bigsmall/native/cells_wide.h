@@ -1,0 +1,138 @@
+/* The .bsd 5.0 exact chunk's AVX2 step (included by _cells.c): 8 weights a block, one lane each,
+ * while at least 16 words are left (two renormalisations of 8 lanes); the caller's scalar steps
+ * do the rest. Same patterns, escapes and return value as cl_block_scalar (the reference's),
+ * property_tests/test_dual_cells.py. */
+
+/* renormalisation words to lanes: for a mask of the lanes that read, lane i takes the
+ * popcount(mask below i)-th of the next 8 words */
+static int32_t cl_lut[256][8];
+
+static void cl_lut_init(void) {
+    for (int m = 0; m < 256; m++)
+        for (int i = 0, k = 0; i < 8; i++) {
+            cl_lut[m][i] = (m >> i) & 1 ? k : 0;
+            k += (m >> i) & 1;
+        }
+}
+
+#define CL_TARGET __attribute__((target("avx2,popcnt")))
+
+CL_TARGET static inline __m256i cl_pick(__m256i lo, __m256i hi, __m256i qv, __m256i qhi) {
+    return _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(lo, qv), _mm256_permutevar8x32_epi32(hi, qv), qhi);
+}
+
+CL_TARGET static inline __m256i cl_renorm8(__m256i x, const uint16_t *words, int64_t *wp) {
+    const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(x, 16), _mm256_setzero_si256());
+    const int msk = _mm256_movemask_ps(_mm256_castsi256_ps(need));
+    if (!msk) return x;
+    const __m256i w = _mm256_permutevar8x32_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + *wp))),
+        _mm256_loadu_si256((const __m256i *)cl_lut[msk]));
+    *wp += __builtin_popcount((unsigned)msk);
+    return _mm256_blendv_epi8(x, _mm256_or_si256(_mm256_slli_epi32(x, 16), w), need);
+}
+
+CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb, const uint16_t *lb,
+                                 const int64_t *spec, int dt, int64_t n, int64_t cols, int64_t groups, int32_t mb,
+                                 uint16_t *out, int64_t *b0p) {
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i seven = _mm256_set1_epi32(7), m32k = _mm256_set1_epi32(32768), c16 = _mm256_set1_epi32(16);
+    const __m256i mbv = _mm256_set1_epi32(mb), emax = _mm256_set1_epi32(mb + 1), c7fff = _mm256_set1_epi32(0x7FFF);
+    const __m256i bias = _mm256_set1_epi32(127), t64k = _mm256_set1_epi32(65536);
+    const __m128i mbc = _mm_cvtsi32_si128(mb);
+    __m256i X = _mm256_loadu_si256((const __m256i *)io->xs);
+    int64_t wp = io->wp, ep = io->ep, t = 0;
+    const int64_t nw = io->nw, ne = io->ne, rows = n / cols;
+    int bad = 0;
+    cl_bin P[16];
+    int32_t A[5][16];
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t g = 0; g < groups; g++) {
+            const int64_t gi = r * groups + g;
+            cl_group(sb[gi], lb[gi], dt, mb, spec, P);
+            for (int k = 0; k < 16; k++) {
+                A[0][k] = P[k].u0 | (P[k].f << 16);
+                A[1][k] = P[k].c1 | (P[k].c2 << 16);
+                A[2][k] = P[k].esc;
+                A[3][k] = (P[k].mlo + 32768) | (P[k].vs << 16);
+                A[4][k] = P[k].et | (P[k].ns << 16);
+            }
+            __m256i R[5][2];
+            for (int k = 0; k < 5; k++) {
+                R[k][0] = _mm256_loadu_si256((const __m256i *)A[k]);
+                R[k][1] = _mm256_loadu_si256((const __m256i *)(A[k] + 8));
+            }
+            const int64_t cend = (g + 1) * 128 < cols ? (g + 1) * 128 : cols;
+            for (int64_t c = g * 128; c < cend; c += 8) {
+                t = r * cols + c;
+                if (wp + 16 > nw) goto stop;
+                const __m256i qv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t)));
+                const __m256i qhi = _mm256_cmpgt_epi32(qv, seven);
+                const __m256i w0 = cl_pick(R[0][0], R[0][1], qv, qhi), w1 = cl_pick(R[1][0], R[1][1], qv, qhi);
+                const __m256i escv = cl_pick(R[2][0], R[2][1], qv, qhi), w3 = cl_pick(R[3][0], R[3][1], qv, qhi);
+                const __m256i w4 = cl_pick(R[4][0], R[4][1], qv, qhi);
+                const __m256i u0 = _mm256_and_si256(w0, lo16), f = _mm256_srli_epi32(w0, 16);
+                const __m256i c1 = _mm256_and_si256(w1, lo16), c2 = _mm256_srli_epi32(w1, 16);
+                const __m256i mlo = _mm256_sub_epi32(_mm256_and_si256(w3, lo16), m32k), vs = _mm256_srli_epi32(w3, 16);
+                const __m256i et = _mm256_and_si256(w4, lo16), ns = _mm256_srli_epi32(w4, 16);
+                const __m256i slot = _mm256_and_si256(X, lo16);
+                /* cell step */
+                const __m256i isspec = _mm256_cmpgt_epi32(u0, slot);
+                const __m256i isesc = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(escv, one));
+                const __m256i ge1 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c1, one));
+                const __m256i ge2 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c2, one));
+                const __m256i s_start = _mm256_blendv_epi8(_mm256_and_si256(c1, ge1), c2, ge2);
+                const __m256i s_end = _mm256_blendv_epi8(_mm256_blendv_epi8(c1, c2, ge1), u0, ge2);
+                const __m256i s_v = _mm256_sub_epi32(_mm256_sub_epi32(vs, ge1), ge2); /* masks are -1 */
+                const __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_cvtepi32_ps(_mm256_max_epi32(f, one)));
+                const __m256i u = _mm256_cvttps_epi32(_mm256_mul_ps(
+                    _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(slot, u0)), _mm256_set1_ps(0.5f)), rcp));
+                const __m256i u_start = _mm256_add_epi32(u0, _mm256_mullo_epi32(u, f));
+                const __m256i u_v = _mm256_add_epi32(u, _mm256_and_si256(_mm256_cmpgt_epi32(u, _mm256_sub_epi32(vs, one)), ns));
+                const __m256i start = _mm256_blendv_epi8(_mm256_blendv_epi8(u_start, escv, isesc), s_start, isspec);
+                const __m256i freq = _mm256_blendv_epi8(_mm256_blendv_epi8(f, _mm256_sub_epi32(t64k, escv), isesc),
+                                                        _mm256_sub_epi32(s_end, s_start), isspec);
+                const __m256i v = _mm256_blendv_epi8(u_v, s_v, isspec);
+                X = _mm256_sub_epi32(_mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(X, 16)), slot), start);
+                X = cl_renorm8(X, io->words, &wp);
+                /* the cell's key range */
+                const __m256i m = _mm256_add_epi32(mlo, v);
+                const __m256i neg = _mm256_cmpgt_epi32(zero, m);
+                const __m256i a = _mm256_xor_si256(m, neg); /* -1 - m for m < 0 */
+                const __m256i lg = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(a)), 23), bias);
+                const __m256i etm1 = _mm256_sub_epi32(et, one);
+                const __m256i tiny = _mm256_and_si256(_mm256_cmpeq_epi32(a, zero), _mm256_cmpgt_epi32(et, emax));
+                const __m256i escl = _mm256_or_si256(isesc, tiny);
+                const __m256i j = _mm256_andnot_si256(escl, _mm256_min_epi32(_mm256_sub_epi32(mbv, lg), etm1));
+                /* raw step */
+                const __m256i sh = _mm256_sub_epi32(c16, j);
+                const __m256i slot2 = _mm256_and_si256(X, lo16);
+                const __m256i rr = _mm256_srlv_epi32(slot2, sh);
+                X = _mm256_add_epi32(_mm256_sllv_epi32(_mm256_srli_epi32(X, 16), sh),
+                                     _mm256_and_si256(slot2, _mm256_sub_epi32(_mm256_sllv_epi32(one, sh), one)));
+                X = cl_renorm8(X, io->words, &wp);
+                const __m256i gv = _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(a, j), rr),
+                                                    _mm256_sll_epi32(_mm256_sub_epi32(etm1, j), mbc));
+                bad |= _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(escl, _mm256_cmpgt_epi32(gv, c7fff))));
+                const __m256i pat = _mm256_or_si256(gv, _mm256_and_si256(neg, _mm256_set1_epi32(0x8000)));
+                const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(pat, pat), 0x08);
+                _mm_storeu_si128((__m128i *)(out + t), _mm256_castsi256_si128(pk));
+                unsigned em = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(escl));
+                while (em) {
+                    const int ln = __builtin_ctz(em);
+                    em &= em - 1;
+                    if (ep >= ne) return 1;
+                    out[t + ln] = io->esc[ep++];
+                }
+            }
+            if (bad) return 1;
+        }
+    }
+    t = n;
+stop:
+    _mm256_storeu_si256((__m256i *)io->xs, X);
+    io->wp = wp;
+    io->ep = ep;
+    *b0p = t;
+    return bad;
+}
