@@ -269,13 +269,15 @@ V2_MODES_SHA256 = "d15662928151bb9ed7893564e375d17362ceb9265f8038978824391a87e2a
     ("v3_modes.bsd", [3, 0], "source_v2", V2_MODES_SHA256),
     ("v4.bsd", [4, 0], "source", V1_SHA256),  # fast chunks on interleaved rANS states (dual_fast.LANES)
     ("v4_modes.bsd", [4, 0], "source_v2", V2_MODES_SHA256),
+    ("v5.bsd", [5, 0], "source", V1_SHA256),  # the exact chunk's value cells (codecs/dual_cells.py)
+    ("v5_modes.bsd", [5, 0], "source_v2", V2_MODES_SHA256),
 ])
 @pytest.mark.parametrize("native", [True, False], ids=["c", "numba"])
 def test_golden_files_still_restore(name: str, version: list[int], maker: str, sha: str, native: bool,
                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``.bsd`` files written by earlier encoders (1.0: key-run exact member; 2.0: the first
     truncated-model encoder; 3.0: the first table look-up encoder; 4.0: the first with
-    interleaved fast-chunk states) restore byte for byte, their fast members load, they verify;
+    interleaved fast-chunk states; 5.0: the first with value cells) restore byte for byte, their fast members load, they verify;
     with the C kernels and with the numba reference (as ``BIGSMALL_NATIVE=0``)."""
     import importlib.util
 
@@ -283,6 +285,7 @@ def test_golden_files_still_restore(name: str, version: list[int], maker: str, s
 
     if not native:
         monkeypatch.setattr(nat, "dual", lambda: None)
+        monkeypatch.setattr(nat, "cells", lambda: None)
 
     golden = V1_GOLDEN.parent / name
     with dual.DualFile(golden) as d:
@@ -299,25 +302,25 @@ def test_golden_files_still_restore(name: str, version: list[int], maker: str, s
     assert out.bytes_written == src.stat().st_size
 
 
-def test_writes_v4_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
+def test_writes_v5_and_refuses_unknown_major(synthetic: Path, tmp_path: Path) -> None:
     p = tmp_path / "s.bsd"
     dual.create(synthetic, p)
     with dual.DualFile(p) as d:
-        assert d.info()["version"] == list(fmt.VERSION) == [4, 0]
+        assert d.info()["version"] == list(fmt.VERSION) == [5, 0]
     data = bytearray(p.read_bytes())
-    data[8:10] = (5).to_bytes(2, "little")
+    data[8:10] = (6).to_bytes(2, "little")
     body = bytes(data[:72])
     import xxhash
 
     data[72:80] = xxhash.xxh3_64_intdigest(body).to_bytes(8, "little")
-    (tmp_path / "v5.bsd").write_bytes(bytes(data))
+    (tmp_path / "v6.bsd").write_bytes(bytes(data))
     from bigsmall.errors import UnsupportedVersionError
 
     with pytest.raises(UnsupportedVersionError):
-        dual.DualFile(tmp_path / "v5.bsd")
+        dual.DualFile(tmp_path / "v6.bsd")
 
 
-@pytest.mark.parametrize("module", ["dual_trunc", "dual_lookup"])
+@pytest.mark.parametrize("module", ["dual_trunc", "dual_lookup", "dual_cells"])
 def test_v2_v3_codec_corrupt_streams_are_typed(module: str) -> None:
     import importlib
 

@@ -26,10 +26,11 @@ Chunk layout (little-endian)::
     u32 E | E x u16 escaped keys (bit patterns; F32: the top half) | 6 x u16 special frequencies
     | F32: the low halves (2.0's, ``dual_trunc._low_bytes``) | u32 W | W x u16 words
 
-rANS: 8 states in ``[2^16, 2^32)`` (weight ``t`` on state ``t mod 8``), precision 2^16, 16-bit
-words, one stream; its first 16 words are the states' initial values (lane 0 first, low word
-first). Decoding order: per block of 8 weights, their cell steps (lane order) then their raw
-steps, a renormalisation read right after each step, so a SIMD decoder does 8 steps at once.
+rANS: 16 states in ``[2^16, 2^32)`` (weight ``t`` on state ``t mod 16``), precision 2^16, 16-bit
+words, one stream; its first 32 words are the states' initial values (lane 0 first, low word
+first). Decoding order: per block of 16 weights, their cell steps (lane order) then their raw
+steps, a renormalisation read right after each step, so a SIMD decoder does 16 steps at once
+(two vectors of 8 whose latency chains overlap).
 The final states must be 2^16 and every word and escape be consumed.
 """
 
@@ -44,7 +45,7 @@ from . import dual as v1
 from . import dual_lookup as lookup
 from . import dual_trunc as v2
 
-LANES = 8
+LANES = 16  # two AVX2 vectors: their dependency chains overlap (8 states: ~5 ns a weight, 16: see docs)
 NSPEC = 3  # special cells per edge bin: the edge value's cell and its two neighbours
 MAXSPEC = 61440  # the special cells' share of 2^16 at most (the uniform cells keep >= 4095 slots)
 NP = 12  # per-bin parameters (columns of ``bin_params``)
@@ -203,13 +204,15 @@ def special_freqs(counts: np.ndarray) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def _symbols(keys, q, par, cols, groups, mb):  # type: ignore[no-untyped-def]
     """Per weight its cell step (start, frequency) and raw step (frequency 0: none), and the
-    escaped keys (bit patterns) in order."""
+    escaped keys (bit patterns) in order with their kind (-1: outside the bin's cells; else the
+    bin's top exponent: a key of the cell at 0, ``_side_steps``)."""
     n = keys.size
     st1 = np.empty(n, dtype=np.int32)
     fr1 = np.empty(n, dtype=np.int32)
     st2 = np.zeros(n, dtype=np.int32)
     fr2 = np.zeros(n, dtype=np.int32)
     esc = np.empty(n, dtype=np.uint16)
+    kind = np.empty(n, dtype=np.int32)  # per escape: -1 outside the cells, else the bin's Et (tiny)
     ne = 0
     for t in range(n):
         k = np.int64(keys[t])
@@ -237,6 +240,7 @@ def _symbols(keys, q, par, cols, groups, mb):  # type: ignore[no-untyped-def]
             st1[t] = p[P_ESC]
             fr1[t] = 65536 - p[P_ESC]
             esc[ne] = pat
+            kind[ne] = -1
             ne += 1
             continue
         st1[t] = start
@@ -244,15 +248,16 @@ def _symbols(keys, q, par, cols, groups, mb):  # type: ignore[no-untyped-def]
         j = _raw_bits(a, et, mb)
         g = np.int64(pat & 0x7FFF)
         e = g >> mb
-        if j < 0 or j != et - max(e, 1):  # the cell at 0 spanning exponents
+        if j < 0:  # the cell at 0 spanning exponents
             esc[ne] = pat
+            kind[ne] = et
             ne += 1
             continue
         if j > 0:
             f = g if e <= 1 else (g & ((1 << mb) - 1)) | (1 << mb)
             st2[t] = (f & ((1 << j) - 1)) << (16 - j)
             fr2[t] = 1 << (16 - j)
-    return st1, fr1, st2, fr2, esc[:ne].copy()
+    return st1, fr1, st2, fr2, esc[:ne].copy(), kind[:ne].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -289,14 +294,154 @@ def _encode(st1, fr1, st2, fr2):  # type: ignore[no-untyped-def]
     return buf[wp:].copy()
 
 
+DEPTHS = 32  # the side stream's depth symbols; the last: the magnitude stored raw
+DPB = 15  # the depth table's precision
+
+
 @njit(cache=True, nogil=True)
-def decode_patterns(words, esc, q, par, cols, groups, mb, out):  # type: ignore[no-untyped-def]
+def _side_steps(esc, kind, mb, dfreq, dcum):  # type: ignore[no-untyped-def]
+    """The side stream's steps (start, frequency, precision) in decoding order: per escape, one
+    outside its bin's cells as 2 x 8 raw bits; a key of the cell at 0 (below the bin's top
+    exponent ``Et`` by more than the mantissa) as its depth ``d = Et - mb - 1 - e`` (the table;
+    the last symbol: 15 raw bits of the magnitude) then its mantissa raw (``mb`` bits, ``mb + 1``
+    at exponent 1: the subnormals and the first binade)."""
+    st = np.empty((3 * esc.size, 3), dtype=np.int64)
+    k = 0
+    for i in range(esc.size):
+        pat = np.int64(esc[i])
+        if kind[i] < 0:
+            st[k] = ((pat >> 8) << 8, 256, 16)
+            st[k + 1] = ((pat & 0xFF) << 8, 256, 16)
+            k += 2
+            continue
+        g = pat & 0x7FFF
+        ee = max(g >> mb, 1)
+        d = kind[i] - mb - 1 - ee
+        if d >= DEPTHS - 1:
+            st[k] = (dcum[DEPTHS - 1], dfreq[DEPTHS - 1], DPB)
+            st[k + 1] = ((g >> 8) << 9, 512, 16)
+            st[k + 2] = ((g & 0xFF) << 8, 256, 16)
+            k += 3
+            continue
+        st[k] = (dcum[d], dfreq[d], DPB)
+        j = mb if ee >= 2 else mb + 1
+        v = g & ((1 << mb) - 1) if ee >= 2 else g
+        st[k + 1] = (v << (16 - j), 1 << (16 - j), 16)
+        k += 2
+    return st[:k]
+
+
+@njit(cache=True, nogil=True)
+def _side_depths(esc, kind, mb):  # type: ignore[no-untyped-def]
+    counts = np.zeros(DEPTHS, dtype=np.int64)
+    for i in range(esc.size):
+        if kind[i] >= 0:
+            ee = max((np.int64(esc[i]) & 0x7FFF) >> mb, 1)
+            counts[min(kind[i] - mb - 1 - ee, DEPTHS - 1)] += 1
+    return counts
+
+
+def _depth_table(counts: np.ndarray) -> np.ndarray:
+    """Counts -> frequencies of sum 2^DPB, each used symbol at least 1 (all 0: no tiny key)."""
+    tot = int(counts.sum())
+    f = np.zeros(DEPTHS, dtype=np.int64)
+    if tot == 0:
+        return f
+    f = np.where(counts > 0, np.maximum(1, (counts * (1 << DPB)) // tot), 0)
+    f[int(np.argmax(counts))] += (1 << DPB) - int(f.sum())
+    while f.min(initial=1 << DPB) < 0 or (f[counts > 0] < 1).any():  # the largest paid too much
+        i = int(np.argmax(f))
+        j = int(np.argmin(np.where(counts > 0, f, 1 << DPB)))
+        f[i] -= 1
+        f[j] += 1
+    return f
+
+
+@njit(cache=True, nogil=True)
+def _side_encode(st):  # type: ignore[no-untyped-def]
+    """One rANS state over the steps, encoded backwards: u16 words, the initial state first."""
+    buf = np.empty(2 * st.shape[0] + 2, dtype=np.uint16)
+    wp = buf.size
+    x = np.int64(1) << 16
+    for i in range(st.shape[0] - 1, -1, -1):
+        start, freq, prec = st[i, 0], st[i, 1], st[i, 2]
+        if x >= (freq << (32 - prec)):
+            wp -= 1
+            buf[wp] = np.uint16(x & 0xFFFF)
+            x >>= 16
+        x = ((x // freq) << prec) + (x % freq) + start
+    wp -= 2
+    buf[wp] = np.uint16(x & 0xFFFF)
+    buf[wp + 1] = np.uint16(x >> 16)
+    return buf[wp:].copy()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _side_raw(side, sx, j):  # type: ignore[no-untyped-def]
+    """``j`` raw bits (a uniform step at precision 16) from the side state ``sx = [x, wp, bad]``."""
+    x = sx[0]
+    slot = x & 0xFFFF
+    v = slot >> (16 - j)
+    x = (x >> 16 << (16 - j)) + (slot & ((np.int64(1) << (16 - j)) - 1))
+    if x < (1 << 16):
+        if sx[1] >= side.size:
+            sx[2] = 1
+            return 0
+        x = (x << 16) | np.int64(side[sx[1]])
+        sx[1] += 1
+    sx[0] = x
+    return v
+
+
+@njit(cache=True, nogil=True)
+def side_next(side, sx, dfreq, et, neg, mb):  # type: ignore[no-untyped-def]
+    """The next escaped pattern from the side stream (``et`` < 0: one outside its bin's cells;
+    else a key of the cell at 0 of a bin of top exponent ``et``, negative if ``neg``); a
+    damaged stream sets ``sx[2]``."""
+    if et < 0:
+        hi = _side_raw(side, sx, 8)
+        return (hi << 8) | _side_raw(side, sx, 8)
+    x = sx[0]
+    slot = x & ((1 << DPB) - 1)
+    d = -1
+    c = np.int64(0)
+    for s in range(DEPTHS):
+        if dfreq[s] > 0 and c <= slot < c + dfreq[s]:
+            d = s
+            break
+        c += dfreq[s]
+    if d < 0:
+        sx[2] = 1
+        return 0
+    x = dfreq[d] * (x >> DPB) + slot - c
+    if x < (1 << 16):
+        if sx[1] >= side.size:
+            sx[2] = 1
+            return 0
+        x = (x << 16) | np.int64(side[sx[1]])
+        sx[1] += 1
+    sx[0] = x
+    if d == DEPTHS - 1:
+        hi = _side_raw(side, sx, 7)
+        g = (hi << 8) | _side_raw(side, sx, 8)
+    else:
+        ee = et - mb - 1 - d
+        if ee < 1:
+            sx[2] = 1
+            return 0
+        g = (ee << mb) | _side_raw(side, sx, mb) if ee >= 2 else _side_raw(side, sx, mb + 1)
+    return (0x8000 if neg else 0) | g
+
+
+@njit(cache=True, nogil=True)
+def decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out):  # type: ignore[no-untyped-def]
     """The block's 16-bit patterns (F32: top halves) into ``out`` (uint16); 0, or 1 when the
-    stream does not decode (corrupt). The reference of ``native._cells.decode``."""
+    streams do not decode (corrupt). ``ne`` escapes are in the side stream (``side_next``)."""
     n = q.size
     nw = words.size
-    if nw < 2 * LANES:
+    if nw < 2 * LANES or side.size < 2:
         return 1
+    sx = np.array([np.int64(side[0]) | (np.int64(side[1]) << 16), 2, 0], dtype=np.int64)
     xs = np.empty(LANES, dtype=np.int64)
     for ln in range(LANES):
         xs[ln] = np.int64(words[2 * ln]) | (np.int64(words[2 * ln + 1]) << 16)
@@ -345,9 +490,11 @@ def decode_patterns(words, esc, q, par, cols, groups, mb, out):  # type: ignore[
             sg[ln] = 1 if m < 0 else 0
             ets[ln] = et
             if j < 0:
-                if ep >= esc.size:
+                if ep >= ne:
                     return 1
-                out[t] = esc[ep]
+                out[t] = np.uint16(side_next(side, sx, dfreq, -1 if esc_now else et, m < 0, mb))
+                if sx[2]:
+                    return 1
                 ep += 1
         for t in range(b0, b1):
             ln = t - b0
@@ -373,7 +520,7 @@ def decode_patterns(words, esc, q, par, cols, groups, mb, out):  # type: ignore[
     for ln in range(LANES):
         if xs[ln] != (1 << 16):
             return 1
-    if wp != nw or ep != esc.size:
+    if wp != nw or ep != ne or sx[0] != (1 << 16) or sx[1] != side.size:
         return 1
     return 0
 
@@ -393,22 +540,31 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
     qf, par, cols, groups = _setup(q, s16, lo16, dtype, np.zeros(2 * NSPEC, dtype=np.int64))
     spec = special_freqs(_special_counts(keys, qf, par, cols, groups, mb))
     _, par, _, _ = _setup(q, s16, lo16, dtype, spec)
-    st1, fr1, st2, fr2, esc = _symbols(keys, qf, par, cols, groups, mb)
+    st1, fr1, st2, fr2, esc, kind = _symbols(keys, qf, par, cols, groups, mb)
     words = _encode(st1, fr1, st2, fr2)
-    return b"".join([v1._U32.pack(esc.size), esc.astype("<u2").tobytes(), spec.astype("<u2").tobytes(),
+    dfreq = _depth_table(_side_depths(esc, kind, mb))
+    side = _side_encode(_side_steps(esc, kind, mb, dfreq, np.concatenate([[0], np.cumsum(dfreq)[:-1]])))
+    return b"".join([v1._U32.pack(esc.size), dfreq.astype("<u2").tobytes(), v1._U32.pack(side.size),
+                     side.astype("<u2").tobytes(), spec.astype("<u2").tobytes(),
                      v2._low_bytes(low, cols) if wide else b"", v1._U32.pack(words.size),
                      words.astype("<u2").tobytes()])
 
 
 def parse_chunk(data: bytes | memoryview, shape: tuple[int, int],
-                wide: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(escaped patterns, special frequencies, F32's low halves, words) of a chunk; damage
-    raises ``IntegrityError``."""
+                wide: bool) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(escape count, depth frequencies, side words, special frequencies, F32's low halves,
+    words) of a chunk; damage raises ``IntegrityError``."""
     rows, cols = shape
     buf = memoryview(data).cast("B")
     take = v1._take
     head, pos = take(buf, 0, 4, "escape count")
-    eb, pos = take(buf, pos, 2 * v1._U32.unpack(head)[0], "escapes")
+    ne = v1._U32.unpack(head)[0]
+    db, pos = take(buf, pos, 2 * DEPTHS, "depth table")
+    dfreq = np.frombuffer(db, "<u2").astype(np.int64)
+    if int(dfreq.sum()) not in (0, 1 << DPB):
+        raise IntegrityError("dual v5 chunk: depth table out of range")
+    head, pos = take(buf, pos, 4, "side length")
+    sw, pos = take(buf, pos, 2 * v1._U32.unpack(head)[0], "side stream")
     sp, pos = take(buf, pos, 2 * 2 * NSPEC, "special frequencies")
     spec = np.frombuffer(sp, "<u2").astype(np.int64)
     for e in range(2):
@@ -421,27 +577,28 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, int],
     wb, pos = take(buf, pos, 2 * v1._U32.unpack(head)[0], "words")
     if pos != len(buf):
         raise IntegrityError("dual v5 chunk: trailing bytes")
-    return (np.frombuffer(eb, "<u2").astype(np.uint16), spec, low,
+    return (ne, dfreq, np.frombuffer(sw, "<u2").astype(np.uint16), spec, low,
             np.frombuffer(wb, "<u2").astype(np.uint16))
 
 
 def kernel_args(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,
                 dtype: str) -> tuple[tuple, np.ndarray]:
-    """The decode kernel's arguments but the output (words, escapes, codes, scale and minimum
-    bits, special frequencies, dtype code, cols, groups, mantissa bits), and F32's low halves.
+    """The decode kernel's arguments but the output (words, side words, depth frequencies, escape
+    count, codes, scale and minimum bits, special frequencies, dtype code, cols, groups, mantissa
+    bits), and F32's low halves.
     Exposed for the property tests, which drive both kernels."""
-    esc, spec, low, words = parse_chunk(data, q.shape, dtype == "F32")
+    ne, dfreq, side, spec, low, words = parse_chunk(data, q.shape, dtype == "F32")
     sb, lb = lookup._side_bits(s16, lo16)
-    return (words, esc, np.ascontiguousarray(q, dtype=np.uint8).ravel(), sb, lb, spec, _DT[dtype],
+    return (words, side, dfreq, ne, np.ascontiguousarray(q, dtype=np.uint8).ravel(), sb, lb, spec, _DT[dtype],
             q.shape[1], s16.shape[1], _MANT[dtype]), low
 
 
 @njit(cache=True, nogil=True)
-def decode_ref(words, esc, q, sb, lb, spec, dt, cols, groups, mb, out):  # type: ignore[no-untyped-def]
+def decode_ref(words, side, dfreq, ne, q, sb, lb, spec, dt, cols, groups, mb, out):  # type: ignore[no-untyped-def]
     """``native._cells.decode``'s reference: the bins' parameters, then ``decode_patterns``."""
     par = np.empty((sb.size * 16, NP), dtype=np.int64)
     bin_params(sb, lb, dt, spec, par)
-    return decode_patterns(words, esc, q, par, cols, groups, mb, out)
+    return decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out)
 
 
 def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: np.ndarray,

@@ -48,9 +48,9 @@ from . import schema
 from .format import zstd_decompress
 
 MAGIC = b"\x89BSD\r\n\x1a\n"
-VERSION = (4, 0)  # written; 4.0: 3.0 with the fast chunk's codes on 8 interleaved rANS states
-# (codecs/dual_fast.py: LANES)
-READ_MAJORS = (1, 2, 3, 4)  # 1.0: its key-run model (codecs/dual_keyrun.py), 2.0: the truncated
+VERSION = (5, 0)  # written; 5.0: 4.0's fast chunks, the exact chunk's cells (codecs/dual_cells.py)
+# 4.0: 3.0 with the fast chunk's codes on 8 interleaved rANS states (codecs/dual_fast.py: LANES)
+READ_MAJORS = (1, 2, 3, 4, 5)  # 1.0: its key-run model (codecs/dual_keyrun.py), 2.0: the truncated
 # value model (codecs/dual_trunc.py), 3.0: 2.0's model decoded by table look-ups
 # (codecs/dual_lookup.py), one rANS state per fast chunk; all still decoded
 HEADER_SIZE = 80

@@ -29,6 +29,7 @@ import xxhash
 import zstandard
 
 from ..codecs import dual as code
+from ..codecs import dual_cells as cells
 from ..codecs import dual_fast as fastc
 from ..codecs import dual_keyrun as keyrun
 from ..codecs import dual_lookup as lookup
@@ -145,7 +146,7 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
         def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
             fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
-            return fast, lookup.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
+            return fast, cells.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
         # blocks on every core (the kernels release the GIL), written in order; at most
         # ``_workers()`` blocks' temporaries alive at once
@@ -194,12 +195,14 @@ class DualFile:
         self.fast_end = self.head["fast_off"] + self.head["fast_len"]
         # 1.0: zero-bin contexts and the key-run exact model; 2.0: dual_fast and dual_trunc;
         # 3.0: dual_fast and dual_lookup (2.0's model, decoded by table look-ups); 4.0: 3.0 with
-        # the fast chunk's codes on interleaved rANS states
+        # the fast chunk's codes on interleaved rANS states; 5.0: 4.0's fast chunks, the exact
+        # chunk's value cells (dual_cells)
         major = self.head["major"]
         lanes = fastc.LANES if major >= 4 else 1
         self._decode_fast = code.decode_fast if major == 1 else (
             lambda data, rows, cols: fastc.decode_fast(data, rows, cols, lanes))
-        self._decode_exact = {1: keyrun.decode_exact, 2: trunc.decode_exact}.get(major, lookup.decode_exact)
+        self._decode_exact = {1: keyrun.decode_exact, 2: trunc.decode_exact,
+                              5: cells.decode_exact}.get(major, lookup.decode_exact)
         self._exact: list[list[list[int]]] | None = None
 
     def __enter__(self) -> DualFile:
@@ -321,7 +324,7 @@ class DualFile:
 
         def decode(fast: bytes, ex: bytes, rows: int, at: int) -> None:
             q, s16, lo16 = self._decode_fast(fast, rows, spec.shape[1])
-            if _LITTLE and self._decode_exact is lookup.decode_exact:  # straight into the tensor's bytes
+            if _LITTLE and self._decode_exact in (lookup.decode_exact, cells.decode_exact):  # into the tensor's bytes
                 self._decode_exact(ex, q, s16, lo16, spec.dtype, out[at:at + q.size * width // 8].view(_UINT[width]))
                 return
             bits = self._decode_exact(ex, q, s16, lo16, spec.dtype)

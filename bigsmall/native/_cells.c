@@ -1,20 +1,21 @@
 /* bigsmall.native._cells: the C decoder of the .bsd 5.0 exact chunk (codecs/dual_cells.py, whose
  * numba kernels ``bin_params`` + ``decode_patterns`` are the reference).
  *
- *   decode(words, esc, q, sb, lb, spec, dt, cols, groups, mb, out) -> int
- *     words u16 (the 8 states' initial values first), esc u16 (escaped patterns), q u8 (codes,
+ *   decode(words, side, dfreq, ne, q, sb, lb, spec, dt, cols, groups, mb, out) -> int
+ *     words u16 (the 16 states' initial values first), side u16 (the side stream of the ne
+ *     escaped weights, its state first), dfreq (its 32 depth frequencies), q u8 (codes,
  *     rows x cols flat), sb/lb u16 (fp16 bits of each group's scale and minimum, rows x groups),
  *     spec (6 special frequencies), dt (0 bf16, 1 fp16, 2 fp32's top halves), mb (mantissa
  *     bits: 7 or 10), out u16 (the patterns) -> 0, or 1 when the stream does not decode
  *   isa() -> 'avx2' | 'scalar';  _set_isa(name)  (tests: force one)
  *
  * Per group of 128 weights the 16 bins' parameters are computed here (the reference's
- * ``bin_params``, in the same integer arithmetic); then per block of 8 weights 8 cell steps and
- * 8 raw steps. The AVX2 step (cols a multiple of 8: a block never straddles a group) holds a
+ * ``bin_params``, in the same integer arithmetic); then per block of 16 weights 16 cell steps and
+ * 16 raw steps. The AVX2 step (cols a multiple of 16: a block never straddles a group) holds a
  * group's parameters in registers and picks each lane's by its code with two permutes, divides by
  * the uniform frequency with a float reciprocal (exact: ``floor((w + 1/2) / f)`` is never within
  * the float's error of an integer, w < 2^16) and spreads the renormalisation words over the
- * lanes by a mask LUT. Escaped weights (rare) are filled in afterwards in lane order. Why a
+ * lanes by a mask LUT. Escaped weights (rare) are decoded afterwards in lane order from the side stream. Why a
  * module of its own: each extension builds (or fails to) on its own, and _dual.c is 3.0's.
  * The GIL is released.
  */
@@ -34,7 +35,7 @@
 #define CL_HAVE_AVX2 0
 #endif
 
-#define CL_LANES 8
+#define CL_LANES 16
 #define CL_NSPEC 3
 
 /* One bin's parameters (the reference's columns). */
@@ -104,11 +105,70 @@ static inline int32_t cl_raw_bits(int32_t a, int32_t et, int32_t mb) {
     return j < et - 1 ? j : et - 1;
 }
 
+#define CL_DEPTHS 32
+#define CL_DPB 15
+
 typedef struct {
-    const uint16_t *words, *esc;
-    int64_t nw, ne, wp, ep;
+    const uint16_t *words, *side;
+    const int64_t *dfreq;
+    int64_t nw, ne, wp, ep, sn, sp;
     uint32_t xs[CL_LANES];
+    uint32_t sx;
+    int sbad;
 } cl_io;
+
+/* j raw bits from the side stream (the reference's _side_raw). */
+static inline int32_t cl_side_raw(cl_io *io, int j) {
+    uint32_t x = io->sx, slot = x & 0xFFFF, v = slot >> (16 - j);
+    x = ((x >> 16) << (16 - j)) + (slot & ((1u << (16 - j)) - 1));
+    if (x < (1u << 16)) {
+        if (io->sp >= io->sn) {
+            io->sbad = 1;
+            return 0;
+        }
+        x = (x << 16) | io->side[io->sp++];
+    }
+    io->sx = x;
+    return (int32_t)v;
+}
+
+/* The next escaped pattern (the reference's side_next): et < 0 outside the bin's cells, else a
+ * key of the cell at 0 of a bin of top exponent et. -1: the streams do not decode. */
+static int32_t cl_side_next(cl_io *io, int32_t et, int neg, int32_t mb) {
+    if (io->ep >= io->ne) return -1;
+    io->ep++;
+    if (et < 0) {
+        int32_t hi = cl_side_raw(io, 8), lo = cl_side_raw(io, 8);
+        return io->sbad ? -1 : (hi << 8) | lo;
+    }
+    uint32_t x = io->sx, slot = x & ((1u << CL_DPB) - 1);
+    int d = -1;
+    int64_t c = 0;
+    for (int s = 0; s < CL_DEPTHS; s++) {
+        if (io->dfreq[s] > 0 && c <= slot && slot < c + io->dfreq[s]) {
+            d = s;
+            break;
+        }
+        c += io->dfreq[s];
+    }
+    if (d < 0) return -1;
+    x = (uint32_t)io->dfreq[d] * (x >> CL_DPB) + slot - (uint32_t)c;
+    if (x < (1u << 16)) {
+        if (io->sp >= io->sn) return -1;
+        x = (x << 16) | io->side[io->sp++];
+    }
+    io->sx = x;
+    int32_t g;
+    if (d == CL_DEPTHS - 1) {
+        int32_t hi = cl_side_raw(io, 7);
+        g = (hi << 8) | cl_side_raw(io, 8);
+    } else {
+        int32_t ee = et - mb - 1 - d;
+        if (ee < 1) return -1;
+        g = ee >= 2 ? (ee << mb) | cl_side_raw(io, mb) : cl_side_raw(io, mb + 1);
+    }
+    return io->sbad ? -1 : (neg ? 0x8000 : 0) | g;
+}
 
 static inline int cl_renorm(cl_io *io, uint32_t *x) {
     if (*x < (1u << 16)) {
@@ -118,13 +178,13 @@ static inline int cl_renorm(cl_io *io, uint32_t *x) {
     return 0;
 }
 
-/* The block [b0, b1) in scalar steps, as the reference; P(t) gives a weight's bin. */
-static int cl_block_scalar(cl_io *io, int64_t b0, int64_t b1, const cl_bin *const *bins, int32_t mb,
+/* The block [b0, b1) in scalar steps, as the reference; bins[t - b0]: weight t's bin. */
+static int cl_block_scalar(cl_io *io, int64_t b0, int64_t b1, const cl_bin *bins, int32_t mb,
                            uint16_t *out) {
     int32_t ja[CL_LANES], aa[CL_LANES], sg[CL_LANES], ets[CL_LANES];
     for (int64_t t = b0; t < b1; t++) {
         int ln = (int)(t - b0);
-        const cl_bin *p = bins[ln];
+        const cl_bin *p = &bins[ln];
         uint32_t x = io->xs[ln], slot = x & 0xFFFF;
         int32_t start, freq, v = 0, isesc = 0;
         if ((int32_t)slot < p->u0) {
@@ -149,8 +209,9 @@ static int cl_block_scalar(cl_io *io, int64_t b0, int64_t b1, const cl_bin *cons
         int32_t j = isesc ? -1 : cl_raw_bits(a, p->et, mb);
         ja[ln] = j, aa[ln] = a, sg[ln] = m < 0, ets[ln] = p->et;
         if (j < 0) {
-            if (io->ep >= io->ne) return 1;
-            out[t] = io->esc[io->ep++];
+            int32_t e = cl_side_next(io, isesc ? -1 : p->et, m < 0, mb);
+            if (e < 0) return 1;
+            out[t] = (uint16_t)e;
         }
     }
     for (int64_t t = b0; t < b1; t++) {
@@ -198,7 +259,10 @@ static const cl_bin *cl_bins_of(cl_cache *c, int64_t g, const uint16_t *sb, cons
 
 static int cl_decode(cl_io *io, const uint8_t *q, const uint16_t *sb, const uint16_t *lb, const int64_t *spec,
                      int dt, int64_t n, int64_t cols, int64_t groups, int32_t mb, uint16_t *out) {
-    if (io->nw < 2 * CL_LANES) return 1;
+    if (io->nw < 2 * CL_LANES || io->sn < 2) return 1;
+    io->sx = (uint32_t)io->side[0] | ((uint32_t)io->side[1] << 16);
+    io->sp = 2;
+    io->sbad = 0;
     for (int i = 0; i < CL_LANES; i++)
         io->xs[i] = (uint32_t)io->words[2 * i] | ((uint32_t)io->words[2 * i + 1] << 16);
     io->wp = 2 * CL_LANES;
@@ -213,52 +277,59 @@ static int cl_decode(cl_io *io, const uint8_t *q, const uint16_t *sb, const uint
 #endif
     for (; b0 < n; b0 += CL_LANES) {
         int64_t b1 = b0 + CL_LANES < n ? b0 + CL_LANES : n;
-        const cl_bin *bins[CL_LANES];
+        cl_bin bins[CL_LANES]; /* copies: a block may span more groups than the cache holds */
         for (int64_t t = b0; t < b1; t++) {
             int64_t g = (t / cols) * groups + (t % cols) / 128;
-            bins[t - b0] = &cl_bins_of(&cache, g, sb, lb, dt, mb, spec)[q[t] & 15];
+            bins[t - b0] = cl_bins_of(&cache, g, sb, lb, dt, mb, spec)[q[t] & 15];
         }
         if (cl_block_scalar(io, b0, b1, bins, mb, out)) return 1;
     }
     for (int i = 0; i < CL_LANES; i++)
         if (io->xs[i] != (1u << 16)) return 1;
-    return io->wp != io->nw || io->ep != io->ne;
+    return io->wp != io->nw || io->ep != io->ne || io->sx != (1u << 16) || io->sp != io->sn;
 }
 
 static PyObject *py_decode(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *o[7];
-    long long dt, cols, groups, mb;
-    if (!PyArg_ParseTuple(args, "OOOOOOLLLLO", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &dt, &cols, &groups,
-                          &mb, &o[6]))
+    PyObject *o[8];
+    long long ne, dt, cols, groups, mb;
+    if (!PyArg_ParseTuple(args, "OOOLOOOOLLLLO", &o[0], &o[1], &o[2], &ne, &o[3], &o[4], &o[5], &o[6], &dt, &cols,
+                          &groups, &mb, &o[7]))
         return NULL;
-    static const Py_ssize_t isz[7] = {2, 2, 1, 2, 2, 8, 2};
-    static const char *names[7] = {"words", "esc", "q", "sb", "lb", "spec", "out"};
-    Py_buffer v[7];
+    static const Py_ssize_t isz[8] = {2, 2, 8, 1, 2, 2, 8, 2};
+    static const char *names[8] = {"words", "side", "dfreq", "q", "sb", "lb", "spec", "out"};
+    Py_buffer v[8];
     int got = 0;
-    for (; got < 7; got++)
-        if (pb_getbuf(o[got], &v[got], isz[got], PB_INTS, -1, got == 6, names[got]) < 0) goto fail;
-    int64_t n = v[2].len, nw = v[0].len / 2, ng = v[3].len / 2;
+    for (; got < 8; got++)
+        if (pb_getbuf(o[got], &v[got], isz[got], PB_INTS, -1, got == 7, names[got]) < 0) goto fail;
+    int64_t n = v[3].len, nw = v[0].len / 2, ng = v[4].len / 2;
     if (dt < 0 || dt > 2 || (mb != 7 && mb != 10) || cols <= 0 || groups != (cols + 127) / 128 ||
-        n % cols != 0 || ng != (n / cols) * groups || v[4].len != v[3].len || v[5].len != 6 * 8 ||
-        v[6].len / 2 != n) {
+        n % cols != 0 || ng != (n / cols) * groups || v[5].len != v[4].len || v[6].len != 6 * 8 ||
+        v[7].len / 2 != n || v[2].len != CL_DEPTHS * 8 || ne < 0) {
         PyErr_SetString(PyExc_ValueError, "_cells.decode: inconsistent sizes");
         goto fail;
     }
-    const int64_t *spec = (const int64_t *)v[5].buf;
-    for (int i = 0; i < 6; i++)
-        if (spec[i] < 0 || spec[i] > 65535) {
-            PyErr_SetString(PyExc_ValueError, "_cells.decode: special frequency out of range");
-            goto fail;
-        }
+    const int64_t *spec = (const int64_t *)v[6].buf, *dfreq = (const int64_t *)v[2].buf;
+    int64_t dsum = 0;
+    for (int i = 0; i < CL_DEPTHS; i++) {
+        if (dfreq[i] < 0 || dfreq[i] > (1 << CL_DPB)) dsum = -1 << 20;
+        dsum += dfreq[i];
+    }
+    int bad_tab = dsum != 0 && dsum != (1 << CL_DPB);
+    for (int i = 0; i < 6; i++) bad_tab |= spec[i] < 0 || spec[i] > 65535;
+    if (bad_tab) {
+        PyErr_SetString(PyExc_ValueError, "_cells.decode: a frequency table out of range");
+        goto fail;
+    }
     int rc;
-    cl_io io = {(const uint16_t *)v[0].buf, (const uint16_t *)v[1].buf, nw, v[1].len / 2, 0, 0, {0}};
+    cl_io io = {(const uint16_t *)v[0].buf, (const uint16_t *)v[1].buf, dfreq, nw, ne, 0, 0, v[1].len / 2, 0,
+                {0}, 0, 0};
     Py_BEGIN_ALLOW_THREADS
-    rc = n ? cl_decode(&io, (const uint8_t *)v[2].buf, (const uint16_t *)v[3].buf, (const uint16_t *)v[4].buf,
-                       spec, (int)dt, n, cols, groups, (int32_t)mb, (uint16_t *)v[6].buf)
+    rc = n ? cl_decode(&io, (const uint8_t *)v[3].buf, (const uint16_t *)v[4].buf, (const uint16_t *)v[5].buf,
+                       spec, (int)dt, n, cols, groups, (int32_t)mb, (uint16_t *)v[7].buf)
            : 0;
     Py_END_ALLOW_THREADS
-    for (int i = 0; i < 7; i++) PyBuffer_Release(&v[i]);
+    for (int i = 0; i < 8; i++) PyBuffer_Release(&v[i]);
     return PyLong_FromLong(rc);
 fail:
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);

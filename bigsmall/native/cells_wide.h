@@ -1,6 +1,6 @@
-/* The .bsd 5.0 exact chunk's AVX2 step (included by _cells.c): 8 weights a block, one lane each,
- * while at least 16 words are left (two renormalisations of 8 lanes); the caller's scalar steps
- * do the rest. Same patterns, escapes and return value as cl_block_scalar (the reference's),
+/* The .bsd 5.0 exact chunk's AVX2 step (included by _cells.c): 16 weights a block, one lane each
+ * in two vectors, while at least 32 words are left (four renormalisations of 8 lanes); the
+ * caller's scalar steps do the rest. Same patterns, escapes and return value as cl_block_scalar (the reference's),
  * property_tests/test_dual_cells.py. */
 
 /* renormalisation words to lanes: for a mask of the lanes that read, lane i takes the
@@ -32,17 +32,82 @@ CL_TARGET static inline __m256i cl_renorm8(__m256i x, const uint16_t *words, int
     return _mm256_blendv_epi8(x, _mm256_or_si256(_mm256_slli_epi32(x, 16), w), need);
 }
 
+/* What the cell step leaves for the raw step, per lane. */
+typedef struct {
+    __m256i a, j, neg, escl, etm1, isesc;
+} cl_mid;
+
+/* One vector's cell step (before its renormalisation): the new states. */
+CL_TARGET static inline __m256i cl_step1(__m256i X, __m256i qv, __m256i R[5][2], int32_t mb, cl_mid *o) {
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
+    const __m256i qhi = _mm256_cmpgt_epi32(qv, _mm256_set1_epi32(7));
+    const __m256i w0 = cl_pick(R[0][0], R[0][1], qv, qhi), w1 = cl_pick(R[1][0], R[1][1], qv, qhi);
+    const __m256i escv = cl_pick(R[2][0], R[2][1], qv, qhi), w3 = cl_pick(R[3][0], R[3][1], qv, qhi);
+    const __m256i w4 = cl_pick(R[4][0], R[4][1], qv, qhi);
+    const __m256i u0 = _mm256_and_si256(w0, lo16), f = _mm256_srli_epi32(w0, 16);
+    const __m256i c1 = _mm256_and_si256(w1, lo16), c2 = _mm256_srli_epi32(w1, 16);
+    const __m256i mlo = _mm256_sub_epi32(_mm256_and_si256(w3, lo16), _mm256_set1_epi32(32768));
+    const __m256i vs = _mm256_srli_epi32(w3, 16);
+    const __m256i et = _mm256_and_si256(w4, lo16), ns = _mm256_srli_epi32(w4, 16);
+    const __m256i slot = _mm256_and_si256(X, lo16);
+    const __m256i isspec = _mm256_cmpgt_epi32(u0, slot);
+    const __m256i isesc = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(escv, one));
+    const __m256i ge1 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c1, one));
+    const __m256i ge2 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c2, one));
+    const __m256i s_start = _mm256_blendv_epi8(_mm256_and_si256(c1, ge1), c2, ge2);
+    const __m256i s_end = _mm256_blendv_epi8(_mm256_blendv_epi8(c1, c2, ge1), u0, ge2);
+    const __m256i s_v = _mm256_sub_epi32(_mm256_sub_epi32(vs, ge1), ge2); /* masks are -1 */
+    const __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_cvtepi32_ps(_mm256_max_epi32(f, one)));
+    const __m256i u = _mm256_cvttps_epi32(_mm256_mul_ps(
+        _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(slot, u0)), _mm256_set1_ps(0.5f)), rcp));
+    const __m256i u_start = _mm256_add_epi32(u0, _mm256_mullo_epi32(u, f));
+    const __m256i u_v = _mm256_add_epi32(u, _mm256_and_si256(_mm256_cmpgt_epi32(u, _mm256_sub_epi32(vs, one)), ns));
+    const __m256i start = _mm256_blendv_epi8(_mm256_blendv_epi8(u_start, escv, isesc), s_start, isspec);
+    const __m256i freq = _mm256_blendv_epi8(_mm256_blendv_epi8(f, _mm256_sub_epi32(_mm256_set1_epi32(65536), escv), isesc),
+                                            _mm256_sub_epi32(s_end, s_start), isspec);
+    const __m256i v = _mm256_blendv_epi8(u_v, s_v, isspec);
+    /* the cell's key range, for the raw step */
+    const __m256i m = _mm256_add_epi32(mlo, v);
+    o->neg = _mm256_cmpgt_epi32(zero, m);
+    o->a = _mm256_xor_si256(m, o->neg); /* -1 - m for m < 0 */
+    const __m256i lg = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(o->a)), 23),
+                                        _mm256_set1_epi32(127));
+    o->etm1 = _mm256_sub_epi32(et, one);
+    const __m256i tiny = _mm256_and_si256(_mm256_cmpeq_epi32(o->a, zero), _mm256_cmpgt_epi32(et, _mm256_set1_epi32(mb + 1)));
+    o->escl = _mm256_or_si256(isesc, tiny);
+    o->isesc = isesc;
+    o->j = _mm256_andnot_si256(o->escl, _mm256_min_epi32(_mm256_sub_epi32(_mm256_set1_epi32(mb), lg), o->etm1));
+    return _mm256_sub_epi32(_mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(X, 16)), slot), start);
+}
+
+/* One vector's raw step (before its renormalisation); its patterns into *pat, and any pattern
+ * out of range (a damaged stream) into *bad. */
+CL_TARGET static inline __m256i cl_step2(__m256i X, const cl_mid *o, int32_t mb, __m256i *pat, int *bad) {
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF), one = _mm256_set1_epi32(1);
+    const __m256i sh = _mm256_sub_epi32(_mm256_set1_epi32(16), o->j);
+    const __m256i slot2 = _mm256_and_si256(X, lo16);
+    const __m256i rr = _mm256_srlv_epi32(slot2, sh);
+    const __m256i gv = _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(o->a, o->j), rr),
+                                        _mm256_sll_epi32(_mm256_sub_epi32(o->etm1, o->j), _mm_cvtsi32_si128(mb)));
+    *bad |= _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(o->escl, _mm256_cmpgt_epi32(gv, _mm256_set1_epi32(0x7FFF)))));
+    *pat = _mm256_or_si256(gv, _mm256_and_si256(o->neg, _mm256_set1_epi32(0x8000)));
+    return _mm256_add_epi32(_mm256_sllv_epi32(_mm256_srli_epi32(X, 16), sh),
+                            _mm256_and_si256(slot2, _mm256_sub_epi32(_mm256_sllv_epi32(one, sh), one)));
+}
+
+CL_TARGET static inline void cl_store(uint16_t *out, __m256i pat) {
+    const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(pat, pat), 0x08);
+    _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(pk));
+}
+
+/* Blocks of 16 weights (two vectors: their dependency chains overlap) while at least 32 words
+ * are left; *b0p: the first weight not decoded. */
 CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb, const uint16_t *lb,
                                  const int64_t *spec, int dt, int64_t n, int64_t cols, int64_t groups, int32_t mb,
                                  uint16_t *out, int64_t *b0p) {
-    const __m256i lo16 = _mm256_set1_epi32(0xFFFF), zero = _mm256_setzero_si256(), one = _mm256_set1_epi32(1);
-    const __m256i seven = _mm256_set1_epi32(7), m32k = _mm256_set1_epi32(32768), c16 = _mm256_set1_epi32(16);
-    const __m256i mbv = _mm256_set1_epi32(mb), emax = _mm256_set1_epi32(mb + 1), c7fff = _mm256_set1_epi32(0x7FFF);
-    const __m256i bias = _mm256_set1_epi32(127), t64k = _mm256_set1_epi32(65536);
-    const __m128i mbc = _mm_cvtsi32_si128(mb);
-    __m256i X = _mm256_loadu_si256((const __m256i *)io->xs);
-    int64_t wp = io->wp, ep = io->ep, t = 0;
-    const int64_t nw = io->nw, ne = io->ne, rows = n / cols;
+    __m256i XA = _mm256_loadu_si256((const __m256i *)io->xs), XB = _mm256_loadu_si256((const __m256i *)(io->xs + 8));
+    int64_t wp = io->wp, t = 0;
+    const int64_t nw = io->nw, rows = n / cols;
     int bad = 0;
     cl_bin P[16];
     int32_t A[5][16];
@@ -63,66 +128,38 @@ CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb
                 R[k][1] = _mm256_loadu_si256((const __m256i *)(A[k] + 8));
             }
             const int64_t cend = (g + 1) * 128 < cols ? (g + 1) * 128 : cols;
-            for (int64_t c = g * 128; c < cend; c += 8) {
+            for (int64_t c = g * 128; c < cend; c += 16) {
                 t = r * cols + c;
-                if (wp + 16 > nw) goto stop;
-                const __m256i qv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t)));
-                const __m256i qhi = _mm256_cmpgt_epi32(qv, seven);
-                const __m256i w0 = cl_pick(R[0][0], R[0][1], qv, qhi), w1 = cl_pick(R[1][0], R[1][1], qv, qhi);
-                const __m256i escv = cl_pick(R[2][0], R[2][1], qv, qhi), w3 = cl_pick(R[3][0], R[3][1], qv, qhi);
-                const __m256i w4 = cl_pick(R[4][0], R[4][1], qv, qhi);
-                const __m256i u0 = _mm256_and_si256(w0, lo16), f = _mm256_srli_epi32(w0, 16);
-                const __m256i c1 = _mm256_and_si256(w1, lo16), c2 = _mm256_srli_epi32(w1, 16);
-                const __m256i mlo = _mm256_sub_epi32(_mm256_and_si256(w3, lo16), m32k), vs = _mm256_srli_epi32(w3, 16);
-                const __m256i et = _mm256_and_si256(w4, lo16), ns = _mm256_srli_epi32(w4, 16);
-                const __m256i slot = _mm256_and_si256(X, lo16);
-                /* cell step */
-                const __m256i isspec = _mm256_cmpgt_epi32(u0, slot);
-                const __m256i isesc = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(escv, one));
-                const __m256i ge1 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c1, one));
-                const __m256i ge2 = _mm256_cmpgt_epi32(slot, _mm256_sub_epi32(c2, one));
-                const __m256i s_start = _mm256_blendv_epi8(_mm256_and_si256(c1, ge1), c2, ge2);
-                const __m256i s_end = _mm256_blendv_epi8(_mm256_blendv_epi8(c1, c2, ge1), u0, ge2);
-                const __m256i s_v = _mm256_sub_epi32(_mm256_sub_epi32(vs, ge1), ge2); /* masks are -1 */
-                const __m256 rcp = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_cvtepi32_ps(_mm256_max_epi32(f, one)));
-                const __m256i u = _mm256_cvttps_epi32(_mm256_mul_ps(
-                    _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(slot, u0)), _mm256_set1_ps(0.5f)), rcp));
-                const __m256i u_start = _mm256_add_epi32(u0, _mm256_mullo_epi32(u, f));
-                const __m256i u_v = _mm256_add_epi32(u, _mm256_and_si256(_mm256_cmpgt_epi32(u, _mm256_sub_epi32(vs, one)), ns));
-                const __m256i start = _mm256_blendv_epi8(_mm256_blendv_epi8(u_start, escv, isesc), s_start, isspec);
-                const __m256i freq = _mm256_blendv_epi8(_mm256_blendv_epi8(f, _mm256_sub_epi32(t64k, escv), isesc),
-                                                        _mm256_sub_epi32(s_end, s_start), isspec);
-                const __m256i v = _mm256_blendv_epi8(u_v, s_v, isspec);
-                X = _mm256_sub_epi32(_mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(X, 16)), slot), start);
-                X = cl_renorm8(X, io->words, &wp);
-                /* the cell's key range */
-                const __m256i m = _mm256_add_epi32(mlo, v);
-                const __m256i neg = _mm256_cmpgt_epi32(zero, m);
-                const __m256i a = _mm256_xor_si256(m, neg); /* -1 - m for m < 0 */
-                const __m256i lg = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(_mm256_cvtepi32_ps(a)), 23), bias);
-                const __m256i etm1 = _mm256_sub_epi32(et, one);
-                const __m256i tiny = _mm256_and_si256(_mm256_cmpeq_epi32(a, zero), _mm256_cmpgt_epi32(et, emax));
-                const __m256i escl = _mm256_or_si256(isesc, tiny);
-                const __m256i j = _mm256_andnot_si256(escl, _mm256_min_epi32(_mm256_sub_epi32(mbv, lg), etm1));
-                /* raw step */
-                const __m256i sh = _mm256_sub_epi32(c16, j);
-                const __m256i slot2 = _mm256_and_si256(X, lo16);
-                const __m256i rr = _mm256_srlv_epi32(slot2, sh);
-                X = _mm256_add_epi32(_mm256_sllv_epi32(_mm256_srli_epi32(X, 16), sh),
-                                     _mm256_and_si256(slot2, _mm256_sub_epi32(_mm256_sllv_epi32(one, sh), one)));
-                X = cl_renorm8(X, io->words, &wp);
-                const __m256i gv = _mm256_add_epi32(_mm256_add_epi32(_mm256_sllv_epi32(a, j), rr),
-                                                    _mm256_sll_epi32(_mm256_sub_epi32(etm1, j), mbc));
-                bad |= _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(escl, _mm256_cmpgt_epi32(gv, c7fff))));
-                const __m256i pat = _mm256_or_si256(gv, _mm256_and_si256(neg, _mm256_set1_epi32(0x8000)));
-                const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(pat, pat), 0x08);
-                _mm_storeu_si128((__m128i *)(out + t), _mm256_castsi256_si128(pk));
-                unsigned em = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(escl));
-                while (em) {
-                    const int ln = __builtin_ctz(em);
-                    em &= em - 1;
-                    if (ep >= ne) return 1;
-                    out[t + ln] = io->esc[ep++];
+                if (wp + 32 > nw) goto stop;
+                cl_mid mA, mB;
+                __m256i pA, pB;
+                XA = cl_step1(XA, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t))), R, mb, &mA);
+                XB = cl_step1(XB, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t + 8))), R, mb, &mB);
+                XA = cl_renorm8(XA, io->words, &wp);
+                XB = cl_renorm8(XB, io->words, &wp);
+                XA = cl_step2(XA, &mA, mb, &pA, &bad);
+                XB = cl_step2(XB, &mB, mb, &pB, &bad);
+                XA = cl_renorm8(XA, io->words, &wp);
+                XB = cl_renorm8(XB, io->words, &wp);
+                cl_store(out + t, pA);
+                cl_store(out + t + 8, pB);
+                unsigned em = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(mA.escl)) |
+                              ((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(mB.escl)) << 8);
+                if (em) { /* rare: the side stream's keys, in lane order */
+                    int32_t ets[16], ng[16], ie[16];
+                    _mm256_storeu_si256((__m256i *)ets, mA.etm1);
+                    _mm256_storeu_si256((__m256i *)(ets + 8), mB.etm1);
+                    _mm256_storeu_si256((__m256i *)ng, mA.neg);
+                    _mm256_storeu_si256((__m256i *)(ng + 8), mB.neg);
+                    _mm256_storeu_si256((__m256i *)ie, mA.isesc);
+                    _mm256_storeu_si256((__m256i *)(ie + 8), mB.isesc);
+                    while (em) {
+                        const int ln = __builtin_ctz(em);
+                        em &= em - 1;
+                        const int32_t e = cl_side_next(io, ie[ln] ? -1 : ets[ln] + 1, ng[ln] != 0, mb);
+                        if (e < 0) return 1;
+                        out[t + ln] = (uint16_t)e;
+                    }
                 }
             }
             if (bad) return 1;
@@ -130,9 +167,9 @@ CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb
     }
     t = n;
 stop:
-    _mm256_storeu_si256((__m256i *)io->xs, X);
+    _mm256_storeu_si256((__m256i *)io->xs, XA);
+    _mm256_storeu_si256((__m256i *)(io->xs + 8), XB);
     io->wp = wp;
-    io->ep = ep;
     *b0p = t;
     return bad;
 }

@@ -1,9 +1,8 @@
-"""The source of tests/dual_vectors/v1.bsd, v2.bsd, v3.bsd and v4.bsd, golden ``.bsd`` 1.0, 2.0,
-3.0 and 4.0 files (written by the 1.0 encoder before 2.0, by the first 2.0 encoder, by the first
-3.0 encoder, by the first 4.0 encoder); ``source_v2()`` is the source of v2_modes.bsd,
-v3_modes.bsd and v4_modes.bsd. Every later bigsmall must restore them to these bytes. The tests
+"""The source of tests/dual_vectors/v1.bsd .. v5.bsd, golden ``.bsd`` 1.0 to 5.0 files (written by
+the 1.0 encoder before 2.0, by the first 2.0 encoder, by the first 3.0, 4.0 and 5.0 encoders);
+``source_v2()`` is the source of v2_modes.bsd .. v5_modes.bsd. Every later bigsmall must restore them to these bytes. The tests
 do not rewrite them; ``source()`` regenerates the original to compare against. The 3.0 files
-were written by (the 4.0 files: the same with v4.bsd, v4_modes.bsd)::
+were written by (the 4.0 and 5.0 files: the same with v4.bsd, v4_modes.bsd / v5.bsd, v5_modes.bsd)::
 
     python -c "import importlib.util as u; from pathlib import Path; from bigsmall.io import dual
     s = u.spec_from_file_location('mk', 'tests/dual_vectors/make_v1_source.py')
