@@ -21,9 +21,10 @@ both alike); compare ratios, not absolute numbers across runs.
 ``--kernels``: the C decode kernels alone on each model's ``.bsd`` chunks, CPU time of one
 thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the same codes,
 contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
-states (4.0), and the exact chunk's keys (``decode_lookup``), in ns per weight; then 4.0's codes
-per context mode (0, 1, 2) with the scalar step and the AVX2 step forced (``_set_isa``, where the
-CPU has AVX2; mode 2 has no AVX2 step: both are the scalar one), interleaved.
+states (4.0), and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files only), in ns per weight;
+then the 8-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step forced
+(``_set_isa``, where the CPU has AVX2; mode 2 has no AVX2 step: both are the scalar one),
+interleaved.
 """
 
 from __future__ import annotations
@@ -168,12 +169,15 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                                                                      nctx, 16, with_lut=False)
                     codes[lanes].append((words, z, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1),
                                          lanes))
-                head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
-                keys.append((*head, np.empty(q.size, np.int32)))
+                if f.head["major"] in (3, 4):  # the lookup exact chunk (5.0's value cells: native._cells)
+                    head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
+                    keys.append((*head, np.empty(q.size, np.int32)))
     n = sum(a[6].size for a in codes[1])
     out: dict[str, Any] = {"weights": n}
-    for label, fn, calls in [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes] + [
-            ("exact_keys_ns", nat.decode_lookup, keys)]:
+    runs = [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes]
+    if keys:
+        runs.append(("exact_keys_ns", nat.decode_lookup, keys))
+    for label, fn, calls in runs:
         best = float("inf")
         for _ in range(repeat):
             t0 = time.thread_time()

@@ -302,15 +302,15 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
 }
 
 /* lanes == 8 with the slot -> symbol tables (modes 0 and 1): the AVX2 step where the CPU has
- * it (set at import; _set_isa for the tests), its own table per used context (dl_wtab: 2^14 u32
- * each, at most 4 MiB, one buffer per thread like dl_lut's) instead of dl_lut's bytes. */
+ * it (set at import; _set_isa for the tests), with its bounds per context (dl_wtab: 256 int32 a
+ * context, one buffer per thread like dl_lut's) and dl_code's tables for the other steps. */
 static int use_avx2 = 0;
 static int32_t dl_wlut[256 * 8]; /* per 8-bit mask, lane j -> the set bits below j */
 
 static DL_TLS uint32_t *dl_wtab_buf;
 static DL_TLS size_t dl_wtab_cap;
 
-static uint32_t *dl_wtab(size_t n) { /* zeroed when fresh: unused contexts' entries are read */
+static uint32_t *dl_wtab(size_t n) {
     if (n > dl_wtab_cap) {
         free(dl_wtab_buf);
         dl_wtab_cap = 0;
@@ -333,24 +333,6 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
                     int64_t nctx, uint32_t *fc, int16_t *c16, uint8_t *lut, uint8_t *bkt, int lanes,
                     uint32_t *wt) {
     if (nw < 2 * lanes) return 1;
-#if DL_HAVE_AVX2
-    if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
-        dlw_table(freq, cum, ok, nctx, wt);
-        uint64_t okbits = 0;
-        for (int64_t cx = 0; cx < nctx; cx++) okbits |= (uint64_t)(ok[cx] != 0) << cx;
-        uint32_t xs[8];
-        for (int i = 0; i < 8; i++) xs[i] = (uint32_t)words[2 * i] | ((uint32_t)words[2 * i + 1] << 16);
-        int64_t wp = 16, n = rows * cols;
-        int rc = up ? dlw_run_up(xs, n, words, nw, &wp, z, ok, okbits, q, cols, wt, dl_wlut)
-                    : dlw_run_z(xs, n, words, nw, &wp, z, ok, okbits, q, cols, wt, dl_wlut);
-        if (rc) return 1;
-        for (int i = 0; i < 8; i++)
-            if (xs[i] != (1u << 16)) return 1;
-        return wp != nw;
-    }
-#else
-    (void)wt;
-#endif
     for (int64_t cx = 0; cx < nctx; cx++) {
         for (int j = 0; j < 16; j++) { /* unused contexts: zeros (decoding one flags bad) */
             fc[cx * 16 + j] = ok[cx] ? (uint32_t)freq[cx * 16 + j] | ((uint32_t)cum[cx * 16 + j] << 15) : 0;
@@ -368,6 +350,17 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
     for (int i = 0; i < lanes; i++) xs[i] = (uint64_t)words[2 * i] | ((uint64_t)words[2 * i + 1] << 16);
     int64_t wp = 2 * lanes, n = rows * cols;
     int rc;
+#if DL_HAVE_AVX2
+    if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
+        uint64_t okbits = 0;
+        for (int64_t cx = 0; cx < nctx; cx++) okbits |= (uint64_t)(ok[cx] != 0) << cx;
+        dlw_tables(freq, cum, ok, nctx, up, (int32_t *)wt);
+        rc = up ? dlw_run_up(xs, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut)
+                : dlw_run_z(xs, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut);
+    } else
+#else
+    (void)wt;
+#endif
     if (lut && up)
         rc = dl_run(xs, lanes, n, words, nw, &wp, z, ok, q, cols, 1, fc, c16, lut, NULL);
     else if (lut)
@@ -460,10 +453,10 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
             c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
-            if (wide) wt = dl_wtab((size_t)nctx << PB);
-            else if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
+            if (wide) wt = dl_wtab((size_t)nctx * 256);
+            if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
             else bkt = dl_lut((size_t)nctx << 8);
-            if (!fc || !c16 || (!lut && !bkt && !wt)) {
+            if (!fc || !c16 || (!lut && !bkt) || (wide && !wt)) {
                 PyErr_NoMemory();
                 bad = 1;
             }
