@@ -484,6 +484,8 @@ def decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out):  # t
             et = p[P_ET]
             m = p[P_MLO] + v
             a = -1 - m if m < 0 else m
+            if not esc_now and a >> (mb + 1):  # beyond any bin's cells: a damaged stream
+                return 1
             j = -1 if esc_now else _raw_bits(a, et, mb)
             ja[ln] = j
             aa[ln] = a

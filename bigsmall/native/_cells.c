@@ -64,8 +64,34 @@ static inline int32_t cl_et(int32_t k, int32_t mb) {
 /* The reference's bin_params for one group. */
 static void cl_group(uint16_t sb, uint16_t lb, int dt, int32_t mb, const int64_t *spec, cl_bin *P) {
     int64_t ka[16], kb[16];
-    db_group_bins(sb, lb, dt, ka, kb);
     int64_t s = db_fp16_units(sb) << (DB_U - 24), lo = db_fp16_units(lb) << (DB_U - 24);
+    {   /* db_group_bins with each of the 17 edges rounded once: bin q's upper edge is bin q+1's
+         * lower one (the same value, rounded down for one and up for the other) */
+        const int64_t sign = (int64_t)1 << (db_width[dt] - 1), mb64 = db_mb[dt];
+        const int64_t top = ((db_emax[dt] + db_bias[dt]) << mb64) | (((int64_t)1 << mb64) - 1);
+        const int sh16 = dt == 2 ? 16 : 0;
+        for (int i = 0; i <= 16; i++) {
+            int64_t x = i == 0 ? lo - (s >> 5) : (i == 16 ? lo + 15 * s + (s >> 5) : lo + (2 * i - 1) * (s >> 1));
+            int neg = x < 0;
+            int64_t ax = neg ? -x : x, md = 0, nz = 0;
+            if (ax > 0) {
+                int64_t ln = 63 - __builtin_clzll((unsigned long long)ax), e = ln - DB_U, shv;
+                if (e < db_emin[dt]) {
+                    shv = DB_U + db_emin[dt] - mb64;
+                    md = ax >> shv;
+                } else {
+                    shv = ln - mb64;
+                    md = ((e + db_bias[dt]) << mb64) + ((shv >= 0 ? ax >> shv : ax << (-shv)) - ((int64_t)1 << mb64));
+                }
+                nz = shv > 0 && (ax & (((int64_t)1 << shv) - 1)) != 0;
+            }
+            int64_t mup = md + nz < top ? md + nz : top, mdn = md < top ? md : top;
+            /* as a lower edge (up) and as an upper edge (down); negative: mirrored */
+            int64_t lower = neg ? sign - 1 - mdn : sign + mup, upper = neg ? sign - 1 - mup : sign + mdn;
+            if (i < 16) ka[i] = lower >> sh16;
+            if (i > 0) kb[i - 1] = upper >> sh16;
+        }
+    }
     for (int q = 0; q < 16; q++) {
         cl_bin *p = &P[q];
         int32_t a = (int32_t)ka[q], b = (int32_t)kb[q];
@@ -89,7 +115,10 @@ static void cl_group(uint16_t sb, uint16_t lb, int dt, int32_t mb, const int64_t
             }
         }
         int32_t nu = n - ns, u0 = (int32_t)c[ns];
-        int32_t f = nu > 0 ? (65535 - u0) / nu : 0;
+        /* floor((65535 - u0) / nu) by a double division (exact: both < 2^16, so a quotient that
+         * is not an integer lies >= 2^-16 from one, far beyond the rounding error; an integer
+         * division here was ~1/5 of this function) */
+        int32_t f = nu > 0 ? (int32_t)((double)(65535 - u0) / (double)nu) : 0;
         p->mlo = mlo, p->n = n, p->et = et, p->vs = vs, p->ns = ns;
         p->c1 = ns > 1 ? (int32_t)c[1] : u0;
         p->c2 = ns > 2 ? (int32_t)c[2] : u0;
@@ -206,6 +235,7 @@ static int cl_block_scalar(cl_io *io, int64_t b0, int64_t b1, const cl_bin *bins
         if (cl_renorm(io, &x)) return 1;
         io->xs[ln] = x;
         int32_t m = p->mlo + v, a = m < 0 ? -1 - m : m;
+        if (!isesc && (a >> (mb + 1))) return 1; /* beyond any bin's cells: a damaged stream */
         int32_t j = isesc ? -1 : cl_raw_bits(a, p->et, mb);
         ja[ln] = j, aa[ln] = a, sg[ln] = m < 0, ets[ln] = p->et;
         if (j < 0) {

@@ -34,7 +34,7 @@ CL_TARGET static inline __m256i cl_renorm8(__m256i x, const uint16_t *words, int
 
 /* What the cell step leaves for the raw step, per lane. */
 typedef struct {
-    __m256i a, j, neg, escl, etm1, isesc;
+    __m256i a, j, neg, escl, etm1, isesc, big;
 } cl_mid;
 
 /* One vector's cell step (before its renormalisation): the new states. */
@@ -76,6 +76,8 @@ CL_TARGET static inline __m256i cl_step1(__m256i X, __m256i qv, __m256i R[5][2],
     const __m256i tiny = _mm256_and_si256(_mm256_cmpeq_epi32(o->a, zero), _mm256_cmpgt_epi32(et, _mm256_set1_epi32(mb + 1)));
     o->escl = _mm256_or_si256(isesc, tiny);
     o->isesc = isesc;
+    /* a cell beyond any bin's (a damaged stream): the caller's error, as the reference's */
+    o->big = _mm256_andnot_si256(isesc, _mm256_cmpgt_epi32(o->a, _mm256_set1_epi32((1 << (mb + 1)) - 1)));
     o->j = _mm256_andnot_si256(o->escl, _mm256_min_epi32(_mm256_sub_epi32(_mm256_set1_epi32(mb), lg), o->etm1));
     return _mm256_sub_epi32(_mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(X, 16)), slot), start);
 }
@@ -137,6 +139,7 @@ CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb
                 XB = cl_step1(XB, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t + 8))), R, mb, &mB);
                 XA = cl_renorm8(XA, io->words, &wp);
                 XB = cl_renorm8(XB, io->words, &wp);
+                if (_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(mA.big, mB.big)))) return 1;
                 XA = cl_step2(XA, &mA, mb, &pA, &bad);
                 XB = cl_step2(XB, &mB, mb, &pB, &bad);
                 XA = cl_renorm8(XA, io->words, &wp);
