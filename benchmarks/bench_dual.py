@@ -23,8 +23,7 @@ thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the 
 contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
 states (4.0), and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files only), in ns per weight;
 then the 8-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step forced
-(``_set_isa``, where the CPU has AVX2; mode 2 has no AVX2 step: both are the scalar one),
-interleaved.
+(``_set_isa``, where the CPU has AVX2), interleaved.
 """
 
 from __future__ import annotations

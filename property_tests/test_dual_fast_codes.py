@@ -233,11 +233,12 @@ def wide_streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
 @SETTINGS
 @given(wide_streams(), st.integers(0, 2**32 - 1))
 def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int) -> None:
-    """4.0's 8 states with each instruction set forced (``_set_isa``: the AVX2 step where the CPU
-    has it, the scalar step): the same return value as numba's ``_decode_lanes``, and the same
-    codes where it decodes, intact and damaged (flipped words, a word dropped, added or zeroed,
-    a state's initial word below 2^16, a context without a table, another lane count's stream);
-    per code contexts and per group zero bins alike."""
+    """4.0's 8 states with each instruction set forced (``_set_isa``: the AVX2 steps where the CPU
+    has them -- modes 0 and 1's, mode 2's -- and the scalar step): the same return value as
+    numba's ``_decode_lanes``, and the same codes where it decodes, intact and damaged (flipped
+    words, a word dropped, added or zeroed, a state's initial word below 2^16, a context without
+    a table, another lane count's stream); per code contexts and per group zero bins (and column
+    clusters) alike."""
     nat = _nat()
     q, z, ctx, nctx, up = s
     stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8)
@@ -269,13 +270,14 @@ def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, in
                 assert nat.decode_codes(w, zz, freq, cum, lut, okw, b, q.shape[1], up, 8) == ra, (isa, i)
                 if not ra:
                     assert np.array_equal(a, b), (isa, i)
-                if nctx == 16 or up:  # per group zero bins, contexts built in the kernel
-                    zg = np.ascontiguousarray(z[:, ::128])
-                    c = np.zeros(q.shape, np.uint8)
-                    assert nat.decode_codes(w, zg, freq, cum, lut, okw, c, q.shape[1], up, 8, np.zeros(0, np.uint8),
-                                            0) == ra, (isa, i)
-                    if not ra:
-                        assert np.array_equal(a, c), (isa, i)
+                # per group zero bins (and mode 2's column clusters), contexts built in the kernel
+                k = 0 if up or nctx == 16 else nctx // 16
+                cm = (ctx.reshape(q.shape)[0] - z[0] * k).astype(np.uint8) if k else np.zeros(0, np.uint8)
+                c = np.zeros(q.shape, np.uint8)
+                assert nat.decode_codes(w, np.ascontiguousarray(z[:, ::128]), freq, cum, lut, okw, c, q.shape[1], up, 8,
+                                        cm, k) == ra, (isa, i)
+                if not ra:
+                    assert np.array_equal(a, c), (isa, i)
     finally:
         nat._set_isa(default)
 

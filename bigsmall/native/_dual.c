@@ -301,9 +301,10 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
     return bad || *wp > nw;
 }
 
-/* lanes == 8 with the slot -> symbol tables (modes 0 and 1): the AVX2 step where the CPU has
- * it (set at import; _set_isa for the tests), with its bounds per context (dl_wtab: 256 int32 a
- * context, one buffer per thread like dl_lut's) and dl_code's tables for the other steps. */
+/* lanes == 8 (up = 0, or mode 1 with rows of 8 codes or more): the AVX2 step where the CPU has
+ * it (set at import; _set_isa for the tests), with its tables per context (dl_wtab: 256 int32 a
+ * context for modes 0 and 1, 24 for mode 2; one buffer per thread like dl_lut's) and dl_code's
+ * tables for the other steps. */
 static int use_avx2 = 0;
 static int32_t dl_wlut[256 * 8]; /* per 8-bit mask, lane j -> the set bits below j */
 
@@ -351,7 +352,11 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
     int64_t wp = 2 * lanes, n = rows * cols;
     int rc;
 #if DL_HAVE_AVX2
-    if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
+    if (wt && !lut) { /* lanes == 8, up = 0, nctx > 64 (mode 2): the AVX2 step, any contexts */
+        int16_t *b16 = (int16_t *)(wt + nctx * 16);
+        dlw_tables_any(freq, cum, ok, nctx, b16, wt);
+        rc = dlw_run_any(xs, n, words, nw, &wp, z, ok, q, cols, fc, c16, bkt, b16, wt, dl_wlut);
+    } else if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
         uint64_t okbits = 0;
         for (int64_t cx = 0; cx < nctx; cx++) okbits |= (uint64_t)(ok[cx] != 0) << cx;
         dlw_tables(freq, cum, ok, nctx, up, (int32_t *)wt);
@@ -448,12 +453,12 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         }
         uint32_t *fc = NULL, *wt = NULL;
         int16_t *c16 = NULL;
-        int wide = DL_HAVE_AVX2 && use_avx2 && lanes == 8 && nctx <= DL_LUT_CTX && (!up || cols >= 8);
+        int wide = DL_HAVE_AVX2 && use_avx2 && lanes == 8 && (nctx <= DL_LUT_CTX ? !up || cols >= 8 : !up);
         uint8_t *lut = NULL, *bkt = NULL;
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
             c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
-            if (wide) wt = dl_wtab((size_t)nctx * 256);
+            if (wide) wt = dl_wtab((size_t)nctx * (nctx <= DL_LUT_CTX ? 256 : 24));
             if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
             else bkt = dl_lut((size_t)nctx << 8);
             if (!fc || !c16 || (!lut && !bkt) || (wide && !wt)) {

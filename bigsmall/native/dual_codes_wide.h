@@ -1,11 +1,12 @@
 /* The .bsd 4.0 fast chunk's INT4 codes, AVX2: the 8 interleaved rANS states (code t of the
  * chunk, rows flattened, on state t mod 8) in one vector of 8 x u32, 8 consecutive codes a step.
  * Included by _dual.c inside a #pragma GCC target("avx2,bmi,bmi2,popcnt") region, after dl_code
- * (the scalar step, on the same tables); dl_codes picks it at run time for lanes == 8 and the
- * slot -> symbol table paths (modes 0 and 1: at most 64 contexts; mode 1 with rows of at least 8
- * codes, so that the code above each of a step's codes is decoded before the step). Same return
- * value and, where it decodes, the same codes as the scalar dl_run and the numba _decode_lanes
- * (property_tests/test_dual_fast_codes.py, both instruction sets forced).
+ * (the scalar step, on the same tables); dl_codes picks it at run time for lanes == 8: dlw_run
+ * for modes 0 and 1 (at most 64 contexts; mode 1 with rows of at least 8 codes, so that the code
+ * above each of a step's codes is decoded before the step), dlw_run_any for mode 2 (256-1024
+ * contexts, each lane's its own). Same return value and, where it decodes, the same codes as the
+ * scalar dl_run and the numba _decode_lanes (property_tests/test_dual_fast_codes.py, both
+ * instruction sets forced).
  *
  * Why a state fits 32 bits: a state is below 2^32 when a step starts (the initial states are
  * two words), so y = f (x >> 14) + (slot - cum) < 2^14 (2^18 - 1) + 2^14 <= 2^32 and a state
@@ -34,6 +35,12 @@
  * Near the stream's end (fewer than 8 words left: a vector load would leave it) and for the last
  * n mod 8 codes: dl_code, which clamps its reads and leaves the position past the end for the
  * final check.
+ *
+ * Mode 2 (dlw_run_any): the 8 contexts differ per column, so bounds broadcast per step do not
+ * apply; each lane compares its slot with its context's 16 bounds as int16 (one load, one
+ * compare, a mask and its popcount: the symbol) and reads its entry by the scalar index; the 8
+ * entries are put together into a vector, and the rest of the step is dlw_run's (~2.6-2.9 ns a
+ * code against ~4.8-5.3 for dl_code's bucket search, bench_dual.py --kernels).
  */
 #ifndef BIGSMALL_NATIVE_DUAL_CODES_WIDE
 #define BIGSMALL_NATIVE_DUAL_CODES_WIDE
@@ -175,6 +182,82 @@ static inline __attribute__((always_inline)) int dlw_run(uint64_t *xs, int64_t n
     *wp = p;
     return bad || p > nw;
 }
+
+/* Mode 2 (and any contexts, up = 0, more than 64): each lane's context its own, from 256-1024.
+ * Per call, per context: its 16 bounds as int16 (b16: 32767, then cum[j] - 1; a context without
+ * a table: 32767, never below a slot) and its 16 entries (et: as dlw_tables', 0 for a context
+ * without a table); nctx * 24 u32 in all. */
+static void dlw_tables_any(const int64_t *freq, const int64_t *cum, const uint8_t *ok, int64_t nctx, int16_t *b16,
+                           uint32_t *et) {
+    for (int64_t cx = 0; cx < nctx; cx++)
+        for (int j = 0; j < 16; j++) {
+            int64_t f = ok[cx] ? freq[cx * 16 + j] : 0, c = cum[cx * 16 + j];
+            b16[cx * 16 + j] = (int16_t)(ok[cx] && j ? c - 1 : 32767);
+            et[cx * 16 + j] = f ? (uint32_t)(f - 1) | (uint32_t)c << 14 | (uint32_t)j << 28 : 0;
+        }
+}
+
+/* Lane L's entry: its slot (broadcast from s2 as 16 x int16) compared with its context's 16
+ * bounds, the count of those below it (two mask bits each) its symbol. */
+#define DLW_ANY_LANE(L)                                                                              \
+    ({                                                                                               \
+        const int64_t c_ = z[t + (L)];                                                               \
+        good &= ok[c_];                                                                              \
+        const __m256i r_ = _mm256_loadu_si256((const __m256i *)(b16 + c_ * 16));                     \
+        const unsigned m_ = (unsigned)_mm256_movemask_epi8(                                          \
+            _mm256_cmpgt_epi16(_mm256_permutevar8x32_epi32(s2, _mm256_set1_epi32(L)), r_));          \
+        (int)et[c_ * 16 + (__builtin_popcount(m_) >> 1)];                                            \
+    })
+
+/* Codes [0, n) (up = 0, nctx > 64: the contexts are z) on the 8 states xs, as dlw_run; fc, c16,
+ * bkt: dl_code's tables for the last codes and the stream's end. */
+__attribute__((noinline)) static int dlw_run_any(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
+                                                 int64_t *wp, const int32_t *z, const uint8_t *ok, uint8_t *q,
+                                                 int64_t cols, const uint32_t *fc, const int16_t *c16,
+                                                 const uint8_t *bkt, const int16_t *b16, const uint32_t *et,
+                                                 const int32_t *wlut) {
+    const __m256i zero = _mm256_setzero_si256(), smask = _mm256_set1_epi32(MPB - 1);
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    __m256i x = _mm256_setr_epi32((int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)xs[4], (int)xs[5],
+                                  (int)xs[6], (int)xs[7]);
+    int64_t t = 0, p = *wp;
+    int bad = 0;
+    uint8_t good = 1;
+    while (t + 8 <= n && p + 8 <= nw) {
+        int64_t stop = t + 2048 < n - 7 ? t + 2048 : n - 7; /* steps start below n - 7 */
+        for (; t < stop && p + 8 <= nw; t += 8) {
+            const __m256i slot = _mm256_and_si256(x, smask);
+            const __m256i s2 = _mm256_or_si256(slot, _mm256_slli_epi32(slot, 16));
+            const int e0 = DLW_ANY_LANE(0), e1 = DLW_ANY_LANE(1), e2 = DLW_ANY_LANE(2), e3 = DLW_ANY_LANE(3);
+            const int e4 = DLW_ANY_LANE(4), e5 = DLW_ANY_LANE(5), e6 = DLW_ANY_LANE(6), e7 = DLW_ANY_LANE(7);
+            __m128i lo = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e0), e1, 1), e2, 2), e3, 3);
+            __m128i hi = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e4), e5, 1), e6, 2), e7, 3);
+            const __m256i e = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+            const __m256i xh = _mm256_srli_epi32(x, PB);
+            __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
+                                         _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
+                                                          _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
+            __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
+            const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+            __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
+                                                    _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
+            x = _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+            p += __builtin_popcount(msk);
+            __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
+            _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+        }
+        if (!good) return 1;
+    }
+    uint32_t x8[8];
+    _mm256_storeu_si256((__m256i *)x8, x);
+    for (int i = 0; i < 8; i++) xs[i] = x8[i];
+    for (; t < n; t++) dl_code(&xs[t & 7], t, words, nw, &p, z, ok, q, cols, 0, fc, c16, NULL, bkt, &bad);
+    *wp = p;
+    return bad || p > nw;
+}
+#undef DLW_ANY_LANE
 
 /* Mode 0 and mode 1, each compiled with its constant. */
 __attribute__((noinline)) static int dlw_run_z(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
