@@ -77,6 +77,37 @@ def _et(k, mb):  # type: ignore[no-untyped-def]
     return max(g >> mb, 1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _spec_fields(p, spec, off):  # type: ignore[no-untyped-def]
+    """A bin's fields that depend on the special frequencies (``spec[off:off + NSPEC]``: its edge's
+    window, which starts at cell ``W0``, clipped to the bin's ``N`` cells)."""
+    n = p[P_N]
+    v0 = p[P_W0]
+    vs = 0
+    ns = 0
+    c1 = c2 = c3 = np.int64(0)
+    if off >= 0:
+        i0 = max(0, -v0)
+        i1 = min(NSPEC, n - v0)
+        if i1 > i0:
+            vs = v0 + i0
+            ns = i1 - i0
+            c1 = spec[off + i0]
+            c2 = c1 + (spec[off + i0 + 1] if ns > 1 else 0)
+            c3 = c2 + (spec[off + i0 + 2] if ns > 2 else 0)
+    u0 = c1 if ns == 1 else (c2 if ns == 2 else c3)
+    nu = n - ns
+    f = (65535 - u0) // nu if nu > 0 else 0
+    p[P_VS] = vs
+    p[P_NS] = ns
+    p[P_C1] = c1 if ns > 1 else u0
+    p[P_C2] = c2 if ns > 2 else u0
+    p[P_U0] = u0
+    p[P_F] = f
+    p[P_NU] = nu
+    p[P_ESC] = u0 + nu * f
+
+
 @njit(cache=True, nogil=True)
 def bin_params(sb, lb, dt, spec, par):  # type: ignore[no-untyped-def]
     """Per group (fp16 bits of scale and minimum) and bin, the decoder's parameters into ``par``
@@ -97,53 +128,43 @@ def bin_params(sb, lb, dt, spec, par):  # type: ignore[no-untyped-def]
             p = par[g * 16 + q]
             a, b = ka[q], kb[q]
             if b < a:  # an empty bin: every slot is the escape
-                p[:] = 0
+                for i in range(NP):
+                    p[i] = 0
                 continue
             et = max(_et(a, mb), _et(b, mb))
             mlo, _ = _cell(a, et, mb)
             mhi, _ = _cell(b, et, mb)
-            n = mhi - mlo + 1
-            vs = 0
-            ns = 0
-            v0 = -NSPEC
-            c = np.zeros(NSPEC + 1, dtype=np.int64)
+            p[P_MLO] = mlo
+            p[P_N] = mhi - mlo + 1
+            p[P_ET] = et
+            p[P_W0] = -NSPEC
             if q == 0 or q == 15:
-                ev = lo if q == 0 else lo + 15 * s
-                ek = lookup._edge(ev, dt, q == 0)
+                ek = lookup._edge(lo if q == 0 else lo + 15 * s, dt, q == 0)
                 if wide:
                     ek >>= 16
                 ve, _ = _cell(ek, et, mb)
-                v0 = ve - mlo - 1  # the window's first cell, clipped to the bin's
-                i0 = max(0, -v0)
-                i1 = min(NSPEC, n - v0)
-                if i1 > i0:
-                    vs = v0 + i0
-                    ns = i1 - i0
-                    for i in range(ns):
-                        c[i + 1] = c[i] + spec[(0 if q == 0 else NSPEC) + i0 + i]
-            nu = n - ns
-            u0 = c[ns]
-            f = (65535 - u0) // nu if nu > 0 else 0
-            p[P_MLO] = mlo
-            p[P_N] = n
-            p[P_ET] = et
-            p[P_VS] = vs
-            p[P_NS] = ns
-            p[P_C1] = c[1] if ns > 1 else u0
-            p[P_C2] = c[2] if ns > 2 else u0
-            p[P_U0] = u0
-            p[P_F] = f
-            p[P_NU] = nu
-            p[P_ESC] = u0 + nu * f
-            p[P_W0] = v0
+                p[P_W0] = ve - mlo - 1  # the window: the edge value's cell and its neighbours
+            _spec_fields(p, spec, 0 if q == 0 else (NSPEC if q == 15 else -1))
+
+
+@njit(cache=True, nogil=True)
+def _apply_spec(par, spec):  # type: ignore[no-untyped-def]
+    """``par`` (built with no special frequencies) for the chunk's ``spec``: bins 0 and 15 only."""
+    for g in range(par.shape[0] // 16):
+        for q in (0, 15):
+            p = par[g * 16 + q]
+            if p[P_N] > 0:
+                _spec_fields(p, spec, 0 if q == 0 else NSPEC)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _floor_log2(a):  # type: ignore[no-untyped-def]
+    """floor(log2(a)) for 1 <= a < 2^16 (0 for a <= 1), by halving the range."""
     n = 0
-    while a > 1:
-        a >>= 1
-        n += 1
+    for sh in (8, 4, 2, 1):
+        if a >> sh:
+            a >>= sh
+            n += sh
     return n
 
 
@@ -214,56 +235,61 @@ def _symbols(keys, q, par, cols, groups, mb):  # type: ignore[no-untyped-def]
     esc = np.empty(n, dtype=np.uint16)
     kind = np.empty(n, dtype=np.int32)  # per escape: -1 outside the cells, else the bin's Et (tiny)
     ne = 0
-    for t in range(n):
-        k = np.int64(keys[t])
-        p = par[((t // cols) * groups + (t % cols) // 128) * 16 + q[t]]
-        et = p[P_ET]
-        m, a = _cell(k, et, mb)
-        v = m - p[P_MLO]
-        start = -1
-        freq = 0
-        if p[P_N] > 0 and 0 <= v < p[P_N]:
-            vs = p[P_VS]
-            if vs <= v < vs + p[P_NS]:
-                i = v - vs
-                lo = 0 if i == 0 else (p[P_C1] if i == 1 else p[P_C2])
-                hi = p[P_C1] if i == 0 else (p[P_C2] if i == 1 else p[P_U0])
-                if hi > lo:
-                    start = lo
-                    freq = hi - lo
-            elif p[P_F] > 0:
-                u = v if v < vs else v - p[P_NS]
-                start = p[P_U0] + u * p[P_F]
-                freq = p[P_F]
-        pat = np.uint16(k - 0x8000) if k >= 0x8000 else np.uint16(0x8000 | (0x7FFF - k))
-        if freq == 0:  # outside the bin's cells, or a cell of no frequency: the escape
-            st1[t] = p[P_ESC]
-            fr1[t] = 65536 - p[P_ESC]
-            esc[ne] = pat
-            kind[ne] = -1
-            ne += 1
-            continue
-        st1[t] = start
-        fr1[t] = freq
-        j = _raw_bits(a, et, mb)
-        g = np.int64(pat & 0x7FFF)
-        e = g >> mb
-        if j < 0:  # the cell at 0 spanning exponents
-            esc[ne] = pat
-            kind[ne] = et
-            ne += 1
-            continue
-        if j > 0:
-            f = g if e <= 1 else (g & ((1 << mb) - 1)) | (1 << mb)
-            st2[t] = (f & ((1 << j) - 1)) << (16 - j)
-            fr2[t] = 1 << (16 - j)
+    for r in range(n // max(cols, 1)):
+        for c in range(cols):
+            t = r * cols + c
+            k = np.int64(keys[t])
+            ix = ((r * groups + (c >> 7)) << 4) + q[t]
+            et = par[ix, P_ET]
+            m, a = _cell(k, et, mb)
+            v = m - par[ix, P_MLO]
+            start = -1
+            freq = 0
+            if par[ix, P_N] > 0 and 0 <= v < par[ix, P_N]:
+                vs = par[ix, P_VS]
+                if vs <= v < vs + par[ix, P_NS]:
+                    i = v - vs
+                    lo = 0 if i == 0 else (par[ix, P_C1] if i == 1 else par[ix, P_C2])
+                    hi = par[ix, P_C1] if i == 0 else (par[ix, P_C2] if i == 1 else par[ix, P_U0])
+                    if hi > lo:
+                        start = lo
+                        freq = hi - lo
+                elif par[ix, P_F] > 0:
+                    u = v if v < vs else v - par[ix, P_NS]
+                    start = par[ix, P_U0] + u * par[ix, P_F]
+                    freq = par[ix, P_F]
+            pat = np.uint16(k - 0x8000) if k >= 0x8000 else np.uint16(0x8000 | (0x7FFF - k))
+            if freq == 0:  # outside the bin's cells, or a cell of no frequency: the escape
+                st1[t] = par[ix, P_ESC]
+                fr1[t] = 65536 - par[ix, P_ESC]
+                esc[ne] = pat
+                kind[ne] = -1
+                ne += 1
+                continue
+            st1[t] = start
+            fr1[t] = freq
+            j = _raw_bits(a, et, mb)
+            g = np.int64(pat & 0x7FFF)
+            e = g >> mb
+            if j < 0:  # the cell at 0 spanning exponents
+                esc[ne] = pat
+                kind[ne] = et
+                ne += 1
+                continue
+            if j > 0:
+                f = g if e <= 1 else (g & ((1 << mb) - 1)) | (1 << mb)
+                st2[t] = (f & ((1 << j) - 1)) << (16 - j)
+                fr2[t] = 1 << (16 - j)
     return st1, fr1, st2, fr2, esc[:ne].copy(), kind[:ne].copy()
 
 
 @njit(cache=True, nogil=True)
 def _encode(st1, fr1, st2, fr2):  # type: ignore[no-untyped-def]
     """The rANS stream (u16 words, the states' initial values first) of the steps, encoded in
-    the reverse of the decoding order (per block of LANES weights: cell steps, then raw steps)."""
+    the reverse of the decoding order (per block of LANES weights: cell steps, then raw steps).
+    ``x // freq`` as a double division: x < 2^32 and freq < 2^17, so a quotient that is not an
+    integer lies >= 2^-17 from one, far beyond the division's rounding error (a 64-bit integer
+    division per step was most of this function)."""
     n = st1.size
     buf = np.empty(4 * n + 2 * LANES + 8, dtype=np.uint16)
     wp = buf.size
@@ -285,7 +311,8 @@ def _encode(st1, fr1, st2, fr2):  # type: ignore[no-untyped-def]
                     wp -= 1
                     buf[wp] = np.uint16(x & 0xFFFF)
                     x >>= 16
-                xs[ln] = ((x // freq) << 16) + (x % freq) + start
+                d = np.int64(x / freq)  # exact: x < 2^32, freq < 2^17 (see _udiv)
+                xs[ln] = (d << 16) + (x - d * freq) + start
         b0 -= LANES
     for ln in range(LANES - 1, -1, -1):
         wp -= 2
@@ -369,7 +396,8 @@ def _side_encode(st):  # type: ignore[no-untyped-def]
             wp -= 1
             buf[wp] = np.uint16(x & 0xFFFF)
             x >>= 16
-        x = ((x // freq) << prec) + (x % freq) + start
+        d = np.int64(x / freq)  # exact, as in _encode
+        x = (d << prec) + (x - d * freq) + start
     wp -= 2
     buf[wp] = np.uint16(x & 0xFFFF)
     buf[wp + 1] = np.uint16(x >> 16)
@@ -541,7 +569,7 @@ def encode_exact(bits: np.ndarray, q: np.ndarray, s16: np.ndarray, lo16: np.ndar
     keys, low = v2._keys16(np.ascontiguousarray(bits).ravel(), wide)
     qf, par, cols, groups = _setup(q, s16, lo16, dtype, np.zeros(2 * NSPEC, dtype=np.int64))
     spec = special_freqs(_special_counts(keys, qf, par, cols, groups, mb))
-    _, par, _, _ = _setup(q, s16, lo16, dtype, spec)
+    _apply_spec(par, spec)
     st1, fr1, st2, fr2, esc, kind = _symbols(keys, qf, par, cols, groups, mb)
     words = _encode(st1, fr1, st2, fr2)
     dfreq = _depth_table(_side_depths(esc, kind, mb))
