@@ -21,7 +21,9 @@ both alike); compare ratios, not absolute numbers across runs.
 ``--kernels``: the C decode kernels alone on each model's ``.bsd`` chunks, CPU time of one
 thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the same codes,
 contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
-states (4.0), and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files only), in ns per weight;
+states (4.0) -- with the contexts per code, and (``codes_8_lanes_groups_ns``) as ``decode_fast``
+calls it, one zero bin per group and mode 2's column clusters, the contexts built in the kernel
+-- and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files only), in ns per weight;
 then the 8-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step forced
 (``_set_isa``, where the CPU has AVX2), interleaved.
 """
@@ -145,6 +147,7 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
     dual.create(src, bsd, force=True, durable=False)
     codes: dict[int, list[tuple[Any, ...]]] = {1: [], fastc.LANES: []}
     keys: list[tuple[Any, ...]] = []
+    grouped: list[tuple[Any, ...]] = []
     with dual.DualFile(bsd) as f:
         for spec, t, e in zip(f.specs, f.doc["tensors"], f.exact_chunks(), strict=True):
             if t["kind"] != "q":
@@ -155,7 +158,9 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                 q, s16, lo16 = f._decode_fast(chunk, c[2], cols)
                 mode = chunk[0]
                 z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+                zg = np.ascontiguousarray(v1._zero_bin_groups(s16, lo16), dtype=np.int32)
                 ctx, nctx = (fastc._up_ctx(q, z), 16 * fastc.UP) if mode == 1 else (z, 16)
+                cm, k = np.zeros(0, np.uint8), 0
                 if mode == 2:  # the chunk's own column clusters
                     buf = memoryview(chunk)
                     pos = 1 + 4 + v1._U32.unpack(buf[1:5])[0]
@@ -168,12 +173,16 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                                                                      nctx, 16, with_lut=False)
                     codes[lanes].append((words, z, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1),
                                          lanes))
+                    if lanes == fastc.LANES:  # as decode_fast calls it
+                        grouped.append((words, zg, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1), lanes,
+                                        cm, k))
                 if f.head["major"] in (3, 4):  # the lookup exact chunk (5.0's value cells: native._cells)
                     head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
                     keys.append((*head, np.empty(q.size, np.int32)))
     n = sum(a[6].size for a in codes[1])
     out: dict[str, Any] = {"weights": n}
     runs = [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes]
+    runs.append((f"codes_{fastc.LANES}_lanes_groups_ns", nat.decode_codes, grouped))
     if keys:
         runs.append(("exact_keys_ns", nat.decode_lookup, keys))
     for label, fn, calls in runs:

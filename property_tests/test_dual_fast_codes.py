@@ -298,3 +298,28 @@ def test_isa_switch() -> None:
             assert nat.isa() == "avx2"
     finally:
         nat._set_isa(default)
+
+
+def test_per_group_contexts_out_of_range_refused() -> None:
+    """Per group zero bins (k >= 0): a context out of range (a zero bin below 0 or above the
+    mode's last, a cluster at or above k, an absurd k) is refused before decoding, as with the
+    contexts spelled out per code."""
+    nat = _nat()
+    rng = np.random.default_rng(5)
+    q = rng.integers(0, 16, (3, 300)).astype(np.uint8)
+    z = np.full((3, 300), 7, np.int32)
+    for up, nctx, k in ((0, 16, 0), (1, 64, 0), (0, 256, 16)):
+        cm = (np.arange(300) % k).astype(np.uint8) if k else np.zeros(0, np.uint8)
+        ctx = fastc._up_ctx(q, z) if up else z * k + cm[None, :].astype(np.int32) if k else z
+        words, _r, freq, cum, lut, ok = code._parse_stream(fastc.encode_codes(q, ctx, nctx, 8), nctx, 16)
+        zg = np.full((3, 3), 7, np.int32)
+        out = np.zeros_like(q)
+        assert nat.decode_codes(words, zg, freq, cum, lut, ok, out, 300, up, 8, cm, k) == 0
+        assert np.array_equal(out, q)
+        for bad_z in (-1, 16 if (up or k) else nctx):
+            zb = zg.copy()
+            zb[2, 1] = bad_z
+            with pytest.raises(ValueError):
+                nat.decode_codes(words, zb, freq, cum, lut, ok, out, 300, up, 8, cm, k)
+    with pytest.raises(ValueError):
+        nat.decode_codes(words, zg, freq, cum, lut, ok, out, 300, 0, 8, np.zeros(300, np.uint8), 1 << 40)

@@ -415,30 +415,56 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         else if (lanes < 1 || lanes > DL_MAX_LANES) bad = dl_fail("lanes in [1, 8]");
         else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16)
             bad = dl_fail("freq, cum: 16 per context");
+        int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
+        if (!bad && k > 65536) bad = dl_fail("k: at most 65536 clusters of columns");
         if (!bad && k >= 0) { /* z per group (and k clusters of columns): the contexts per code */
-            int64_t groups = (cols + 127) / 128;
+            int64_t groups = (cols + 127) / 128, rows = n / cols;
             const uint8_t *cm = k > 0 ? vcm.buf : NULL;
             int32_t *zx = dl_zbuf(n);
-            if (!zx) {
+            int64_t *cr = malloc(sizeof(int64_t) * 2 * (size_t)groups); /* per group: its clusters' min, max */
+            if (!zx || !cr) {
                 PyErr_NoMemory();
                 bad = 1;
             }
-            for (int64_t r = 0; r < n / cols && !bad; r++)
-                for (int64_t c = 0; c < cols; c++) {
-                    int64_t zg = z[r * groups + (c >> 7)];
+            for (int64_t g = 0; g < groups && !bad; g++) {
+                int64_t lo = cm ? nctx : 0, hi = 0;
+                for (int64_t c = g * 128; c < cols && c < g * 128 + 128 && cm; c++) {
                     /* a cluster at or above k would alias another context: pushed out of range */
-                    zx[r * cols + c] = (int32_t)(cm ? zg * k + (cm[c] < k ? cm[c] : nctx) : zg);
+                    int64_t u = cm[c] < k ? cm[c] : nctx;
+                    lo = u < lo ? u : lo;
+                    hi = u > hi ? u : hi;
                 }
+                cr[2 * g] = lo, cr[2 * g + 1] = hi;
+            }
+            /* the contexts z k + cluster of a group's codes lie in [z k + min, z k + max]: checked
+             * per group, before they are written out */
+            for (int64_t i = 0; i < rows * groups && !bad; i++) {
+                int64_t zg = z[i], g = i % groups;
+                if (zg * k + cr[2 * g] < 0 || zg * k + cr[2 * g + 1] > zmax || (!cm && (zg < 0 || zg > zmax)))
+                    bad = dl_fail("z: a context out of range");
+            }
+            for (int64_t r = 0; r < rows && !bad; r++)
+                for (int64_t g = 0; g < groups; g++) { /* loops that vectorise */
+                    int32_t zg = z[r * groups + g], *o = zx + r * cols;
+                    int64_t c1 = g * 128 + 128 < cols ? g * 128 + 128 : cols;
+                    if (cm) {
+                        int32_t b = zg * (int32_t)k;
+                        for (int64_t c = g * 128; c < c1; c++) o[c] = b + cm[c];
+                    } else {
+                        for (int64_t c = g * 128; c < c1; c++) o[c] = zg;
+                    }
+                }
+            free(cr);
             z = zx;
-        }
-        if (!bad) {
-            int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
+        } else if (!bad) {
             int32_t zlo = 0, zhi = 0; /* min and max: a loop that vectorises */
             for (int64_t i = 0; i < n; i++) {
                 zlo = z[i] < zlo ? z[i] : zlo;
                 zhi = z[i] > zhi ? z[i] : zhi;
             }
             if (zlo < 0 || zhi > zmax) bad = dl_fail("z: a context out of range");
+        }
+        if (!bad) {
             const int64_t *freq = v[2].buf, *cum = v[3].buf;
             const uint8_t *ok = v[5].buf;
             for (int64_t cx = 0; cx < nctx && !bad; cx++) {
