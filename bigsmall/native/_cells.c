@@ -61,69 +61,75 @@ static inline int32_t cl_et(int32_t k, int32_t mb) {
     return e > 1 ? e : 1;
 }
 
+/* One bin's parameters from its key range [a, b] (the reference's bin_params for bin q; s and
+ * lo: the group's scale and minimum in 2^-U units, for the special window of bins 0 and 15). */
+static void cl_bin_fill(cl_bin *p, int q, int32_t a, int32_t b, int64_t s, int64_t lo, int dt, int32_t mb,
+                        const int64_t *spec) {
+    if (b < a) {
+        memset(p, 0, sizeof(*p));
+        return;
+    }
+    int32_t ea = cl_et(a, mb), eb = cl_et(b, mb), et = ea > eb ? ea : eb;
+    int32_t mlo = cl_cell(a, et, mb, NULL), mhi = cl_cell(b, et, mb, NULL), n = mhi - mlo + 1;
+    int32_t vs = 0, ns = 0;
+    int64_t c[CL_NSPEC + 1] = {0};
+    if (q == 0 || q == 15) {
+        int64_t ek = db_edge(q == 0 ? lo : lo + 15 * s, dt, q == 0);
+        if (dt == 2) ek >>= 16;
+        int32_t ve = cl_cell((int32_t)ek, et, mb, NULL), v0 = ve - mlo - 1;
+        int32_t i0 = v0 < 0 ? -v0 : 0, i1 = n - v0 < CL_NSPEC ? n - v0 : CL_NSPEC;
+        if (i1 > i0) {
+            vs = v0 + i0;
+            ns = i1 - i0;
+            for (int i = 0; i < ns; i++) c[i + 1] = c[i] + spec[(q == 0 ? 0 : CL_NSPEC) + i0 + i];
+        }
+    }
+    int32_t nu = n - ns, u0 = (int32_t)c[ns];
+    /* floor((65535 - u0) / nu) by a double division (exact: both < 2^16, so a quotient that is
+     * not an integer lies >= 2^-16 from one, far beyond the rounding error; an integer division
+     * here was ~1/5 of the group's time) */
+    int32_t f = nu > 0 ? (int32_t)((double)(65535 - u0) / (double)nu) : 0;
+    p->mlo = mlo, p->n = n, p->et = et, p->vs = vs, p->ns = ns;
+    p->c1 = ns > 1 ? (int32_t)c[1] : u0;
+    p->c2 = ns > 2 ? (int32_t)c[2] : u0;
+    p->u0 = u0, p->f = f, p->nu = nu, p->esc = u0 + nu * f;
+}
+
+/* The 17 edges of a group's bins as ordered keys (db_group_bins with each edge rounded once:
+ * bin q's upper edge is bin q+1's lower one, the same value rounded down for one and up for the
+ * other): ka[q] = lower[q], kb[q] = upper[q + 1]. */
+static void cl_edges(int64_t s, int64_t lo, int dt, int64_t *lower, int64_t *upper) {
+    const int64_t sign = (int64_t)1 << (db_width[dt] - 1), mb64 = db_mb[dt];
+    const int64_t top = ((db_emax[dt] + db_bias[dt]) << mb64) | (((int64_t)1 << mb64) - 1);
+    const int sh16 = dt == 2 ? 16 : 0;
+    for (int i = 0; i <= 16; i++) {
+        int64_t x = i == 0 ? lo - (s >> 5) : (i == 16 ? lo + 15 * s + (s >> 5) : lo + (2 * i - 1) * (s >> 1));
+        int neg = x < 0;
+        int64_t ax = neg ? -x : x, md = 0, nz = 0;
+        if (ax > 0) {
+            int64_t ln = 63 - __builtin_clzll((unsigned long long)ax), e = ln - DB_U, shv;
+            if (e < db_emin[dt]) {
+                shv = DB_U + db_emin[dt] - mb64;
+                md = ax >> shv;
+            } else {
+                shv = ln - mb64;
+                md = ((e + db_bias[dt]) << mb64) + ((shv >= 0 ? ax >> shv : ax << (-shv)) - ((int64_t)1 << mb64));
+            }
+            nz = shv > 0 && (ax & (((int64_t)1 << shv) - 1)) != 0;
+        }
+        int64_t mup = md + nz < top ? md + nz : top, mdn = md < top ? md : top;
+        /* as a lower edge (up) and as an upper edge (down); negative: mirrored */
+        lower[i] = (neg ? sign - 1 - mdn : sign + mup) >> sh16;
+        upper[i] = (neg ? sign - 1 - mup : sign + mdn) >> sh16;
+    }
+}
+
 /* The reference's bin_params for one group. */
 static void cl_group(uint16_t sb, uint16_t lb, int dt, int32_t mb, const int64_t *spec, cl_bin *P) {
-    int64_t ka[16], kb[16];
+    int64_t lower[17], upper[17];
     int64_t s = db_fp16_units(sb) << (DB_U - 24), lo = db_fp16_units(lb) << (DB_U - 24);
-    {   /* db_group_bins with each of the 17 edges rounded once: bin q's upper edge is bin q+1's
-         * lower one (the same value, rounded down for one and up for the other) */
-        const int64_t sign = (int64_t)1 << (db_width[dt] - 1), mb64 = db_mb[dt];
-        const int64_t top = ((db_emax[dt] + db_bias[dt]) << mb64) | (((int64_t)1 << mb64) - 1);
-        const int sh16 = dt == 2 ? 16 : 0;
-        for (int i = 0; i <= 16; i++) {
-            int64_t x = i == 0 ? lo - (s >> 5) : (i == 16 ? lo + 15 * s + (s >> 5) : lo + (2 * i - 1) * (s >> 1));
-            int neg = x < 0;
-            int64_t ax = neg ? -x : x, md = 0, nz = 0;
-            if (ax > 0) {
-                int64_t ln = 63 - __builtin_clzll((unsigned long long)ax), e = ln - DB_U, shv;
-                if (e < db_emin[dt]) {
-                    shv = DB_U + db_emin[dt] - mb64;
-                    md = ax >> shv;
-                } else {
-                    shv = ln - mb64;
-                    md = ((e + db_bias[dt]) << mb64) + ((shv >= 0 ? ax >> shv : ax << (-shv)) - ((int64_t)1 << mb64));
-                }
-                nz = shv > 0 && (ax & (((int64_t)1 << shv) - 1)) != 0;
-            }
-            int64_t mup = md + nz < top ? md + nz : top, mdn = md < top ? md : top;
-            /* as a lower edge (up) and as an upper edge (down); negative: mirrored */
-            int64_t lower = neg ? sign - 1 - mdn : sign + mup, upper = neg ? sign - 1 - mup : sign + mdn;
-            if (i < 16) ka[i] = lower >> sh16;
-            if (i > 0) kb[i - 1] = upper >> sh16;
-        }
-    }
-    for (int q = 0; q < 16; q++) {
-        cl_bin *p = &P[q];
-        int32_t a = (int32_t)ka[q], b = (int32_t)kb[q];
-        if (b < a) {
-            memset(p, 0, sizeof(*p));
-            continue;
-        }
-        int32_t ea = cl_et(a, mb), eb = cl_et(b, mb), et = ea > eb ? ea : eb;
-        int32_t mlo = cl_cell(a, et, mb, NULL), mhi = cl_cell(b, et, mb, NULL), n = mhi - mlo + 1;
-        int32_t vs = 0, ns = 0;
-        int64_t c[CL_NSPEC + 1] = {0};
-        if (q == 0 || q == 15) {
-            int64_t ek = db_edge(q == 0 ? lo : lo + 15 * s, dt, q == 0);
-            if (dt == 2) ek >>= 16;
-            int32_t ve = cl_cell((int32_t)ek, et, mb, NULL), v0 = ve - mlo - 1;
-            int32_t i0 = v0 < 0 ? -v0 : 0, i1 = n - v0 < CL_NSPEC ? n - v0 : CL_NSPEC;
-            if (i1 > i0) {
-                vs = v0 + i0;
-                ns = i1 - i0;
-                for (int i = 0; i < ns; i++) c[i + 1] = c[i] + spec[(q == 0 ? 0 : CL_NSPEC) + i0 + i];
-            }
-        }
-        int32_t nu = n - ns, u0 = (int32_t)c[ns];
-        /* floor((65535 - u0) / nu) by a double division (exact: both < 2^16, so a quotient that
-         * is not an integer lies >= 2^-16 from one, far beyond the rounding error; an integer
-         * division here was ~1/5 of this function) */
-        int32_t f = nu > 0 ? (int32_t)((double)(65535 - u0) / (double)nu) : 0;
-        p->mlo = mlo, p->n = n, p->et = et, p->vs = vs, p->ns = ns;
-        p->c1 = ns > 1 ? (int32_t)c[1] : u0;
-        p->c2 = ns > 2 ? (int32_t)c[2] : u0;
-        p->u0 = u0, p->f = f, p->nu = nu, p->esc = u0 + nu * f;
-    }
+    cl_edges(s, lo, dt, lower, upper);
+    for (int q = 0; q < 16; q++) cl_bin_fill(&P[q], q, (int32_t)lower[q], (int32_t)upper[q + 1], s, lo, dt, mb, spec);
 }
 
 static inline int cl_floor_log2(int32_t a) { return a > 1 ? 31 - __builtin_clz((unsigned)a) : 0; }
