@@ -23,7 +23,8 @@ thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the 
 contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
 states (4.0) -- with the contexts per code, and (``codes_8_lanes_groups_ns``) as ``decode_fast``
 calls it, one zero bin per group and mode 2's column clusters, the contexts built in the kernel
--- and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files only), in ns per weight;
+-- and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files; ``exact_cells_ns``: 5.0's
+value cells, ``native._cells.decode``), in ns per weight;
 then the 8-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step forced
 (``_set_isa``, where the CPU has AVX2), interleaved.
 """
@@ -137,6 +138,7 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
 
     from bigsmall import native
     from bigsmall.codecs import dual as v1
+    from bigsmall.codecs import dual_cells as cells
     from bigsmall.codecs import dual_fast as fastc
     from bigsmall.codecs import dual_lookup as lookup
 
@@ -147,6 +149,7 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
     dual.create(src, bsd, force=True, durable=False)
     codes: dict[int, list[tuple[Any, ...]]] = {1: [], fastc.LANES: []}
     keys: list[tuple[Any, ...]] = []
+    cell_calls: list[tuple[Any, ...]] = []
     grouped: list[tuple[Any, ...]] = []
     with dual.DualFile(bsd) as f:
         for spec, t, e in zip(f.specs, f.doc["tensors"], f.exact_chunks(), strict=True):
@@ -176,15 +179,21 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                     if lanes == fastc.LANES:  # as decode_fast calls it
                         grouped.append((words, zg, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1), lanes,
                                         cm, k))
-                if f.head["major"] in (3, 4):  # the lookup exact chunk (5.0's value cells: native._cells)
+                if f.head["major"] in (3, 4):  # the lookup exact chunk
                     head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
                     keys.append((*head, np.empty(q.size, np.int32)))
+                elif f.head["major"] == 5:  # the value cells (native._cells)
+                    head, _low = cells.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
+                    cell_calls.append((*head, np.empty(q.size, np.uint16)))
     n = sum(a[6].size for a in codes[1])
     out: dict[str, Any] = {"weights": n}
     runs = [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes]
     runs.append((f"codes_{fastc.LANES}_lanes_groups_ns", nat.decode_codes, grouped))
     if keys:
         runs.append(("exact_keys_ns", nat.decode_lookup, keys))
+    ncells = native.cells()
+    if cell_calls and ncells is not None:
+        runs.append(("exact_cells_ns", ncells.decode, cell_calls))
     for label, fn, calls in runs:
         best = float("inf")
         for _ in range(repeat):
