@@ -5,7 +5,9 @@
  *                out) -> int
  *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes, cm, k]) -> int   (lut unused)
  *     (k >= 0: z holds one zero bin per group of 128 codes of a row, and k > 0 the column
- *     clusters cm: the contexts z * k + cm[col] of mode 2, built here)
+ *     clusters cm: the contexts z * k + cm[col] of mode 2, built here; lanes = 8: the AVX2 step
+ *     of dual_codes_wide.h where the CPU has it)
+ *   isa() -> 'avx2' | 'scalar', _set_isa(name)   (the step decode_codes uses; tests force one)
  *   dequantize(q, s16, lo16, cols, dtype, out) -> int   (dtype 0 bf16, 1 fp16, 2 fp32; 1: not finite)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
