@@ -405,20 +405,25 @@ def _side_encode(st):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _side_raw(side, sx, j):  # type: ignore[no-untyped-def]
-    """``j`` raw bits (a uniform step at precision 16) from the side state ``sx = [x, wp, bad]``."""
-    x = sx[0]
-    slot = x & 0xFFFF
-    v = slot >> (16 - j)
-    x = (x >> 16 << (16 - j)) + (slot & ((np.int64(1) << (16 - j)) - 1))
+def _side_set(side, sx, x):  # type: ignore[no-untyped-def]
+    """The side state ``sx = [x, wp, bad]`` after a step left ``x``: renormalised (a word read
+    when below 2^16; past the stream's end sets ``bad``)."""
     if x < (1 << 16):
         if sx[1] >= side.size:
             sx[2] = 1
-            return 0
+            return
         x = (x << 16) | np.int64(side[sx[1]])
         sx[1] += 1
     sx[0] = x
-    return v
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _side_raw(side, sx, j):  # type: ignore[no-untyped-def]
+    """``j`` raw bits (a uniform step at precision 16) from the side state."""
+    x = sx[0]
+    slot = x & 0xFFFF
+    _side_set(side, sx, (x >> 16 << (16 - j)) + (slot & ((np.int64(1) << (16 - j)) - 1)))
+    return slot >> (16 - j)
 
 
 @njit(cache=True, nogil=True)
@@ -441,14 +446,7 @@ def side_next(side, sx, dfreq, et, neg, mb):  # type: ignore[no-untyped-def]
     if d < 0:
         sx[2] = 1
         return 0
-    x = dfreq[d] * (x >> DPB) + slot - c
-    if x < (1 << 16):
-        if sx[1] >= side.size:
-            sx[2] = 1
-            return 0
-        x = (x << 16) | np.int64(side[sx[1]])
-        sx[1] += 1
-    sx[0] = x
+    _side_set(side, sx, dfreq[d] * (x >> DPB) + slot - c)
     if d == DEPTHS - 1:
         hi = _side_raw(side, sx, 7)
         g = (hi << 8) | _side_raw(side, sx, 8)
