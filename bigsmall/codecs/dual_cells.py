@@ -297,22 +297,28 @@ def _encode(st1, fr1, st2, fr2):  # type: ignore[no-untyped-def]
     b0 = (n - 1) // LANES * LANES if n else 0
     while b0 >= 0 and n:
         b1 = min(b0 + LANES, n)
-        for phase in range(2):
-            for t in range(b1 - 1, b0 - 1, -1):
-                if phase == 0:
-                    start, freq = st2[t], fr2[t]
-                else:
-                    start, freq = st1[t], fr1[t]
-                if freq == 0:
-                    continue
-                ln = t & (LANES - 1)
-                x = xs[ln]
-                if x >= (np.int64(freq) << 16):
-                    wp -= 1
-                    buf[wp] = np.uint16(x & 0xFFFF)
-                    x >>= 16
-                d = np.int64(x / freq)  # exact: x < 2^32, freq < 2^17 (see _udiv)
-                xs[ln] = (d << 16) + (x - d * freq) + start
+        for t in range(b1 - 1, b0 - 1, -1):  # the raw steps (decoded last): 2^k slots each
+            freq = np.int64(fr2[t])
+            if freq == 0:
+                continue
+            k = 16 - _floor_log2(freq) if freq < 65536 else 0
+            ln = t & (LANES - 1)
+            x = xs[ln]
+            out = np.int64(x >= (freq << 16))  # renormalise without a branch (unpredictable)
+            buf[wp - 1] = np.uint16(x & 0xFFFF)
+            wp -= out
+            x >>= out << 4
+            xs[ln] = ((x >> (16 - k)) << 16) + (x & (freq - 1)) + st2[t]
+        for t in range(b1 - 1, b0 - 1, -1):  # the cell steps
+            freq = np.int64(fr1[t])
+            ln = t & (LANES - 1)
+            x = xs[ln]
+            out = np.int64(x >= (freq << 16))
+            buf[wp - 1] = np.uint16(x & 0xFFFF)
+            wp -= out
+            x >>= out << 4
+            d = np.int64(x / freq)  # exact: x < 2^32, freq < 2^17
+            xs[ln] = (d << 16) + (x - d * freq) + st1[t]
         b0 -= LANES
     for ln in range(LANES - 1, -1, -1):
         wp -= 2
