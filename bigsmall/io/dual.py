@@ -26,7 +26,6 @@ from typing import Any
 import attrs
 import numpy as np
 import xxhash
-import zstandard
 
 from ..codecs import dual as code
 from ..codecs import dual_cells as cells
@@ -34,6 +33,7 @@ from ..codecs import dual_fast as fastc
 from ..codecs import dual_keyrun as keyrun
 from ..codecs import dual_lookup as lookup
 from ..codecs import dual_trunc as trunc
+from ..codecs.base import zstd_compress
 from ..container import dual_format as fmt
 from ..container.format import zstd_decompress
 from ..core.layers import assign_layers
@@ -101,19 +101,41 @@ def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool
         with atomic_file(dst, force, durable, inputs=[src]) as (_tmp, out), \
                 tempfile.TemporaryFile(dir=dst.parent if str(dst.parent) else ".") as spill:
             out.write(b"\0" * fmt.HEADER_SIZE)
-            for spec in st.tensors:
-                fin.seek(st.data_start + spec.begin)
-                raw = fin.read(spec.nbytes)
-                if len(raw) != spec.nbytes:
-                    raise BigsmallIOError(f"{src} changed while it was read")
-                sha.update(raw)
-                entry, chunks = _write_tensor(raw, spec, out, spill)
+            # tensors are coded ahead on the pool (up to CREATE_AHEAD bytes beyond the one being
+            # written: one tensor at a time left a core idle on small matrices of one block) and
+            # written in order
+            pending: deque[tuple[TensorSpec, str, str, list[Future[Any]]]] = deque()
+            ahead = 0
+
+            def finish_one() -> None:
+                nonlocal ahead, nq
+                spec, kind, digest, jobs = pending.popleft()
+                entry, chunks = _finish_tensor(kind, digest, jobs, out, spill)
+                ahead -= spec.nbytes
                 entries.append(entry)
                 exact.append(chunks)
-                nq += entry["kind"] == "q"
-                del raw
+                nq += kind == "q"
                 if progress is not None:
                     progress.update(spec.nbytes)
+
+            try:
+                for spec in st.tensors:
+                    fin.seek(st.data_start + spec.begin)
+                    raw = fin.read(spec.nbytes)
+                    if len(raw) != spec.nbytes:
+                        raise BigsmallIOError(f"{src} changed while it was read")
+                    sha.update(raw)
+                    while pending and ahead + spec.nbytes > CREATE_AHEAD:
+                        finish_one()
+                    pending.append((spec, *_start_tensor(raw, spec)))
+                    ahead += spec.nbytes
+                    del raw
+                while pending:
+                    finish_one()
+            finally:  # an error: let the queued blocks finish, unwritten
+                for *_, jobs in pending:
+                    for j in jobs:
+                        j.cancel()
             fast_doc = {"format": "bigsmall-dual", "version": list(fmt.VERSION), "size": size,
                         "sha256": sha.hexdigest(), "header": base64.b64encode(header).decode("ascii"),
                         "tensors": entries}
@@ -134,10 +156,12 @@ def create(src: str | os.PathLike[str], dst: str | os.PathLike[str], force: bool
                       time.perf_counter() - t0)
 
 
-def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[dict[str, Any], list[list[int]]]:
+def _start_tensor(raw: bytes, spec: TensorSpec) -> tuple[str, str, list[Future[Any]]]:
+    """Hand one tensor's coding to the pool: (kind, its xxh3-128, a job per block or piece in
+    order). A quantized matrix: per block its fast chunk, exact chunk and rows; else zstd pieces
+    of ``PIECE`` bytes (their sizes)."""
     digest = xxhash.xxh3_128_hexdigest(raw)
-    chunks: list[list[int]] = []
-    exact: list[list[int]] = []
+    pool = _pool()
     bits = _bits(raw, spec) if spec.dtype in code.WIDTH else None
     if (bits is not None and fast_quantizes(spec.dtype, spec.shape, spec.name)
             and code.quantizable(bits, spec.dtype, spec.shape)):
@@ -149,22 +173,36 @@ def _write_tensor(raw: bytes, spec: TensorSpec, out: Any, spill: Any) -> tuple[d
             fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
             return fast, cells.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
-        # blocks on every core (the kernels release the GIL), written in order; at most
-        # ``_workers()`` blocks' temporaries alive at once
-        for fast, ex, n in _pool().map(encode, range(0, rows, step)):
+        return "q", digest, [pool.submit(encode, r0) for r0 in range(0, rows, step)]
+
+    def piece(p: int) -> tuple[bytes, int]:
+        part = memoryview(raw)[p:p + PIECE]
+        return zstd_compress(10, part), len(part)
+
+    return "z", digest, [pool.submit(piece, p) for p in range(0, max(len(raw), 1), PIECE)]
+
+
+def _finish_tensor(kind: str, digest: str, jobs: list[Future[Any]], out: Any,
+                   spill: Any) -> tuple[dict[str, Any], list[list[int]]]:
+    """Write a started tensor's chunks in order: fast chunks (or pieces) to ``out``, exact
+    chunks to ``spill``; its index entry and exact chunk ranges."""
+    chunks: list[list[int]] = []
+    exact: list[list[int]] = []
+    for j in jobs:
+        if kind == "q":
+            fast, ex, n = j.result()
             chunks.append([out.tell(), len(fast), n, xxhash.xxh3_64_intdigest(fast)])
             out.write(fast)
             exact.append([spill.tell(), len(ex)])
             spill.write(ex)
-        return {"kind": "q", "chunks": chunks, "xxh3": digest}, exact
-    zc = zstandard.ZstdCompressor(level=10)
-    for p in range(0, max(len(raw), 1), PIECE):
-        piece = zc.compress(raw[p:p + PIECE])
-        chunks.append([out.tell(), len(piece), len(raw[p:p + PIECE]), xxhash.xxh3_64_intdigest(piece)])
-        out.write(piece)
-    return {"kind": "z", "chunks": chunks, "xxh3": digest}, exact
+        else:
+            piece, n = j.result()
+            chunks.append([out.tell(), len(piece), n, xxhash.xxh3_64_intdigest(piece)])
+            out.write(piece)
+    return {"kind": kind, "chunks": chunks, "xxh3": digest}, exact
 
 
+CREATE_AHEAD = 16 << 20  # bytes of tensors coded ahead of the one being written (create's memory)
 _POOL: list[ThreadPoolExecutor] = []
 
 
