@@ -3,8 +3,8 @@ slot -> symbol tables for up to 64 contexts, a vectorised count over ``cum`` bey
 the numba reference returns (``codecs/dual.py: _decode``, ``codecs/dual_fast.py: _decode_up``;
 4.0's interleaved states: ``_encode_lanes``/``_decode_lanes``), the return value, and the codes
 where it decodes, on arbitrary symbol/context streams (skewed tables, a symbol holding the whole
-mass, unused contexts) intact or with flipped words, for any lane count 1-8; inconsistent tables
-are refused."""
+mass, unused contexts) intact or with flipped words, for any lane count 1-8 and 16 (5.0);
+inconsistent tables are refused."""
 
 from __future__ import annotations
 
@@ -79,10 +79,10 @@ def test_codes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 @SETTINGS
-@given(streams(), st.sampled_from([1, 2, 3, 4, 7, 8]), st.integers(0, 2**32 - 1))
+@given(streams(), st.sampled_from([1, 2, 3, 4, 7, 8, 16]), st.integers(0, 2**32 - 1))
 def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int,
                                     seed: int) -> None:
-    """4.0's interleaved states: encode (numba) -> decode, C == numba, intact and damaged
+    """4.0's (and 5.0's 16) interleaved states: encode (numba) -> decode, C == numba, intact and damaged
     (flipped words, a word dropped or added, another lane count's stream)."""
     nat = _nat()
     q, z, ctx, nctx, up = s
@@ -92,7 +92,8 @@ def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
     rng = np.random.default_rng(seed)
     flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
     flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
-    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 9 - lanes), nctx, 16)[0]
+    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8 if lanes == 16 else 9 - lanes), nctx,
+                               16)[0]
     for i, w in enumerate((words, words ^ flips, words[:-1], np.append(words, np.uint16(7)), other)):
         a = np.zeros(q.shape, np.uint8)
         b = np.zeros(q.shape, np.uint8)
@@ -106,7 +107,7 @@ def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 @SETTINGS
-@given(streams(), st.sampled_from([1, 8]))
+@given(streams(), st.sampled_from([1, 8, 16]))
 def test_codes_per_group_contexts(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int) -> None:
     """``decode_codes(..., cm, k)`` with one zero bin per group of 128 codes (and mode 2's column
     clusters) decodes as with the contexts spelled out per code, as ``dual_fast.decode_fast``
@@ -197,14 +198,14 @@ def _isas(nat) -> list[str]:  # type: ignore[no-untyped-def]
 
 @st.composite
 def wide_streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """As ``streams``, with the sizes the AVX2 step's edges care about: fewer than 8 codes, rows
-    of fewer or not a multiple of 8 codes, a row crossing inside a step, zero bins changing
+    """As ``streams``, with the sizes the AVX2 step's edges care about: fewer than 8 (16) codes,
+    rows of fewer or not a multiple of 8 (16) codes, a row crossing inside a step, zero bins changing
     inside a row (groups), longer chunks (more than one 2048-code period)."""
     shape = draw(st.sampled_from(["tiny", "narrow", "odd", "long"]))
     if shape == "tiny":
         rows, cols = draw(st.integers(1, 3)), draw(st.integers(1, 7))
     elif shape == "narrow":
-        rows, cols = draw(st.integers(1, 40)), draw(st.integers(1, 16))
+        rows, cols = draw(st.integers(1, 40)), draw(st.integers(1, 33))
     elif shape == "odd":
         rows, cols = draw(st.integers(1, 30)), draw(st.integers(17, 300))
     else:
@@ -230,10 +231,8 @@ def wide_streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
     return q, z, z.ravel(), 16, 0
 
 
-@SETTINGS
-@given(wide_streams(), st.integers(0, 2**32 - 1))
-def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int) -> None:
-    """4.0's 8 states with each instruction set forced (``_set_isa``: the AVX2 steps where the CPU
+def _check_isas(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int, lanes: int) -> None:
+    """4.0's 8 states (5.0's 16) with each instruction set forced (``_set_isa``: the AVX2 steps where the CPU
     has them -- modes 0 and 1's, mode 2's -- and the scalar step): the same return value as
     numba's ``_decode_lanes``, and the same codes where it decodes, intact and damaged (flipped
     words, a word dropped, added or zeroed, a state's initial word below 2^16, a context without
@@ -241,17 +240,18 @@ def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, in
     clusters) alike."""
     nat = _nat()
     q, z, ctx, nctx, up = s
-    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8)
+    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, lanes)
     words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
     zz = z if up else np.ascontiguousarray(ctx.reshape(q.shape), dtype=np.int32)
     rng = np.random.default_rng(seed)
     flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
     flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
     zeroed = words.copy()
-    zeroed[int(rng.integers(16, max(words.size, 17))) % words.size] = 0
+    zeroed[int(rng.integers(2 * lanes, max(words.size, 2 * lanes + 1))) % words.size] = 0
     low = words.copy()
-    low[2 * int(rng.integers(0, 8)) + 1] = 0  # a state starting below 2^16
-    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 7), nctx, 16)[0]
+    low[2 * int(rng.integers(0, lanes)) + 1] = 0  # a state starting below 2^16
+    other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8 if lanes == 16 else 7), nctx,
+                               16)[0]
     used = np.flatnonzero(ok)
     nok = ok.copy()
     nok[used[int(rng.integers(0, used.size))]] = 0  # a used context loses its table
@@ -261,25 +261,38 @@ def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, in
     try:
         for i, (w, okw) in enumerate(cases):
             a = np.zeros(q.shape, np.uint8)
-            ra = fastc._decode_lanes(w, zz, freq, cum, lut, okw, a, up, 8)
+            ra = fastc._decode_lanes(w, zz, freq, cum, lut, okw, a, up, lanes)
             if i == 0:
                 assert ra == 0 and np.array_equal(a, q)
             for isa in _isas(nat):
                 nat._set_isa(isa)
                 b = np.zeros(q.shape, np.uint8)
-                assert nat.decode_codes(w, zz, freq, cum, lut, okw, b, q.shape[1], up, 8) == ra, (isa, i)
+                assert nat.decode_codes(w, zz, freq, cum, lut, okw, b, q.shape[1], up, lanes) == ra, (isa, i)
                 if not ra:
                     assert np.array_equal(a, b), (isa, i)
                 # per group zero bins (and mode 2's column clusters), contexts built in the kernel
                 k = 0 if up or nctx == 16 else nctx // 16
                 cm = (ctx.reshape(q.shape)[0] - z[0] * k).astype(np.uint8) if k else np.zeros(0, np.uint8)
                 c = np.zeros(q.shape, np.uint8)
-                assert nat.decode_codes(w, np.ascontiguousarray(z[:, ::128]), freq, cum, lut, okw, c, q.shape[1], up, 8,
-                                        cm, k) == ra, (isa, i)
+                assert nat.decode_codes(w, np.ascontiguousarray(z[:, ::128]), freq, cum, lut, okw, c, q.shape[1], up,
+                                        lanes, cm, k) == ra, (isa, i)
                 if not ra:
                     assert np.array_equal(a, c), (isa, i)
     finally:
         nat._set_isa(default)
+
+
+@SETTINGS
+@given(wide_streams(), st.integers(0, 2**32 - 1))
+def test_lanes8_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int) -> None:
+    _check_isas(s, seed, 8)
+
+
+@SETTINGS
+@given(wide_streams(), st.integers(0, 2**32 - 1))
+def test_lanes16_isas_match_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int) -> None:
+    """5.0's 16 states (the AVX2 step: two vectors of 8), as ``_check_isas``."""
+    _check_isas(s, seed, 16)
 
 
 def test_isa_switch() -> None:

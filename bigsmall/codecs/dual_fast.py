@@ -15,6 +15,9 @@ sizes as estimated by their counts, and says which in the chunk's first byte::
 first ``2 LANES`` words are the states' initial values), so that the decoder's steps of
 different states overlap instead of one serial chain (``_encode_lanes``, ``_decode_lanes``, the
 reference of ``native._dual.decode_codes(..., lanes)``). 2.0/3.0 chunks are ``lanes = 1``.
+``.bsd`` 5.0 has the same rules with ``LANES5 = 16`` states: the AVX2 decoder's step of 8 states
+is bound by its latency (one chain of 8), so 5.0's decoder runs two such chains (codes ``t..t+7``
+and ``t+8..t+15``) whose steps overlap.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from . import dual as v1
 
 UP = 4  # |q - z| of the row above, clamped to 0..3
 LANES = 8  # .bsd 4.0: interleaved rANS states of a fast chunk's codes
+LANES5 = 16  # .bsd 5.0: the same, two AVX2 chains of 8 (the decoder's step is latency bound)
 COL_CLUSTERS = (16, 64)  # mode 2: columns clustered by their mean, this many clusters
 _NO_RAW = np.zeros((16 * 64, 16), dtype=np.int64)  # no raw bits, for up to 1024 contexts
 _TABLE_BYTES = 1.2  # estimated stored bytes a used (context, symbol) table entry costs
@@ -168,7 +172,7 @@ def _colmap(w: np.ndarray, k: int) -> np.ndarray:
 
 def encode_fast(w: np.ndarray, lanes: int = LANES) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
     """float32 block -> (fast chunk bytes, codes, scales, minimums); ``lanes``: 1 writes the
-    2.0/3.0 chunk, ``LANES`` the 4.0 one."""
+    2.0/3.0 chunk, ``LANES`` the 4.0 one, ``LANES5`` the 5.0 one."""
     q, s16, lo16 = v1.quantize_block(w)
     side = v1.side_bytes(s16, lo16)
     z = v1._zero_bin(s16, lo16, w.shape[1])
@@ -212,7 +216,7 @@ def dequantize_bits(q: np.ndarray, s16: np.ndarray, lo16: np.ndarray, dtype: str
 def decode_fast(data: bytes | memoryview, rows: int, cols: int,
                 lanes: int = LANES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fast chunk -> (codes uint8 (rows, cols), scales, minimums fp16 (rows, groups));
-    ``lanes``: the chunk's interleaved states (1: 2.0/3.0, ``LANES``: 4.0)."""
+    ``lanes``: the chunk's interleaved states (1: 2.0/3.0, ``LANES``: 4.0, ``LANES5``: 5.0)."""
     buf = memoryview(data).cast("B")
     if len(buf) < 1 or buf[0] > 2:
         raise IntegrityError("dual fast chunk: unknown context mode")

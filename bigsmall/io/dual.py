@@ -170,7 +170,7 @@ def _start_tensor(raw: bytes, spec: TensorSpec) -> tuple[str, str, list[Future[A
 
         def encode(r0: int) -> tuple[bytes, bytes, int]:
             b = bits[r0:r0 + step]
-            fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape))
+            fast, q, s16, lo16 = fastc.encode_fast(code.as_float32(b, spec.dtype).reshape(b.shape), fastc.LANES5)
             return fast, cells.encode_exact(b, q, s16, lo16, spec.dtype), b.shape[0]
 
         return "q", digest, [pool.submit(encode, r0) for r0 in range(0, rows, step)]
@@ -238,7 +238,7 @@ class DualFile:
         # the fast chunk's codes on interleaved rANS states; 5.0: 4.0's fast chunks, the exact
         # chunk's value cells (dual_cells)
         major = self.head["major"]
-        lanes = fastc.LANES if major >= 4 else 1
+        lanes = fastc.LANES5 if major >= 5 else fastc.LANES if major == 4 else 1
         self._decode_fast = code.decode_fast if major == 1 else (
             lambda data, rows, cols: fastc.decode_fast(data, rows, cols, lanes))
         self._decode_exact = {1: keyrun.decode_exact, 2: trunc.decode_exact,

@@ -225,7 +225,7 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
     q[t] = (uint8_t)s;
 }
 
-#define DL_MAX_LANES 8
+#define DL_MAX_LANES 16
 
 /* The slot -> symbol tables: one buffer per thread, kept (1 MiB at most for the .bsd's own
  * chunks: 64 x 2^14 or 1024 x 256 bytes) so that a call does not fault in fresh pages. Only
@@ -286,6 +286,18 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
             if (bad || *wp > nw) return 1;
         }
         xs[0] = x0, xs[1] = x1, xs[2] = x2, xs[3] = x3, xs[4] = x4, xs[5] = x5, xs[6] = x6, xs[7] = x7;
+    } else if (lanes == 16) { /* .bsd 5.0: 16 chains, the inner loop unrolled */
+        uint64_t x[16];
+        for (int l = 0; l < 16; l++) x[l] = xs[l];
+        while (t + 16 <= n) {
+            int64_t stop = t + 2048 < n - 15 ? t + 2048 : n - 15;
+            while (t < stop) {
+#pragma GCC unroll 16
+                for (int l = 0; l < 16; l++) DL_CODE(x[l]);
+            }
+            if (bad || *wp > nw) return 1;
+        }
+        for (int l = 0; l < 16; l++) xs[l] = x[l];
     } else if (lanes == 1) {
         uint64_t x0 = xs[0];
         while (t < n) {
@@ -354,16 +366,16 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
     int64_t wp = 2 * lanes, n = rows * cols;
     int rc;
 #if DL_HAVE_AVX2
-    if (wt && !lut) { /* lanes == 8, up = 0, nctx > 64 (mode 2): the AVX2 step, any contexts */
+    if (wt && !lut) { /* lanes 8 or 16, up = 0, nctx > 64 (mode 2): the AVX2 step, any contexts */
         int16_t *b16 = (int16_t *)(wt + nctx * 16);
         dlw_tables_any(freq, cum, ok, nctx, b16, wt);
-        rc = dlw_run_any(xs, n, words, nw, &wp, z, ok, q, cols, fc, c16, bkt, b16, wt, dl_wlut);
-    } else if (wt) { /* lanes == 8, nctx <= 64, (mode 1) cols >= 8: the AVX2 step */
+        rc = dlw_run_any_n(xs, lanes, n, words, nw, &wp, z, ok, q, cols, fc, c16, bkt, b16, wt, dl_wlut);
+    } else if (wt) { /* lanes 8 or 16, nctx <= 64, (mode 1) cols >= lanes: the AVX2 step */
         uint64_t okbits = 0;
         for (int64_t cx = 0; cx < nctx; cx++) okbits |= (uint64_t)(ok[cx] != 0) << cx;
         dlw_tables(freq, cum, ok, nctx, up, (int32_t *)wt);
-        rc = up ? dlw_run_up(xs, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut)
-                : dlw_run_z(xs, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut);
+        rc = up ? dlw_run_up(xs, lanes, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut)
+                : dlw_run_z(xs, lanes, n, words, nw, &wp, z, ok, okbits, q, cols, fc, c16, lut, (int32_t *)wt, dl_wlut);
     } else
 #else
     (void)wt;
@@ -414,7 +426,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         else if (k >= 0 && N(v[1]) != n / cols * ((cols + 127) / 128)) bad = dl_fail("z (k >= 0): one per group of 128 codes of a row");
         else if (k > 0 && (N(vcm) != cols || (up && k))) bad = dl_fail("cm: one per column (k > 0, up = 0)");
         else if (up != 0 && up != 1) bad = dl_fail("up must be 0 or 1");
-        else if (lanes < 1 || lanes > DL_MAX_LANES) bad = dl_fail("lanes in [1, 8]");
+        else if (lanes < 1 || lanes > DL_MAX_LANES) bad = dl_fail("lanes in [1, 16]");
         else if (nctx < (up ? 64 : 16) || N(v[2]) != nctx * 16 || N(v[3]) != nctx * 16)
             bad = dl_fail("freq, cum: 16 per context");
         int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
@@ -481,7 +493,8 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
         }
         uint32_t *fc = NULL, *wt = NULL;
         int16_t *c16 = NULL;
-        int wide = DL_HAVE_AVX2 && use_avx2 && lanes == 8 && (nctx <= DL_LUT_CTX ? !up || cols >= 8 : !up);
+        int wide = DL_HAVE_AVX2 && use_avx2 && (lanes == 8 || lanes == 16) &&
+                   (nctx <= DL_LUT_CTX ? !up || cols >= lanes : !up);
         uint8_t *lut = NULL, *bkt = NULL;
         if (!bad) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));

@@ -94,91 +94,115 @@ static void dlw_tables(const int64_t *freq, const int64_t *cum, const uint8_t *o
 #define DLW_BLEND(A, B, M) /* B where M's sign bit is set, else A */ \
     _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(A), _mm256_castsi256_ps(B), _mm256_castsi256_ps(M)))
 
-/* Codes [0, n) on the 8 states xs; *wp: the next word. 0, or 1 once an error is seen. okbits:
- * bit cx set for a context with a table (nctx <= 64); bd: dlw_tables; wlut: per 8-bit mask,
- * lane j -> the number of set bits below j; fc, c16, lut: dl_code's tables. */
-static inline __attribute__((always_inline)) int dlw_run(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
-                                                        int64_t *wp, const int32_t *z, const uint8_t *ok,
-                                                        uint64_t okbits, uint8_t *q, int64_t cols, int up,
-                                                        const uint32_t *fc, const int16_t *c16, const uint8_t *lut,
-                                                        const int32_t *bd, const int32_t *wlut) {
+/* One step: codes [t, t + 8) on the 8 states x (8 consecutive lanes of the chunk's), *pp the
+ * next word; the vector step where the 8 codes have one zero bin (and, mode 1, their codes above
+ * are decoded: t >= cols), else dl_code lane by lane. Errors: *bad, *badv. okbits: bit cx set for
+ * a context with a table (nctx <= 64); bd: dlw_tables; wlut: per 8-bit mask, lane j -> the
+ * number of set bits below j; fc, c16, lut: dl_code's tables. */
+static inline __attribute__((always_inline)) __m256i dlw_step(__m256i x, int64_t t, int64_t *pp, const uint16_t *words,
+                                                             int64_t nw, const int32_t *z, const uint8_t *ok,
+                                                             uint64_t okbits, uint8_t *q, int64_t cols, int up,
+                                                             const uint32_t *fc, const int16_t *c16,
+                                                             const uint8_t *lut, const int32_t *bd,
+                                                             const int32_t *wlut, int *bad, __m256i *badv) {
     const __m256i one = _mm256_set1_epi32(1), three = _mm256_set1_epi32(3), zero = _mm256_setzero_si256();
     const __m256i smask = _mm256_set1_epi32(MPB - 1), k32 = _mm256_set1_epi32(32);
     const __m256i oklo = _mm256_set1_epi32((int)(uint32_t)okbits), okhi = _mm256_set1_epi32((int)(uint32_t)(okbits >> 32));
     const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                           0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    __m256i x = _mm256_setr_epi32((int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)xs[4], (int)xs[5],
-                                  (int)xs[6], (int)xs[7]);
-    __m256i badv = zero;
-    int64_t t = 0, p = *wp;
-    int bad = 0;
     const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
-    while (t + 8 <= n && p + 8 <= nw) {
-        int64_t stop = t + 2048 < n - 7 ? t + 2048 : n - 7; /* steps start below n - 7 */
-        for (; t < stop && p + 8 <= nw; t += 8) {
-            const int64_t z0 = z[t];
-            const __m256i zc = _mm256_loadu_si256((const __m256i *)(z + t));
-            /* one zero bin for the 8 codes (and, mode 1, the row above decoded: not the first row) */
-            const int one_z = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(zc, _mm256_set1_epi32((int)z0)))) == 0xFF;
-            if (!one_z || (up && t < cols)) {
-                uint32_t x8[8];
-                _mm256_storeu_si256((__m256i *)x8, x);
-                for (int i = 0; i < 8; i++) {
-                    uint64_t xi = x8[i];
-                    dl_code(&xi, t + i, words, nw, &p, z, ok, q, cols, up, fc, c16, lut, NULL, &bad);
-                    x8[i] = (uint32_t)xi;
-                }
-                x = _mm256_loadu_si256((const __m256i *)x8);
-                continue;
-            }
-            const __m256i slot = _mm256_and_si256(x, smask);
-            const __m256i *bz = (const __m256i *)(bd + z0 * 256);
-            __m256i e;
-            if (!up) {
-                bad |= !ok[z0];
+    int64_t p = *pp;
+    const int64_t z0 = z[t];
+    const __m256i zc = _mm256_loadu_si256((const __m256i *)(z + t));
+    /* one zero bin for the 8 codes (and, mode 1, the row above decoded: not the first row) */
+    const int one_z = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(zc, _mm256_set1_epi32((int)z0)))) == 0xFF;
+    if (!one_z || (up && t < cols)) {
+        uint32_t x8[8];
+        _mm256_storeu_si256((__m256i *)x8, x);
+        for (int i = 0; i < 8; i++) {
+            uint64_t xi = x8[i];
+            dl_code(&xi, t + i, words, nw, &p, z, ok, q, cols, up, fc, c16, lut, NULL, bad);
+            x8[i] = (uint32_t)xi;
+        }
+        *pp = p;
+        return _mm256_loadu_si256((const __m256i *)x8);
+    }
+    const __m256i slot = _mm256_and_si256(x, smask);
+    const __m256i *bz = (const __m256i *)(bd + z0 * 256);
+    __m256i e;
+    if (!up) {
+        *bad |= !ok[z0];
 #define DLW_B0(j) _mm256_loadu_si256(bz + (j))
 #define DLW_D0(j) _mm256_loadu_si256(bz + 16 + (j))
-                e = DLW_ENTRY(DLW_B0, DLW_D0);
+        e = DLW_ENTRY(DLW_B0, DLW_D0);
 #undef DLW_B0
 #undef DLW_D0
-            } else { /* u = min(|q - z| of the code above, 3): each lane's context 4 z + u among 4 */
-                __m256i za = _mm256_loadu_si256((const __m256i *)(z + t - cols));
-                __m256i qa = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t - cols)));
-                __m256i u = _mm256_min_epi32(_mm256_abs_epi32(_mm256_sub_epi32(qa, za)), three);
-                if (((okbits >> (4 * z0)) & 15) != 15) { /* one of the 4 has no table: bit cx of okbits */
-                    __m256i cx = _mm256_add_epi32(_mm256_slli_epi32(zc, 2), u);
-                    __m256i okv = _mm256_or_si256(_mm256_srlv_epi32(oklo, cx),
-                                                  _mm256_srlv_epi32(okhi, _mm256_sub_epi32(cx, k32)));
-                    badv = _mm256_or_si256(badv, _mm256_andnot_si256(okv, one));
-                }
+    } else { /* u = min(|q - z| of the code above, 3): each lane's context 4 z + u among 4 */
+        __m256i za = _mm256_loadu_si256((const __m256i *)(z + t - cols));
+        __m256i qa = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + t - cols)));
+        __m256i u = _mm256_min_epi32(_mm256_abs_epi32(_mm256_sub_epi32(qa, za)), three);
+        if (((okbits >> (4 * z0)) & 15) != 15) { /* one of the 4 has no table: bit cx of okbits */
+            __m256i cx = _mm256_add_epi32(_mm256_slli_epi32(zc, 2), u);
+            __m256i okv = _mm256_or_si256(_mm256_srlv_epi32(oklo, cx),
+                                          _mm256_srlv_epi32(okhi, _mm256_sub_epi32(cx, k32)));
+            *badv = _mm256_or_si256(*badv, _mm256_andnot_si256(okv, one));
+        }
 #define DLW_B1(j) _mm256_permutevar8x32_epi32(_mm256_loadu_si256(bz + (j)), u)
 #define DLW_D1(j) _mm256_permutevar8x32_epi32(_mm256_loadu_si256(bz + 16 + (j)), u)
-                e = DLW_ENTRY(DLW_B1, DLW_D1);
+        e = DLW_ENTRY(DLW_B1, DLW_D1);
 #undef DLW_B1
 #undef DLW_D1
-            }
-            /* y = freq (x >> 14) + slot - cum = (freq - 1) (x >> 14) + (x >> 14) + slot - cum */
-            const __m256i xh = _mm256_srli_epi32(x, PB);
-            __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
-                                         _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
-                                                          _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
-            __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
-            /* the lanes that take a word take the next ones, in lane order */
-            const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
-            __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
-                                                    _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
-            x = _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
-            p += __builtin_popcount(msk);
-            /* the 8 symbols: byte 0 of each lane, to the low 8 bytes */
-            __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
-            _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+    }
+    /* y = freq (x >> 14) + slot - cum = (freq - 1) (x >> 14) + (x >> 14) + slot - cum */
+    const __m256i xh = _mm256_srli_epi32(x, PB);
+    __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
+                                 _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
+                                                  _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
+    __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
+    /* the lanes that take a word take the next ones, in lane order */
+    const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+    __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
+                                            _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
+    *pp = p + __builtin_popcount(msk);
+    /* the 8 symbols: byte 0 of each lane, to the low 8 bytes */
+    __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
+    _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+    return _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+}
+
+/* Codes [0, n) on the lanes (8 or 16, a constant) states xs; *wp: the next word. 0, or 1 once an
+ * error is seen. 16 lanes: two vectors, A (codes t..t+7) and B (t+8..t+15), a step each per 16
+ * codes, A's first (its words come first in the stream); B's chain does not wait for A's (only
+ * the word position does), so the two overlap. Mode 1 needs rows of at least lanes codes (the
+ * codes above a step's are decoded before it, and not by the step before). */
+static inline __attribute__((always_inline)) int dlw_run(uint64_t *xs, int lanes, int64_t n, const uint16_t *words,
+                                                        int64_t nw, int64_t *wp, const int32_t *z, const uint8_t *ok,
+                                                        uint64_t okbits, uint8_t *q, int64_t cols, int up,
+                                                        const uint32_t *fc, const int16_t *c16, const uint8_t *lut,
+                                                        const int32_t *bd, const int32_t *wlut) {
+    __m256i xa = _mm256_setr_epi32((int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)xs[4], (int)xs[5],
+                                   (int)xs[6], (int)xs[7]);
+    __m256i xb = xa;
+    if (lanes == 16)
+        xb = _mm256_setr_epi32((int)xs[8], (int)xs[9], (int)xs[10], (int)xs[11], (int)xs[12], (int)xs[13],
+                               (int)xs[14], (int)xs[15]);
+    __m256i badv = _mm256_setzero_si256();
+    int64_t t = 0, p = *wp;
+    int bad = 0;
+    while (t + lanes <= n && p + lanes <= nw) {
+        int64_t stop = t + 2048 < n - (lanes - 1) ? t + 2048 : n - (lanes - 1); /* steps start below n - lanes + 1 */
+        for (; t < stop && p + lanes <= nw; t += lanes) {
+            xa = dlw_step(xa, t, &p, words, nw, z, ok, okbits, q, cols, up, fc, c16, lut, bd, wlut, &bad, &badv);
+            if (lanes == 16)
+                xb = dlw_step(xb, t + 8, &p, words, nw, z, ok, okbits, q, cols, up, fc, c16, lut, bd, wlut, &bad, &badv);
         }
         if (bad || !_mm256_testz_si256(badv, badv)) return 1;
     }
-    uint32_t x8[8];
-    _mm256_storeu_si256((__m256i *)x8, x);
-    for (int i = 0; i < 8; i++) xs[i] = x8[i];
-    for (; t < n; t++) dl_code(&xs[t & 7], t, words, nw, &p, z, ok, q, cols, up, fc, c16, lut, NULL, &bad);
+    uint32_t x16[16];
+    _mm256_storeu_si256((__m256i *)x16, xa);
+    _mm256_storeu_si256((__m256i *)(x16 + 8), xb);
+    for (int i = 0; i < lanes; i++) xs[i] = x16[i];
+    for (; t < n; t++) dl_code(&xs[t & (lanes - 1)], t, words, nw, &p, z, ok, q, cols, up, fc, c16, lut, NULL, &bad);
     *wp = p;
     return bad || p > nw;
 }
@@ -202,75 +226,103 @@ static void dlw_tables_any(const int64_t *freq, const int64_t *cum, const uint8_
 #define DLW_ANY_LANE(L)                                                                              \
     ({                                                                                               \
         const int64_t c_ = z[t + (L)];                                                               \
-        good &= ok[c_];                                                                              \
+        *good &= ok[c_];                                                                             \
         const __m256i r_ = _mm256_loadu_si256((const __m256i *)(b16 + c_ * 16));                     \
         const unsigned m_ = (unsigned)_mm256_movemask_epi8(                                          \
             _mm256_cmpgt_epi16(_mm256_permutevar8x32_epi32(s2, _mm256_set1_epi32(L)), r_));          \
         (int)et[c_ * 16 + (__builtin_popcount(m_) >> 1)];                                            \
     })
 
-/* Codes [0, n) (up = 0, nctx > 64: the contexts are z) on the 8 states xs, as dlw_run; fc, c16,
- * bkt: dl_code's tables for the last codes and the stream's end. */
-__attribute__((noinline)) static int dlw_run_any(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
-                                                 int64_t *wp, const int32_t *z, const uint8_t *ok, uint8_t *q,
-                                                 int64_t cols, const uint32_t *fc, const int16_t *c16,
-                                                 const uint8_t *bkt, const int16_t *b16, const uint32_t *et,
-                                                 const int32_t *wlut) {
+/* One step of mode 2: codes [t, t + 8) on the 8 states x, *pp the next word. */
+static inline __attribute__((always_inline)) __m256i dlw_step_any(__m256i x, int64_t t, int64_t *pp,
+                                                                 const uint16_t *words, const int32_t *z,
+                                                                 const uint8_t *ok, uint8_t *q, const int16_t *b16,
+                                                                 const uint32_t *et, const int32_t *wlut,
+                                                                 uint8_t *good) {
     const __m256i zero = _mm256_setzero_si256(), smask = _mm256_set1_epi32(MPB - 1);
     const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                           0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
-    __m256i x = _mm256_setr_epi32((int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)xs[4], (int)xs[5],
-                                  (int)xs[6], (int)xs[7]);
+    const int64_t p = *pp;
+    const __m256i slot = _mm256_and_si256(x, smask);
+    const __m256i s2 = _mm256_or_si256(slot, _mm256_slli_epi32(slot, 16));
+    const int e0 = DLW_ANY_LANE(0), e1 = DLW_ANY_LANE(1), e2 = DLW_ANY_LANE(2), e3 = DLW_ANY_LANE(3);
+    const int e4 = DLW_ANY_LANE(4), e5 = DLW_ANY_LANE(5), e6 = DLW_ANY_LANE(6), e7 = DLW_ANY_LANE(7);
+    __m128i lo = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e0), e1, 1), e2, 2), e3, 3);
+    __m128i hi = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e4), e5, 1), e6, 2), e7, 3);
+    const __m256i e = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    const __m256i xh = _mm256_srli_epi32(x, PB);
+    __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
+                                 _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
+                                                  _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
+    __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
+    const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+    __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
+                                            _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
+    *pp = p + __builtin_popcount(msk);
+    __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
+    _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+    return _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+}
+
+/* Codes [0, n) (up = 0, nctx > 64: the contexts are z) on the lanes (8 or 16, a constant) states
+ * xs, as dlw_run (16: two vectors A, B); fc, c16, bkt: dl_code's tables for the last codes and
+ * the stream's end. */
+static inline __attribute__((always_inline)) int dlw_run_any(uint64_t *xs, int lanes, int64_t n, const uint16_t *words,
+                                                            int64_t nw, int64_t *wp, const int32_t *z,
+                                                            const uint8_t *ok, uint8_t *q, int64_t cols,
+                                                            const uint32_t *fc, const int16_t *c16,
+                                                            const uint8_t *bkt, const int16_t *b16,
+                                                            const uint32_t *et, const int32_t *wlut) {
+    __m256i xa = _mm256_setr_epi32((int)xs[0], (int)xs[1], (int)xs[2], (int)xs[3], (int)xs[4], (int)xs[5],
+                                   (int)xs[6], (int)xs[7]);
+    __m256i xb = xa;
+    if (lanes == 16)
+        xb = _mm256_setr_epi32((int)xs[8], (int)xs[9], (int)xs[10], (int)xs[11], (int)xs[12], (int)xs[13],
+                               (int)xs[14], (int)xs[15]);
     int64_t t = 0, p = *wp;
     int bad = 0;
     uint8_t good = 1;
-    while (t + 8 <= n && p + 8 <= nw) {
-        int64_t stop = t + 2048 < n - 7 ? t + 2048 : n - 7; /* steps start below n - 7 */
-        for (; t < stop && p + 8 <= nw; t += 8) {
-            const __m256i slot = _mm256_and_si256(x, smask);
-            const __m256i s2 = _mm256_or_si256(slot, _mm256_slli_epi32(slot, 16));
-            const int e0 = DLW_ANY_LANE(0), e1 = DLW_ANY_LANE(1), e2 = DLW_ANY_LANE(2), e3 = DLW_ANY_LANE(3);
-            const int e4 = DLW_ANY_LANE(4), e5 = DLW_ANY_LANE(5), e6 = DLW_ANY_LANE(6), e7 = DLW_ANY_LANE(7);
-            __m128i lo = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e0), e1, 1), e2, 2), e3, 3);
-            __m128i hi = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e4), e5, 1), e6, 2), e7, 3);
-            const __m256i e = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-            const __m256i xh = _mm256_srli_epi32(x, PB);
-            __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
-                                         _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
-                                                          _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
-            __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
-            const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
-            __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
-                                                    _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
-            x = _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
-            p += __builtin_popcount(msk);
-            __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
-            _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+    while (t + lanes <= n && p + lanes <= nw) {
+        int64_t stop = t + 2048 < n - (lanes - 1) ? t + 2048 : n - (lanes - 1);
+        for (; t < stop && p + lanes <= nw; t += lanes) {
+            xa = dlw_step_any(xa, t, &p, words, z, ok, q, b16, et, wlut, &good);
+            if (lanes == 16) xb = dlw_step_any(xb, t + 8, &p, words, z, ok, q, b16, et, wlut, &good);
         }
         if (!good) return 1;
     }
-    uint32_t x8[8];
-    _mm256_storeu_si256((__m256i *)x8, x);
-    for (int i = 0; i < 8; i++) xs[i] = x8[i];
-    for (; t < n; t++) dl_code(&xs[t & 7], t, words, nw, &p, z, ok, q, cols, 0, fc, c16, NULL, bkt, &bad);
+    uint32_t x16[16];
+    _mm256_storeu_si256((__m256i *)x16, xa);
+    _mm256_storeu_si256((__m256i *)(x16 + 8), xb);
+    for (int i = 0; i < lanes; i++) xs[i] = x16[i];
+    for (; t < n; t++) dl_code(&xs[t & (lanes - 1)], t, words, nw, &p, z, ok, q, cols, 0, fc, c16, NULL, bkt, &bad);
     *wp = p;
     return bad || p > nw;
 }
 #undef DLW_ANY_LANE
 
-/* Mode 0 and mode 1, each compiled with its constant. */
-__attribute__((noinline)) static int dlw_run_z(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
-                                               int64_t *wp, const int32_t *z, const uint8_t *ok, uint64_t okbits,
-                                               uint8_t *q, int64_t cols, const uint32_t *fc, const int16_t *c16,
-                                               const uint8_t *lut, const int32_t *bd, const int32_t *wlut) {
-    return dlw_run(xs, n, words, nw, wp, z, ok, okbits, q, cols, 0, fc, c16, lut, bd, wlut);
+/* Each mode and lane count compiled with its constants. */
+#define DLW_ARGS_Z                                                                                       \
+    uint64_t *xs, int lanes, int64_t n, const uint16_t *words, int64_t nw, int64_t *wp, const int32_t *z, \
+        const uint8_t *ok, uint64_t okbits, uint8_t *q, int64_t cols, const uint32_t *fc, const int16_t *c16, \
+        const uint8_t *lut, const int32_t *bd, const int32_t *wlut
+__attribute__((noinline)) static int dlw_run_z(DLW_ARGS_Z) {
+    return lanes == 16 ? dlw_run(xs, 16, n, words, nw, wp, z, ok, okbits, q, cols, 0, fc, c16, lut, bd, wlut)
+                       : dlw_run(xs, 8, n, words, nw, wp, z, ok, okbits, q, cols, 0, fc, c16, lut, bd, wlut);
 }
 
-__attribute__((noinline)) static int dlw_run_up(uint64_t *xs, int64_t n, const uint16_t *words, int64_t nw,
-                                                int64_t *wp, const int32_t *z, const uint8_t *ok, uint64_t okbits,
-                                                uint8_t *q, int64_t cols, const uint32_t *fc, const int16_t *c16,
-                                                const uint8_t *lut, const int32_t *bd, const int32_t *wlut) {
-    return dlw_run(xs, n, words, nw, wp, z, ok, okbits, q, cols, 1, fc, c16, lut, bd, wlut);
+__attribute__((noinline)) static int dlw_run_up(DLW_ARGS_Z) {
+    return lanes == 16 ? dlw_run(xs, 16, n, words, nw, wp, z, ok, okbits, q, cols, 1, fc, c16, lut, bd, wlut)
+                       : dlw_run(xs, 8, n, words, nw, wp, z, ok, okbits, q, cols, 1, fc, c16, lut, bd, wlut);
+}
+#undef DLW_ARGS_Z
+
+__attribute__((noinline)) static int dlw_run_any_n(uint64_t *xs, int lanes, int64_t n, const uint16_t *words,
+                                                   int64_t nw, int64_t *wp, const int32_t *z, const uint8_t *ok,
+                                                   uint8_t *q, int64_t cols, const uint32_t *fc, const int16_t *c16,
+                                                   const uint8_t *bkt, const int16_t *b16, const uint32_t *et,
+                                                   const int32_t *wlut) {
+    return lanes == 16 ? dlw_run_any(xs, 16, n, words, nw, wp, z, ok, q, cols, fc, c16, bkt, b16, et, wlut)
+                       : dlw_run_any(xs, 8, n, words, nw, wp, z, ok, q, cols, fc, c16, bkt, b16, et, wlut);
 }
 #endif

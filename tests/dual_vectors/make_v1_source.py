@@ -2,7 +2,8 @@
 the 1.0 encoder before 2.0, by the first 2.0 encoder, by the first 3.0, 4.0 and 5.0 encoders);
 ``source_v2()`` is the source of v2_modes.bsd .. v5_modes.bsd. Every later bigsmall must restore them to these bytes. The tests
 do not rewrite them; ``source()`` regenerates the original to compare against. The 3.0 files
-were written by (the 4.0 and 5.0 files: the same with v4.bsd, v4_modes.bsd / v5.bsd, v5_modes.bsd)::
+were written by (the 4.0 and 5.0 files: the same with v4.bsd, v4_modes.bsd / v5.bsd, v5_modes.bsd;
+the 5.0 files rewritten, ``force=True``, when 5.0's fast chunk went to 16 states)::
 
     python -c "import importlib.util as u; from pathlib import Path; from bigsmall.io import dual
     s = u.spec_from_file_location('mk', 'tests/dual_vectors/make_v1_source.py')
