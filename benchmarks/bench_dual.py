@@ -20,13 +20,16 @@ both alike); compare ratios, not absolute numbers across runs.
 
 ``--kernels``: the C decode kernels alone on each model's ``.bsd`` chunks, CPU time of one
 thread (best of ``--repeat``): the fast chunk's codes (``decode_codes``) on the same codes,
-contexts and tables coded with one rANS state (2.0/3.0) and with ``dual_fast.LANES`` interleaved
-states (4.0) -- with the contexts per code, and (``codes_8_lanes_groups_ns``) as ``decode_fast``
-calls it, one zero bin per group and mode 2's column clusters, the contexts built in the kernel
--- and the exact chunk's keys (``decode_lookup``, 3.0/4.0 files; ``exact_cells_ns``: 5.0's
-value cells, ``native._cells.decode``), in ns per weight;
-then the 8-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step forced
-(``_set_isa``, where the CPU has AVX2), interleaved.
+contexts and tables coded with one rANS state (2.0/3.0), with ``dual_fast.LANES`` (8, 4.0) and
+``dual_fast.LANES5`` (16, 5.0) interleaved states -- with the contexts per code, and
+(``codes_8_lanes_groups_ns``, ``codes_16_lanes_groups_ns``) as ``decode_fast`` calls it, one zero
+bin per group and mode 2's column clusters, the contexts built in the kernel -- and the exact
+chunk's keys (``decode_lookup``, 3.0/4.0 files; ``exact_cells_ns``: 5.0's value cells,
+``native._cells.decode``), in ns per weight; ``dequant_ns``: the codes dequantized into the
+model's dtype (``native._dual.dequantize``), ns per weight;
+then the 8- and 16-state codes per context mode (0, 1, 2) with the scalar step and the AVX2 step
+forced (``_set_isa``, where the CPU has AVX2), interleaved (``codes_{8,16}_mode{m}_{isa}_ns``),
+and the dequantization the same way (``dequant_{isa}_ns``).
 """
 
 from __future__ import annotations
@@ -147,10 +150,11 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
         return {"error": "bigsmall.native._dual is not built"}
     bsd = d / f"{name}.bsd"
     dual.create(src, bsd, force=True, durable=False)
-    codes: dict[int, list[tuple[Any, ...]]] = {1: [], fastc.LANES: []}
+    codes: dict[int, list[tuple[Any, ...]]] = {1: [], fastc.LANES: [], fastc.LANES5: []}
+    deq: list[tuple[Any, ...]] = []
     keys: list[tuple[Any, ...]] = []
     cell_calls: list[tuple[Any, ...]] = []
-    grouped: list[tuple[Any, ...]] = []
+    grouped: dict[int, list[tuple[Any, ...]]] = {fastc.LANES: [], fastc.LANES5: []}
     with dual.DualFile(bsd) as f:
         for spec, t, e in zip(f.specs, f.doc["tensors"], f.exact_chunks(), strict=True):
             if t["kind"] != "q":
@@ -159,6 +163,9 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
             for c, ec in zip(t["chunks"], e, strict=True):
                 chunk = f._chunk(c, spec.name)
                 q, s16, lo16 = f._decode_fast(chunk, c[2], cols)
+                deq.append((q, np.ascontiguousarray(s16).view(np.uint16), np.ascontiguousarray(lo16).view(np.uint16),
+                            cols, fastc._DTYPE_CODE[spec.dtype],
+                            np.empty(q.shape, np.uint32 if spec.dtype == "F32" else np.uint16)))
                 mode = chunk[0]
                 z = np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
                 zg = np.ascontiguousarray(v1._zero_bin_groups(s16, lo16), dtype=np.int32)
@@ -176,8 +183,8 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                                                                      nctx, 16, with_lut=False)
                     codes[lanes].append((words, z, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1),
                                          lanes))
-                    if lanes == fastc.LANES:  # as decode_fast calls it
-                        grouped.append((words, zg, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1), lanes,
+                    if lanes in grouped:  # as decode_fast calls it
+                        grouped[lanes].append((words, zg, freq, cum, lut, ok, np.empty_like(q), cols, int(mode == 1), lanes,
                                         cm, k))
                 if f.head["major"] in (3, 4):  # the lookup exact chunk
                     head, _low = lookup.kernel_args(f._read(ec[0], ec[1]), q, s16, lo16, spec.dtype)
@@ -188,7 +195,8 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
     n = sum(a[6].size for a in codes[1])
     out: dict[str, Any] = {"weights": n}
     runs = [(f"codes_{lanes}_lanes_ns", nat.decode_codes, codes[lanes]) for lanes in codes]
-    runs.append((f"codes_{fastc.LANES}_lanes_groups_ns", nat.decode_codes, grouped))
+    runs += [(f"codes_{lanes}_lanes_groups_ns", nat.decode_codes, grouped[lanes]) for lanes in grouped]
+    runs.append(("dequant_ns", nat.dequantize, deq))
     if keys:
         runs.append(("exact_keys_ns", nat.decode_lookup, keys))
     ncells = native.cells()
@@ -203,28 +211,32 @@ def kernels(name: str, src: Path, repeat: int, d: Path) -> dict[str, Any]:
                     raise RuntimeError(f"{label}: a chunk did not decode")
             best = min(best, time.thread_time() - t0)
         out[label] = round(best / n * 1e9, 2)
-    # 4.0's codes per context mode (0: z, 1: z and the row above, 2: column clusters) with each
-    # instruction set forced (native._dual._set_isa), interleaved: scalar, avx2, scalar, ...
+    # 4.0's and 5.0's codes per context mode (0: z, 1: z and the row above, 2: column clusters)
+    # with each instruction set forced (native._dual._set_isa), interleaved: scalar, avx2, ...
     isas = ["scalar", "avx2"] if nat.isa() == "avx2" else ["scalar"]
     default = nat.isa()
-    by_mode: dict[int, list[tuple[Any, ...]]] = {}
-    for a in codes[fastc.LANES]:
-        by_mode.setdefault(2 if a[3].shape[0] > 16 * fastc.UP else int(a[8]), []).append(a)
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for lanes in (fastc.LANES, fastc.LANES5):
+        for a in codes[lanes]:
+            groups.setdefault(f"codes_{lanes}_mode{2 if a[3].shape[0] > 16 * fastc.UP else int(a[8])}", []).append(a)
+    groups = dict(sorted(groups.items(), key=lambda kv: (kv[0].split("_")[2], int(kv[0].split("_")[1]))))
+    groups["dequant"] = deq
     try:
-        for mode, calls in sorted(by_mode.items()):
-            m = sum(a[6].size for a in calls)
+        for label, calls in groups.items():
+            fn = nat.dequantize if label == "dequant" else nat.decode_codes
+            m = sum(a[0 if label == "dequant" else 6].size for a in calls)
             best_isa = {i: float("inf") for i in isas}
             for _ in range(repeat):
                 for isa in isas:
                     nat._set_isa(isa)
                     t0 = time.thread_time()
                     for a in calls:
-                        if nat.decode_codes(*a):
-                            raise RuntimeError(f"mode {mode} ({isa}): a chunk did not decode")
+                        if fn(*a):
+                            raise RuntimeError(f"{label} ({isa}): a chunk did not decode")
                     best_isa[isa] = min(best_isa[isa], time.thread_time() - t0)
-            out[f"codes_8_mode{mode}_weights"] = m
+            out[f"{label}_weights"] = m
             for isa in isas:
-                out[f"codes_8_mode{mode}_{isa}_ns"] = round(best_isa[isa] / m * 1e9, 2)
+                out[f"{label}_{isa}_ns"] = round(best_isa[isa] / m * 1e9, 2)
     finally:
         nat._set_isa(default)
     return out
