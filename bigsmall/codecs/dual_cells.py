@@ -649,5 +649,6 @@ def decode_exact(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16:
     if n and (nat.decode(*head, pats) if nat is not None else decode_ref(*head, pats)):
         raise IntegrityError("dual stream corrupt: it does not decode")
     if wide:
-        np.bitwise_or(pats.astype(np.uint32) << np.uint32(16), low, out=out)
+        np.left_shift(pats, np.uint32(16), out=out)  # in place: no tensor-sized temporaries
+        np.bitwise_or(out, low, out=out)
     return out
