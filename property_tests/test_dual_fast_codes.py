@@ -151,11 +151,13 @@ def test_codes_native_refuses_inconsistent_tables() -> None:
 
 @SETTINGS
 @given(st.sampled_from(["BF16", "F16", "F32"]), st.integers(1, 9), st.integers(1, 400),
-       st.sampled_from(["bits", "small", "large", "nonfinite"]), st.integers(0, 2**32 - 1))
+       st.sampled_from(["bits", "small", "large", "edge", "nonfinite"]), st.integers(0, 2**32 - 1))
 def test_dequantize_native_matches_numpy(dtype: str, rows: int, cols: int, style: str, seed: int) -> None:
-    """``native._dual.dequantize`` == ``to_dtype_bits(dequantize_block(...))`` bit for bit, on
-    arbitrary finite fp16 scales and minimums (subnormals, -0, values whose dequantized code
-    rounds past fp16's largest, ties of every rounding); not finite: it declines (returns 1)."""
+    """``native._dual.dequantize`` == ``to_dtype_bits(dequantize_block(...))`` bit for bit, with
+    each instruction set forced (the AVX2 loop and the scalar one; rows of any length, so the
+    AVX2 loop's 16-code tail too), on arbitrary finite fp16 scales and minimums (subnormals, -0,
+    values whose dequantized code rounds past fp16's largest, results around +-65520, fp16's
+    rounding edge to infinity; ties of every rounding); not finite: it declines (returns 1)."""
     nat = _nat()
     rng = np.random.default_rng(seed)
     groups = -(-cols // 128)
@@ -168,20 +170,50 @@ def test_dequantize_native_matches_numpy(dtype: str, rows: int, cols: int, style
     elif style == "large":  # near fp16's top: rounding into infinity
         s16 = (s16 & 0x03FF) | 0x7400
         lo16 = (lo16 & 0x83FF) | 0x7800
+    elif style == "edge":  # minimums just below 65504, scales 1..16: results around +-65520
+        s16 = (s16 & 0x0FFF) | 0x3C00
+        lo16 = 0x7BFF - (lo16 & 0x3F) | (lo16 & 0x8000)
     if style != "nonfinite":  # exponent 31 (inf, NaN) -> 30
         s16 = np.where((s16 & 0x7C00) == 0x7C00, s16 & 0xFBFF, s16).astype(np.uint16)
         lo16 = np.where((lo16 & 0x7C00) == 0x7C00, lo16 & 0xFBFF, lo16).astype(np.uint16)
     else:
         s16[rng.integers(0, rows), rng.integers(0, groups)] = 0x7C00 | int(rng.integers(0, 1024))
-    out = np.zeros((rows, cols), np.uint32 if dtype == "F32" else np.uint16)
-    rc = nat.dequantize(q, s16, lo16, cols, fastc._DTYPE_CODE[dtype], out)
-    if style == "nonfinite":
-        assert rc == 1
-        return
     with np.errstate(over="ignore", invalid="ignore"):
         ref = code.to_dtype_bits(code.dequantize_block(q, s16.view(np.float16), lo16.view(np.float16)), dtype)
-    assert rc == 0 and np.array_equal(out, ref)
-    assert np.array_equal(fastc.dequantize_bits(q, s16.view(np.float16), lo16.view(np.float16), dtype), ref)
+    default = nat.isa()
+    try:
+        for isa in _isas(nat):
+            nat._set_isa(isa)
+            out = np.zeros((rows, cols), np.uint32 if dtype == "F32" else np.uint16)
+            rc = nat.dequantize(q, s16, lo16, cols, fastc._DTYPE_CODE[dtype], out)
+            if style == "nonfinite":
+                assert rc == 1
+                continue
+            assert rc == 0 and np.array_equal(out, ref), isa
+            assert np.array_equal(fastc.dequantize_bits(q, s16.view(np.float16), lo16.view(np.float16), dtype), ref)
+    finally:
+        nat._set_isa(default)
+
+
+def test_dequantize_fp16_edges() -> None:
+    """fp16 results at the edges (every q with scales and minimums that put q s + lo on fp16's
+    subnormal steps, its smallest normal, around 65504/65520/65536), each instruction set."""
+    nat = _nat()
+    q = np.tile(np.arange(16, dtype=np.uint8), 8)[None, :].repeat(6, 0)
+    s16 = np.array([[0x0001], [0x0400], [0x3C00], [0x4000], [0xC000], [0x0200]], np.uint16)
+    lo16 = np.array([[0x8003], [0x83FF], [0x7BFE], [0x7BFF], [0xFBFF], [0x0000]], np.uint16)
+    with np.errstate(over="ignore"):
+        ref = code.to_dtype_bits(code.dequantize_block(q, s16.view(np.float16), lo16.view(np.float16)), "F16")
+    assert (ref == 0x7C00).any() and (ref == 0xFC00).any() and (ref == 0x7BFF).any()
+    default = nat.isa()
+    try:
+        for isa in _isas(nat):
+            nat._set_isa(isa)
+            out = np.zeros(q.shape, np.uint16)
+            assert nat.dequantize(q, s16, lo16, 128, 1, out) == 0
+            assert np.array_equal(out, ref), isa
+    finally:
+        nat._set_isa(default)
 
 
 def _isas(nat) -> list[str]:  # type: ignore[no-untyped-def]

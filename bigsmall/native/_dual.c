@@ -914,14 +914,78 @@ static inline uint16_t dl_f2h(uint32_t f) {
     return (uint16_t)(sign | h);
 }
 
+#if DL_HAVE_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2,bmi,bmi2,popcnt")
+/* Codes [c0, c1) of a row (a multiple of 16), the group's scale and minimum broadcast in sc, lo:
+ * dl_dequant's arithmetic 16 codes at a time (q * s and + lo as two roundings: no FMA in this
+ * target; bf16 and fp16 as dl_dequant's integer rounding, fp16 below 2^-14 by the float add of
+ * 0.5, as dl_f2h). */
+__attribute__((optimize("fp-contract=off"))) static void dlw_dequant(const uint8_t *qr, int64_t c0, int64_t c1,
+                                                                     float sc, float lo, int dt, uint16_t *o16,
+                                                                     uint32_t *o32) {
+    const __m256 vs = _mm256_set1_ps(sc), vl = _mm256_set1_ps(lo);
+    const __m256i one = _mm256_set1_epi32(1), r7 = _mm256_set1_epi32(0x7FFF), rf = _mm256_set1_epi32(0xFFF);
+    const __m256i abs_ = _mm256_set1_epi32(0x7FFFFFFF), sgn = _mm256_set1_epi32(0x8000);
+    const __m256i reb = _mm256_set1_epi32(112 << 23), half = _mm256_set1_epi32(0x3F000000);
+    const __m256i tiny = _mm256_set1_epi32(0x38800000), big = _mm256_set1_epi32(0x477FFFFF);
+    const __m256i inf = _mm256_set1_epi32(0x7C00);
+    for (int64_t c = c0; c < c1; c += 16) {
+        __m128i q16 = _mm_loadu_si128((const __m128i *)(qr + c));
+        __m256i u[2];
+        u[0] = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q16)), vs), vl));
+        u[1] = _mm256_castps_si256(_mm256_add_ps(
+            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(q16, 8))), vs), vl));
+        if (dt == 2) {
+            _mm256_storeu_si256((__m256i *)(o32 + c), u[0]);
+            _mm256_storeu_si256((__m256i *)(o32 + c + 8), u[1]);
+            continue;
+        }
+        __m256i h[2];
+        for (int i = 0; i < 2; i++) {
+            if (dt == 0) {
+                h[i] = _mm256_srli_epi32(
+                    _mm256_add_epi32(_mm256_add_epi32(u[i], r7), _mm256_and_si256(_mm256_srli_epi32(u[i], 16), one)), 16);
+            } else {
+                __m256i a = _mm256_and_si256(u[i], abs_);
+                __m256i hn = _mm256_srli_epi32(
+                    _mm256_add_epi32(_mm256_sub_epi32(a, reb),
+                                     _mm256_add_epi32(rf, _mm256_and_si256(_mm256_srli_epi32(a, 13), one))), 13);
+                __m256i hs = _mm256_sub_epi32(
+                    _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(half))), half);
+                __m256i x = _mm256_blendv_epi8(hn, hs, _mm256_cmpgt_epi32(tiny, a));
+                x = _mm256_blendv_epi8(x, inf, _mm256_cmpgt_epi32(a, big));
+                h[i] = _mm256_or_si256(x, _mm256_and_si256(_mm256_srli_epi32(u[i], 16), sgn));
+            }
+        }
+        /* 16 x u32 (each below 2^16) -> 16 x u16 in order */
+        __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(h[0], h[1]), 0xD8);
+        _mm256_storeu_si256((__m256i *)(o16 + c), pk);
+    }
+}
+#pragma GCC pop_options
+#endif
+
+/* The codes dequantized (dual.dequantize_block, to_dtype_bits); the AVX2 loop (dlw_dequant) for
+ * each group's first multiple of 16 codes where decode_codes uses the AVX2 step (use_avx2). */
 static DL_NOFMA int dl_dequant(const uint8_t *q, const uint16_t *s16, const uint16_t *lo16, int64_t rows,
                                int64_t cols, int64_t groups, int dt, void *out) {
     for (int64_t i = 0; i < rows * groups; i++)
         if (((s16[i] >> 10) & 31) == 31 || ((lo16[i] >> 10) & 31) == 31) return 1;
+    const int wide = DL_HAVE_AVX2 && use_avx2;
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t g = 0; g < groups; g++) {
             float sc = dl_h2f(s16[r * groups + g]), lo = dl_h2f(lo16[r * groups + g]);
             int64_t c0 = g * 128, c1 = c0 + 128 < cols ? c0 + 128 : cols;
+#if DL_HAVE_AVX2
+            if (wide) {
+                int64_t cw = c0 + ((c1 - c0) & ~(int64_t)15);
+                dlw_dequant(q + r * cols, c0, cw, sc, lo, dt, (uint16_t *)out + r * cols, (uint32_t *)out + r * cols);
+                c0 = cw;
+            }
+#else
+            (void)wide;
+#endif
             const uint8_t *qr = q + r * cols;
             uint16_t *o16 = (uint16_t *)out + r * cols;
             uint32_t *o32 = (uint32_t *)out + r * cols;
