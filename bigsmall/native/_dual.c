@@ -5,15 +5,16 @@
  *                out) -> int
  *   decode_codes(words, z, freq, cum, lut, ok, q, cols, up[, lanes, cm, k]) -> int   (lut unused)
  *     (k >= 0: z holds one zero bin per group of 128 codes of a row, and k > 0 the column
- *     clusters cm: the contexts z * k + cm[col] of mode 2, built here; lanes = 8: the AVX2 step
- *     of dual_codes_wide.h where the CPU has it)
+ *     clusters cm: the contexts z * k + cm[col] of mode 2, built here; lanes = 8 or 16: the AVX2
+ *     step of dual_codes_wide.h where the CPU has it)
  *   isa() -> 'avx2' | 'scalar', _set_isa(name)   (the step decode_codes uses; tests force one)
- *   dequantize(q, s16, lo16, cols, dtype, out) -> int   (dtype 0 bf16, 1 fp16, 2 fp32; 1: not finite)
+ *   dequantize(q, s16, lo16, cols, dtype, out) -> int   (dtype 0 bf16, 1 fp16, 2 fp32; 1: not finite;
+ *     with AVX2 where decode_codes uses it)
  *
  * decode_exact takes exactly the arguments of the numba ``dual_trunc._decode`` and returns the
  * same value with the same keys written; decode_codes is ``dual_fast._decode_up`` (up = 1) or the
  * fast chunk's mode-0 decode (up = 0: the context is the zero bin alone, as ``dual._decode``
- * with no raw bits); lanes (1-8, default 1): the .bsd 4.0 chunk's interleaved states
+ * with no raw bits); lanes (1-16, default 1): the .bsd 4.0 (8) and 5.0 (16) chunks' interleaved states
  * (dual_fast._decode_lanes). property_tests/test_dual.py and test_dual_fast_codes.py check
  * native == reference. Why a module of its
  * own: the .bsd codec is separate from the field codecs of _kernels.c, and each extension builds

@@ -1,9 +1,12 @@
 /* The .bsd 4.0 fast chunk's INT4 codes, AVX2: the 8 interleaved rANS states (code t of the
- * chunk, rows flattened, on state t mod 8) in one vector of 8 x u32, 8 consecutive codes a step.
+ * chunk, rows flattened, on state t mod 8) in one vector of 8 x u32, 8 consecutive codes a step
+ * (dlw_step, dlw_step_any). 5.0's 16 states: two such vectors, A (codes t..t+7) and B
+ * (t+8..t+15), a step of each per 16 codes, A's first so that the words are taken in lane order;
+ * B's chain waits only for A's word count, so the two latency-bound chains overlap.
  * Included by _dual.c inside a #pragma GCC target("avx2,bmi,bmi2,popcnt") region, after dl_code
- * (the scalar step, on the same tables); dl_codes picks it at run time for lanes == 8: dlw_run
- * for modes 0 and 1 (at most 64 contexts; mode 1 with rows of at least 8 codes, so that the code
- * above each of a step's codes is decoded before the step), dlw_run_any for mode 2 (256-1024
+ * (the scalar step, on the same tables); dl_codes picks it at run time for lanes 8 and 16: dlw_run
+ * for modes 0 and 1 (at most 64 contexts; mode 1 with rows of at least `lanes` codes, so that the
+ * code above each of a step's codes is decoded before the step), dlw_run_any for mode 2 (256-1024
  * contexts, each lane's its own). Same return value and, where it decodes, the same codes as the
  * scalar dl_run and the numba _decode_lanes (property_tests/test_dual_fast_codes.py, both
  * instruction sets forced).
