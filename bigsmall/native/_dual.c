@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dual_bins.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define DL_HAVE_AVX2 1 /* GCC's target pragma: decode_codes' AVX2 step (dual_codes_wide.h) */
 #include <immintrin.h>
@@ -527,64 +529,9 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
  * numba kernels are the reference: decode_keys, group_bins, bin_tables, _uniform). */
 #define LPB 16
 #define LTOT ((1 << LPB) - 1)
-#define LU 30
-static const int64_t lk_width[3] = {16, 16, 32}, lk_mb[3] = {7, 10, 23}, lk_bias[3] = {127, 15, 127},
-                     lk_emax[3] = {127, 15, 127}, lk_emin[3] = {-126, -14, -126};
+/* the group's bins (lo + (q -+ 1/2) s as key ranges): dual_bins.h's db_group_bins, shared with
+ * _cells.c */
 static int64_t lk_rec[257]; /* ceil(2^33 / n) */
-
-static inline int64_t lk_fp16_units(uint16_t b) {
-    int64_t e = (b >> 10) & 31, m = b & 1023;
-    int64_t v = e == 0 ? m : (m + 1024) << (e - 1);
-    return (b & 0x8000) ? -v : v;
-}
-
-static inline int64_t lk_mag(int64_t x, int dt, int up) {
-    int64_t mb = lk_mb[dt];
-    int64_t top = ((lk_emax[dt] + lk_bias[dt]) << mb) | (((int64_t)1 << mb) - 1);
-    if (x <= 0) return 0;
-    int64_t ln = 63 - __builtin_clzll((unsigned long long)x);
-    int64_t e = ln - LU, m, rem, mag;
-    if (e < lk_emin[dt]) {
-        int64_t sh = LU + lk_emin[dt] - mb;
-        m = x >> sh;
-        rem = x & (((int64_t)1 << sh) - 1);
-        mag = m;
-    } else {
-        int64_t sh = ln - mb;
-        if (sh >= 0) {
-            m = x >> sh;
-            rem = x & (((int64_t)1 << sh) - 1);
-        } else {
-            m = x << (-sh);
-            rem = 0;
-        }
-        mag = ((e + lk_bias[dt]) << mb) + (m - ((int64_t)1 << mb));
-    }
-    if (up && rem != 0) mag += 1;
-    return mag < top ? mag : top;
-}
-
-static inline int64_t lk_edge(int64_t a, int dt, int up) {
-    int64_t sign = (int64_t)1 << (lk_width[dt] - 1);
-    if (a >= 0) return sign + lk_mag(a, dt, up);
-    return sign - 1 - lk_mag(-a, dt, !up);
-}
-
-static void lk_group_bins(uint16_t sb, uint16_t lb, int dt, int64_t *ka, int64_t *kb) {
-    int64_t s = lk_fp16_units(sb) << (LU - 24), lo = lk_fp16_units(lb) << (LU - 24);
-    int wide = lk_width[dt] == 32;
-    for (int q = 0; q < 16; q++) {
-        int64_t a = q == 0 ? lo - (s >> 5) : lo + (2 * q - 1) * (s >> 1);
-        int64_t b = q == 15 ? lo + 15 * s + (s >> 5) : lo + (2 * q + 1) * (s >> 1);
-        int64_t x = lk_edge(a, dt, 1), y = lk_edge(b, dt, 0);
-        if (wide) {
-            x >>= 16;
-            y >>= 16;
-        }
-        ka[q] = x;
-        kb[q] = y;
-    }
-}
 
 /* floor(a / b) for 0 <= a < 2^48, 0 < b < 2^53: a float estimate (off by one at most) corrected
  * in integers, so exactly the reference's ``//`` without a hardware division. */
@@ -756,7 +703,7 @@ static int lk_decode(const uint64_t *xs0, const uint32_t *words, int64_t nw, con
     int64_t rows = n / cols;
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t g = 0; g < groups; g++) {
-            lk_group_bins(sbits[r * groups + g], lbits[r * groups + g], dt, st.ka, st.kb);
+            db_group_bins(sbits[r * groups + g], lbits[r * groups + g], dt, st.ka, st.kb);
             lk_bin_tables(st.ka, st.kb, W, ncls, pc, npc, nxt, sh, st.start, st.end, st.cls, st.cum, st.bk, st.em);
             int64_t c = g * 128, cend = g * 128 + 128 < cols ? g * 128 + 128 : cols;
             for (; c + 4 <= cend; c += 4) {
