@@ -80,7 +80,7 @@ setup(
         Extension(  # the .bsd 2.0 chunk decoders (docs/dual.md; numba: codecs/dual_trunc.py)
             "bigsmall.native._dual",
             sources=[f"{NATIVE}/_dual.c"],
-            depends=[f"{NATIVE}/pybuf.h"],
+            depends=[f"{NATIVE}/dual_codes_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
         Extension(  # the .bsd 5.0 exact chunk decoder (docs/dual.md; numba: codecs/dual_cells.py)
