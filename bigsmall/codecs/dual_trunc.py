@@ -34,6 +34,7 @@ the kernels' reads bounded, every final state must equal the encoder's initial 2
 from __future__ import annotations
 
 import struct
+import sys
 
 import numpy as np
 import zstandard
@@ -50,6 +51,7 @@ WMAX = (1 << 15) - 1
 LEVELS = 62  # stored weight levels: 0 (absent) and 2^(i/4), i < 61 (<= 2^15)
 PREC = 31
 J = 2  # mantissa bits kept in a class beside the sign and exponent
+_LE = sys.byteorder == "little"  # (a numba compile-time constant)
 _MANT = {"BF16": 7, "F16": 10, "F32": 7}  # F32: the top 16 bits of its key, a bf16-like key
 _U32 = struct.Struct("<I")
 
@@ -297,6 +299,18 @@ def _unpack_low(buf, cols, tz, low):  # type: ignore[no-untyped-def]
         k = 16 - np.int64(tz[r])
         if k < 0:
             return 1
+        if k == 16 and nb == 0:  # a full-width row at a byte boundary: little-endian u16s
+            # (real fp32 rows share no trailing zero: the bit loop was ~3.7 ns a weight, half
+            # of a .bsd fp32 exact decode)
+            if pos + 2 * cols > buf.size:
+                return 1
+            if _LE:
+                low[r * cols:(r + 1) * cols] = buf[pos:pos + 2 * cols].view(np.uint16)
+            else:
+                for c in range(cols):
+                    low[r * cols + c] = np.uint16(np.int64(buf[pos + 2 * c]) | (np.int64(buf[pos + 2 * c + 1]) << 8))
+            pos += 2 * cols
+            continue
         for c in range(cols):
             while nb < k:
                 if pos >= buf.size:
