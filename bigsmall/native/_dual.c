@@ -219,7 +219,7 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
     } else { /* the symbol of the slot's bucket of 64 slots, then up while cum <= slot (the
               * largest s with cum[s] <= slot; a bucket holds a symbol's start ~1 time in 16) */
         const int16_t *cr = c16 + cx * 16;
-        s = bkt[(cx << 8) + (slot >> 6)];
+        s = bkt ? bkt[(cx << 8) + (slot >> 6)] : 0; /* no bucket table (the AVX2 path's few scalar steps): from 0 */
         while (s < 15 && cr[s + 1] <= (int16_t)slot) s++;
     }
     uint32_t e = fc[cx * 16 + s];
@@ -369,7 +369,7 @@ static int dl_codes(const uint16_t *words, int64_t nw, const int32_t *z, const i
     int64_t wp = 2 * lanes, n = rows * cols;
     int rc;
 #if DL_HAVE_AVX2
-    if (wt && !lut) { /* lanes 8 or 16, up = 0, nctx > 64 (mode 2): the AVX2 step, any contexts */
+    if (wt && nctx > DL_LUT_CTX) { /* lanes 8 or 16, up = 0, nctx > 64 (mode 2): the AVX2 step, any contexts */
         int16_t *b16 = (int16_t *)(wt + nctx * 16);
         dlw_tables_any(freq, cum, ok, nctx, b16, wt);
         rc = dlw_run_any_n(xs, lanes, n, words, nw, &wp, z, ok, q, cols, fc, c16, bkt, b16, wt, dl_wlut);
@@ -503,9 +503,12 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             fc = malloc((size_t)nctx * 16 * sizeof(uint32_t));
             c16 = malloc((size_t)nctx * 16 * sizeof(int16_t));
             if (wide) wt = dl_wtab((size_t)nctx * (nctx <= DL_LUT_CTX ? 256 : 24));
-            if (nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
-            else bkt = dl_lut((size_t)nctx << 8);
-            if (!fc || !c16 || (!lut && !bkt) || (wide && !wt)) {
+            /* the scalar step's tables: only without the AVX2 step, which takes scalar steps for
+             * a chunk's last codes and rare boundaries only and searches the 16 bounds there
+             * (building them was ~1 ms a mode-2 chunk: 1024 contexts x 256 buckets) */
+            if (!wide && nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
+            else if (!wide) bkt = dl_lut((size_t)nctx << 8);
+            if (!fc || !c16 || (!wide && !lut && !bkt) || (wide && !wt)) {
                 PyErr_NoMemory();
                 bad = 1;
             }
