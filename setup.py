@@ -80,19 +80,19 @@ setup(
         Extension(  # the .bsd 2.0 chunk decoders (docs/dual.md; numba: codecs/dual_trunc.py)
             "bigsmall.native._dual",
             sources=[f"{NATIVE}/_dual.c"],
-            depends=[f"{NATIVE}/dual_codes_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/pybuf.h"],
+            depends=[f"{NATIVE}/dual_codes_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/isa.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
         Extension(  # the .bsd 5.0 exact chunk decoder (docs/dual.md; numba: codecs/dual_cells.py)
             "bigsmall.native._cells",
             sources=[f"{NATIVE}/_cells.c"],
-            depends=[f"{NATIVE}/cells_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/pybuf.h"],
+            depends=[f"{NATIVE}/cells_wide.h", f"{NATIVE}/dual_bins.h", f"{NATIVE}/isa.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
         Extension(  # the delta codec's chunk decoder (README.md: "_delta")
             "bigsmall.native._delta",
             sources=[f"{NATIVE}/_delta.c"],
-            depends=[f"{NATIVE}/delta_decode.h", f"{NATIVE}/delta_wide.h", f"{NATIVE}/pybuf.h"],
+            depends=[f"{NATIVE}/delta_decode.h", f"{NATIVE}/delta_wide.h", f"{NATIVE}/isa.h", f"{NATIVE}/pybuf.h"],
             optional=True,
         ),
     ],

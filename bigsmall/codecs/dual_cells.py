@@ -465,6 +465,17 @@ def side_next(side, sx, dfreq, et, neg, mb):  # type: ignore[no-untyped-def]
     return (0x8000 if neg else 0) | g
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _renorm(x, words, wp):  # type: ignore[no-untyped-def]
+    """(state, word position) after a step left ``x``: a word read when below 2^16; -1: the
+    words ran out (a damaged stream)."""
+    if x < (1 << 16):
+        if wp >= words.size:
+            return np.int64(-1), wp
+        return (x << 16) | np.int64(words[wp]), wp + 1
+    return x, wp
+
+
 @njit(cache=True, nogil=True)
 def decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out):  # type: ignore[no-untyped-def]
     """The block's 16-bit patterns (F32: top halves) into ``out`` (uint16); 0, or 1 when the
@@ -506,12 +517,9 @@ def decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out):  # t
                 start = p[P_U0] + u * p[P_F]
                 freq = p[P_F]
                 v = u if u < p[P_VS] else u + p[P_NS]
-            x = freq * (x >> 16) + slot - start
-            if x < (1 << 16):
-                if wp >= nw:
-                    return 1
-                x = (x << 16) | np.int64(words[wp])
-                wp += 1
+            x, wp = _renorm(freq * (x >> 16) + slot - start, words, wp)
+            if x < 0:
+                return 1
             xs[ln] = x
             et = p[P_ET]
             m = p[P_MLO] + v
@@ -540,12 +548,10 @@ def decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out):  # t
                 x = xs[ln]
                 slot = x & 0xFFFF
                 r = slot >> (16 - j)
-                x = (np.int64(1) << (16 - j)) * (x >> 16) + (slot & ((np.int64(1) << (16 - j)) - 1))
-                if x < (1 << 16):
-                    if wp >= nw:
-                        return 1
-                    x = (x << 16) | np.int64(words[wp])
-                    wp += 1
+                x, wp = _renorm((np.int64(1) << (16 - j)) * (x >> 16) + (slot & ((np.int64(1) << (16 - j)) - 1)),
+                                words, wp)
+                if x < 0:
+                    return 1
                 xs[ln] = x
             g = (aa[ln] << j) + r + ((ets[ln] - j - 1) << mb)
             if g > 0x7FFF:

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "pybuf.h"
+#include "isa.h"
 #include "dual_bins.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -380,24 +381,8 @@ static PyObject *py_isa(PyObject *self, PyObject *args) {
 static PyObject *py_set_isa(PyObject *self, PyObject *args) {
     (void)self;
     const char *name;
-    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    if (strcmp(name, "scalar") == 0) {
-        use_avx2 = 0;
-    } else if (strcmp(name, "avx2") == 0) {
-#if CL_HAVE_AVX2
-        if (!__builtin_cpu_supports("avx2")) {
-            PyErr_SetString(PyExc_ValueError, "this CPU has no AVX2");
-            return NULL;
-        }
-        use_avx2 = 1;
-#else
-        PyErr_SetString(PyExc_ValueError, "built without AVX2");
+    if (!PyArg_ParseTuple(args, "s", &name) || bs_select_isa(name, CL_HAVE_AVX2, &use_avx2, "'scalar' or 'avx2'") < 0)
         return NULL;
-#endif
-    } else {
-        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'avx2'");
-        return NULL;
-    }
     Py_RETURN_NONE;
 }
 

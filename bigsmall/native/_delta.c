@@ -118,6 +118,7 @@ static void dw_init_lut(void) {
 /* ------------------------------------------------------------------ argument checks */
 
 #include "pybuf.h"
+#include "isa.h"
 #define dd_fail pb_fail
 
 /* A C-contiguous 1-D buffer of integers of itemsize isz (0: 1, 2, 4 or 8). */
@@ -281,25 +282,10 @@ static PyObject *py_set_isa(PyObject *self, PyObject *args) {
     (void)self;
     const char *name;
     if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    dw_eager = strcmp(name, "avx2-eager") == 0;
-    if (strcmp(name, "scalar") == 0) {
-        use_avx2 = 0;
-    } else if (strcmp(name, "avx2") == 0 || dw_eager) {
-#if DD_HAVE_AVX2
-        __builtin_cpu_init();
-        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))) {
-            PyErr_SetString(PyExc_ValueError, "this CPU has no AVX2/BMI2");
-            return NULL;
-        }
-        use_avx2 = 1;
-#else
-        PyErr_SetString(PyExc_ValueError, "built without the AVX2 kernels");
+    int eager = strcmp(name, "avx2-eager") == 0;
+    if (bs_select_isa(eager ? "avx2" : name, DD_HAVE_AVX2, &use_avx2, "'scalar', 'avx2' or 'avx2-eager'") < 0)
         return NULL;
-#endif
-    } else {
-        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar', 'avx2' or 'avx2-eager'");
-        return NULL;
-    }
+    dw_eager = eager;
     Py_RETURN_NONE;
 }
 

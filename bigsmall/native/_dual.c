@@ -42,6 +42,7 @@
 #define LANES 4
 
 #include "pybuf.h"
+#include "isa.h"
 #define dl_fail pb_fail
 
 /* A C-contiguous buffer of itemsize isz; float: format 'd'. Any dimension (read flat). */
@@ -1003,25 +1004,8 @@ static PyObject *py_isa(PyObject *self, PyObject *noargs) {
 static PyObject *py_set_isa(PyObject *self, PyObject *args) {
     (void)self;
     const char *name;
-    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
-    if (strcmp(name, "scalar") == 0) {
-        use_avx2 = 0;
-    } else if (strcmp(name, "avx2") == 0) {
-#if DL_HAVE_AVX2
-        __builtin_cpu_init();
-        if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))) {
-            PyErr_SetString(PyExc_ValueError, "this CPU has no AVX2/BMI2");
-            return NULL;
-        }
-        use_avx2 = 1;
-#else
-        PyErr_SetString(PyExc_ValueError, "built without the AVX2 kernels");
+    if (!PyArg_ParseTuple(args, "s", &name) || bs_select_isa(name, DL_HAVE_AVX2, &use_avx2, "'scalar' or 'avx2'") < 0)
         return NULL;
-#endif
-    } else {
-        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'avx2'");
-        return NULL;
-    }
     Py_RETURN_NONE;
 }
 
