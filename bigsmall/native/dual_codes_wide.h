@@ -97,6 +97,33 @@ static void dlw_tables(const int64_t *freq, const int64_t *cum, const uint8_t *o
 #define DLW_BLEND(A, B, M) /* B where M's sign bit is set, else A */ \
     _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(A), _mm256_castsi256_ps(B), _mm256_castsi256_ps(M)))
 
+/* The rest of a step from its slots' entries e (freq - 1 | cum << 14 | symbol << 28), shared by
+ * both steps: the states updated, the lanes that need a word given the next ones of the stream
+ * in lane order (*pp advanced), the 8 symbols stored at q + t. */
+static inline __attribute__((always_inline)) __m256i dlw_finish(__m256i x, __m256i e, __m256i slot, int64_t t,
+                                                               int64_t p, int64_t *pp, const uint16_t *words,
+                                                               uint8_t *q, const int32_t *wlut) {
+    const __m256i zero = _mm256_setzero_si256(), smask = _mm256_set1_epi32(MPB - 1);
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    /* y = freq (x >> 14) + slot - cum = (freq - 1) (x >> 14) + (x >> 14) + slot - cum */
+    const __m256i xh = _mm256_srli_epi32(x, PB);
+    __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
+                                 _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
+                                                  _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
+    __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
+    /* the lanes that take a word take the next ones, in lane order */
+    const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
+    __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
+                                            _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
+    *pp = p + __builtin_popcount(msk);
+    /* the 8 symbols: byte 0 of each lane, to the low 8 bytes */
+    __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
+    _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
+    return _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+}
+
 /* One step: codes [t, t + 8) on the 8 states x (8 consecutive lanes of the chunk's), *pp the
  * next word; the vector step where the 8 codes have one zero bin (and, mode 1, their codes above
  * are decoded: t >= cols), else dl_code lane by lane. Errors: *bad, *badv. okbits: bit cx set for
@@ -108,12 +135,9 @@ static inline __attribute__((always_inline)) __m256i dlw_step(__m256i x, int64_t
                                                              const uint32_t *fc, const int16_t *c16,
                                                              const uint8_t *lut, const int32_t *bd,
                                                              const int32_t *wlut, int *bad, __m256i *badv) {
-    const __m256i one = _mm256_set1_epi32(1), three = _mm256_set1_epi32(3), zero = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi32(1), three = _mm256_set1_epi32(3);
     const __m256i smask = _mm256_set1_epi32(MPB - 1), k32 = _mm256_set1_epi32(32);
     const __m256i oklo = _mm256_set1_epi32((int)(uint32_t)okbits), okhi = _mm256_set1_epi32((int)(uint32_t)(okbits >> 32));
-    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
     int64_t p = *pp;
     const int64_t z0 = z[t];
     const __m256i zc = _mm256_loadu_si256((const __m256i *)(z + t));
@@ -156,21 +180,7 @@ static inline __attribute__((always_inline)) __m256i dlw_step(__m256i x, int64_t
 #undef DLW_B1
 #undef DLW_D1
     }
-    /* y = freq (x >> 14) + slot - cum = (freq - 1) (x >> 14) + (x >> 14) + slot - cum */
-    const __m256i xh = _mm256_srli_epi32(x, PB);
-    __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
-                                 _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
-                                                  _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
-    __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
-    /* the lanes that take a word take the next ones, in lane order */
-    const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
-    __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
-                                            _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
-    *pp = p + __builtin_popcount(msk);
-    /* the 8 symbols: byte 0 of each lane, to the low 8 bytes */
-    __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
-    _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
-    return _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+    return dlw_finish(x, e, slot, t, p, pp, words, q, wlut);
 }
 
 /* Codes [0, n) on the lanes (8 or 16, a constant) states xs; *wp: the next word. 0, or 1 once an
@@ -242,10 +252,7 @@ static inline __attribute__((always_inline)) __m256i dlw_step_any(__m256i x, int
                                                                  const uint8_t *ok, uint8_t *q, const int16_t *b16,
                                                                  const uint32_t *et, const int32_t *wlut,
                                                                  uint8_t *good) {
-    const __m256i zero = _mm256_setzero_si256(), smask = _mm256_set1_epi32(MPB - 1);
-    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                          0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m256i gather8 = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
+    const __m256i smask = _mm256_set1_epi32(MPB - 1);
     const int64_t p = *pp;
     const __m256i slot = _mm256_and_si256(x, smask);
     const __m256i s2 = _mm256_or_si256(slot, _mm256_slli_epi32(slot, 16));
@@ -254,18 +261,7 @@ static inline __attribute__((always_inline)) __m256i dlw_step_any(__m256i x, int
     __m128i lo = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e0), e1, 1), e2, 2), e3, 3);
     __m128i hi = _mm_insert_epi32(_mm_insert_epi32(_mm_insert_epi32(_mm_cvtsi32_si128(e4), e5, 1), e6, 2), e7, 3);
     const __m256i e = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    const __m256i xh = _mm256_srli_epi32(x, PB);
-    __m256i y = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, smask), xh),
-                                 _mm256_sub_epi32(_mm256_add_epi32(xh, slot),
-                                                  _mm256_and_si256(_mm256_srli_epi32(e, 14), smask)));
-    __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(y, 16), zero);
-    const unsigned msk = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(need));
-    __m256i w = _mm256_permutevar8x32_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(words + p))),
-                                            _mm256_loadu_si256((const __m256i *)(wlut + 8 * msk)));
-    *pp = p + __builtin_popcount(msk);
-    __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(_mm256_srli_epi32(e, 28), pick), gather8);
-    _mm_storel_epi64((__m128i *)(q + t), _mm256_castsi256_si128(b));
-    return _mm256_blendv_epi8(y, _mm256_or_si256(_mm256_slli_epi32(y, 16), w), need);
+    return dlw_finish(x, e, slot, t, p, pp, words, q, wlut);
 }
 
 /* Codes [0, n) (up = 0, nctx > 64: the contexts are z) on the lanes (8 or 16, a constant) states
