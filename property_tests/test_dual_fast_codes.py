@@ -78,12 +78,9 @@ def test_codes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
             assert np.array_equal(a, b)
 
 
-@SETTINGS
-@given(streams(), st.sampled_from([1, 2, 3, 4, 7, 8, 16]), st.integers(0, 2**32 - 1))
-def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int,
-                                    seed: int) -> None:
-    """4.0's (and 5.0's 16) interleaved states: encode (numba) -> decode, C == numba, intact and damaged
-    (flipped words, a word dropped or added, another lane count's stream)."""
+def _coded(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int, seed: int) -> tuple:
+    """A drawn case coded on ``lanes`` states: (native module, q, z, ctx, nctx, up, words, freq,
+    cum, lut, ok, the kernel's contexts, an rng, word flips: ~1 % of the words and one more)."""
     nat = _nat()
     q, z, ctx, nctx, up = s
     stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, lanes)
@@ -92,6 +89,16 @@ def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray,
     rng = np.random.default_rng(seed)
     flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
     flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
+    return nat, q, z, ctx, nctx, up, words, freq, cum, lut, ok, zz, rng, flips
+
+
+@SETTINGS
+@given(streams(), st.sampled_from([1, 2, 3, 4, 7, 8, 16]), st.integers(0, 2**32 - 1))
+def test_lanes_native_matches_numba(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], lanes: int,
+                                    seed: int) -> None:
+    """4.0's (and 5.0's 16) interleaved states: encode (numba) -> decode, C == numba, intact and damaged
+    (flipped words, a word dropped or added, another lane count's stream)."""
+    nat, q, z, ctx, nctx, up, words, freq, cum, lut, ok, zz, rng, flips = _coded(s, lanes, seed)
     other = code._parse_stream(fastc.encode_codes(q, ctx.reshape(q.shape), nctx, 8 if lanes == 16 else 9 - lanes), nctx,
                                16)[0]
     for i, w in enumerate((words, words ^ flips, words[:-1], np.append(words, np.uint16(7)), other)):
@@ -270,14 +277,7 @@ def _check_isas(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: in
     words, a word dropped, added or zeroed, a state's initial word below 2^16, a context without
     a table, another lane count's stream); per code contexts and per group zero bins (and column
     clusters) alike."""
-    nat = _nat()
-    q, z, ctx, nctx, up = s
-    stream = fastc.encode_codes(q, ctx.reshape(q.shape), nctx, lanes)
-    words, _r, freq, cum, lut, ok = code._parse_stream(stream, nctx, 16)
-    zz = z if up else np.ascontiguousarray(ctx.reshape(q.shape), dtype=np.int32)
-    rng = np.random.default_rng(seed)
-    flips = (np.uint16(1) << rng.integers(0, 16, words.size)).astype(np.uint16) * (rng.random(words.size) < 0.01)
-    flips[int(rng.integers(0, words.size))] |= np.uint16(1 << int(rng.integers(0, 16)))
+    nat, q, z, ctx, nctx, up, words, freq, cum, lut, ok, zz, rng, flips = _coded(s, lanes, seed)
     zeroed = words.copy()
     zeroed[int(rng.integers(2 * lanes, max(words.size, 2 * lanes + 1))) % words.size] = 0
     low = words.copy()
