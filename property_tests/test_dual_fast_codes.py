@@ -27,6 +27,19 @@ def _nat():  # type: ignore[no-untyped-def]
     return nat
 
 
+def _with_contexts(draw: st.DrawFn, rng: np.random.Generator, q: np.ndarray, z: np.ndarray,
+                   mode: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(q, z, the codes' contexts, their number, up) of a context mode: 0 the zero bin, 1 and
+    the row above, 2 and a drawn cluster per column."""
+    if mode == 1:
+        return q, z, fastc._up_ctx(q, z).ravel(), 64, 1
+    if mode == 2:
+        k = draw(st.sampled_from([16, 64]))
+        cm = rng.integers(0, k, size=q.shape[1]).astype(np.int32)
+        return q, z, (z * k + cm[None, :]).ravel(), 16 * k, 0
+    return q, z, z.ravel(), 16, 0
+
+
 @st.composite
 def streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """(codes (rows, cols) u8, zero bins (rows, cols) i32, contexts flat, nctx, up); the zero bins
@@ -41,13 +54,7 @@ def streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, i
         p[int(rng.integers(0, 16))] = 1.0
     q = rng.choice(16, size=(rows, cols), p=p).astype(np.uint8)
     z = rng.integers(0, 16, size=(rows, 1)).repeat(cols, 1).astype(np.int32)
-    if mode == 1:
-        return q, z, fastc._up_ctx(q, z).ravel(), 64, 1
-    if mode == 2:
-        k = draw(st.sampled_from([16, 64]))
-        cm = rng.integers(0, k, size=cols).astype(np.int32)
-        return q, z, (z * k + cm[None, :]).ravel(), 16 * k, 0
-    return q, z, z.ravel(), 16, 0
+    return _with_contexts(draw, rng, q, z, mode)
 
 
 @SETTINGS
@@ -261,13 +268,7 @@ def wide_streams(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, i
     if draw(st.booleans()):  # a few zero bins only (real groups), or any
         zg = (zg % 3 + 6).astype(np.int32)
     z = np.ascontiguousarray(zg.repeat(128, 1)[:, :cols])
-    if mode == 1:
-        return q, z, fastc._up_ctx(q, z).ravel(), 64, 1
-    if mode == 2:
-        k = draw(st.sampled_from([16, 64]))
-        cm = rng.integers(0, k, size=cols).astype(np.int32)
-        return q, z, (z * k + cm[None, :]).ravel(), 16 * k, 0
-    return q, z, z.ravel(), 16, 0
+    return _with_contexts(draw, rng, q, z, mode)
 
 
 def _check_isas(s: tuple[np.ndarray, np.ndarray, np.ndarray, int, int], seed: int, lanes: int) -> None:

@@ -12,18 +12,20 @@ known range of keys, so a weight is
    equally likely, coded uniformly (``f`` slots each of the 2^16), except up to 3 *special* cells
    next to the group's minimum (bin 0) and ``lo + 15 s`` (bin 15), where the group's minimum and
    maximum sit (measured: ~68 % of bin 0's weights are the minimum itself), which get per-chunk
-   frequencies (``6 x u16``); the slots left over are an escape (a weight outside its bin: its key
-   stored raw);
+   frequencies (``6 x u16``); the slots left over are an escape (a weight outside its bin);
 2. its place in the cell: ``j`` raw bits, coded as a uniform rANS step (``2^(16-j)`` slots each).
-   The cell at 0 spans many exponents when ``Et - 1 > M``: a weight there is escaped too
-   (~0.1 % of the weights).
 
-Measured on the corpus (``benchmarks/dual_cells_study.py``): the same size as 3.0 within
-+-0.1 point of raw, and a decoder of a few multiplies a weight (C ``_cells``, AVX2).
+The cell at 0 spans many exponents when ``Et - 1 > M``: a weight there (~0.1 % of the weights)
+and an escaped one are coded in a *side stream* (one rANS state, decoded in weight order): the
+depth below the bin's top exponent on a per-chunk table of 32 symbols, then the mantissa raw.
+
+Measured on the corpus (``benchmarks/bench_dual.py``, docs/dual.md): the exact member
+0.09-0.16 point of raw smaller than 3.0/4.0's, and a decoder of a few multiplies a weight (C
+``_cells``, AVX2).
 
 Chunk layout (little-endian)::
 
-    u32 E | E x u16 escaped keys (bit patterns; F32: the top half) | 6 x u16 special frequencies
+    u32 E | 32 x u16 depth table | u32 S | S x u16 side words | 6 x u16 special frequencies
     | F32: the low halves (2.0's, ``dual_trunc._low_bytes``) | u32 W | W x u16 words
 
 rANS: 16 states in ``[2^16, 2^32)`` (weight ``t`` on state ``t mod 16``), precision 2^16, 16-bit
@@ -31,7 +33,7 @@ words, one stream; its first 32 words are the states' initial values (lane 0 fir
 first). Decoding order: per block of 16 weights, their cell steps (lane order) then their raw
 steps, a renormalisation read right after each step, so a SIMD decoder does 16 steps at once
 (two vectors of 8 whose latency chains overlap).
-The final states must be 2^16 and every word and escape be consumed.
+The final states (both streams') must be 2^16 and every word and escape be consumed.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ from . import dual_trunc as v2
 LANES = 16  # two AVX2 vectors: their dependency chains overlap (8 states: ~5 ns a weight, 16: see docs)
 NSPEC = 3  # special cells per edge bin: the edge value's cell and its two neighbours
 MAXSPEC = 61440  # the special cells' share of 2^16 at most (the uniform cells keep >= 4095 slots)
-NP = 12  # per-bin parameters (columns of ``bin_params``)
-P_MLO, P_N, P_ET, P_VS, P_NS, P_C1, P_C2, P_U0, P_F, P_NU, P_ESC, P_W0 = range(NP)
+NP = 11  # per-bin parameters (columns of ``bin_params``)
+P_MLO, P_N, P_ET, P_VS, P_NS, P_C1, P_C2, P_U0, P_F, P_ESC, P_W0 = range(NP)
 _MANT = {"BF16": 7, "F16": 10, "F32": 7}
 _DT = {"BF16": 0, "F16": 1, "F32": 2}
 _M = np.array([7, 10, 7], dtype=np.int64)
@@ -104,7 +106,6 @@ def _spec_fields(p, spec, off):  # type: ignore[no-untyped-def]
     p[P_C2] = c2 if ns > 2 else u0
     p[P_U0] = u0
     p[P_F] = f
-    p[P_NU] = nu
     p[P_ESC] = u0 + nu * f
 
 
@@ -113,7 +114,7 @@ def bin_params(sb, lb, dt, spec, par):  # type: ignore[no-untyped-def]
     """Per group (fp16 bits of scale and minimum) and bin, the decoder's parameters into ``par``
     ((groups * 16, NP) int64): the cells ``m_lo``.., ``N``, ``Et``, the special cells ``vs``,
     ``ns`` and their cumulative frequencies (``C1``, ``C2``; the uniform cells start at ``U0``),
-    the uniform frequency ``f`` over ``NU`` cells, the escape's start ``ESC`` and the special
+    the uniform frequency ``f`` (over the ``N - ns`` other cells), the escape's start ``ESC`` and the special
     window's first cell before clipping ``W0``. ``spec``: the chunk's 6 special frequencies
     (bin 0's 3, bin 15's 3)."""
     mb = _M[dt]
@@ -301,14 +302,14 @@ def _encode(st1, fr1, st2, fr2):  # type: ignore[no-untyped-def]
             freq = np.int64(fr2[t])
             if freq == 0:
                 continue
-            k = 16 - _floor_log2(freq) if freq < 65536 else 0
+            sh = _floor_log2(freq)  # freq = 2^sh < 2^16
             ln = t & (LANES - 1)
             x = xs[ln]
             out = np.int64(x >= (freq << 16))  # renormalise without a branch (unpredictable)
             buf[wp - 1] = np.uint16(x & 0xFFFF)
             wp -= out
             x >>= out << 4
-            xs[ln] = ((x >> (16 - k)) << 16) + (x & (freq - 1)) + st2[t]
+            xs[ln] = ((x >> sh) << 16) + (x & (freq - 1)) + st2[t]
         for t in range(b1 - 1, b0 - 1, -1):  # the cell steps
             freq = np.int64(fr1[t])
             ln = t & (LANES - 1)
@@ -411,16 +412,26 @@ def _side_encode(st):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _side_set(side, sx, x):  # type: ignore[no-untyped-def]
-    """The side state ``sx = [x, wp, bad]`` after a step left ``x``: renormalised (a word read
-    when below 2^16; past the stream's end sets ``bad``)."""
+def _renorm(x, words, wp):  # type: ignore[no-untyped-def]
+    """(state, word position) after a step left ``x``: a word read when below 2^16; -1: the
+    words ran out (a damaged stream)."""
     if x < (1 << 16):
-        if sx[1] >= side.size:
-            sx[2] = 1
-            return
-        x = (x << 16) | np.int64(side[sx[1]])
-        sx[1] += 1
+        if wp >= words.size:
+            return np.int64(-1), wp
+        return (x << 16) | np.int64(words[wp]), wp + 1
+    return x, wp
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _side_set(side, sx, x):  # type: ignore[no-untyped-def]
+    """The side state ``sx = [x, wp, bad]`` after a step left ``x``: renormalised (``_renorm``;
+    past the stream's end sets ``bad``)."""
+    x, wp = _renorm(x, side, sx[1])
+    if x < 0:
+        sx[2] = 1
+        return
     sx[0] = x
+    sx[1] = wp
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -463,17 +474,6 @@ def side_next(side, sx, dfreq, et, neg, mb):  # type: ignore[no-untyped-def]
             return 0
         g = (ee << mb) | _side_raw(side, sx, mb) if ee >= 2 else _side_raw(side, sx, mb + 1)
     return (0x8000 if neg else 0) | g
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _renorm(x, words, wp):  # type: ignore[no-untyped-def]
-    """(state, word position) after a step left ``x``: a word read when below 2^16; -1: the
-    words ran out (a damaged stream)."""
-    if x < (1 << 16):
-        if wp >= words.size:
-            return np.int64(-1), wp
-        return (x << 16) | np.int64(words[wp]), wp + 1
-    return x, wp
 
 
 @njit(cache=True, nogil=True)
@@ -610,7 +610,7 @@ def parse_chunk(data: bytes | memoryview, shape: tuple[int, int],
     for e in range(2):
         if int(spec[e * NSPEC:(e + 1) * NSPEC].sum()) > MAXSPEC:
             raise IntegrityError("dual v5 chunk: special frequencies out of range")
-    low = np.empty(rows * cols if wide else 0, dtype=np.uint16)
+    low = np.empty(0, dtype=np.uint16)
     if wide:
         low, pos = v2.parse_low(buf, pos, rows, cols)
     head, pos = take(buf, pos, 4, "word count")
@@ -636,8 +636,7 @@ def kernel_args(data: bytes | memoryview, q: np.ndarray, s16: np.ndarray, lo16: 
 @njit(cache=True, nogil=True)
 def decode_ref(words, side, dfreq, ne, q, sb, lb, spec, dt, cols, groups, mb, out):  # type: ignore[no-untyped-def]
     """``native._cells.decode``'s reference: the bins' parameters, then ``decode_patterns``."""
-    par = np.empty((sb.size * 16, NP), dtype=np.int64)
-    bin_params(sb, lb, dt, spec, par)
+    par = _params(sb, lb, dt, spec, sb.size)
     return decode_patterns(words, side, dfreq, ne, q, par, cols, groups, mb, out)
 
 

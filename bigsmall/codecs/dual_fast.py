@@ -229,7 +229,7 @@ def decode_fast(data: bytes | memoryview, rows: int, cols: int,
     # the C kernel takes one zero bin per group (and the column clusters) and builds the
     # contexts itself; the numba kernels take one context (mode 1: zero bin) per code
     zg = np.ascontiguousarray(v1._zero_bin_groups(s16, lo16), dtype=np.int32)
-    z = zg if nat is not None else np.ascontiguousarray(v1._zero_bin(s16, lo16, cols), dtype=np.int32)
+    z = zg if nat is not None else np.ascontiguousarray(np.repeat(zg, v1.GROUP, axis=1)[:, :cols])
     cm = np.zeros(0, np.uint8)
     k = 0
     nctx = 16 * UP if mode == 1 else 16

@@ -41,7 +41,7 @@
 
 /* One bin's parameters (the reference's columns). */
 typedef struct {
-    int32_t mlo, n, et, vs, ns, c1, c2, u0, f, nu, esc;
+    int32_t mlo, n, et, vs, ns, c1, c2, u0, f, esc;
 } cl_bin;
 
 /* The cell of ordered key k in a bin of top exponent et: m (a: its magnitude cell). */
@@ -93,43 +93,14 @@ static void cl_bin_fill(cl_bin *p, int q, int32_t a, int32_t b, int64_t s, int64
     p->mlo = mlo, p->n = n, p->et = et, p->vs = vs, p->ns = ns;
     p->c1 = ns > 1 ? (int32_t)c[1] : u0;
     p->c2 = ns > 2 ? (int32_t)c[2] : u0;
-    p->u0 = u0, p->f = f, p->nu = nu, p->esc = u0 + nu * f;
-}
-
-/* The 17 edges of a group's bins as ordered keys (db_group_bins with each edge rounded once:
- * bin q's upper edge is bin q+1's lower one, the same value rounded down for one and up for the
- * other): ka[q] = lower[q], kb[q] = upper[q + 1]. */
-static void cl_edges(int64_t s, int64_t lo, int dt, int64_t *lower, int64_t *upper) {
-    const int64_t sign = (int64_t)1 << (db_width[dt] - 1), mb64 = db_mb[dt];
-    const int64_t top = ((db_emax[dt] + db_bias[dt]) << mb64) | (((int64_t)1 << mb64) - 1);
-    const int sh16 = dt == 2 ? 16 : 0;
-    for (int i = 0; i <= 16; i++) {
-        int64_t x = i == 0 ? lo - (s >> 5) : (i == 16 ? lo + 15 * s + (s >> 5) : lo + (2 * i - 1) * (s >> 1));
-        int neg = x < 0;
-        int64_t ax = neg ? -x : x, md = 0, nz = 0;
-        if (ax > 0) {
-            int64_t ln = 63 - __builtin_clzll((unsigned long long)ax), e = ln - DB_U, shv;
-            if (e < db_emin[dt]) {
-                shv = DB_U + db_emin[dt] - mb64;
-                md = ax >> shv;
-            } else {
-                shv = ln - mb64;
-                md = ((e + db_bias[dt]) << mb64) + ((shv >= 0 ? ax >> shv : ax << (-shv)) - ((int64_t)1 << mb64));
-            }
-            nz = shv > 0 && (ax & (((int64_t)1 << shv) - 1)) != 0;
-        }
-        int64_t mup = md + nz < top ? md + nz : top, mdn = md < top ? md : top;
-        /* as a lower edge (up) and as an upper edge (down); negative: mirrored */
-        lower[i] = (neg ? sign - 1 - mdn : sign + mup) >> sh16;
-        upper[i] = (neg ? sign - 1 - mup : sign + mdn) >> sh16;
-    }
+    p->u0 = u0, p->f = f, p->esc = u0 + nu * f;
 }
 
 /* The reference's bin_params for one group. */
 static void cl_group(uint16_t sb, uint16_t lb, int dt, int32_t mb, const int64_t *spec, cl_bin *P) {
     int64_t lower[17], upper[17];
     int64_t s = db_fp16_units(sb) << (DB_U - 24), lo = db_fp16_units(lb) << (DB_U - 24);
-    cl_edges(s, lo, dt, lower, upper);
+    db_edges(s, lo, dt, lower, upper);
     for (int q = 0; q < 16; q++) cl_bin_fill(&P[q], q, (int32_t)lower[q], (int32_t)upper[q + 1], s, lo, dt, mb, spec);
 }
 
@@ -153,19 +124,24 @@ typedef struct {
     int sbad;
 } cl_io;
 
-/* j raw bits from the side stream (the reference's _side_raw). */
-static inline int32_t cl_side_raw(cl_io *io, int j) {
-    uint32_t x = io->sx, slot = x & 0xFFFF, v = slot >> (16 - j);
-    x = ((x >> 16) << (16 - j)) + (slot & ((1u << (16 - j)) - 1));
+/* The side state after a step left x (the reference's _side_set): a word read when below 2^16;
+ * past the stream's end sets sbad. */
+static inline void cl_side_set(cl_io *io, uint32_t x) {
     if (x < (1u << 16)) {
         if (io->sp >= io->sn) {
             io->sbad = 1;
-            return 0;
+            return;
         }
         x = (x << 16) | io->side[io->sp++];
     }
     io->sx = x;
-    return (int32_t)v;
+}
+
+/* j raw bits from the side stream (the reference's _side_raw). */
+static inline int32_t cl_side_raw(cl_io *io, int j) {
+    uint32_t x = io->sx, slot = x & 0xFFFF;
+    cl_side_set(io, ((x >> 16) << (16 - j)) + (slot & ((1u << (16 - j)) - 1)));
+    return (int32_t)(slot >> (16 - j));
 }
 
 /* The next escaped pattern (the reference's side_next): et < 0 outside the bin's cells, else a
@@ -188,12 +164,7 @@ static int32_t cl_side_next(cl_io *io, int32_t et, int neg, int32_t mb) {
         c += io->dfreq[s];
     }
     if (d < 0) return -1;
-    x = (uint32_t)io->dfreq[d] * (x >> CL_DPB) + slot - (uint32_t)c;
-    if (x < (1u << 16)) {
-        if (io->sp >= io->sn) return -1;
-        x = (x << 16) | io->side[io->sp++];
-    }
-    io->sx = x;
+    cl_side_set(io, (uint32_t)io->dfreq[d] * (x >> CL_DPB) + slot - (uint32_t)c);
     int32_t g;
     if (d == CL_DEPTHS - 1) {
         int32_t hi = cl_side_raw(io, 7);

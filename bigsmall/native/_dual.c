@@ -240,33 +240,26 @@ static inline __attribute__((always_inline)) void dl_code(uint64_t *x, int64_t t
 #else
 #define DL_TLS __thread
 #endif
-static DL_TLS uint8_t *dl_lut_buf;
-static DL_TLS size_t dl_lut_cap;
+/* A per-thread buffer of at least ``bytes``, grown (zeroed) when too small, kept otherwise. */
+static void *dl_grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes > *cap) {
+        free(*buf);
+        *cap = 0;
+        *buf = calloc(bytes ? bytes : 1, 1);
+        if (!*buf) return NULL;
+        *cap = bytes;
+    }
+    return *buf;
+}
 
-static DL_TLS int32_t *dl_z_buf;
-static DL_TLS size_t dl_z_cap;
+static DL_TLS void *dl_lut_buf, *dl_z_buf, *dl_wtab_buf;
+static DL_TLS size_t dl_lut_cap, dl_z_cap, dl_wtab_cap;
 
 static int32_t *dl_zbuf(int64_t n) { /* the per-code contexts built from per-group zero bins */
-    if ((size_t)n > dl_z_cap) {
-        free(dl_z_buf);
-        dl_z_cap = 0;
-        dl_z_buf = malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
-        if (!dl_z_buf) return NULL;
-        dl_z_cap = (size_t)n;
-    }
-    return dl_z_buf;
+    return dl_grow(&dl_z_buf, &dl_z_cap, sizeof(int32_t) * (size_t)n);
 }
 
-static uint8_t *dl_lut(size_t n) {
-    if (n > dl_lut_cap) {
-        free(dl_lut_buf);
-        dl_lut_cap = 0;
-        dl_lut_buf = calloc(n, 1);
-        if (!dl_lut_buf) return NULL;
-        dl_lut_cap = n;
-    }
-    return dl_lut_buf;
-}
+static uint8_t *dl_lut(size_t n) { return dl_grow(&dl_lut_buf, &dl_lut_cap, n); }
 
 /* Codes [t0, n) on lanes states, in rows of cols codes: 0, or 1 once an error is seen (checked
  * per row, so a damaged stream stops within a row of it). */
@@ -326,19 +319,7 @@ static inline __attribute__((always_inline)) int dl_run(uint64_t *xs, int lanes,
 static int use_avx2 = 0;
 static int32_t dl_wlut[256 * 8]; /* per 8-bit mask, lane j -> the set bits below j */
 
-static DL_TLS uint32_t *dl_wtab_buf;
-static DL_TLS size_t dl_wtab_cap;
-
-static uint32_t *dl_wtab(size_t n) {
-    if (n > dl_wtab_cap) {
-        free(dl_wtab_buf);
-        dl_wtab_cap = 0;
-        dl_wtab_buf = calloc(n, sizeof(uint32_t));
-        if (!dl_wtab_buf) return NULL;
-        dl_wtab_cap = n;
-    }
-    return dl_wtab_buf;
-}
+static uint32_t *dl_wtab(size_t n) { return dl_grow(&dl_wtab_buf, &dl_wtab_cap, sizeof(uint32_t) * n); }
 
 #if DL_HAVE_AVX2
 #pragma GCC push_options

@@ -114,7 +114,7 @@ CL_TARGET static void cl_group_avx2(uint16_t sb, uint16_t lb, int dt, int32_t mb
     xs[16] = lo + 15 * s + (s >> 5);
     xs[17] = xs[18] = xs[19] = 0;
     const int64_t mb64 = db_mb[dt], sign = (int64_t)1 << (db_width[dt] - 1);
-    const int64_t top = ((db_emax[dt] + db_bias[dt]) << mb64) | (((int64_t)1 << mb64) - 1);
+    const int64_t top = db_top(dt);
     const int64_t shsub = DB_U + db_emin[dt] - mb64 > 0 ? DB_U + db_emin[dt] - mb64 : 0;
     const __m256i zero = _mm256_setzero_si256(), one64 = _mm256_set1_epi64x(1);
     int32_t ka[16] __attribute__((aligned(32))), kb[16] __attribute__((aligned(32)));
@@ -152,15 +152,6 @@ CL_TARGET static void cl_group_avx2(uint16_t sb, uint16_t lb, int dt, int32_t mb
         ka[q] = (int32_t)lower[q];
         kb[q] = (int32_t)upper[q + 1];
     }
-#ifdef CL_DEBUG
-    {
-        int64_t l2[17], u2[17];
-        cl_edges(s, lo, dt, l2, u2);
-        for (int i = 0; i < 17; i++)
-            if (l2[i] != lower[i] || u2[i] != upper[i])
-                fprintf(stderr, "edge %d x %ld: %lx %lx vs %lx %lx\n", i, (long)xs[i], (long)l2[i], (long)u2[i], (long)lower[i], (long)upper[i]);
-    }
-#endif
     int32_t A[5][16] __attribute__((aligned(32)));
     const __m256i c7fff = _mm256_set1_epi32(0x7FFF), c8000 = _mm256_set1_epi32(0x8000), one = _mm256_set1_epi32(1);
     const __m256i mask = _mm256_set1_epi32((1 << mb) - 1), hid = _mm256_set1_epi32(1 << mb);
@@ -221,28 +212,6 @@ CL_TARGET static int cl_run_avx2(cl_io *io, const uint8_t *q, const uint16_t *sb
             const int64_t gi = r * groups + g;
             __m256i R[5][2];
             cl_group_avx2(sb[gi], lb[gi], dt, mb, spec, R);
-#ifdef CL_DEBUG
-            {
-                cl_bin P[16];
-                int32_t A[5][16], B[5][16];
-                cl_group(sb[gi], lb[gi], dt, mb, spec, P);
-                for (int k = 0; k < 16; k++) {
-                    A[0][k] = P[k].u0 | (P[k].f << 16);
-                    A[1][k] = P[k].c1 | (P[k].c2 << 16);
-                    A[2][k] = P[k].esc;
-                    A[3][k] = (P[k].mlo + 32768) | (P[k].vs << 16);
-                    A[4][k] = P[k].et | (P[k].ns << 16);
-                }
-                for (int k = 0; k < 5; k++) {
-                    _mm256_storeu_si256((__m256i *)B[k], R[k][0]);
-                    _mm256_storeu_si256((__m256i *)(B[k] + 8), R[k][1]);
-                }
-                for (int k = 0; k < 5; k++)
-                    for (int q = 0; q < 16; q++)
-                        if (A[k][q] != B[k][q] && P[q].n > 0)
-                            fprintf(stderr, "g %ld sb %x lb %x field %d bin %d: %x vs %x (n %d)\n", (long)gi, sb[gi], lb[gi], k, q, A[k][q], B[k][q], P[q].n);
-            }
-#endif
             const int64_t cend = (g + 1) * 128 < cols ? (g + 1) * 128 : cols;
             for (int64_t c = g * 128; c < cend; c += 16) {
                 t = r * cols + c;
