@@ -7,13 +7,13 @@ itself; ``reader.py`` keeps the decode paths they use.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..errors import UnknownCodecError
+from .hasher import Sha256
 
 if TYPE_CHECKING:
     from .reader import BsFile
@@ -77,14 +77,18 @@ def verify_container(bs: BsFile, mode: str = "full", fraction: float = 0.1, seed
             if f.kind == "blob":
                 bs.file_bytes(f)
             else:
-                h = hashlib.sha256()
+                h = Sha256.for_size(f.size)  # on its own thread for a large file
                 size = 0
-                for part in bs.iter_file_chunks(i):
-                    h.update(part)
-                    size += len(part)
-                    decoded += len(part)  # counted as it goes: a failure later keeps it
-                    if progress is not None:
-                        progress.update(len(part))
+                try:
+                    for part in bs.iter_file_chunks(i):
+                        h.update(part)
+                        size += len(part)
+                        decoded += len(part)  # counted as it goes: a failure later keeps it
+                        if progress is not None:
+                            progress.update(len(part))
+                except BaseException:
+                    h.close(discard=True)
+                    raise
                 checked += len(bs.file_tensors(i))
                 if size != f.size or h.hexdigest() != f.receipt.digest:
                     problems.append(f"{f.path}: rebuilt file sha256 does not match its receipt")
