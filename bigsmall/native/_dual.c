@@ -416,13 +416,21 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             bad = dl_fail("freq, cum: 16 per context");
         int64_t zmax = up ? 15 : nctx - 1; /* up = 0: z is the context itself */
         if (!bad && k > 65536) bad = dl_fail("k: at most 65536 clusters of columns");
+        /* the checks of the contexts and frequencies, the contexts per code and the decode run
+         * without the GIL (they touch C buffers only: ~5 % of a fast load's CPU, held with the
+         * GIL it stalled the loading thread's Python); an error is raised once it is back */
+        const char *err = NULL;
+        int nomem = 0;
+        uint32_t *fc = NULL, *wt = NULL;
+        int16_t *c16 = NULL;
+        Py_BEGIN_ALLOW_THREADS
         if (!bad && k >= 0) { /* z per group (and k clusters of columns): the contexts per code */
             int64_t groups = (cols + 127) / 128, rows = n / cols;
             const uint8_t *cm = k > 0 ? vcm.buf : NULL;
             int32_t *zx = dl_zbuf(n);
             int64_t *cr = malloc(sizeof(int64_t) * 2 * (size_t)groups); /* per group: its clusters' min, max */
             if (!zx || !cr) {
-                PyErr_NoMemory();
+                nomem = 1;
                 bad = 1;
             }
             for (int64_t g = 0; g < groups && !bad; g++) {
@@ -440,7 +448,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             for (int64_t i = 0; i < rows * groups && !bad; i++) {
                 int64_t zg = z[i], g = i % groups;
                 if (zg * k + cr[2 * g] < 0 || zg * k + cr[2 * g + 1] > zmax || (!cm && (zg < 0 || zg > zmax)))
-                    bad = dl_fail("z: a context out of range");
+                    bad = (err = "z: a context out of range", 1);
             }
             for (int64_t r = 0; r < rows && !bad; r++)
                 for (int64_t g = 0; g < groups; g++) { /* loops that vectorise */
@@ -461,7 +469,7 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
                 zlo = z[i] < zlo ? z[i] : zlo;
                 zhi = z[i] > zhi ? z[i] : zhi;
             }
-            if (zlo < 0 || zhi > zmax) bad = dl_fail("z: a context out of range");
+            if (zlo < 0 || zhi > zmax) bad = (err = "z: a context out of range", 1);
         }
         if (!bad) {
             const int64_t *freq = v[2].buf, *cum = v[3].buf;
@@ -473,11 +481,9 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
                     if (freq[cx * 16 + j] < 0 || freq[cx * 16 + j] > MPB || cum[cx * 16 + j] != run) good = 0;
                     run += good ? freq[cx * 16 + j] : 0;
                 }
-                if (!good || run != MPB) bad = dl_fail("freq, cum: a used context's frequencies must sum to 2^14, cum their running sum");
+                if (!good || run != MPB) bad = (err = "freq, cum: a used context's frequencies must sum to 2^14, cum their running sum", 1);
             }
         }
-        uint32_t *fc = NULL, *wt = NULL;
-        int16_t *c16 = NULL;
         int wide = DL_HAVE_AVX2 && use_avx2 && (lanes == 8 || lanes == 16) &&
                    (nctx <= DL_LUT_CTX ? !up || cols >= lanes : !up);
         uint8_t *lut = NULL, *bkt = NULL;
@@ -491,16 +497,17 @@ static PyObject *py_decode_codes(PyObject *self, PyObject *args) {
             if (!wide && nctx <= DL_LUT_CTX) lut = dl_lut((size_t)nctx << PB);
             else if (!wide) bkt = dl_lut((size_t)nctx << 8);
             if (!fc || !c16 || (!wide && !lut && !bkt) || (wide && !wt)) {
-                PyErr_NoMemory();
+                nomem = 1;
                 bad = 1;
             }
         }
         if (!bad) {
-            Py_BEGIN_ALLOW_THREADS
             rc = dl_codes(v[0].buf, N(v[0]), z, v[2].buf, v[3].buf, v[5].buf, v[6].buf, n / cols,
                           cols, (int)up, nctx, fc, c16, lut, bkt, (int)lanes, wt);
-            Py_END_ALLOW_THREADS
         }
+        Py_END_ALLOW_THREADS
+        if (nomem) PyErr_NoMemory();
+        else if (err != NULL) pb_fail(err);
         free(fc);
         free(c16);
     }
