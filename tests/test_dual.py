@@ -86,6 +86,27 @@ def test_round_trip_every_pattern(synthetic: Path, tmp_path: Path) -> None:
     assert kinds["BF16.nan.weight"] == kinds["F32.inf.weight"] == kinds["F16.bias"] == "z"
 
 
+def test_restore_names_a_wrong_tensor(synthetic: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore checks the file's sha256 (not each tensor's receipt on the way); a wrong tensor
+    still fails it with the tensor named (a second pass checks each receipt), and nothing is left
+    at the output path."""
+    dual.create(synthetic, tmp_path / "s.bsd")
+    real = dual.DualFile._finish
+
+    def flip(self, spec, t, out, jobs, check=True):  # type: ignore[no-untyped-def]
+        for j in jobs:
+            j.result()
+        if spec.name == "F16.q.weight":
+            out[3] ^= 1
+        return real(self, spec, t, out, [], check)
+
+    monkeypatch.setattr(dual.DualFile, "_finish", flip)
+    with pytest.raises(IntegrityError, match="F16.q.weight"):
+        bigsmall.decompress(tmp_path / "s.bsd", tmp_path / "back.safetensors")
+    assert not (tmp_path / "back.safetensors").exists()
+
+
 def _raw(t) -> bytes:  # type: ignore[no-untyped-def]
     import torch
 
