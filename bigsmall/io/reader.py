@@ -339,9 +339,10 @@ class BsFile:
         receipt is hashed piece by piece and checked after its last piece: a corrupt tensor
         raises ``IntegrityError`` before the piece after it, so a consumer must not keep
         what it received (a restore writes a temporary file and removes it). A piece is a
-        view of a buffer that is reused once the iterator moves on: use it before then
-        (``alloc``: each tensor's destination, as in ``iter_decoded``; then the pieces are views
-        of it). The coded bytes before a piece's share of the blob leave the process's resident
+        view of its tensor's buffer, fresh per tensor and never reused, so it stays valid while
+        referenced (the restore's sha256 thread, ``io/hasher.py``, holds pieces after the
+        iterator moves on); ``alloc``: each tensor's destination, as in ``iter_decoded``, then
+        the pieces are views of it. The coded bytes before a piece's share of the blob leave the process's resident
         set as the pieces go by, not after the last one: a 400 MB embedding's 264 MB blob was
         resident whole while it decoded (a page dropped too early is faulted back, same bytes)."""
         ahead = AHEAD_BYTES if ahead_bytes is None else ahead_bytes

@@ -72,24 +72,18 @@ static void dlw_tables(const int64_t *freq, const int64_t *cum, const uint8_t *o
 }
 
 /* The slot's entry: E[0] + the steps of the 15 bounds below the slot (B(j): bound j, D(j): step
- * j, D(0): E[0]), a tree of adds */
+ * j, D(0): E[0]), a tree of adds; DLW_T(j): step j where the slot is above bound j, else 0 */
+#define DLW_T(B, D, j) _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(j)), D(j))
 #define DLW_ENTRY(B, D)                                                                          \
     ({                                                                                           \
-        __m256i a1 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(1)), D(1)),   \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(2)), D(2)));  \
-        __m256i a2 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(3)), D(3)),   \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(4)), D(4)));  \
-        __m256i a3 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(5)), D(5)),   \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(6)), D(6)));  \
-        __m256i a4 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(7)), D(7)),   \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(8)), D(8)));  \
-        __m256i a5 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(9)), D(9)),   \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(10)), D(10))); \
-        __m256i a6 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(11)), D(11)), \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(12)), D(12))); \
-        __m256i a7 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(13)), D(13)), \
-                                      _mm256_and_si256(_mm256_cmpgt_epi32(slot, B(14)), D(14))); \
-        __m256i a8 = _mm256_add_epi32(_mm256_and_si256(_mm256_cmpgt_epi32(slot, B(15)), D(15)), D(0)); \
+        __m256i a1 = _mm256_add_epi32(DLW_T(B, D, 1), DLW_T(B, D, 2));                           \
+        __m256i a2 = _mm256_add_epi32(DLW_T(B, D, 3), DLW_T(B, D, 4));                           \
+        __m256i a3 = _mm256_add_epi32(DLW_T(B, D, 5), DLW_T(B, D, 6));                           \
+        __m256i a4 = _mm256_add_epi32(DLW_T(B, D, 7), DLW_T(B, D, 8));                           \
+        __m256i a5 = _mm256_add_epi32(DLW_T(B, D, 9), DLW_T(B, D, 10));                          \
+        __m256i a6 = _mm256_add_epi32(DLW_T(B, D, 11), DLW_T(B, D, 12));                         \
+        __m256i a7 = _mm256_add_epi32(DLW_T(B, D, 13), DLW_T(B, D, 14));                         \
+        __m256i a8 = _mm256_add_epi32(DLW_T(B, D, 15), D(0));                                    \
         _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(a1, a2), _mm256_add_epi32(a3, a4)),  \
                          _mm256_add_epi32(_mm256_add_epi32(a5, a6), _mm256_add_epi32(a7, a8))); \
     })
