@@ -214,6 +214,42 @@ def test_no_fsync_restores_the_same_bytes_without_any_sync(
     assert "fsync" in calls  # the default is durable
 
 
+def test_compress_no_fsync_writes_the_same_container_without_any_sync(
+        chunked_model: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``compress(durable=False)`` (``--no-fsync``): no fsync or fdatasync at all (neither the
+    background flusher's nor the one before the rename), the same container bytes as a durable
+    run, placed atomically (no temporary left); the default syncs."""
+    import os
+
+    from bigsmall.cli import main
+
+    src, _ = chunked_model
+    calls: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync")
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append("fdatasync")
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(flush_mod, "FLUSH_BYTES", 4096)  # the flusher would sync many times
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    out = tmp_path / "fast.bs"
+    r = bigsmall.compress(src, out, durable=False)
+    assert calls == [] and not r.durable and r.to_json()["durable"] is False
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert main(["compress", str(src), "-o", str(tmp_path / "cli.bs"), "--no-fsync"]) == 0
+    assert calls == []
+    r = bigsmall.compress(src, tmp_path / "durable.bs")
+    assert r.durable and "fsync" in calls  # the default is durable
+    want = (tmp_path / "durable.bs").read_bytes()
+    assert out.read_bytes() == want and (tmp_path / "cli.bs").read_bytes() == want
+
+
 @pytest.mark.parametrize("piece", [1, 9000, 1 << 30])
 def test_iter_pieces_tile_the_tensors(chunked_model: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                                       piece: int) -> None:

@@ -37,13 +37,14 @@ def cmd_compress(args: argparse.Namespace, emit: Emit) -> int:
     r = compress(args.src, args.output, force=args.force, threads=args.threads,
                  verify=not args.no_verify, progress=_progress(args), level=args.level,
                  format_version=args.format_version, coder=args.coder, ecc=args.ecc,
-                 resume=args.resume, delta_from=args.delta_from)
+                 resume=args.resume, delta_from=args.delta_from, durable=not args.no_fsync)
     extra = (f", {r.ecc['extra_percent']:.2f} % ECC parity" if r.ecc else "") + (
         f", {r.resumed_tensors} tensors kept from an interrupted run" if r.resumed_tensors else "")
     emit(args, r.to_json(),
          f"{r.src} -> {r.dst}: {_mb(r.original_bytes)} -> {_mb(r.compressed_bytes)} "
          f"({r.ratio * 100:.2f} %), {r.tensors} tensors, {r.seconds:.2f} s "
          f"({_rate(r.original_bytes, r.seconds)}){extra}"
+         + ("" if r.durable else ", not fsynced")
          + (f", a patch against {r.delta_from}" if r.delta_from else ""))
     return 0
 
@@ -261,6 +262,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="write a patch against BASE (a safetensors file or folder, or a .bs): "
                    "tensors equal to BASE's cost nothing, changed ones are coded as their change; "
                    "decode it with `bigsmall apply BASE PATCH` (see docs/delta.md)")
+    p.add_argument("--no-fsync", action="store_true",
+                   help="do not fsync the output before renaming it into place: faster where the "
+                   "disk is slower than coding, but a crash or power loss soon after may lose or "
+                   "truncate it (still written to a temporary file, then renamed)")
     p.set_defaults(handler=cmd_compress)
 
     p = sub.add_parser("decompress", parents=[common], help=".bs -> the original file or folder, byte for byte",

@@ -68,6 +68,7 @@ class CompressResult:
     ecc: dict[str, Any] | None = attrs.field(default=None, hash=False)
     resumed_tensors: int = 0
     delta_from: str | None = None  # the base of a patch (``compress(delta_from=...)``)
+    durable: bool = True  # fsynced before the rename (``compress(durable=False)``: not)
 
     @property
     def ratio(self) -> float:
@@ -377,8 +378,14 @@ def compress(
     ecc: float | None = None,
     resume: bool = False,
     delta_from: str | os.PathLike[str] | None = None,
+    durable: bool = True,
 ) -> CompressResult:
     """Compress a ``.safetensors`` file or a model folder into one ``.bs`` container.
+
+    ``durable`` (default): the output is fsynced (along the way, by ``flush.Flusher``, and
+    before the rename) so that it survives a crash once this returns. ``durable=False`` skips
+    every sync, as ``cp``, ``zstd`` and ZipNN do: still written to a temporary file and renamed
+    (no reader sees a partial file), but a crash or power loss soon after may lose it.
 
     ``format_version``: ``"1.2"`` (the default) is needed by ``coder="prefix"`` and
     ``coder="auto"``; ``"1.1"`` (the default with ``coder="rans"``) codes floats with
@@ -449,9 +456,9 @@ def compress(
     ecc_info = None
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="bigsmall") as pool, \
-                atomic_file(out, force, mode=mode, inputs=[src], resumable=resume,
+                atomic_file(out, force, durable, mode=mode, inputs=[src], resumable=resume,
                             adopt=resumed.tmp if resumed else None) as (tmp, fh), \
-                flushing(fh) as flusher, \
+                flushing(fh, durable) as flusher, \
                 prog.bar(total, f"compress {src.name}", progress) as bar:
             sha_futs = {fi: pool.submit(_sha256, inp.path, sources.get(fi))
                         for fi, inp in enumerate(inputs)}
@@ -589,4 +596,4 @@ def compress(
                           time.perf_counter() - t0, codecs, level, format_version, coder,
                           ecc_info.to_json() if ecc_info else None,
                           len(resumed.entries) if resumed else 0,
-                          None if delta_from is None else str(delta_from))
+                          None if delta_from is None else str(delta_from), durable)
