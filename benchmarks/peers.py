@@ -133,7 +133,7 @@ def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str =
     ``decompress``, each durable (the default: fsync before the rename) and, interleaved with
     it, with ``--no-fsync`` (what ZipNN's own timing does). Outputs are removed outside the
     clock, as in ZipNN's child."""
-    ct, cn, dt, nt = [], [], [], []
+    ct, cn, dt, nt, rt = [], [], [], [], []
     for _ in range(repeat):
         _fresh(work / "m2.bs")
         t = time.perf_counter()
@@ -156,11 +156,17 @@ def time_bigsmall(src: Path, work: Path, repeat: int, threads: int, level: str =
         t = time.perf_counter()
         bigsmall.decompress(work / "m.bs", work / "m.out", threads=threads, durable=False)
         nt.append(time.perf_counter() - t)
+        _fresh(work / "m.out")  # the same, checked by the tensors' receipts, not a sha256
+        t = time.perf_counter()
+        bigsmall.decompress(work / "m.bs", work / "m.out", threads=threads, durable=False,
+                            check="receipts")
+        rt.append(time.perf_counter() - t)
     size = src.stat().st_size
     return {"ratio": r.ratio, "compress_MBps": size / 1e6 / statistics.median(ct),
             "compress_nofsync_MBps": size / 1e6 / statistics.median(cn),
             "decompress_MBps": size / 1e6 / statistics.median(dt),
-            "decompress_nofsync_MBps": size / 1e6 / statistics.median(nt)}
+            "decompress_nofsync_MBps": size / 1e6 / statistics.median(nt),
+            "decompress_receipts_MBps": size / 1e6 / statistics.median(rt)}
 
 
 _BS4_CHILD = r"""
@@ -308,7 +314,8 @@ def main() -> int:
                     extra = f"  (with fsync: {r['decompress_fsync_MBps']:.1f} MB/s)"
                 if "decompress_nofsync_MBps" in r:
                     extra = (f"  (--no-fsync: compress {r['compress_nofsync_MBps']:.1f}, "
-                             f"decompress {r['decompress_nofsync_MBps']:.1f} MB/s)")
+                             f"decompress {r['decompress_nofsync_MBps']:.1f} MB/s, with "
+                             f"--check receipts {r['decompress_receipts_MBps']:.1f} MB/s)")
                 print(f"  {tool:20s} ratio {r['ratio'] * 100:6.2f} %  compress {r['compress_MBps']:7.1f} MB/s  "
                       f"decompress {dec_s} MB/s{extra}")
         z = row.get("zipnn")
@@ -318,7 +325,8 @@ def main() -> int:
             if isinstance(z, dict) and isinstance(b, dict):
                 print(f"  {tool} / zipnn: decompress speed, both durable (fsync) "
                       f"x{b['decompress_MBps'] / z['decompress_fsync_MBps']:.2f}, neither "
-                      f"x{b['decompress_nofsync_MBps'] / z['decompress_MBps']:.2f}, bigsmall "
+                      f"x{b['decompress_nofsync_MBps'] / z['decompress_MBps']:.2f} (--check "
+                      f"receipts x{b['decompress_receipts_MBps'] / z['decompress_MBps']:.2f}), bigsmall "
                       f"durable vs ZipNN not x{b['decompress_MBps'] / z['decompress_MBps']:.2f}; "
                       f"compress, neither syncing x"
                       f"{b['compress_nofsync_MBps'] / z['compress_MBps']:.2f}, bigsmall durable "

@@ -259,10 +259,11 @@ def test_verify_unknown_codec_is_an_error_not_corrupt(bs: Path,
     assert rc == 0 and json.loads(out)["codecs"]["zz-future"] == 1
 
 
-def test_decompress_corrupt_blob(bs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("check", ["sha256", "receipts"])
+def test_decompress_corrupt_blob(bs: Path, capsys: pytest.CaptureFixture[str], check: str) -> None:
     bad = corrupt_blob(bs, "model.layers.1.attn.weight")
     dst = bs.with_name("restored.safetensors")
-    rc, out, err = run(capsys, "decompress", str(bad), "-o", str(dst))
+    rc, out, err = run(capsys, "decompress", str(bad), "-o", str(dst), "--check", check)
     assert_one_line_error(rc, err, "decompress", "'model.layers.1.attn.weight'")
     assert not dst.exists()
     no_temp_files(bs.parent)

@@ -86,11 +86,12 @@ def test_round_trip_every_pattern(synthetic: Path, tmp_path: Path) -> None:
     assert kinds["BF16.nan.weight"] == kinds["F32.inf.weight"] == kinds["F16.bias"] == "z"
 
 
+@pytest.mark.parametrize("check", ["sha256", "receipts"])
 def test_restore_names_a_wrong_tensor(synthetic: Path, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      monkeypatch: pytest.MonkeyPatch, check: str) -> None:
     """A restore checks the file's sha256 (not each tensor's receipt on the way); a wrong tensor
     still fails it with the tensor named (a second pass checks each receipt), and nothing is left
-    at the output path."""
+    at the output path. ``check="receipts"``: each receipt on the way, the same error."""
     dual.create(synthetic, tmp_path / "s.bsd")
     real = dual.DualFile._finish
 
@@ -103,7 +104,7 @@ def test_restore_names_a_wrong_tensor(synthetic: Path, tmp_path: Path,
 
     monkeypatch.setattr(dual.DualFile, "_finish", flip)
     with pytest.raises(IntegrityError, match="F16.q.weight"):
-        bigsmall.decompress(tmp_path / "s.bsd", tmp_path / "back.safetensors")
+        bigsmall.decompress(tmp_path / "s.bsd", tmp_path / "back.safetensors", check=check)
     assert not (tmp_path / "back.safetensors").exists()
 
 

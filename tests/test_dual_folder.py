@@ -131,6 +131,8 @@ def test_sharded_folder_round_trip(sharded: Path, tmp_path: Path, capsys: pytest
     assert (out / "model.safetensors.index.json").read_bytes() == (sharded / "model.safetensors.index.json").read_bytes()
     assert bigsmall.decompress(out, tmp_path / "back").files == len(_tree(sharded))
     assert _tree(tmp_path / "back") == _tree(sharded)
+    r2 = bigsmall.decompress(out, tmp_path / "back2", check="receipts")  # the shards by receipts
+    assert r2.check == "receipts" and _tree(tmp_path / "back2") == _tree(sharded)
     # tensors of both shards; the planner sees layer 6 whole although it spans the shards
     ref = {**load_file(str(sharded / "model-00001-of-00002.safetensors")),
            **load_file(str(sharded / "model-00002-of-00002.safetensors"))}

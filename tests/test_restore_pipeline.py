@@ -250,6 +250,59 @@ def test_compress_no_fsync_writes_the_same_container_without_any_sync(
     assert out.read_bytes() == want and (tmp_path / "cli.bs").read_bytes() == want
 
 
+def test_check_receipts_restores_the_same_bytes_without_a_sha256(
+        chunked_model: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check="receipts"`` (``--check receipts``): the same bytes, every tensor checked against
+    its receipt as it is decoded and no sha256 rebuilt for a safetensors file (a folder's other
+    files still are: their blob has no other receipt); the default rebuilds it; an unknown
+    check is refused before anything is written."""
+    import bigsmall.io.decompress as dec_mod
+    from bigsmall.cli import main
+    from bigsmall.errors import InvalidOptionError
+
+    src, bs = chunked_model
+    made: list[int] = []
+    checked: list[bool] = []
+
+    class Counting(dec_mod.Sha256):
+        @classmethod
+        def for_size(cls, size: int) -> dec_mod.Sha256:
+            made.append(size)
+            return dec_mod.Sha256(False)
+
+    real_chunks = BsFile.iter_file_chunks
+
+    def chunks(self: BsFile, index: int, check: bool = True) -> Any:
+        checked.append(check)
+        return real_chunks(self, index, check)
+
+    monkeypatch.setattr(dec_mod, "Sha256", Counting)
+    monkeypatch.setattr(BsFile, "iter_file_chunks", chunks)
+    out = tmp_path / "r.safetensors"
+    r = bigsmall.decompress(bs, out, check="receipts")
+    assert out.read_bytes() == src.read_bytes() and r.check == "receipts"
+    assert made == [] and checked == [True]
+    bigsmall.decompress(bs, tmp_path / "d.safetensors")
+    assert made == [src.stat().st_size] and checked == [True, False]  # the default: sha256
+    with pytest.raises(InvalidOptionError, match="unknown check"):
+        bigsmall.decompress(bs, tmp_path / "x.safetensors", check="crc")
+    assert not (tmp_path / "x.safetensors").exists()
+
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(src.read_bytes())
+    (folder / "config.json").write_text('{"hidden": 96}\n')
+    bigsmall.compress(folder, tmp_path / "repo.bs")
+    made.clear()
+    bigsmall.decompress(tmp_path / "repo.bs", tmp_path / "back", check="receipts")
+    assert made == [len('{"hidden": 96}\n')]  # the config's sha256 only
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "back" / name).read_bytes() == (folder / name).read_bytes()
+    assert main(["decompress", str(bs), "-o", str(tmp_path / "cli.safetensors"), "--check",
+                 "receipts"]) == 0
+    assert (tmp_path / "cli.safetensors").read_bytes() == src.read_bytes()
+
+
 @pytest.mark.parametrize("piece", [1, 9000, 1 << 30])
 def test_iter_pieces_tile_the_tensors(chunked_model: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                                       piece: int) -> None:

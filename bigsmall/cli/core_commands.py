@@ -53,14 +53,16 @@ def cmd_decompress(args: argparse.Namespace, emit: Emit) -> int:
     from ..io.decompress import decompress
 
     r = decompress(args.src, args.output, force=args.force, threads=args.threads,
-                   progress=_progress(args), durable=not args.no_fsync, base=args.base)
+                   progress=_progress(args), durable=not args.no_fsync, base=args.base,
+                   check=args.check)
     net = r.remote  # a URL / hf:// source: what the download cost
     fetched = ""
     if net:
         retried = f", {net['retries']} retried" if net["retries"] else ""
         fetched = f", {_mb(net['bytes'])} fetched in {net['requests']} requests{retried}"
     emit(args, r.to_json(),
-         f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, sha256 verified"
+         f"{r.src} -> {r.dst}: {_mb(r.bytes_written)} restored, "
+         f"{'sha256' if r.check == 'sha256' else 'tensor receipts'} verified"
          f"{'' if r.durable else ', not fsynced'}{fetched}, "
          f"{r.seconds:.2f} s ({_rate(r.bytes_written, r.seconds)})")
     return 0
@@ -283,6 +285,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--base", metavar="BASE", default=None,
                    help="the base model of a patch (compress --delta-from): checked against the "
                    "patch's receipts before anything is written")
+    p.add_argument("--check", choices=("sha256", "receipts"), default="sha256",
+                   help="what checks the restored bytes: 'sha256' rebuilds every file's sha256 "
+                   "(the original's, as the Hub lists it) and compares it with its receipt; "
+                   "'receipts' checks every tensor against its own xxh3-128 receipt instead "
+                   "(every byte still checked, ~1/14 of the hashing CPU; no sha256) "
+                   "(default: sha256)")
     p.set_defaults(handler=cmd_decompress)
 
     p = sub.add_parser("verify", parents=[common], help="check a container against its receipts",

@@ -43,7 +43,7 @@ from ..core.types import Receipt, TensorEntry, TensorSpec
 from ..errors import BigsmallIOError, FormatError, IntegrityError, InvalidOptionError
 from ..plan.autopilot import FileSummary, fast_quantizes, int4_bytes, summarize
 from .atomic import atomic_file, check_target
-from .hasher import Sha256
+from .hasher import NoHash, Sha256
 from .source import FileSource
 
 PIECE = 16 << 20  # exact-stored tensors: zstd pieces of this many bytes
@@ -432,13 +432,15 @@ class DualFile:
 
         yield from self._ahead(items, self._start, finish)
 
-    def restore(self, fh: Any, check_tensors: bool = False) -> int:
+    def restore(self, fh: Any, check_tensors: bool = False, sha256: bool = True) -> int:
         """Write the original safetensors file to ``fh``; checked against its sha256 (and each
-        tensor against its own receipt too with ``check_tensors``: ``verify``)."""
+        tensor against its own receipt too with ``check_tensors``: ``verify``). Without
+        ``sha256`` (``decompress(check="receipts")``) only the receipts check the bytes: pass
+        ``check_tensors`` then."""
         header = base64.b64decode(self.doc["header"])
         # the sha256 on a thread of its own (io/hasher.py), and the tensors' receipts not hashed
         # as well: the file's sha256 covers every byte (as in the .bs restore, io/decompress.py)
-        sha = Sha256.for_size(int(self.doc["size"]))
+        sha = Sha256.for_size(int(self.doc["size"])) if sha256 else NoHash()
         try:
             sha.update(memoryview(header))
             fh.write(header)
@@ -450,7 +452,7 @@ class DualFile:
         except BaseException:
             sha.close(discard=True)
             raise
-        if sha.hexdigest() != self.doc["sha256"] or n != self.doc["size"]:
+        if n != self.doc["size"] or (sha256 and sha.hexdigest() != self.doc["sha256"]):
             for _ in self.iter_exact():  # name the tensor at fault: decode again, checking each
                 pass
             raise IntegrityError(f"{self.path}: the restored file does not match its sha256 receipt")
@@ -489,8 +491,9 @@ class DualFile:
 
 
 def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, *,
-               force: bool = False, durable: bool = True) -> dict[str, Any]:
-    """Restore the original safetensors file of a ``.bsd``, byte for byte."""
+               force: bool = False, durable: bool = True, check: str = "sha256") -> dict[str, Any]:
+    """Restore the original safetensors file of a ``.bsd``, byte for byte (``check``: as
+    ``io/decompress.decompress``'s)."""
     t0 = time.perf_counter()
     src = Path(src)
     out = Path(dst) if dst is not None else src.with_suffix(".safetensors")
@@ -499,5 +502,5 @@ def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None =
     with DualFile(src) as d:
         check_target(out, force, inputs=[src])
         with atomic_file(out, force, durable, inputs=[src]) as (_tmp, fh):
-            n = d.restore(fh)
+            n = d.restore(fh, check_tensors=check == "receipts", sha256=check == "sha256")
     return {"src": str(src), "dst": str(out), "bytes": n, "seconds": time.perf_counter() - t0}

@@ -263,8 +263,10 @@ class DualFolder:
             fast += int4_bytes(s.shape) if t["kind"] == "q" else s.nbytes
         return summarize(str(self.path), entries, kind="bsd", fast_member_bytes=fast)
 
-    def restore(self, dst: Path, force: bool = False, durable: bool = True, progress: bool | None = False) -> int:
-        """Rebuild the original folder at ``dst``, every file checked against its sha256."""
+    def restore(self, dst: Path, force: bool = False, durable: bool = True, progress: bool | None = False,
+                check: str = "sha256") -> int:
+        """Rebuild the original folder at ``dst``, every file checked against its sha256
+        (``check="receipts"``: the safetensors members by their tensors' receipts instead)."""
         mode = folder_mode(self.path.stat().st_mode & 0o777)
         written = 0
         with prog.bar(sum(m.size for m in self.members), f"decompress {self.path.name}", progress) as bar, \
@@ -274,7 +276,8 @@ class DualFolder:
                 with _member_file(tmp, tuple(m.path.split("/")), fmode) as fh:
                     if m.kind == "bsd":
                         with self.open(m) as d:
-                            written += d.restore(fh)
+                            written += d.restore(fh, check_tensors=check == "receipts",
+                                                 sha256=check == "sha256")
                     else:
                         written += self._check_copy(m, fh)
                     fh.flush()
@@ -290,11 +293,12 @@ def open_dual(src: str | os.PathLike[str]) -> dual.DualFile | DualFolder:
 
 
 def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None = None, *,
-               force: bool = False, durable: bool = True, progress: bool | None = False) -> dict[str, Any]:
+               force: bool = False, durable: bool = True, progress: bool | None = False,
+               check: str = "sha256") -> dict[str, Any]:
     """Restore a ``.bsd`` file (``io/dual.py``) or folder: ``x.bsd/`` -> ``x/``, byte for byte."""
     src = Path(src)
     if not src.is_dir():
-        return {**dual.decompress(src, dst, force=force, durable=durable), "files": 1}
+        return {**dual.decompress(src, dst, force=force, durable=durable, check=check), "files": 1}
     t0 = time.perf_counter()
     stem = src.name[:-4] if src.name.endswith(".bsd") and len(src.name) > 4 else src.name + ".out"
     out = Path(dst) if dst is not None else src.parent / stem
@@ -302,7 +306,7 @@ def decompress(src: str | os.PathLike[str], dst: str | os.PathLike[str] | None =
         raise FormatError(f"{src}: pass an output path")
     folder = DualFolder(src)
     check_target(out, force, folder=True, inputs=[src])  # before anything is decoded
-    n = folder.restore(out, force, durable, progress)
+    n = folder.restore(out, force, durable, progress, check)
     return {"src": str(src), "dst": str(out), "bytes": n, "files": len(folder.members),
             "seconds": time.perf_counter() - t0}
 

@@ -84,3 +84,19 @@ class Sha256:
     def hexdigest(self) -> str:
         self.close()
         return self._sha.hexdigest()
+
+
+class NoHash:
+    """``Sha256``'s interface, hashing nothing: a restore with ``check="receipts"``, where every
+    tensor's bytes are checked against its own xxh3-128 receipt instead (and the header comes
+    from the container's checksummed index), so that the sha256's CPU (~25 ms per 45 MB here,
+    ``hashlib`` at ~1.8 GB/s) is not spent. ``hexdigest`` is None: nothing to compare."""
+
+    def update(self, piece: memoryview) -> None:
+        pass
+
+    def close(self, discard: bool = False) -> None:
+        pass
+
+    def hexdigest(self) -> None:
+        return None
