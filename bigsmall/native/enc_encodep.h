@@ -51,6 +51,24 @@ EF_KERNEL(uint8_t)
 EF_KERNEL(uint16_t)
 EF_KERNEL(uint32_t)
 
+/* The chunk's bytes from the lanes in tmp (rc != 0: b"", a symbol without a code): u32 lane
+ * lengths, then the lanes. */
+static PyObject *ef_pack(int rc, const uint8_t *tmp, i64 cap, const i64 *size) {
+    if (rc != 0) return PyBytes_FromStringAndSize(NULL, 0);
+    i64 total = 4 * EF_LANES;
+    for (int l = 0; l < EF_LANES; l++) total += size[l];
+    PyObject *res = PyBytes_FromStringAndSize(NULL, total);
+    if (res) {
+        uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(res), *pos = dst + 16;
+        for (int l = 0; l < EF_LANES; l++) {
+            for (int z = 0; z < 4; z++) dst[4 * l + z] = (size[l] >> (8 * z)) & 0xFF;
+            memcpy(pos, tmp + l * cap, (size_t)size[l]);
+            pos += size[l];
+        }
+    }
+    return res;
+}
+
 /* encodep_flat(values, tab, nsym, p, eb, mb) -> bytes: encodep_chunk's bytes for a chunk of
  * one context (tab: that context's row of code entries, at least nsym >= 2**(eb + mb)) and
  * no row shifts; b"" for a symbol without a (sane) code, as encodep_chunk. */
@@ -89,21 +107,123 @@ static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
             else if (w == 2) rc = ef_kernel_uint16_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
             else rc = ef_kernel_uint32_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
             Py_END_ALLOW_THREADS
-            if (rc != 0) {
-                res = PyBytes_FromStringAndSize(NULL, 0);
-            } else {
-                i64 total = 4 * EF_LANES;
-                for (int l = 0; l < EF_LANES; l++) total += size[l];
-                res = PyBytes_FromStringAndSize(NULL, total);
-                if (res) {
-                    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(res), *pos = dst + 16;
-                    for (int l = 0; l < EF_LANES; l++) {
-                        for (int z = 0; z < 4; z++) dst[4 * l + z] = (size[l] >> (8 * z)) & 0xFF;
-                        memcpy(pos, tmp + l * cap, (size_t)size[l]);
-                        pos += size[l];
-                    }
-                }
+            res = ef_pack(rc, tmp, cap, size);
+            free(tmp);
+        }
+    }
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&t);
+    return res;
+}
+
+/* encodep_flat16: encodep_flat for 16-bit units through a table of every unit value's coded
+ * bits (encodep_table16): the unit's code with its raw bits above it, and their total length.
+ * Why: the symbol's mask and shift, the raw bits' three masks and shifts and the code-length
+ * checks were most of encodep_flat's ~20 operations a unit; here a unit is one load from the
+ * table and the accumulator steps. The table (65536 x 8 bytes) costs ~0.1 ms to build, so the
+ * caller (codecs/fieldp.py) uses it on tensors of many units only. The same bytes as
+ * encodep_flat (property_tests/test_native_fieldp_flat.py). */
+#define EF16_STEP(L)                                                                           \
+    do {                                                                                       \
+        i64 e_ = tab16[values[t + (L)]];                                                       \
+        /* -1 (no code) and any length beyond 30 bits: refused, so a lane never outgrows its \
+         * region whatever the table holds */                                                  \
+        if ((uint64_t)e_ > ((uint64_t)30 << 32 | 0xFFFFFFFFu)) return -1;                      \
+        a[L] |= (e_ & 0xFFFFFFFF) << b[L];                                                     \
+        b[L] += e_ >> 32;                                                                      \
+        uint64_t w_ = (uint64_t)a[L];                                                          \
+        memcpy(tmp + q[L], &w_, 8);                                                            \
+        q[L] += b[L] >> 3;                                                                     \
+        a[L] >>= b[L] & ~(i64)7;                                                               \
+        b[L] &= 7;                                                                             \
+    } while (0)
+
+static int ef16_kernel(const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp, i64 cap,
+                       i64 *size) {
+    i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};
+    i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};
+    i64 t = 0;
+    for (; t + EF_LANES <= n; t += EF_LANES) {
+        EF16_STEP(0);
+        EF16_STEP(1);
+        EF16_STEP(2);
+        EF16_STEP(3);
+    }
+    if (t < n) EF16_STEP(0);
+    if (t + 1 < n) EF16_STEP(1);
+    if (t + 2 < n) EF16_STEP(2);
+    for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);
+    return 0;
+}
+
+/* encodep_table16(tab, nsym, p, eb, mb) -> bytes: int64[65536], per 16-bit unit value v its
+ * code (tab's entry of v's symbol) | raw bits << code length in the low 32 bits and code
+ * length + raw width in the high 32 (at most 15 + 15 bits: they fit), or -1 where the symbol
+ * has no (sane) code, as encodep_flat refuses it. */
+static PyObject *py_encodep_table16(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ot;
+    long long nsym, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLLL", &ot, &nsym, &p, &eb, &mb)) return NULL;
+    Py_buffer t;
+    if (ek_getbuf(ot, &t, 8, EK_INT, -1, 0, "tab") < 0) return NULL;
+    PyObject *res = NULL;
+    const i64 c = eb + mb;
+    if (eb < 0 || mb < 0 || c < 1 || c > 16 || p < 0 || p + c > 16 || nsym < ((i64)1 << c) ||
+        nsym > EK_NELEM(t)) {
+        ek_fail("encodep_table16: a 16-bit layout, a code for every symbol of the field");
+    } else if ((res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 << 16))) != NULL) {
+        const i64 *tab = (const i64 *)t.buf;
+        i64 *out = (i64 *)PyBytes_AS_STRING(res);
+        const i64 smask = ((i64)1 << c) - 1, lowmask = ((i64)1 << p) - 1, hishift = p + c;
+        const i64 rbits = 16 - c;
+        Py_BEGIN_ALLOW_THREADS
+        for (i64 v = 0; v < (1 << 16); v++) {
+            i64 e = tab[(v >> p) & smask], len = e >> 32;
+            if (e < 0 || len > EF_MAXCODE) {
+                out[v] = -1;
+                continue;
             }
+            i64 raw = (v & lowmask) | ((v >> hishift) << p);
+            out[v] = ((e & 0xFFFFFFFF) | (raw << len)) | ((len + rbits) << 32);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&t);
+    return res;
+}
+
+/* encodep_flat16(values u16, table16) -> bytes: encodep_flat's bytes for the table's layout;
+ * b"" for a unit whose symbol has no code. */
+static PyObject *py_encodep_flat16(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ov, *ot;
+    if (!PyArg_ParseTuple(args, "OO", &ov, &ot)) return NULL;
+    Py_buffer v, t;
+    if (ek_getbuf(ov, &v, 2, EK_INT, 1, 0, "values") < 0) return NULL;
+    if (ek_getbuf(ot, &t, 1, 0, -1, 0, "table16") < 0) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    PyObject *res = NULL;
+    i64 n = EK_NELEM(v);
+    if (ek_signed(&v) || t.len != (Py_ssize_t)(8 << 16) || ((uintptr_t)t.buf & 7) != 0) {
+        ek_fail("encodep_flat16: unsigned 16-bit units and an encodep_table16 table");
+    } else if (n == 0) {
+        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
+        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
+    } else {
+        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * 30 + 7) / 8 + 8; /* <= 30 bits a unit */
+        i64 size[EF_LANES];
+        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
+        int rc = -1;
+        if (!tmp) {
+            PyErr_NoMemory();
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            rc = ef16_kernel(v.buf, n, t.buf, tmp, cap, size);
+            Py_END_ALLOW_THREADS
+            res = ef_pack(rc, tmp, cap, size);
             free(tmp);
         }
     }
@@ -114,6 +234,10 @@ static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
 
 #define EK_ENCODEP_METHODS                                                                     \
     {"encodep_flat", py_encodep_flat, METH_VARARGS,                                            \
-     "fieldp chunk of one context, no row shifts (encodep_chunk's bytes)"},
+     "fieldp chunk of one context, no row shifts (encodep_chunk's bytes)"},                    \
+    {"encodep_table16", py_encodep_table16, METH_VARARGS,                                      \
+     "encodep_flat16's table: every 16-bit unit's coded bits and length"},                     \
+    {"encodep_flat16", py_encodep_flat16, METH_VARARGS,                                        \
+     "encodep_flat's bytes for 16-bit units through an encodep_table16 table"},
 
 #endif
