@@ -6,12 +6,33 @@ code gives b"" as theirs do."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bigsmall.codecs._generated.encodep import code_entries, encode_chunk
 
 from .test_native_encode import SETTINGS
+
+
+@pytest.fixture(params=["scalar", "bmi2"], autouse=True)
+def isa(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Every test here runs with each build of the encoders (``_enc._set_isa``): the plain
+    one and the BMI2 one the machine picks when it can (the same bytes either way)."""
+    from bigsmall.native import _enc
+
+    if request.param == "bmi2":
+        try:
+            _enc._set_isa("bmi2")
+        except ValueError:
+            pytest.skip("this CPU has no BMI2")
+    else:
+        _enc._set_isa("scalar")
+    yield request.param
+    try:
+        _enc._set_isa("bmi2")  # back to what the machine picks
+    except ValueError:
+        _enc._set_isa("scalar")
 
 
 @SETTINGS
@@ -78,8 +99,6 @@ def test_flat16_refuses_a_bad_table_or_layout() -> None:
     """A table of the wrong size, a layout beyond 16 bits, signed or non-16-bit units: refused
     with an error (never a read outside the table), and a table entry claiming more than 30
     bits is refused like a missing code (a lane never outgrows its region)."""
-    import pytest
-
     from bigsmall.native import _enc
 
     tab = np.zeros(1 << 11, np.int64)
@@ -96,3 +115,55 @@ def test_flat16_refuses_a_bad_table_or_layout() -> None:
     big = np.frombuffer(t16, np.int64).copy()
     big[3] = (31 << 32) | 1
     assert _enc.encodep_flat16(v, big.tobytes()) == b""
+
+
+@SETTINGS
+@given(eb=st.integers(1, 8), mb=st.integers(0, 3), n=st.integers(0, 700),
+       ncols=st.integers(1, 90), k0=st.integers(0, 300), seed=st.integers(0, 2**32 - 1),
+       hole=st.booleans(), shifts=st.booleans())
+def test_rows32_encoder_matches_numba(eb: int, mb: int, n: int, ncols: int, k0: int, seed: int,
+                                      hole: bool, shifts: bool) -> None:
+    """``encodep_rows32`` through ``encodep_table32h``'s table: the numba kernel's bytes for one
+    context, 32-bit units with the field in the high half, any row shifts (0 .. raw bits), any
+    start unit and row length (b"" for a symbol without a code, as it)."""
+    from bigsmall.native import _enc
+
+    c = eb + mb
+    rng = np.random.default_rng(seed)
+    p = int(rng.integers(16, 32 - c + 1))
+    values = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
+    nsym = 1 << c
+    lens = rng.integers(0, 16, (1, nsym)).astype(np.int64)
+    codes = (rng.integers(0, 1 << 15, (1, nsym)) & ((1 << lens) - 1)).astype(np.int64)
+    w = np.ones((1, nsym), np.int64)
+    if hole and n:
+        w[0, (int(values[int(rng.integers(0, n))]) >> p) & (nsym - 1)] = 0
+    tab = code_entries(w, lens, codes)
+    rows = (k0 + max(n, 1) - 1) // ncols + 1
+    rshift = (rng.integers(0, 32 - c + 1, rows) if shifts else np.zeros(rows)).astype(np.int64)
+    rowctx = np.zeros(rows, np.int64)
+    colctx = np.zeros(ncols, np.int64)
+    ref = bytes(encode_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb,
+                             rshift).tobytes())
+    t32 = _enc.encodep_table32h(tab, nsym, p, eb, mb)
+    assert _enc.encodep_rows32(values, t32, k0, ncols, rshift, p, eb, mb) == ref
+
+
+def test_rows32_refuses_bad_arguments() -> None:
+    """Row shifts beyond the raw bits or missing for a row the units reach, a field below bit
+    16, a table of the wrong size: refused with an error, never a write outside the lanes."""
+    from bigsmall.native import _enc
+
+    tab = np.zeros(1 << 11, np.int64)
+    t32 = _enc.encodep_table32h(tab, 1 << 11, 20, 8, 3)
+    v = np.arange(100, dtype=np.uint32)
+    assert _enc.encodep_rows32(v, t32, 0, 10, np.zeros(10, np.int64), 20, 8, 3)
+    for bad in (np.zeros(9, np.int64), np.full(10, 22, np.int64), np.full(10, -1, np.int64)):
+        with pytest.raises(ValueError):
+            _enc.encodep_rows32(v, t32, 0, 10, bad, 20, 8, 3)
+    with pytest.raises(ValueError):
+        _enc.encodep_table32h(tab, 1 << 11, 15, 8, 3)
+    with pytest.raises(ValueError):
+        _enc.encodep_rows32(v, t32[:-8], 0, 10, np.zeros(10, np.int64), 20, 8, 3)
+    with pytest.raises(ValueError):
+        _enc.encodep_rows32(v, t32, 0, 0, np.zeros(10, np.int64), 20, 8, 3)

@@ -28,9 +28,42 @@
         b[L] &= 7;                                                                             \
     } while (0)
 
+/* Each kernel below is compiled twice: as is, and for CPUs with BMI2 (shlx/shrx/sarx: a
+ * variable shift in any register, where the plain build moves every count through cl, which
+ * spilled the lanes' state to the stack: encodep_rows32 2.09 -> see docs/performance.md),
+ * picked at run time (ef_bmi2; _set_isa("scalar") forces the plain build for the tests). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EF_HAVE_BMI2 1
+#define EF_BMI2_ATTR __attribute__((target("bmi,bmi2")))
+#else
+#define EF_HAVE_BMI2 0
+#define EF_BMI2_ATTR
+#endif
+static int ef_use_bmi2 = -1; /* -1: not checked yet (a benign race: every thread finds the same) */
+
+static int ef_bmi2(void) {
+    if (ef_use_bmi2 < 0) {
+#if EF_HAVE_BMI2
+        __builtin_cpu_init();
+        ef_use_bmi2 = __builtin_cpu_supports("bmi2") ? 1 : 0;
+#else
+        ef_use_bmi2 = 0;
+#endif
+    }
+    return ef_use_bmi2;
+}
+
+/* NAME(PARAMS): NAME##_body compiled plain and with BMI2, the build picked per call. */
+#define EF_VARIANTS(NAME, PARAMS, ARGS)                                                        \
+    __attribute__((noinline)) static int NAME##_plain PARAMS { return NAME##_body ARGS; }     \
+    EF_BMI2_ATTR __attribute__((noinline)) static int NAME##_bmi2 PARAMS {                    \
+        return NAME##_body ARGS;                                                               \
+    }                                                                                          \
+    static int NAME PARAMS { return (EF_HAVE_BMI2 && ef_bmi2()) ? NAME##_bmi2 ARGS : NAME##_plain ARGS; }
+
 #define EF_KERNEL(T)                                                                           \
-    static int ef_kernel_##T(const void *values, i64 n, const i64 *tab, i64 p, i64 c,          \
-                             i64 rbits, uint8_t *tmp, i64 cap, i64 *size) {                    \
+    BS_INLINE int ef_kernel_##T##_body(const void *values, i64 n, const i64 *tab, i64 p, i64 c, \
+                                       i64 rbits, uint8_t *tmp, i64 cap, i64 *size) {          \
         const i64 smask = ((i64)1 << c) - 1, lowmask = ((i64)1 << p) - 1, hishift = p + c;    \
         i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};                            \
         i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};                                          \
@@ -46,7 +79,10 @@
         if (t + 2 < n) EF_STEP(2, T);                                                          \
         for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);      \
         return 0;                                                                              \
-    }
+    }                                                                                          \
+    EF_VARIANTS(ef_kernel_##T, (const void *values, i64 n, const i64 *tab, i64 p, i64 c,       \
+                                i64 rbits, uint8_t *tmp, i64 cap, i64 *size),                  \
+                (values, n, tab, p, c, rbits, tmp, cap, size))
 EF_KERNEL(uint8_t)
 EF_KERNEL(uint16_t)
 EF_KERNEL(uint32_t)
@@ -138,8 +174,8 @@ static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
         b[L] &= 7;                                                                             \
     } while (0)
 
-static int ef16_kernel(const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp, i64 cap,
-                       i64 *size) {
+BS_INLINE int ef16_kernel_body(const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp,
+                               i64 cap, i64 *size) {
     i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};
     i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};
     i64 t = 0;
@@ -155,6 +191,8 @@ static int ef16_kernel(const uint16_t *values, i64 n, const i64 *tab16, uint8_t 
     for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);
     return 0;
 }
+EF_VARIANTS(ef16_kernel, (const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp, i64 cap,
+                          i64 *size), (values, n, tab16, tmp, cap, size))
 
 /* encodep_table16(tab, nsym, p, eb, mb) -> bytes: int64[65536], per 16-bit unit value v its
  * code (tab's entry of v's symbol) | raw bits << code length in the low 32 bits and code
@@ -232,7 +270,186 @@ static PyObject *py_encodep_flat16(PyObject *self, PyObject *args) {
     return res;
 }
 
+/* encodep_rows32: encodep_chunk for a tensor of one context (row shifts allowed) and 32-bit
+ * units whose coded field sits in the high half (p >= 16: fp32), through a table of the high
+ * half's values (encodep_table32h): its symbol's code, the raw bits it holds (in place) and
+ * the code's length. The low half's 16 raw bits join them per unit. Why: the generic kernel
+ * walks each unit's row and column contexts and builds its raw bits with three masks and
+ * shifts; here a unit is one table load and a few operations (the same bytes:
+ * property_tests/test_native_fieldp_flat.py). */
+#define ER32_STEP(L)                                                                           \
+    do {                                                                                       \
+        uint32_t v_ = values[t + (L)];                                                         \
+        i64 e_ = tab32[v_ >> 16];                                                              \
+        /* -1 (no code) or anything but a length <= 15 and 32 bits of entry: refused */        \
+        if ((uint64_t)e_ >= ((uint64_t)16 << 32)) return -1;                                   \
+        i64 len_ = e_ >> 32;                                                                   \
+        i64 raw_ = (i64)(((uint64_t)(v_ & 0xFFFFu) | ((uint64_t)e_ & 0xFFFF0000u)) >> h);      \
+        a[L] |= ((e_ & 0x7FFF) | (raw_ << len_)) << b[L];                                      \
+        b[L] += len_ + bw;                                                                     \
+        uint64_t w_ = (uint64_t)a[L];                                                          \
+        memcpy(tmp + q[L], &w_, 8);                                                            \
+        q[L] += b[L] >> 3;                                                                     \
+        a[L] >>= b[L] & ~(i64)7;                                                               \
+        b[L] &= 7;                                                                             \
+        if (++j == ncols && t + (L) + 1 < n) {                                                 \
+            j = 0;                                                                             \
+            h = rshift[++i];                                                                   \
+            bw = rbits - h;                                                                    \
+        }                                                                                      \
+    } while (0)
+
+BS_INLINE int er32_kernel_body(const uint32_t *values, i64 n, i64 k0, i64 ncols,
+                               const i64 *rshift, i64 rbits, const i64 *tab32, uint8_t *tmp,
+                               i64 cap, i64 *size) {
+    i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};
+    i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};
+    i64 i = k0 / ncols, j = k0 - i * ncols, h = rshift[i], bw = rbits - h;
+    i64 t = 0;
+    for (; t + EF_LANES <= n; t += EF_LANES) {
+        ER32_STEP(0);
+        ER32_STEP(1);
+        ER32_STEP(2);
+        ER32_STEP(3);
+    }
+    if (t < n) ER32_STEP(0);
+    if (t + 1 < n) ER32_STEP(1);
+    if (t + 2 < n) ER32_STEP(2);
+    for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);
+    return 0;
+}
+EF_VARIANTS(er32_kernel, (const uint32_t *values, i64 n, i64 k0, i64 ncols, const i64 *rshift,
+                          i64 rbits, const i64 *tab32, uint8_t *tmp, i64 cap, i64 *size),
+            (values, n, k0, ncols, rshift, rbits, tab32, tmp, cap, size))
+
+/* encodep_table32h(tab, nsym, p, eb, mb) -> bytes: int64[65536], per value hv of a 32-bit
+ * unit's high half: the code of its symbol (bits 0-14), the raw bits hv holds in their place
+ * in the unit's raw value (bits 16-31) and the code's length (bits 32-35); -1 where the symbol
+ * has no (sane) code. Needs 16 <= p and p + eb + mb <= 32. */
+static PyObject *py_encodep_table32h(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ot;
+    long long nsym, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OLLLL", &ot, &nsym, &p, &eb, &mb)) return NULL;
+    Py_buffer t;
+    if (ek_getbuf(ot, &t, 8, EK_INT, -1, 0, "tab") < 0) return NULL;
+    PyObject *res = NULL;
+    const i64 c = eb + mb;
+    if (eb < 0 || mb < 0 || c < 1 || c > 16 || p < 16 || p + c > 32 || nsym < ((i64)1 << c) ||
+        nsym > EK_NELEM(t)) {
+        ek_fail("encodep_table32h: a field in the high half, a code for every symbol");
+    } else if ((res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 << 16))) != NULL) {
+        const i64 *tab = (const i64 *)t.buf;
+        i64 *out = (i64 *)PyBytes_AS_STRING(res);
+        const i64 smask = ((i64)1 << c) - 1, lowmask = ((i64)1 << p) - 1, hishift = p + c;
+        Py_BEGIN_ALLOW_THREADS
+        for (i64 hv = 0; hv < (1 << 16); hv++) {
+            i64 v = hv << 16;
+            i64 e = tab[(v >> p) & smask], len = e >> 32;
+            if (e < 0 || len > EF_MAXCODE) {
+                out[hv] = -1;
+                continue;
+            }
+            i64 raw = (v & lowmask) | ((v >> hishift) << p); /* low 16 bits: 0 */
+            out[hv] = (e & 0x7FFF) | (raw & 0xFFFF0000) | (len << 32);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&t);
+    return res;
+}
+
+/* encodep_rows32(values u32, table32h, k0, ncols, rshift, p, eb, mb) -> bytes: encodep_chunk's
+ * bytes for one context (units k0 .. of a matrix of ncols columns, row shifts rshift); b"" for
+ * a unit whose symbol has no code. */
+static PyObject *py_encodep_rows32(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ov, *ot, *orr;
+    long long k0, ncols, p, eb, mb;
+    if (!PyArg_ParseTuple(args, "OOLLOLLL", &ov, &ot, &k0, &ncols, &orr, &p, &eb, &mb)) return NULL;
+    Py_buffer v, t, r;
+    if (ek_getbuf(ov, &v, 4, EK_INT, 1, 0, "values") < 0) return NULL;
+    if (ek_getbuf(ot, &t, 1, 0, -1, 0, "table32h") < 0) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    if (ek_getbuf(orr, &r, 8, EK_INT, 1, 0, "rshift") < 0) {
+        PyBuffer_Release(&v);
+        PyBuffer_Release(&t);
+        return NULL;
+    }
+    PyObject *res = NULL;
+    const i64 n = EK_NELEM(v), c = eb + mb, rbits = 32 - c;
+    const i64 *rs = (const i64 *)r.buf;
+    int ok = !ek_signed(&v) && t.len == (Py_ssize_t)(8 << 16) && ((uintptr_t)t.buf & 7) == 0 &&
+             eb >= 0 && mb >= 0 && c >= 1 && c <= 16 && p >= 16 && p + c <= 32 && ncols >= 1 &&
+             k0 >= 0 && k0 <= ((i64)1 << 62) - n;
+    if (ok && n > 0) { /* every row the units reach has a shift, each in [0, rbits] */
+        i64 r0 = k0 / ncols, r1 = (k0 + n - 1) / ncols;
+        ok = r1 < EK_NELEM(r);
+        for (i64 i = r0; ok && i <= r1; i++) ok = rs[i] >= 0 && rs[i] <= rbits;
+    }
+    if (!ok) {
+        ek_fail("encodep_rows32: unsigned 32-bit units, an encodep_table32h table, a field in "
+                "the high half, row shifts in [0, raw bits] for every row");
+    } else if (n == 0) {
+        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
+        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
+    } else {
+        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * (EF_MAXCODE + rbits) + 7) / 8 + 8;
+        i64 size[EF_LANES];
+        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
+        int rc = -1;
+        if (!tmp) {
+            PyErr_NoMemory();
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            rc = er32_kernel(v.buf, n, k0, ncols, rs, rbits, t.buf, tmp, cap, size);
+            Py_END_ALLOW_THREADS
+            res = ef_pack(rc, tmp, cap, size);
+            free(tmp);
+        }
+    }
+    PyBuffer_Release(&v);
+    PyBuffer_Release(&t);
+    PyBuffer_Release(&r);
+    return res;
+}
+
+/* _set_isa("scalar" | "bmi2"): which build of the kernels above runs (the tests run both);
+ * isa() -> the name in use. */
+static PyObject *py_ef_set_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (strcmp(name, "scalar") == 0) {
+        ef_use_bmi2 = 0;
+    } else if (strcmp(name, "bmi2") == 0) {
+        ef_use_bmi2 = -1;
+        if (!ef_bmi2()) {
+            PyErr_SetString(PyExc_ValueError, "this CPU (or build) has no BMI2");
+            return NULL;
+        }
+    } else {
+        PyErr_SetString(PyExc_ValueError, "isa must be 'scalar' or 'bmi2'");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_ef_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    (void)args;
+    return PyUnicode_FromString(ef_bmi2() ? "bmi2" : "scalar");
+}
+
 #define EK_ENCODEP_METHODS                                                                     \
+    {"_set_isa", py_ef_set_isa, METH_VARARGS, "the encoders' build: 'scalar' or 'bmi2' (tests)"}, \
+    {"isa", py_ef_isa, METH_NOARGS, "the encoders' build in use"},                             \
+    {"encodep_table32h", py_encodep_table32h, METH_VARARGS,                                    \
+     "encodep_rows32's table: per high half of a 32-bit unit, its code, raw bits and length"}, \
+    {"encodep_rows32", py_encodep_rows32, METH_VARARGS,                                        \
+     "encodep_chunk's bytes for one context and 32-bit units through encodep_table32h"},       \
     {"encodep_flat", py_encodep_flat, METH_VARARGS,                                            \
      "fieldp chunk of one context, no row shifts (encodep_chunk's bytes)"},                    \
     {"encodep_table16", py_encodep_table16, METH_VARARGS,                                      \
