@@ -138,3 +138,22 @@ def test_zstd_trial_in_groups_is_the_whole_trial() -> None:
     assert planner._zstd_trial(data, spec, units) == ref
     with ThreadPoolExecutor(2) as pool, spread.using(C._Spread(pool)):
         assert planner._zstd_trial(data, spec, units) == ref
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_same_compares_bytes_with_and_without_the_c_kernels(
+        native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verify pass's byte compare (``_same``: ``memcmp`` without the GIL through
+    ``_enc.same_bytes``, else numpy): equal bytes are equal, any one flipped bit anywhere
+    (the 8-byte body or the tail), a different length or a strided view are handled."""
+    if not native:
+        monkeypatch.setattr(C, "enc_kernels", lambda: None)
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, 1003, dtype=np.uint8)
+    assert C._same(a, a.copy()) and C._same(a[:0], a[:0].copy())
+    for pos in (0, 7, 500, 999, 1002):
+        b = a.copy()
+        b[pos] ^= 0x10
+        assert not C._same(a, b)
+    assert not C._same(a, a[:-1].copy())
+    assert C._same(a[::2], a[::2].copy()) and not C._same(a[::2], a[1::2].copy())
