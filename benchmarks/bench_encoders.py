@@ -56,6 +56,42 @@ def _time(f: Callable[[], Any], repeat: int) -> float:
     return statistics.median(ts)
 
 
+def _one(dtype: str, layout: tuple[int, int, int], general: Any, isas: list[str], units: int,
+         repeat: int, rng: np.random.Generator) -> str:
+    """One dtype's line: every encoder's ns a unit (checked equal to the general one's bytes)."""
+    p, eb, mb = layout
+    c = eb + mb
+    x = _data(dtype, units, rng)
+    tab = _table(x, p, c, rng)
+    nsym, ncols = 1 << c, 384
+    rows = units // ncols + 1
+    zr, zc, rs = np.zeros(rows, np.int64), np.zeros(ncols, np.int64), np.zeros(rows, np.int64)
+    ref = general.encodep_chunk(x, 0, ncols, zr, zc, tab, nsym, p, eb, mb, rs)
+    cases: dict[str, Callable[[], bytes]] = {
+        "general": lambda: general.encodep_chunk(x, 0, ncols, zr, zc, tab, nsym, p, eb, mb, rs),
+    }
+    if dtype == "fp32":
+        t32 = _enc.encodep_table32h(tab, nsym, p, eb, mb)
+        build = _time(lambda: _enc.encodep_table32h(tab, nsym, p, eb, mb), repeat)
+        cases["rows32"] = lambda: _enc.encodep_rows32(x, t32, 0, ncols, rs, p, eb, mb)
+    else:
+        t16 = _enc.encodep_table16(tab, nsym, p, eb, mb)
+        build = _time(lambda: _enc.encodep_table16(tab, nsym, p, eb, mb), repeat)
+        cases["flat16"] = lambda: _enc.encodep_flat16(x, t16)
+    cases["flat"] = lambda: _enc.encodep_flat(x, tab, nsym, p, eb, mb)
+    line = []
+    for isa in isas:
+        _enc._set_isa("scalar" if isa == "plain" else isa)
+        for name, f in cases.items():
+            if name == "general" and isa != isas[0]:
+                continue  # not one of _enc's builds
+            if f() != ref:
+                raise SystemExit(f"{dtype} {name} ({isa}): bytes differ from the general encoder")
+            label = name if name == "general" else f"{name} ({isa})"
+            line.append(f"{label} {_time(f, repeat) / units * 1e9:.2f}")
+    return f"{dtype}: " + ", ".join(line) + f"; table {build * 1e6:.0f} us"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=51)
@@ -73,37 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         pass
     print(f"{args.units} units, one context, medians of {args.repeat} calls; ns a unit")
-    for dtype, (p, eb, mb) in LAYOUTS.items():
-        c = eb + mb
-        x = _data(dtype, args.units, rng)
-        tab = _table(x, p, c, rng)
-        nsym, ncols = 1 << c, 384
-        rows = args.units // ncols + 1
-        zr, zc, rs = np.zeros(rows, np.int64), np.zeros(ncols, np.int64), np.zeros(rows, np.int64)
-        ref = general.encodep_chunk(x, 0, ncols, zr, zc, tab, nsym, p, eb, mb, rs)
-        cases: dict[str, Callable[[], bytes]] = {
-            "general": lambda: general.encodep_chunk(x, 0, ncols, zr, zc, tab, nsym, p, eb, mb, rs),
-        }
-        line = []
-        if dtype == "fp32":
-            t32 = _enc.encodep_table32h(tab, nsym, p, eb, mb)
-            build = _time(lambda: _enc.encodep_table32h(tab, nsym, p, eb, mb), args.repeat)
-            cases["rows32"] = lambda: _enc.encodep_rows32(x, t32, 0, ncols, rs, p, eb, mb)
-        else:
-            t16 = _enc.encodep_table16(tab, nsym, p, eb, mb)
-            build = _time(lambda: _enc.encodep_table16(tab, nsym, p, eb, mb), args.repeat)
-            cases["flat16"] = lambda: _enc.encodep_flat16(x, t16)
-        cases["flat"] = lambda: _enc.encodep_flat(x, tab, nsym, p, eb, mb)
-        for isa in isas:
-            _enc._set_isa("scalar" if isa == "plain" else isa)
-            for name, f in cases.items():
-                if name == "general" and isa != isas[0]:
-                    continue  # not one of _enc's builds
-                if f() != ref:
-                    raise SystemExit(f"{dtype} {name} ({isa}): bytes differ from the general encoder")
-                label = name if name == "general" else f"{name} ({isa})"
-                line.append(f"{label} {_time(f, args.repeat) / args.units * 1e9:.2f}")
-        print(f"{dtype}: " + ", ".join(line) + f"; table {build * 1e6:.0f} us")
+    for dtype, layout in LAYOUTS.items():
+        print(_one(dtype, layout, general, isas, args.units, args.repeat, rng))
     if "bmi2" in isas:
         _enc._set_isa("bmi2")
     return 0
