@@ -11,6 +11,7 @@ from bigsmall.codecs import base
 from bigsmall.codecs.base import zstd_compress
 from bigsmall.core.types import TensorSpec
 from bigsmall.io import compress as C
+from bigsmall.io import verify_plan as V
 from bigsmall.plan.planner import CHUNK_BYTES, plan_tensor
 
 
@@ -54,9 +55,9 @@ def test_one_chunk_tensor_verified_chunkwise() -> None:
     data = (rng.standard_normal(1536) * 0.02).astype(np.float16).view(np.uint8)
     spec = TensorSpec("b", "F16", (1536,), 0, data.size)
     plan = plan_tensor(data, spec, CHUNK_BYTES, "fast", (1, 2), "auto")
-    assert plan.codec in C.CHUNKWISE and len(plan.chunks) == 1
-    assert C._verify(plan, data, spec)
+    assert plan.codec in V.CHUNKWISE and len(plan.chunks) == 1
+    assert V.verify_plan(plan, data, spec)
     other = data.copy()
     other[7] ^= 1
-    assert not C._verify(plan, other, spec)
+    assert not V.verify_plan(plan, other, spec)
     assert C._encode_one(data, spec, CHUNK_BYTES, True, "fast", (1, 2), "auto") == plan

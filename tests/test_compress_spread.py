@@ -15,6 +15,7 @@ import pytest
 from bigsmall.codecs import context, spread
 from bigsmall.core.types import TensorSpec
 from bigsmall.io import compress as C
+from bigsmall.io import verify_plan as V
 from bigsmall.plan import planner
 
 
@@ -100,7 +101,7 @@ def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool, chunk_bytes: i
     plan = planner.plan_tensor(data, spec, chunk_bytes, level="fast", format_version=(1, 2),
                                coder=coder)
     assert plan.codec == codec and len(plan.chunks) > 2
-    assert C._verify(plan, data, spec)
+    assert V.verify_plan(plan, data, spec)
     chunks = list(plan.chunks)
     bad = bytearray(chunks[-2])
     bad[len(bad) // 2] ^= 0x10
@@ -112,10 +113,10 @@ def test_verify_catches_a_corrupt_chunk(codec: str, pooled: bool, chunk_bytes: i
     try:
         mapper = C._Spread(pool) if pool is not None else None
         try:
-            assert not C._verify(broken, data, spec, mapper)
+            assert not V.verify_plan(broken, data, spec, mapper)
         except Exception as exc:  # noqa: BLE001 - a chunk that no longer decodes
             assert isinstance(exc, C.BigsmallError)
-        assert not C._verify(plan, other, spec, mapper)
+        assert not V.verify_plan(plan, other, spec, mapper)
         # compress's fallback: the tensor stored raw, marked
         monkeypatch.setattr(C, "plan_tensor", lambda *a, **k: broken)
         monkeypatch.setattr(C, "SPREAD_BYTES", 1)
@@ -147,13 +148,13 @@ def test_same_compares_bytes_with_and_without_the_c_kernels(
     ``_enc.same_bytes``, else numpy): equal bytes are equal, any one flipped bit anywhere
     (the 8-byte body or the tail), a different length or a strided view are handled."""
     if not native:
-        monkeypatch.setattr(C, "enc_kernels", lambda: None)
+        monkeypatch.setattr(V, "enc_kernels", lambda: None)
     rng = np.random.default_rng(3)
     a = rng.integers(0, 256, 1003, dtype=np.uint8)
-    assert C._same(a, a.copy()) and C._same(a[:0], a[:0].copy())
+    assert V.same(a, a.copy()) and V.same(a[:0], a[:0].copy())
     for pos in (0, 7, 500, 999, 1002):
         b = a.copy()
         b[pos] ^= 0x10
-        assert not C._same(a, b)
-    assert not C._same(a, a[:-1].copy())
-    assert C._same(a[::2], a[::2].copy()) and not C._same(a[::2], a[1::2].copy())
+        assert not V.same(a, b)
+    assert not V.same(a, a[:-1].copy())
+    assert V.same(a[::2], a[::2].copy()) and not V.same(a[::2], a[1::2].copy())
