@@ -181,7 +181,8 @@ def _write_member(bs: BsFile, index: int, fh: Any, bar: Any, durable: bool,
         if f.kind != "blob":  # name the tensor at fault: decode again, checking each receipt
             for _ in bs.iter_file_chunks(index, check=True):
                 pass
-        raise IntegrityError(f"{f.path}: rebuilt file does not match its sha256 receipt")
+        what = "size" if by_receipts else "sha256 receipt"  # the receipts passed one by one
+        raise IntegrityError(f"{f.path}: rebuilt file does not match its {what}")
     return sink.size
 
 
