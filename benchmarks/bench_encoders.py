@@ -14,13 +14,12 @@ build of the flat encoders (``plain`` and ``bmi2`` where the CPU has it).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from timing import median_time  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from bigsmall.codecs._generated.encodep import code_entries
 from bigsmall.native import _enc, kernels
@@ -47,15 +46,6 @@ def _table(values: np.ndarray, p: int, c: int, rng: np.random.Generator) -> np.n
     return code_entries((cnt > 0).astype(np.int64)[None], lens.astype(np.int64), codes.astype(np.int64))
 
 
-def _time(f: Callable[[], Any], repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
 def _one(dtype: str, layout: tuple[int, int, int], general: Any, isas: list[str], units: int,
          repeat: int, rng: np.random.Generator) -> str:
     """One dtype's line: every encoder's ns a unit (checked equal to the general one's bytes)."""
@@ -72,11 +62,11 @@ def _one(dtype: str, layout: tuple[int, int, int], general: Any, isas: list[str]
     }
     if dtype == "fp32":
         t32 = _enc.encodep_table32h(tab, nsym, p, eb, mb)
-        build = _time(lambda: _enc.encodep_table32h(tab, nsym, p, eb, mb), repeat)
+        build = median_time(lambda: _enc.encodep_table32h(tab, nsym, p, eb, mb), repeat)
         cases["rows32"] = lambda: _enc.encodep_rows32(x, t32, 0, ncols, rs, p, eb, mb)
     else:
         t16 = _enc.encodep_table16(tab, nsym, p, eb, mb)
-        build = _time(lambda: _enc.encodep_table16(tab, nsym, p, eb, mb), repeat)
+        build = median_time(lambda: _enc.encodep_table16(tab, nsym, p, eb, mb), repeat)
         cases["flat16"] = lambda: _enc.encodep_flat16(x, t16)
     cases["flat"] = lambda: _enc.encodep_flat(x, tab, nsym, p, eb, mb)
     line = []
@@ -88,7 +78,7 @@ def _one(dtype: str, layout: tuple[int, int, int], general: Any, isas: list[str]
             if f() != ref:
                 raise SystemExit(f"{dtype} {name} ({isa}): bytes differ from the general encoder")
             label = name if name == "general" else f"{name} ({isa})"
-            line.append(f"{label} {_time(f, repeat) / units * 1e9:.2f}")
+            line.append(f"{label} {median_time(f, repeat) / units * 1e9:.2f}")
     return f"{dtype}: " + ", ".join(line) + f"; table {build * 1e6:.0f} us"
 
 

@@ -35,6 +35,34 @@ def isa(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         _enc._set_isa("scalar")
 
 
+def _case(rng: np.random.Generator, width: int, p_low: int, c: int, n: int,
+          hole: bool) -> tuple[int, np.ndarray, np.ndarray]:
+    """(p, values, code table) for ``n`` random units of ``width`` bytes with the field of
+    ``c`` bits at a random p >= ``p_low``. Any table: lengths 0..15 (0: a context's only
+    symbol), codes below 2**length; a hole: one symbol of the chunk without a code."""
+    p = int(rng.integers(p_low, 8 * width - c + 1))
+    values = rng.integers(0, 1 << (8 * width), n, dtype=np.uint64).astype(f"u{width}")
+    nsym = 1 << c
+    lens = rng.integers(0, 16, (1, nsym)).astype(np.int64)
+    codes = (rng.integers(0, 1 << 15, (1, nsym)) & ((1 << lens) - 1)).astype(np.int64)
+    w = np.ones((1, nsym), np.int64)
+    if hole and n:
+        w[0, (int(values[int(rng.integers(0, n))]) >> p) & (nsym - 1)] = 0
+    return p, values, code_entries(w, lens, codes)
+
+
+def _numba(values: np.ndarray, tab: np.ndarray, p: int, eb: int, mb: int, k0: int = 0,
+           ncols: int | None = None, rshift: np.ndarray | None = None) -> bytes:
+    """The numba reference's chunk for one context (``encode_chunk``)."""
+    n = values.shape[0]
+    ncols = ncols or max(n, 1)
+    rows = (k0 + max(n, 1) - 1) // ncols + 1
+    rshift = np.zeros(rows, np.int64) if rshift is None else rshift
+    return bytes(encode_chunk(values, k0, ncols, np.zeros(rows, np.int64),
+                              np.zeros(ncols, np.int64), tab, 1 << (eb + mb), p, eb, mb,
+                              rshift).tobytes())
+
+
 @SETTINGS
 @given(width=st.sampled_from([1, 2, 4]), eb=st.integers(1, 8), mb=st.integers(0, 3),
        n=st.integers(0, 700), seed=st.integers(0, 2**32 - 1), hole=st.booleans())
@@ -46,53 +74,30 @@ def test_flat_encoder_matches_numba(width: int, eb: int, mb: int, n: int, seed: 
         mb = 0
         eb = min(eb, 8 * width)
     c = eb + mb
-    rng = np.random.default_rng(seed)
-    p = int(rng.integers(0, 8 * width - c + 1))
-    values = rng.integers(0, 1 << (8 * width), n, dtype=np.uint64).astype(f"u{width}")
+    p, values, tab = _case(np.random.default_rng(seed), width, 0, c, n, hole)
     nsym = 1 << c
-    # any table: lengths 0..15 (0: a context's only symbol), codes below 2**length; a
-    # hole: one symbol of the chunk without a code
-    lens = rng.integers(0, 16, (1, nsym)).astype(np.int64)
-    codes = (rng.integers(0, 1 << 15, (1, nsym)) & ((1 << lens) - 1)).astype(np.int64)
-    w = np.ones((1, nsym), np.int64)
-    if hole and n:
-        sym = (int(values[int(rng.integers(0, n))]) >> p) & (nsym - 1)
-        w[0, sym] = 0
-    tab = code_entries(w, lens, codes)
-    rowctx = np.zeros(1, np.int64)
-    colctx = np.zeros(max(n, 1), np.int64)
-    rshift = np.zeros(1, np.int64)
-    ref = bytes(encode_chunk(values, 0, max(n, 1), rowctx, colctx, tab, nsym, p, eb, mb,
-                             rshift).tobytes())
     got = _enc.encodep_flat(values, tab, nsym, p, eb, mb)
-    assert got == ref
+    assert got == _numba(values, tab, p, eb, mb)
     native = kernels("fieldp")
     if native is not None:
-        assert got == native.encodep_chunk(values, 0, max(n, 1), rowctx, colctx, tab, nsym, p,
-                                           eb, mb, rshift)
+        z = np.zeros(1, np.int64)
+        assert got == native.encodep_chunk(values, 0, max(n, 1), z, np.zeros(max(n, 1), np.int64),
+                                           tab, nsym, p, eb, mb, z)
 
 
 @SETTINGS
 @given(eb=st.integers(1, 8), mb=st.integers(0, 3), n=st.integers(0, 700),
        seed=st.integers(0, 2**32 - 1), hole=st.booleans())
-def test_flat16_encoder_matches_flat(eb: int, mb: int, n: int, seed: int, hole: bool) -> None:
-    """``encodep_flat16`` through ``encodep_table16``'s table: ``encodep_flat``'s bytes for any
-    16-bit layout, code table and values (b"" for a symbol without a code, as it)."""
+def test_flat16_encoder_matches_numba(eb: int, mb: int, n: int, seed: int, hole: bool) -> None:
+    """``encodep_flat16`` through ``encodep_table16``'s table: the numba kernel's bytes (and
+    ``encodep_flat``'s) for any 16-bit layout, code table and values (b"" for a symbol without
+    a code, as theirs)."""
     from bigsmall.native import _enc
 
-    c = eb + mb
-    rng = np.random.default_rng(seed)
-    p = int(rng.integers(0, 16 - c + 1))
-    values = rng.integers(0, 1 << 16, n, dtype=np.uint64).astype(np.uint16)
-    nsym = 1 << c
-    lens = rng.integers(0, 16, (1, nsym)).astype(np.int64)
-    codes = (rng.integers(0, 1 << 15, (1, nsym)) & ((1 << lens) - 1)).astype(np.int64)
-    w = np.ones((1, nsym), np.int64)
-    if hole and n:
-        w[0, (int(values[int(rng.integers(0, n))]) >> p) & (nsym - 1)] = 0
-    tab = code_entries(w, lens, codes)
-    t16 = _enc.encodep_table16(tab, nsym, p, eb, mb)
-    assert _enc.encodep_flat16(values, t16) == _enc.encodep_flat(values, tab, nsym, p, eb, mb)
+    p, values, tab = _case(np.random.default_rng(seed), 2, 0, eb + mb, n, hole)
+    got = _enc.encodep_flat16(values, _enc.encodep_table16(tab, 1 << (eb + mb), p, eb, mb))
+    assert got == _numba(values, tab, p, eb, mb)
+    assert got == _enc.encodep_flat(values, tab, 1 << (eb + mb), p, eb, mb)
 
 
 def test_flat16_refuses_a_bad_table_or_layout() -> None:
@@ -130,22 +135,11 @@ def test_rows32_encoder_matches_numba(eb: int, mb: int, n: int, ncols: int, k0: 
 
     c = eb + mb
     rng = np.random.default_rng(seed)
-    p = int(rng.integers(16, 32 - c + 1))
-    values = rng.integers(0, 1 << 32, n, dtype=np.uint64).astype(np.uint32)
-    nsym = 1 << c
-    lens = rng.integers(0, 16, (1, nsym)).astype(np.int64)
-    codes = (rng.integers(0, 1 << 15, (1, nsym)) & ((1 << lens) - 1)).astype(np.int64)
-    w = np.ones((1, nsym), np.int64)
-    if hole and n:
-        w[0, (int(values[int(rng.integers(0, n))]) >> p) & (nsym - 1)] = 0
-    tab = code_entries(w, lens, codes)
+    p, values, tab = _case(rng, 4, 16, c, n, hole)
     rows = (k0 + max(n, 1) - 1) // ncols + 1
     rshift = (rng.integers(0, 32 - c + 1, rows) if shifts else np.zeros(rows)).astype(np.int64)
-    rowctx = np.zeros(rows, np.int64)
-    colctx = np.zeros(ncols, np.int64)
-    ref = bytes(encode_chunk(values, k0, ncols, rowctx, colctx, tab, nsym, p, eb, mb,
-                             rshift).tobytes())
-    t32 = _enc.encodep_table32h(tab, nsym, p, eb, mb)
+    ref = _numba(values, tab, p, eb, mb, k0, ncols, rshift)
+    t32 = _enc.encodep_table32h(tab, 1 << c, p, eb, mb)
     assert _enc.encodep_rows32(values, t32, k0, ncols, rshift, p, eb, mb) == ref
 
 

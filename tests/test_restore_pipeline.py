@@ -181,28 +181,33 @@ def test_folder_restore_is_durable(chunked_model: tuple[Path, Path], tmp_path: P
     assert len(synced) >= len(files) + 2
 
 
+def _count_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every ``os.fsync`` / ``os.fdatasync`` from now on appended by name (and still done)."""
+    import os
+
+    calls: list[str] = []
+    real = {"fsync": os.fsync, "fdatasync": os.fdatasync}
+
+    def counting(name: str) -> Any:
+        def sync(fd: int) -> None:
+            calls.append(name)
+            real[name](fd)
+        return sync
+
+    for name in real:
+        monkeypatch.setattr(os, name, counting(name))
+    return calls
+
+
 def test_no_fsync_restores_the_same_bytes_without_any_sync(
         chunked_model: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``durable=False`` (``--no-fsync``): no fsync or fdatasync at all, the same bytes, the
     same atomic placement (no temporary left); the default syncs."""
-    import os
 
     from bigsmall.cli import main
 
     src, bs = chunked_model
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        calls.append("fsync")
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append("fdatasync")
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    calls = _count_syncs(monkeypatch)
     out = tmp_path / "fast.safetensors"
     r = bigsmall.decompress(bs, out, durable=False)
     assert calls == [] and not r.durable and r.to_json()["durable"] is False
@@ -219,25 +224,12 @@ def test_compress_no_fsync_writes_the_same_container_without_any_sync(
     """``compress(durable=False)`` (``--no-fsync``): no fsync or fdatasync at all (neither the
     background flusher's nor the one before the rename), the same container bytes as a durable
     run, placed atomically (no temporary left); the default syncs."""
-    import os
 
     from bigsmall.cli import main
 
     src, _ = chunked_model
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        calls.append("fsync")
-        real_fsync(fd)
-
-    def fdatasync(fd: int) -> None:
-        calls.append("fdatasync")
-        real_fdatasync(fd)
-
     monkeypatch.setattr(flush_mod, "FLUSH_BYTES", 4096)  # the flusher would sync many times
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    calls = _count_syncs(monkeypatch)
     out = tmp_path / "fast.bs"
     r = bigsmall.compress(src, out, durable=False)
     assert calls == [] and not r.durable and r.to_json()["durable"] is False

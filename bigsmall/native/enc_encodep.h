@@ -13,19 +13,44 @@
 #define EF_LANES 4
 #define EF_MAXCODE 15
 
-#define EF_STEP(L, T)                                                                          \
+/* Lane L takes BITS bits X (X < 2^BITS, at most 46 bits): added above its pending bits, the
+ * whole bytes stored (one 8-byte store, the lane's region has room) and dropped. */
+#define EF_PUT(L, X, BITS)                                                                     \
     do {                                                                                       \
-        i64 v_ = (i64)((const T *)values)[t + (L)];                                            \
-        i64 e_ = tab[(v_ >> p) & smask];                                                       \
-        if (e_ < 0 || (e_ >> 32) > EF_MAXCODE) return -1;                                     \
-        i64 raw_ = (v_ & lowmask) | ((v_ >> hishift) << p);                                    \
-        a[L] |= ((e_ & 0xFFFFFFFF) | (raw_ << (e_ >> 32))) << b[L];                            \
-        b[L] += (e_ >> 32) + rbits;                                                            \
+        a[L] |= (X) << b[L];                                                                   \
+        b[L] += (BITS);                                                                        \
         uint64_t w_ = (uint64_t)a[L];                                                          \
         memcpy(tmp + q[L], &w_, 8);                                                            \
         q[L] += b[L] >> 3;                                                                     \
         a[L] >>= b[L] & ~(i64)7;                                                               \
         b[L] &= 7;                                                                             \
+    } while (0)
+
+/* The four lanes over units 0 .. n - 1 (unit t to lane t % 4) with STEP(L) coding unit t + L,
+ * then each lane's byte length in size[]; the body's return value (0). */
+#define EF_LANES_RUN(STEP)                                                                     \
+    i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};                                \
+    i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};                                              \
+    i64 t = 0;                                                                                 \
+    for (; t + EF_LANES <= n; t += EF_LANES) {                                                 \
+        STEP(0);                                                                               \
+        STEP(1);                                                                               \
+        STEP(2);                                                                               \
+        STEP(3);                                                                               \
+    }                                                                                          \
+    if (t < n) STEP(0);                                                                        \
+    if (t + 1 < n) STEP(1);                                                                    \
+    if (t + 2 < n) STEP(2);                                                                    \
+    for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);          \
+    return 0
+
+#define EF_STEP(L)                                                                             \
+    do {                                                                                       \
+        i64 v_ = (i64)vals[t + (L)];                                                           \
+        i64 e_ = tab[(v_ >> p) & smask];                                                       \
+        if (e_ < 0 || (e_ >> 32) > EF_MAXCODE) return -1;                                     \
+        i64 raw_ = (v_ & lowmask) | ((v_ >> hishift) << p);                                    \
+        EF_PUT(L, (e_ & 0xFFFFFFFF) | (raw_ << (e_ >> 32)), (e_ >> 32) + rbits);               \
     } while (0)
 
 /* Each kernel below is compiled twice: as is, and for CPUs with BMI2 (shlx/shrx/sarx: a
@@ -65,20 +90,8 @@ static int ef_bmi2(void) {
     BS_INLINE int ef_kernel_##T##_body(const void *values, i64 n, const i64 *tab, i64 p, i64 c, \
                                        i64 rbits, uint8_t *tmp, i64 cap, i64 *size) {          \
         const i64 smask = ((i64)1 << c) - 1, lowmask = ((i64)1 << p) - 1, hishift = p + c;    \
-        i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};                            \
-        i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};                                          \
-        i64 t = 0;                                                                             \
-        for (; t + EF_LANES <= n; t += EF_LANES) {                                             \
-            EF_STEP(0, T);                                                                     \
-            EF_STEP(1, T);                                                                     \
-            EF_STEP(2, T);                                                                     \
-            EF_STEP(3, T);                                                                     \
-        }                                                                                      \
-        if (t < n) EF_STEP(0, T);                                                              \
-        if (t + 1 < n) EF_STEP(1, T);                                                          \
-        if (t + 2 < n) EF_STEP(2, T);                                                          \
-        for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);      \
-        return 0;                                                                              \
+        const T *vals = (const T *)values;                                                     \
+        EF_LANES_RUN(EF_STEP);                                                                 \
     }                                                                                          \
     EF_VARIANTS(ef_kernel_##T, (const void *values, i64 n, const i64 *tab, i64 p, i64 c,       \
                                 i64 rbits, uint8_t *tmp, i64 cap, i64 *size),                  \
@@ -107,6 +120,32 @@ static PyObject *ef_pack(int rc, const uint8_t *tmp, i64 cap, const i64 *size) {
     }
     return res;
 }
+
+/* A chunk's bytes for n units of at most UNIT_BITS coded bits each: the empty chunk's 16 zero
+ * bytes for n == 0, else CALL (a kernel call writing the lanes into tmp, cap bytes apart, and
+ * their lengths into size) run without the GIL on scratch it cannot outgrow, then ef_pack.
+ * RES: the result (NULL with the error set). */
+#define EF_ENCODE(RES, N, UNIT_BITS, CALL)                                                     \
+    do {                                                                                       \
+        if ((N) == 0) {                                                                        \
+            RES = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);                               \
+            if (RES) memset(PyBytes_AS_STRING(RES), 0, 4 * EF_LANES);                          \
+            break;                                                                             \
+        }                                                                                      \
+        i64 cap = ((((N) + EF_LANES - 1) / EF_LANES) * (UNIT_BITS) + 7) / 8 + 8;               \
+        i64 size[EF_LANES];                                                                    \
+        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));                                       \
+        if (!tmp) {                                                                            \
+            PyErr_NoMemory();                                                                  \
+            break;                                                                             \
+        }                                                                                      \
+        int rc_;                                                                               \
+        Py_BEGIN_ALLOW_THREADS                                                                 \
+        rc_ = (CALL);                                                                          \
+        Py_END_ALLOW_THREADS                                                                   \
+        RES = ef_pack(rc_, tmp, cap, size);                                                    \
+        free(tmp);                                                                             \
+    } while (0)
 
 /* same_bytes(a, b) -> bool: whether two byte buffers are equal (memcmp, without the GIL):
  * compress's verify pass compares every decoded tensor with its input, and numpy's
@@ -153,26 +192,12 @@ static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
     } else if (eb < 0 || mb < 0 || c < 1 || c > 16 || p < 0 || p + c > 8 * w ||
                nsym < ((i64)1 << c) || nsym > EK_NELEM(t)) {
         ek_fail("encodep_flat: layout within the unit, a code for every symbol of the field");
-    } else if (n == 0) {
-        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
-        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
     } else {
         i64 rbits = 8 * w - c;
-        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * (EF_MAXCODE + rbits) + 7) / 8 + 8;
-        i64 size[EF_LANES];
-        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
-        int rc = -1;
-        if (!tmp) {
-            PyErr_NoMemory();
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            if (w == 1) rc = ef_kernel_uint8_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
-            else if (w == 2) rc = ef_kernel_uint16_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
-            else rc = ef_kernel_uint32_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size);
-            Py_END_ALLOW_THREADS
-            res = ef_pack(rc, tmp, cap, size);
-            free(tmp);
-        }
+        EF_ENCODE(res, n, EF_MAXCODE + rbits,
+                  w == 1   ? ef_kernel_uint8_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size)
+                  : w == 2 ? ef_kernel_uint16_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size)
+                           : ef_kernel_uint32_t(v.buf, n, t.buf, p, c, rbits, tmp, cap, size));
     }
     PyBuffer_Release(&v);
     PyBuffer_Release(&t);
@@ -192,31 +217,12 @@ static PyObject *py_encodep_flat(PyObject *self, PyObject *args) {
         /* -1 (no code) and any length beyond 30 bits: refused, so a lane never outgrows its \
          * region whatever the table holds */                                                  \
         if ((uint64_t)e_ > ((uint64_t)30 << 32 | 0xFFFFFFFFu)) return -1;                      \
-        a[L] |= (e_ & 0xFFFFFFFF) << b[L];                                                     \
-        b[L] += e_ >> 32;                                                                      \
-        uint64_t w_ = (uint64_t)a[L];                                                          \
-        memcpy(tmp + q[L], &w_, 8);                                                            \
-        q[L] += b[L] >> 3;                                                                     \
-        a[L] >>= b[L] & ~(i64)7;                                                               \
-        b[L] &= 7;                                                                             \
+        EF_PUT(L, e_ & 0xFFFFFFFF, e_ >> 32);                                                  \
     } while (0)
 
 BS_INLINE int ef16_kernel_body(const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp,
                                i64 cap, i64 *size) {
-    i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};
-    i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};
-    i64 t = 0;
-    for (; t + EF_LANES <= n; t += EF_LANES) {
-        EF16_STEP(0);
-        EF16_STEP(1);
-        EF16_STEP(2);
-        EF16_STEP(3);
-    }
-    if (t < n) EF16_STEP(0);
-    if (t + 1 < n) EF16_STEP(1);
-    if (t + 2 < n) EF16_STEP(2);
-    for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);
-    return 0;
+    EF_LANES_RUN(EF16_STEP);
 }
 EF_VARIANTS(ef16_kernel, (const uint16_t *values, i64 n, const i64 *tab16, uint8_t *tmp, i64 cap,
                           i64 *size), (values, n, tab16, tmp, cap, size))
@@ -274,23 +280,8 @@ static PyObject *py_encodep_flat16(PyObject *self, PyObject *args) {
     i64 n = EK_NELEM(v);
     if (ek_signed(&v) || t.len != (Py_ssize_t)(8 << 16) || ((uintptr_t)t.buf & 7) != 0) {
         ek_fail("encodep_flat16: unsigned 16-bit units and an encodep_table16 table");
-    } else if (n == 0) {
-        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
-        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
     } else {
-        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * 30 + 7) / 8 + 8; /* <= 30 bits a unit */
-        i64 size[EF_LANES];
-        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
-        int rc = -1;
-        if (!tmp) {
-            PyErr_NoMemory();
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            rc = ef16_kernel(v.buf, n, t.buf, tmp, cap, size);
-            Py_END_ALLOW_THREADS
-            res = ef_pack(rc, tmp, cap, size);
-            free(tmp);
-        }
+        EF_ENCODE(res, n, 30, ef16_kernel(v.buf, n, t.buf, tmp, cap, size)); /* <= 30 bits a unit */
     }
     PyBuffer_Release(&v);
     PyBuffer_Release(&t);
@@ -312,13 +303,7 @@ static PyObject *py_encodep_flat16(PyObject *self, PyObject *args) {
         if ((uint64_t)e_ >= ((uint64_t)16 << 32)) return -1;                                   \
         i64 len_ = e_ >> 32;                                                                   \
         i64 raw_ = (i64)(((uint64_t)(v_ & 0xFFFFu) | ((uint64_t)e_ & 0xFFFF0000u)) >> h);      \
-        a[L] |= ((e_ & 0x7FFF) | (raw_ << len_)) << b[L];                                      \
-        b[L] += len_ + bw;                                                                     \
-        uint64_t w_ = (uint64_t)a[L];                                                          \
-        memcpy(tmp + q[L], &w_, 8);                                                            \
-        q[L] += b[L] >> 3;                                                                     \
-        a[L] >>= b[L] & ~(i64)7;                                                               \
-        b[L] &= 7;                                                                             \
+        EF_PUT(L, (e_ & 0x7FFF) | (raw_ << len_), len_ + bw);                                   \
         if (++j == ncols && t + (L) + 1 < n) {                                                 \
             j = 0;                                                                             \
             h = rshift[++i];                                                                   \
@@ -329,21 +314,8 @@ static PyObject *py_encodep_flat16(PyObject *self, PyObject *args) {
 BS_INLINE int er32_kernel_body(const uint32_t *values, i64 n, i64 k0, i64 ncols,
                                const i64 *rshift, i64 rbits, const i64 *tab32, uint8_t *tmp,
                                i64 cap, i64 *size) {
-    i64 a[EF_LANES] = {0, 0, 0, 0}, b[EF_LANES] = {0, 0, 0, 0};
-    i64 q[EF_LANES] = {0, cap, 2 * cap, 3 * cap};
     i64 i = k0 / ncols, j = k0 - i * ncols, h = rshift[i], bw = rbits - h;
-    i64 t = 0;
-    for (; t + EF_LANES <= n; t += EF_LANES) {
-        ER32_STEP(0);
-        ER32_STEP(1);
-        ER32_STEP(2);
-        ER32_STEP(3);
-    }
-    if (t < n) ER32_STEP(0);
-    if (t + 1 < n) ER32_STEP(1);
-    if (t + 2 < n) ER32_STEP(2);
-    for (int l = 0; l < EF_LANES; l++) size[l] = q[l] - l * cap + (b[l] > 0 ? 1 : 0);
-    return 0;
+    EF_LANES_RUN(ER32_STEP);
 }
 EF_VARIANTS(er32_kernel, (const uint32_t *values, i64 n, i64 k0, i64 ncols, const i64 *rshift,
                           i64 rbits, const i64 *tab32, uint8_t *tmp, i64 cap, i64 *size),
@@ -419,23 +391,9 @@ static PyObject *py_encodep_rows32(PyObject *self, PyObject *args) {
     if (!ok) {
         ek_fail("encodep_rows32: unsigned 32-bit units, an encodep_table32h table, a field in "
                 "the high half, row shifts in [0, raw bits] for every row");
-    } else if (n == 0) {
-        res = PyBytes_FromStringAndSize(NULL, 4 * EF_LANES);
-        if (res) memset(PyBytes_AS_STRING(res), 0, 4 * EF_LANES);
     } else {
-        i64 cap = (((n + EF_LANES - 1) / EF_LANES) * (EF_MAXCODE + rbits) + 7) / 8 + 8;
-        i64 size[EF_LANES];
-        uint8_t *tmp = malloc((size_t)(EF_LANES * cap));
-        int rc = -1;
-        if (!tmp) {
-            PyErr_NoMemory();
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            rc = er32_kernel(v.buf, n, k0, ncols, rs, rbits, t.buf, tmp, cap, size);
-            Py_END_ALLOW_THREADS
-            res = ef_pack(rc, tmp, cap, size);
-            free(tmp);
-        }
+        EF_ENCODE(res, n, EF_MAXCODE + rbits,
+                  er32_kernel(v.buf, n, k0, ncols, rs, rbits, t.buf, tmp, cap, size));
     }
     PyBuffer_Release(&v);
     PyBuffer_Release(&t);
